@@ -1,0 +1,3 @@
+from sidestep.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,197 @@
+"""The gateway: an HTTP handler that turns an inbound OpenAI request into routed upstream attempts.
+
+`Gateway.handle` is the server's only callback. It stays thin: parse (dialect), resolve and expand the
+route (pure), run the attempts (executor), and write the answer with headers saying who served it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+import msgspec
+
+from sidestep.config.model import Config
+from sidestep.dialects import openai as oai
+from sidestep.errors import (
+    AllAttemptsFailed,
+    Attempt,
+    MethodNotAllowed,
+    NotFound,
+    SidestepError,
+    UpstreamRejected,
+)
+from sidestep.providers.registry import build_providers
+from sidestep.relay import StreamJob, relay, wait_with_keepalive
+from sidestep.routing.breaker import Breakers
+from sidestep.routing.cooldown import Cooldowns
+from sidestep.routing.executor import Executor, RouteState
+from sidestep.routing.plan import resolve_all
+from sidestep.routing.served import Served
+from sidestep.server.types import Request, Response, StreamingResponse
+from sidestep.transport.types import Transport
+
+__all__ = ["Gateway"]
+
+_Endpoint = Callable[[Request, str], Awaitable[Response | StreamingResponse]]
+_JSON = ("content-type", "application/json")
+_SSE_HEADERS = [("content-type", "text/event-stream"), ("cache-control", "no-cache"), ("x-accel-buffering", "no")]
+
+
+class Gateway:
+    def __init__(
+        self,
+        config: Config,
+        transport: Transport,
+        *,
+        rng: random.Random | None = None,
+        state: RouteState | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.config = config
+        self._rng = rng or random.Random()
+        self._providers = build_providers(config.providers)
+        self.state = state or _route_state(config)
+        self._executor = Executor(self._providers, transport, self._rng, state=self.state, clock=clock, sleep=sleep)
+        self._timeout = config.server.request_timeout
+        self._routes: dict[str, dict[str, _Endpoint]] = {
+            "/v1/chat/completions": {"POST": partial(self._proxy, operation="chat")},
+            "/chat/completions": {"POST": partial(self._proxy, operation="chat")},
+            "/v1/embeddings": {"POST": partial(self._proxy, operation="embeddings")},
+            "/embeddings": {"POST": partial(self._proxy, operation="embeddings")},
+            "/v1/models": {"GET": self._models},
+            "/models": {"GET": self._models},
+            "/health": {"GET": self._health},
+            "/ready": {"GET": self._ready},
+        }
+        self._models_body = _models_body(config)
+        self._id_prefix = "req_" + os.urandom(7).hex()
+        self._ids = itertools.count(1)
+
+    async def handle(self, request: Request) -> Response | StreamingResponse:
+        # A random per-process prefix and a counter: unique across workers and restarts, no syscall.
+        request_id = f"{self._id_prefix}{next(self._ids):010x}"
+        methods = self._routes.get(request.path)
+        try:
+            if methods is None:
+                raise NotFound(f"Unknown path '{request.path}'.", code="not_found")
+            endpoint = methods.get(request.method)
+            if endpoint is None:
+                allowed = ", ".join(methods)
+                raise MethodNotAllowed(f"Method {request.method} is not allowed on {request.path}; use {allowed}.")
+            return await endpoint(request, request_id)
+        except SidestepError as exc:
+            return oai.error_response(exc, [("x-sidestep-request-id", request_id)])
+
+    async def _proxy(self, request: Request, request_id: str, operation: str) -> Response | StreamingResponse:
+        parsed = oai.parse_body(request.body, operation)
+        config = self.config
+        plan = resolve_all(parsed.models, config.routes, config.providers, self._rng, self.state.stats)
+        policy = plan[0].policy
+        timeout = policy.deadline or self._timeout
+        deadline = self._executor.clock() + timeout
+        work = self._executor.run(operation, parsed.body, plan, deadline, parsed.stream)
+        if not parsed.stream:
+            try:
+                served = await work  # awaited here, not in a helper: each await level costs per resume
+            except (UpstreamRejected, AllAttemptsFailed) as exc:
+                return _failure(exc, request_id)
+            await served.aclose()
+            content_type = served.response.headers.get("content-type", "application/json")
+            return Response(
+                served.response.status,
+                served.body,
+                [("content-type", content_type), *_served_headers(request_id, served)],
+            )
+        job = StreamJob(self._executor, operation, parsed.body, plan, timeout, policy.mid_stream or "fail")
+        keepalive = policy.keepalive if policy.keepalive is not None else config.server.sse_keepalive
+        task = asyncio.ensure_future(work)
+        try:
+            done, _ = await asyncio.wait({task}, timeout=keepalive or None)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if not done:  # still no first token: commit to a 200 stream and keep the connection warm
+            headers = [*_SSE_HEADERS, ("x-sidestep-request-id", request_id)]
+            return StreamingResponse(200, wait_with_keepalive(task, keepalive, job, _noop), headers)
+        return await self._answer(task, request_id, job)
+
+    async def _answer(
+        self, work: Awaitable[Served], request_id: str, job: StreamJob | None = None
+    ) -> Response | StreamingResponse:
+        try:
+            served = await work
+        except (UpstreamRejected, AllAttemptsFailed) as exc:
+            return _failure(exc, request_id)
+        headers = _served_headers(request_id, served)
+        if job is not None:
+            return StreamingResponse(200, relay(served, job), _SSE_HEADERS + headers)
+        await served.aclose()
+        content_type = served.response.headers.get("content-type", "application/json")
+        return Response(served.response.status, served.body, [("content-type", content_type), *headers])
+
+    async def _models(self, request: Request, request_id: str) -> Response:
+        return Response(200, self._models_body, [_JSON])
+
+    async def _health(self, request: Request, request_id: str) -> Response:
+        return Response(200, b'{"status":"ok"}', [_JSON])
+
+    async def _ready(self, request: Request, request_id: str) -> Response:
+        if not self._providers:
+            return Response(503, b'{"status":"not ready","reason":"no providers configured"}', [_JSON])
+        return Response(200, b'{"status":"ready"}', [_JSON])
+
+
+def _route_state(config: Config) -> RouteState:
+    resilience = config.resilience
+    return RouteState(
+        breakers=Breakers(resilience.breaker),
+        cooldowns=Cooldowns(
+            default_rate_limit=resilience.rate_limit_cooldown, rejected=resilience.rejected_key_cooldown
+        ),
+    )
+
+
+def _noop(_served: Served) -> None:
+    return None
+
+
+def _failure(exc: UpstreamRejected | AllAttemptsFailed, request_id: str) -> Response:
+    headers = _failure_headers(request_id, exc.attempts)
+    if isinstance(exc, UpstreamRejected):
+        return oai.upstream_error_response(exc.error, headers)
+    return oai.error_response(exc, headers)
+
+
+def _served_headers(request_id: str, served: Served) -> list[tuple[str, str]]:
+    return [
+        ("x-sidestep-provider", served.target.provider),
+        ("x-sidestep-model", served.target.model),
+        ("x-sidestep-attempts", str(len(served.attempts))),
+        ("x-sidestep-fallback-index", str(served.fallback_index)),
+        ("x-sidestep-retries", str(served.retries)),
+        ("x-sidestep-request-id", request_id),
+    ]
+
+
+def _failure_headers(request_id: str, attempts: tuple[Attempt, ...]) -> list[tuple[str, str]]:
+    return [("x-sidestep-attempts", str(len(attempts))), ("x-sidestep-request-id", request_id)]
+
+
+def _models_body(config: Config) -> bytes:
+    data: list[dict[str, Any]] = [
+        {"id": name, "object": "model", "created": 0, "owned_by": "sidestep-route"} for name in config.routes
+    ]
+    for provider in config.providers.values():
+        data.extend(
+            {"id": f"{provider.name}/{model}", "object": "model", "created": 0, "owned_by": provider.name}
+            for model in provider.models
+        )
+    return msgspec.json.encode({"object": "list", "data": data})

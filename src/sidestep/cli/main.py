@@ -1,0 +1,100 @@
+"""`sidestep` command line: serve, check, sim, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
+from sidestep import __version__
+from sidestep.config import Config, config_from_env, load_config
+from sidestep.errors import ConfigError
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if args.command is None:
+        parser.print_help()
+        return 2
+    result: int = args.func(args)
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sidestep", description="LLM failover routing gateway")
+    parser.add_argument("--version", action="version", version=f"sidestep {__version__}")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    sub = parser.add_subparsers(dest="command")
+
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--config", "-c", help="YAML config file (default: providers from environment variables)")
+    serve.add_argument("--host", help="bind address (overrides server.host)")
+    serve.add_argument("--port", type=int, help="port (overrides server.port)")
+    serve.add_argument("--workers", type=int, help="worker processes sharing the port (overrides server.workers)")
+    serve.set_defaults(func=_cmd_serve)
+
+    check = sub.add_parser("check", help="validate a config file and exit")
+    check.add_argument("config", help="YAML config file")
+    check.set_defaults(func=_cmd_check)
+
+    from sidestep.demo import add_parser as add_demo
+    from sidestep.sim.cli import add_parser as add_sim
+
+    add_sim(sub)
+    add_demo(sub)
+    return parser
+
+
+def _load(path: str | None) -> Config:
+    return load_config(path) if path else config_from_env()
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from sidestep.serve import run
+
+    try:
+        config = _load(args.config)
+    except ConfigError as exc:
+        print(f"sidestep: config error: {exc}", file=sys.stderr)
+        return 2
+    if not config.providers:
+        print("sidestep: no providers: pass --config FILE or export a key such as OPENAI_API_KEY", file=sys.stderr)
+        return 2
+    host = args.host or config.server.host
+    port = config.server.port if args.port is None else args.port
+    return run(config, host=host, port=port, workers=args.workers or config.server.workers)
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"sidestep: config error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"{args.config}: ok — {len(config.providers)} provider(s): {', '.join(config.providers) or 'none'}; "
+        f"{len(config.routes)} route(s): {', '.join(config.routes) or 'none'}"
+    )
+    return 0
+
+
+def run_async(coro: Coroutine[Any, Any, int]) -> int:
+    """Run a CLI coroutine on the fast loop; Ctrl-C exits quietly with 130."""
+    from sidestep.serve import install_fast_loop
+
+    install_fast_loop()
+    try:
+        return asyncio.run(coro)
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,181 @@
+"""The validated configuration: plain frozen values built once at start-up and passed down.
+
+Nothing here reads files or the environment; `sidestep.config.load` does that and builds these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sidestep.routing.breaker import BreakerPolicy
+from sidestep.routing.retry import RetryPolicy
+
+__all__ = [
+    "Config",
+    "FallbackNode",
+    "KeyConfig",
+    "LoadBalanceNode",
+    "NodePolicy",
+    "ProviderConfig",
+    "ResilienceConfig",
+    "RouteNode",
+    "Secret",
+    "ServerConfig",
+    "StageTimeouts",
+    "TargetNode",
+]
+
+
+class Secret:
+    """An API key. Its repr and str never show the value, so it cannot leak into logs or errors."""
+
+    __slots__ = ("_value", "label")
+
+    def __init__(self, value: str, label: str = "") -> None:
+        self._value = value
+        self.label = label
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({self.label or '***'})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True, slots=True)
+class StageTimeouts:
+    """Seconds per stage of one attempt; None means "not set here" (inherit, or no limit at the top).
+
+    connect: TCP+TLS; headers: until the status line; first_token: until a stream's first content event;
+    idle: each gap between body chunks; total: the whole attempt.
+    """
+
+    connect: float | None = None
+    headers: float | None = None
+    first_token: float | None = None
+    idle: float | None = None
+    total: float | None = None
+
+    def over(self, base: StageTimeouts) -> StageTimeouts:
+        """These timeouts where set, `base` elsewhere."""
+        return StageTimeouts(
+            connect=base.connect if self.connect is None else self.connect,
+            headers=base.headers if self.headers is None else self.headers,
+            first_token=base.first_token if self.first_token is None else self.first_token,
+            idle=base.idle if self.idle is None else self.idle,
+            total=base.total if self.total is None else self.total,
+        )
+
+
+PROVIDER_TIMEOUTS = StageTimeouts(connect=10.0, headers=60.0, idle=60.0)
+
+
+@dataclass(frozen=True, slots=True)
+class NodePolicy:
+    """Resilience settings a route node gives the targets under it; the nearest setting wins."""
+
+    retry: RetryPolicy | None = None
+    timeouts: StageTimeouts = StageTimeouts()
+    hedge_delay: float | None = None
+    mid_stream: str | None = None  # "fail" (default) or "continue"
+    keepalive: float | None = None  # SSE comment interval while waiting for the first token
+    deadline: float | None = None  # the whole request (root node only)
+
+    def under(self, parent: NodePolicy) -> NodePolicy:
+        """This node's policy with unset fields taken from `parent`."""
+        return NodePolicy(
+            retry=self.retry or parent.retry,
+            timeouts=self.timeouts.over(parent.timeouts),
+            hedge_delay=parent.hedge_delay if self.hedge_delay is None else self.hedge_delay,
+            mid_stream=self.mid_stream or parent.mid_stream,
+            keepalive=parent.keepalive if self.keepalive is None else self.keepalive,
+            deadline=parent.deadline if self.deadline is None else self.deadline,
+        )
+
+
+NO_POLICY = NodePolicy()
+
+
+@dataclass(frozen=True, slots=True)
+class KeyConfig:
+    secret: Secret | None
+    weight: float = 1.0
+    models: frozenset[str] | None = None  # allow-list; None means every model
+    name: str = ""  # stable label for logs/metrics ("openai#0"), never the secret
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    name: str
+    type: str
+    base_url: str
+    keys: tuple[KeyConfig, ...]
+    headers: tuple[tuple[str, str], ...] = ()
+    timeouts: StageTimeouts = PROVIDER_TIMEOUTS
+    models: tuple[str, ...] = ()
+    api_version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TargetNode:
+    provider: str
+    model: str
+    weight: float = 1.0
+    policy: NodePolicy = NO_POLICY
+
+    @property
+    def label(self) -> str:
+        return f"{self.provider}/{self.model}"
+
+
+@dataclass(frozen=True, slots=True)
+class FallbackNode:
+    children: tuple[RouteNode, ...]
+    weight: float = 1.0
+    policy: NodePolicy = NO_POLICY
+
+
+@dataclass(frozen=True, slots=True)
+class LoadBalanceNode:
+    children: tuple[RouteNode, ...]
+    weight: float = 1.0
+    policy: NodePolicy = NO_POLICY
+    strategy: str = "weighted"
+
+
+RouteNode = TargetNode | FallbackNode | LoadBalanceNode
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 32 * 1024 * 1024
+    request_timeout: float = 600.0
+    workers: int = 1
+    access_log: bool = False
+    sse_keepalive: float = 15.0  # seconds between `: keep-alive` comments while a stream waits; 0 = off
+
+
+@dataclass(frozen=True, slots=True)
+class ResilienceConfig:
+    breaker: BreakerPolicy = BreakerPolicy()
+    rate_limit_cooldown: float = 10.0  # a 429 without Retry-After rests the key this long
+    rejected_key_cooldown: float = 3600.0  # a 401/403 takes the key out of rotation this long
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    server: ServerConfig = ServerConfig()
+    resilience: ResilienceConfig = ResilienceConfig()
+    providers: dict[str, ProviderConfig] = field(default_factory=dict)
+    routes: dict[str, RouteNode] = field(default_factory=dict)
+    source: str = "<defaults>"

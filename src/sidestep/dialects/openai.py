@@ -1,0 +1,136 @@
+"""OpenAI's chat-completions and embeddings dialect: what a client sent, and how errors look to it.
+
+Same-format traffic never builds typed objects: the body is decoded once into a dict, routing reads a
+few fields, and the provider adapter re-encodes it with the model rewritten.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from sidestep.errors import AllAttemptsFailed, BadRequest, SidestepError, UpstreamError
+from sidestep.server.types import Response
+
+__all__ = [
+    "ParsedRequest",
+    "error_response",
+    "has_content",
+    "parse_body",
+    "stream_error_event",
+    "upstream_error_response",
+]
+
+_JSON_HEADERS = [("content-type", "application/json")]
+_decode = msgspec.json.Decoder().decode
+_encode = msgspec.json.Encoder().encode
+
+_TYPE_BY_STATUS = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    405: "invalid_request_error",
+    408: "timeout_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+@dataclass(slots=True)
+class ParsedRequest:
+    body: dict[str, Any]
+    models: list[str]  # the primary model first, then per-request fallbacks, in order
+    stream: bool
+
+
+def parse_body(raw: bytes, operation: str) -> ParsedRequest:
+    """Validate just what routing needs; every other field travels untouched."""
+    if not raw:
+        raise BadRequest("The request body is empty; send a JSON object.")
+    try:
+        body = _decode(raw)
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"The request body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise BadRequest(f"The request body must be a JSON object, got {type(body).__name__}.")
+    models = _models(body)
+    if operation == "chat":
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise BadRequest("'messages' is required and must be a non-empty array.", param="messages")
+    elif "input" not in body:
+        raise BadRequest("'input' is required.", param="input")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise BadRequest("'stream' must be a boolean.", param="stream")
+    return ParsedRequest(body, models, stream and operation == "chat")
+
+
+def _models(body: dict[str, Any]) -> list[str]:
+    model = body.get("model")
+    extra: list[str] = []
+    for field in ("models", "fallbacks"):  # OpenRouter-style `models`, LiteLLM-style `fallbacks`
+        value = body.get(field)
+        if value is None:
+            continue
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise BadRequest(f"'{field}' must be an array of model names.", param=field)
+        extra.extend(value)
+    if model is None and extra:
+        return extra
+    if not isinstance(model, str) or not model:
+        raise BadRequest("'model' is required and must be a non-empty string.", param="model")
+    return [model, *extra]
+
+
+def has_content(chunk: dict[str, Any]) -> bool:
+    """True once a stream chunk carries something the client would see (text, tool call, finish)."""
+    for choice in chunk.get("choices") or ():
+        if choice.get("finish_reason"):
+            return True
+        delta = choice.get("delta") or {}
+        if delta.get("content") or delta.get("tool_calls") or delta.get("refusal") or delta.get("function_call"):
+            return True
+        if delta.get("reasoning_content") or delta.get("reasoning"):
+            return True
+    return bool(chunk.get("usage")) and not chunk.get("choices")
+
+
+def error_payload(status: int, message: str, *, type_: str | None = None, code: Any = None, param: Any = None) -> bytes:
+    error_type = type_ or _TYPE_BY_STATUS.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    return _encode({"error": {"message": message, "type": error_type, "param": param, "code": code}})
+
+
+def error_response(exc: SidestepError, headers: list[tuple[str, str]] | None = None) -> Response:
+    type_ = exc.type if not isinstance(exc, UpstreamError | AllAttemptsFailed) else None
+    body = error_payload(exc.status, exc.message, type_=type_, code=exc.code, param=exc.param)
+    return Response(exc.status, body, _JSON_HEADERS + (headers or []))
+
+
+def upstream_error_response(error: UpstreamError, headers: list[tuple[str, str]]) -> Response:
+    """A non-retryable upstream answer (a 400 for a bad request) goes back with its status; the body is
+    passed through when it is already OpenAI error JSON, and wrapped into that shape otherwise."""
+    body = error.body
+    try:
+        data = _decode(body) if body else None
+    except msgspec.DecodeError:
+        data = None
+    if not (isinstance(data, dict) and isinstance(data.get("error"), dict) and "message" in data["error"]):
+        body = error_payload(error.status, error.message)
+    return Response(error.status, body, _JSON_HEADERS + headers)
+
+
+def stream_error_event(message: str, code: str = "stream_interrupted") -> bytes:
+    """The event that ends a stream whose upstream failed after content was sent (the SDK raises on it)."""
+    payload = _encode({"error": {"message": message, "type": "server_error", "param": None, "code": code}})
+    return b"data: " + payload + b"\n\n"
+
+
+def render_server_error(status: int, message: str) -> Response:
+    """The server's error renderer (413, 431, malformed HTTP …) in OpenAI's error shape."""
+    code = {413: "request_too_large", 431: "headers_too_large"}.get(status)
+    return Response(status, error_payload(status, message, code=code), list(_JSON_HEADERS))

@@ -1,0 +1,98 @@
+"""The provider adapter seam and the upstream-error classification every adapter shares.
+
+An adapter turns (operation, model, request body, key) into an `UpstreamRequest` and turns an upstream
+error response into an `UpstreamError` that says whether trying elsewhere can help.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import msgspec
+
+from sidestep.config.model import KeyConfig, ProviderConfig
+from sidestep.errors import UpstreamError
+from sidestep.providers.catalog import ProviderSpec
+from sidestep.transport.types import UpstreamRequest
+
+__all__ = ["RETRYABLE_STATUSES", "Provider", "classify_http_error", "parse_retry_after"]
+
+# 408 timeout, 409 conflict (OpenAI uses it for transient lock errors), 429 rate limit, 5xx, 529 overloaded.
+RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 520, 522, 524, 529})
+
+
+class Provider(Protocol):
+    """One configured upstream account speaking one wire API."""
+
+    name: str
+    wire: str
+    config: ProviderConfig
+    spec: ProviderSpec
+
+    def supports(self, operation: str) -> bool: ...
+
+    def build(self, operation: str, model: str, body: dict[str, Any], key: KeyConfig) -> UpstreamRequest: ...
+
+    def inspect(self, operation: str, body: bytes) -> Any:
+        """Validate a successful non-stream body (raise UpstreamError if malformed); return its usage."""
+        ...
+
+    def classify(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError: ...
+
+
+def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds to wait, from `retry-after-ms`, `retry-after` as seconds, or `retry-after` as an HTTP-date."""
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return max(0.0, float(millis) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def classify_http_error(status: int, headers: Mapping[str, str], body: bytes, *, provider: str) -> UpstreamError:
+    """Shared classification for JSON APIs: retryable by status, message from the body when it has one."""
+    detail = _error_message(body)
+    message = f"{provider} returned HTTP {status}" + (f": {detail}" if detail else "")
+    retryable = status in RETRYABLE_STATUSES or status >= 500
+    return UpstreamError(
+        message,
+        status=status,
+        headers=headers,
+        body=body,
+        retryable=retryable,
+        retry_after=parse_retry_after(headers),
+    )
+
+
+def _error_message(body: bytes) -> str:
+    if not body:
+        return ""
+    try:
+        data = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return body[:200].decode("utf-8", "replace").strip()
+    if isinstance(data, dict):
+        err = data.get("error", data)
+        if isinstance(err, dict):
+            msg = err.get("message")
+            if isinstance(msg, str):
+                return msg[:300]
+        elif isinstance(err, str):
+            return err[:300]
+    return ""

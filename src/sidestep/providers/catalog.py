@@ -1,0 +1,61 @@
+"""Every provider type sidestep knows, as data rows.
+
+An OpenAI-compatible provider is one `ProviderSpec` row: default base URL, how the key is sent, the
+environment variables that register it when there is no config file, and its quirks. Adding one is
+adding a row here (and a test); no other module changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["CATALOG", "ProviderSpec", "spec_for"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    name: str
+    base_url: str
+    key_env: tuple[str, ...] = ()  # first one set wins; registers the provider when there is no config
+    url_env: str | None = None  # env var that overrides base_url (e.g. AZURE_OPENAI_ENDPOINT)
+    auth: str = "bearer"  # "bearer" → Authorization: Bearer; "api-key" → api-key header; "none"
+    key_required: bool = True
+    wire: str = "openai"  # the adapter that speaks its API
+    url_style: str = "openai"  # "openai": {base}/chat/completions; "azure": deployments + api-version
+    embeddings: bool = True
+    # Body fields the provider rejects; removed before sending (a 400 for an ignorable field is a bad failover).
+    drop_fields: tuple[str, ...] = ()
+    default_api_version: str | None = None
+
+
+_ROWS = (
+    ProviderSpec("openai", "https://api.openai.com/v1", ("OPENAI_API_KEY",), url_env="OPENAI_BASE_URL"),
+    ProviderSpec(
+        "azure",
+        "",
+        ("AZURE_OPENAI_API_KEY",),
+        url_env="AZURE_OPENAI_ENDPOINT",
+        auth="api-key",
+        url_style="azure",
+        default_api_version="2024-10-21",
+    ),
+    ProviderSpec("groq", "https://api.groq.com/openai/v1", ("GROQ_API_KEY",), drop_fields=("logit_bias",)),
+    ProviderSpec("mistral", "https://api.mistral.ai/v1", ("MISTRAL_API_KEY",), drop_fields=("user",)),
+    ProviderSpec("together", "https://api.together.xyz/v1", ("TOGETHER_API_KEY", "TOGETHERAI_API_KEY")),
+    ProviderSpec("fireworks", "https://api.fireworks.ai/inference/v1", ("FIREWORKS_API_KEY",)),
+    ProviderSpec("deepseek", "https://api.deepseek.com/v1", ("DEEPSEEK_API_KEY",), embeddings=False),
+    ProviderSpec("xai", "https://api.x.ai/v1", ("XAI_API_KEY",), embeddings=False),
+    ProviderSpec("cerebras", "https://api.cerebras.ai/v1", ("CEREBRAS_API_KEY",), embeddings=False),
+    ProviderSpec("openrouter", "https://openrouter.ai/api/v1", ("OPENROUTER_API_KEY",), embeddings=False),
+    ProviderSpec("perplexity", "https://api.perplexity.ai", ("PERPLEXITY_API_KEY",), embeddings=False),
+    ProviderSpec("deepinfra", "https://api.deepinfra.com/v1/openai", ("DEEPINFRA_API_KEY",)),
+    ProviderSpec("ollama", "http://localhost:11434/v1", (), url_env="OLLAMA_BASE_URL", key_required=False),
+    ProviderSpec("vllm", "http://localhost:8000/v1", ("VLLM_API_KEY",), url_env="VLLM_BASE_URL", key_required=False),
+    ProviderSpec("lmstudio", "http://localhost:1234/v1", (), url_env="LMSTUDIO_BASE_URL", key_required=False),
+)
+
+CATALOG: dict[str, ProviderSpec] = {row.name: row for row in _ROWS}
+
+
+def spec_for(type_name: str) -> ProviderSpec | None:
+    return CATALOG.get(type_name)

@@ -1,0 +1,96 @@
+"""The adapter for OpenAI's wire API, shared by every OpenAI-compatible provider in the catalog.
+
+Same-format traffic is a pass-through: the body the client sent goes upstream with only the model
+rewritten and sidestep's own fields removed; quirks (Azure's deployment URLs, fields a provider rejects)
+come from the provider's catalog row, not from branches on its name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from sidestep.config.model import KeyConfig, ProviderConfig
+from sidestep.errors import UpstreamError
+from sidestep.providers.base import classify_http_error
+from sidestep.providers.catalog import ProviderSpec
+from sidestep.transport.types import Timeouts, UpstreamRequest
+
+__all__ = ["OpenAICompatProvider", "Usage"]
+
+
+class Usage(msgspec.Struct):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class _Envelope(msgspec.Struct):
+    """Decoding into this validates the whole body's JSON syntax but materialises only `usage`."""
+
+    usage: Usage | None = None
+
+
+_PATHS = {"chat": "/chat/completions", "embeddings": "/embeddings"}
+# Fields only sidestep understands: they never travel upstream.
+GATEWAY_FIELDS = ("fallbacks", "models", "route")
+
+
+class OpenAICompatProvider:
+    wire = "openai"
+
+    def __init__(self, config: ProviderConfig, spec: ProviderSpec) -> None:
+        self.name = config.name
+        self.config = config
+        self.spec = spec
+        self._encode = msgspec.json.Encoder().encode
+        self._envelope = msgspec.json.Decoder(_Envelope).decode
+        self._static_headers = [
+            ("content-type", "application/json"),
+            ("accept-encoding", "identity"),
+            *config.headers,
+        ]
+        self._urls = {op: self._url_template(op) for op in _PATHS}
+        stages = config.timeouts
+        self._timeouts = Timeouts(connect=stages.connect, headers=stages.headers, read=stages.idle)
+
+    def supports(self, operation: str) -> bool:
+        return operation in _PATHS and (operation != "embeddings" or self.spec.embeddings)
+
+    def build(self, operation: str, model: str, body: dict[str, Any], key: KeyConfig) -> UpstreamRequest:
+        payload = dict(body)
+        for name in GATEWAY_FIELDS:
+            payload.pop(name, None)
+        for name in self.spec.drop_fields:
+            payload.pop(name, None)
+        payload["model"] = model
+        headers = list(self._static_headers)
+        if payload.get("stream"):
+            headers.append(("accept", "text/event-stream"))
+        if key.secret is not None:
+            if self.spec.auth == "api-key":
+                headers.append(("api-key", key.secret.reveal()))
+            elif self.spec.auth == "bearer":
+                headers.append(("authorization", "Bearer " + key.secret.reveal()))
+        url = self._urls[operation].replace("{model}", model)
+        return UpstreamRequest("POST", url, headers, self._encode(payload), self._timeouts)
+
+    def inspect(self, operation: str, body: bytes) -> Usage | None:
+        """Check a successful answer is well-formed JSON and read its usage; a malformed one fails over."""
+        try:
+            return self._envelope(body).usage
+        except msgspec.DecodeError as exc:
+            raise UpstreamError(f"{self.name} returned a malformed {operation} body: {exc}", status=502) from exc
+
+    def classify(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
+        return classify_http_error(status, headers, body, provider=self.name)
+
+    def _url_template(self, operation: str) -> str:
+        base = self.config.base_url
+        if self.spec.url_style == "azure":
+            # Azure names the deployment in the path; the deployment is what targets call the "model".
+            version = self.config.api_version or self.spec.default_api_version or ""
+            return f"{base}/openai/deployments/{{model}}{_PATHS[operation]}?api-version={version}"
+        return base + _PATHS[operation]

@@ -1,0 +1,334 @@
+"""The attempt loop: the only place that awaits a provider.
+
+For each planned target, in order: choose a key (by weight, skipping keys that rest after a 429/401 and
+keys whose breaker is open), send, and classify the outcome. A key-specific failure moves to the
+provider's next key; a retryable one may retry the same target after a jittered backoff (policy); anything
+else moves to the next target. A caller error (400 …) ends the request at once. Every try is an
+`Attempt`; one deadline bounds tries, backoffs and hedges together. When every target failed or was
+skipped, the least-recently-failed skipped target gets one last try rather than failing outright.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from sidestep.config.model import KeyConfig
+from sidestep.errors import AllAttemptsFailed, Attempt, UpstreamError, UpstreamRejected, UpstreamTimeout
+from sidestep.log import event
+from sidestep.providers.base import Provider
+from sidestep.routing.breaker import Breaker, BreakerPolicy, Breakers
+from sidestep.routing.cooldown import Cooldowns
+from sidestep.routing.plan import Planned, pick_key
+from sidestep.routing.retry import RetryPolicy, backoff_delay, should_retry
+from sidestep.routing.served import Served, prefetch
+from sidestep.routing.strategies import TargetStats
+from sidestep.transport.types import Timeouts, Transport, UpstreamRequest, UpstreamResponse
+
+__all__ = ["Executor", "RouteState", "Served"]
+
+log = logging.getLogger("sidestep.routing")
+
+_KEY_STATUSES = frozenset({401, 403, 429})  # "this key", not "this provider": try the provider's other keys
+_FAILOVER_4XX = frozenset({401, 403, 404})  # caller-looking errors that another target may still serve
+_NO_RETRY = RetryPolicy()
+
+
+@dataclass(slots=True)
+class RouteState:
+    """Live routing state shared by all requests of one gateway process."""
+
+    breakers: Breakers = field(default_factory=lambda: Breakers(BreakerPolicy()))
+    cooldowns: Cooldowns = field(default_factory=Cooldowns)
+    stats: TargetStats = field(default_factory=TargetStats)
+
+
+@dataclass(slots=True)
+class _Run:
+    operation: str
+    body: dict[str, Any]
+    deadline: float
+    stream: bool
+    attempts: list[Attempt] = field(default_factory=list)
+    skipped: list[tuple[int, Planned]] = field(default_factory=list)
+    deadline_hit: bool = False
+
+
+class Executor:
+    def __init__(
+        self,
+        providers: Mapping[str, Provider],
+        transport: Transport,
+        rng: random.Random,
+        *,
+        state: RouteState | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._providers = providers
+        self._transport = transport
+        self._rng = rng
+        self.state = state or RouteState()
+        self.clock = clock
+        self._sleep = sleep
+        if self.state.breakers.on_change is None:
+            self.state.breakers.on_change = _log_breaker
+
+    async def run(
+        self, operation: str, body: dict[str, Any], plan: Sequence[Planned], deadline: float, stream: bool
+    ) -> Served:
+        run = _Run(operation, body, deadline, stream)
+        index = 0
+        while index < len(plan):
+            planned = plan[index]
+            hedge = planned.policy.hedge_delay
+            if hedge is not None and index + 1 < len(plan):
+                served = await self._hedged(run, (index, planned), (index + 1, plan[index + 1]), hedge)
+                index += 2
+            else:
+                served = await self._target(run, index, planned)
+                index += 1
+            if served is not None:
+                return served
+        if run.skipped and self.clock() < run.deadline:
+            served = await self._last_resort(run)
+            if served is not None:
+                return served
+        raise self._all_failed(run)
+
+    async def _target(self, run: _Run, index: int, planned: Planned, force: bool = False) -> Served | None:
+        """Every try this target gets: its keys, then its retries. None when it failed or was skipped."""
+        provider = self._providers[planned.target.provider]
+        target = planned.target
+        if not provider.supports(run.operation):
+            run.attempts.append(Attempt(target.provider, target.model, None, f"skipped: no {run.operation} support", 0))
+            return None
+        policy = planned.policy.retry or _NO_RETRY
+        tries, used = 0, set[str]()
+        while True:
+            key = self._choose_key(provider, planned, used, force)
+            if key is None:
+                if tries == 0 and not force:
+                    run.skipped.append((index, planned))
+                    _skip(run, planned, "skipped: circuit open or keys cooling down")
+                return None
+            if self.clock() >= run.deadline:
+                run.deadline_hit = True
+                return None
+            tries += 1
+            outcome = await self._attempt(run, provider, planned, key, index, tries - 1, force)
+            if isinstance(outcome, Served):
+                return outcome
+            if outcome.status in _KEY_STATUSES:
+                used.add(key.name)
+                continue
+            if not should_retry(policy, outcome, tries):
+                return None
+            delay = backoff_delay(policy, tries, self._rng, outcome.retry_after)
+            if self.clock() + delay >= run.deadline:
+                run.deadline_hit = True  # waiting would outlive the deadline: stop now, report 504
+                return None
+            await self._sleep(delay)
+
+    def _choose_key(self, provider: Provider, planned: Planned, used: set[str], force: bool) -> KeyConfig | None:
+        now = self.clock()
+        target = planned.target
+        excluded = set(used)
+        for candidate in provider.config.keys:
+            resting = not self.state.cooldowns.is_cool(candidate.name, now)
+            broken = not self._breaker(planned, candidate).available(now)
+            if (resting or broken) and not force:
+                excluded.add(candidate.name)
+        while (key := pick_key(provider.config.keys, target.model, self._rng, frozenset(excluded))) is not None:
+            if force or self._breaker(planned, key).allow(now):
+                return key
+            excluded.add(key.name)  # half-open and its probe slots are taken
+        return None
+
+    def _breaker(self, planned: Planned, key: KeyConfig) -> Breaker:
+        return self.state.breakers.get(planned.target.provider, key.name, planned.target.model)
+
+    async def _attempt(
+        self, run: _Run, provider: Provider, planned: Planned, key: KeyConfig, index: int, retries: int, force: bool
+    ) -> Served | UpstreamError:
+        target, started = planned.target, self.clock()
+        label = target.label
+        breaker = self._breaker(planned, key)
+        request = self._request(provider, planned, key, run)
+        self.state.stats.started(label)
+        response: UpstreamResponse | None = None
+        # The budget rides on the request: the transport clamps every wait to it (no extra timer).
+        request.budget = self._attempt_budget(planned, run)
+        try:
+            response = await self._transport.send(request)
+            if response.status >= 400:
+                raise provider.classify(response.status, response.headers, await response.read())
+            served = Served(target, key, response, run.attempts, planned.policy, index, retries)
+            await self._complete(served, planned, run)
+        except asyncio.CancelledError:
+            await _close(response)
+            breaker.release()
+            self.state.stats.finished(label)
+            run.attempts.append(Attempt(target.provider, target.model, None, "cancelled", self._ms(started), key.name))
+            raise
+        except UpstreamError as exc:
+            error: UpstreamError = exc
+            if isinstance(exc, UpstreamTimeout) and self.clock() >= run.deadline - 0.001:
+                run.deadline_hit = True
+        else:
+            ms = self._ms(started)
+            run.attempts.append(Attempt(target.provider, target.model, response.status, "ok", ms, key.name))
+            breaker.record_success(self.clock())
+            self.state.stats.observe(label, ms)
+            served.on_close = partial(self.state.stats.finished, label)  # outstanding until closed
+            return served
+        await _close(response)
+        self.state.stats.finished(label)
+        return self._failed(run, planned, key, error, started)
+
+    async def _complete(self, served: Served, planned: Planned, run: _Run) -> None:
+        if not run.stream:
+            served.body = await served.response.read()
+            served.usage = self._providers[planned.target.provider].inspect(run.operation, served.body)
+            return
+        first_token = planned.policy.timeouts.first_token or self._provider_first_token(planned)
+        if first_token is None:
+            await prefetch(served)
+        else:
+            try:
+                async with asyncio.timeout(first_token):
+                    await prefetch(served)
+            except TimeoutError as exc:
+                raise UpstreamTimeout(
+                    f"no first token from {planned.target.label} within {first_token}s", phase="first_token"
+                ) from exc
+        served.response.lift_budget()  # from here the stream belongs to the client; idle timeouts still apply
+
+    def _provider_first_token(self, planned: Planned) -> float | None:
+        return self._providers[planned.target.provider].config.timeouts.first_token
+
+    def _failed(
+        self, run: _Run, planned: Planned, key: KeyConfig, error: UpstreamError, started: float
+    ) -> UpstreamError:
+        target, now = planned.target, self.clock()
+        run.attempts.append(
+            Attempt(target.provider, target.model, error.status, error.message, self._ms(started), key.name)
+        )
+        caller_error = not error.retryable and error.status not in _FAILOVER_4XX
+        if not caller_error:
+            self._breaker(planned, key).record_failure(now)
+        rest = self.state.cooldowns.on_failure(key.name, error.status, error.retry_after, now)
+        if rest is not None:
+            level = logging.ERROR if error.status in (401, 403) else logging.WARNING
+            event(
+                log,
+                level,
+                "key_cooldown",
+                target=target.label,
+                key=key.name,
+                status=error.status,
+                seconds=round(rest, 3),
+            )
+        event(
+            log,
+            logging.WARNING,
+            "attempt_failed",
+            target=target.label,
+            key=key.name,
+            status=error.status,
+            reason=error.message,
+        )
+        if caller_error:
+            raise UpstreamRejected(error, run.attempts)
+        return error
+
+    def _request(self, provider: Provider, planned: Planned, key: KeyConfig, run: _Run) -> UpstreamRequest:
+        request = provider.build(run.operation, planned.target.model, run.body, key)
+        stages = planned.policy.timeouts
+        if stages.connect is not None or stages.headers is not None or stages.idle is not None:
+            merged = stages.over(provider.config.timeouts)
+            request.timeouts = Timeouts(connect=merged.connect, headers=merged.headers, read=merged.idle)
+        return request
+
+    def _attempt_budget(self, planned: Planned, run: _Run) -> float:
+        remaining = max(0.0, run.deadline - self.clock())
+        total = planned.policy.timeouts.total or self._providers[planned.target.provider].config.timeouts.total
+        return remaining if total is None else min(total, remaining)
+
+    async def _hedged(
+        self, run: _Run, first: tuple[int, Planned], second: tuple[int, Planned], delay: float
+    ) -> Served | None:
+        """Start `first`; if it has not answered within `delay`, start `second` too. The first good answer
+        wins and the other is cancelled (its connection closed, its attempt recorded as cancelled)."""
+        primary = asyncio.create_task(self._target(run, *first))
+        tasks: set[asyncio.Task[Served | None]] = {primary}
+        try:
+            done, _ = await asyncio.wait(tasks, timeout=min(delay, max(0.0, run.deadline - self.clock())))
+            if done:
+                result = primary.result()
+                return result if result is not None else await self._target(run, *second)
+            event(log, logging.INFO, "hedge_started", primary=first[1].target.label, hedge=second[1].target.label)
+            tasks.add(asyncio.create_task(self._target(run, *second)))
+            pending = set(tasks)
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    served = task.result()
+                    if served is not None:
+                        return served
+            return None
+        finally:
+            await _cancel_losers(tasks)
+
+    async def _last_resort(self, run: _Run) -> Served | None:
+        def last_failure(item: tuple[int, Planned]) -> float:
+            provider = self._providers[item[1].target.provider]
+            return min(self._breaker(item[1], key).opened_at for key in provider.config.keys)
+
+        index, planned = min(run.skipped, key=last_failure)
+        event(log, logging.WARNING, "last_resort", target=planned.target.label)
+        return await self._target(run, index, planned, force=True)
+
+    def _all_failed(self, run: _Run) -> AllAttemptsFailed:
+        statuses = [a.status for a in run.attempts if a.status is not None]
+        if run.deadline_hit or self.clock() >= run.deadline:
+            return AllAttemptsFailed(run.attempts, status=504, headline="The request deadline was reached")
+        if statuses and all(s == 429 for s in statuses):
+            return AllAttemptsFailed(run.attempts, status=429, headline="Every target is rate-limited")
+        return AllAttemptsFailed(run.attempts, status=502)
+
+    def _ms(self, started: float) -> float:
+        return round((self.clock() - started) * 1000.0, 2)
+
+
+def _skip(run: _Run, planned: Planned, reason: str) -> None:
+    run.attempts.append(Attempt(planned.target.provider, planned.target.model, None, reason, 0))
+
+
+async def _cancel_losers(tasks: set[asyncio.Task[Served | None]]) -> None:
+    losers = [task for task in tasks if not task.done()]
+    for task in losers:
+        task.cancel()
+    for task in losers:
+        try:
+            late = await task
+        except (asyncio.CancelledError, UpstreamError, UpstreamRejected):
+            continue
+        if late is not None:  # it finished in the same instant as the winner: release it
+            await late.aclose()
+
+
+async def _close(response: UpstreamResponse | None) -> None:
+    if response is not None:
+        await response.aclose()
+
+
+def _log_breaker(name: str, old: str, new: str) -> None:
+    level = logging.WARNING if new == "open" else logging.INFO
+    event(log, level, "breaker_state", target=name, old=old, new=new)

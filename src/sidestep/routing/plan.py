@@ -1,0 +1,122 @@
+"""Pure routing decisions: resolve a requested model to a route tree and expand the tree into an ordered
+list of targets to try. No I/O; randomness comes from the caller's `random.Random`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from sidestep.config.model import (
+    NO_POLICY,
+    KeyConfig,
+    LoadBalanceNode,
+    NodePolicy,
+    ProviderConfig,
+    RouteNode,
+    TargetNode,
+)
+from sidestep.errors import NotFound
+from sidestep.routing.strategies import TargetStats, order_children
+
+__all__ = ["Planned", "expand", "pick_key", "resolve", "resolve_all", "weighted_order"]
+
+
+@dataclass(slots=True)
+class Planned:
+    """One target to try, with the resilience policy it inherited from its route nodes."""
+
+    target: TargetNode
+    policy: NodePolicy
+
+
+T = TypeVar("T")
+
+
+def weighted_order(items: Sequence[T], weights: Sequence[float], rng: random.Random) -> list[T]:
+    """A weighted random permutation (Efraimidis-Spirakis): heavier items tend to come first, and every
+    item still appears once, so the tail of a load-balanced group acts as its own fallback."""
+    if len(items) <= 1:
+        return list(items)
+    keyed = [(rng.random() ** (1.0 / w), i) for i, w in enumerate(weights)]
+    keyed.sort(reverse=True)
+    return [items[i] for _, i in keyed]
+
+
+def expand(
+    node: RouteNode, rng: random.Random, stats: TargetStats | None = None, inherited: NodePolicy = NO_POLICY
+) -> list[Planned]:
+    policy = node.policy.under(inherited) if node.policy is not NO_POLICY else inherited
+    if isinstance(node, TargetNode):
+        return [Planned(node, policy)]
+    children: Sequence[RouteNode] = node.children
+    if isinstance(node, LoadBalanceNode):
+        weights = [c.weight for c in children]
+        labels = [c.label if isinstance(c, TargetNode) else f"group:{id(c)}" for c in children]
+        children = order_children(node.strategy, children, weights, labels, stats or TargetStats(), rng, id(node))
+    out: list[Planned] = []
+    for child in children:
+        out.extend(expand(child, rng, stats, policy))
+    return out
+
+
+def resolve(name: str, routes: Mapping[str, RouteNode], providers: Mapping[str, ProviderConfig]) -> RouteNode:
+    """A model name as a client wrote it → a route node.
+
+    Order: a configured route; `provider/model` naming a configured provider; a bare model listed under
+    exactly one provider's `models`; a bare model when exactly one provider is configured.
+    """
+    route = routes.get(name)
+    if route is not None:
+        return route
+    provider, sep, model = name.partition("/")
+    if sep and provider in providers and model:
+        return TargetNode(provider, model)
+    owners = [p for p in providers.values() if name in p.models]
+    if len(owners) == 1:
+        return TargetNode(owners[0].name, name)
+    if not owners and len(providers) == 1 and "/" not in name:
+        return TargetNode(next(iter(providers)), name)
+    raise NotFound(_not_found_message(name, routes, providers), param="model")
+
+
+def resolve_all(
+    names: Iterable[str],
+    routes: Mapping[str, RouteNode],
+    providers: Mapping[str, ProviderConfig],
+    rng: random.Random,
+    stats: TargetStats | None = None,
+) -> list[Planned]:
+    """Every name resolved and expanded, in order, without repeating a target."""
+    seen: set[tuple[str, str]] = set()
+    out: list[Planned] = []
+    for name in names:
+        for planned in expand(resolve(name, routes, providers), rng, stats):
+            ident = (planned.target.provider, planned.target.model)
+            if ident not in seen:
+                seen.add(ident)
+                out.append(planned)
+    return out
+
+
+def pick_key(
+    keys: Sequence[KeyConfig], model: str, rng: random.Random, exclude: frozenset[str] = frozenset()
+) -> KeyConfig | None:
+    """Choose a key by weight among those allowed for `model` and not excluded; None when none is left."""
+    eligible = [k for k in keys if k.name not in exclude and (k.models is None or model in k.models)]
+    if not eligible:
+        return None
+    if len(eligible) == 1:
+        return eligible[0]
+    return rng.choices(eligible, weights=[k.weight for k in eligible])[0]
+
+
+def _not_found_message(name: str, routes: Mapping[str, RouteNode], providers: Mapping[str, ProviderConfig]) -> str:
+    route_list = ", ".join(sorted(routes)) or "none"
+    provider_list = ", ".join(sorted(providers)) or "none"
+    return (
+        f"The model '{name}' does not exist on this gateway. Use a route ({route_list}) "
+        f"or write provider/model with a configured provider ({provider_list})."
+    )

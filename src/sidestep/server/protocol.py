@@ -1,0 +1,417 @@
+"""The inbound HTTP/1.1 server: an asyncio protocol on `httptools` (llhttp).
+
+Measured on this machine class, a bare asyncio protocol costs ~17 µs of CPU per request against ~52 µs for
+uvicorn with a bare ASGI callable, so the gateway's hot path owns its framing. httptools does the parsing;
+this module does connection management: keep-alive, pipelining (requests answered in order, one at a
+time), `Expect: 100-continue`, body and header limits, chunked streaming with flow control, timeouts and
+graceful shutdown. Handlers see only `Request` → `Response | StreamingResponse` (`server.types`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import logging
+import socket
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+import httptools
+import msgspec
+
+from sidestep.server.types import AbortConnection, Handler, Request, Response, StreamingResponse
+
+__all__ = ["ErrorRenderer", "HttpServer", "ServerLimits", "start_server"]
+
+log = logging.getLogger("sidestep.server")
+
+ErrorRenderer = Callable[[int, str], Response]
+
+_STATUS_LINES = {
+    int(s): f"HTTP/1.1 {int(s)} {s.phrase}\r\n".encode("latin-1") for s in http.HTTPStatus
+}  # built once; read-only
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_MAX_QUEUED = 16  # pipelined requests parsed ahead before reading pauses
+
+
+@dataclass(frozen=True, slots=True)
+class ServerLimits:
+    max_body_bytes: int = 32 * 1024 * 1024
+    max_header_bytes: int = 64 * 1024
+    keepalive_timeout: float = 75.0
+    header_timeout: float = 30.0
+    shutdown_timeout: float = 10.0
+
+
+def default_error_renderer(status: int, message: str) -> Response:
+    body = msgspec.json.encode({"error": {"message": message, "type": "http_error", "code": status}})
+    return Response(status, body, [("content-type", "application/json")])
+
+
+class _Reject(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class HttpServer:
+    def __init__(self, handler: Handler, limits: ServerLimits, render: ErrorRenderer) -> None:
+        self.handler = handler
+        self.limits = limits
+        self.render = render
+        self.connections: set[_Connection] = set()
+        self.closing = False
+        self.port = 0
+        self._server: asyncio.AbstractServer | None = None
+        self._drained = asyncio.Event()
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._interval = max(0.05, min(1.0, limits.keepalive_timeout / 3, limits.header_timeout / 3))
+
+    def start_sweeping(self) -> None:
+        """One timer per server, not two per request: idle and slow-header connections are found by a
+        sweep that looks at each connection's last-activity stamp."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for conn in list(self.connections):
+            conn.sweep(now)
+        self._sweeper = loop.call_later(self._interval, self.start_sweeping)
+
+    def forget(self, conn: _Connection) -> None:
+        self.connections.discard(conn)
+        if self.closing and not self.connections:
+            self._drained.set()
+
+    def _protocol(self) -> _Connection:
+        return _Connection(self)
+
+    async def serve_forever(self) -> None:
+        assert self._server is not None
+        await self._server.serve_forever()
+
+    async def close(self) -> None:
+        """Stop accepting; let in-flight requests finish (up to shutdown_timeout); close the rest."""
+        self.closing = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self.connections):
+            conn.shutdown()
+        if self.connections:
+            try:
+                await asyncio.wait_for(self._drained.wait(), self.limits.shutdown_timeout)
+            except TimeoutError:
+                log.warning("shutdown timeout: aborting %d connection(s)", len(self.connections))
+        for conn in list(self.connections):
+            conn.abort()
+        if self._server is not None:
+            await self._server.wait_closed()
+
+
+async def start_server(
+    handler: Handler,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    limits: ServerLimits = ServerLimits(),
+    error_renderer: ErrorRenderer | None = None,
+    reuse_port: bool = False,
+    sock: socket.socket | None = None,
+) -> HttpServer:
+    server = HttpServer(handler, limits, error_renderer or default_error_renderer)
+    loop = asyncio.get_running_loop()
+    if sock is not None:
+        server._server = await loop.create_server(server._protocol, sock=sock, backlog=2048)
+    else:
+        server._server = await loop.create_server(
+            server._protocol, host, port, reuse_port=reuse_port or None, backlog=2048
+        )
+    server.port = server._server.sockets[0].getsockname()[1]
+    server.start_sweeping()
+    return server
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection. Parser callbacks fill `_queue`; `_process` answers requests in order."""
+
+    def __init__(self, server: HttpServer) -> None:
+        self.server = server
+        self.limits = server.limits
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.client: tuple[str, int] | None = None
+        self._queue: deque[tuple[Request, bool]] = deque()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._paused_reading = False
+        self._drain: asyncio.Future[None] | None = None
+        self._write_paused = False
+        self._active = self.loop.time()  # last time this connection did something
+        self._shutdown = False
+        self._pending_reject: tuple[int, str] | None = None
+        self._rejected = False
+        self._reset_message()
+
+    def _reset_message(self) -> None:
+        self._url = b""
+        self._headers: dict[str, str] = {}
+        self._body: list[bytes] = []
+        self._body_size = 0
+        self._head_size = 0
+        self._partial_head = 0
+        self._in_head = False
+
+    # -- asyncio.Protocol ---------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement the interface without subclassing asyncio.Transport.
+        self.transport = cast(asyncio.Transport, transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        peer = self.transport.get_extra_info("peername")
+        self.client = (peer[0], peer[1]) if isinstance(peer, tuple) and len(peer) >= 2 else None
+        self.server.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self.server.forget(self)
+        if self._task is not None and not self._task.done():
+            self._task.cancel()  # abandon upstream work for a client that left
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_exception(ConnectionResetError("client disconnected"))
+
+    def data_received(self, data: bytes) -> None:
+        if self._rejected or self._closed:
+            return
+        try:
+            self.parser.feed_data(data)
+            if self._in_head:  # headers still incomplete: bound what the parser is buffering for us
+                self._partial_head += len(data)
+                if self._partial_head > self.limits.max_header_bytes:
+                    raise _Reject(431, "The request headers are too large.")
+        except _Reject as exc:
+            self._reject(exc.status, exc.message)
+        except httptools.HttpParserUpgrade:
+            pass  # Upgrade requests are answered as ordinary requests; the upgrade is ignored
+        except httptools.HttpParserError as exc:
+            cause = exc.__cause__ or exc.__context__  # httptools wraps errors raised in callbacks
+            if isinstance(cause, _Reject):
+                self._reject(cause.status, cause.message)
+            else:
+                self._reject(400, f"Malformed HTTP request: {exc}")
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+
+    # -- httptools callbacks ------------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._reset_message()
+        self._in_head = True
+        self._active = self.loop.time()
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > self.limits.max_header_bytes:
+            raise _Reject(414, "The request URL is too long.")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_size += len(name) + len(value) + 4
+        if self._head_size > self.limits.max_header_bytes:
+            raise _Reject(431, "The request headers are too large.")
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        previous = self._headers.get(key)
+        self._headers[key] = text if previous is None else f"{previous}, {text}"
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        length = self._headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.limits.max_body_bytes:
+            raise _Reject(413, f"The request body is larger than the limit of {self.limits.max_body_bytes} bytes.")
+        if self._headers.get("expect", "").lower() == "100-continue" and self.transport is not None:
+            self.transport.write(_CONTINUE)
+
+    def on_body(self, body: bytes) -> None:
+        self._body_size += len(body)
+        if self._body_size > self.limits.max_body_bytes:
+            raise _Reject(413, f"The request body is larger than the limit of {self.limits.max_body_bytes} bytes.")
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        url = self._url.decode("latin-1")
+        path, _, query = url.partition("?")
+        version = self.parser.get_http_version()
+        request = Request(
+            method=self.parser.get_method().decode("ascii"),
+            path=path,
+            query=query,
+            headers=self._headers,
+            body=b"".join(self._body) if len(self._body) != 1 else self._body[0],
+            client=self.client,
+            http_version=version,
+        )
+        self._queue.append((request, self.parser.should_keep_alive()))
+        self._reset_message()
+        if len(self._queue) >= _MAX_QUEUED and self.transport is not None:
+            self.transport.pause_reading()
+            self._paused_reading = True
+        if self._task is None:
+            self._task = self.loop.create_task(self._process())
+
+    # -- answering ----------------------------------------------------------------------------------
+
+    async def _process(self) -> None:
+        try:
+            while self._queue and not self._closed:
+                request, keep_alive = self._queue.popleft()
+                if self._paused_reading and len(self._queue) < _MAX_QUEUED // 2 and self.transport is not None:
+                    self.transport.resume_reading()
+                    self._paused_reading = False
+                keep_alive = keep_alive and not self._shutdown and not self.server.closing
+                if not await self._answer(request, keep_alive) or not keep_alive:
+                    self._close()
+                    return
+        except asyncio.CancelledError:
+            return  # the client went away
+        finally:
+            self._task = None
+        self._active = self.loop.time()
+        if self._pending_reject is not None and not self._closed:
+            self._reject(*self._pending_reject)
+        elif not self._closed and self._shutdown:
+            self._close()
+
+    async def _answer(self, request: Request, keep_alive: bool) -> bool:
+        """Run the handler and write its response; False when the connection must not be reused."""
+        try:
+            response = await self.server.handler(request)
+        except AbortConnection:
+            self.abort()
+            return False
+        except Exception:
+            log.exception("handler failed for %s %s", request.method, request.path)
+            response = self.server.render(500, "Internal server error.")
+        if self._closed:
+            return False
+        if isinstance(response, StreamingResponse):
+            return await self._stream(request, response, keep_alive)
+        self._write_response(request, response, keep_alive)
+        return True
+
+    def _head(self, status: int, headers: list[tuple[str, str]], extra: bytes, keep_alive: bool) -> bytearray:
+        head = bytearray(_STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n".encode())
+        for name, value in headers:
+            head += f"{name}: {value}\r\n".encode("latin-1")
+        head += extra
+        if not keep_alive:
+            head += b"connection: close\r\n"
+        head += b"\r\n"
+        return head
+
+    def _write_response(self, request: Request, response: Response, keep_alive: bool) -> None:
+        body = response.body
+        head = self._head(response.status, response.headers, b"content-length: %d\r\n" % len(body), keep_alive)
+        if request.method != "HEAD" and body:
+            head += body
+        assert self.transport is not None
+        self.transport.write(head)
+
+    async def _stream(self, request: Request, response: StreamingResponse, keep_alive: bool) -> bool:
+        chunked = request.http_version != "1.0"
+        keep_alive = keep_alive and chunked
+        extra = b"transfer-encoding: chunked\r\n" if chunked else b""
+        assert self.transport is not None
+        self.transport.write(self._head(response.status, response.headers, extra, keep_alive))
+        body = response.body
+        try:
+            if request.method != "HEAD":
+                await self._pump(body, chunked)
+        except AbortConnection:
+            self.abort()
+            return False
+        except (ConnectionError, asyncio.CancelledError):
+            return False
+        except Exception:
+            log.exception("stream failed for %s %s", request.method, request.path)
+            self.abort()
+            return False
+        finally:
+            await _aclose(body)
+        if chunked and not self._closed:
+            self.transport.write(b"0\r\n\r\n")
+        return keep_alive and not self._closed
+
+    async def _pump(self, body: AsyncIterator[bytes], chunked: bool) -> None:
+        write = self.transport.write if self.transport is not None else None
+        assert write is not None
+        async for piece in body:
+            if self._closed:
+                raise ConnectionResetError("client disconnected")
+            if not piece:
+                continue
+            write(b"%x\r\n%b\r\n" % (len(piece), piece) if chunked else piece)
+            if self._write_paused:
+                self._drain = self.loop.create_future()
+                await self._drain
+                self._drain = None
+
+    # -- connection lifecycle -------------------------------------------------------------------------
+
+    def _reject(self, status: int, message: str) -> None:
+        """Answer a request the parser refused, then close: the stream position is no longer trustworthy.
+        Earlier pipelined requests are answered first, so responses stay in order."""
+        self._rejected = True
+        if self._task is not None:
+            self._pending_reject = (status, message)
+            if self.transport is not None:
+                self.transport.pause_reading()
+            return
+        self._pending_reject = None
+        response = self.server.render(status, message)
+        if self.transport is not None and not self._closed:
+            head = self._head(status, response.headers, b"content-length: %d\r\n" % len(response.body), False)
+            self.transport.write(bytes(head) + response.body)
+        self._close()
+
+    def sweep(self, now: float) -> None:
+        """Close the connection if it idles past keep-alive, or a request's headers are too slow."""
+        if self._task is not None or self._closed:
+            return
+        limit = self.limits.header_timeout if self._in_head else self.limits.keepalive_timeout
+        if now - self._active > limit:
+            self._close()
+
+    def shutdown(self) -> None:
+        self._shutdown = True
+        if self._task is None and not self._queue:
+            self._close()
+
+    def _close(self) -> None:
+        if self.transport is not None and not self._closed:
+            self._closed = True
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self._closed = True
+            self.transport.abort()
+
+
+async def _aclose(body: Any) -> None:
+    closer = getattr(body, "aclose", None)
+    if closer is not None:
+        try:
+            await closer()
+        except Exception:
+            log.exception("closing a stream body failed")

@@ -1,0 +1,246 @@
+"""OpenAI's wire format as the simulator speaks it: completions, stream chunks, embeddings, errors.
+
+Answers are deterministic functions of the request (and the simulator's name), realistic enough that the
+official SDK's types validate them: ids, usage, finish reasons, tool calls, JSON mode.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+import struct
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import msgspec
+
+__all__ = [
+    "chunk_events",
+    "completion",
+    "embeddings",
+    "error_body",
+    "plan_reply",
+]
+
+_encode = msgspec.json.Encoder().encode
+
+_ERRORS = {
+    400: ("invalid_request_error", None),
+    401: ("invalid_request_error", "invalid_api_key"),
+    403: ("permission_error", None),
+    404: ("invalid_request_error", "model_not_found"),
+    408: ("timeout", None),
+    409: ("conflict", None),
+    413: ("invalid_request_error", "request_too_large"),
+    422: ("invalid_request_error", None),
+    429: ("requests", "rate_limit_exceeded"),
+}
+_MESSAGES = {
+    401: "Incorrect API key provided.",
+    429: "Rate limit reached for requests. Please try again later.",
+    500: "The server had an error while processing your request.",
+    502: "Bad gateway.",
+    503: "The server is overloaded or not ready yet.",
+    504: "Gateway timeout.",
+    529: "The engine is currently overloaded, please try again later.",
+}
+_FILLER = (
+    "Failover keeps answers flowing when a provider stumbles. "
+    "Every request takes the first healthy path through the route. "
+    "Nothing here left this machine."
+)
+
+
+def error_body(status: int, message: str | None = None, param: str | None = None) -> bytes:
+    kind, code = _ERRORS.get(status, ("server_error", None))
+    text = message or _MESSAGES.get(status) or f"Simulated error {status}."
+    return _encode({"error": {"message": text, "type": kind, "param": param, "code": code}})
+
+
+def _words(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return value.split()
+    if isinstance(value, list):
+        return [w for part in value if isinstance(part, dict) for w in str(part.get("text", "")).split()]
+    return []
+
+
+def prompt_tokens(body: dict[str, Any]) -> int:
+    messages = body.get("messages") or []
+    return sum(len(_words(m.get("content"))) + 3 for m in messages if isinstance(m, dict)) or 1
+
+
+class Reply:
+    """What the assistant says: text, or one tool call; with finish reason and token counts."""
+
+    def __init__(self, text: str | None, tool: dict[str, Any] | None, finish: str, prompt: int) -> None:
+        self.text = text
+        self.tool = tool
+        self.finish = finish
+        self.prompt = prompt
+        self.completion = len((text or "").split()) + (len(tool["arguments"]) // 4 if tool else 0) or 1
+
+
+def plan_reply(body: dict[str, Any], name: str) -> Reply:
+    prompt = prompt_tokens(body)
+    messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
+    tool = _tool_call(body, messages)
+    if tool is not None:
+        return Reply(None, tool, "tool_calls", prompt)
+    fmt = body.get("response_format") or {}
+    if isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema"):
+        schema = (fmt.get("json_schema") or {}).get("schema") or {}
+        text = _encode(_example(schema) if schema else {"answer": f"from {name}"}).decode()
+        return Reply(text, None, "stop", prompt)
+    last_user = next((m for m in reversed(messages) if m.get("role") == "user"), {})
+    words = _words(last_user.get("content"))[:8]
+    text = f"Echo from {name}: {' '.join(words)}. {_FILLER}"
+    limit = body.get("max_completion_tokens") or body.get("max_tokens")
+    if isinstance(limit, int) and 0 < limit < len(text.split()):
+        return Reply(" ".join(text.split()[:limit]), None, "length", prompt)
+    return Reply(text, None, "stop", prompt)
+
+
+def _tool_call(body: dict[str, Any], messages: list[dict[str, Any]]) -> dict[str, Any] | None:
+    tools = body.get("tools")
+    choice = body.get("tool_choice")
+    if not tools or choice == "none" or (messages and messages[-1].get("role") == "tool"):
+        return None
+    functions = [t.get("function") or {} for t in tools if isinstance(t, dict)]
+    chosen = functions[0] if functions else {}
+    if isinstance(choice, dict):
+        wanted = (choice.get("function") or {}).get("name")
+        chosen = next((f for f in functions if f.get("name") == wanted), chosen)
+    arguments = _encode(_example(chosen.get("parameters") or {})).decode()
+    digest = hashlib.sha256(arguments.encode() + str(chosen.get("name")).encode()).hexdigest()[:24]
+    return {"id": f"call_{digest}", "name": str(chosen.get("name", "tool")), "arguments": arguments}
+
+
+def _example(schema: dict[str, Any]) -> Any:
+    kind = schema.get("type")
+    if kind == "object" or "properties" in schema:
+        props = schema.get("properties") or {}
+        required = schema.get("required") or list(props)
+        return {key: _example(props.get(key) or {}) for key in required}
+    if schema.get("enum"):
+        return schema["enum"][0]
+    return {"string": "example", "number": 1, "integer": 1, "boolean": True, "array": []}.get(str(kind), "example")
+
+
+def _usage(reply: Reply) -> dict[str, int]:
+    return {
+        "prompt_tokens": reply.prompt,
+        "completion_tokens": reply.completion,
+        "total_tokens": reply.prompt + reply.completion,
+    }
+
+
+def completion(body: dict[str, Any], model: str, reply: Reply, ident: str) -> bytes:
+    requested = body.get("n")
+    n = requested if isinstance(requested, int) and requested > 0 else 1
+    message: dict[str, Any] = {"role": "assistant", "content": reply.text, "refusal": None}
+    if reply.tool is not None:
+        call = reply.tool
+        message["tool_calls"] = [
+            {"id": call["id"], "type": "function", "function": {"name": call["name"], "arguments": call["arguments"]}}
+        ]
+    choices = [{"index": i, "message": message, "logprobs": None, "finish_reason": reply.finish} for i in range(n)]
+    return _encode(
+        {
+            "id": ident,
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": choices,
+            "usage": _usage(reply),
+            "system_fingerprint": "fp_sidestep_sim",
+        }
+    )
+
+
+def chunk_events(body: dict[str, Any], model: str, reply: Reply, ident: str, pieces: int) -> Iterator[bytes]:
+    """Every `data:` event of a stream, in order, ending with `[DONE]`."""
+    created = int(time.time())
+
+    def event(delta: dict[str, Any], finish: str | None = None, usage: Any = None, choices: bool = True) -> bytes:
+        payload: dict[str, Any] = {
+            "id": ident,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "system_fingerprint": "fp_sidestep_sim",
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}] if choices else [],
+        }
+        if usage is not None:
+            payload["usage"] = usage
+        return b"data: " + _encode(payload) + b"\n\n"
+
+    yield event({"role": "assistant", "content": ""})
+    if reply.tool is not None:
+        call = reply.tool
+        yield event(
+            {
+                "tool_calls": [
+                    {
+                        "index": 0,
+                        "id": call["id"],
+                        "type": "function",
+                        "function": {"name": call["name"], "arguments": ""},
+                    }
+                ]
+            }
+        )
+        for part in _split(call["arguments"], pieces):
+            yield event({"tool_calls": [{"index": 0, "function": {"arguments": part}}]})
+    else:
+        for part in _split_words(reply.text or "", pieces):
+            yield event({"content": part})
+    yield event({}, reply.finish)
+    options = body.get("stream_options")
+    if isinstance(options, dict) and options.get("include_usage"):
+        yield event({}, usage=_usage(reply), choices=False)
+    yield b"data: [DONE]\n\n"
+
+
+def _split_words(text: str, pieces: int) -> list[str]:
+    words = text.split(" ")
+    size = max(1, math.ceil(len(words) / max(1, pieces)))
+    groups = [" ".join(words[i : i + size]) for i in range(0, len(words), size)]
+    return [g if i == 0 else " " + g for i, g in enumerate(groups)]
+
+
+def _split(text: str, pieces: int) -> list[str]:
+    size = max(1, math.ceil(len(text) / max(1, pieces)))
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+def embeddings(body: dict[str, Any], model: str) -> bytes:
+    raw = body.get("input")
+    inputs = raw if isinstance(raw, list) and raw and not isinstance(raw[0], int) else [raw]
+    requested = body.get("dimensions")
+    dims = requested if isinstance(requested, int) and requested > 0 else 1536
+    base64_out = body.get("encoding_format") == "base64"
+    data, tokens = [], 0
+    for index, item in enumerate(inputs):
+        text = item if isinstance(item, str) else " ".join(map(str, item or []))
+        tokens += max(1, len(text.split()))
+        vector = _vector(text, dims)
+        value: Any = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode() if base64_out else vector
+        data.append({"object": "embedding", "index": index, "embedding": value})
+    usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+    return _encode({"object": "list", "data": data, "model": model, "usage": usage})
+
+
+def _vector(text: str, dims: int) -> list[float]:
+    seed = hashlib.sha256(text.encode()).digest()
+    values: list[float] = []
+    counter = 0
+    while len(values) < dims:
+        block = hashlib.sha256(seed + counter.to_bytes(4, "little")).digest()
+        values.extend((b - 127.5) / 127.5 for b in block)
+        counter += 1
+    values = values[:dims]
+    norm = math.sqrt(sum(v * v for v in values)) or 1.0
+    return [v / norm for v in values]

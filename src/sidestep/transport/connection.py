@@ -1,0 +1,218 @@
+"""One upstream HTTP/1.1 connection: an asyncio protocol with an `httptools` response parser.
+
+A connection carries one request at a time. The response's status and headers resolve a future; body
+pieces are queued as they arrive and handed to the reader without buffering until the end (SSE depends
+on it). Reading pauses the socket when the reader falls behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import cast
+
+import httptools
+
+__all__ = ["Connection"]
+
+
+def _expire(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
+        future.exception()  # retrieved here: the waiter may be gone by the time it fires
+
+
+_HIGH_WATER = 64  # queued body pieces before the socket stops being read
+
+
+class Connection(asyncio.Protocol):
+    def __init__(self, origin: tuple[str, str, int]) -> None:
+        self.origin = origin
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.idle_since = 0.0
+        self.used = False  # has carried a request before (a reused keep-alive connection)
+        self.got_bytes = False  # any response byte for the current request
+        self._parser = httptools.HttpResponseParser(self)
+        self._headers_ready: asyncio.Future[None] | None = None
+        self._status = 0
+        self._headers: dict[str, str] = {}
+        self._pieces: deque[bytes] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._complete = False
+        self._error: Exception | None = None
+        self._paused = False
+        self._tunnel: asyncio.Future[bytes] | None = None
+        self._tunnel_buffer = b""
+        self._interim = False
+        self._head_only = False
+        self._keep = False
+        self._until_eof = False  # the body is close-delimited: EOF ends it
+
+    # -- request lifecycle --------------------------------------------------------------------------
+
+    def begin(self, payload: bytes, head_only: bool) -> asyncio.Future[None]:
+        """Send a whole request; return a future resolved when the response headers are in."""
+        self._parser = httptools.HttpResponseParser(self)
+        self._status = 0
+        self._headers = {}
+        self._pieces.clear()
+        self._complete = False
+        self._error = None
+        self._until_eof = False
+        self.got_bytes = False
+        self._head_only = head_only
+        self._headers_ready = self.loop.create_future()
+        assert self.transport is not None
+        self.transport.write(payload)
+        return self._headers_ready
+
+    @property
+    def status(self) -> int:
+        return self._status
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self._headers
+
+    @property
+    def complete(self) -> bool:
+        return self._complete
+
+    @property
+    def keep_alive(self) -> bool:
+        return self._complete and not self.closed and self._keep
+
+    async def next_piece(self, timeout: float | None) -> bytes | None:
+        """The next body piece, or None at the end of the body. Raises when the connection failed, and
+        TimeoutError when nothing arrives for `timeout` seconds."""
+        while True:
+            if self._pieces:
+                piece = self._pieces.popleft()
+                if self._paused and len(self._pieces) < _HIGH_WATER // 2 and self.transport is not None:
+                    self._paused = False
+                    self.transport.resume_reading()
+                return piece
+            if self._complete:
+                return None
+            if self._error is not None:
+                raise self._error
+            waiter = self._waiter = self.loop.create_future()
+            timer = self.loop.call_later(timeout, _expire, waiter) if timeout is not None else None
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+                if timer is not None:
+                    timer.cancel()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self.transport is not None:
+                self.transport.close()
+
+    def abort(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    # -- proxy tunnel (CONNECT) -----------------------------------------------------------------------
+
+    def start_tunnel(self, request: bytes) -> asyncio.Future[bytes]:
+        """Send CONNECT; the future resolves with the proxy's response head (status line and headers)."""
+        self._tunnel = self.loop.create_future()
+        assert self.transport is not None
+        self.transport.write(request)
+        return self._tunnel
+
+    # -- asyncio.Protocol -----------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement the interface without subclassing asyncio.Transport.
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self._tunnel is not None and not self._tunnel.done():
+            self._tunnel_buffer += data
+            end = self._tunnel_buffer.find(b"\r\n\r\n")
+            if end >= 0:
+                self._tunnel.set_result(self._tunnel_buffer[: end + 4])
+            return
+        self.got_bytes = True
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(ConnectionError(f"malformed HTTP response: {exc}"))
+            self.abort()
+        if len(self._pieces) >= _HIGH_WATER and not self._paused and self.transport is not None:
+            self._paused = True
+            self.transport.pause_reading()
+
+    def eof_received(self) -> bool | None:
+        self._finish_at_eof()
+        return None
+
+    def _finish_at_eof(self) -> None:
+        if self._until_eof and not self._complete:
+            self._complete = True
+            self._wake()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if exc is None:
+            self._finish_at_eof()
+        if self._tunnel is not None and not self._tunnel.done():
+            self._tunnel.set_exception(ConnectionError("the proxy closed the connection during CONNECT"))
+        if not self._complete:
+            reason = exc or ConnectionResetError("the upstream closed the connection")
+            self._fail(reason if isinstance(reason, Exception) else ConnectionError(str(reason)))
+
+    # -- httptools callbacks --------------------------------------------------------------------------
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        previous = self._headers.get(key)
+        self._headers[key] = text if previous is None else f"{previous}, {text}"
+
+    def on_headers_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if 100 <= status < 200:  # interim response: wait for the real one
+            self._headers = {}
+            self._interim = True
+            return
+        self._status = status
+        # Captured now: httptools stops answering should_keep_alive() once the message completes.
+        self._keep = self._parser.should_keep_alive()
+        framed = "content-length" in self._headers or "chunked" in self._headers.get("transfer-encoding", "")
+        self._until_eof = not framed and not self._head_only and status not in (204, 304)
+        ready = self._headers_ready
+        if ready is not None and not ready.done():
+            ready.set_result(None)
+        if self._head_only or status in (204, 304):
+            self._complete = True
+
+    def on_body(self, body: bytes) -> None:
+        self._pieces.append(body)
+        self._wake()
+
+    def on_message_complete(self) -> None:
+        if self._interim:
+            self._interim = False
+            return
+        self._complete = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def _fail(self, exc: Exception) -> None:
+        self._error = exc
+        ready = self._headers_ready
+        if ready is not None and not ready.done():
+            ready.set_exception(exc)
+            ready.exception()  # mark retrieved: the sender may already have given up on it
+        self._wake()

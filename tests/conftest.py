@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from sidestep.testing import RunningSim, openai_client, running_simulators
+
+Sdk = Callable[[str], Any]
+
+
+@pytest.fixture
+async def sims() -> AsyncIterator[dict[str, RunningSim]]:
+    async with running_simulators("primary", "backup", "third") as running:
+        yield running
+
+
+@pytest.fixture
+async def sdk() -> AsyncIterator[Sdk]:
+    """Make official OpenAI SDK clients pointed at a gateway; every one is closed after the test."""
+    clients: list[Any] = []
+
+    def make(base_url: str) -> Any:
+        client = openai_client(base_url)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()

@@ -1,0 +1,114 @@
+"""Pure routing decisions: resolution, expansion order, weighted choice."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import pytest
+
+from sidestep.config import parse_config
+from sidestep.config.model import KeyConfig, LoadBalanceNode, TargetNode
+from sidestep.errors import NotFound
+from sidestep.routing.plan import expand, pick_key, resolve, resolve_all, weighted_order
+
+CONFIG = parse_config(
+    {
+        "providers": {
+            "openai": {"api_key": "a", "models": ["gpt-4o-mini"]},
+            "groq": {"api_key": "b"},
+        },
+        "routes": {"smart": ["openai/gpt-4o-mini", {"loadbalance": ["groq/x", {"target": "groq/y", "weight": 3}]}]},
+    },
+    env={},
+)
+
+
+def test_route_expands_in_fallback_order_with_every_target_once() -> None:
+    targets = [p.target for p in resolve_all(["smart"], CONFIG.routes, CONFIG.providers, random.Random(1))]
+    assert targets[0] == TargetNode("openai", "gpt-4o-mini")
+    assert {t.model for t in targets[1:]} == {"x", "y"}
+    assert len(targets) == 3
+
+
+def test_per_request_fallbacks_append_and_deduplicate() -> None:
+    names = ["openai/gpt-4o-mini", "smart", "groq/z"]
+    targets = [p.target for p in resolve_all(names, CONFIG.routes, CONFIG.providers, random.Random(0))]
+    labels = [t.label for t in targets]
+    assert labels[0] == "openai/gpt-4o-mini"
+    assert labels[-1] == "groq/z"
+    assert len(targets) == 4
+
+
+def test_bare_model_listed_under_one_provider_resolves_to_it() -> None:
+    assert resolve("gpt-4o-mini", CONFIG.routes, CONFIG.providers) == TargetNode("openai", "gpt-4o-mini")
+
+
+def test_unknown_model_lists_routes_and_providers() -> None:
+    with pytest.raises(NotFound) as info:
+        resolve("claude-3", CONFIG.routes, CONFIG.providers)
+    assert "smart" in info.value.message
+    assert "groq, openai" in info.value.message
+    assert info.value.status == 404
+
+
+def test_weighted_order_prefers_heavier_items_and_keeps_all() -> None:
+    rng = random.Random(42)
+    firsts = Counter(weighted_order(["a", "b"], [1.0, 3.0], rng)[0] for _ in range(4000))
+    assert 0.70 < firsts["b"] / 4000 < 0.80  # expected 0.75
+    assert sorted(weighted_order(["a", "b", "c"], [1, 1, 1], rng)) == ["a", "b", "c"]
+
+
+def test_loadbalance_expansion_follows_weights() -> None:
+    node = LoadBalanceNode((TargetNode("p", "light", 1.0), TargetNode("p", "heavy", 9.0)))
+    rng = random.Random(7)
+    firsts = Counter(expand(node, rng)[0].target.model for _ in range(2000))
+    assert firsts["heavy"] > 1600
+
+
+def test_pick_key_respects_weights_allow_lists_and_exclusions() -> None:
+    keys = (
+        KeyConfig(None, 1.0, None, "k0"),
+        KeyConfig(None, 4.0, frozenset({"m"}), "k1"),
+    )
+    rng = random.Random(3)
+    counts = Counter(pick_key(keys, "m", rng).name for _ in range(2000))  # type: ignore[union-attr]
+    assert 0.75 < counts["k1"] / 2000 < 0.85
+    assert pick_key(keys, "other", rng) == keys[0]
+    assert pick_key(keys, "m", rng, frozenset({"k1"})) == keys[0]
+    assert pick_key(keys, "m", rng, frozenset({"k0", "k1"})) is None
+
+
+def test_policies_are_inherited_and_overridden_down_the_tree() -> None:
+    config = parse_config(
+        {
+            "providers": {"a": {"type": "openai", "api_key": "k"}},
+            "routes": {
+                "r": {
+                    "fallback": [
+                        "a/one",
+                        {"target": "a/two", "retry": 4, "timeouts": {"first_token": 2}},
+                        {"loadbalance": ["a/three"], "strategy": "round_robin", "mid_stream": "continue"},
+                    ],
+                    "retry": {"attempts": 2, "on": [503]},
+                    "timeouts": {"first_token": 5, "total": 30},
+                    "hedge": {"delay": 1.5},
+                    "deadline": 60,
+                }
+            },
+        },
+        env={},
+    )
+    one, two, three = resolve_all(["r"], config.routes, config.providers, random.Random(0))
+    assert one.policy.retry is not None
+    assert one.policy.retry.attempts == 2
+    assert one.policy.retry.retry_on == frozenset({503})
+    assert one.policy.timeouts.first_token == 5
+    assert one.policy.hedge_delay == 1.5
+    assert one.policy.deadline == 60
+    assert two.policy.retry is not None
+    assert two.policy.retry.attempts == 4
+    assert two.policy.timeouts.first_token == 2
+    assert two.policy.timeouts.total == 30
+    assert three.policy.mid_stream == "continue"
+    assert one.policy.mid_stream is None

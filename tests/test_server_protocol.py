@@ -1,0 +1,234 @@
+"""The HTTP/1.1 server, byte-exact over raw sockets: framing, keep-alive, pipelining, limits, streams."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from sidestep.server.protocol import HttpServer, ServerLimits, start_server
+from sidestep.server.types import AbortConnection, Request, Response, StreamingResponse
+
+Seen = list[Request]
+
+
+def make_handler(seen: Seen, closed: list[str]) -> object:
+    async def handler(request: Request) -> Response | StreamingResponse:
+        seen.append(request)
+        if request.path == "/stream":
+
+            async def body() -> AsyncIterator[bytes]:
+                try:
+                    for i in range(3):
+                        yield b"data: %d\n\n" % i
+                        await asyncio.sleep(0.01 if request.query == "slow" else 0)
+                    if request.query == "abort":
+                        raise AbortConnection
+                    if request.query == "forever":
+                        await asyncio.sleep(30)
+                finally:
+                    closed.append("body closed")
+
+            return StreamingResponse(200, body(), [("content-type", "text/event-stream")])
+        if request.path == "/abort":
+            raise AbortConnection
+        if request.path == "/boom":
+            raise RuntimeError("handler bug")
+        if request.path == "/slow":
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                closed.append("handler cancelled")
+                raise
+        return Response(200, b"echo:" + request.body, [("content-type", "text/plain")])
+
+    return handler
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[tuple[HttpServer, Seen, list[str]]]:
+    seen: Seen = []
+    closed: list[str] = []
+    limits = ServerLimits(max_body_bytes=100, max_header_bytes=1024, keepalive_timeout=0.3, header_timeout=0.3)
+    srv = await start_server(make_handler(seen, closed), limits=limits)  # type: ignore[arg-type]
+    yield srv, seen, closed
+    await srv.close()
+
+
+async def exchange(port: int, data: bytes, *, wait: float = 0.2) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    await writer.drain()
+    out = b""
+    try:
+        async with asyncio.timeout(wait):
+            while chunk := await reader.read(65536):
+                out += chunk
+    except TimeoutError:
+        pass
+    writer.close()
+    await writer.wait_closed()
+    return out
+
+
+async def test_keepalive_and_pipelining_answer_in_order(server: tuple[HttpServer, Seen, list[str]]) -> None:
+    srv, seen, _ = server
+    requests = b"".join(b"POST /%d HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n%d" % (i, i) for i in range(5))
+    out = await exchange(srv.port, requests)
+    assert out.count(b"HTTP/1.1 200 OK") == 5
+    assert [r.path for r in seen] == ["/0", "/1", "/2", "/3", "/4"]
+    bodies = [part.split(b"\r\n\r\n", 1)[1][:6] for part in out.split(b"HTTP/1.1 ")[1:]]
+    assert bodies == [b"echo:0", b"echo:1", b"echo:2", b"echo:3", b"echo:4"]
+
+
+async def test_request_parts_reach_the_handler(server: tuple[HttpServer, Seen, list[str]]) -> None:
+    srv, seen, _ = server
+    await exchange(
+        srv.port, b"POST /p/a?x=1&y=2 HTTP/1.1\r\nHost: h\r\nX-A: 1\r\nx-a: 2\r\nContent-Length: 3\r\n\r\nabc"
+    )
+    request = seen[0]
+    assert (request.method, request.path, request.query, request.body) == ("POST", "/p/a", "x=1&y=2", b"abc")
+    assert request.headers["x-a"] == "1, 2"
+    assert request.client is not None
+
+
+async def test_chunked_request_body(server: tuple[HttpServer, Seen, list[str]]) -> None:
+    srv, seen, _ = server
+    out = await exchange(
+        srv.port, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+    )
+    assert seen[0].body == b"abcde"
+    assert out.endswith(b"echo:abcde")
+
+
+async def test_connection_close_and_http10(server: tuple[HttpServer, Seen, list[str]]) -> None:
+    srv, _, _ = server
+    out = await exchange(
+        srv.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /ignored HTTP/1.1\r\n\r\n"
+    )
+    assert out.count(b"HTTP/1.1 200") == 1
+    assert b"connection: close" in out
+    out = await exchange(srv.port, b"GET / HTTP/1.0\r\n\r\n")
+    assert b"connection: close" in out
+
+
+async def test_expect_100_continue_then_body(server: tuple[HttpServer, Seen, list[str]]) -> None:
+    srv, _, _ = server
+    reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+    writer.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
+    assert await reader.readuntil(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+    writer.write(b"hi")
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK")
+    assert await reader.readexactly(7) == b"echo:hi"
+    writer.close()
+    await writer.wait_closed()
+
+
+async def test_body_over_the_limit_is_413_and_closes(server: tuple[HttpServer, Seen, list[str]]) -> None:
+    srv, seen, _ = server
+    out = await exchange(srv.port, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 101\r\n\r\n" + b"a" * 101)
+    assert out.startswith(b"HTTP/1.1 413 ")
+    assert b"connection: close" in out
+    chunk = b"40\r\n" + b"a" * 64 + b"\r\n"
+    head = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    out = await exchange(srv.port, head + chunk + chunk + b"0\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 413 ")
+    assert seen == []
+    reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+    writer.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\nExpect: 100-continue\r\n\r\n")
+    assert (await reader.read(100)).startswith(b"HTTP/1.1 413 ")  # no 100 Continue for an oversized body
+    writer.close()
+    await writer.wait_closed()
+
+
+async def test_oversized_headers_431_and_malformed_400(server: tuple[HttpServer, Seen, list[str]]) -> None:
+    srv, _, _ = server
+    out = await exchange(srv.port, b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 2000 + b"\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 431 ")
+    out = await exchange(srv.port, b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 2000)  # headers never finish
+    assert out.startswith(b"HTTP/1.1 431 ")
+    out = await exchange(srv.port, b"NOT HTTP AT ALL\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 400 ")
+
+
+async def test_head_has_no_body(server: tuple[HttpServer, Seen, list[str]]) -> None:
+    srv, _, _ = server
+    out = await exchange(srv.port, b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert b"content-length: 5" in out
+    assert out.endswith(b"\r\n\r\n")
+
+
+async def test_streaming_response_is_chunked_and_unbuffered(server: tuple[HttpServer, Seen, list[str]]) -> None:
+    srv, _, closed = server
+    reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+    writer.write(b"GET /stream?slow HTTP/1.1\r\nHost: x\r\n\r\n")
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert b"transfer-encoding: chunked" in head
+    first = b"9\r\ndata: 0\n\n\r\n"
+    assert await reader.readexactly(len(first)) == first  # arrives before the stream ends
+    rest = await reader.readuntil(b"0\r\n\r\n")
+    assert rest == b"9\r\ndata: 1\n\n\r\n9\r\ndata: 2\n\n\r\n0\r\n\r\n"
+    writer.close()
+    await writer.wait_closed()
+    assert closed == ["body closed"]
+
+
+async def test_client_disconnect_closes_the_stream_and_cancels_the_handler(
+    server: tuple[HttpServer, Seen, list[str]],
+) -> None:
+    srv, _, closed = server
+    reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+    writer.write(b"GET /stream?forever HTTP/1.1\r\nHost: x\r\n\r\n")
+    await reader.readuntil(b"data: 2")
+    writer.close()
+    await writer.wait_closed()
+    reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+    writer.write(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+    await asyncio.sleep(0.05)
+    writer.close()
+    await writer.wait_closed()
+    for _ in range(50):
+        if len(closed) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert sorted(closed) == ["body closed", "handler cancelled"]
+
+
+async def test_abort_resets_and_handler_errors_are_500(server: tuple[HttpServer, Seen, list[str]]) -> None:
+    srv, _, _ = server
+    assert await exchange(srv.port, b"GET /abort HTTP/1.1\r\nHost: x\r\n\r\n") == b""
+    out = await exchange(srv.port, b"GET /stream?abort HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert b"data: 2" in out
+    assert not out.endswith(b"0\r\n\r\n")  # cut, no final chunk
+    out = await exchange(srv.port, b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 500 ")
+
+
+async def test_idle_keepalive_connection_is_closed(server: tuple[HttpServer, Seen, list[str]]) -> None:
+    srv, _, _ = server
+    reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    await reader.readuntil(b"echo:")
+    async with asyncio.timeout(2):
+        assert await reader.read() == b""  # closed by the server after keepalive_timeout (0.3 s)
+    writer.close()
+    await writer.wait_closed()
+
+
+async def test_graceful_close_finishes_in_flight_requests() -> None:
+    async def slow(request: Request) -> Response:
+        await asyncio.sleep(0.2)
+        return Response(200, b"done")
+
+    srv = await start_server(slow)
+    reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    await asyncio.sleep(0.05)
+    await srv.close()
+    assert (await reader.read()).endswith(b"done")
+    writer.close()
+    await writer.wait_closed()
+    with pytest.raises(OSError):
+        await asyncio.open_connection("127.0.0.1", srv.port)
