@@ -156,3 +156,13 @@ def test_env_only_config_registers_providers_from_their_variables() -> None:
     key = config.providers["openai"].keys[0]
     assert key.secret is not None and key.secret.reveal() == "sk-1"
     assert config_from_env({}).providers == {}
+
+
+def test_fallbacks_on_is_validated() -> None:
+    base = {"providers": {"p": {"type": "openai", "api_key": "k"}}}
+    good = parse_config({**base, "routes": {"r": {"target": "p/m", "fallbacks_on": {"context_window": ["p/big"]}}}})
+    assert good.routes["r"].policy.fallbacks_for("context_window") == ("p/big",)
+    assert good.routes["r"].policy.fallbacks_for(None) == ()
+    bad = {**base, "routes": {"r": {"target": "p/m", "fallbacks_on": {"context": ["p/big"]}}}}
+    with pytest.raises(ConfigError, match=r"routes.r.fallbacks_on.context: unknown key \(allowed: content_policy"):
+        parse_config(bad)

@@ -14,6 +14,7 @@ import pytest
 from openai.types.chat import ChatCompletionChunk
 
 from conftest import Sdk
+from sidestep.sim.faults import FaultSpec
 from sidestep.testing import FakeClock, RunningSim, config_for, running_gateway
 
 MSG = [{"role": "user", "content": "Tell me about resilience"}]
@@ -185,3 +186,33 @@ async def test_round_robin_alternates_between_healthy_targets(sdk: Sdk, sims: Si
     async with running_gateway(config_for(sims, route)) as gw:
         served = [(await chat(sdk, gw.base_url))["x-sidestep-provider"] for _ in range(4)]
     assert served == ["primary", "backup", "primary", "backup"]
+
+
+async def test_context_window_error_switches_to_its_own_fallback_list(sdk: Sdk, sims: Sims) -> None:
+    too_long = "This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens."
+    sims["primary"].sim.set_fault(FaultSpec(status=400, message=too_long))
+    route = {
+        "chat": {
+            "fallback": ["primary/small", "third/small"],
+            "fallbacks_on": {"context_window": ["backup/large-context"], "content_policy": ["third/lenient"]},
+        }
+    }
+    async with running_gateway(config_for(sims, route)) as gw:
+        headers = await chat(sdk, gw.base_url)
+    assert headers["x-sidestep-provider"] == "backup"
+    assert headers["x-sidestep-model"] == "large-context"
+    assert headers["x-sidestep-attempts"] == "2"
+    assert sims["third"].sim.received == []  # the ordinary fallback is not for prompts that do not fit
+
+
+async def test_content_policy_error_uses_its_list_and_plain_400_returns_at_once(sdk: Sdk, sims: Sims) -> None:
+    route = {"chat": {"fallback": ["primary/a", "third/b"], "fallbacks_on": {"content_policy": ["backup/lenient"]}}}
+    sims["primary"].sim.set_fault(FaultSpec(status=400, message="Your request was rejected by our safety system."))
+    async with running_gateway(config_for(sims, route)) as gw:
+        headers = await chat(sdk, gw.base_url)
+        assert headers["x-sidestep-provider"] == "backup"
+        sims["primary"].sim.set_fault(FaultSpec(status=400, message="Invalid value for 'temperature'."))
+        with pytest.raises(openai.BadRequestError, match="temperature") as caught:
+            await chat(sdk, gw.base_url)
+    assert caught.value.response.headers["x-sidestep-attempts"] == "1"
+    assert sims["third"].sim.received == [] and len(sims["backup"].sim.received) == 1

@@ -11,7 +11,7 @@ import itertools
 import os
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -32,7 +32,7 @@ from sidestep.relay import StreamJob, relay, wait_with_keepalive
 from sidestep.routing.breaker import Breakers
 from sidestep.routing.cooldown import Cooldowns
 from sidestep.routing.executor import Executor, RouteState
-from sidestep.routing.plan import resolve_all
+from sidestep.routing.plan import Planned, resolve_all
 from sidestep.routing.served import Served
 from sidestep.server.types import Request, Response, StreamingResponse
 from sidestep.transport.types import Transport
@@ -59,7 +59,9 @@ class Gateway:
         self._rng = rng or random.Random()
         self._providers = build_providers(config.providers)
         self.state = state or _route_state(config)
-        self._executor = Executor(self._providers, transport, self._rng, state=self.state, clock=clock, sleep=sleep)
+        self._executor = Executor(
+            self._providers, transport, self._rng, state=self.state, clock=clock, sleep=sleep, replan=self._replan
+        )
         self._timeout = config.server.request_timeout
         self._routes: dict[str, dict[str, _Endpoint]] = {
             "/v1/chat/completions": {"POST": partial(self._proxy, operation="chat")},
@@ -136,6 +138,10 @@ class Gateway:
         await served.aclose()
         content_type = served.response.headers.get("content-type", "application/json")
         return Response(served.response.status, served.body, [("content-type", content_type), *headers])
+
+    def _replan(self, names: Sequence[str]) -> list[Planned]:
+        config = self.config
+        return resolve_all(names, config.routes, config.providers, self._rng, self.state.stats)
 
     async def _models(self, request: Request, request_id: str) -> Response:
         return Response(200, self._models_body, [_JSON])

@@ -28,7 +28,7 @@ from sidestep.sim import Simulator, start_simulator
 from sidestep.transport.client import HttpClient
 from sidestep.transport.types import Timeouts, UpstreamRequest
 
-__all__ = ["DemoResult", "add_parser", "run_demo"]
+__all__ = ["DemoResult", "add_parser", "demo_config", "run_demo"]
 
 ROUTE = "demo-chat"
 
@@ -91,7 +91,7 @@ async def run_demo(
     sims["flaky"].set_fault("status=429,retry_after=1,rate=0.35")
     sims["backup"].set_fault("latency=0.02")
     servers = {name: await start_simulator(sim) for name, sim in sims.items()}
-    config = parse_config(_demo_config({name: server.port for name, server in servers.items()}), source="<demo>")
+    config = parse_config(demo_config({name: server.port for name, server in servers.items()}), source="<demo>")
     gateway, _app, upstream = await start_gateway(config, host="127.0.0.1", port=0)
     client = HttpClient(proxy_from_env=False)
     result = DemoResult(plain=console is not None and not live)
@@ -106,12 +106,17 @@ async def run_demo(
     return result
 
 
-def _demo_config(ports: dict[str, int]) -> dict[str, Any]:
+def demo_config(ports: dict[str, int]) -> dict[str, Any]:
+    """The demo's gateway config; `sidestep drill` uses it too when no config file is given."""
+    kinds = {"primary": "openai", "flaky": "groq", "backup": "mistral"}
     providers = {
-        name: {"type": "openai", "base_url": f"http://127.0.0.1:{port}/v1", "api_key": f"demo-{name}"}
-        for name, port in ports.items()
+        name: {"type": kind, "base_url": f"http://127.0.0.1:{ports.get(name, 9)}/v1", "api_key": f"demo-{name}"}
+        for name, kind in kinds.items()
     }
-    route = ["primary/gpt-4o-mini", {"loadbalance": ["flaky/llama-3.1-8b", "backup/mistral-small"]}]
+    route = {
+        "fallback": ["primary/gpt-4o-mini", {"loadbalance": ["flaky/llama-3.1-8b", "backup/mistral-small"]}],
+        "timeouts": {"first_token": 1.0},
+    }
     # A short breaker cooldown so the primary's recovery shows within the demo's few seconds.
     resilience = {"breaker": {"failures": 3, "cooldown": 1.0}}
     return {"providers": providers, "routes": {ROUTE: route}, "resilience": resilience}

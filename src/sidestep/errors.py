@@ -106,6 +106,7 @@ class UpstreamError(SidestepError):
         body: bytes = b"",
         retryable: bool = True,
         retry_after: float | None = None,
+        kind: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -113,6 +114,7 @@ class UpstreamError(SidestepError):
         self.body = body
         self.retryable = retryable
         self.retry_after = retry_after
+        self.kind = kind  # "context_window" or "content_policy" when recognised: they have their own fallbacks
 
 
 class UpstreamTimeout(UpstreamError):

@@ -49,10 +49,12 @@ def _parser() -> argparse.ArgumentParser:
     check.set_defaults(func=_cmd_check)
 
     from sidestep.demo import add_parser as add_demo
+    from sidestep.drill.cli import add_parser as add_drill
     from sidestep.sim.cli import add_parser as add_sim
 
     add_sim(sub)
     add_demo(sub)
+    add_drill(sub)
     return parser
 
 

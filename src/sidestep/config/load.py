@@ -35,7 +35,7 @@ from sidestep.routing.breaker import BreakerPolicy
 from sidestep.routing.retry import RetryPolicy
 from sidestep.routing.strategies import STRATEGIES
 
-__all__ = ["config_from_env", "load_config", "parse_config"]
+__all__ = ["config_from_env", "load_config", "parse_config", "read_yaml"]
 
 _TOP_KEYS = {"server", "providers", "routes", "resilience"}
 _RESILIENCE_KEYS = {"breaker", "rate_limit_cooldown", "rejected_key_cooldown"}
@@ -44,7 +44,8 @@ _SERVER_KEYS = {"host", "port", "max_body_bytes", "request_timeout", "workers", 
 _PROVIDER_KEYS = {"type", "base_url", "api_key", "keys", "headers", "timeouts", "models", "api_version"}
 _KEY_KEYS = {"value", "weight", "models"}
 _TIMEOUT_KEYS = {"connect", "headers", "first_token", "idle", "read", "total"}
-_POLICY_KEYS = {"retry", "timeouts", "hedge", "mid_stream", "keepalive", "deadline"}
+_POLICY_KEYS = {"retry", "timeouts", "hedge", "mid_stream", "keepalive", "deadline", "fallbacks_on"}
+_ERROR_KINDS = {"context_window", "content_policy"}
 _NODE_KEYS = {"fallback", "loadbalance", "target", "weight", "strategy"} | _POLICY_KEYS
 _RETRY_KEYS = {"attempts", "backoff", "max_backoff", "on", "connection_errors"}
 
@@ -62,6 +63,11 @@ class _Ctx:
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
     """Read and validate a YAML config file."""
+    return parse_config(read_yaml(path), source=str(path), env=env)
+
+
+def read_yaml(path: str | Path) -> Any:
+    """A config file's raw data; unreadable files and YAML syntax errors name the file (and line)."""
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -74,7 +80,7 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"invalid YAML: {where}{problem}", source=source) from exc
-    return parse_config(data if data is not None else {}, source=source, env=env)
+    return data if data is not None else {}
 
 
 def parse_config(data: Any, *, source: str = "<config>", env: Mapping[str, str] | None = None) -> Config:
@@ -272,7 +278,22 @@ def _policy(ctx: _Ctx, raw: dict[str, Any], path: str) -> NodePolicy:
         mid_stream=mid_stream,
         keepalive=opt("keepalive", raw.get("keepalive")),
         deadline=opt("deadline", raw.get("deadline")),
+        fallbacks_on=_fallbacks_on(ctx, raw.get("fallbacks_on"), f"{path}.fallbacks_on"),
     )
+
+
+def _fallbacks_on(ctx: _Ctx, value: Any, path: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """`{context_window: [names], content_policy: [names]}`; names are targets or routes, checked per request."""
+    if value is None:
+        return ()
+    raw = _mapping(ctx, value, path, _ERROR_KINDS)
+    out = []
+    for kind, names in raw.items():
+        items = _str_list(ctx, names, f"{path}.{kind}")
+        if not items:
+            raise ctx.fail(f"{path}.{kind}", "must list at least one target or route")
+        out.append((kind, tuple(items)))
+    return tuple(out)
 
 
 def _retry(ctx: _Ctx, value: Any, path: str) -> RetryPolicy:

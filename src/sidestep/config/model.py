@@ -88,6 +88,11 @@ class NodePolicy:
     mid_stream: str | None = None  # "fail" (default) or "continue"
     keepalive: float | None = None  # SSE comment interval while waiting for the first token
     deadline: float | None = None  # the whole request (root node only)
+    # error kind ("context_window", "content_policy") → names (targets or routes) tried when a target fails so
+    fallbacks_on: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def fallbacks_for(self, kind: str | None) -> tuple[str, ...]:
+        return next((names for k, names in self.fallbacks_on if k == kind), ())
 
     def under(self, parent: NodePolicy) -> NodePolicy:
         """This node's policy with unset fields taken from `parent`."""
@@ -98,6 +103,7 @@ class NodePolicy:
             mid_stream=self.mid_stream or parent.mid_stream,
             keepalive=parent.keepalive if self.keepalive is None else self.keepalive,
             deadline=parent.deadline if self.deadline is None else self.deadline,
+            fallbacks_on=self.fallbacks_on or parent.fallbacks_on,
         )
 
 

@@ -77,7 +77,34 @@ def classify_http_error(status: int, headers: Mapping[str, str], body: bytes, *,
         body=body,
         retryable=retryable,
         retry_after=parse_retry_after(headers),
+        kind=None if retryable else error_kind(status, body, detail),
     )
+
+
+# What providers say when a prompt does not fit, or when their safety system refused it.
+_CONTEXT_CODES = ("context_length_exceeded", "string_above_max_length")
+_CONTEXT_PHRASES = (
+    "maximum context length",
+    "context length",
+    "context window",
+    "prompt is too long",
+    "too many tokens",
+)
+_POLICY_CODES = ("content_policy_violation", "content_filter")
+_POLICY_PHRASES = ("content management policy", "content policy", "safety system", "flagged as potentially")
+
+
+def error_kind(status: int, body: bytes, message: str) -> str | None:
+    """`context_window` or `content_policy` for a recognised 400-class refusal; None otherwise."""
+    if status not in (400, 403, 413, 422):
+        return None
+    text = message.lower()
+    raw = body[:2000].lower()
+    if any(code.encode() in raw for code in _CONTEXT_CODES) or any(p in text for p in _CONTEXT_PHRASES):
+        return "context_window"
+    if any(code.encode() in raw for code in _POLICY_CODES) or any(p in text for p in _POLICY_PHRASES):
+        return "content_policy"
+    return None
 
 
 def _error_message(body: bytes) -> str:

@@ -58,6 +58,7 @@ class _Run:
     attempts: list[Attempt] = field(default_factory=list)
     skipped: list[tuple[int, Planned]] = field(default_factory=list)
     deadline_hit: bool = False
+    reclassified: bool = False
 
 
 class Executor:
@@ -70,8 +71,10 @@ class Executor:
         state: RouteState | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        replan: Callable[[Sequence[str]], Sequence[Planned]] | None = None,
     ) -> None:
         self._providers = providers
+        self._replan = replan  # names (targets or routes) → a plan, for classified fallbacks
         self._transport = transport
         self._rng = rng
         self.state = state or RouteState()
@@ -88,12 +91,16 @@ class Executor:
         while index < len(plan):
             planned = plan[index]
             hedge = planned.policy.hedge_delay
-            if hedge is not None and index + 1 < len(plan):
-                served = await self._hedged(run, (index, planned), (index + 1, plan[index + 1]), hedge)
-                index += 2
-            else:
-                served = await self._target(run, index, planned)
-                index += 1
+            try:
+                if hedge is not None and index + 1 < len(plan):
+                    served = await self._hedged(run, (index, planned), (index + 1, plan[index + 1]), hedge)
+                    index += 2
+                else:
+                    served = await self._target(run, index, planned)
+                    index += 1
+            except UpstreamRejected as exc:
+                plan, index = self._reclassified(run, planned, exc), 0  # raises when there is no such list
+                continue
             if served is not None:
                 return served
         if run.skipped and self.clock() < run.deadline:
@@ -135,6 +142,15 @@ class Executor:
                 run.deadline_hit = True  # waiting would outlive the deadline: stop now, report 504
                 return None
             await self._sleep(delay)
+
+    def _reclassified(self, run: _Run, planned: Planned, exc: UpstreamRejected) -> Sequence[Planned]:
+        """A context-window or content-policy refusal switches, once, to that kind's own fallback list."""
+        names = planned.policy.fallbacks_for(exc.error.kind)
+        if not names or self._replan is None or run.reclassified:
+            raise exc
+        run.reclassified = True
+        event(log, logging.WARNING, "classified_fallback", kind=exc.error.kind, target=planned.target.label)
+        return self._replan(names)
 
     def _choose_key(self, provider: Provider, planned: Planned, used: set[str], force: bool) -> KeyConfig | None:
         now = self.clock()
