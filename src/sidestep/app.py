@@ -12,19 +12,23 @@ import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import msgspec
 
 from sidestep.config.model import Config
+from sidestep.dialects import anthropic
 from sidestep.dialects import openai as oai
+from sidestep.dialects.openai import ParsedRequest
 from sidestep.errors import (
     AllAttemptsFailed,
     Attempt,
     MethodNotAllowed,
     NotFound,
     SidestepError,
+    UpstreamError,
     UpstreamRejected,
 )
 from sidestep.providers.registry import build_providers
@@ -35,6 +39,7 @@ from sidestep.routing.executor import Executor, RouteState
 from sidestep.routing.plan import Planned, resolve_all
 from sidestep.routing.served import Served
 from sidestep.server.types import Request, Response, StreamingResponse
+from sidestep.translate import DIALECT_OF, translate_response
 from sidestep.transport.types import Transport
 
 __all__ = ["Gateway"]
@@ -68,6 +73,10 @@ class Gateway:
             "/chat/completions": {"POST": partial(self._proxy, operation="chat")},
             "/v1/embeddings": {"POST": partial(self._proxy, operation="embeddings")},
             "/embeddings": {"POST": partial(self._proxy, operation="embeddings")},
+            "/v1/messages": {"POST": partial(self._proxy, operation="messages")},
+            "/anthropic/v1/messages": {"POST": partial(self._proxy, operation="messages")},
+            "/v1/messages/count_tokens": {"POST": partial(self._proxy, operation="count_tokens")},
+            "/anthropic/v1/messages/count_tokens": {"POST": partial(self._proxy, operation="count_tokens")},
             "/v1/models": {"GET": self._models},
             "/models": {"GET": self._models},
             "/health": {"GET": self._health},
@@ -90,10 +99,12 @@ class Gateway:
                 raise MethodNotAllowed(f"Method {request.method} is not allowed on {request.path}; use {allowed}.")
             return await endpoint(request, request_id)
         except SidestepError as exc:
-            return oai.error_response(exc, [("x-sidestep-request-id", request_id)])
+            dialect = _DIALECTS["anthropic" if "/messages" in request.path else "openai"]
+            return dialect.error_response(exc, [("x-sidestep-request-id", request_id)])
 
     async def _proxy(self, request: Request, request_id: str, operation: str) -> Response | StreamingResponse:
-        parsed = oai.parse_body(request.body, operation)
+        dialect = _DIALECTS[DIALECT_OF[operation]]
+        parsed = dialect.parse_body(request.body, operation)
         config = self.config
         plan = resolve_all(parsed.models, config.routes, config.providers, self._rng, self.state.stats)
         policy = plan[0].policy
@@ -104,15 +115,26 @@ class Gateway:
             try:
                 served = await work  # awaited here, not in a helper: each await level costs per resume
             except (UpstreamRejected, AllAttemptsFailed) as exc:
-                return _failure(exc, request_id)
+                return _failure(dialect, exc, request_id)
             await served.aclose()
+            if served.wire != dialect.name:
+                return _translated(served, dialect.name, request_id)
             content_type = served.response.headers.get("content-type", "application/json")
             return Response(
                 served.response.status,
                 served.body,
                 [("content-type", content_type), *_served_headers(request_id, served)],
             )
-        job = StreamJob(self._executor, operation, parsed.body, plan, timeout, policy.mid_stream or "fail")
+        job = StreamJob(
+            self._executor,
+            operation,
+            parsed.body,
+            plan,
+            timeout,
+            policy.mid_stream or "fail",
+            dialect.name,
+            _include_usage(parsed.body),
+        )
         keepalive = policy.keepalive if policy.keepalive is not None else config.server.sse_keepalive
         task = asyncio.ensure_future(work)
         try:
@@ -123,21 +145,11 @@ class Gateway:
         if not done:  # still no first token: commit to a 200 stream and keep the connection warm
             headers = [*_SSE_HEADERS, ("x-sidestep-request-id", request_id)]
             return StreamingResponse(200, wait_with_keepalive(task, keepalive, job, _noop), headers)
-        return await self._answer(task, request_id, job)
-
-    async def _answer(
-        self, work: Awaitable[Served], request_id: str, job: StreamJob | None = None
-    ) -> Response | StreamingResponse:
         try:
-            served = await work
+            served = await task
         except (UpstreamRejected, AllAttemptsFailed) as exc:
-            return _failure(exc, request_id)
-        headers = _served_headers(request_id, served)
-        if job is not None:
-            return StreamingResponse(200, relay(served, job), _SSE_HEADERS + headers)
-        await served.aclose()
-        content_type = served.response.headers.get("content-type", "application/json")
-        return Response(served.response.status, served.body, [("content-type", content_type), *headers])
+            return _failure(dialect, exc, request_id)
+        return StreamingResponse(200, relay(served, job), _SSE_HEADERS + _served_headers(request_id, served))
 
     def _replan(self, names: Sequence[str]) -> list[Planned]:
         config = self.config
@@ -169,11 +181,43 @@ def _noop(_served: Served) -> None:
     return None
 
 
-def _failure(exc: UpstreamRejected | AllAttemptsFailed, request_id: str) -> Response:
+@dataclass(frozen=True, slots=True)
+class _DialectFns:
+    name: str
+    parse_body: Callable[[bytes, str], ParsedRequest]
+    error_response: Callable[..., Response]
+    upstream_error_response: Callable[[UpstreamError, list[tuple[str, str]]], Response]
+
+
+_DIALECTS: dict[str, _DialectFns] = {
+    "openai": _DialectFns("openai", oai.parse_body, oai.error_response, oai.upstream_error_response),
+    "anthropic": _DialectFns(
+        "anthropic", anthropic.parse_body, anthropic.error_response, anthropic.upstream_error_response
+    ),
+}
+
+
+def _include_usage(body: dict[str, Any]) -> bool:
+    options = body.get("stream_options")
+    return isinstance(options, dict) and bool(options.get("include_usage"))
+
+
+def _translated(served: Served, dialect: str, request_id: str) -> Response:
+    """A non-stream answer in the provider's format, rewritten in the client's."""
+    headers = _served_headers(request_id, served)
+    try:
+        body = translate_response(served.body, served.wire, dialect)
+    except (msgspec.DecodeError, TypeError, ValueError, AttributeError) as exc:
+        error = UpstreamError(f"{served.target.label} returned an answer that could not be translated: {exc}")
+        return _DIALECTS[dialect].error_response(error, headers)
+    return Response(200, body, [_JSON, *headers])
+
+
+def _failure(dialect: _DialectFns, exc: UpstreamRejected | AllAttemptsFailed, request_id: str) -> Response:
     headers = _failure_headers(request_id, exc.attempts)
     if isinstance(exc, UpstreamRejected):
-        return oai.upstream_error_response(exc.error, headers)
-    return oai.error_response(exc, headers)
+        return dialect.upstream_error_response(exc.error, headers)
+    return dialect.error_response(exc, headers)
 
 
 def _served_headers(request_id: str, served: Served) -> list[tuple[str, str]]:

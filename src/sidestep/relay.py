@@ -2,32 +2,42 @@
 
 Before the first content event, failover is invisible (the executor holds the stream back). While the
 executor is still looking for a first token, `: keep-alive` comments keep idle proxies from cutting the
-connection. After content has started, a failure either ends the stream with an OpenAI error event
-(`mid_stream: fail`, the default) or asks the next targets to continue from the text already sent
-(`mid_stream: continue`), marking the switch with an SSE comment.
+connection. After content has started, a failure either ends the stream with an error event in the
+client's dialect (`mid_stream: fail`, the default) or asks the next targets to continue from the text
+already sent (`mid_stream: continue`), marking the switch with an SSE comment.
+
+Same-format streams are forwarded byte for byte; when the provider's wire format differs from the
+client's dialect, each piece is translated as it arrives (`sidestep.translate.StreamTranslator`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
-
+from sidestep.dialects import anthropic
 from sidestep.dialects import openai as oai
-from sidestep.dialects.sse import SSESplitter, sse_comment
+from sidestep.dialects.sse import sse_comment
 from sidestep.errors import AllAttemptsFailed, UpstreamError, UpstreamRejected
 from sidestep.routing.executor import Executor
 from sidestep.routing.plan import Planned
 from sidestep.routing.served import Served
+from sidestep.translate import END_MARKER, Reader, StreamTranslator, Writer, stream_reader, stream_writer
 
-__all__ = ["StreamJob", "relay", "wait_with_keepalive"]
+__all__ = ["StreamJob", "relay", "stream_error", "wait_with_keepalive"]
 
 KEEPALIVE = b": keep-alive\n\n"
 CONTINUE_PROMPT = "Continue exactly where your previous message stopped. Do not repeat anything already written."
-_decode = msgspec.json.Decoder().decode
+
+
+def stream_error(dialect: str, message: str, code: str = "stream_interrupted") -> bytes:
+    """The event that ends a stream in the client's dialect (its SDK raises on it)."""
+    if dialect == "anthropic":
+        return anthropic.error_event(message, "overloaded_error" if code == "all_targets_failed" else "api_error")
+    return oai.stream_error_event(message, code)
 
 
 @dataclass(slots=True)
@@ -40,6 +50,20 @@ class StreamJob:
     plan: Sequence[Planned]
     timeout: float
     mid_stream: str
+    dialect: str = "openai"
+    include_usage: bool = False
+    writer: Writer | None = None  # set once the client's stream is produced by translation
+
+    def translator(self, served: Served) -> StreamTranslator | None:
+        """Translate when formats differ, and always for an Anthropic client that may switch mid-stream
+        (its event sequence must stay one message across targets)."""
+        if self.writer is None and (served.wire != self.dialect or self._continuing_anthropic):
+            self.writer = stream_writer(self.dialect, served.target.model, self.include_usage)
+        return StreamTranslator(served.wire, self.writer) if self.writer is not None else None
+
+    @property
+    def _continuing_anthropic(self) -> bool:
+        return self.dialect == "anthropic" and self.mid_stream == "continue"
 
 
 def served_comment(served: Served) -> bytes:
@@ -59,10 +83,10 @@ async def wait_with_keepalive(
         try:
             served = task.result()
         except UpstreamRejected as exc:
-            yield oai.stream_error_event(exc.error.message, code="upstream_rejected")
+            yield stream_error(job.dialect, exc.error.message, code="upstream_rejected")
             return
         except AllAttemptsFailed as exc:
-            yield oai.stream_error_event(exc.message, code="all_targets_failed")
+            yield stream_error(job.dialect, exc.message, code="all_targets_failed")
             return
         on_served(served)
         yield served_comment(served)
@@ -75,16 +99,20 @@ async def wait_with_keepalive(
 
 
 async def relay(served: Served, job: StreamJob) -> AsyncIterator[bytes]:
-    """Forward what was held back, then upstream bytes as they arrive."""
-    track = job.mid_stream == "continue"
-    text: list[str] = []
-    splitter = SSESplitter() if track else None
+    """Forward what was held back, then upstream bytes as they arrive (translated when formats differ)."""
+    translator = job.translator(served)
+    text: list[str] | None = [] if job.mid_stream == "continue" else None
+    reader = stream_reader(served.wire) if text is not None else None
     try:
         failure = None
         try:
-            async for piece in _pieces(served):
-                if splitter is not None:
-                    _collect(splitter, piece, text)
+            async for piece in _pieces(served, translator):
+                if reader is not None and text is not None:
+                    _collect(reader, piece, text)
+                if translator is not None:
+                    piece = translator.feed(piece)
+                    if not piece:
+                        continue
                 yield piece
         except _Incomplete as exc:
             failure = str(exc)
@@ -92,8 +120,8 @@ async def relay(served: Served, job: StreamJob) -> AsyncIterator[bytes]:
             return
     finally:
         await served.aclose()
-    if not track:
-        yield oai.stream_error_event(failure)
+    if text is None:
+        yield stream_error(job.dialect, failure)
         return
     async for piece in _continue(served, job, "".join(text), failure):
         yield piece
@@ -103,35 +131,31 @@ class _Incomplete(Exception):
     pass
 
 
-async def _pieces(served: Served) -> AsyncIterator[bytes]:
+async def _pieces(served: Served, translator: StreamTranslator | None) -> AsyncIterator[bytes]:
     label = served.target.label
     for piece in served.held:
         yield piece
     if served.finished or served.rest is None:
         return
-    tail = served.held[-1][-16:] if served.held else b""
+    marker = END_MARKER.get(served.wire, b"[DONE]")
+    tail = served.held[-1][-24:] if served.held else b""
     try:
         async for piece in served.rest:
             yield piece
-            tail = (tail + piece)[-16:]
+            tail = (tail + piece)[-24:]
     except UpstreamError as exc:
         raise _Incomplete(f"{label} failed mid-stream: {exc.message}") from exc
-    if b"[DONE]" not in tail:
+    complete = translator.ended if translator is not None else marker in tail
+    if not complete:
         raise _Incomplete(f"{label} ended the stream before it was complete")
 
 
-def _collect(splitter: SSESplitter, piece: bytes, text: list[str]) -> None:
-    for data in splitter.feed(piece):
-        if data == b"[DONE]":
-            continue
-        try:
-            chunk = _decode(data)
-        except msgspec.DecodeError:
-            continue
-        for choice in chunk.get("choices") or () if isinstance(chunk, dict) else ():
-            content = (choice.get("delta") or {}).get("content")
-            if isinstance(content, str):
-                text.append(content)
+def _collect(reader: Reader, piece: bytes, text: list[str]) -> None:
+    try:
+        events = reader.feed(piece)
+    except ValueError:  # a malformed event: the relay reports the stream's failure, not this
+        return
+    text.extend(event.text for event in events if event.kind == "text")
 
 
 async def _continue(served: Served, job: StreamJob, partial: str, failure: str) -> AsyncIterator[bytes]:
@@ -139,20 +163,20 @@ async def _continue(served: Served, job: StreamJob, partial: str, failure: str) 
     used = served.target
     remaining = [p for p in job.plan if p.target != used]
     if not remaining:
-        yield oai.stream_error_event(failure)
+        yield stream_error(job.dialect, failure)
         return
     messages = list(job.body.get("messages") or [])
     messages += [{"role": "assistant", "content": partial}, {"role": "user", "content": CONTINUE_PROMPT}]
-    body = {**job.body, "messages": messages}
+    body: dict[str, Any] = {**job.body, "messages": messages}
     deadline = job.executor.clock() + job.timeout
     try:
         nxt = await job.executor.run(job.operation, body, remaining, deadline, stream=True)
     except (AllAttemptsFailed, UpstreamRejected) as exc:
-        yield oai.stream_error_event(f"{failure}; continuation failed: {exc.message}")
+        yield stream_error(job.dialect, f"{failure}; continuation failed: {exc.message}")
         return
     yield sse_comment(
         f"sidestep mid-stream switch from={used.label} to={nxt.target.label} reason={failure.replace(chr(10), ' ')}"
     )
-    next_job = StreamJob(job.executor, job.operation, body, remaining, job.timeout, job.mid_stream)
+    next_job = dataclasses.replace(job, body=body, plan=remaining)
     async for piece in relay(nxt, next_job):
         yield piece

@@ -57,7 +57,7 @@ def parse_body(raw: bytes, operation: str) -> ParsedRequest:
         raise BadRequest(f"The request body is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise BadRequest(f"The request body must be a JSON object, got {type(body).__name__}.")
-    models = _models(body)
+    models = models_of(body)
     if operation == "chat":
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
@@ -70,7 +70,7 @@ def parse_body(raw: bytes, operation: str) -> ParsedRequest:
     return ParsedRequest(body, models, stream and operation == "chat")
 
 
-def _models(body: dict[str, Any]) -> list[str]:
+def models_of(body: dict[str, Any]) -> list[str]:
     model = body.get("model")
     extra: list[str] = []
     for field in ("models", "fallbacks"):  # OpenRouter-style `models`, LiteLLM-style `fallbacks`

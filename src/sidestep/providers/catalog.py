@@ -18,7 +18,7 @@ class ProviderSpec:
     base_url: str
     key_env: tuple[str, ...] = ()  # first one set wins; registers the provider when there is no config
     url_env: str | None = None  # env var that overrides base_url (e.g. AZURE_OPENAI_ENDPOINT)
-    auth: str = "bearer"  # "bearer" → Authorization: Bearer; "api-key" → api-key header; "none"
+    auth: str = "bearer"  # "bearer" → Authorization: Bearer; "api-key" / "x-api-key" headers; "none"
     key_required: bool = True
     wire: str = "openai"  # the adapter that speaks its API
     url_style: str = "openai"  # "openai": {base}/chat/completions; "azure": deployments + api-version
@@ -30,6 +30,16 @@ class ProviderSpec:
 
 _ROWS = (
     ProviderSpec("openai", "https://api.openai.com/v1", ("OPENAI_API_KEY",), url_env="OPENAI_BASE_URL"),
+    ProviderSpec(
+        "anthropic",
+        "https://api.anthropic.com",
+        ("ANTHROPIC_API_KEY",),
+        url_env="ANTHROPIC_BASE_URL",
+        auth="x-api-key",
+        wire="anthropic",
+        embeddings=False,
+        default_api_version="2023-06-01",
+    ),
     ProviderSpec(
         "azure",
         "",

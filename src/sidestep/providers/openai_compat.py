@@ -16,6 +16,7 @@ from sidestep.config.model import KeyConfig, ProviderConfig
 from sidestep.errors import UpstreamError
 from sidestep.providers.base import classify_http_error
 from sidestep.providers.catalog import ProviderSpec
+from sidestep.translate import translate_request
 from sidestep.transport.types import Timeouts, UpstreamRequest
 
 __all__ = ["OpenAICompatProvider", "Usage"]
@@ -33,7 +34,7 @@ class _Envelope(msgspec.Struct):
     usage: Usage | None = None
 
 
-_PATHS = {"chat": "/chat/completions", "embeddings": "/embeddings"}
+_PATHS = {"chat": "/chat/completions", "embeddings": "/embeddings", "messages": "/chat/completions"}
 # Fields only sidestep understands: they never travel upstream.
 GATEWAY_FIELDS = ("fallbacks", "models", "route")
 
@@ -60,9 +61,12 @@ class OpenAICompatProvider:
         return operation in _PATHS and (operation != "embeddings" or self.spec.embeddings)
 
     def build(self, operation: str, model: str, body: dict[str, Any], key: KeyConfig) -> UpstreamRequest:
-        payload = dict(body)
-        for name in GATEWAY_FIELDS:
-            payload.pop(name, None)
+        if operation == "messages":  # an Anthropic-format client: translate through the canonical model
+            payload = translate_request(body, "anthropic", "openai")
+        else:
+            payload = dict(body)
+            for name in GATEWAY_FIELDS:
+                payload.pop(name, None)
         for name in self.spec.drop_fields:
             payload.pop(name, None)
         payload["model"] = model

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 
 from sidestep.config.model import ProviderConfig
 from sidestep.errors import ConfigError
+from sidestep.providers.anthropic import AnthropicProvider
 from sidestep.providers.base import Provider
 from sidestep.providers.catalog import CATALOG, ProviderSpec
 from sidestep.providers.openai_compat import OpenAICompatProvider
@@ -14,6 +15,7 @@ __all__ = ["ADAPTERS", "build_providers"]
 
 ADAPTERS: Mapping[str, Callable[[ProviderConfig, ProviderSpec], Provider]] = {
     "openai": OpenAICompatProvider,
+    "anthropic": AnthropicProvider,
 }
 
 

@@ -185,7 +185,7 @@ class Executor:
             response = await self._transport.send(request)
             if response.status >= 400:
                 raise provider.classify(response.status, response.headers, await response.read())
-            served = Served(target, key, response, run.attempts, planned.policy, index, retries)
+            served = Served(target, key, response, run.attempts, planned.policy, index, retries, provider.wire)
             await self._complete(served, planned, run)
         except asyncio.CancelledError:
             await _close(response)

@@ -9,14 +9,11 @@ from typing import Any
 import msgspec
 
 from sidestep.config.model import KeyConfig, NodePolicy, TargetNode
-from sidestep.dialects.openai import has_content
-from sidestep.dialects.sse import SSESplitter
 from sidestep.errors import Attempt, UpstreamConnectionError, UpstreamError
+from sidestep.translate import stream_reader
 from sidestep.transport.types import UpstreamResponse
 
 __all__ = ["Served", "prefetch"]
-
-_decode = msgspec.json.Decoder().decode
 
 
 @dataclass(slots=True)
@@ -28,6 +25,7 @@ class Served:
     policy: NodePolicy
     fallback_index: int = 0  # position of the serving target in the plan
     retries: int = 0  # tries of the serving target before the one that served
+    wire: str = "openai"  # the provider's wire format (the client's dialect may differ)
     body: bytes = b""
     held: list[bytes] = field(default_factory=list)  # stream bytes read while waiting for content
     rest: AsyncIterator[bytes] | None = None  # the remainder of the stream
@@ -45,28 +43,21 @@ class Served:
 async def prefetch(served: Served) -> None:
     """Read the stream until its first content event; raise if it fails or ends before any content."""
     rest = served.response.aiter_bytes()
-    splitter = SSESplitter()
+    reader = stream_reader(served.wire)
     label = served.target.label
     async for piece in rest:
         served.held.append(piece)
-        for data in splitter.feed(piece):
-            if data == b"[DONE]":
+        try:
+            events = reader.feed(piece)
+        except (msgspec.DecodeError, TypeError, ValueError, AttributeError) as exc:
+            raise UpstreamError(f"malformed stream event from {label}", status=502) from exc
+        for event in events:
+            if event.kind == "error":
+                raise UpstreamError(f"{label} sent an error event: {event.text[:200]}", status=502)
+            if event.kind == "end":
                 served.finished = True
                 return
-            try:
-                chunk = _decode(data)
-            except msgspec.DecodeError as exc:
-                raise UpstreamError(f"malformed stream event from {label}", status=502) from exc
-            if isinstance(chunk, dict) and chunk.get("error"):
-                raise UpstreamError(f"{label} sent an error event: {_message(chunk)}", status=502)
-            if isinstance(chunk, dict) and has_content(chunk):
+            if event.is_content:
                 served.rest = rest
                 return
     raise UpstreamConnectionError(f"{label} ended the stream before any content")
-
-
-def _message(chunk: dict[str, Any]) -> str:
-    error = chunk.get("error")
-    if isinstance(error, dict):
-        return str(error.get("message", ""))[:200]
-    return str(error)[:200]

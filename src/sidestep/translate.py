@@ -1,0 +1,94 @@
+"""Cross-format glue: which dialect an operation speaks, and request/answer/stream translation between a
+client's dialect and a provider's wire format through the canonical model (`sidestep.core.model`).
+
+Same-format pairs never come here: they forward bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from sidestep.core.model import ChatRequest, ChatResponse, Event
+from sidestep.dialects import anthropic, anthropic_messages, openai_chat
+
+__all__ = [
+    "DIALECT_OF",
+    "Reader",
+    "StreamTranslator",
+    "Writer",
+    "stream_reader",
+    "stream_writer",
+    "to_canonical",
+    "translate_request",
+    "translate_response",
+]
+
+DIALECT_OF = {"chat": "openai", "embeddings": "openai", "messages": "anthropic", "count_tokens": "anthropic"}
+END_MARKER = {"openai": b"[DONE]", "anthropic": b"message_stop"}
+
+_READ_REQUEST: dict[str, Callable[[dict[str, Any]], ChatRequest]] = {
+    "openai": openai_chat.read_request,
+    "anthropic": anthropic_messages.read_request,
+}
+_WRITE_REQUEST: dict[str, Callable[[ChatRequest], dict[str, Any]]] = {
+    "openai": openai_chat.write_request,
+    "anthropic": anthropic_messages.write_request,
+}
+_READ_RESPONSE: dict[str, Callable[[bytes], ChatResponse]] = {
+    "openai": openai_chat.read_response,
+    "anthropic": anthropic_messages.read_response,
+}
+_WRITE_RESPONSE: dict[str, Callable[[ChatResponse], bytes]] = {
+    "openai": openai_chat.write_response,
+    "anthropic": anthropic_messages.write_response,
+}
+
+
+class Reader(Protocol):
+    def feed(self, piece: bytes) -> list[Event]: ...
+
+
+class Writer(Protocol):
+    def write(self, event: Event) -> bytes: ...
+
+    def error(self, message: str, code: str = ...) -> bytes: ...
+
+
+def to_canonical(dialect: str, body: dict[str, Any]) -> ChatRequest:
+    return _READ_REQUEST[dialect](body)
+
+
+def translate_request(body: dict[str, Any], dialect: str, wire: str) -> dict[str, Any]:
+    return _WRITE_REQUEST[wire](_READ_REQUEST[dialect](body))
+
+
+def translate_response(raw: bytes, wire: str, dialect: str) -> bytes:
+    return _WRITE_RESPONSE[dialect](_READ_RESPONSE[wire](raw))
+
+
+def stream_reader(wire: str) -> Reader:
+    return anthropic.StreamReader() if wire == "anthropic" else openai_chat.StreamReader()
+
+
+def stream_writer(dialect: str, model: str = "", include_usage: bool = False) -> Writer:
+    if dialect == "anthropic":
+        return anthropic.StreamWriter(model)
+    return openai_chat.StreamWriter(model, include_usage)
+
+
+class StreamTranslator:
+    """Provider stream bytes in, client-dialect stream bytes out, event by event (no buffering)."""
+
+    def __init__(self, wire: str, writer: Writer) -> None:
+        self.reader = stream_reader(wire)
+        self.writer = writer
+        self.ended = False
+
+    def feed(self, piece: bytes) -> bytes:
+        out = b""
+        for event in self.reader.feed(piece):
+            if event.kind == "end":
+                self.ended = True
+            out += self.writer.write(event)
+        return out
