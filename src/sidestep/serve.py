@@ -16,8 +16,9 @@ from collections.abc import Awaitable, Callable
 
 from sidestep.app import Gateway
 from sidestep.config.model import Config
-from sidestep.dialects.openai import render_server_error
+from sidestep.dialects import anthropic, openai
 from sidestep.server.protocol import HttpServer, ServerLimits, start_server
+from sidestep.server.types import Response
 from sidestep.transport.client import HttpClient
 
 __all__ = ["install_fast_loop", "run", "start_gateway"]
@@ -58,6 +59,13 @@ async def start_gateway(
         reuse_port=reuse_port,
     )
     return server, gateway, client
+
+
+def render_server_error(status: int, message: str, path: str) -> Response:
+    """Errors the HTTP layer raises itself (413, 431, malformed HTTP …), in the dialect of the path."""
+    if "/messages" in path:
+        return anthropic.render_server_error(status, message)
+    return openai.render_server_error(status, message)
 
 
 async def _serve(config: Config, host: str, port: int, reuse_port: bool, on_ready: Callable[[int], None]) -> None:

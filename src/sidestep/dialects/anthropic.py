@@ -89,7 +89,7 @@ def error_event(message: str, kind: str = "api_error") -> bytes:
     return b"event: error\ndata: " + _encode({"type": "error", "error": {"type": kind, "message": message}}) + b"\n\n"
 
 
-def render_server_error(status: int, message: str) -> Response:
+def render_server_error(status: int, message: str, path: str = "") -> Response:
     return Response(status, error_payload(status, message), list(_JSON_HEADERS))
 
 

@@ -130,7 +130,7 @@ def stream_error_event(message: str, code: str = "stream_interrupted") -> bytes:
     return b"data: " + payload + b"\n\n"
 
 
-def render_server_error(status: int, message: str) -> Response:
+def render_server_error(status: int, message: str, path: str = "") -> Response:
     """The server's error renderer (413, 431, malformed HTTP …) in OpenAI's error shape."""
     code = {413: "request_too_large", 431: "headers_too_large"}.get(status)
     return Response(status, error_payload(status, message, code=code), list(_JSON_HEADERS))

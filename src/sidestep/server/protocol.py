@@ -27,7 +27,7 @@ __all__ = ["ErrorRenderer", "HttpServer", "ServerLimits", "start_server"]
 
 log = logging.getLogger("sidestep.server")
 
-ErrorRenderer = Callable[[int, str], Response]
+ErrorRenderer = Callable[[int, str, str], Response]  # status, message, request path (may be empty)
 
 _STATUS_LINES = {
     int(s): f"HTTP/1.1 {int(s)} {s.phrase}\r\n".encode("latin-1") for s in http.HTTPStatus
@@ -45,7 +45,7 @@ class ServerLimits:
     shutdown_timeout: float = 10.0
 
 
-def default_error_renderer(status: int, message: str) -> Response:
+def default_error_renderer(status: int, message: str, path: str = "") -> Response:
     body = msgspec.json.encode({"error": {"message": message, "type": "http_error", "code": status}})
     return Response(status, body, [("content-type", "application/json")])
 
@@ -301,7 +301,7 @@ class _Connection(asyncio.Protocol):
             return False
         except Exception:
             log.exception("handler failed for %s %s", request.method, request.path)
-            response = self.server.render(500, "Internal server error.")
+            response = self.server.render(500, "Internal server error.", request.path)
         if self._closed:
             return False
         if isinstance(response, StreamingResponse):
@@ -368,6 +368,9 @@ class _Connection(asyncio.Protocol):
 
     # -- connection lifecycle -------------------------------------------------------------------------
 
+    def _path(self) -> str:
+        return self._url.partition(b"?")[0].decode("latin-1")
+
     def _reject(self, status: int, message: str) -> None:
         """Answer a request the parser refused, then close: the stream position is no longer trustworthy.
         Earlier pipelined requests are answered first, so responses stay in order."""
@@ -378,7 +381,7 @@ class _Connection(asyncio.Protocol):
                 self.transport.pause_reading()
             return
         self._pending_reject = None
-        response = self.server.render(status, message)
+        response = self.server.render(status, message, self._path())
         if self.transport is not None and not self._closed:
             head = self._head(status, response.headers, b"content-length: %d\r\n" % len(response.body), False)
             self.transport.write(bytes(head) + response.body)
