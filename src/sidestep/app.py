@@ -39,13 +39,14 @@ from sidestep.routing.executor import Executor, RouteState
 from sidestep.routing.plan import Planned, resolve_all
 from sidestep.routing.served import Served
 from sidestep.server.types import Request, Response, StreamingResponse
-from sidestep.translate import DIALECT_OF, translate_response
+from sidestep.translate import DIALECT_OF, request_needs, translate_response
 from sidestep.transport.types import Transport
 
 __all__ = ["Gateway"]
 
 _Endpoint = Callable[[Request, str], Awaitable[Response | StreamingResponse]]
 _JSON = ("content-type", "application/json")
+_NOTHING: frozenset[str] = frozenset()
 _SSE_HEADERS = [("content-type", "text/event-stream"), ("cache-control", "no-cache"), ("x-accel-buffering", "no")]
 
 
@@ -83,6 +84,7 @@ class Gateway:
             "/ready": {"GET": self._ready},
         }
         self._models_body = _models_body(config)
+        self._capability_limits = any(p.lacks for p in config.providers.values())
         self._id_prefix = "req_" + os.urandom(7).hex()
         self._ids = itertools.count(1)
 
@@ -110,7 +112,8 @@ class Gateway:
         policy = plan[0].policy
         timeout = policy.deadline or self._timeout
         deadline = self._executor.clock() + timeout
-        work = self._executor.run(operation, parsed.body, plan, deadline, parsed.stream)
+        needs = request_needs(parsed.body, parsed.stream) if self._capability_limits else _NOTHING
+        work = self._executor.run(operation, parsed.body, plan, deadline, parsed.stream, needs)
         if not parsed.stream:
             try:
                 served = await work  # awaited here, not in a helper: each await level costs per resume

@@ -17,6 +17,7 @@ __all__ = [
     "Reader",
     "StreamTranslator",
     "Writer",
+    "request_needs",
     "stream_reader",
     "stream_writer",
     "to_canonical",
@@ -53,6 +54,25 @@ class Writer(Protocol):
     def write(self, event: Event) -> bytes: ...
 
     def error(self, message: str, code: str = ...) -> bytes: ...
+
+
+def request_needs(body: dict[str, Any], stream: bool) -> frozenset[str]:
+    """Capabilities a request needs, read from the raw body of either dialect (no canonical model built)."""
+    found = {"streaming"} if stream else set()
+    if body.get("tools"):
+        found.add("tools")
+    fmt = body.get("response_format")
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        found.add("json_schema")
+    for message in body.get("messages") or ():
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list) and any(isinstance(p, dict) and p.get("type") in _IMAGES for p in content):
+            found.add("vision")
+            break
+    return frozenset(found)
+
+
+_IMAGES = ("image_url", "image")
 
 
 def to_canonical(dialect: str, body: dict[str, Any]) -> ChatRequest:

@@ -41,7 +41,8 @@ _TOP_KEYS = {"server", "providers", "routes", "resilience"}
 _RESILIENCE_KEYS = {"breaker", "rate_limit_cooldown", "rejected_key_cooldown"}
 _BREAKER_KEYS = {"failures", "error_rate", "min_requests", "window", "cooldown", "half_open_probes"}
 _SERVER_KEYS = {"host", "port", "max_body_bytes", "request_timeout", "workers", "access_log", "sse_keepalive"}
-_PROVIDER_KEYS = {"type", "base_url", "api_key", "keys", "headers", "timeouts", "models", "api_version"}
+_PROVIDER_KEYS = {"type", "base_url", "api_key", "keys", "headers", "timeouts", "models", "api_version", "lacks"}
+CAPABILITIES = ("tools", "vision", "json_schema", "streaming")
 _KEY_KEYS = {"value", "weight", "models"}
 _TIMEOUT_KEYS = {"connect", "headers", "first_token", "idle", "read", "total"}
 _POLICY_KEYS = {"retry", "timeouts", "hedge", "mid_stream", "keepalive", "deadline", "fallbacks_on"}
@@ -192,7 +193,24 @@ def _provider(ctx: _Ctx, name: str, value: Any) -> ProviderConfig:
         timeouts=_timeouts(ctx, raw.get("timeouts", {}), f"{path}.timeouts").over(PROVIDER_TIMEOUTS),
         models=tuple(_str_list(ctx, raw.get("models", []), f"{path}.models")),
         api_version=_opt_str(ctx, raw.get("api_version", spec.default_api_version), f"{path}.api_version"),
+        lacks=_lacks(ctx, raw.get("lacks"), f"{path}.lacks", spec.lacks),
     )
+
+
+def _lacks(ctx: _Ctx, value: Any, path: str, default: tuple[str, ...]) -> tuple[tuple[str, frozenset[str]], ...]:
+    """`lacks: [vision]` for every model, or `lacks: {"*": [vision], "small-*": [tools]}` per model glob."""
+    if value is None:
+        return (("*", frozenset(default)),) if default else ()
+    items = value.items() if isinstance(value, dict) else [("*", value)]
+    out = []
+    for glob, names in items:
+        where = path if not isinstance(value, dict) else f"{path}.{glob}"
+        listed = _str_list(ctx, names, where)
+        unknown = [n for n in listed if n not in CAPABILITIES]
+        if unknown:
+            raise ctx.fail(where, f"unknown capability '{unknown[0]}' (known: {', '.join(CAPABILITIES)})")
+        out.append((str(glob), frozenset(listed)))
+    return tuple(out)
 
 
 def _keys(ctx: _Ctx, raw: dict[str, Any], path: str, spec: ProviderSpec, name: str) -> tuple[KeyConfig, ...]:

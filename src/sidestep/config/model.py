@@ -5,6 +5,7 @@ Nothing here reads files or the environment; `sidestep.config.load` does that an
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass, field
 
 from sidestep.routing.breaker import BreakerPolicy
@@ -128,6 +129,18 @@ class ProviderConfig:
     timeouts: StageTimeouts = PROVIDER_TIMEOUTS
     models: tuple[str, ...] = ()
     api_version: str | None = None
+    # (model glob, capabilities it lacks): "tools", "vision", "json_schema", "streaming"
+    lacks: tuple[tuple[str, frozenset[str]], ...] = ()
+
+    def lacks_for(self, model: str) -> frozenset[str]:
+        """Capabilities `model` does not have here; a request needing one skips this target."""
+        if not self.lacks:
+            return frozenset()
+        found: set[str] = set()
+        for glob, missing in self.lacks:
+            if glob == "*" or fnmatch.fnmatchcase(model, glob):
+                found |= missing
+        return frozenset(found)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ class ProviderSpec:
     # Body fields the provider rejects; removed before sending (a 400 for an ignorable field is a bad failover).
     drop_fields: tuple[str, ...] = ()
     default_api_version: str | None = None
+    lacks: tuple[str, ...] = ()  # capabilities no model of the provider has (a config's `lacks` replaces it)
 
 
 _ROWS = (
@@ -57,7 +58,9 @@ _ROWS = (
     ProviderSpec("xai", "https://api.x.ai/v1", ("XAI_API_KEY",), embeddings=False),
     ProviderSpec("cerebras", "https://api.cerebras.ai/v1", ("CEREBRAS_API_KEY",), embeddings=False),
     ProviderSpec("openrouter", "https://openrouter.ai/api/v1", ("OPENROUTER_API_KEY",), embeddings=False),
-    ProviderSpec("perplexity", "https://api.perplexity.ai", ("PERPLEXITY_API_KEY",), embeddings=False),
+    ProviderSpec(
+        "perplexity", "https://api.perplexity.ai", ("PERPLEXITY_API_KEY",), embeddings=False, lacks=("tools",)
+    ),
     ProviderSpec("deepinfra", "https://api.deepinfra.com/v1/openai", ("DEEPINFRA_API_KEY",)),
     ProviderSpec("ollama", "http://localhost:11434/v1", (), url_env="OLLAMA_BASE_URL", key_required=False),
     ProviderSpec("vllm", "http://localhost:8000/v1", ("VLLM_API_KEY",), url_env="VLLM_BASE_URL", key_required=False),

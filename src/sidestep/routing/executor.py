@@ -59,6 +59,7 @@ class _Run:
     skipped: list[tuple[int, Planned]] = field(default_factory=list)
     deadline_hit: bool = False
     reclassified: bool = False
+    needs: frozenset[str] = frozenset()
 
 
 class Executor:
@@ -84,9 +85,15 @@ class Executor:
             self.state.breakers.on_change = _log_breaker
 
     async def run(
-        self, operation: str, body: dict[str, Any], plan: Sequence[Planned], deadline: float, stream: bool
+        self,
+        operation: str,
+        body: dict[str, Any],
+        plan: Sequence[Planned],
+        deadline: float,
+        stream: bool,
+        needs: frozenset[str] = frozenset(),
     ) -> Served:
-        run = _Run(operation, body, deadline, stream)
+        run = _Run(operation, body, deadline, stream, needs=needs)
         index = 0
         while index < len(plan):
             planned = plan[index]
@@ -116,6 +123,11 @@ class Executor:
         if not provider.supports(run.operation):
             run.attempts.append(Attempt(target.provider, target.model, None, f"skipped: no {run.operation} support", 0))
             return None
+        if run.needs:
+            missing = run.needs & provider.config.lacks_for(target.model)
+            if missing:
+                _skip(run, planned, f"skipped: lacks {', '.join(sorted(missing))}")
+                return None
         policy = planned.policy.retry or _NO_RETRY
         tries, used = 0, set[str]()
         while True:

@@ -1,0 +1,47 @@
+"""Capabilities: a request that needs what a target lacks skips that target, and says so."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+
+from conftest import Sdk
+from sidestep.config import parse_config
+from sidestep.errors import ConfigError
+from sidestep.testing import RunningSim, config_for, running_gateway
+
+IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+VISION = [{"role": "user", "content": [{"type": "text", "text": "What is this?"}, IMAGE]}]
+
+
+def test_lacks_is_parsed_per_model_glob_and_validated() -> None:
+    providers = {
+        "p": {"type": "openai", "api_key": "k", "lacks": {"*": ["vision"], "small-*": ["tools"]}},
+        "q": {"type": "perplexity", "api_key": "k"},
+    }
+    config = parse_config({"providers": providers})
+    assert config.providers["p"].lacks_for("small-1") == {"vision", "tools"}
+    assert config.providers["p"].lacks_for("big") == {"vision"}
+    assert config.providers["q"].lacks_for("sonar") == {"tools"}  # the catalog's default
+    with pytest.raises(ConfigError, match=r"providers.p.lacks: unknown capability 'sight'"):
+        parse_config({"providers": {"p": {"type": "openai", "api_key": "k", "lacks": ["sight"]}}})
+
+
+async def test_target_lacking_a_needed_capability_is_skipped(sdk: Sdk, sims: dict[str, RunningSim]) -> None:
+    config = config_for(sims, {"chat": ["primary/text-only", "backup/vision"]})
+    config["providers"]["primary"]["lacks"] = {"text-*": ["vision"]}
+    async with running_gateway(config) as gw:
+        client = sdk(gw.base_url)
+        raw = await client.chat.completions.with_raw_response.create(model="chat", messages=VISION)
+        plain = await client.chat.completions.with_raw_response.create(
+            model="chat", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert raw.headers["x-sidestep-provider"] == "backup" and raw.headers["x-sidestep-attempts"] == "2"
+    assert plain.headers["x-sidestep-provider"] == "primary"  # text needs nothing it lacks
+    assert len(sims["primary"].sim.received) == 1
+    only = config_for(sims, {"chat": ["primary/text-only"]})
+    only["providers"]["primary"]["lacks"] = ["vision"]
+    async with running_gateway(only) as gw:
+        with pytest.raises(openai.APIStatusError, match="lacks vision") as caught:
+            await sdk(gw.base_url).chat.completions.create(model="chat", messages=VISION)
+    assert caught.value.status_code == 502
