@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from sidestep.core.model import ChatRequest, ChatResponse, Event
-from sidestep.dialects import anthropic, anthropic_messages, openai_chat
+from sidestep.dialects import anthropic, anthropic_messages, gemini, openai_chat
 
 __all__ = [
     "DIALECT_OF",
@@ -35,10 +35,12 @@ _READ_REQUEST: dict[str, Callable[[dict[str, Any]], ChatRequest]] = {
 _WRITE_REQUEST: dict[str, Callable[[ChatRequest], dict[str, Any]]] = {
     "openai": openai_chat.write_request,
     "anthropic": anthropic_messages.write_request,
+    "gemini": gemini.write_request,
 }
 _READ_RESPONSE: dict[str, Callable[[bytes], ChatResponse]] = {
     "openai": openai_chat.read_response,
     "anthropic": anthropic_messages.read_response,
+    "gemini": gemini.read_response,
 }
 _WRITE_RESPONSE: dict[str, Callable[[ChatResponse], bytes]] = {
     "openai": openai_chat.write_response,
@@ -88,7 +90,11 @@ def translate_response(raw: bytes, wire: str, dialect: str) -> bytes:
 
 
 def stream_reader(wire: str) -> Reader:
-    return anthropic.StreamReader() if wire == "anthropic" else openai_chat.StreamReader()
+    if wire == "anthropic":
+        return anthropic.StreamReader()
+    if wire == "gemini":
+        return gemini.StreamReader()
+    return openai_chat.StreamReader()
 
 
 def stream_writer(dialect: str, model: str = "", include_usage: bool = False) -> Writer:

@@ -85,6 +85,7 @@ def classify_http_error(status: int, headers: Mapping[str, str], body: bytes, *,
 _CONTEXT_CODES = ("context_length_exceeded", "string_above_max_length")
 _CONTEXT_PHRASES = (
     "maximum context length",
+    "maximum number of tokens",
     "context length",
     "context window",
     "prompt is too long",

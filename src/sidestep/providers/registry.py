@@ -9,6 +9,7 @@ from sidestep.errors import ConfigError
 from sidestep.providers.anthropic import AnthropicProvider
 from sidestep.providers.base import Provider
 from sidestep.providers.catalog import CATALOG, ProviderSpec
+from sidestep.providers.gemini import GeminiProvider
 from sidestep.providers.openai_compat import OpenAICompatProvider
 
 __all__ = ["ADAPTERS", "build_providers"]
@@ -16,6 +17,7 @@ __all__ = ["ADAPTERS", "build_providers"]
 ADAPTERS: Mapping[str, Callable[[ProviderConfig, ProviderSpec], Provider]] = {
     "openai": OpenAICompatProvider,
     "anthropic": AnthropicProvider,
+    "gemini": GeminiProvider,
 }
 
 

@@ -52,6 +52,9 @@ async def prefetch(served: Served) -> None:
         except (msgspec.DecodeError, TypeError, ValueError, AttributeError) as exc:
             raise UpstreamError(f"malformed stream event from {label}", status=502) from exc
         for event in events:
+            if event.kind == "error" and event.error_type == "content_policy":
+                message = f"{label} refused the request: {event.text[:200]}"
+                raise UpstreamError(message, status=400, retryable=False, kind="content_policy")
             if event.kind == "error":
                 raise UpstreamError(f"{label} sent an error event: {event.text[:200]}", status=502)
             if event.kind == "end":
