@@ -108,7 +108,13 @@ async def test_route_fails_over_across_all_formats(sdk: Sdk, claude: Any, sims: 
 
 
 async def test_anthropic_client_to_anthropic_is_pass_through(claude: Any, sims: Sims) -> None:
-    body = {"model": "chat", "max_tokens": 64, "messages": MSG, "metadata": {"user_id": "u1"}, "stop_sequences": ["zzz"]}
+    body = {
+        "model": "chat",
+        "max_tokens": 64,
+        "messages": MSG,
+        "metadata": {"user_id": "u1"},
+        "stop_sequences": ["zzz"],
+    }
     async with running_gateway(native_config(sims, {"chat": ["backup/claude-haiku-4-5"]})) as gw:
         message = await claude(gw.url).messages.create(**body)
         async with claude(gw.url).messages.stream(model="chat", max_tokens=64, messages=MSG) as stream:

@@ -21,6 +21,7 @@ import msgspec
 from sidestep.config.model import Config
 from sidestep.dialects import anthropic
 from sidestep.dialects import openai as oai
+from sidestep.dialects.body import field
 from sidestep.dialects.openai import ParsedRequest
 from sidestep.errors import (
     AllAttemptsFailed,
@@ -201,7 +202,7 @@ _DIALECTS: dict[str, _DialectFns] = {
 
 
 def _include_usage(body: dict[str, Any]) -> bool:
-    options = body.get("stream_options")
+    options = field(body, "stream_options")
     return isinstance(options, dict) and bool(options.get("include_usage"))
 
 

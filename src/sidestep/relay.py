@@ -20,6 +20,7 @@ from typing import Any
 
 from sidestep.dialects import anthropic
 from sidestep.dialects import openai as oai
+from sidestep.dialects.body import field
 from sidestep.dialects.sse import sse_comment
 from sidestep.errors import AllAttemptsFailed, UpstreamError, UpstreamRejected
 from sidestep.routing.executor import Executor
@@ -165,7 +166,7 @@ async def _continue(served: Served, job: StreamJob, partial: str, failure: str) 
     if not remaining:
         yield stream_error(job.dialect, failure)
         return
-    messages = list(job.body.get("messages") or [])
+    messages = list(field(job.body, "messages") or [])
     messages += [{"role": "assistant", "content": partial}, {"role": "user", "content": CONTINUE_PROMPT}]
     body: dict[str, Any] = {**job.body, "messages": messages}
     deadline = job.executor.clock() + job.timeout

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from sidestep.core.model import ChatRequest, ChatResponse, Event
 from sidestep.dialects import anthropic, anthropic_messages, gemini, openai_chat
+from sidestep.dialects.body import field, materialize
 
 __all__ = [
     "DIALECT_OF",
@@ -61,12 +62,12 @@ class Writer(Protocol):
 def request_needs(body: dict[str, Any], stream: bool) -> frozenset[str]:
     """Capabilities a request needs, read from the raw body of either dialect (no canonical model built)."""
     found = {"streaming"} if stream else set()
-    if body.get("tools"):
+    if field(body, "tools"):
         found.add("tools")
-    fmt = body.get("response_format")
+    fmt = field(body, "response_format")
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
         found.add("json_schema")
-    for message in body.get("messages") or ():
+    for message in field(body, "messages") or ():
         content = message.get("content") if isinstance(message, dict) else None
         if isinstance(content, list) and any(isinstance(p, dict) and p.get("type") in _IMAGES for p in content):
             found.add("vision")
@@ -78,11 +79,11 @@ _IMAGES = ("image_url", "image")
 
 
 def to_canonical(dialect: str, body: dict[str, Any]) -> ChatRequest:
-    return _READ_REQUEST[dialect](body)
+    return _READ_REQUEST[dialect](materialize(body))
 
 
 def translate_request(body: dict[str, Any], dialect: str, wire: str) -> dict[str, Any]:
-    return _WRITE_REQUEST[wire](_READ_REQUEST[dialect](body))
+    return _WRITE_REQUEST[wire](_READ_REQUEST[dialect](materialize(body)))
 
 
 def translate_response(raw: bytes, wire: str, dialect: str) -> bytes:

@@ -12,6 +12,7 @@ import msgspec
 
 from sidestep.core.model import Event, Usage
 from sidestep.dialects.anthropic_messages import FINISH_IN, FINISH_OUT, message_id, read_usage, usage_out
+from sidestep.dialects.body import decode_body, field, is_nonempty_array
 from sidestep.dialects.openai import ParsedRequest, models_of
 from sidestep.dialects.sse import SSESplitter
 from sidestep.errors import AllAttemptsFailed, BadRequest, SidestepError, UpstreamError
@@ -38,23 +39,15 @@ _TYPE_BY_STATUS = {
 
 def parse_body(raw: bytes, operation: str) -> ParsedRequest:
     """Validate what routing needs, with the messages API's own rules (max_tokens is required)."""
-    if not raw:
-        raise BadRequest("The request body is empty; send a JSON object.")
-    try:
-        body = _decode(raw)
-    except msgspec.DecodeError as exc:
-        raise BadRequest(f"The request body is not valid JSON: {exc}") from exc
-    if not isinstance(body, dict):
-        raise BadRequest(f"The request body must be a JSON object, got {type(body).__name__}.")
+    body = decode_body(raw)
     models = models_of(body)
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
+    if not is_nonempty_array(body, "messages"):
         raise BadRequest("messages: Field required (a non-empty array).", param="messages")
     if operation == "messages":
-        limit = body.get("max_tokens")
+        limit = field(body, "max_tokens")
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise BadRequest("max_tokens: Field required (an integer >= 1).", param="max_tokens")
-    stream = body.get("stream", False)
+    stream = field(body, "stream", False)
     if not isinstance(stream, bool):
         raise BadRequest("stream: Input should be a valid boolean.", param="stream")
     return ParsedRequest(body, models, stream and operation == "messages")

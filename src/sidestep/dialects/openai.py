@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from sidestep.dialects.body import decode_body, field, is_nonempty_array
 from sidestep.errors import AllAttemptsFailed, BadRequest, SidestepError, UpstreamError
 from sidestep.server.types import Response
 
@@ -48,37 +49,29 @@ class ParsedRequest:
 
 
 def parse_body(raw: bytes, operation: str) -> ParsedRequest:
-    """Validate just what routing needs; every other field travels untouched."""
-    if not raw:
-        raise BadRequest("The request body is empty; send a JSON object.")
-    try:
-        body = _decode(raw)
-    except msgspec.DecodeError as exc:
-        raise BadRequest(f"The request body is not valid JSON: {exc}") from exc
-    if not isinstance(body, dict):
-        raise BadRequest(f"The request body must be a JSON object, got {type(body).__name__}.")
+    """Validate just what routing needs; every other field travels untouched (and undecoded)."""
+    body = decode_body(raw)
     models = models_of(body)
     if operation == "chat":
-        messages = body.get("messages")
-        if not isinstance(messages, list) or not messages:
+        if not is_nonempty_array(body, "messages"):
             raise BadRequest("'messages' is required and must be a non-empty array.", param="messages")
     elif "input" not in body:
         raise BadRequest("'input' is required.", param="input")
-    stream = body.get("stream", False)
+    stream = field(body, "stream", False)
     if not isinstance(stream, bool):
         raise BadRequest("'stream' must be a boolean.", param="stream")
     return ParsedRequest(body, models, stream and operation == "chat")
 
 
 def models_of(body: dict[str, Any]) -> list[str]:
-    model = body.get("model")
+    model = field(body, "model")
     extra: list[str] = []
-    for field in ("models", "fallbacks"):  # OpenRouter-style `models`, LiteLLM-style `fallbacks`
-        value = body.get(field)
+    for name in ("models", "fallbacks"):  # OpenRouter-style `models`, LiteLLM-style `fallbacks`
+        value = field(body, name)
         if value is None:
             continue
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise BadRequest(f"'{field}' must be an array of model names.", param=field)
+            raise BadRequest(f"'{name}' must be an array of model names.", param=name)
         extra.extend(value)
     if model is None and extra:
         return extra

@@ -1,4 +1,9 @@
-"""The provider simulator: an HTTP handler that answers like OpenAI and fails on demand.
+"""The provider simulator: an HTTP handler that answers like OpenAI, Anthropic or Gemini and fails on demand.
+
+Routes: OpenAI (`/v1/chat/completions`, `/v1/embeddings`, Azure deployment paths), Anthropic
+(`/v1/messages`, `/v1/messages/count_tokens`) and Gemini (`/v1beta/models/{model}:generateContent`,
+`:streamGenerateContent`, `:countTokens`). Wire formats live in `openai.py`, `anthropic.py` and `gemini.py`;
+the fault machinery here is shared, so a fault plays the same way in every dialect.
 
 The fault for a request is chosen, in order, from the `x-sim-fault` header, a `model@spec` suffix on the
 model name, the runtime fault (`set_fault`, or `POST /_sim/fault`), then the scenario. Every request is
@@ -12,15 +17,18 @@ import email.utils
 import hashlib
 import random
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
 from sidestep.server.protocol import HttpServer, start_server
 from sidestep.server.types import AbortConnection, Request, Response, StreamingResponse
+from sidestep.sim import anthropic as claude
+from sidestep.sim import gemini
 from sidestep.sim import openai as wire
 from sidestep.sim.faults import FaultSpec, Scenario, parse_fault
 
@@ -29,6 +37,8 @@ __all__ = ["Received", "Simulator", "start_simulator"]
 _JSON = [("content-type", "application/json")]
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
+_HEALTHY = FaultSpec()
+_GEMINI_PREFIXES = ("/v1beta/models/", "/v1/models/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +48,37 @@ class Received:
     headers: dict[str, str]
     body: dict[str, Any] | None
     at: float
+    query: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Dialect:
+    """How one wire format renders errors and broken answers; the fault machinery is shared."""
+
+    render: Callable[[int, str | None, float | None], bytes]  # status, message, retry_after -> error body
+    stream_error: Callable[[str | None], bytes]  # the in-stream error event
+    malformed_body: bytes
+    malformed_event: bytes
+    request_id: str = "x-request-id"  # the response header naming the request
+
+    def error(self, status: int, message: str | None = None, retry_after: float | None = None) -> Response:
+        return Response(status, self.render(status, message, retry_after), list(_JSON))
+
+
+_OPENAI = _Dialect(
+    lambda status, message, _: wire.error_body(status, message),
+    lambda message: b"data: " + wire.error_body(500, message) + b"\n\n",
+    b'{"id": "chatcmpl-broken", "choices": [',
+    b"data: {not json\n\n",
+)
+_ANTHROPIC = _Dialect(
+    lambda status, message, _: claude.error_body(status, message),
+    claude.stream_error,
+    claude.MALFORMED_BODY,
+    claude.MALFORMED_EVENT,
+    "request-id",
+)
+_GEMINI = _Dialect(gemini.error_body, gemini.stream_error, gemini.MALFORMED_BODY, gemini.MALFORMED_EVENT)
 
 
 class Simulator:
@@ -76,7 +117,12 @@ class Simulator:
         body = _json(request.body)
         if request.path.startswith("/_sim/"):  # control traffic is not provider traffic: not recorded
             return self._control(request, body)
-        self.received.append(Received(request.method, request.path, request.headers, body, self.clock()))
+        received = Received(request.method, request.path, request.headers, body, self.clock(), request.query)
+        self.received.append(received)
+        if request.path in ("/v1/messages", "/v1/messages/count_tokens") and request.method == "POST":
+            return await self._anthropic(request, body, counting=request.path.endswith("/count_tokens"))
+        if request.path.startswith(_GEMINI_PREFIXES) and ":" in request.path:  # models/{model}:{method}
+            return await self._gemini(request, body)
         path = request.path[3:] if request.path.startswith("/v1/") else request.path
         operation, deployment = _operation(path)
         if path in ("/health", "/v1/health") and request.method == "GET":
@@ -85,7 +131,7 @@ class Simulator:
             return Response(200, _encode({"object": "list", "data": []}), list(_JSON))
         if operation is None or request.method != "POST":
             return _error(404, f"Unknown request URL: {request.method} {request.path}.")
-        if not self._authorised(request.headers):
+        if not self._authorised(_bearer(request.headers) or request.headers.get("api-key", "")):
             return _error(401)
         if body is None:
             return _error(400, "We could not parse the JSON body of your request.")
@@ -97,25 +143,83 @@ class Simulator:
         raw_model = deployment or body.get("model")
         if not isinstance(raw_model, str) or not raw_model:
             return _error(400, "you must provide a model parameter", "model")
-        model, _, suffix = raw_model.partition("@")
-        self._count += 1
-        fault = self._choose(headers.get("x-sim-fault"), suffix, model)
+        model, fault = self._fault_for(raw_model, headers)
         if operation == "chat" and not isinstance(body.get("messages"), list):
             return _error(400, "'messages' is a required property", "messages")
-        if fault is not None:
-            failed = await self._before_headers(fault)
-            if failed is not None:
-                return failed
+        failed = await self._before_headers(fault, _OPENAI)
+        if failed is not None:
+            return failed
         if operation == "embeddings":
             return Response(200, wire.embeddings(body, model), self._headers())
-        reply = wire.plan_reply(body, self.name)
-        ident = "chatcmpl-" + hashlib.sha256(f"{self.name}{self._count}".encode()).hexdigest()[:24]
+        reply = _filtered(wire.plan_reply(body, self.name), fault)
+        ident = "chatcmpl-" + self._digest(24)
         if body.get("stream") is True:
-            events = self._stream(body, model, reply, ident, fault or FaultSpec())
-            return StreamingResponse(200, events, [("content-type", "text/event-stream"), *self._headers()[1:]])
-        if fault is not None and fault.malformed:
-            return Response(200, b'{"id": "chatcmpl-broken", "choices": [', self._headers())
-        return Response(200, wire.completion(body, model, reply, ident), self._headers())
+            events = list(wire.chunk_events(body, model, reply, ident, fault.chunks or 8))
+            return self._streaming(events, 1, fault, _OPENAI)
+        return self._complete(wire.completion(body, model, reply, ident), fault, _OPENAI)
+
+    async def _anthropic(
+        self, request: Request, body: dict[str, Any] | None, *, counting: bool
+    ) -> Response | StreamingResponse:
+        headers = request.headers
+        if not self._authorised(headers.get("x-api-key") or _bearer(headers)):
+            return _ANTHROPIC.error(401)
+        if not headers.get("anthropic-version"):
+            return _ANTHROPIC.error(400, "anthropic-version: header is required")
+        if body is None:
+            return _ANTHROPIC.error(400, "There was an error parsing the body of your request: not valid JSON.")
+        problem = claude.invalid(body, counting=counting)
+        if problem is not None:
+            return _ANTHROPIC.error(400, problem)
+        model, fault = self._fault_for(body["model"], headers)
+        failed = await self._before_headers(fault, _ANTHROPIC)
+        if failed is not None:
+            return failed
+        if counting:
+            return Response(200, _encode({"input_tokens": claude.count_tokens(body)}), self._headers("request-id"))
+        reply = claude.plan_reply(body, self.name, _safety(fault))
+        ident = "msg_" + self._digest(24)
+        if body.get("stream") is True:
+            events, first = claude.stream_events(model, reply, ident, fault.chunks or 8)
+            return self._streaming(events, first, fault, _ANTHROPIC)
+        return self._complete(claude.message(model, reply, ident), fault, _ANTHROPIC)
+
+    async def _gemini(self, request: Request, body: dict[str, Any] | None) -> Response | StreamingResponse:
+        raw_model, method = _gemini_target(request.path)
+        if request.method != "POST" or method not in ("generateContent", "streamGenerateContent", "countTokens"):
+            return _GEMINI.error(404, f"Method not found: {request.method} {request.path}")
+        query = urllib.parse.parse_qs(request.query)
+        key = request.headers.get("x-goog-api-key") or next(iter(query.get("key", [])), "")
+        if not self._authorised(key):
+            status, denied = gemini.key_error(missing=not key)
+            return Response(status, denied, list(_JSON))
+        if body is None:
+            return _GEMINI.error(400, "Invalid JSON payload received. Unexpected token.")
+        problem = gemini.invalid(body)
+        if problem is not None:
+            return _GEMINI.error(400, problem)
+        model, fault = self._fault_for(raw_model, request.headers)
+        failed = await self._before_headers(fault, _GEMINI)
+        if failed is not None:
+            return failed
+        if method == "countTokens":
+            return Response(200, _encode({"totalTokens": gemini.prompt_tokens(body)}), self._headers())
+        reply = gemini.plan_reply(body, self.name, _safety(fault))
+        ident = self._digest(22)
+        if method == "streamGenerateContent":
+            sse = query.get("alt") == ["sse"]
+            events, first = gemini.stream_events(model, reply, ident, fault.chunks or 8, sse=sse)
+            return self._streaming(events, first, fault, _GEMINI, "text/event-stream" if sse else "application/json")
+        return self._complete(gemini.response(model, reply, ident), fault, _GEMINI)
+
+    def _fault_for(self, raw_model: str, headers: dict[str, str]) -> tuple[str, FaultSpec]:
+        """Split `model@spec`, count the request, and choose its fault (a healthy spec when none applies)."""
+        model, _, suffix = raw_model.partition("@")
+        self._count += 1
+        return model, self._choose(headers.get("x-sim-fault"), suffix, model) or _HEALTHY
+
+    def _digest(self, size: int) -> str:
+        return hashlib.sha256(f"{self.name}{self._count}".encode()).hexdigest()[:size]
 
     def _choose(self, header: str | None, suffix: str, model: str) -> FaultSpec | None:
         if header:
@@ -132,7 +236,7 @@ class Simulator:
             return None
         return fault
 
-    async def _before_headers(self, fault: FaultSpec) -> Response | None:
+    async def _before_headers(self, fault: FaultSpec, dialect: _Dialect) -> Response | None:
         if fault.latency:
             await self._sleep(fault.latency)
         if fault.hang:
@@ -140,37 +244,45 @@ class Simulator:
         if fault.reset:
             raise AbortConnection
         if fault.status is not None:
-            response = _error(fault.status, fault.message)
+            response = dialect.error(fault.status, fault.message, fault.retry_after)
             if fault.retry_after is not None:
                 response.headers.append(("retry-after", _retry_after(fault)))
             return response
         return None
 
-    async def _stream(
-        self, body: dict[str, Any], model: str, reply: wire.Reply, ident: str, fault: FaultSpec
+    def _complete(self, payload: bytes, fault: FaultSpec, dialect: _Dialect) -> Response:
+        return Response(200, dialect.malformed_body if fault.malformed else payload, self._headers(dialect.request_id))
+
+    def _streaming(
+        self, events: list[bytes], first: int, fault: FaultSpec, dialect: _Dialect, kind: str = "text/event-stream"
+    ) -> StreamingResponse:
+        return StreamingResponse(
+            200,
+            self._paced(events, first, fault, dialect),
+            [("content-type", kind), *self._headers(dialect.request_id)[1:]],
+        )
+
+    async def _paced(
+        self, events: list[bytes], first: int, fault: FaultSpec, dialect: _Dialect
     ) -> AsyncIterator[bytes]:
-        events = list(wire.chunk_events(body, model, reply, ident, fault.chunks or 8))
+        """Play a stream's events with the fault's timing; `first` is the first content event (TTFT lands there)."""
         for index, event in enumerate(events):
             if fault.drop_after is not None and index >= fault.drop_after:
                 raise AbortConnection
-            if index == 1 and fault.ttft:
+            if fault.stream_error_after is not None and index >= fault.stream_error_after:
+                yield dialect.stream_error(fault.message)
+                return
+            if index == first and fault.ttft:
                 await self._sleep(fault.ttft)
-            elif index > 1 and fault.chunk_delay:  # pacing after the first content; ttft covers the first
+            elif index > first and fault.chunk_delay:  # pacing after the first content; ttft covers the first
                 await self._sleep(fault.chunk_delay)
-            if fault.malformed and index == 1:
-                yield b"data: {not json\n\n"
-                continue
-            yield event
+            yield dialect.malformed_event if fault.malformed and index == first else event
 
-    def _authorised(self, headers: dict[str, str]) -> bool:
-        if self.api_keys is None:
-            return True
-        bearer = headers.get("authorization", "")
-        key = bearer[7:] if bearer.lower().startswith("bearer ") else headers.get("api-key", "")
-        return key in self.api_keys
+    def _authorised(self, key: str | None) -> bool:
+        return self.api_keys is None or key in self.api_keys
 
-    def _headers(self) -> list[tuple[str, str]]:
-        return [("content-type", "application/json"), ("x-request-id", f"req_sim_{self.name}_{self._count}")]
+    def _headers(self, request_id: str = "x-request-id") -> list[tuple[str, str]]:
+        return [("content-type", "application/json"), (request_id, f"req_sim_{self.name}_{self._count}")]
 
     def _control(self, request: Request, body: dict[str, Any] | None) -> Response:
         if request.path == "/_sim/fault" and request.method == "POST":
@@ -195,6 +307,30 @@ def _operation(path: str) -> tuple[str | None, str | None]:
         deployment, _, rest = path[len("/openai/deployments/") :].partition("/")
         return {"chat/completions": "chat", "embeddings": "embeddings"}.get(rest), deployment or None
     return None, None
+
+
+def _gemini_target(path: str) -> tuple[str, str]:
+    """`/v1beta/models/{model}:{method}` -> (model, method); the model may carry an `@fault` suffix."""
+    tail = path.split("/models/", 1)[1]
+    model, _, method = urllib.parse.unquote(tail).rpartition(":")
+    return model, method
+
+
+def _bearer(headers: dict[str, str]) -> str:
+    value = headers.get("authorization", "")
+    return value[7:] if value.lower().startswith("bearer ") else ""
+
+
+def _safety(fault: FaultSpec) -> Literal["prompt", "output"] | None:
+    return "prompt" if fault.blocked else "output" if fault.blocked_output else None
+
+
+def _filtered(reply: wire.Reply, fault: FaultSpec) -> wire.Reply:
+    """OpenAI's content filter: nothing (prompt blocked) or half the text, with `content_filter`."""
+    if not (fault.blocked or fault.blocked_output) or reply.text is None:
+        return reply
+    words = reply.text.split() if fault.blocked_output else []
+    return wire.Reply(" ".join(words[: len(words) // 2]), None, "content_filter", reply.prompt)
 
 
 def _json(raw: bytes) -> dict[str, Any] | None:

@@ -1,7 +1,9 @@
 """Fault specs and scenarios for the provider simulator.
 
 A `FaultSpec` is written compactly, e.g. `status=503,retry_after=2` or `ttft=1.5,chunk_delay=0.05` or
-`drop_after=3`. A `Scenario` is an ordered list of rules (time window relative to the simulator's start,
+`drop_after=3` (cut the connection) or `stream_error_after=3` (a well-formed in-stream error event) or
+`blocked` / `blocked_output` (a safety block of the prompt, or of the answer half-way).
+A `Scenario` is an ordered list of rules (time window relative to the simulator's start,
 optional model globs, optional every-Nth) each carrying a spec; the first matching rule wins.
 """
 
@@ -18,8 +20,8 @@ import yaml
 __all__ = ["FaultSpec", "Rule", "Scenario", "parse_fault"]
 
 _FLOATS = {"retry_after", "latency", "ttft", "chunk_delay", "rate"}
-_INTS = {"status", "chunks", "drop_after"}
-_FLAGS = {"hang", "reset", "malformed", "retry_after_date"}
+_INTS = {"status", "chunks", "drop_after", "stream_error_after"}
+_FLAGS = {"hang", "reset", "malformed", "retry_after_date", "blocked", "blocked_output"}
 _STRINGS = {"message"}
 _ALIASES = {"body": "message", "retry-after": "retry_after", "delay": "latency"}
 
@@ -39,11 +41,16 @@ class FaultSpec:
     malformed: bool = False  # a 200 whose body (or an event) is not valid JSON
     rate: float = 1.0  # probability that the fault applies to a request
     message: str | None = None  # custom error message
+    stream_error_after: int | None = None  # streams: after this many events, send the dialect's error event and end
+    blocked: bool = False  # safety filter blocks the prompt (Gemini promptFeedback, Anthropic/OpenAI refusal)
+    blocked_output: bool = False  # safety filter stops the answer half-way (finishReason SAFETY)
 
     @property
     def is_healthy(self) -> bool:
         """True when the spec only shapes timing and never fails a request."""
-        return self.status is None and not (self.hang or self.reset or self.malformed) and self.drop_after is None
+        if self.hang or self.reset or self.malformed or self.blocked or self.blocked_output:
+            return False
+        return self.status is None and self.drop_after is None and self.stream_error_after is None
 
     def describe(self) -> str:
         parts = []

@@ -1,0 +1,55 @@
+"""Request bodies decoded only as deep as needed.
+
+The fast path reads a handful of top-level fields (model, stream, fallbacks …) and forwards the rest. A body
+is decoded to its top-level mapping with every value kept as `msgspec.Raw` — the nested JSON is validated
+and skipped, not built — and a field is decoded the first time something asks for it (`field`). Encoding
+such a mapping writes the raw values back verbatim, so a long conversation costs a scan, not a rebuild.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from sidestep.errors import BadRequest
+
+__all__ = ["decode_body", "field", "is_nonempty_array", "materialize"]
+
+_top = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
+_decode = msgspec.json.Decoder().decode
+_TYPE_NAMES = {b"[": "list", b'"': "str", b"t": "bool", b"f": "bool", b"n": "NoneType"}
+
+
+def decode_body(raw: bytes) -> dict[str, Any]:
+    """The top-level object of a JSON body, values left raw; a clear 400 for anything else."""
+    if not raw:
+        raise BadRequest("The request body is empty; send a JSON object.")
+    try:
+        return _top(raw)
+    except msgspec.ValidationError as exc:  # valid JSON, but not an object
+        kind = _TYPE_NAMES.get(raw.lstrip()[:1], "number")
+        raise BadRequest(f"The request body must be a JSON object, got {kind}.") from exc
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"The request body is not valid JSON: {exc}") from exc
+
+
+def field(body: dict[str, Any], name: str, default: Any = None) -> Any:
+    """A field's value, decoded (and remembered) on first use."""
+    value = body.get(name, default)
+    if isinstance(value, msgspec.Raw):
+        value = body[name] = _decode(value)
+    return value
+
+
+def is_nonempty_array(body: dict[str, Any], name: str) -> bool:
+    value = body.get(name)
+    if isinstance(value, msgspec.Raw):
+        text = bytes(value)
+        return text[:1] == b"[" and text[1:].lstrip()[:1] != b"]"
+    return isinstance(value, list) and bool(value)
+
+
+def materialize(body: dict[str, Any]) -> dict[str, Any]:
+    """Every field decoded: for translation, which reads the whole request."""
+    return {k: _decode(v) if isinstance(v, msgspec.Raw) else v for k, v in body.items()}
