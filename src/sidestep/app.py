@@ -64,7 +64,7 @@ class Gateway:
     ) -> None:
         self.config = config
         self._rng = rng or random.Random()
-        self._providers = build_providers(config.providers)
+        self._providers = build_providers(config.providers, source=config.source)
         self.state = state or _route_state(config)
         self._executor = Executor(
             self._providers, transport, self._rng, state=self.state, clock=clock, sleep=sleep, replan=self._replan

@@ -98,7 +98,15 @@ def parse_config(data: Any, *, source: str = "<config>", env: Mapping[str, str] 
             raise ctx.fail(f"routes.{name}", f"route name '{name}' clashes with a provider of the same name")
         routes[name] = _route(ctx, value, f"routes.{name}", providers)
     resilience = _resilience(ctx, top.get("resilience", {}))
+    _check_adapters(providers, source)
     return Config(server=server, resilience=resilience, providers=providers, routes=routes, source=source)
+
+
+def _check_adapters(providers: Mapping[str, ProviderConfig], source: str) -> None:
+    """Build each adapter once so its own checks (credentials files, regions, …) fail before serving."""
+    from sidestep.providers.registry import build_providers  # adapters import config; keep the cycle lazy
+
+    build_providers(providers, source=source)
 
 
 def config_from_env(env: Mapping[str, str] | None = None) -> Config:
@@ -170,13 +178,14 @@ def _resilience(ctx: _Ctx, value: Any) -> ResilienceConfig:
 
 def _provider(ctx: _Ctx, name: str, value: Any) -> ProviderConfig:
     path = f"providers.{name}"
-    raw = _mapping(ctx, value if value is not None else {}, path, _PROVIDER_KEYS)
+    raw = _mapping(ctx, value if value is not None else {}, path)
     type_name = _str(ctx, raw.get("type", name), f"{path}.type")
     spec = CATALOG.get(type_name)
     if spec is None:
         known = ", ".join(sorted(CATALOG))
         where = f"{path}.type" if "type" in raw else path
         raise ctx.fail(where, f"unknown provider type '{type_name}' (known: {known}); set `type:` to one of them")
+    _mapping(ctx, raw, path, _PROVIDER_KEYS | set(spec.settings))
     base_url = _str(ctx, raw["base_url"], f"{path}.base_url") if "base_url" in raw else None
     base_url = (base_url or _default_base_url(spec, ctx.env)).rstrip("/")
     if not base_url:
@@ -194,7 +203,26 @@ def _provider(ctx: _Ctx, name: str, value: Any) -> ProviderConfig:
         models=tuple(_str_list(ctx, raw.get("models", []), f"{path}.models")),
         api_version=_opt_str(ctx, raw.get("api_version", spec.default_api_version), f"{path}.api_version"),
         lacks=_lacks(ctx, raw.get("lacks"), f"{path}.lacks", spec.lacks),
+        settings=_settings(ctx, raw, path, spec),
     )
+
+
+def _settings(ctx: _Ctx, raw: dict[str, Any], path: str, spec: ProviderSpec) -> tuple[tuple[str, str | Secret], ...]:
+    """Adapter-specific keys: strings (numbers allowed), `env:VAR` resolved; secret ones kept as `Secret`."""
+    out: list[tuple[str, str | Secret]] = []
+    for name in spec.settings:
+        if name not in raw:
+            continue
+        value = raw[name]
+        where = f"{path}.{name}"
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        if name in spec.secret_settings:
+            out.append((name, _secret(ctx, value, where)))
+        else:
+            text = _str(ctx, value, where)
+            out.append((name, _secret(ctx, text, where).reveal() if text.startswith("env:") else text))
+    return tuple(out)
 
 
 def _lacks(ctx: _Ctx, value: Any, path: str, default: tuple[str, ...]) -> tuple[tuple[str, frozenset[str]], ...]:

@@ -131,6 +131,21 @@ class ProviderConfig:
     api_version: str | None = None
     # (model glob, capabilities it lacks): "tools", "vision", "json_schema", "streaming"
     lacks: tuple[tuple[str, frozenset[str]], ...] = ()
+    # Adapter-specific settings (see `ProviderSpec.settings`): strings, or `Secret` for secret ones.
+    settings: tuple[tuple[str, str | Secret], ...] = ()
+
+    def setting(self, name: str) -> str | None:
+        """A plain adapter setting, or None when unset."""
+        for key, value in self.settings:
+            if key == name:
+                return value.reveal() if isinstance(value, Secret) else value
+        return None
+
+    def secret_setting(self, name: str) -> Secret | None:
+        for key, value in self.settings:
+            if key == name:
+                return value if isinstance(value, Secret) else Secret(value, name)
+        return None
 
     def lacks_for(self, model: str) -> frozenset[str]:
         """Capabilities `model` does not have here; a request needing one skips this target."""

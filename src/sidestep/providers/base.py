@@ -42,6 +42,10 @@ class Provider(Protocol):
 
     def classify(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError: ...
 
+    # Optional: `async def authorize(self, key: KeyConfig) -> None` — adapters whose credentials expire
+    # (OAuth tokens for Vertex AI, Entra ID for Azure) refresh them here; the executor awaits it before
+    # `build` and treats an `UpstreamError` from it as that attempt's failure. Keep it cheap when fresh.
+
 
 def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
     """Seconds to wait, from `retry-after-ms`, `retry-after` as seconds, or `retry-after` as an HTTP-date."""

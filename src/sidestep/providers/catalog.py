@@ -27,6 +27,9 @@ class ProviderSpec:
     drop_fields: tuple[str, ...] = ()
     default_api_version: str | None = None
     lacks: tuple[str, ...] = ()  # capabilities no model of the provider has (a config's `lacks` replaces it)
+    # Adapter-specific config keys (region, project, …) accepted under the provider; the adapter validates them.
+    settings: tuple[str, ...] = ()
+    secret_settings: tuple[str, ...] = ()  # those of `settings` held as `Secret` (never logged)
 
 
 _ROWS = (

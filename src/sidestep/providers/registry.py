@@ -21,12 +21,18 @@ ADAPTERS: Mapping[str, Callable[[ProviderConfig, ProviderSpec], Provider]] = {
 }
 
 
-def build_providers(configs: Mapping[str, ProviderConfig]) -> dict[str, Provider]:
+def build_providers(configs: Mapping[str, ProviderConfig], *, source: str = "<config>") -> dict[str, Provider]:
+    """One adapter per provider. An adapter rejects bad settings with `ConfigError(reason, path=...)`;
+    the error is re-raised naming `source`, so it reads like every other config error."""
     providers: dict[str, Provider] = {}
     for name, config in configs.items():
         spec = CATALOG[config.type]
         factory = ADAPTERS.get(spec.wire)
         if factory is None:
-            raise ConfigError(f"provider type '{config.type}' needs the '{spec.wire}' adapter, which is not installed")
-        providers[name] = factory(config, spec)
+            reason = f"provider type '{config.type}' needs the '{spec.wire}' adapter, which is not installed"
+            raise ConfigError(reason, source=source, path=f"providers.{name}.type")
+        try:
+            providers[name] = factory(config, spec)
+        except ConfigError as exc:
+            raise ConfigError(exc.reason, source=source, path=exc.path or f"providers.{name}") from None
     return providers

@@ -75,6 +75,10 @@ class Executor:
         replan: Callable[[Sequence[str]], Sequence[Planned]] | None = None,
     ) -> None:
         self._providers = providers
+        # Adapters that fetch short-lived credentials (OAuth tokens) expose `async authorize(key)`.
+        self._authorizers: dict[str, Callable[[KeyConfig], Awaitable[None]]] = {
+            name: hook for name, provider in providers.items() if (hook := getattr(provider, "authorize", None))
+        }
         self._replan = replan  # names (targets or routes) → a plan, for classified fallbacks
         self._transport = transport
         self._rng = rng
@@ -188,12 +192,15 @@ class Executor:
         target, started = planned.target, self.clock()
         label = target.label
         breaker = self._breaker(planned, key)
-        request = self._request(provider, planned, key, run)
+        authorize = self._authorizers.get(target.provider)
         self.state.stats.started(label)
         response: UpstreamResponse | None = None
-        # The budget rides on the request: the transport clamps every wait to it (no extra timer).
-        request.budget = self._attempt_budget(planned, run)
         try:
+            if authorize is not None:
+                await authorize(key)  # a failed token fetch is this attempt's failure (UpstreamError)
+            request = self._request(provider, planned, key, run)
+            # The budget rides on the request: the transport clamps every wait to it (no extra timer).
+            request.budget = self._attempt_budget(planned, run)
             response = await self._transport.send(request)
             if response.status >= 400:
                 raise provider.classify(response.status, response.headers, await response.read())
