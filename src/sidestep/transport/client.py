@@ -144,6 +144,9 @@ class HttpClient:
         self._pools: dict[Origin, _Pool] = {}
         self._urls: dict[str, tuple[Origin, bytes]] = {}
         self._closed = False
+        # Pooled connections belong to one loop, so the client does too. Cached: on Python 3.11 every
+        # `asyncio.get_running_loop()` costs a getpid() syscall.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def send(self, request: UpstreamRequest) -> UpstreamResponseImpl:
         origin, target = self._parse(request.url)
@@ -155,7 +158,7 @@ class HttpClient:
             target = request.url.encode("latin-1")  # absolute-form through a plain-http proxy
         payload = _encode(request, origin, target, proxy if origin[0] == "http" else None)
         head_only = request.method == "HEAD"
-        loop = asyncio.get_running_loop()
+        loop = self._loop or self._bind_loop()
         deadline = None if request.budget is None else loop.time() + request.budget
         conn = await self._acquire(pool, origin, proxy, request.timeouts, deadline)
         try:
@@ -177,6 +180,10 @@ class HttpClient:
             raise
         conn.used = True
         return UpstreamResponseImpl(self, pool, conn, request.timeouts, deadline)
+
+    def _bind_loop(self) -> asyncio.AbstractEventLoop:
+        self._loop = asyncio.get_running_loop()
+        return self._loop
 
     async def _exchange(
         self, conn: Connection, payload: bytes, head_only: bool, timeouts: Timeouts, deadline: float | None

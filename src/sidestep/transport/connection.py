@@ -54,7 +54,8 @@ class Connection(asyncio.Protocol):
 
     def begin(self, payload: bytes, head_only: bool) -> asyncio.Future[None]:
         """Send a whole request; return a future resolved when the response headers are in."""
-        self._parser = httptools.HttpResponseParser(self)
+        if self._head_only or not self._complete:  # a parser is reusable only after a whole, bodied message
+            self._parser = httptools.HttpResponseParser(self)
         self._status = 0
         self._headers = {}
         self._pieces.clear()

@@ -1,0 +1,124 @@
+"""The contenders: how each is configured and started. sidestep runs twice (minimal and realistic config);
+LiteLLM runs from its own venv (`bench/.venvs/litellm`, made by `python -m bench.run --install-litellm`)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.nginx import start_nginx_proxy
+from bench.procs import Proc, start, wait_http
+
+__all__ = [
+    "LITELLM_VENV",
+    "Contender",
+    "litellm_binary",
+    "sidestep_config",
+    "start_litellm",
+    "start_nginx",
+    "start_sidestep",
+]
+
+LITELLM_VENV = Path(__file__).parent / ".venvs" / "litellm"
+
+
+@dataclass(slots=True)
+class Contender:
+    name: str
+    port: int
+    proc: Proc
+    model: str  # what the client names in `model`
+    stream_model: str = ""  # the same for the streaming upstream
+    stream_path: str = "/v1/chat/completions"
+    sim_model: str = ""  # prefix for a model served by the simulator ("" → the bare model name)
+
+
+def sidestep_config(kind: str, port: int, upstream: int, workdir: Path, sim: int = 0) -> Path:
+    """`minimal`: one provider, a one-target route. `realistic`: three weighted keys, a fallback route of
+    two providers with retries, timeouts and a time-to-first-token limit, capability limits declared (so
+    requests are checked against them), breakers on, and an access log written for every request."""
+    base = f"http://127.0.0.1:{upstream}"
+    stream = f"{base}/s/v1" if sim and sim != upstream else f"{base}/v1"  # nginx serves SSE under /s/
+    extra = f"""  stream: {{type: openai, base_url: "{stream}", api_key: bench-key}}
+  sim: {{type: openai, base_url: "http://127.0.0.1:{sim or upstream}/v1", api_key: bench-key}}
+"""
+    if kind == "minimal":
+        text = f"""
+server: {{port: {port}}}
+providers:
+  up: {{type: openai, base_url: "{base}/v1", api_key: bench-key}}
+{extra}routes:
+  chat: [up/gpt-4o-mini]
+  chat-stream: [stream/gpt-4o-mini]
+"""
+    else:
+        text = f"""
+server: {{port: {port}, access_log: true, sse_keepalive: 15}}
+resilience:
+  breaker: {{failures: 5, error_rate: 0.5, min_requests: 20, window: 30, cooldown: 10}}
+providers:
+  up:
+    type: openai
+    base_url: "{base}/v1"
+    keys: [{{value: key-a, weight: 2}}, {{value: key-b, weight: 1}}, {{value: key-c, weight: 1}}]
+    timeouts: {{connect: 2, headers: 30, idle: 30}}
+  backup:
+    type: groq
+    base_url: "{base}/v1"
+    api_key: bench-backup
+    lacks: {{"*": [vision]}}
+{extra}routes:
+  chat:
+    fallback: [up/gpt-4o-mini, backup/llama-3.3-70b]
+    retry: {{attempts: 2, backoff: 0.05, max_backoff: 1}}
+    timeouts: {{first_token: 10, total: 60}}
+    deadline: 90
+  chat-stream: [stream/gpt-4o-mini, backup/llama-3.3-70b]
+"""
+    path = workdir / f"sidestep-{kind}.yaml"
+    path.write_text(text)
+    return path
+
+
+def start_sidestep(
+    kind: str, port: int, upstream: int, workdir: Path, cpus: list[int] | None, sim: int = 0
+) -> Contender:
+    config = sidestep_config(kind, port, upstream, workdir, sim)
+    binary = str(Path(sys.executable).parent / "sidestep")
+    argv = [binary, "--log-level", "warning", "serve", "--config", str(config)]
+    log = workdir / f"sidestep-{kind}.log"
+    proc = start(argv, f"sidestep ({kind})", cpus=cpus, log=log)
+    wait_http(port, "/health", proc=proc)
+    return Contender(f"sidestep ({kind})", port, proc, "chat", "chat-stream", sim_model="sim/")
+
+
+def start_nginx(port: int, upstream: int, workdir: Path, cpus: list[int] | None) -> Contender:
+    proc = start_nginx_proxy(workdir, port, upstream, cpus)
+    return Contender("nginx proxy", port, proc, "gpt-4o-mini", "gpt-4o-mini", "/s/v1/chat/completions")
+
+
+def litellm_binary() -> Path | None:
+    binary = LITELLM_VENV / "bin" / "litellm"
+    return binary if binary.exists() else None
+
+
+def start_litellm(port: int, upstream: int, workdir: Path, cpus: list[int] | None) -> Contender | None:
+    binary = litellm_binary()
+    if binary is None:
+        return None
+    config = workdir / "litellm.yaml"
+    config.write_text(
+        f"""
+model_list:
+  - model_name: chat
+    litellm_params: {{model: openai/gpt-4o-mini, api_base: "http://127.0.0.1:{upstream}/v1", api_key: bench-key}}
+litellm_settings: {{telemetry: false, drop_params: true}}
+general_settings: {{master_key: "sk-bench-7f3a9c2e4b8d1f6a0c5e9b3d7a2f4c8e"}}
+"""
+    )
+    argv = [str(binary), "--config", str(config), "--port", str(port), "--num_workers", "1"]
+    offline = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False", "NO_DOCS": "True"}
+    proc = start(argv, "litellm", cpus=cpus, log=workdir / "litellm.log", env=offline)
+    wait_http(port, "/health/liveliness", timeout=120, proc=proc)
+    return Contender("LiteLLM proxy", port, proc, "chat")

@@ -1,0 +1,57 @@
+"""The request and answers every contender sees: an OpenAI chat completion of realistic size (~600 B)."""
+
+from __future__ import annotations
+
+import json
+
+__all__ = ["chat_request", "completion_body", "stream_body"]
+
+_TEXT = "Failover keeps answers flowing when a provider stumbles; every request takes the first healthy path."
+
+
+def chat_request(model: str, *, stream: bool = False, max_tokens: int = 64) -> bytes:
+    body = {
+        "model": model,
+        "messages": [
+            {"role": "system", "content": "You are a concise assistant."},
+            {"role": "user", "content": "Explain in two sentences why an LLM gateway should fail over."},
+        ],
+        "max_tokens": max_tokens,
+        "temperature": 0.2,
+    }
+    if stream:
+        body["stream"] = True
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def completion_body() -> bytes:
+    body = {
+        "id": "chatcmpl-bench0000000000000000000000",
+        "object": "chat.completion",
+        "created": 1764000000,
+        "model": "gpt-4o-mini-2024-07-18",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": _TEXT, "refusal": None},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 31, "completion_tokens": 20, "total_tokens": 51},
+        "system_fingerprint": "fp_bench",
+    }
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def stream_body(chunks: int) -> bytes:
+    """`chunks` content events, a finish event, a usage event and [DONE], as one SSE body."""
+    words = _TEXT.split()
+    events = []
+    base = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1764000000, "model": "gpt-4o-mini"}
+    for i in range(chunks):
+        delta = {"role": "assistant", "content": ""} if i == 0 else {"content": " " + words[i % len(words)]}
+        events.append({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+    events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    lines = [f"data: {json.dumps(e, separators=(',', ':'))}\n\n" for e in events]
+    return ("".join(lines) + "data: [DONE]\n\n").encode()

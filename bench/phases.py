@@ -1,0 +1,127 @@
+"""One function per figure. Each returns plain numbers; `report.py` turns them into ratios and verdicts."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import loadgen
+from bench.contenders import Contender
+from bench.payloads import chat_request
+from bench.procs import free_port, start, wait_http
+from bench.wrk import saturate
+
+__all__ = ["cold_start", "import_time", "latency", "per_chunk", "saturation", "stream_ttfb"]
+
+CHAT = "/v1/chat/completions"
+
+
+def import_time(runs: int) -> dict[str, float]:
+    """Median wall seconds of `import sidestep` (what a library user pays) and of the serving modules."""
+    code = "import time; t = time.perf_counter(); import {mod}; print(time.perf_counter() - t)"
+    out = {}
+    for label, mod in (("import sidestep", "sidestep"), ("import sidestep.app", "sidestep.app, sidestep.serve")):
+        samples = [
+            float(
+                subprocess.run(
+                    [sys.executable, "-c", code.format(mod=mod)], capture_output=True, text=True, check=True
+                ).stdout
+            )
+            for _ in range(runs)
+        ]
+        out[label] = statistics.median(samples)
+    return out
+
+
+def cold_start(config: Path, runs: int, cpus: list[int] | None) -> float:
+    """Median seconds from spawning `sidestep serve` to its first answered request."""
+    samples = []
+    binary = str(Path(sys.executable).parent / "sidestep")
+    for _ in range(runs):
+        port = free_port()
+        began = time.perf_counter()
+        proc = start(
+            [binary, "--log-level", "warning", "serve", "--config", str(config), "--port", str(port)],
+            "sidestep cold start",
+            cpus=cpus,
+        )
+        try:
+            wait_http(port, "/health", timeout=20, proc=proc)
+            samples.append(time.perf_counter() - began)
+        finally:
+            proc.stop()
+    return statistics.median(samples)
+
+
+def saturation(
+    target: Contender, workdir: Path, seconds: float, repeats: int, use_wrk: bool, load_cpus: list[int] | None
+) -> dict[str, Any]:
+    """Max RPS and CPU µs per request at saturation, `repeats` times: median and spread."""
+    body = chat_request(target.model)
+    rps, cpu = [], []
+    for _ in range(repeats):
+        if use_wrk:
+            result = saturate(
+                f"http://127.0.0.1:{target.port}{CHAT}", body, target.proc, workdir, seconds=seconds, cpus=load_cpus
+            )
+            rps.append(result.rps)
+            cpu.append(result.cpu_us)
+        else:
+            before = target.proc.cpu()
+            run = asyncio.run(loadgen.closed_loop(target.port, CHAT, body, 16, seconds))
+            rps.append(run.sent / run.elapsed)
+            cpu.append((target.proc.cpu() - before) / max(run.sent, 1) * 1e6)
+    return {
+        "rps": statistics.median(rps),
+        "rps_spread": [min(rps), max(rps)],
+        "cpu_us": statistics.median(cpu),
+        "cpu_spread": [min(cpu), max(cpu)],
+    }
+
+
+def latency(target: Contender, rate: float, seconds: float) -> dict[str, float]:
+    """Latency percentiles (µs) at a fixed request rate, open loop."""
+    run = asyncio.run(loadgen.fixed_rate(target.port, CHAT, chat_request(target.model), rate, seconds))
+    return {
+        "p50": run.percentile(50) * 1e6,
+        "p99": run.percentile(99) * 1e6,
+        "p99.9": run.percentile(99.9) * 1e6,
+        "achieved": run.sent / run.elapsed if run.elapsed else 0.0,
+        "errors": run.errors,
+    }
+
+
+def stream_ttfb(target: Contender, count: int) -> dict[str, float]:
+    """Time to the first streamed byte (µs), sequential requests on one connection."""
+    body = chat_request(target.stream_model, stream=True)
+    run = asyncio.run(loadgen.ttfb(target.port, target.stream_path, body, count))
+    return {"p50": run.percentile(50) * 1e6, "p99": run.percentile(99) * 1e6, "errors": run.errors}
+
+
+def per_chunk(target: Contender, seconds: float) -> dict[str, float]:
+    """CPU µs per relayed chunk: CPU per stream of 101 paced chunks minus CPU per stream of 1, over 100.
+    Also whether the relay buffers: the first event of a 20 × 10 ms stream must arrive long before its end."""
+    proc = target.proc
+
+    def model_for(fault: str) -> str:
+        return f"{target.sim_model}gpt-4o-mini@{fault}"
+
+    cpu, events = {}, {}
+    for chunks in (1, 100):
+        body = chat_request(model_for(f"chunks={chunks},chunk_delay=0.001"), stream=True, max_tokens=400)
+        before = proc.cpu()
+        run = asyncio.run(loadgen.closed_loop(target.port, CHAT, body, 32, seconds))
+        cpu[chunks] = (proc.cpu() - before) / max(run.sent, 1) * 1e6
+        events[chunks] = run.events / max(run.sent, 1)
+    slow = chat_request(model_for("chunks=20,chunk_delay=0.01"), stream=True, max_tokens=400)
+    first = asyncio.run(loadgen.ttfb(target.port, CHAT, slow, 5))
+    return {
+        "cpu_us_per_chunk": (cpu[100] - cpu[1]) / max(events[100] - events[1], 1),
+        "events_per_stream": events[100],
+        "first_event_ms_of_200ms_stream": first.percentile(50) * 1e3,
+    }

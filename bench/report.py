@@ -1,0 +1,168 @@
+"""Turn measured numbers into the results page: tables, ratios to the baselines of the same run, and a
+verdict per target (PASS / MISS with by how much)."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+__all__ = ["render", "update_docs", "verdicts"]
+
+START, END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
+SUMMARY_START, SUMMARY_END = "<!-- bench:summary:start -->", "<!-- bench:summary:end -->"
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or not b or math.isnan(a) or math.isnan(b):
+        return None
+    return a / b
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:,.{digits}f}"
+
+
+def _added(results: dict[str, Any], name: str, rate: str, pct: str) -> float | None:
+    lat = results["latency"].get(rate, {})
+    if name not in lat or "direct" not in lat:
+        return None
+    return float(lat[name][pct] - lat["direct"][pct])
+
+
+def verdicts(r: dict[str, Any]) -> list[tuple[str, str, float | None, float, str]]:
+    """(target, measured, ratio or value, limit, PASS/MISS) for each target in the issue."""
+    sat = r["saturation"]
+    nginx = sat.get("nginx proxy", {}).get("cpu_us")
+    mini = sat.get("sidestep (minimal)", {})
+    real = sat.get("sidestep (realistic)", {})
+    rows: list[tuple[str, str, float | None, float, str]] = []
+
+    def add(target: str, measured: str, value: float | None, limit: float, higher_is_better: bool = False) -> None:
+        ok = value is not None and (value >= limit if higher_is_better else value <= limit)
+        rows.append((target, measured, value, limit, "—" if value is None else ("PASS" if ok else "MISS")))
+
+    add("CPU/req, minimal ≤ 2× nginx", f"{_fmt(mini.get('cpu_us'))} µs", _ratio(mini.get("cpu_us"), nginx), 2.0)
+    add("CPU/req, realistic ≤ 3× nginx", f"{_fmt(real.get('cpu_us'))} µs", _ratio(real.get("cpu_us"), nginx), 3.0)
+    add("RPS, realistic ≥ 10,000 on one core", f"{_fmt(real.get('rps'), 0)}", real.get("rps"), 10_000, True)
+    lite = sat.get("LiteLLM proxy", {}).get("rps")
+    add(
+        "RPS ≥ 100× LiteLLM", f"{_fmt(mini.get('rps'), 0)} vs {_fmt(lite, 0)}", _ratio(mini.get("rps"), lite), 100, True
+    )
+    for pct, limit in (("p50", 2.5), ("p99", 3.0)):
+        ours = _added(r, "sidestep (minimal)", "1000", pct)
+        theirs = _added(r, "nginx proxy", "1000", pct)
+        add(
+            f"added {pct} at 1,000 RPS ≤ {limit}× nginx's",
+            f"{_fmt(ours)} vs {_fmt(theirs)} µs",
+            _ratio(ours, theirs),
+            limit,
+        )
+    ttfb = r.get("ttfb", {})
+    ours_t = _minus(ttfb.get("sidestep (minimal)", {}).get("p50"), ttfb.get("direct", {}).get("p50"))
+    theirs_t = _minus(ttfb.get("nginx proxy", {}).get("p50"), ttfb.get("direct", {}).get("p50"))
+    add("stream added TTFB ≤ 3× nginx's", f"{_fmt(ours_t)} vs {_fmt(theirs_t)} µs", _ratio(ours_t, theirs_t), 3.0)
+    chunk = r.get("chunks", {}).get("sidestep (minimal)", {})
+    add("CPU per relayed chunk ≤ 10 µs", f"{_fmt(chunk.get('cpu_us_per_chunk'))} µs", chunk.get("cpu_us_per_chunk"), 10)
+    first = chunk.get("first_event_ms_of_200ms_stream")
+    add("no SSE buffering (first event of a 200 ms stream) ≤ 50 ms", f"{_fmt(first)} ms", first, 50)
+    add("RSS per worker ≤ 100 MB", f"{_fmt(r.get('rss_mb'))} MB", r.get("rss_mb"), 100)
+    imports = r.get("import", {}).get("import sidestep")
+    add("import sidestep ≤ 300 ms", f"{_fmt(imports and imports * 1000)} ms", imports and imports * 1000, 300)
+    cold = r.get("cold_start")
+    add("ready to serve ≤ 1 s", f"{_fmt(cold and cold * 1000, 0)} ms", cold and cold * 1000, 1000)
+    return rows
+
+
+def _minus(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+def render(r: dict[str, Any]) -> str:
+    lines = [
+        f"Run: {r['when']} · {r['machine']} · mode: {r['mode']} · {r['repeats']} repeat(s) of "
+        f"{r['seconds']} s per saturation figure.",
+        "",
+    ]
+    lines += [
+        "| contender | max RPS (median, spread) | CPU µs / request (median, spread) | × nginx CPU |",
+        "|---|---|---|---|",
+    ]
+    nginx = r["saturation"].get("nginx proxy", {}).get("cpu_us")
+    for name, s in r["saturation"].items():
+        lines.append(
+            f"| {name} | {_fmt(s['rps'], 0)} ({_fmt(s['rps_spread'][0], 0)}–{_fmt(s['rps_spread'][1], 0)}) | "
+            f"{_fmt(s['cpu_us'])} ({_fmt(s['cpu_spread'][0])}–{_fmt(s['cpu_spread'][1])}) | "
+            f"{_fmt(_ratio(s['cpu_us'], nginx), 2)} |"
+        )
+    lines += [
+        "",
+        "Added latency (µs) over direct-to-upstream, open loop at a fixed rate:",
+        "",
+        "| rate (RPS) | contender | p50 | p99 | p99.9 | errors |",
+        "|---|---|---|---|---|---|",
+    ]
+    for rate, per in r["latency"].items():
+        for name, lat in per.items():
+            if name == "direct":
+                lines.append(
+                    f"| {rate} | direct (absolute) | {_fmt(lat['p50'])} | {_fmt(lat['p99'])} | "
+                    f"{_fmt(lat['p99.9'])} | {lat['errors']} |"
+                )
+                continue
+            added = [_added(r, name, rate, p) for p in ("p50", "p99", "p99.9")]
+            lines.append(f"| {rate} | {name} | {' | '.join(_fmt(a) for a in added)} | {lat['errors']} |")
+    lines += [
+        "",
+        "Streaming: time to first byte (µs, sequential) and relay cost:",
+        "",
+        "| contender | TTFB p50 | TTFB p99 | CPU µs / chunk | first event of a 200 ms stream (ms) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, t in r.get("ttfb", {}).items():
+        c = r.get("chunks", {}).get(name, {})
+        lines.append(
+            f"| {name} | {_fmt(t['p50'])} | {_fmt(t['p99'])} | {_fmt(c.get('cpu_us_per_chunk'), 2)} | "
+            f"{_fmt(c.get('first_event_ms_of_200ms_stream'))} |"
+        )
+    lines += ["", "| target | measured | ratio / value | limit | verdict |", "|---|---|---|---|---|"]
+    for target, measured, value, limit, verdict in verdicts(r):
+        lines.append(f"| {target} | {measured} | {_fmt(value, 2)} | {_fmt(limit, 1)} | {verdict} |")
+    imports = r.get("import", {})
+    lines += [
+        "",
+        "Start-up: "
+        + ", ".join(f"`{k}` {v * 1000:.0f} ms" for k, v in imports.items())
+        + f"; cold start to first answer {_fmt((r.get('cold_start') or 0) * 1000, 0)} ms; "
+        f"sidestep RSS after the run {_fmt(r.get('rss_mb'))} MB.",
+    ]
+    return "\n".join(lines)
+
+
+def summary(r: dict[str, Any]) -> str:
+    sat = r["saturation"]
+    mini, real, nginx = (sat.get(k, {}) for k in ("sidestep (minimal)", "sidestep (realistic)", "nginx proxy"))
+    lite = sat.get("LiteLLM proxy", {}).get("rps")
+    text = (
+        f"One sidestep process on one core: **{_fmt(mini.get('rps'), 0)} RPS** minimal, "
+        f"**{_fmt(real.get('rps'), 0)} RPS** with the realistic config; "
+        f"{_fmt(mini.get('cpu_us'))} µs CPU per request = {_fmt(_ratio(mini.get('cpu_us'), nginx.get('cpu_us')), 1)}× "
+        f"an nginx reverse proxy in the same run"
+    )
+    if lite:
+        text += f"; {_fmt(_ratio(mini.get('rps'), lite), 0)}× LiteLLM's proxy ({_fmt(lite, 0)} RPS)"
+    return text + f" ({r['when']}, `make bench`; details in [docs/benchmarks.md](docs/benchmarks.md))."
+
+
+def update_docs(r: dict[str, Any], root: Path) -> None:
+    _replace(root / "docs" / "benchmarks.md", START, END, render(r))
+    _replace(root / "README.md", SUMMARY_START, SUMMARY_END, summary(r))
+
+
+def _replace(path: Path, start: str, end: str, body: str) -> None:
+    text = path.read_text()
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+    if not pattern.search(text):
+        raise RuntimeError(f"{path} has no {start} … {end} markers")
+    path.write_text(pattern.sub(lambda _: f"{start}\n{body}\n{end}", text))
