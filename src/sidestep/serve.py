@@ -17,8 +17,10 @@ from collections.abc import Awaitable, Callable
 from sidestep.app import Gateway
 from sidestep.config.model import Config
 from sidestep.dialects import anthropic, openai
+from sidestep.errors import ConfigError
+from sidestep.server.access_log import AccessLog, open_sink
 from sidestep.server.protocol import HttpServer, ServerLimits, start_server
-from sidestep.server.types import Response
+from sidestep.server.types import Handler, Response
 from sidestep.transport.client import HttpClient
 
 __all__ = ["install_fast_loop", "run", "start_gateway"]
@@ -50,15 +52,32 @@ async def start_gateway(
     client = HttpClient()
     gateway = Gateway(config, client, clock=clock, sleep=sleep)
     limits = ServerLimits(max_body_bytes=config.server.max_body_bytes)
+    handler: Handler = gateway.handle
+    access = _access_log(handler, config)
+    if access is not None:
+        handler = access.handle
     server = await start_server(
-        gateway.handle,
+        handler,
         host or config.server.host,
         config.server.port if port is None else port,
         limits=limits,
         error_renderer=render_server_error,
         reuse_port=reuse_port,
     )
+    if access is not None:
+        server.on_closed.append(access.close)
     return server, gateway, client
+
+
+def _access_log(handler: Handler, config: Config) -> AccessLog | None:
+    target = config.server.access_log
+    if target is None:
+        return None
+    try:
+        return AccessLog(handler, open_sink(target), owns_sink=True)
+    except OSError as exc:
+        reason = f"cannot open the access log '{target}': {exc.strerror or exc}"
+        raise ConfigError(reason, source=config.source, path="server.access_log") from exc
 
 
 def render_server_error(status: int, message: str, path: str) -> Response:

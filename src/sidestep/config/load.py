@@ -143,9 +143,18 @@ def _server(ctx: _Ctx, value: Any) -> ServerConfig:
         max_body_bytes=_int(ctx, raw.get("max_body_bytes", defaults.max_body_bytes), "server.max_body_bytes", 1),
         request_timeout=_num(ctx, raw.get("request_timeout", defaults.request_timeout), "server.request_timeout"),
         workers=_int(ctx, raw.get("workers", defaults.workers), "server.workers", low=1, high=256),
-        access_log=_bool(ctx, raw.get("access_log", defaults.access_log), "server.access_log"),
+        access_log=_access_log(ctx, raw.get("access_log")),
         sse_keepalive=_nonneg(ctx, raw.get("sse_keepalive", defaults.sse_keepalive), "server.sse_keepalive"),
     )
+
+
+def _access_log(ctx: _Ctx, value: Any) -> str | None:
+    """`true` → stderr, `false`/absent → off, a string → that file (appended to)."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return "stderr"
+    return _str(ctx, value, "server.access_log")
 
 
 def _resilience(ctx: _Ctx, value: Any) -> ResilienceConfig:

@@ -195,7 +195,7 @@ class ServerConfig:
     max_body_bytes: int = 32 * 1024 * 1024
     request_timeout: float = 600.0
     workers: int = 1
-    access_log: bool = False
+    access_log: str | None = None  # None: off; "stderr" or a file path: one JSON line per request
     sse_keepalive: float = 15.0  # seconds between `: keep-alive` comments while a stream waits; 0 = off
 
 

@@ -69,6 +69,7 @@ class HttpServer:
         self._drained = asyncio.Event()
         self._sweeper: asyncio.TimerHandle | None = None
         self._interval = max(0.05, min(1.0, limits.keepalive_timeout / 3, limits.header_timeout / 3))
+        self.on_closed: list[Callable[[], None]] = []  # run once every connection is done (flush logs …)
 
     def start_sweeping(self) -> None:
         """One timer per server, not two per request: idle and slow-header connections are found by a
@@ -109,6 +110,8 @@ class HttpServer:
             conn.abort()
         if self._server is not None:
             await self._server.wait_closed()
+        for hook in self.on_closed:
+            hook()
 
 
 async def start_server(

@@ -93,6 +93,11 @@ class UpstreamResponseImpl:
         self._deadline = None
 
     async def read(self) -> bytes:
+        conn = self._conn
+        if conn.complete and not self._released:  # typical small JSON answer: already whole, no generator
+            body = conn.take_body()
+            self._release()
+            return body
         pieces = [piece async for piece in self.aiter_bytes()]
         return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 

@@ -108,6 +108,15 @@ class Connection(asyncio.Protocol):
                 if timer is not None:
                     timer.cancel()
 
+    def take_body(self) -> bytes:
+        """Every buffered body piece at once (the caller checked `complete`)."""
+        pieces = self._pieces
+        if not pieces:
+            return b""
+        body = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        pieces.clear()
+        return body
+
     def close(self) -> None:
         if not self.closed:
             self.closed = True
