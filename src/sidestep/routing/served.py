@@ -42,10 +42,10 @@ class Served:
 
 async def prefetch(served: Served) -> None:
     """Read the stream until its first content event; raise if it fails or ends before any content."""
-    rest = served.response.aiter_bytes()
+    response = served.response
     reader = stream_reader(served.wire)
     label = served.target.label
-    async for piece in rest:
+    while (piece := await response.next_chunk()) is not None:
         served.held.append(piece)
         try:
             events = reader.feed(piece)
@@ -61,6 +61,6 @@ async def prefetch(served: Served) -> None:
                 served.finished = True
                 return
             if event.is_content:
-                served.rest = rest
+                served.rest = response.aiter_bytes()  # not started: the fast relay reads next_chunk() itself
                 return
     raise UpstreamConnectionError(f"{label} ended the stream before any content")

@@ -102,16 +102,18 @@ class UpstreamResponseImpl:
         return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
-        conn = self._conn
-        while True:
-            try:
-                piece = await conn.next_piece(_wait(self._timeouts.read, self._deadline, conn.loop))
-            except _TRANSLATED as exc:
-                raise _translate(exc, "read", conn.origin) from exc
-            if piece is None:
-                self._release()
-                return
+        while (piece := await self.next_chunk()) is not None:
             yield piece
+
+    async def next_chunk(self) -> bytes | None:
+        conn = self._conn
+        try:
+            piece = await conn.next_piece(_wait(self._timeouts.read, self._deadline, conn.loop))
+        except _TRANSLATED as exc:
+            raise _translate(exc, "read", conn.origin) from exc
+        if piece is None:
+            self._release()
+        return piece
 
     def _release(self) -> None:
         if not self._released:

@@ -23,15 +23,23 @@ class FakeResponse:
     error: Exception | None = None  # raised by send() (after the delay) instead of answering
     body_error: Exception | None = None  # raised while reading, after the chunks
     closed: bool = False
+    _next: int = 0
+
+    async def next_chunk(self) -> bytes | None:
+        pieces = self.chunks if self.chunks is not None else [self.body]
+        if self._next < len(pieces):
+            self._next += 1
+            return pieces[self._next - 1]
+        if self.body_error is not None:
+            raise self.body_error
+        return None
 
     async def read(self) -> bytes:
         return b"".join([piece async for piece in self.aiter_bytes()])
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
-        for piece in self.chunks if self.chunks is not None else [self.body]:
+        while (piece := await self.next_chunk()) is not None:
             yield piece
-        if self.body_error is not None:
-            raise self.body_error
 
     async def aclose(self) -> None:
         self.closed = True

@@ -49,6 +49,10 @@ class UpstreamResponse(Protocol):
 
     def aiter_bytes(self) -> AsyncIterator[bytes]: ...
 
+    async def next_chunk(self) -> bytes | None:
+        """The next body piece, or None at the end: `aiter_bytes` without a generator (the relay's hot path)."""
+        ...
+
     async def aclose(self) -> None: ...
 
     def lift_budget(self) -> None:
