@@ -29,3 +29,20 @@ async def sdk() -> AsyncIterator[Sdk]:
     yield make
     for client in clients:
         await client.close()
+
+
+@pytest.fixture
+async def claude() -> AsyncIterator[Callable[[str], Any]]:
+    """Make official Anthropic SDK clients pointed at a gateway (base URL without /v1); closed after the test."""
+    import anthropic
+
+    clients: list[Any] = []
+
+    def make(url: str) -> Any:
+        client = anthropic.AsyncAnthropic(base_url=url, api_key="client-key", max_retries=0, timeout=20)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()

@@ -4,11 +4,8 @@ wire format) behind one route, for OpenAI-SDK and Anthropic-SDK clients, streami
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import anthropic
-import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from conftest import Sdk
@@ -35,20 +32,6 @@ def native_config(sims: Sims, routes: dict[str, Any], kinds: dict[str, str] = KI
     }
     providers["primary"]["base_url"] += "/v1"
     return {"providers": providers, "routes": routes}
-
-
-@pytest.fixture
-async def claude() -> AsyncIterator[Any]:
-    clients: list[anthropic.AsyncAnthropic] = []
-
-    def make(url: str) -> anthropic.AsyncAnthropic:
-        client = anthropic.AsyncAnthropic(base_url=url, api_key="client-key", max_retries=0, timeout=20)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.close()
 
 
 async def test_openai_client_served_by_anthropic(sdk: Sdk, sims: Sims) -> None:

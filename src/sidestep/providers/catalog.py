@@ -62,6 +62,17 @@ _ROWS = (
         wire="gemini",
         embeddings=False,
     ),
+    ProviderSpec(
+        "bedrock",
+        "https://bedrock-runtime.us-east-1.amazonaws.com",  # the adapter picks the regional endpoint
+        ("AWS_BEARER_TOKEN_BEDROCK",),
+        url_env="BEDROCK_BASE_URL",
+        key_required=False,  # SigV4 credentials may come from settings or the AWS environment
+        wire="bedrock",
+        embeddings=False,
+        settings=("region", "access_key_id", "secret_access_key", "session_token"),
+        secret_settings=("secret_access_key", "session_token"),
+    ),
     ProviderSpec("groq", "https://api.groq.com/openai/v1", ("GROQ_API_KEY",), drop_fields=("logit_bias",)),
     ProviderSpec("mistral", "https://api.mistral.ai/v1", ("MISTRAL_API_KEY",), drop_fields=("user",)),
     ProviderSpec("together", "https://api.together.xyz/v1", ("TOGETHER_API_KEY", "TOGETHERAI_API_KEY")),

@@ -8,6 +8,7 @@ from sidestep.config.model import ProviderConfig
 from sidestep.errors import ConfigError
 from sidestep.providers.anthropic import AnthropicProvider
 from sidestep.providers.base import Provider
+from sidestep.providers.bedrock import BedrockProvider
 from sidestep.providers.catalog import CATALOG, ProviderSpec
 from sidestep.providers.gemini import GeminiProvider
 from sidestep.providers.openai_compat import OpenAICompatProvider
@@ -18,6 +19,7 @@ ADAPTERS: Mapping[str, Callable[[ProviderConfig, ProviderSpec], Provider]] = {
     "openai": OpenAICompatProvider,
     "anthropic": AnthropicProvider,
     "gemini": GeminiProvider,
+    "bedrock": BedrockProvider,
 }
 
 

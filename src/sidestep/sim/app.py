@@ -28,7 +28,7 @@ import msgspec
 from sidestep.server.protocol import HttpServer, start_server
 from sidestep.server.types import AbortConnection, Request, Response, StreamingResponse
 from sidestep.sim import anthropic as claude
-from sidestep.sim import gemini
+from sidestep.sim import bedrock, gemini
 from sidestep.sim import openai as wire
 from sidestep.sim.faults import FaultSpec, Scenario, parse_fault
 
@@ -60,9 +60,11 @@ class _Dialect:
     malformed_body: bytes
     malformed_event: bytes
     request_id: str = "x-request-id"  # the response header naming the request
+    error_headers: Callable[[int], list[tuple[str, str]]] | None = None  # e.g. Bedrock's x-amzn-errortype
 
     def error(self, status: int, message: str | None = None, retry_after: float | None = None) -> Response:
-        return Response(status, self.render(status, message, retry_after), list(_JSON))
+        extra = self.error_headers(status) if self.error_headers is not None else []
+        return Response(status, self.render(status, message, retry_after), [*_JSON, *extra])
 
 
 _OPENAI = _Dialect(
@@ -79,6 +81,14 @@ _ANTHROPIC = _Dialect(
     "request-id",
 )
 _GEMINI = _Dialect(gemini.error_body, gemini.stream_error, gemini.MALFORMED_BODY, gemini.MALFORMED_EVENT)
+_BEDROCK = _Dialect(
+    lambda status, message, _: bedrock.error(status, message)[0],
+    bedrock.stream_error,
+    bedrock.MALFORMED_BODY,
+    bedrock.frame({":event-type": "contentBlockDelta", ":message-type": "event"}, b"{not json"),
+    "x-amzn-requestid",
+    lambda status: bedrock.error(status)[1],
+)
 
 
 class Simulator:
@@ -123,6 +133,8 @@ class Simulator:
             return await self._anthropic(request, body, counting=request.path.endswith("/count_tokens"))
         if request.path.startswith(_GEMINI_PREFIXES) and ":" in request.path:  # models/{model}:{method}
             return await self._gemini(request, body)
+        if request.path.startswith("/model/"):
+            return await self._bedrock(request, body)
         path = request.path[3:] if request.path.startswith("/v1/") else request.path
         operation, deployment = _operation(path)
         if path in ("/health", "/v1/health") and request.method == "GET":
@@ -211,6 +223,30 @@ class Simulator:
             events, first = gemini.stream_events(model, reply, ident, fault.chunks or 8, sse=sse)
             return self._streaming(events, first, fault, _GEMINI, "text/event-stream" if sse else "application/json")
         return self._complete(gemini.response(model, reply, ident), fault, _GEMINI)
+
+    async def _bedrock(self, request: Request, body: dict[str, Any] | None) -> Response | StreamingResponse:
+        raw_model, action = bedrock.model_from_path(request.path)
+        if request.method != "POST" or action not in ("converse", "converse-stream"):
+            return _BEDROCK.error(404, f"Unknown operation {request.method} {request.path}")
+        denied = bedrock.check_auth(
+            request.headers, request.method, request.path, request.query, request.body, self.api_keys
+        )
+        if denied is not None:
+            return _BEDROCK.error(*denied)
+        if body is None:
+            return _BEDROCK.error(400, "Malformed input request: the body is not valid JSON.")
+        problem = bedrock.invalid(body)
+        if problem is not None:
+            return _BEDROCK.error(400, problem)
+        _model, fault = self._fault_for(raw_model, request.headers)
+        failed = await self._before_headers(fault, _BEDROCK)
+        if failed is not None:
+            return failed
+        reply = bedrock.plan_reply(body, self.name, _safety(fault))
+        if action == "converse-stream":
+            events, first = bedrock.stream_events(reply, fault.chunks or 8)
+            return self._streaming(events, first, fault, _BEDROCK, "application/vnd.amazon.eventstream")
+        return self._complete(bedrock.converse(reply), fault, _BEDROCK)
 
     def _fault_for(self, raw_model: str, headers: dict[str, str]) -> tuple[str, FaultSpec]:
         """Split `model@spec`, count the request, and choose its fault (a healthy spec when none applies)."""
