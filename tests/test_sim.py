@@ -263,3 +263,10 @@ async def test_over_the_wire_with_control_endpoints(running: tuple[Simulator, in
         assert (await http.post("/_sim/fault", json={"fault": "bogus"})).status_code == 400
         with pytest.raises(httpx.RemoteProtocolError):
             await http.post("/v1/chat/completions", json={"model": "m@reset", "messages": MSG})
+
+
+def test_a_bare_number_is_a_status() -> None:
+    assert parse_fault("503") == FaultSpec(status=503)
+    assert parse_fault("429,retry_after=2") == FaultSpec(status=429, retry_after=2.0)
+    with pytest.raises(ValueError, match="400-599"):
+        parse_fault("200")

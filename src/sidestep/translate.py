@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from sidestep.core.model import ChatRequest, ChatResponse, Event
-from sidestep.dialects import anthropic, anthropic_messages, bedrock, gemini, openai_chat
+from sidestep.dialects import anthropic, anthropic_messages, bedrock, cohere, gemini, openai_chat
 from sidestep.dialects.body import field, materialize
 
 __all__ = [
@@ -38,12 +38,14 @@ _WRITE_REQUEST: dict[str, Callable[[ChatRequest], dict[str, Any]]] = {
     "anthropic": anthropic_messages.write_request,
     "gemini": gemini.write_request,
     "bedrock": bedrock.write_request,
+    "cohere": cohere.write_request,
 }
 _READ_RESPONSE: dict[str, Callable[[bytes], ChatResponse]] = {
     "openai": openai_chat.read_response,
     "anthropic": anthropic_messages.read_response,
     "gemini": gemini.read_response,
     "bedrock": bedrock.read_response,
+    "cohere": cohere.read_response,
 }
 _WRITE_RESPONSE: dict[str, Callable[[ChatResponse], bytes]] = {
     "openai": openai_chat.write_response,
@@ -99,6 +101,8 @@ def stream_reader(wire: str) -> Reader:
         return gemini.StreamReader()
     if wire == "bedrock":
         return bedrock.StreamReader()
+    if wire == "cohere":
+        return cohere.StreamReader()
     return openai_chat.StreamReader()
 
 

@@ -10,6 +10,7 @@ from sidestep.providers.anthropic import AnthropicProvider
 from sidestep.providers.base import Provider
 from sidestep.providers.bedrock import BedrockProvider
 from sidestep.providers.catalog import CATALOG, ProviderSpec
+from sidestep.providers.cohere import CohereProvider
 from sidestep.providers.gemini import GeminiProvider
 from sidestep.providers.openai_compat import OpenAICompatProvider
 
@@ -20,6 +21,7 @@ ADAPTERS: Mapping[str, Callable[[ProviderConfig, ProviderSpec], Provider]] = {
     "anthropic": AnthropicProvider,
     "gemini": GeminiProvider,
     "bedrock": BedrockProvider,
+    "cohere": CohereProvider,
 }
 
 

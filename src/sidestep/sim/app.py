@@ -29,6 +29,7 @@ from sidestep.server.protocol import HttpServer, start_server
 from sidestep.server.types import AbortConnection, Request, Response, StreamingResponse
 from sidestep.sim import anthropic as claude
 from sidestep.sim import bedrock, gemini
+from sidestep.sim import cohere as coral
 from sidestep.sim import openai as wire
 from sidestep.sim.faults import FaultSpec, Scenario, parse_fault
 
@@ -81,6 +82,12 @@ _ANTHROPIC = _Dialect(
     "request-id",
 )
 _GEMINI = _Dialect(gemini.error_body, gemini.stream_error, gemini.MALFORMED_BODY, gemini.MALFORMED_EVENT)
+_COHERE = _Dialect(
+    lambda status, message, _: coral.error_body(status, message),
+    coral.stream_error,
+    coral.MALFORMED_BODY,
+    coral.MALFORMED_EVENT,
+)
 _BEDROCK = _Dialect(
     lambda status, message, _: bedrock.error(status, message)[0],
     bedrock.stream_error,
@@ -135,6 +142,8 @@ class Simulator:
             return await self._gemini(request, body)
         if request.path.startswith("/model/"):
             return await self._bedrock(request, body)
+        if request.path == "/v2/chat":
+            return await self._cohere(request, body)
         path = request.path[3:] if request.path.startswith("/v1/") else request.path
         operation, deployment = _operation(path)
         if path in ("/health", "/v1/health") and request.method == "GET":
@@ -247,6 +256,27 @@ class Simulator:
             events, first = bedrock.stream_events(reply, fault.chunks or 8)
             return self._streaming(events, first, fault, _BEDROCK, "application/vnd.amazon.eventstream")
         return self._complete(bedrock.converse(reply), fault, _BEDROCK)
+
+    async def _cohere(self, request: Request, body: dict[str, Any] | None) -> Response | StreamingResponse:
+        if request.method != "POST":
+            return _COHERE.error(404, f"Unknown operation {request.method} {request.path}")
+        if not self._authorised(_bearer(request.headers)):
+            return _COHERE.error(401)
+        if body is None:
+            return _COHERE.error(400, "invalid request: the body is not valid JSON")
+        problem = coral.invalid(body)
+        if problem is not None:
+            return _COHERE.error(400, problem)
+        _model, fault = self._fault_for(body["model"], request.headers)
+        failed = await self._before_headers(fault, _COHERE)
+        if failed is not None:
+            return failed
+        reply = coral.plan_reply(body, self.name, _safety(fault))
+        ident = self._digest(32)
+        if body.get("stream") is True:
+            events, first = coral.stream_events(reply, ident, fault.chunks or 8)
+            return self._streaming(events, first, fault, _COHERE)
+        return self._complete(coral.chat(reply, ident), fault, _COHERE)
 
     def _fault_for(self, raw_model: str, headers: dict[str, str]) -> tuple[str, FaultSpec]:
         """Split `model@spec`, count the request, and choose its fault (a healthy spec when none applies)."""

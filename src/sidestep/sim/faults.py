@@ -63,12 +63,14 @@ class FaultSpec:
 
 
 def parse_fault(text: str) -> FaultSpec:
-    """Parse `key=value,flag,...`; a bad token raises ValueError naming it."""
+    """Parse `key=value,flag,...` (a bare number is a status); a bad token raises ValueError naming it."""
     values: dict[str, Any] = {}
     for raw in text.split(","):
         token = raw.strip()
         if not token:
             continue
+        if token.isdigit():  # shorthand: `model@503` is `status=503`
+            token = f"status={token}"
         name, sep, value = token.partition("=")
         name = _ALIASES.get(name.strip(), name.strip())
         value = value.strip()
