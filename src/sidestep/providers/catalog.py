@@ -52,6 +52,9 @@ _ROWS = (
         auth="api-key",
         url_style="azure",
         default_api_version="2024-10-21",
+        key_required=False,  # an Entra ID token may replace the key (checked by the adapter factory)
+        settings=("ad_token", "tenant_id", "client_id", "client_secret", "authority"),
+        secret_settings=("ad_token", "client_secret"),
     ),
     ProviderSpec(
         "gemini",
@@ -80,6 +83,14 @@ _ROWS = (
         url_env="COHERE_BASE_URL",
         wire="cohere",
         embeddings=False,
+    ),
+    ProviderSpec(
+        "vertex",
+        "https://us-central1-aiplatform.googleapis.com",  # the adapter picks the location's endpoint
+        key_required=False,  # the credential is a service account / ADC, not a key
+        wire="vertex",  # the adapter; it speaks Gemini's format
+        embeddings=False,
+        settings=("project", "location", "credentials"),
     ),
     ProviderSpec("groq", "https://api.groq.com/openai/v1", ("GROQ_API_KEY",), drop_fields=("logit_bias",)),
     ProviderSpec("mistral", "https://api.mistral.ai/v1", ("MISTRAL_API_KEY",), drop_fields=("user",)),

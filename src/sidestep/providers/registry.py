@@ -7,21 +7,23 @@ from collections.abc import Callable, Mapping
 from sidestep.config.model import ProviderConfig
 from sidestep.errors import ConfigError
 from sidestep.providers.anthropic import AnthropicProvider
+from sidestep.providers.azure_entra import openai_family
 from sidestep.providers.base import Provider
 from sidestep.providers.bedrock import BedrockProvider
 from sidestep.providers.catalog import CATALOG, ProviderSpec
 from sidestep.providers.cohere import CohereProvider
 from sidestep.providers.gemini import GeminiProvider
-from sidestep.providers.openai_compat import OpenAICompatProvider
+from sidestep.providers.vertex import VertexProvider
 
 __all__ = ["ADAPTERS", "build_providers"]
 
 ADAPTERS: Mapping[str, Callable[[ProviderConfig, ProviderSpec], Provider]] = {
-    "openai": OpenAICompatProvider,
+    "openai": openai_family,  # OpenAI-compatible rows; Azure with Entra ID settings gets its token variant
     "anthropic": AnthropicProvider,
     "gemini": GeminiProvider,
     "bedrock": BedrockProvider,
     "cohere": CohereProvider,
+    "vertex": VertexProvider,
 }
 
 

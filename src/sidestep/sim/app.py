@@ -28,7 +28,7 @@ import msgspec
 from sidestep.server.protocol import HttpServer, start_server
 from sidestep.server.types import AbortConnection, Request, Response, StreamingResponse
 from sidestep.sim import anthropic as claude
-from sidestep.sim import bedrock, gemini
+from sidestep.sim import auth, bedrock, gemini
 from sidestep.sim import cohere as coral
 from sidestep.sim import openai as wire
 from sidestep.sim.faults import FaultSpec, Scenario, parse_fault
@@ -39,7 +39,7 @@ _JSON = [("content-type", "application/json")]
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
 _HEALTHY = FaultSpec()
-_GEMINI_PREFIXES = ("/v1beta/models/", "/v1/models/")
+_GEMINI_PREFIXES = ("/v1beta/models/", "/v1/models/", "/v1/projects/")  # the last: Vertex AI
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +120,8 @@ class Simulator:
         self._fault: FaultSpec | None = None
         self._started = clock()
         self._count = 0
+        self.token_lifetime = 3600  # seconds, for tokens from the simulated OAuth endpoints
+        self.tokens_issued = 0
 
     def set_fault(self, spec: str | FaultSpec | None) -> None:
         self._fault = parse_fault(spec) if isinstance(spec, str) else spec
@@ -140,6 +142,8 @@ class Simulator:
             return await self._anthropic(request, body, counting=request.path.endswith("/count_tokens"))
         if request.path.startswith(_GEMINI_PREFIXES) and ":" in request.path:  # models/{model}:{method}
             return await self._gemini(request, body)
+        if auth.is_token_path(request.path) and request.method == "POST":
+            return await self._token(request)
         if request.path.startswith("/model/"):
             return await self._bedrock(request, body)
         if request.path == "/v2/chat":
@@ -210,10 +214,14 @@ class Simulator:
         if request.method != "POST" or method not in ("generateContent", "streamGenerateContent", "countTokens"):
             return _GEMINI.error(404, f"Method not found: {request.method} {request.path}")
         query = urllib.parse.parse_qs(request.query)
-        key = request.headers.get("x-goog-api-key") or next(iter(query.get("key", [])), "")
-        if not self._authorised(key):
-            status, denied = gemini.key_error(missing=not key)
-            return Response(status, denied, list(_JSON))
+        if request.path.startswith("/v1/projects/"):  # Vertex AI: an OAuth token, not a key
+            if not _bearer(request.headers).startswith("ya29."):
+                return _GEMINI.error(401, "Request had invalid authentication credentials.")
+        else:
+            key = request.headers.get("x-goog-api-key") or next(iter(query.get("key", [])), "")
+            if not self._authorised(key):
+                status, denied = gemini.key_error(missing=not key)
+                return Response(status, denied, list(_JSON))
         if body is None:
             return _GEMINI.error(400, "Invalid JSON payload received. Unexpected token.")
         problem = gemini.invalid(body)
@@ -256,6 +264,17 @@ class Simulator:
             events, first = bedrock.stream_events(reply, fault.chunks or 8)
             return self._streaming(events, first, fault, _BEDROCK, "application/vnd.amazon.eventstream")
         return self._complete(bedrock.converse(reply), fault, _BEDROCK)
+
+    async def _token(self, request: Request) -> Response:
+        fault = self._fault
+        if fault is not None and fault.status is not None:
+            return Response(fault.status, _encode({"error": "temporarily_unavailable"}), list(_JSON))
+        self.tokens_issued += 1
+        if request.path == "/token":
+            status, body = auth.google_token(request.body, self.tokens_issued, self.token_lifetime)
+        else:
+            status, body = auth.microsoft_token(request.body, self.tokens_issued, self.token_lifetime, self.api_keys)
+        return Response(status, body, list(_JSON))
 
     async def _cohere(self, request: Request, body: dict[str, Any] | None) -> Response | StreamingResponse:
         if request.method != "POST":
