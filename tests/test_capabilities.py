@@ -45,3 +45,11 @@ async def test_target_lacking_a_needed_capability_is_skipped(sdk: Sdk, sims: dic
         with pytest.raises(openai.APIStatusError, match="lacks vision") as caught:
             await sdk(gw.base_url).chat.completions.create(model="chat", messages=VISION)
     assert caught.value.status_code == 502
+
+
+async def test_models_without_embeddings_are_skipped_for_embeddings(sdk: Sdk, sims: dict[str, RunningSim]) -> None:
+    config = config_for(sims, {"embed": ["primary/chat-only", "backup/text-embedding-3-small"]})
+    config["providers"]["primary"]["lacks"] = {"chat-*": ["embeddings"]}
+    async with running_gateway(config) as gw:
+        raw = await sdk(gw.base_url).embeddings.with_raw_response.create(model="embed", input="hello")
+    assert raw.headers["x-sidestep-provider"] == "backup" and sims["primary"].sim.received == []

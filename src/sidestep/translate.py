@@ -63,8 +63,10 @@ class Writer(Protocol):
     def error(self, message: str, code: str = ...) -> bytes: ...
 
 
-def request_needs(body: dict[str, Any], stream: bool) -> frozenset[str]:
+def request_needs(body: dict[str, Any], stream: bool, operation: str = "chat") -> frozenset[str]:
     """Capabilities a request needs, read from the raw body of either dialect (no canonical model built)."""
+    if operation == "embeddings":
+        return _EMBEDDINGS
     found = {"streaming"} if stream else set()
     if field(body, "tools"):
         found.add("tools")
@@ -80,6 +82,7 @@ def request_needs(body: dict[str, Any], stream: bool) -> frozenset[str]:
 
 
 _IMAGES = ("image_url", "image")
+_EMBEDDINGS = frozenset({"embeddings"})
 
 
 def to_canonical(dialect: str, body: dict[str, Any]) -> ChatRequest:
