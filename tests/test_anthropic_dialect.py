@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic
@@ -19,20 +18,6 @@ WEATHER = {
     "description": "Weather for a city",
     "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
 }
-
-
-@pytest.fixture
-async def claude() -> AsyncIterator[Any]:
-    clients: list[anthropic.AsyncAnthropic] = []
-
-    def make(url: str) -> anthropic.AsyncAnthropic:
-        client = anthropic.AsyncAnthropic(base_url=url, api_key="client-key", max_retries=0, timeout=20)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.close()
 
 
 async def test_messages_served_by_an_openai_provider(claude: Any, sims: Sims) -> None:

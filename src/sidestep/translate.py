@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import msgspec
+
 from sidestep.core.model import ChatRequest, ChatResponse, Event
 from sidestep.dialects import anthropic, anthropic_messages, bedrock, cohere, gemini, openai_chat
 from sidestep.dialects.body import field, materialize
@@ -73,6 +75,9 @@ def request_needs(body: dict[str, Any], stream: bool, operation: str = "chat") -
     fmt = field(body, "response_format")
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
         found.add("json_schema")
+    raw = body.get("messages")
+    if isinstance(raw, msgspec.Raw) and b'"image' not in bytes(raw):
+        return frozenset(found)  # no image part: skip decoding the conversation (the fast path keeps it raw)
     for message in field(body, "messages") or ():
         content = message.get("content") if isinstance(message, dict) else None
         if isinstance(content, list) and any(isinstance(p, dict) and p.get("type") in _IMAGES for p in content):

@@ -16,9 +16,9 @@ import msgspec
 from sidestep.config.model import KeyConfig, ProviderConfig
 from sidestep.errors import UpstreamError
 from sidestep.providers.catalog import ProviderSpec
-from sidestep.transport.types import UpstreamRequest
+from sidestep.transport.types import Timeouts, UpstreamRequest
 
-__all__ = ["RETRYABLE_STATUSES", "Provider", "classify_http_error", "parse_retry_after"]
+__all__ = ["RETRYABLE_STATUSES", "NativeAdapter", "Provider", "classify_http_error", "parse_retry_after"]
 
 # 408 timeout, 409 conflict (OpenAI uses it for transient lock errors), 429 rate limit, 5xx, 529 overloaded.
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 520, 522, 524, 529})
@@ -45,6 +45,38 @@ class Provider(Protocol):
     # Optional: `async def authorize(self, key: KeyConfig) -> None` — adapters whose credentials expire
     # (OAuth tokens for Vertex AI, Entra ID for Azure) refresh them here; the executor awaits it before
     # `build` and treats an `UpstreamError` from it as that attempt's failure. Keep it cheap when fresh.
+
+
+class NativeAdapter:
+    """What the canonical-model adapters (Gemini, Bedrock, Cohere, …) share: identity, JSON codecs, the
+    provider's stage timeouts, chat from either client dialect, and the common error classification."""
+
+    operations = frozenset({"chat", "messages"})
+
+    def __init__(self, config: ProviderConfig, spec: ProviderSpec) -> None:
+        self.name = config.name
+        self.config = config
+        self.spec = spec
+        self._encode = msgspec.json.Encoder().encode
+        self._decode = msgspec.json.Decoder().decode
+        stages = config.timeouts
+        self._timeouts = Timeouts(connect=stages.connect, headers=stages.headers, read=stages.idle)
+
+    def supports(self, operation: str) -> bool:
+        return operation in self.operations
+
+    def classify(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
+        return classify_http_error(status, headers, body, provider=self.name)
+
+    def _object(self, body: bytes, operation: str, required: str) -> dict[str, Any]:
+        """A successful answer's top-level object; a malformed one is a retryable 502."""
+        try:
+            data = self._decode(body)
+            if not isinstance(data, dict) or (required and required not in data):
+                raise TypeError(f"no {required or 'object'}")
+        except (msgspec.DecodeError, TypeError) as exc:
+            raise UpstreamError(f"{self.name} returned a malformed {operation} body: {exc}", status=502) from exc
+        return data
 
 
 def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:

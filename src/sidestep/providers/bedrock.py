@@ -16,34 +16,27 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-import msgspec
-
 from sidestep.config.model import KeyConfig, ProviderConfig
 from sidestep.core.model import Usage
 from sidestep.dialects import bedrock as wire
 from sidestep.errors import ConfigError, UpstreamError
-from sidestep.providers.base import classify_http_error
+from sidestep.providers.base import NativeAdapter, classify_http_error
 from sidestep.providers.catalog import ProviderSpec
 from sidestep.translate import DIALECT_OF, to_canonical
-from sidestep.transport.types import Timeouts, UpstreamRequest
+from sidestep.transport.types import UpstreamRequest
 
 __all__ = ["BedrockProvider"]
 
-_OPERATIONS = frozenset({"chat", "messages"})
 # Bedrock's error types (x-amzn-errortype) that are never the caller's fault.
 _RETRYABLE_TYPES = ("ThrottlingException", "ServiceUnavailableException", "ModelNotReadyException")
 _CONTEXT_PHRASES = (b"input is too long", b"too many input tokens", b"prompt is too long", b"context length")
 
 
-class BedrockProvider:
+class BedrockProvider(NativeAdapter):
     wire = "bedrock"
 
     def __init__(self, config: ProviderConfig, spec: ProviderSpec) -> None:
-        self.name = config.name
-        self.config = config
-        self.spec = spec
-        self._encode = msgspec.json.Encoder().encode
-        self._decode = msgspec.json.Decoder().decode
+        super().__init__(config, spec)
         env = os.environ
         self.region = config.setting("region") or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
         base = config.base_url
@@ -51,17 +44,12 @@ class BedrockProvider:
             base = f"https://bedrock-runtime.{self.region}.amazonaws.com"
         self._base = base
         self._fallback = self._default_credentials(config, env)
-        stages = config.timeouts
-        self._timeouts = Timeouts(connect=stages.connect, headers=stages.headers, read=stages.idle)
         if self._needs_signing():
             try:
                 import botocore  # noqa: F401 - checked here so a missing extra is a config error, not a 500
             except ImportError:
                 reason = "the bedrock provider signs requests with botocore: pip install 'sidestep[bedrock]'"
                 raise ConfigError(reason, path=f"providers.{config.name}.type") from None
-
-    def supports(self, operation: str) -> bool:
-        return operation in _OPERATIONS
 
     def build(self, operation: str, model: str, body: dict[str, Any], key: KeyConfig) -> UpstreamRequest:
         request = to_canonical(DIALECT_OF[operation], body)
@@ -91,12 +79,7 @@ class BedrockProvider:
         return [(name.lower(), str(value)) for name, value in signed.headers.items() if name.lower() not in have]
 
     def inspect(self, operation: str, body: bytes) -> Usage:
-        try:
-            data = self._decode(body)
-            if not isinstance(data, dict) or "output" not in data:
-                raise TypeError("no output")
-        except (msgspec.DecodeError, TypeError) as exc:
-            raise UpstreamError(f"{self.name} returned a malformed {operation} body: {exc}", status=502) from exc
+        data = self._object(body, operation, "output")
         stop = data.get("stopReason")
         if stop in wire.POLICY_STOPS:
             message = f"{self.name} refused the request: {stop}"

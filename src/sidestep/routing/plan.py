@@ -110,7 +110,13 @@ def pick_key(
         return None
     if len(eligible) == 1:
         return eligible[0]
-    return rng.choices(eligible, weights=[k.weight for k in eligible])[0]
+    # What rng.choices(weights=…) picks for the same draw, without its per-call list building.
+    point = rng.random() * sum(k.weight for k in eligible)
+    for key in eligible:
+        point -= key.weight
+        if point < 0:
+            return key
+    return eligible[-1]
 
 
 def _not_found_message(name: str, routes: Mapping[str, RouteNode], providers: Mapping[str, ProviderConfig]) -> str:

@@ -27,6 +27,9 @@ _HEADERS = {
 }
 
 
+_Pending = tuple[float, float, str, str, int, bool, list[tuple[str, str]], str | None]
+
+
 class AccessLog:
     """Wraps a handler; `handle` is the handler to serve. `close()` writes what is left."""
 
@@ -44,7 +47,7 @@ class AccessLog:
         self._owns_sink = owns_sink
         self._interval = interval
         self._max = max_lines
-        self._lines: list[dict[str, object]] = []
+        self._lines: list[_Pending] = []
         self._dropped = 0
         self._timer: asyncio.TimerHandle | None = None
         self._encode = msgspec.json.Encoder().encode
@@ -55,21 +58,13 @@ class AccessLog:
         if len(self._lines) >= self._max:
             self._dropped += 1
             return response
-        line: dict[str, object] = {
-            "ts": round(time.time(), 3),
-            "method": request.method,
-            "path": request.path,
-            "status": response.status,
-            "ms": round((time.perf_counter() - started) * 1000, 3),  # to response headers, for streams
-            "stream": isinstance(response, StreamingResponse),
-        }
-        for name, value in response.headers:
-            field = _HEADERS.get(name)
-            if field is not None:
-                line[field] = value
-        if request.client is not None:
-            line["client"] = request.client[0]
-        self._lines.append(line)
+        # A tuple of small values now (never the bodies); the dict and its JSON are built at flush time.
+        client = request.client[0] if request.client is not None else None
+        stream = isinstance(response, StreamingResponse)
+        took = time.perf_counter() - started
+        self._lines.append(
+            (time.time(), took, request.method, request.path, response.status, stream, response.headers, client)
+        )
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self._interval, self.flush)
         return response
@@ -77,7 +72,7 @@ class AccessLog:
     def flush(self) -> None:
         self._timer = None
         lines, self._lines = self._lines, []
-        out = b"".join(self._encode(line) + b"\n" for line in lines)
+        out = b"".join(self._encode(_line(*line)) + b"\n" for line in lines)
         if self._dropped:
             out += self._encode({"ts": round(time.time(), 3), "event": "access_log_dropped", "lines": self._dropped})
             out += b"\n"
@@ -95,6 +90,33 @@ class AccessLog:
         self.flush()
         if self._owns_sink:
             self._sink.close()
+
+
+def _line(
+    ts: float,
+    seconds: float,
+    method: str,
+    path: str,
+    status: int,
+    stream: bool,
+    headers: list[tuple[str, str]],
+    client: str | None,
+) -> dict[str, object]:
+    line: dict[str, object] = {
+        "ts": round(ts, 3),
+        "method": method,
+        "path": path,
+        "status": status,
+        "ms": round(seconds * 1000, 3),  # to response headers, for streams
+        "stream": stream,
+    }
+    for name, value in headers:
+        field = _HEADERS.get(name)
+        if field is not None:
+            line[field] = value
+    if client is not None:
+        line["client"] = client
+    return line
 
 
 def open_sink(target: str) -> IO[bytes]:
