@@ -207,6 +207,38 @@ async def test_timeouts_name_their_phase(start: Callable[..., Awaitable[int]]) -
     await client.aclose()
 
 
+async def test_a_short_read_timeout_after_a_long_one_on_the_same_connection(
+    start: Callable[..., Awaitable[int]],
+) -> None:
+    """The idle watchdog is re-armed lazily; a later, shorter wait must not inherit the earlier long one."""
+    first = asyncio.Event()
+
+    async def slow_then_stalled(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n{}")
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n")
+        await first.wait()  # the reader is now waiting with the long timeout armed
+        writer.write(b"0\r\n\r\n")
+        await reader.readuntil(b"\r\n\r\n{}")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc")  # then nothing more
+        await asyncio.sleep(30)
+
+    client = HttpClient(proxy_from_env=False)
+    port = await start(slow_then_stalled)
+    response = await client.send(get(f"http://127.0.0.1:{port}/", Timeouts(connect=1, headers=1, read=20)))
+    reading = asyncio.ensure_future(response.read())
+    await asyncio.sleep(0.05)
+    first.set()
+    assert await reading == b"abc"
+    loop = asyncio.get_running_loop()
+    response = await client.send(get(f"http://127.0.0.1:{port}/", Timeouts(connect=1, headers=1, read=0.1)))
+    began = loop.time()
+    with pytest.raises(UpstreamTimeout):
+        await response.read()
+    assert loop.time() - began < 2  # not the 20 s armed for the first response
+    await response.aclose()
+    await client.aclose()
+
+
 async def test_refused_and_dropped_connections_are_connection_errors(start: Callable[..., Awaitable[int]]) -> None:
     async def drop_mid_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n{}")

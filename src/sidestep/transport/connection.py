@@ -40,6 +40,9 @@ class Connection(asyncio.Protocol):
         self._headers: dict[str, str] = {}
         self._pieces: deque[bytes] = deque()
         self._waiter: asyncio.Future[None] | None = None
+        self._expires_at: float | None = None  # when the current wait for body bytes times out
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._watch_at = 0.0
         self._complete = False
         self._error: Exception | None = None
         self._paused = False
@@ -100,13 +103,21 @@ class Connection(asyncio.Protocol):
             if self._error is not None:
                 raise self._error
             waiter = self._waiter = self.loop.create_future()
-            timer = self.loop.call_later(timeout, _expire, waiter) if timeout is not None else None
+            if timeout is not None:
+                # One lazily re-armed watchdog per connection instead of a timer per wait: a stream of
+                # many small chunks would otherwise create and cancel a timer for every chunk.
+                expires_at = self._expires_at = self.loop.time() + timeout
+                if self._watchdog is not None and self._watch_at > expires_at:  # a shorter wait than armed for
+                    self._watchdog.cancel()
+                    self._watchdog = None
+                if self._watchdog is None:
+                    self._watch_at = expires_at
+                    self._watchdog = self.loop.call_at(expires_at, self._watch)
             try:
                 await waiter
             finally:
                 self._waiter = None
-                if timer is not None:
-                    timer.cancel()
+                self._expires_at = None
 
     def take_body(self) -> bytes:
         """Every buffered body piece at once (the caller checked `complete`)."""
@@ -118,12 +129,14 @@ class Connection(asyncio.Protocol):
         return body
 
     def close(self) -> None:
+        self._disarm()
         if not self.closed:
             self.closed = True
             if self.transport is not None:
                 self.transport.close()
 
     def abort(self) -> None:
+        self._disarm()
         self.closed = True
         if self.transport is not None:
             self.transport.abort()
@@ -171,6 +184,7 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self._disarm()
         if exc is None:
             self._finish_at_eof()
         if self._tunnel is not None and not self._tunnel.done():
@@ -214,6 +228,23 @@ class Connection(asyncio.Protocol):
             return
         self._complete = True
         self._wake()
+
+    def _watch(self) -> None:
+        """The watchdog fired: expire the waiting reader if its deadline passed, else sleep until it."""
+        self._watchdog = None
+        expires_at, waiter = self._expires_at, self._waiter
+        if expires_at is None or waiter is None or waiter.done():
+            return  # nobody is waiting now; the next wait re-arms the watchdog
+        if self.loop.time() >= expires_at:
+            _expire(waiter)
+        else:
+            self._watch_at = expires_at
+            self._watchdog = self.loop.call_at(expires_at, self._watch)
+
+    def _disarm(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
