@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import httptools
 
+from bench.payloads import SDK_HEADERS
+
 __all__ = ["Latencies", "closed_loop", "fixed_rate", "ttfb"]
 
 
@@ -88,8 +90,10 @@ class _Client(asyncio.Protocol):
 
 
 def request_bytes(path: str, body: bytes, port: int) -> bytes:
+    """A POST as the official OpenAI SDK writes it (its dozen headers included)."""
+    sdk = "".join(f"{name}: {value}\r\n" for name, value in SDK_HEADERS)
     head = (
-        f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\ncontent-type: application/json\r\n"
+        f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\ncontent-type: application/json\r\n{sdk}"
         f"authorization: Bearer sk-bench-7f3a9c2e4b8d1f6a0c5e9b3d7a2f4c8e\r\ncontent-length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body

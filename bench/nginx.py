@@ -1,7 +1,8 @@
 """nginx as the cheapest upstream (a fixed answer from memory) and as the reference reverse proxy.
 
 The upstream answers `POST /v1/chat/completions` with a realistic OpenAI completion and `/s/v1/...` with
-a whole SSE stream; both from `return`, so no file or upstream work is measured.
+a whole SSE stream; both from `return`, so no file or upstream work is measured. Both carry the headers
+OpenAI's API sends (rate-limit counters, ids, …), since parsing them is part of every proxy's work.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from bench.payloads import completion_body, stream_body
+from bench.payloads import UPSTREAM_HEADERS, completion_body, stream_body
 from bench.procs import Proc, start, wait_http
 
 __all__ = ["nginx_binary", "start_nginx_proxy", "start_nginx_upstream"]
@@ -37,6 +38,7 @@ http {{
 _UPSTREAM = """
     server {{
         listen 127.0.0.1:{port} reuseport backlog=4096;
+{headers}
         location = /v1/chat/completions {{ default_type application/json; return 200 '{completion}'; }}
         location = /s/v1/chat/completions {{ default_type text/event-stream; return 200 '{stream}'; }}
         location = /health {{ return 200 'ok'; }}
@@ -74,7 +76,10 @@ def _start(prefix: Path, name: str, body: str, port: int, cpus: list[int] | None
 
 
 def start_nginx_upstream(workdir: Path, port: int, cpus: list[int] | None) -> Proc:
-    body = _UPSTREAM.format(port=port, completion=_quoted(completion_body()), stream=_quoted(stream_body(8)))
+    headers = "\n".join(f"        add_header {name} '{value}' always;" for name, value in UPSTREAM_HEADERS)
+    body = _UPSTREAM.format(
+        port=port, headers=headers, completion=_quoted(completion_body()), stream=_quoted(stream_body(8))
+    )
     return _start(workdir / "nginx-upstream", "nginx upstream", body, port, cpus)
 
 

@@ -4,7 +4,43 @@ from __future__ import annotations
 
 import json
 
-__all__ = ["chat_request", "completion_body", "stream_body"]
+__all__ = ["SDK_HEADERS", "UPSTREAM_HEADERS", "chat_request", "completion_body", "stream_body"]
+
+# What the official OpenAI Python SDK sends besides content-type, length and authorization …
+SDK_HEADERS = (
+    ("accept", "application/json"),
+    ("accept-encoding", "gzip, deflate"),
+    ("user-agent", "AsyncOpenAI/Python 1.109.1"),
+    ("x-stainless-lang", "python"),
+    ("x-stainless-package-version", "1.109.1"),
+    ("x-stainless-os", "Linux"),
+    ("x-stainless-arch", "x64"),
+    ("x-stainless-runtime", "CPython"),
+    ("x-stainless-runtime-version", "3.11.7"),
+    ("x-stainless-async", "async:asyncio"),
+    ("x-stainless-retry-count", "0"),
+    ("x-stainless-read-timeout", "600"),
+)
+# … and what OpenAI's API answers with besides content-type and length (values are representative).
+UPSTREAM_HEADERS = (
+    ("access-control-expose-headers", "X-Request-ID"),
+    ("openai-organization", "user-bench"),
+    ("openai-processing-ms", "412"),
+    ("openai-project", "proj_bench"),
+    ("openai-version", "2020-10-01"),
+    ("strict-transport-security", "max-age=31536000; includeSubDomains; preload"),
+    ("x-ratelimit-limit-requests", "10000"),
+    ("x-ratelimit-limit-tokens", "30000000"),
+    ("x-ratelimit-remaining-requests", "9999"),
+    ("x-ratelimit-remaining-tokens", "29999950"),
+    ("x-ratelimit-reset-requests", "6ms"),
+    ("x-ratelimit-reset-tokens", "0s"),
+    ("x-request-id", "req_0123456789abcdef0123456789abcdef"),
+    ("cf-cache-status", "DYNAMIC"),
+    ("x-content-type-options", "nosniff"),
+    ("cf-ray", "8f0123456789abcd-FRA"),
+    ("alt-svc", 'h3=":443"; ma=86400'),
+)
 
 _TEXT = "Failover keeps answers flowing when a provider stumbles; every request takes the first healthy path."
 

@@ -8,6 +8,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.payloads import SDK_HEADERS
 from bench.procs import Proc
 
 __all__ = ["Saturation", "saturate", "wrk_binary"]
@@ -40,10 +41,12 @@ def saturate(
     if binary is None:
         raise RuntimeError("wrk is not installed (Debian: apt-get install wrk)")
     script = workdir / "post.lua"
+    extra = "".join(f'wrk.headers["{name}"] = "{value}"\n' for name, value in SDK_HEADERS)
     script.write_text(
         'wrk.method = "POST"\n'
         'wrk.headers["Content-Type"] = "application/json"\n'
-        'wrk.headers["Authorization"] = "Bearer sk-bench-7f3a9c2e4b8d1f6a0c5e9b3d7a2f4c8e"\n'
+        + extra
+        + 'wrk.headers["Authorization"] = "Bearer sk-bench-7f3a9c2e4b8d1f6a0c5e9b3d7a2f4c8e"\n'
         f"wrk.body = [==[{body.decode()}]==]\n"
     )
     argv = [binary, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "-s", str(script), url]

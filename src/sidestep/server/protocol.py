@@ -161,7 +161,7 @@ class _Connection(asyncio.Protocol):
 
     def _reset_message(self) -> None:
         self._url = b""
-        self._headers: dict[str, str] = {}
+        self._raw_headers: list[tuple[bytes, bytes]] = []
         self._body: list[bytes] = []
         self._body_size = 0
         self._head_size = 0
@@ -232,18 +232,17 @@ class _Connection(asyncio.Protocol):
         self._head_size += len(name) + len(value) + 4
         if self._head_size > self.limits.max_header_bytes:
             raise _Reject(431, "The request headers are too large.")
-        key = name.decode("latin-1").lower()
-        text = value.decode("latin-1")
-        previous = self._headers.get(key)
-        self._headers[key] = text if previous is None else f"{previous}, {text}"
+        self._raw_headers.append((name, value))  # decoded only if a handler asks (Request.headers)
 
     def on_headers_complete(self) -> None:
         self._in_head = False
-        length = self._headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > self.limits.max_body_bytes:
-            raise _Reject(413, f"The request body is larger than the limit of {self.limits.max_body_bytes} bytes.")
-        if self._headers.get("expect", "").lower() == "100-continue" and self.transport is not None:
-            self.transport.write(_CONTINUE)
+        for name, value in self._raw_headers:  # the two the server itself acts on, found without decoding all
+            if len(name) == 14 and name.lower() == b"content-length":
+                if value.isdigit() and int(value) > self.limits.max_body_bytes:
+                    limit = self.limits.max_body_bytes
+                    raise _Reject(413, f"The request body is larger than the limit of {limit} bytes.")
+            elif len(name) == 6 and name.lower() == b"expect" and value.lower() == b"100-continue" and self.transport:
+                self.transport.write(_CONTINUE)
 
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
@@ -259,7 +258,8 @@ class _Connection(asyncio.Protocol):
             method=self.parser.get_method().decode("ascii"),
             path=path,
             query=query,
-            headers=self._headers,
+            headers=None,
+            raw_headers=self._raw_headers,
             body=b"".join(self._body) if len(self._body) != 1 else self._body[0],
             client=self.client,
             http_version=version,

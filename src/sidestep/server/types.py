@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
+from sidestep.headers import header_dict
+
 __all__ = [
     "AbortConnection",
     "Handler",
@@ -20,17 +22,42 @@ __all__ = [
 ]
 
 
-@dataclass(slots=True)
 class Request:
-    """One inbound request. Header names are lower-cased; repeated headers are joined with ", "."""
+    """One inbound request. Header names are lower-cased; repeated headers are joined with ", ".
 
-    method: str
-    path: str
-    query: str
-    headers: dict[str, str]
-    body: bytes
-    client: tuple[str, int] | None = None
-    http_version: str = "1.1"
+    The server hands over the raw header pairs; the `headers` mapping is built on first use, so a handler
+    that never looks at them (the gateway's fast path) never pays for decoding a dozen SDK headers."""
+
+    __slots__ = ("_headers", "_raw", "body", "client", "http_version", "method", "path", "query")
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: dict[str, str] | None,
+        body: bytes,
+        client: tuple[str, int] | None = None,
+        http_version: str = "1.1",
+        raw_headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.query = query
+        self._headers = headers
+        self._raw = raw_headers
+        self.body = body
+        self.client = client
+        self.http_version = http_version
+
+    @property
+    def headers(self) -> dict[str, str]:
+        if self._headers is None:
+            self._headers = header_dict(self._raw or ())
+        return self._headers
+
+    def __repr__(self) -> str:
+        return f"Request({self.method} {self.path})"
 
 
 @dataclass(slots=True)

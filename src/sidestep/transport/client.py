@@ -75,7 +75,7 @@ class _Pool:
 class UpstreamResponseImpl:
     """A response whose body is read on demand; closing it returns or discards the connection."""
 
-    __slots__ = ("_client", "_conn", "_deadline", "_pool", "_released", "_timeouts", "headers", "status")
+    __slots__ = ("_client", "_conn", "_deadline", "_pool", "_released", "_timeouts", "status")
 
     def __init__(
         self, client: HttpClient, pool: _Pool, conn: Connection, timeouts: Timeouts, deadline: float | None
@@ -87,7 +87,10 @@ class UpstreamResponseImpl:
         self._deadline = deadline
         self._released = False
         self.status = conn.status
-        self.headers = conn.headers
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self._conn.headers
 
     def lift_budget(self) -> None:
         self._deadline = None

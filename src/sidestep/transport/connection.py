@@ -13,7 +13,19 @@ from typing import cast
 
 import httptools
 
+from sidestep.headers import header_dict
+
 __all__ = ["Connection"]
+
+
+def _framed(raw: list[tuple[bytes, bytes]]) -> bool:
+    """Whether the body has a length or is chunked (otherwise it runs until the connection closes)."""
+    for name, value in raw:
+        if len(name) == 14 and name.lower() == b"content-length":
+            return True
+        if len(name) == 17 and name.lower() == b"transfer-encoding" and b"chunked" in value.lower():
+            return True
+    return False
 
 
 def _expire(future: asyncio.Future[None]) -> None:
@@ -37,7 +49,8 @@ class Connection(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._headers_ready: asyncio.Future[None] | None = None
         self._status = 0
-        self._headers: dict[str, str] = {}
+        self._raw_headers: list[tuple[bytes, bytes]] = []
+        self._headers: dict[str, str] | None = None  # built from the raw pairs on first use
         self._pieces: deque[bytes] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._expires_at: float | None = None  # when the current wait for body bytes times out
@@ -60,7 +73,8 @@ class Connection(asyncio.Protocol):
         if self._head_only or not self._complete:  # a parser is reusable only after a whole, bodied message
             self._parser = httptools.HttpResponseParser(self)
         self._status = 0
-        self._headers = {}
+        self._raw_headers = []
+        self._headers = None
         self._pieces.clear()
         self._complete = False
         self._error = None
@@ -78,6 +92,9 @@ class Connection(asyncio.Protocol):
 
     @property
     def headers(self) -> dict[str, str]:
+        """Lower-cased names; decoded on first use (a provider sends 15-20, the success path reads none)."""
+        if self._headers is None:
+            self._headers = header_dict(self._raw_headers)
         return self._headers
 
     @property
@@ -196,21 +213,18 @@ class Connection(asyncio.Protocol):
     # -- httptools callbacks --------------------------------------------------------------------------
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        key = name.decode("latin-1").lower()
-        text = value.decode("latin-1")
-        previous = self._headers.get(key)
-        self._headers[key] = text if previous is None else f"{previous}, {text}"
+        self._raw_headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
         if 100 <= status < 200:  # interim response: wait for the real one
-            self._headers = {}
+            self._raw_headers = []
             self._interim = True
             return
         self._status = status
         # Captured now: httptools stops answering should_keep_alive() once the message completes.
         self._keep = self._parser.should_keep_alive()
-        framed = "content-length" in self._headers or "chunked" in self._headers.get("transfer-encoding", "")
+        framed = _framed(self._raw_headers)
         self._until_eof = not framed and not self._head_only and status not in (204, 304)
         ready = self._headers_ready
         if ready is not None and not ready.done():

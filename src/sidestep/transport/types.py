@@ -43,7 +43,11 @@ class UpstreamRequest:
 
 class UpstreamResponse(Protocol):
     status: int
-    headers: dict[str, str]  # lower-cased names; repeated headers joined with ", "
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Lower-cased names; repeated headers joined with ", "."""
+        ...
 
     async def read(self) -> bytes: ...
 
