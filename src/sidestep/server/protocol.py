@@ -164,7 +164,6 @@ class _Connection(asyncio.Protocol):
         self._raw_headers: list[tuple[bytes, bytes]] = []
         self._body: list[bytes] = []
         self._body_size = 0
-        self._head_size = 0
         self._partial_head = 0
         self._in_head = False
 
@@ -229,20 +228,23 @@ class _Connection(asyncio.Protocol):
             raise _Reject(414, "The request URL is too long.")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._head_size += len(name) + len(value) + 4
-        if self._head_size > self.limits.max_header_bytes:
-            raise _Reject(431, "The request headers are too large.")
         self._raw_headers.append((name, value))  # decoded only if a handler asks (Request.headers)
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        # A head that arrived in one read was never counted by data_received: count it here.
+        if sum(len(name) + len(value) + 4 for name, value in self._raw_headers) > self.limits.max_header_bytes:
+            raise _Reject(431, "The request headers are too large.")
+        length = expect = None
         for name, value in self._raw_headers:  # the two the server itself acts on, found without decoding all
             if len(name) == 14 and name.lower() == b"content-length":
-                if value.isdigit() and int(value) > self.limits.max_body_bytes:
-                    limit = self.limits.max_body_bytes
-                    raise _Reject(413, f"The request body is larger than the limit of {limit} bytes.")
-            elif len(name) == 6 and name.lower() == b"expect" and value.lower() == b"100-continue" and self.transport:
-                self.transport.write(_CONTINUE)
+                length = value
+            elif len(name) == 6 and name.lower() == b"expect":
+                expect = value
+        if length is not None and length.isdigit() and int(length) > self.limits.max_body_bytes:
+            raise _Reject(413, f"The request body is larger than the limit of {self.limits.max_body_bytes} bytes.")
+        if expect is not None and expect.lower() == b"100-continue" and self.transport is not None:
+            self.transport.write(_CONTINUE)
 
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
