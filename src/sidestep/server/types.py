@@ -80,6 +80,7 @@ class StreamingResponse:
     status: int
     body: AsyncIterator[bytes]
     headers: list[tuple[str, str]] = field(default_factory=list)
+    prelude: bytes = b""  # body bytes already in hand: sent in the same write as the head (one syscall)
 
 
 class AbortConnection(Exception):
