@@ -80,12 +80,18 @@ def _minus(a: float | None, b: float | None) -> float | None:
 
 
 def render(r: dict[str, Any]) -> str:
-    lines = [
+    """The results page: saturation, latency, streaming, verdicts, start-up."""
+    head = [
         f"Run: {r['when']} · {r['machine']} · mode: {r['mode']} · {r['repeats']} repeat(s) of "
         f"{r['seconds']} s per saturation figure.",
         "",
     ]
-    lines += [
+    sections = [head, _saturation(r), _latency(r), _streaming(r), _verdicts(r), _startup(r)]
+    return "\n".join(line for section in sections for line in section)
+
+
+def _saturation(r: dict[str, Any]) -> list[str]:
+    lines = [
         "| contender | max RPS (median, spread) | CPU µs / request (median, spread) | × nginx CPU |",
         "|---|---|---|---|",
     ]
@@ -96,7 +102,11 @@ def render(r: dict[str, Any]) -> str:
             f"{_fmt(s['cpu_us'])} ({_fmt(s['cpu_spread'][0])}–{_fmt(s['cpu_spread'][1])}) | "
             f"{_fmt(_ratio(s['cpu_us'], nginx), 2)} |"
         )
-    lines += [
+    return lines
+
+
+def _latency(r: dict[str, Any]) -> list[str]:
+    lines = [
         "",
         "Added latency (µs) over direct-to-upstream, open loop at a fixed rate:",
         "",
@@ -106,14 +116,18 @@ def render(r: dict[str, Any]) -> str:
     for rate, per in r["latency"].items():
         for name, lat in per.items():
             if name == "direct":
+                values = [lat["p50"], lat["p99"], lat["p99.9"]]
                 lines.append(
-                    f"| {rate} | direct (absolute) | {_fmt(lat['p50'])} | {_fmt(lat['p99'])} | "
-                    f"{_fmt(lat['p99.9'])} | {lat['errors']} |"
+                    f"| {rate} | direct (absolute) | {' | '.join(_fmt(v) for v in values)} | {lat['errors']} |"
                 )
                 continue
             added = [_added(r, name, rate, p) for p in ("p50", "p99", "p99.9")]
             lines.append(f"| {rate} | {name} | {' | '.join(_fmt(a) for a in added)} | {lat['errors']} |")
-    lines += [
+    return lines
+
+
+def _streaming(r: dict[str, Any]) -> list[str]:
+    lines = [
         "",
         "Streaming: time to first byte (µs, sequential) and relay cost:",
         "",
@@ -126,18 +140,21 @@ def render(r: dict[str, Any]) -> str:
             f"| {name} | {_fmt(t['p50'])} | {_fmt(t['p99'])} | {_fmt(c.get('cpu_us_per_chunk'), 2)} | "
             f"{_fmt(c.get('first_event_ms_of_200ms_stream'))} |"
         )
-    lines += ["", "| target | measured | ratio / value | limit | verdict |", "|---|---|---|---|---|"]
+    return lines
+
+
+def _verdicts(r: dict[str, Any]) -> list[str]:
+    lines = ["", "| target | measured | ratio / value | limit | verdict |", "|---|---|---|---|---|"]
     for target, measured, value, limit, verdict in verdicts(r):
         lines.append(f"| {target} | {measured} | {_fmt(value, 2)} | {_fmt(limit, 1)} | {verdict} |")
-    imports = r.get("import", {})
-    lines += [
-        "",
-        "Start-up: "
-        + ", ".join(f"`{k}` {v * 1000:.0f} ms" for k, v in imports.items())
-        + f"; cold start to first answer {_fmt((r.get('cold_start') or 0) * 1000, 0)} ms; "
-        f"sidestep RSS after the run {_fmt(r.get('rss_mb'))} MB.",
-    ]
-    return "\n".join(lines)
+    return lines
+
+
+def _startup(r: dict[str, Any]) -> list[str]:
+    imports = ", ".join(f"`{k}` {v * 1000:.0f} ms" for k, v in r.get("import", {}).items())
+    cold = _fmt((r.get("cold_start") or 0) * 1000, 0)
+    rss = _fmt(r.get("rss_mb"))
+    return ["", f"Start-up: {imports}; cold start to first answer {cold} ms; sidestep RSS after the run {rss} MB."]
 
 
 def summary(r: dict[str, Any]) -> str:
