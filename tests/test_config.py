@@ -156,6 +156,9 @@ def test_env_only_config_registers_providers_from_their_variables() -> None:
     key = config.providers["openai"].keys[0]
     assert key.secret is not None and key.secret.reveal() == "sk-1"
     assert config_from_env({}).providers == {}
+    azure = {"AZURE_OPENAI_ENDPOINT": "https://x.openai.azure.com"}
+    assert config_from_env(azure).providers == {}  # an endpoint without a key cannot be used: not registered
+    assert set(config_from_env({**azure, "AZURE_OPENAI_API_KEY": "k"}).providers) == {"azure"}
 
 
 def test_fallbacks_on_is_validated() -> None:

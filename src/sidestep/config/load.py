@@ -121,8 +121,21 @@ def config_from_env(env: Mapping[str, str] | None = None) -> Config:
         base_url = _default_base_url(spec, env)
         if not base_url:
             continue  # azure without an endpoint cannot be used
-        providers[spec.name] = ProviderConfig(spec.name, spec.name, base_url, keys or (KeyConfig(None),))
+        candidate = ProviderConfig(spec.name, spec.name, base_url, keys or (KeyConfig(None),))
+        if _usable(candidate):
+            providers[spec.name] = candidate
     return Config(providers=providers, source="<environment>")
+
+
+def _usable(config: ProviderConfig) -> bool:
+    """Whether the adapter accepts what the environment gave (Azure with an endpoint but no key: no)."""
+    from sidestep.providers.registry import build_providers
+
+    try:
+        build_providers({config.name: config}, source="<environment>")
+    except ConfigError:
+        return False
+    return True
 
 
 def _default_base_url(spec: ProviderSpec, env: Mapping[str, str]) -> str:
