@@ -1,9 +1,11 @@
-"""The provider simulator: an HTTP handler that answers like OpenAI, Anthropic or Gemini and fails on demand.
+"""The provider simulator: an HTTP handler that answers like each supported provider and fails on demand.
 
 Routes: OpenAI (`/v1/chat/completions`, `/v1/embeddings`, Azure deployment paths), Anthropic
-(`/v1/messages`, `/v1/messages/count_tokens`) and Gemini (`/v1beta/models/{model}:generateContent`,
-`:streamGenerateContent`, `:countTokens`). Wire formats live in `openai.py`, `anthropic.py` and `gemini.py`;
-the fault machinery here is shared, so a fault plays the same way in every dialect.
+(`/v1/messages`, `/v1/messages/count_tokens`), Gemini (`/v1beta/models/{model}:generateContent`,
+`:streamGenerateContent`, `:countTokens`; Vertex AI's `/v1/projects/…/publishers/google/models/…` too),
+Bedrock (`/model/{id}/converse`, `/converse-stream`), Cohere (`/v2/chat`), and the OAuth token endpoints
+of Google and Entra ID (`auth.py`). Wire formats live in one module each; the fault machinery here is
+shared, so a fault plays the same way in every dialect.
 
 The fault for a request is chosen, in order, from the `x-sim-fault` header, a `model@spec` suffix on the
 model name, the runtime fault (`set_fault`, or `POST /_sim/fault`), then the scenario. Every request is
