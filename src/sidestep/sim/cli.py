@@ -14,7 +14,8 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: Any) -> None:
-    parser = sub.add_parser("sim", help="run a simulated provider (OpenAI, Anthropic, Gemini/Vertex, Bedrock, Cohere) with faults")
+    formats = "OpenAI, Anthropic, Gemini/Vertex, Bedrock, Cohere"
+    parser = sub.add_parser("sim", help=f"run a simulated provider ({formats}) with faults")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9000)
     parser.add_argument("--name", default="sim", help='name used in answers ("Echo from NAME")')
