@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import openai
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
@@ -140,3 +141,35 @@ def test_stream_reader_across_arbitrary_splits() -> None:
     for cut in range(1, len(whole), 7):
         reader = StreamReader()
         assert [(e.kind, e.text) for e in reader.feed(whole[:cut]) + reader.feed(whole[cut:])] == expected
+
+
+async def test_embeddings_via_cohere_for_the_openai_sdk(sdk: Sdk, sims: Sims) -> None:
+    """The SDK asks for base64 by default; floats when asked. Failover from an OpenAI embeddings target too."""
+    route = ["primary/text-embedding-3-small@503", "co/embed-v4.0"]
+    async with running_gateway(config(sims, route)) as gw:
+        client = sdk(gw.base_url)
+        packed = await client.embeddings.with_raw_response.create(model="chat", input=["alpha beta", "gamma"])
+        floats = await client.embeddings.create(model="chat", input="alpha beta", encoding_format="float")
+        short = await client.embeddings.create(model="chat", input="alpha beta", dimensions=8)
+    answer = packed.parse()
+    assert packed.headers["x-sidestep-provider"] == "co" and packed.headers["x-sidestep-attempts"] == "2"
+    assert [d.index for d in answer.data] == [0, 1] and len(answer.data[0].embedding) == 1024
+    assert answer.usage.prompt_tokens == 3 and answer.model == "embed-v4.0"
+    assert floats.data[0].embedding == pytest.approx(answer.data[0].embedding, rel=1e-6)  # base64 = float32 of it
+    assert len(short.data[0].embedding) == 8
+    first = sims["primary"].sim.received[0].body
+    assert first is not None and first["encoding_format"] == "base64"  # what the SDK asks for by default
+    sent = [r for r in sims["third"].sim.received if r.path == "/v2/embed"]
+    assert sent[0].body == {
+        "model": "embed-v4.0",
+        "texts": ["alpha beta", "gamma"],
+        "input_type": "search_document",
+        "embedding_types": ["float"],
+    }
+    assert sent[2].body is not None and sent[2].body["output_dimension"] == 8
+
+
+async def test_token_array_embeddings_are_a_clear_400_for_cohere(sdk: Sdk, sims: Sims) -> None:
+    async with running_gateway(config(sims, ["co/embed-v4.0"])) as gw:
+        with pytest.raises(openai.BadRequestError, match="Cohere embeds text"):
+            await sdk(gw.base_url).embeddings.create(model="chat", input=[[1, 2, 3]])

@@ -40,7 +40,7 @@ from sidestep.routing.executor import Executor, RouteState
 from sidestep.routing.plan import Planned, resolve_all
 from sidestep.routing.served import Served
 from sidestep.server.types import Request, Response, StreamingResponse
-from sidestep.translate import DIALECT_OF, request_needs, translate_response
+from sidestep.translate import DIALECT_OF, request_needs, translate_embeddings, translate_response
 from sidestep.transport.types import Transport
 
 __all__ = ["Gateway"]
@@ -122,6 +122,8 @@ class Gateway:
                 return _failure(dialect, exc, request_id)
             await served.aclose()
             if served.wire != dialect.name:
+                if operation == "embeddings":
+                    return _translated_embeddings(served, field(parsed.body, "encoding_format"), request_id)
                 return _translated(served, dialect.name, request_id)
             # Every API answer here is JSON; not asking the upstream's headers spares decoding them at all.
             return Response(served.response.status, served.body, [_JSON, *_served_headers(request_id, served)])
@@ -234,6 +236,16 @@ def _translated(served: Served, dialect: str, request_id: str) -> Response:
     except (msgspec.DecodeError, TypeError, ValueError, AttributeError) as exc:
         error = UpstreamError(f"{served.target.label} returned an answer that could not be translated: {exc}")
         return _DIALECTS[dialect].error_response(error, headers)
+    return Response(200, body, [_JSON, *headers])
+
+
+def _translated_embeddings(served: Served, encoding: Any, request_id: str) -> Response:
+    headers = _served_headers(request_id, served)
+    try:
+        body = translate_embeddings(served.body, served.wire, served.target.model, encoding)
+    except (msgspec.DecodeError, TypeError, ValueError, AttributeError, KeyError) as exc:
+        error = UpstreamError(f"{served.target.label} returned embeddings that could not be translated: {exc}")
+        return _DIALECTS["openai"].error_response(error, headers)
     return Response(200, body, [_JSON, *headers])
 
 

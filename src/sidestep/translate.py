@@ -6,6 +6,8 @@ Same-format pairs never come here: they forward bytes.
 
 from __future__ import annotations
 
+import base64
+import struct
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -24,6 +26,7 @@ __all__ = [
     "stream_reader",
     "stream_writer",
     "to_canonical",
+    "translate_embeddings",
     "translate_request",
     "translate_response",
 ]
@@ -100,6 +103,26 @@ def translate_request(body: dict[str, Any], dialect: str, wire: str) -> dict[str
 
 def translate_response(raw: bytes, wire: str, dialect: str) -> bytes:
     return _WRITE_RESPONSE[dialect](_READ_RESPONSE[wire](raw))
+
+
+_READ_EMBEDDINGS: dict[str, Callable[[bytes], tuple[list[list[float]], int]]] = {
+    "cohere": cohere.read_embeddings,
+}
+
+
+def translate_embeddings(raw: bytes, wire: str, model: str, encoding: Any) -> bytes:
+    """A provider's embeddings answer as OpenAI's (`encoding_format: base64` packs float32, as OpenAI does)."""
+    vectors, tokens = _READ_EMBEDDINGS[wire](raw)
+    data = [
+        {
+            "object": "embedding",
+            "index": i,
+            "embedding": base64.b64encode(struct.pack(f"<{len(v)}f", *v)).decode() if encoding == "base64" else v,
+        }
+        for i, v in enumerate(vectors)
+    ]
+    usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+    return msgspec.json.encode({"object": "list", "data": data, "model": model, "usage": usage})
 
 
 def stream_reader(wire: str) -> Reader:

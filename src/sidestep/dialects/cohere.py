@@ -29,7 +29,7 @@ from sidestep.core.model import (
 )
 from sidestep.dialects.sse import SSESplitter
 
-__all__ = ["StreamReader", "read_response", "write_request"]
+__all__ = ["StreamReader", "read_embeddings", "read_response", "write_embeddings", "write_request"]
 
 _decode = msgspec.json.Decoder().decode
 _FINISH: dict[str, Finish] = {
@@ -198,3 +198,25 @@ class StreamReader:
         events.append(Event(kind="finish", finish=_FINISH.get(str(delta.get("finish_reason")), "stop")))
         events.append(Event(kind="usage", usage=usage_of(delta.get("usage"))))
         events.append(Event(kind="end"))
+
+
+def write_embeddings(body: dict[str, Any], model: str, input_type: str) -> dict[str, Any]:
+    """An OpenAI embeddings request as Cohere's `/v2/embed`. Token-array inputs have no Cohere form."""
+    raw = body.get("input")
+    texts = [raw] if isinstance(raw, str) else raw
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        raise ValueError("Cohere embeds text: send `input` as a string or a list of strings")
+    out: dict[str, Any] = {"model": model, "texts": texts, "input_type": input_type, "embedding_types": ["float"]}
+    if isinstance(body.get("dimensions"), int):
+        out["output_dimension"] = body["dimensions"]
+    return out
+
+
+def read_embeddings(raw: bytes) -> tuple[list[list[float]], int]:
+    """Vectors (in input order) and billed input tokens of a `/v2/embed` answer."""
+    data = _decode(raw)
+    vectors = (data.get("embeddings") or {}).get("float")
+    if not isinstance(vectors, list):
+        raise ValueError("no float embeddings in the answer")
+    meta = (data.get("meta") or {}).get("billed_units") or {}
+    return vectors, int(meta.get("input_tokens") or 0)

@@ -82,7 +82,7 @@ _ROWS = (
         ("COHERE_API_KEY", "CO_API_KEY"),
         url_env="COHERE_BASE_URL",
         wire="cohere",
-        embeddings=False,
+        settings=("input_type",),  # /v2/embed's input_type (default search_document)
     ),
     ProviderSpec(
         "vertex",

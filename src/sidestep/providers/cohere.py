@@ -8,6 +8,8 @@ from typing import Any
 from sidestep.config.model import KeyConfig, ProviderConfig
 from sidestep.core.model import Usage
 from sidestep.dialects import cohere as wire
+from sidestep.dialects.body import materialize
+from sidestep.errors import BadRequest
 from sidestep.providers.base import NativeAdapter
 from sidestep.providers.catalog import ProviderSpec
 from sidestep.translate import DIALECT_OF, to_canonical
@@ -18,14 +20,19 @@ __all__ = ["CohereProvider"]
 
 class CohereProvider(NativeAdapter):
     wire = "cohere"
+    operations = frozenset({"chat", "messages", "embeddings"})
 
     def __init__(self, config: ProviderConfig, spec: ProviderSpec) -> None:
         super().__init__(config, spec)
         self._static_headers = [("content-type", "application/json"), ("accept-encoding", "identity"), *config.headers]
         base = config.base_url.removesuffix("/v2")
         self._url = base + "/v2/chat"
+        self._embed_url = base + "/v2/embed"
+        self._input_type = config.setting("input_type") or "search_document"
 
     def build(self, operation: str, model: str, body: dict[str, Any], key: KeyConfig) -> UpstreamRequest:
+        if operation == "embeddings":
+            return self._embed(materialize(body), model, key)
         request = to_canonical(DIALECT_OF[operation], body)
         request.model = model
         headers = list(self._static_headers)
@@ -36,4 +43,17 @@ class CohereProvider(NativeAdapter):
         return UpstreamRequest("POST", self._url, headers, self._encode(wire.write_request(request)), self._timeouts)
 
     def inspect(self, operation: str, body: bytes) -> Usage:
+        if operation == "embeddings":
+            meta = self._object(body, operation, "embeddings").get("meta") or {}
+            return Usage(input=int((meta.get("billed_units") or {}).get("input_tokens") or 0))
         return wire.usage_of(self._object(body, operation, "message").get("usage"))
+
+    def _embed(self, body: dict[str, Any], model: str, key: KeyConfig) -> UpstreamRequest:
+        try:
+            payload = wire.write_embeddings(body, model, self._input_type)
+        except ValueError as exc:
+            raise BadRequest(str(exc), param="input") from exc
+        headers = list(self._static_headers)
+        if key.secret is not None:
+            headers.append(("authorization", f"Bearer {key.secret.reveal()}"))
+        return UpstreamRequest("POST", self._embed_url, headers, self._encode(payload), self._timeouts)

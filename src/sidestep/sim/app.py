@@ -148,7 +148,7 @@ class Simulator:
             return await self._token(request)
         if request.path.startswith("/model/"):
             return await self._bedrock(request, body)
-        if request.path == "/v2/chat":
+        if request.path in ("/v2/chat", "/v2/embed"):
             return await self._cohere(request, body)
         path = request.path[3:] if request.path.startswith("/v1/") else request.path
         operation, deployment = _operation(path)
@@ -285,13 +285,16 @@ class Simulator:
             return _COHERE.error(401)
         if body is None:
             return _COHERE.error(400, "invalid request: the body is not valid JSON")
-        problem = coral.invalid(body)
+        problem = coral.invalid(body) if request.path == "/v2/chat" else None
         if problem is not None:
             return _COHERE.error(400, problem)
-        _model, fault = self._fault_for(body["model"], request.headers)
+        _model, fault = self._fault_for(str(body.get("model", "")), request.headers)
         failed = await self._before_headers(fault, _COHERE)
         if failed is not None:
             return failed
+        if request.path == "/v2/embed":
+            status, answer = coral.embed(body)
+            return Response(status, answer, self._headers())
         reply = coral.plan_reply(body, self.name, _safety(fault))
         ident = self._digest(32)
         if body.get("stream") is True:

@@ -9,13 +9,14 @@ from typing import Any, Literal
 
 import msgspec
 
-from sidestep.sim.openai import _FILLER, _example, _split_words
+from sidestep.sim.openai import _FILLER, _example, _split_words, _vector
 
 __all__ = [
     "MALFORMED_BODY",
     "MALFORMED_EVENT",
     "Reply",
     "chat",
+    "embed",
     "error_body",
     "invalid",
     "plan_reply",
@@ -160,3 +161,23 @@ def stream_events(reply: Reply, ident: str, pieces: int) -> tuple[list[bytes], i
         events.append(_event("content-end", {"index": 0}))
     events.append(_event("message-end", {"delta": {"finish_reason": reply.finish, "usage": _usage(reply)}}))
     return events, 2
+
+
+def embed(body: dict[str, Any]) -> tuple[int, bytes]:
+    """`/v2/embed`: deterministic float vectors per text (1024 dimensions unless `output_dimension`)."""
+    texts = body.get("texts")
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+        return 400, error_body(400, "invalid request: texts must be a non-empty list of strings")
+    if body.get("input_type") not in ("search_document", "search_query", "classification", "clustering", "image"):
+        return 400, error_body(400, "invalid request: input_type is required for embed models v3 and higher")
+    requested = body.get("output_dimension")
+    dims = requested if isinstance(requested, int) and requested > 0 else 1024
+    tokens = sum(max(1, len(t.split())) for t in texts)
+    answer = {
+        "id": f"embed-{zlib.crc32(repr(texts).encode()):08x}",
+        "embeddings": {"float": [_vector(t, dims) for t in texts]},
+        "texts": texts,
+        "meta": {"api_version": {"version": "2"}, "billed_units": {"input_tokens": tokens}},
+        "response_type": "embeddings_by_type",
+    }
+    return 200, _encode(answer)
