@@ -10,7 +10,7 @@ import pytest
 from sidestep.config import parse_config
 from sidestep.config.model import KeyConfig, LoadBalanceNode, TargetNode
 from sidestep.errors import NotFound
-from sidestep.routing.plan import expand, pick_key, resolve, resolve_all, weighted_order
+from sidestep.routing.plan import Planner, expand, pick_key, resolve, resolve_all, weighted_order
 
 CONFIG = parse_config(
     {
@@ -112,3 +112,25 @@ def test_policies_are_inherited_and_overridden_down_the_tree() -> None:
     assert two.policy.timeouts.total == 30
     assert three.policy.mid_stream == "continue"
     assert one.policy.mid_stream is None
+
+
+def test_planner_remembers_fixed_plans_and_redraws_load_balanced_ones() -> None:
+    config = parse_config(
+        {
+            "providers": {"openai": {"api_key": "a"}, "groq": {"api_key": "b"}},
+            "routes": {
+                "steady": ["openai/gpt-4o-mini", "groq/llama"],
+                "spread": {"loadbalance": ["groq/x", "groq/y", "groq/z"]},
+            },
+        },
+        env={},
+    )
+    planner = Planner(config.routes, config.providers, random.Random(7))
+    first = planner.plan(["steady"])
+    assert planner.plan(["steady"]) is first  # built once
+    assert [p.target.label for p in first] == ["openai/gpt-4o-mini", "groq/llama"]
+    assert planner.plan(["steady", "groq/extra"]) is not first  # another name list is another plan
+    orders = {tuple(p.target.model for p in planner.plan(["spread"])) for _ in range(40)}
+    assert len(orders) > 1  # load-balanced: drawn again for every request
+    with pytest.raises(NotFound):
+        planner.plan(["nope"])

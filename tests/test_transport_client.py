@@ -339,3 +339,28 @@ async def test_plain_http_through_a_proxy_uses_absolute_form(start: Callable[...
         assert await response.read() == b"via proxy"
     await client.aclose()
     assert upstream.requests[0].startswith(b"POST http://upstream.example:8000/v1/chat HTTP/1.1\r\n")
+
+
+async def test_a_short_headers_timeout_after_a_long_wait_on_the_same_connection(
+    start: Callable[..., Awaitable[int]],
+) -> None:
+    """The headers wait shares the connection's lazily re-armed watchdog with body reads."""
+
+    async def answers_once_then_stalls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n{}")
+        await asyncio.sleep(0.05)  # the client waits for headers with the long timeout armed
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+        await reader.readuntil(b"\r\n\r\n{}")
+        await asyncio.sleep(30)  # the second request never gets its headers
+
+    client = HttpClient(proxy_from_env=False)
+    port = await start(answers_once_then_stalls)
+    response = await client.send(get(f"http://127.0.0.1:{port}/", Timeouts(connect=1, headers=20, read=20)))
+    assert await response.read() == b"ok"
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    with pytest.raises(UpstreamTimeout) as info:
+        await client.send(get(f"http://127.0.0.1:{port}/", Timeouts(connect=1, headers=0.1, read=20)))
+    assert info.value.phase == "headers"
+    assert loop.time() - began < 2  # not the 20 s armed for the first request
+    await client.aclose()

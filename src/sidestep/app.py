@@ -37,7 +37,7 @@ from sidestep.relay import StreamJob, forwarding, relay, relay_after_prelude, wa
 from sidestep.routing.breaker import Breakers
 from sidestep.routing.cooldown import Cooldowns
 from sidestep.routing.executor import Executor, RouteState
-from sidestep.routing.plan import Planned, resolve_all
+from sidestep.routing.plan import Planned, Planner
 from sidestep.routing.served import Served
 from sidestep.server.types import Request, Response, StreamingResponse
 from sidestep.translate import DIALECT_OF, request_needs, translate_embeddings, translate_response
@@ -66,6 +66,7 @@ class Gateway:
         self._rng = rng or random.Random()
         self._providers = build_providers(config.providers, source=config.source)
         self.state = state or _route_state(config)
+        self._planner = Planner(config.routes, config.providers, self._rng, self.state.stats)
         self._executor = Executor(
             self._providers, transport, self._rng, state=self.state, clock=clock, sleep=sleep, replan=self._replan
         )
@@ -109,7 +110,7 @@ class Gateway:
         dialect = _DIALECTS[DIALECT_OF[operation]]
         parsed = dialect.parse_body(request.body, operation)
         config = self.config
-        plan = resolve_all(parsed.models, config.routes, config.providers, self._rng, self.state.stats)
+        plan = self._planner.plan(parsed.models)
         policy = plan[0].policy
         timeout = policy.deadline or self._timeout
         deadline = self._executor.clock() + timeout
@@ -156,9 +157,8 @@ class Gateway:
             return StreamingResponse(200, relay_after_prelude(served, job), headers, b"".join(served.held))
         return StreamingResponse(200, relay(served, job), headers)
 
-    def _replan(self, names: Sequence[str]) -> list[Planned]:
-        config = self.config
-        return resolve_all(names, config.routes, config.providers, self._rng, self.state.stats)
+    def _replan(self, names: Sequence[str]) -> Sequence[Planned]:
+        return self._planner.plan(names)
 
     async def _models(self, request: Request, request_id: str) -> Response:
         return Response(200, self._models_body, [_JSON])

@@ -135,8 +135,8 @@ class Executor:
         policy = planned.policy.retry or _NO_RETRY
         tries, used = 0, set[str]()
         while True:
-            key = self._choose_key(provider, planned, used, force)
-            if key is None:
+            chosen = self._choose_key(provider, planned, used, force)
+            if chosen is None:
                 if tries == 0 and not force:
                     run.skipped.append((index, planned))
                     _skip(run, planned, "skipped: circuit open or keys cooling down")
@@ -145,7 +145,8 @@ class Executor:
                 run.deadline_hit = True
                 return None
             tries += 1
-            outcome = await self._attempt(run, provider, planned, key, index, tries - 1, force)
+            key, breaker = chosen
+            outcome = await self._attempt(run, provider, planned, key, breaker, index, tries - 1)
             if isinstance(outcome, Served):
                 return outcome
             if outcome.status in _KEY_STATUSES:
@@ -168,30 +169,52 @@ class Executor:
         event(log, logging.WARNING, "classified_fallback", kind=exc.error.kind, target=planned.target.label)
         return self._replan(names)
 
-    def _choose_key(self, provider: Provider, planned: Planned, used: set[str], force: bool) -> KeyConfig | None:
+    def _choose_key(
+        self, provider: Provider, planned: Planned, used: set[str], force: bool
+    ) -> tuple[KeyConfig, Breaker] | None:
+        """A key by weight among those not resting and not broken, with its breaker (which has let this
+        try through); None when no key is left."""
         now = self.clock()
         target = planned.target
+        keys = provider.config.keys
+        if len(keys) == 1:  # the common single-key provider: no weighted draw, no exclusion set
+            key = keys[0]
+            if key.name in used or (key.models is not None and target.model not in key.models):
+                return None
+            breaker = self._breaker(planned, key)
+            if force:
+                return key, breaker
+            if not self.state.cooldowns.is_cool(key.name, now) or not breaker.available(now):
+                return None
+            return (key, breaker) if breaker.allow(now) else None
         excluded = set(used)
-        for candidate in provider.config.keys:
+        for candidate in keys:
             resting = not self.state.cooldowns.is_cool(candidate.name, now)
             broken = not self._breaker(planned, candidate).available(now)
             if (resting or broken) and not force:
                 excluded.add(candidate.name)
-        while (key := pick_key(provider.config.keys, target.model, self._rng, frozenset(excluded))) is not None:
-            if force or self._breaker(planned, key).allow(now):
-                return key
-            excluded.add(key.name)  # half-open and its probe slots are taken
+        while (picked := pick_key(keys, target.model, self._rng, frozenset(excluded))) is not None:
+            breaker = self._breaker(planned, picked)
+            if force or breaker.allow(now):
+                return picked, breaker
+            excluded.add(picked.name)  # half-open and its probe slots are taken
         return None
 
     def _breaker(self, planned: Planned, key: KeyConfig) -> Breaker:
         return self.state.breakers.get(planned.target.provider, key.name, planned.target.model)
 
     async def _attempt(
-        self, run: _Run, provider: Provider, planned: Planned, key: KeyConfig, index: int, retries: int, force: bool
+        self,
+        run: _Run,
+        provider: Provider,
+        planned: Planned,
+        key: KeyConfig,
+        breaker: Breaker,
+        index: int,
+        retries: int,
     ) -> Served | UpstreamError:
         target, started = planned.target, self.clock()
         label = target.label
-        breaker = self._breaker(planned, key)
         authorize = self._authorizers.get(target.provider)
         self.state.stats.started(label)
         response: UpstreamResponse | None = None

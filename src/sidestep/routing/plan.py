@@ -21,7 +21,7 @@ from sidestep.config.model import (
 from sidestep.errors import NotFound
 from sidestep.routing.strategies import TargetStats, order_children
 
-__all__ = ["Planned", "expand", "pick_key", "resolve", "resolve_all", "weighted_order"]
+__all__ = ["Planned", "Planner", "expand", "pick_key", "resolve", "resolve_all", "weighted_order"]
 
 
 @dataclass(slots=True)
@@ -99,6 +99,45 @@ def resolve_all(
                 seen.add(ident)
                 out.append(planned)
     return out
+
+
+class Planner:
+    """`resolve_all` for one configuration, remembering plans that cannot change: a plan whose route trees
+    hold no load-balanced group (only fallback lists and targets) is the same for every request, so it is
+    built once per distinct list of names instead of on every request. Plans are shared: never mutate one."""
+
+    _LIMIT = 4096  # distinct name lists remembered (per-request fallbacks make the set open-ended)
+
+    def __init__(
+        self,
+        routes: Mapping[str, RouteNode],
+        providers: Mapping[str, ProviderConfig],
+        rng: random.Random,
+        stats: TargetStats | None = None,
+    ) -> None:
+        self.routes = routes
+        self.providers = providers
+        self.rng = rng
+        self.stats = stats
+        self._fixed: dict[tuple[str, ...], Sequence[Planned]] = {}
+
+    def plan(self, names: Sequence[str]) -> Sequence[Planned]:
+        key = tuple(names)
+        plan = self._fixed.get(key)
+        if plan is not None:
+            return plan
+        plan = resolve_all(names, self.routes, self.providers, self.rng, self.stats)
+        if all(_fixed(resolve(name, self.routes, self.providers)) for name in names):
+            if len(self._fixed) >= self._LIMIT:
+                self._fixed.clear()
+            self._fixed[key] = plan = tuple(plan)
+        return plan
+
+
+def _fixed(node: RouteNode) -> bool:
+    if isinstance(node, TargetNode):
+        return True
+    return not isinstance(node, LoadBalanceNode) and all(_fixed(child) for child in node.children)
 
 
 def pick_key(

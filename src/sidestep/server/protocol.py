@@ -157,6 +157,8 @@ class _Connection(asyncio.Protocol):
         self._shutdown = False
         self._pending_reject: tuple[int, str] | None = None
         self._rejected = False
+        self._fed = 0  # size of the read being parsed
+        self._head_pending = False  # a head whose body did not arrive with it: check it after parsing
         self._reset_message()
 
     def _reset_message(self) -> None:
@@ -191,7 +193,10 @@ class _Connection(asyncio.Protocol):
         if self._rejected or self._closed:
             return
         try:
+            self._fed = len(data)
             self.parser.feed_data(data)
+            if self._head_pending:
+                self._check_head()
             if self._in_head:  # headers still incomplete: bound what the parser is buffering for us
                 self._partial_head += len(data)
                 if self._partial_head > self.limits.max_header_bytes:
@@ -232,9 +237,19 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
-        # A head that arrived in one read was never counted by data_received: count it here.
-        if sum(len(name) + len(value) + 4 for name, value in self._raw_headers) > self.limits.max_header_bytes:
+        # A head that arrived in one read was never counted by data_received: count it here, unless
+        # everything received for it is below the limit anyway (the usual case, and then no loop).
+        limit = self.limits.max_header_bytes
+        if self._partial_head + self._fed > limit and sum(len(n) + len(v) + 4 for n, v in self._raw_headers) > limit:
             raise _Reject(431, "The request headers are too large.")
+        # Content-Length and Expect matter only for a body still to come: when the whole request came in
+        # one read (the usual case) on_message_complete clears this before anything looks.
+        self._head_pending = True
+
+    def _check_head(self) -> None:
+        """A head whose body is still to come: refuse a declared body over the limit before reading it,
+        and answer `Expect: 100-continue`."""
+        self._head_pending = False
         length = expect = None
         for name, value in self._raw_headers:  # the two the server itself acts on, found without decoding all
             if len(name) == 14 and name.lower() == b"content-length":
@@ -242,7 +257,8 @@ class _Connection(asyncio.Protocol):
             elif len(name) == 6 and name.lower() == b"expect":
                 expect = value
         if length is not None and length.isdigit() and int(length) > self.limits.max_body_bytes:
-            raise _Reject(413, f"The request body is larger than the limit of {self.limits.max_body_bytes} bytes.")
+            self._reject(413, f"The request body is larger than the limit of {self.limits.max_body_bytes} bytes.")
+            return
         if expect is not None and expect.lower() == b"100-continue" and self.transport is not None:
             self.transport.write(_CONTINUE)
 
@@ -253,6 +269,7 @@ class _Connection(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        self._head_pending = False
         url = self._url.decode("latin-1")
         path, _, query = url.partition("?")
         version = self.parser.get_http_version()

@@ -21,7 +21,7 @@ from types import TracebackType
 from urllib.parse import urlsplit
 
 from sidestep.errors import UpstreamConnectionError, UpstreamError, UpstreamTimeout
-from sidestep.transport.connection import Connection, _expire
+from sidestep.transport.connection import Connection
 from sidestep.transport.proxy import ProxyConfig, ProxyRoute
 from sidestep.transport.types import Timeouts, UpstreamRequest
 
@@ -58,11 +58,24 @@ _TRANSLATED = (TimeoutError, OSError, ConnectionError, ssl.SSLError)
 
 
 class _Pool:
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, proxy: ProxyRoute | None) -> None:
         self.idle: deque[Connection] = deque()
         self.active = 0
         self.limit = limit
+        self.proxy = proxy  # decided once per origin (NO_PROXY matching is not free)
         self.waiters: deque[asyncio.Future[None]] = deque()
+
+    def take_idle(self, idle_timeout: float) -> Connection | None:
+        """The most recently used idle connection still fit for reuse (the least likely to have been
+        closed by the server); stale ones are closed on the way."""
+        now = time.monotonic()
+        while self.idle:
+            conn = self.idle.pop()
+            if not conn.closed and now - conn.idle_since < idle_timeout:
+                self.active += 1
+                return conn
+            conn.close()
+        return None
 
     def wake_one(self) -> None:
         while self.waiters:
@@ -162,15 +175,18 @@ class HttpClient:
         origin, target = self._parse(request.url)
         pool = self._pools.get(origin)
         if pool is None:
-            pool = self._pools[origin] = _Pool(self.limits.max_connections_per_origin)
-        proxy = self._proxies.for_target(origin[0], origin[1], origin[2])
+            proxy = self._proxies.for_target(origin[0], origin[1], origin[2])
+            pool = self._pools[origin] = _Pool(self.limits.max_connections_per_origin, proxy)
+        proxy = pool.proxy
         if proxy is not None and origin[0] == "http":
             target = request.url.encode("latin-1")  # absolute-form through a plain-http proxy
         payload = _encode(request, origin, target, proxy if origin[0] == "http" else None)
         head_only = request.method == "HEAD"
         loop = self._loop or self._bind_loop()
         deadline = None if request.budget is None else loop.time() + request.budget
-        conn = await self._acquire(pool, origin, proxy, request.timeouts, deadline)
+        conn = pool.take_idle(self.limits.idle_timeout) if pool.idle else None
+        if conn is None:
+            conn = await self._acquire(pool, origin, proxy, request.timeouts, deadline)
         try:
             await self._exchange(conn, payload, head_only, request.timeouts, deadline)
         except UpstreamConnectionError:
@@ -204,12 +220,12 @@ class HttpClient:
             ready = conn.begin(payload, head_only)
             if not ready.done():  # inlined wait: every await level costs on each resumption
                 timeout = _wait(timeouts.headers, deadline, conn.loop)
-                timer = conn.loop.call_later(timeout, _expire, ready) if timeout is not None else None
+                if timeout is not None:
+                    conn.guard(ready, timeout)
                 try:
                     await ready
                 finally:
-                    if timer is not None:
-                        timer.cancel()
+                    conn.unguard()
             ready.result()
         except _TRANSLATED as exc:
             raise _translate(exc, "headers", conn.origin) from exc
@@ -223,13 +239,8 @@ class HttpClient:
         deadline: float | None,
         fresh: bool = False,
     ) -> Connection:
-        now = time.monotonic()
-        while pool.idle and not fresh:
-            conn = pool.idle.pop()  # most recently used first: the least likely to have been closed
-            if not conn.closed and now - conn.idle_since < self.limits.idle_timeout:
-                pool.active += 1
-                return conn
-            conn.close()
+        if not fresh and (conn := pool.take_idle(self.limits.idle_timeout)) is not None:
+            return conn
         while pool.active >= pool.limit:
             waiter = asyncio.get_running_loop().create_future()
             pool.waiters.append(waiter)
@@ -287,7 +298,8 @@ class HttpClient:
             pool.idle.append(conn)
         else:
             conn.close()
-        pool.wake_one()
+        if pool.waiters:
+            pool.wake_one()
 
     def _discard(self, pool: _Pool, conn: Connection) -> None:
         pool.active -= 1

@@ -52,8 +52,9 @@ class Connection(asyncio.Protocol):
         self._raw_headers: list[tuple[bytes, bytes]] = []
         self._headers: dict[str, str] | None = None  # built from the raw pairs on first use
         self._pieces: deque[bytes] = deque()
-        self._waiter: asyncio.Future[None] | None = None
-        self._expires_at: float | None = None  # when the current wait for body bytes times out
+        self._waiter: asyncio.Future[None] | None = None  # the reader waiting for body bytes
+        self._guarded: asyncio.Future[None] | None = None  # the wait the watchdog may expire
+        self._expires_at: float | None = None  # when that wait times out
         self._watchdog: asyncio.TimerHandle | None = None
         self._watch_at = 0.0
         self._complete = False
@@ -64,7 +65,7 @@ class Connection(asyncio.Protocol):
         self._interim = False
         self._head_only = False
         self._keep = False
-        self._until_eof = False  # the body is close-delimited: EOF ends it
+        self._bodied = False  # the response has a body (a close-delimited one ends at EOF)
 
     # -- request lifecycle --------------------------------------------------------------------------
 
@@ -78,7 +79,7 @@ class Connection(asyncio.Protocol):
         self._pieces.clear()
         self._complete = False
         self._error = None
-        self._until_eof = False
+        self._bodied = False
         self.got_bytes = False
         self._head_only = head_only
         self._headers_ready = self.loop.create_future()
@@ -121,20 +122,29 @@ class Connection(asyncio.Protocol):
                 raise self._error
             waiter = self._waiter = self.loop.create_future()
             if timeout is not None:
-                # One lazily re-armed watchdog per connection instead of a timer per wait: a stream of
-                # many small chunks would otherwise create and cancel a timer for every chunk.
-                expires_at = self._expires_at = self.loop.time() + timeout
-                if self._watchdog is not None and self._watch_at > expires_at:  # a shorter wait than armed for
-                    self._watchdog.cancel()
-                    self._watchdog = None
-                if self._watchdog is None:
-                    self._watch_at = expires_at
-                    self._watchdog = self.loop.call_at(expires_at, self._watch)
+                self.guard(waiter, timeout)
             try:
                 await waiter
             finally:
                 self._waiter = None
-                self._expires_at = None
+                self._guarded = None
+
+    def guard(self, future: asyncio.Future[None], timeout: float) -> None:
+        """Fail `future` with TimeoutError unless it is done within `timeout` seconds (the caller clears
+        `unguard()` after the wait). One lazily re-armed watchdog per connection instead of a timer per
+        wait: every request's headers wait and every chunk of a stream would otherwise create and cancel
+        a timer."""
+        expires_at = self._expires_at = self.loop.time() + timeout
+        self._guarded = future
+        if self._watchdog is not None and self._watch_at > expires_at:  # a shorter wait than armed for
+            self._watchdog.cancel()
+            self._watchdog = None
+        if self._watchdog is None:
+            self._watch_at = expires_at
+            self._watchdog = self.loop.call_at(expires_at, self._watch)
+
+    def unguard(self) -> None:
+        self._guarded = None
 
     def take_body(self) -> bytes:
         """Every buffered body piece at once (the caller checked `complete`)."""
@@ -195,7 +205,9 @@ class Connection(asyncio.Protocol):
         return None
 
     def _finish_at_eof(self) -> None:
-        if self._until_eof and not self._complete:
+        # Whether the body is close-delimited is asked only here, at EOF: not scanning a provider's
+        # 15-20 headers for framing on every response saves that loop on the hot path.
+        if self._bodied and not self._complete and not _framed(self._raw_headers):
             self._complete = True
             self._wake()
 
@@ -224,8 +236,7 @@ class Connection(asyncio.Protocol):
         self._status = status
         # Captured now: httptools stops answering should_keep_alive() once the message completes.
         self._keep = self._parser.should_keep_alive()
-        framed = _framed(self._raw_headers)
-        self._until_eof = not framed and not self._head_only and status not in (204, 304)
+        self._bodied = not self._head_only and status not in (204, 304)
         ready = self._headers_ready
         if ready is not None and not ready.done():
             ready.set_result(None)
@@ -246,7 +257,7 @@ class Connection(asyncio.Protocol):
     def _watch(self) -> None:
         """The watchdog fired: expire the waiting reader if its deadline passed, else sleep until it."""
         self._watchdog = None
-        expires_at, waiter = self._expires_at, self._waiter
+        expires_at, waiter = self._expires_at, self._guarded
         if expires_at is None or waiter is None or waiter.done():
             return  # nobody is waiting now; the next wait re-arms the watchdog
         if self.loop.time() >= expires_at:
