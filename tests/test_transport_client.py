@@ -364,3 +364,24 @@ async def test_a_short_headers_timeout_after_a_long_wait_on_the_same_connection(
     assert info.value.phase == "headers"
     assert loop.time() - began < 2  # not the 20 s armed for the first request
     await client.aclose()
+
+
+async def test_response_headers_are_read_from_the_final_head(start: Callable[..., Awaitable[int]]) -> None:
+    """Headers are parsed only when asked for, from the bytes of the head: interim heads are skipped,
+    repeated names joined, values trimmed, and a head split across reads still reads whole."""
+
+    async def interim_then_split_head(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n{}")
+        writer.write(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 429 Too Many Requests\r\nX-Seen: one\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.02)
+        writer.write(b"x-seen: two\r\nRetry-After:  7 \r\ncontent-length: 2\r\n\r\nno")
+        await writer.drain()
+
+    client = HttpClient(proxy_from_env=False)
+    port = await start(interim_then_split_head)
+    async with await client.send(get(f"http://127.0.0.1:{port}/")) as response:
+        assert response.status == 429
+        assert await response.read() == b"no"
+        assert response.headers == {"x-seen": "one, two", "retry-after": "7", "content-length": "2"}
+    await client.aclose()

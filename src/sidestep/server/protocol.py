@@ -148,7 +148,11 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.client: tuple[str, int] | None = None
         self._queue: deque[tuple[Request, bool]] = deque()
+        # One answering task per connection, started with its first request and parked on `_wakeup`
+        # between requests: creating a task per request (and registering it with asyncio) cost more.
         self._task: asyncio.Task[None] | None = None
+        self._wakeup: asyncio.Future[None] | None = None
+        self._busy = False  # a request is being answered
         self._closed = False
         self._paused_reading = False
         self._drain: asyncio.Future[None] | None = None
@@ -290,46 +294,59 @@ class _Connection(asyncio.Protocol):
             self._paused_reading = True
         if self._task is None:
             self._task = self.loop.create_task(self._process())
+        elif self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
 
     # -- answering ----------------------------------------------------------------------------------
 
     async def _process(self) -> None:
+        """Answer queued requests in order, one at a time; park while the queue is empty."""
         try:
-            while self._queue and not self._closed:
+            while not self._closed:
+                if not self._queue:
+                    self._idle()
+                    if self._closed:
+                        return
+                    self._wakeup = self.loop.create_future()
+                    await self._wakeup
+                    continue
+                self._busy = True
                 request, keep_alive = self._queue.popleft()
                 if self._paused_reading and len(self._queue) < _MAX_QUEUED // 2 and self.transport is not None:
                     self.transport.resume_reading()
                     self._paused_reading = False
                 keep_alive = keep_alive and not self._shutdown and not self.server.closing
-                if not await self._answer(request, keep_alive) or not keep_alive:
+                try:  # the handler is awaited here, not in a helper: every await level costs per resume
+                    response = await self.server.handler(request)
+                except AbortConnection:
+                    self.abort()
+                    return
+                except Exception:
+                    log.exception("handler failed for %s %s", request.method, request.path)
+                    response = self.server.render(500, "Internal server error.", request.path)
+                if self._closed:
+                    return
+                if isinstance(response, StreamingResponse):
+                    keep_alive = await self._stream(request, response, keep_alive)
+                else:
+                    self._write_response(request, response, keep_alive)
+                if not keep_alive:
                     self._close()
                     return
         except asyncio.CancelledError:
             return  # the client went away
         finally:
-            self._task = None
-        self._active = self.loop.time()
-        if self._pending_reject is not None and not self._closed:
-            self._reject(*self._pending_reject)
-        elif not self._closed and self._shutdown:
-            self._close()
+            self._task = self._wakeup = None
+            self._busy = False
 
-    async def _answer(self, request: Request, keep_alive: bool) -> bool:
-        """Run the handler and write its response; False when the connection must not be reused."""
-        try:
-            response = await self.server.handler(request)
-        except AbortConnection:
-            self.abort()
-            return False
-        except Exception:
-            log.exception("handler failed for %s %s", request.method, request.path)
-            response = self.server.render(500, "Internal server error.", request.path)
-        if self._closed:
-            return False
-        if isinstance(response, StreamingResponse):
-            return await self._stream(request, response, keep_alive)
-        self._write_response(request, response, keep_alive)
-        return True
+    def _idle(self) -> None:
+        """Every queued request is answered: stamp the time, then act on what waited for this moment."""
+        self._busy = False
+        self._active = self.loop.time()
+        if self._pending_reject is not None:
+            self._reject(*self._pending_reject)
+        elif self._shutdown:
+            self._close()
 
     def _head(self, status: int, headers: list[tuple[str, str]], extra: bytes, keep_alive: bool) -> bytearray:
         head = bytearray(_STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n".encode())
@@ -401,7 +418,7 @@ class _Connection(asyncio.Protocol):
         """Answer a request the parser refused, then close: the stream position is no longer trustworthy.
         Earlier pipelined requests are answered first, so responses stay in order."""
         self._rejected = True
-        if self._task is not None:
+        if self._busy or self._queue:
             self._pending_reject = (status, message)
             if self.transport is not None:
                 self.transport.pause_reading()
@@ -415,7 +432,7 @@ class _Connection(asyncio.Protocol):
 
     def sweep(self, now: float) -> None:
         """Close the connection if it idles past keep-alive, or a request's headers are too slow."""
-        if self._task is not None or self._closed:
+        if self._busy or self._queue or self._closed:
             return
         limit = self.limits.header_timeout if self._in_head else self.limits.keepalive_timeout
         if now - self._active > limit:
@@ -423,7 +440,7 @@ class _Connection(asyncio.Protocol):
 
     def shutdown(self) -> None:
         self._shutdown = True
-        if self._task is None and not self._queue:
+        if not self._busy and not self._queue:
             self._close()
 
     def _close(self) -> None:
