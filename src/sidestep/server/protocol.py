@@ -304,8 +304,7 @@ class _Connection(asyncio.Protocol):
         try:
             while not self._closed:
                 if not self._queue:
-                    self._idle()
-                    if self._closed:
+                    if not self._idle():
                         return
                     self._wakeup = self.loop.create_future()
                     await self._wakeup
@@ -324,7 +323,7 @@ class _Connection(asyncio.Protocol):
                 except Exception:
                     log.exception("handler failed for %s %s", request.method, request.path)
                     response = self.server.render(500, "Internal server error.", request.path)
-                if self._closed:
+                if self.transport is None or self.transport.is_closing():  # the client left meanwhile
                     return
                 if isinstance(response, StreamingResponse):
                     keep_alive = await self._stream(request, response, keep_alive)
@@ -339,14 +338,16 @@ class _Connection(asyncio.Protocol):
             self._task = self._wakeup = None
             self._busy = False
 
-    def _idle(self) -> None:
-        """Every queued request is answered: stamp the time, then act on what waited for this moment."""
+    def _idle(self) -> bool:
+        """Every queued request is answered: stamp the time, then act on what waited for this moment.
+        False when that closed the connection."""
         self._busy = False
         self._active = self.loop.time()
         if self._pending_reject is not None:
             self._reject(*self._pending_reject)
         elif self._shutdown:
             self._close()
+        return not self._closed
 
     def _head(self, status: int, headers: list[tuple[str, str]], extra: bytes, keep_alive: bool) -> bytearray:
         head = bytearray(_STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n".encode())
