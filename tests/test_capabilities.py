@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import msgspec
 import openai
 import pytest
 
 from conftest import Sdk
 from sidestep.config import parse_config
+from sidestep.dialects.body import decode_body
 from sidestep.errors import ConfigError
 from sidestep.testing import RunningSim, config_for, running_gateway
+from sidestep.translate import request_needs
 
 IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
 VISION = [{"role": "user", "content": [{"type": "text", "text": "What is this?"}, IMAGE]}]
@@ -53,3 +56,20 @@ async def test_models_without_embeddings_are_skipped_for_embeddings(sdk: Sdk, si
     async with running_gateway(config) as gw:
         raw = await sdk(gw.base_url).embeddings.with_raw_response.create(model="embed", input="hello")
     assert raw.headers["x-sidestep-provider"] == "backup" and sims["primary"].sim.received == []
+
+
+@pytest.mark.parametrize(
+    ("body", "stream", "needs"),
+    [
+        ({"model": "m", "messages": [{"role": "user", "content": "hi"}]}, False, set()),
+        ({"model": "m", "messages": [{"role": "user", "content": "hi"}]}, True, {"streaming"}),
+        ({"model": "m", "messages": [{"role": "user", "content": "an image of"}], "tools": []}, False, set()),
+        ({"model": "m", "messages": [], "tools": [{"type": "function"}]}, False, {"tools"}),
+        ({"model": "m", "messages": [], "response_format": {"type": "json_schema"}}, False, {"json_schema"}),
+        ({"model": "m", "messages": VISION}, False, {"vision"}),
+    ],
+)
+def test_request_needs_read_from_the_raw_body(body: dict[str, object], stream: bool, needs: set[str]) -> None:
+    raw = msgspec.json.encode(body)
+    assert request_needs(decode_body(raw), stream, "chat", raw) == needs
+    assert request_needs(decode_body(raw), stream, "chat") == needs  # the same without the raw bytes

@@ -114,7 +114,9 @@ class Gateway:
         policy = plan[0].policy
         timeout = policy.deadline or self._timeout
         deadline = self._executor.clock() + timeout
-        needs = request_needs(parsed.body, parsed.stream, operation) if self._capability_limits else _NOTHING
+        needs = (
+            request_needs(parsed.body, parsed.stream, operation, request.body) if self._capability_limits else _NOTHING
+        )
         work = self._executor.run(operation, parsed.body, plan, deadline, parsed.stream, needs)
         if not parsed.stream:
             try:

@@ -68,16 +68,21 @@ class Writer(Protocol):
     def error(self, message: str, code: str = ...) -> bytes: ...
 
 
-def request_needs(body: dict[str, Any], stream: bool, operation: str = "chat") -> frozenset[str]:
-    """Capabilities a request needs, read from the raw body of either dialect (no canonical model built)."""
+def request_needs(
+    body: dict[str, Any], stream: bool, operation: str = "chat", raw_body: bytes | None = None
+) -> frozenset[str]:
+    """Capabilities a request needs, read from the raw body of either dialect (no canonical model built).
+    `raw_body`, the request's bytes, lets a body without the word "image" skip the conversation at once."""
     if operation == "embeddings":
         return _EMBEDDINGS
+    if raw_body is not None and b'"image' not in raw_body:
+        if not stream and "tools" not in body and "response_format" not in body:
+            return _NOTHING  # the usual plain chat request
+        found = {"streaming"} if stream else set()
+        _add_tools_and_schema(body, found)
+        return frozenset(found)
     found = {"streaming"} if stream else set()
-    if field(body, "tools"):
-        found.add("tools")
-    fmt = field(body, "response_format")
-    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
-        found.add("json_schema")
+    _add_tools_and_schema(body, found)
     raw = body.get("messages")
     if isinstance(raw, msgspec.Raw) and b'"image' not in bytes(raw):
         return frozenset(found)  # no image part: skip decoding the conversation (the fast path keeps it raw)
@@ -89,6 +94,15 @@ def request_needs(body: dict[str, Any], stream: bool, operation: str = "chat") -
     return frozenset(found)
 
 
+def _add_tools_and_schema(body: dict[str, Any], found: set[str]) -> None:
+    if field(body, "tools"):
+        found.add("tools")
+    fmt = field(body, "response_format")
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        found.add("json_schema")
+
+
+_NOTHING: frozenset[str] = frozenset()
 _IMAGES = ("image_url", "image")
 _EMBEDDINGS = frozenset({"embeddings"})
 

@@ -164,10 +164,10 @@ class TargetNode:
     model: str
     weight: float = 1.0
     policy: NodePolicy = NO_POLICY
+    label: str = field(init=False, repr=False, compare=False)  # "provider/model", built once (hot path)
 
-    @property
-    def label(self) -> str:
-        return f"{self.provider}/{self.model}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "label", f"{self.provider}/{self.model}")
 
 
 @dataclass(frozen=True, slots=True)

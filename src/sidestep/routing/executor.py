@@ -25,7 +25,7 @@ from sidestep.log import event
 from sidestep.providers.base import Provider
 from sidestep.routing.breaker import Breaker, BreakerPolicy, Breakers
 from sidestep.routing.cooldown import Cooldowns
-from sidestep.routing.plan import Planned, pick_key
+from sidestep.routing.plan import Planned, weighted_index
 from sidestep.routing.retry import RetryPolicy, backoff_delay, should_retry
 from sidestep.routing.served import Served, prefetch
 from sidestep.routing.strategies import TargetStats
@@ -85,6 +85,7 @@ class Executor:
         self.state = state or RouteState()
         self.clock = clock
         self._sleep = sleep
+        self._pairs: dict[str, list[tuple[KeyConfig, Breaker]]] = {}  # target label → (key, breaker)
         if self.state.breakers.on_change is None:
             self.state.breakers.on_change = _log_breaker
 
@@ -175,30 +176,43 @@ class Executor:
         """A key by weight among those not resting and not broken, with its breaker (which has let this
         try through); None when no key is left."""
         now = self.clock()
-        target = planned.target
-        keys = provider.config.keys
-        if len(keys) == 1:  # the common single-key provider: no weighted draw, no exclusion set
-            key = keys[0]
-            if key.name in used or (key.models is not None and target.model not in key.models):
+        cooldowns = self.state.cooldowns
+        pairs = self._key_breakers(provider, planned)
+        if len(pairs) == 1:  # the common single-key provider: no weighted draw
+            key, breaker = pairs[0]
+            if key.name in used:
                 return None
-            breaker = self._breaker(planned, key)
             if force:
                 return key, breaker
-            if not self.state.cooldowns.is_cool(key.name, now) or not breaker.available(now):
+            if not cooldowns.is_cool(key.name, now) or not breaker.available(now):
                 return None
             return (key, breaker) if breaker.allow(now) else None
-        excluded = set(used)
-        for candidate in keys:
-            resting = not self.state.cooldowns.is_cool(candidate.name, now)
-            broken = not self._breaker(planned, candidate).available(now)
-            if (resting or broken) and not force:
-                excluded.add(candidate.name)
-        while (picked := pick_key(keys, target.model, self._rng, frozenset(excluded))) is not None:
-            breaker = self._breaker(planned, picked)
+        eligible = [
+            (key, breaker)
+            for key, breaker in pairs
+            if key.name not in used and (force or (cooldowns.is_cool(key.name, now) and breaker.available(now)))
+        ]
+        while eligible:
+            chosen = weighted_index([key.weight for key, _ in eligible], self._rng)
+            key, breaker = eligible[chosen]
             if force or breaker.allow(now):
-                return picked, breaker
-            excluded.add(picked.name)  # half-open and its probe slots are taken
+                return key, breaker
+            del eligible[chosen]  # half-open and its probe slots are taken
         return None
+
+    def _key_breakers(self, provider: Provider, planned: Planned) -> list[tuple[KeyConfig, Breaker]]:
+        """The target's usable keys (model allow-lists applied) with their breakers, looked up once."""
+        target = planned.target
+        pairs = self._pairs.get(target.label)
+        if pairs is None:
+            if len(self._pairs) >= 4096:  # targets named per request make the set open-ended
+                self._pairs.clear()
+            pairs = self._pairs[target.label] = [
+                (key, self._breaker(planned, key))
+                for key in provider.config.keys
+                if key.models is None or target.model in key.models
+            ]
+        return pairs
 
     def _breaker(self, planned: Planned, key: KeyConfig) -> Breaker:
         return self.state.breakers.get(planned.target.provider, key.name, planned.target.model)

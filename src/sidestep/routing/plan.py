@@ -21,7 +21,7 @@ from sidestep.config.model import (
 from sidestep.errors import NotFound
 from sidestep.routing.strategies import TargetStats, order_children
 
-__all__ = ["Planned", "Planner", "expand", "pick_key", "resolve", "resolve_all", "weighted_order"]
+__all__ = ["Planned", "Planner", "expand", "pick_key", "resolve", "resolve_all", "weighted_index", "weighted_order"]
 
 
 @dataclass(slots=True)
@@ -149,13 +149,18 @@ def pick_key(
         return None
     if len(eligible) == 1:
         return eligible[0]
-    # What rng.choices(weights=…) picks for the same draw, without its per-call list building.
-    point = rng.random() * sum(k.weight for k in eligible)
-    for key in eligible:
-        point -= key.weight
+    return eligible[weighted_index([k.weight for k in eligible], rng)]
+
+
+def weighted_index(weights: Sequence[float], rng: random.Random) -> int:
+    """A position drawn in proportion to its weight: what rng.choices(weights=…) picks for the same draw,
+    without its per-call list building."""
+    point = rng.random() * sum(weights)
+    for position, weight in enumerate(weights):
+        point -= weight
         if point < 0:
-            return key
-    return eligible[-1]
+            return position
+    return len(weights) - 1
 
 
 def _not_found_message(name: str, routes: Mapping[str, RouteNode], providers: Mapping[str, ProviderConfig]) -> str:
