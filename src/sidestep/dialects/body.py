@@ -45,8 +45,11 @@ def field(body: dict[str, Any], name: str, default: Any = None) -> Any:
 def is_nonempty_array(body: dict[str, Any], name: str) -> bool:
     value = body.get(name)
     if isinstance(value, msgspec.Raw):
-        text = bytes(value)
-        return text[:1] == b"[" and text[1:].lstrip()[:1] != b"]"
+        view = memoryview(value)  # no copy of what may be a long conversation
+        if view[:1] != b"[":
+            return False
+        after = bytes(view[1:65]).lstrip() or bytes(view[1:]).lstrip()
+        return after[:1] != b"]"
     return isinstance(value, list) and bool(value)
 
 

@@ -67,6 +67,8 @@ def models_of(body: dict[str, Any]) -> list[str]:
     model = field(body, "model")
     extra: list[str] = []
     for name in ("models", "fallbacks"):  # OpenRouter-style `models`, LiteLLM-style `fallbacks`
+        if name not in body:
+            continue
         value = field(body, name)
         if value is None:
             continue

@@ -54,6 +54,7 @@ class OpenAICompatProvider:
             *config.headers,
         ]
         self._urls = {op: self._url_template(op) for op in _PATHS}
+        self._header_sets: dict[tuple[str, bool, bool], list[tuple[str, str]]] = {}  # (key, keyless, stream)
         stages = config.timeouts
         self._timeouts = Timeouts(connect=stages.connect, headers=stages.headers, read=stages.idle)
 
@@ -70,16 +71,26 @@ class OpenAICompatProvider:
         for name in self.spec.drop_fields:
             payload.pop(name, None)
         payload["model"] = model
+        stream = payload.get("stream") is True
+        headers = self._header_sets.get((key.name, key.secret is None, stream))
+        if headers is None:
+            headers = self._header_sets[(key.name, key.secret is None, stream)] = self._headers(key, stream)
+        url = self._urls[operation]
+        if self.spec.url_style == "azure":
+            url = url.replace("{model}", model)
+        return UpstreamRequest("POST", url, list(headers), self._encode(payload), self._timeouts)
+
+    def _headers(self, key: KeyConfig, stream: bool) -> list[tuple[str, str]]:
+        """The headers every request with this key (and stream mode) carries: built once per key."""
         headers = list(self._static_headers)
-        if payload.get("stream"):
+        if stream:
             headers.append(("accept", "text/event-stream"))
         if key.secret is not None:
             if self.spec.auth == "api-key":
                 headers.append(("api-key", key.secret.reveal()))
             elif self.spec.auth == "bearer":
                 headers.append(("authorization", "Bearer " + key.secret.reveal()))
-        url = self._urls[operation].replace("{model}", model)
-        return UpstreamRequest("POST", url, headers, self._encode(payload), self._timeouts)
+        return headers
 
     def inspect(self, operation: str, body: bytes) -> Usage | None:
         """Check a successful answer is well-formed JSON and read its usage; a malformed one fails over."""

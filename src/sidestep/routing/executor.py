@@ -134,7 +134,8 @@ class Executor:
                 _skip(run, planned, f"skipped: lacks {', '.join(sorted(missing))}")
                 return None
         policy = planned.policy.retry or _NO_RETRY
-        tries, used = 0, set[str]()
+        tries = 0
+        used: set[str] = set()
         while True:
             chosen = self._choose_key(provider, planned, used, force)
             if chosen is None:
@@ -376,7 +377,7 @@ class Executor:
         return AllAttemptsFailed(run.attempts, status=502)
 
     def _ms(self, started: float) -> float:
-        return round((self.clock() - started) * 1000.0, 2)
+        return (self.clock() - started) * 1000.0
 
 
 def _skip(run: _Run, planned: Planned, reason: str) -> None:
