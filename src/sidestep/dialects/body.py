@@ -46,7 +46,7 @@ def is_nonempty_array(body: dict[str, Any], name: str) -> bool:
     value = body.get(name)
     if isinstance(value, msgspec.Raw):
         view = memoryview(value)  # no copy of what may be a long conversation
-        if view[:1] != b"[":
+        if not view or view[0] != 0x5B:  # "["
             return False
         after = bytes(view[1:65]).lstrip() or bytes(view[1:]).lstrip()
         return after[:1] != b"]"
