@@ -157,6 +157,7 @@ class _Connection(asyncio.Protocol):
         self._paused_reading = False
         self._drain: asyncio.Future[None] | None = None
         self._write_paused = False
+        self._on_resume: Callable[[], None] | None = None  # a piped body waiting for the client to drain
         self._active = self.loop.time()  # last time this connection did something
         self._shutdown = False
         self._pending_reject: tuple[int, str] | None = None
@@ -223,6 +224,8 @@ class _Connection(asyncio.Protocol):
         self._write_paused = False
         if self._drain is not None and not self._drain.done():
             self._drain.set_result(None)
+        if self._on_resume is not None:
+            self._on_resume()
 
     # -- httptools callbacks ------------------------------------------------------------------------
 
@@ -379,7 +382,15 @@ class _Connection(asyncio.Protocol):
         self.transport.write(head)
         body = response.body
         try:
-            if request.method != "HEAD":
+            pipe = getattr(body, "pipe", None)  # a PipedBody writes itself, with no await per piece
+            if request.method == "HEAD":
+                pass
+            elif pipe is not None:
+                try:
+                    await pipe(_Outlet(self, chunked))
+                finally:
+                    self._on_resume = None
+            else:
                 await self._pump(body, chunked)
         except AbortConnection:
             self.abort()
@@ -453,6 +464,29 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self._closed = True
             self.transport.abort()
+
+
+class _Outlet:
+    """The `Outlet` a piped body writes through: straight to the transport, chunk-framed."""
+
+    __slots__ = ("_chunked", "_conn", "_write")
+
+    def __init__(self, conn: _Connection, chunked: bool) -> None:
+        assert conn.transport is not None
+        self._conn = conn
+        self._chunked = chunked
+        self._write = conn.transport.write
+
+    def write(self, piece: bytes) -> None:
+        if piece and not self._conn._closed:
+            self._write(b"%x\r\n%b\r\n" % (len(piece), piece) if self._chunked else piece)
+
+    @property
+    def paused(self) -> bool:
+        return self._conn._write_paused
+
+    def on_resume(self, callback: Callable[[], None] | None) -> None:
+        self._conn._on_resume = callback
 
 
 async def _aclose(body: Any) -> None:

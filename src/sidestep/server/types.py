@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sidestep.headers import header_dict
 
 __all__ = [
     "AbortConnection",
     "Handler",
+    "Outlet",
+    "PipedBody",
     "Request",
     "Response",
     "StreamingResponse",
@@ -81,6 +84,30 @@ class StreamingResponse:
     body: AsyncIterator[bytes]
     headers: list[tuple[str, str]] = field(default_factory=list)
     prelude: bytes = b""  # body bytes already in hand: sent in the same write as the head (one syscall)
+
+
+class Outlet(Protocol):
+    """Where a piped streaming body writes (see `PipedBody`)."""
+
+    def write(self, piece: bytes) -> None:
+        """Send `piece` at once (chunk-framed when the response is chunked); dropped once the client left."""
+        ...
+
+    @property
+    def paused(self) -> bool:
+        """The client's socket buffer is full: stop feeding until the resume callback runs."""
+        ...
+
+    def on_resume(self, callback: Callable[[], None] | None) -> None:
+        """Run `callback` when a paused client can take more again."""
+        ...
+
+
+class PipedBody(Protocol):
+    """A streaming body that can write itself: `pipe` pushes pieces into the outlet as they arrive,
+    instead of the server awaiting each one (the server prefers it when the body has it)."""
+
+    async def pipe(self, out: Outlet) -> None: ...
 
 
 class AbortConnection(Exception):

@@ -15,7 +15,7 @@ import socket
 import ssl
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from urllib.parse import urlsplit
@@ -120,6 +120,28 @@ class UpstreamResponseImpl:
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
         while (piece := await self.next_chunk()) is not None:
             yield piece
+
+    async def pipe(self, sink: Callable[[bytes], None]) -> None:
+        conn = self._conn
+        if self._released:
+            return
+        if self._deadline is not None:  # a budget still applies: wait piece by piece
+            while (piece := await self.next_chunk()) is not None:
+                sink(piece)
+            return
+        try:
+            await conn.pipe(sink, self._timeouts.read)
+        except _TRANSLATED as exc:
+            raise _translate(exc, "read", conn.origin) from exc
+        finally:
+            conn.unpipe()
+        self._release()
+
+    def pause_reading(self) -> None:
+        self._conn.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._conn.resume_reading()
 
     async def next_chunk(self) -> bytes | None:
         conn = self._conn

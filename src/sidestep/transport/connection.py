@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from typing import cast
 
 import httptools
@@ -93,6 +94,9 @@ class Connection(asyncio.Protocol):
         self._head_only = False
         self._keep = False
         self._bodied = False  # the response has a body (a close-delimited one ends at EOF)
+        self._sink: Callable[[bytes], None] | None = None  # piped: body pieces go here as they arrive
+        self._piped: asyncio.Future[None] | None = None  # resolved at the end of a piped body
+        self._idle: float | None = None  # a piped body's idle timeout
 
     # -- request lifecycle --------------------------------------------------------------------------
 
@@ -108,6 +112,7 @@ class Connection(asyncio.Protocol):
         self._complete = False
         self._error = None
         self._bodied = False
+        self._sink = self._piped = None
         self.got_bytes = False
         self._head_only = head_only
         self._headers_ready = self.loop.create_future()
@@ -176,6 +181,42 @@ class Connection(asyncio.Protocol):
 
     def unguard(self) -> None:
         self._guarded = None
+
+    def pipe(self, sink: Callable[[bytes], None], timeout: float | None) -> asyncio.Future[None]:
+        """Hand every body piece to `sink` from the read callback as it arrives (queued ones first). The
+        future resolves at the end of the body, or fails as `next_piece` would (error, `timeout` of
+        silence). No future, task switch or coroutine resumption per piece: a long stream's relay cost."""
+        done: asyncio.Future[None] = self.loop.create_future()
+        while self._pieces:
+            sink(self._pieces.popleft())
+        if self._complete:
+            done.set_result(None)
+        elif self._error is not None:
+            done.set_exception(self._error)
+        else:
+            self._sink, self._piped, self._idle = sink, done, timeout
+            self.resume_reading()
+            if timeout is not None:
+                self.guard(done, timeout)
+        return done
+
+    def unpipe(self) -> None:
+        self._sink = self._piped = None
+        self._guarded = None
+
+    def pause_reading(self) -> None:
+        """The piped body's reader is full (a slow client): stop reading, and stop the idle clock."""
+        if not self._paused and self.transport is not None:
+            self._paused = True
+            self.transport.pause_reading()
+            self._expires_at = None
+
+    def resume_reading(self) -> None:
+        if self._paused and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+            if self._piped is not None and self._idle is not None:
+                self.guard(self._piped, self._idle)
 
     def take_body(self) -> bytes:
         """Every buffered body piece at once (the caller checked `complete`)."""
@@ -274,6 +315,12 @@ class Connection(asyncio.Protocol):
             self._complete = True
 
     def on_body(self, body: bytes) -> None:
+        sink = self._sink
+        if sink is not None:
+            sink(body)
+            if self._idle is not None and not self._paused:
+                self._expires_at = self.loop.time() + self._idle  # the watchdog re-arms itself lazily
+            return
         self._pieces.append(body)
         self._wake()
 
@@ -304,6 +351,9 @@ class Connection(asyncio.Protocol):
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
+        piped = self._piped
+        if piped is not None and self._complete and not piped.done():
+            piped.set_result(None)
 
     def _fail(self, exc: Exception) -> None:
         self._error = exc
@@ -311,4 +361,7 @@ class Connection(asyncio.Protocol):
         if ready is not None and not ready.done():
             ready.set_exception(exc)
             ready.exception()  # mark retrieved: the sender may already have given up on it
+        piped = self._piped
+        if piped is not None and not piped.done():
+            piped.set_exception(exc)
         self._wake()

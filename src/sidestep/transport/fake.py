@@ -34,6 +34,16 @@ class FakeResponse:
             raise self.body_error
         return None
 
+    async def pipe(self, sink: Callable[[bytes], None]) -> None:
+        while (piece := await self.next_chunk()) is not None:
+            sink(piece)
+
+    def pause_reading(self) -> None:
+        return None
+
+    def resume_reading(self) -> None:
+        return None
+
     async def read(self) -> bytes:
         return b"".join([piece async for piece in self.aiter_bytes()])
 

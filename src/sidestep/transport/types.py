@@ -11,7 +11,7 @@ implementation: `UpstreamTimeout` (phase "connect", "headers" or "read") or `Ups
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol
@@ -56,6 +56,18 @@ class UpstreamResponse(Protocol):
     async def next_chunk(self) -> bytes | None:
         """The next body piece, or None at the end: `aiter_bytes` without a generator (the relay's hot path)."""
         ...
+
+    async def pipe(self, sink: Callable[[bytes], None]) -> None:
+        """Call `sink` with each body piece as it arrives, from the read callback, until the end of the
+        body (then the connection is released); raises as `next_chunk` would. The relay's per-chunk
+        fast path: no await per piece. `sink` must not block; it may call `pause_reading()`."""
+        ...
+
+    def pause_reading(self) -> None:
+        """Stop reading the body (a piped reader is full); `resume_reading()` starts again."""
+        ...
+
+    def resume_reading(self) -> None: ...
 
     async def aclose(self) -> None: ...
 
