@@ -16,7 +16,7 @@ from bench.payloads import chat_request
 from bench.procs import free_port, start, wait_http
 from bench.wrk import saturate
 
-__all__ = ["cold_start", "import_time", "latency", "per_chunk", "saturation", "stream_ttfb"]
+__all__ = ["cold_start", "import_time", "latency", "per_chunk", "saturation", "stream_ttfb", "summarize"]
 
 CHAT = "/v1/chat/completions"
 
@@ -59,29 +59,35 @@ def cold_start(config: Path, runs: int, cpus: list[int] | None) -> float:
 
 
 def saturation(
-    target: Contender, workdir: Path, seconds: float, repeats: int, use_wrk: bool, load_cpus: list[int] | None
-) -> dict[str, Any]:
-    """Max RPS and CPU µs per request at saturation, `repeats` times: median and spread."""
+    target: Contender, workdir: Path, seconds: float, use_wrk: bool, load_cpus: list[int] | None
+) -> tuple[float, float]:
+    """One saturation run: (max RPS, CPU µs per request)."""
     body = chat_request(target.model)
-    rps, cpu = [], []
-    for _ in range(repeats):
-        if use_wrk:
-            result = saturate(
-                f"http://127.0.0.1:{target.port}{CHAT}", body, target.proc, workdir, seconds=seconds, cpus=load_cpus
-            )
-            rps.append(result.rps)
-            cpu.append(result.cpu_us)
-        else:
-            before = target.proc.cpu()
-            run = asyncio.run(loadgen.closed_loop(target.port, CHAT, body, 16, seconds))
-            rps.append(run.sent / run.elapsed)
-            cpu.append((target.proc.cpu() - before) / max(run.sent, 1) * 1e6)
-    return {
+    if use_wrk:
+        result = saturate(
+            f"http://127.0.0.1:{target.port}{CHAT}", body, target.proc, workdir, seconds=seconds, cpus=load_cpus
+        )
+        return result.rps, result.cpu_us
+    before = target.proc.cpu()
+    run = asyncio.run(loadgen.closed_loop(target.port, CHAT, body, 16, seconds))
+    return run.sent / run.elapsed, (target.proc.cpu() - before) / max(run.sent, 1) * 1e6
+
+
+def summarize(runs: list[tuple[float, float]], baseline: list[tuple[float, float]] | None) -> dict[str, Any]:
+    """Median and spread of a contender's runs; with the baseline's runs of the same rounds, the median
+    of the per-round CPU ratios (drift on a shared machine hits both sides of a round alike)."""
+    rps, cpu = [r for r, _ in runs], [c for _, c in runs]
+    out: dict[str, Any] = {
         "rps": statistics.median(rps),
         "rps_spread": [min(rps), max(rps)],
         "cpu_us": statistics.median(cpu),
         "cpu_spread": [min(cpu), max(cpu)],
     }
+    if baseline:
+        ratios = [c / b for (_, c), (_, b) in zip(runs, baseline, strict=True) if b]
+        out["x_nginx"] = statistics.median(ratios)
+        out["x_nginx_spread"] = [min(ratios), max(ratios)]
+    return out
 
 
 def latency(target: Contender, rate: float, seconds: float) -> dict[str, float]:

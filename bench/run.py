@@ -123,13 +123,16 @@ def _contenders(args: argparse.Namespace, work: Path, upstream: int, sim: int, s
 
 
 def _saturation(results: dict[str, Any], targets: list[Contender], args: argparse.Namespace, work: Path) -> None:
-    results["saturation"] = {}
-    for target in targets:
-        _log(f"saturation: {target.name}")
-        seconds = max(args.seconds, 10.0) if target.name == "LiteLLM proxy" else args.seconds
-        results["saturation"][target.name] = phases.saturation(
-            target, work, seconds, args.repeats, use_wrk=not args.smoke, load_cpus=LOAD
-        )
+    """In rounds, not blocks: each round runs every contender once, so the slow drifts of a shared VM fall
+    on all of them alike, and ratios to nginx are taken within a round (their median is reported)."""
+    runs: dict[str, list[tuple[float, float]]] = {target.name: [] for target in targets}
+    for round_ in range(args.repeats):
+        for target in targets:
+            _log(f"saturation, round {round_ + 1}/{args.repeats}: {target.name}")
+            seconds = max(args.seconds, 10.0) if target.name == "LiteLLM proxy" else args.seconds
+            runs[target.name].append(phases.saturation(target, work, seconds, use_wrk=not args.smoke, load_cpus=LOAD))
+    baseline = runs.get("nginx proxy")
+    results["saturation"] = {name: phases.summarize(samples, baseline) for name, samples in runs.items()}
 
 
 def _latency(results: dict[str, Any], direct: Contender, contenders: list[Contender], args: argparse.Namespace) -> None:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench import report
+from bench import phases, report
 
 
 def test_smoke_run_produces_every_figure(tmp_path: Path) -> None:
@@ -57,3 +57,16 @@ def test_report_ratios_and_verdicts() -> None:
     assert rows[4] == (2.0, "PASS")  # added p50 at 1,000 RPS vs nginx's (limit 2.5)
     assert rows[5] == (200.0 / 60.0, "MISS")  # added p99 (limit 3)
     assert rows[9] == (None, "—")  # RSS not measured: not a pass
+
+
+def test_saturation_ratios_are_taken_within_rounds() -> None:
+    """A round that is slow for everyone must not make a contender look better or worse than it is."""
+    nginx = [(1.0, 20.0), (1.0, 40.0), (1.0, 20.0)]  # the second round ran on a busy machine
+    ours = [(1.0, 50.0), (1.0, 100.0), (1.0, 60.0)]  # medians: 60 vs 20, a ratio of 3
+    summary = phases.summarize(ours, nginx)
+    assert summary["x_nginx"] == 2.5 and summary["x_nginx_spread"] == [2.5, 3.0]
+    assert summary["cpu_us"] == 60.0 and summary["cpu_spread"] == [50.0, 100.0]
+    rows = report.verdicts(
+        {"saturation": {"sidestep (minimal)": summary, "nginx proxy": {"cpu_us": 20.0}}, "latency": {}}
+    )
+    assert rows[0][2] == 2.5  # the per-round ratio, not the ratio of medians
