@@ -27,6 +27,14 @@ class Latencies:
     elapsed: float = 0.0
     events: int = 0  # SSE events received (streams)
 
+    def merge(self, other: Latencies) -> None:
+        """Pool another run's samples into this one (runs of one contender spread over several rounds)."""
+        self.seconds.extend(other.seconds)
+        self.errors += other.errors
+        self.sent += other.sent
+        self.elapsed += other.elapsed
+        self.events += other.events
+
     def percentile(self, p: float) -> float:
         ordered = sorted(self.seconds)
         if not ordered:

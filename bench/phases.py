@@ -16,7 +16,17 @@ from bench.payloads import chat_request
 from bench.procs import free_port, start, wait_http
 from bench.wrk import saturate
 
-__all__ = ["cold_start", "import_time", "latency", "per_chunk", "saturation", "stream_ttfb", "summarize"]
+__all__ = [
+    "cold_start",
+    "import_time",
+    "latency",
+    "latency_summary",
+    "per_chunk",
+    "saturation",
+    "stream_ttfb",
+    "summarize",
+    "ttfb_summary",
+]
 
 CHAT = "/v1/chat/completions"
 
@@ -90,9 +100,13 @@ def summarize(runs: list[tuple[float, float]], baseline: list[tuple[float, float
     return out
 
 
-def latency(target: Contender, rate: float, seconds: float) -> dict[str, float]:
-    """Latency percentiles (µs) at a fixed request rate, open loop."""
-    run = asyncio.run(loadgen.fixed_rate(target.port, CHAT, chat_request(target.model), rate, seconds))
+def latency(target: Contender, rate: float, seconds: float) -> loadgen.Latencies:
+    """One open-loop run at a fixed request rate."""
+    return asyncio.run(loadgen.fixed_rate(target.port, CHAT, chat_request(target.model), rate, seconds))
+
+
+def latency_summary(run: loadgen.Latencies) -> dict[str, float]:
+    """Latency percentiles (µs) of pooled runs."""
     return {
         "p50": run.percentile(50) * 1e6,
         "p99": run.percentile(99) * 1e6,
@@ -102,10 +116,13 @@ def latency(target: Contender, rate: float, seconds: float) -> dict[str, float]:
     }
 
 
-def stream_ttfb(target: Contender, count: int) -> dict[str, float]:
-    """Time to the first streamed byte (µs), sequential requests on one connection."""
+def stream_ttfb(target: Contender, count: int) -> loadgen.Latencies:
+    """Time to the first streamed byte of `count` sequential requests on one connection."""
     body = chat_request(target.stream_model, stream=True)
-    run = asyncio.run(loadgen.ttfb(target.port, target.stream_path, body, count))
+    return asyncio.run(loadgen.ttfb(target.port, target.stream_path, body, count))
+
+
+def ttfb_summary(run: loadgen.Latencies) -> dict[str, float]:
     return {"p50": run.percentile(50) * 1e6, "p99": run.percentile(99) * 1e6, "errors": run.errors}
 
 

@@ -23,12 +23,14 @@ from typing import Any
 
 from bench import phases, report
 from bench.contenders import LITELLM_VENV, Contender, start_litellm, start_nginx, start_sidestep
+from bench.loadgen import Latencies
 from bench.nginx import nginx_binary, start_nginx_upstream
 from bench.procs import Proc, free_port, on_cores, start, wait_http
 from bench.wrk import wrk_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 LOAD, SUT = [0], [1]
+ROUNDS = 4  # latency and TTFB: each contender's share is split into this many alternating slices
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,26 +146,32 @@ def _latency(results: dict[str, Any], direct: Contender, contenders: list[Conten
     ours = min(sat["sidestep (minimal)"]["rps"], sat["sidestep (realistic)"]["rps"])  # every contender below its max
     rates = [200.0] if args.smoke else [500.0, 1000.0, round(0.8 * ours, -2)]
     seconds = 0.5 if args.smoke else (3.0 if args.quick else 8.0)
+    rounds = 1 if args.smoke or args.quick else ROUNDS
     results["latency"] = {}
     for i, rate in enumerate(rates):
-        per: dict[str, Any] = {}
-        for target in [direct, *fast]:
-            _log(f"latency at {rate:.0f} RPS: {target.name}")
-            shared = LOAD if i < 2 else (SUT if target is not direct else LOAD)
-            with on_cores([target.proc], shared, SUT if target is not direct else LOAD):
-                per[target.name] = phases.latency(target, rate, seconds)
-        results["latency"][f"{rate:.0f}"] = per
+        pooled = {target.name: Latencies() for target in [direct, *fast]}
+        for round_ in range(rounds):  # contenders alternate, so a noisy stretch is shared by all
+            for target in [direct, *fast]:
+                _log(f"latency at {rate:.0f} RPS, round {round_ + 1}/{rounds}: {target.name}")
+                shared = LOAD if i < 2 else (SUT if target is not direct else LOAD)
+                with on_cores([target.proc], shared, SUT if target is not direct else LOAD):
+                    pooled[target.name].merge(phases.latency(target, rate, seconds / rounds))
+        results["latency"][f"{rate:.0f}"] = {name: phases.latency_summary(run) for name, run in pooled.items()}
 
 
 def _streaming(
     results: dict[str, Any], direct: Contender, contenders: list[Contender], args: argparse.Namespace
 ) -> None:
     count = 50 if args.smoke else 2000
+    rounds = 1 if args.smoke or args.quick else ROUNDS
     results["ttfb"], results["chunks"] = {}, {}
-    for target in [direct, *contenders]:
-        _log(f"stream time to first byte: {target.name}")
-        with on_cores([target.proc], LOAD, SUT if target is not direct else LOAD):  # one core, as for latency
-            results["ttfb"][target.name] = phases.stream_ttfb(target, count)
+    pooled = {target.name: Latencies() for target in [direct, *contenders]}
+    for round_ in range(rounds):
+        for target in [direct, *contenders]:
+            _log(f"stream time to first byte, round {round_ + 1}/{rounds}: {target.name}")
+            with on_cores([target.proc], LOAD, SUT if target is not direct else LOAD):  # one core, as for latency
+                pooled[target.name].merge(phases.stream_ttfb(target, count // rounds))
+    results["ttfb"] = {name: phases.ttfb_summary(run) for name, run in pooled.items()}
     for target in contenders:
         if target.name != "nginx proxy":
             _log(f"per-chunk relay cost: {target.name}")
