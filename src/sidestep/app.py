@@ -37,7 +37,7 @@ from sidestep.relay import StreamJob, forwarding, relay, relay_after_prelude, wa
 from sidestep.routing.breaker import Breakers
 from sidestep.routing.cooldown import Cooldowns
 from sidestep.routing.executor import Executor, RouteState
-from sidestep.routing.plan import Planned, Planner
+from sidestep.routing.plan import Planned, Planner, reads_stats
 from sidestep.routing.served import Served
 from sidestep.server.types import Request, Response, StreamingResponse
 from sidestep.translate import DIALECT_OF, request_needs, translate_embeddings, translate_response
@@ -68,7 +68,14 @@ class Gateway:
         self.state = state or _route_state(config)
         self._planner = Planner(config.routes, config.providers, self._rng, self.state.stats)
         self._executor = Executor(
-            self._providers, transport, self._rng, state=self.state, clock=clock, sleep=sleep, replan=self._replan
+            self._providers,
+            transport,
+            self._rng,
+            state=self.state,
+            clock=clock,
+            sleep=sleep,
+            replan=self._replan,
+            track_stats=reads_stats(config.routes),
         )
         self._timeout = config.server.request_timeout
         self._routes: dict[str, dict[str, _Endpoint]] = {

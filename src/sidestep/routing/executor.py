@@ -73,8 +73,10 @@ class Executor:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         replan: Callable[[Sequence[str]], Sequence[Planned]] | None = None,
+        track_stats: bool = True,
     ) -> None:
         self._providers = providers
+        self._track = track_stats  # in-flight counts and latencies, for the strategies that read them
         # Adapters that fetch short-lived credentials (OAuth tokens) expose `async authorize(key)`.
         self._authorizers: dict[str, Callable[[KeyConfig], Awaitable[None]]] = {
             name: hook for name, provider in providers.items() if (hook := getattr(provider, "authorize", None))
@@ -231,7 +233,8 @@ class Executor:
         target, started = planned.target, self.clock()
         label = target.label
         authorize = self._authorizers.get(target.provider)
-        self.state.stats.started(label)
+        if self._track:
+            self.state.stats.started(label)
         response: UpstreamResponse | None = None
         try:
             if authorize is not None:
@@ -247,7 +250,8 @@ class Executor:
         except asyncio.CancelledError:
             await _close(response)
             breaker.release()
-            self.state.stats.finished(label)
+            if self._track:
+                self.state.stats.finished(label)
             run.attempts.append(Attempt(target.provider, target.model, None, "cancelled", self._ms(started), key.name))
             raise
         except UpstreamError as exc:
@@ -258,11 +262,13 @@ class Executor:
             ms = self._ms(started)
             run.attempts.append(Attempt(target.provider, target.model, response.status, "ok", ms, key.name))
             breaker.record_success(self.clock())
-            self.state.stats.observe(label, ms)
-            served.on_close = partial(self.state.stats.finished, label)  # outstanding until closed
+            if self._track:
+                self.state.stats.observe(label, ms)
+                served.on_close = partial(self.state.stats.finished, label)  # outstanding until closed
             return served
         await _close(response)
-        self.state.stats.finished(label)
+        if self._track:
+            self.state.stats.finished(label)
         return self._failed(run, planned, key, error, started)
 
     async def _complete(self, served: Served, planned: Planned, run: _Run) -> None:

@@ -21,7 +21,18 @@ from sidestep.config.model import (
 from sidestep.errors import NotFound
 from sidestep.routing.strategies import TargetStats, order_children
 
-__all__ = ["Planned", "Planner", "expand", "pick_key", "resolve", "resolve_all", "weighted_index", "weighted_order"]
+__all__ = [
+    "STATS_STRATEGIES",
+    "Planned",
+    "Planner",
+    "expand",
+    "pick_key",
+    "reads_stats",
+    "resolve",
+    "resolve_all",
+    "weighted_index",
+    "weighted_order",
+]
 
 
 @dataclass(slots=True)
@@ -132,6 +143,23 @@ class Planner:
                 self._fixed.clear()
             self._fixed[key] = plan = tuple(plan)
         return plan
+
+
+STATS_STRATEGIES = frozenset({"least_outstanding", "lowest_latency"})
+
+
+def reads_stats(routes: Mapping[str, RouteNode]) -> bool:
+    """Whether any route orders targets by live statistics (in-flight counts, latency): if none does,
+    the executor need not keep them."""
+
+    def reads(node: RouteNode) -> bool:
+        if isinstance(node, TargetNode):
+            return False
+        if isinstance(node, LoadBalanceNode) and node.strategy in STATS_STRATEGIES:
+            return True
+        return any(reads(child) for child in node.children)
+
+    return any(reads(node) for node in routes.values())
 
 
 def _fixed(node: RouteNode) -> bool:

@@ -352,15 +352,10 @@ class _Connection(asyncio.Protocol):
             self._close()
         return not self._closed
 
-    def _head(self, status: int, headers: list[tuple[str, str]], extra: bytes, keep_alive: bool) -> bytearray:
-        head = bytearray(_STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n".encode())
-        for name, value in headers:
-            head += f"{name}: {value}\r\n".encode("latin-1")
-        head += extra
-        if not keep_alive:
-            head += b"connection: close\r\n"
-        head += b"\r\n"
-        return head
+    def _head(self, status: int, headers: list[tuple[str, str]], extra: bytes, keep_alive: bool) -> bytes:
+        status_line = _STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n".encode()
+        lines = "".join([f"{name}: {value}\r\n" for name, value in headers]).encode("latin-1")  # one encode
+        return b"".join((status_line, lines, extra, b"\r\n" if keep_alive else b"connection: close\r\n\r\n"))
 
     def _write_response(self, request: Request, response: Response, keep_alive: bool) -> None:
         body = response.body
