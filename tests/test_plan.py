@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from typing import Any
 
 import pytest
 
 from sidestep.config import parse_config
 from sidestep.config.model import KeyConfig, LoadBalanceNode, TargetNode
 from sidestep.errors import NotFound
-from sidestep.routing.plan import Planner, expand, pick_key, resolve, resolve_all, weighted_order
+from sidestep.routing.plan import Planner, expand, pick_key, reads_stats, resolve, resolve_all, weighted_order
 
 CONFIG = parse_config(
     {
@@ -134,3 +135,19 @@ def test_planner_remembers_fixed_plans_and_redraws_load_balanced_ones() -> None:
     assert len(orders) > 1  # load-balanced: drawn again for every request
     with pytest.raises(NotFound):
         planner.plan(["nope"])
+
+
+def test_live_statistics_are_kept_only_for_strategies_that_read_them() -> None:
+    def routes(strategy: str) -> dict[str, object]:
+        nested = {"loadbalance": ["groq/x", "groq/y"], "strategy": strategy}
+        return {"r": ["openai/gpt-4o-mini", nested]}
+
+    def config(strategy: str) -> Any:
+        providers = {"openai": {"api_key": "a"}, "groq": {"api_key": "b"}}
+        return parse_config({"providers": providers, "routes": routes(strategy)}, env={})
+
+    assert reads_stats(config("least_outstanding").routes)  # nested under a fallback list
+    assert reads_stats(config("lowest_latency").routes)
+    assert not reads_stats(config("weighted").routes)
+    assert not reads_stats(config("round_robin").routes)
+    assert not reads_stats(CONFIG.routes)
