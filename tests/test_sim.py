@@ -270,3 +270,12 @@ def test_a_bare_number_is_a_status() -> None:
     assert parse_fault("429,retry_after=2") == FaultSpec(status=429, retry_after=2.0)
     with pytest.raises(ValueError, match="400-599"):
         parse_fault("200")
+
+
+async def test_the_record_of_received_requests_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sidestep.sim.app.RECEIVED_LIMIT", 4)
+    sim = Simulator()
+    for n in range(10):
+        await sim.handle(post("/v1/chat/completions", {"model": f"m{n}", "messages": MSG}))
+    assert len(sim.received) <= 4
+    assert sim.received[-1].body is not None and sim.received[-1].body["model"] == "m9"  # the newest is kept

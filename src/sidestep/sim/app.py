@@ -35,8 +35,9 @@ from sidestep.sim import cohere as coral
 from sidestep.sim import openai as wire
 from sidestep.sim.faults import FaultSpec, Scenario, parse_fault
 
-__all__ = ["Received", "Simulator", "start_simulator"]
+__all__ = ["RECEIVED_LIMIT", "Received", "Simulator", "start_simulator"]
 
+RECEIVED_LIMIT = 10_000  # requests kept in `Simulator.received`
 _JSON = [("content-type", "application/json")]
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
@@ -115,6 +116,8 @@ class Simulator:
         self.scenario = scenario
         self.clock = clock
         self.api_keys = frozenset(api_keys) if api_keys is not None else None
+        # The most recent requests, oldest first; bounded (a long `sidestep sim` or benchmark run must not
+        # grow forever): past RECEIVED_LIMIT the older half is dropped.
         self.received: list[Received] = []
         self._sleep = sleep
         self._rng = random.Random(seed)
@@ -140,6 +143,8 @@ class Simulator:
             return self._control(request, body)
         received = Received(request.method, request.path, request.headers, body, self.clock(), request.query)
         self.received.append(received)
+        if len(self.received) > RECEIVED_LIMIT:
+            del self.received[: RECEIVED_LIMIT // 2]
         if request.path in ("/v1/messages", "/v1/messages/count_tokens") and request.method == "POST":
             return await self._anthropic(request, body, counting=request.path.endswith("/count_tokens"))
         if request.path.startswith(_GEMINI_PREFIXES) and ":" in request.path:  # models/{model}:{method}
