@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -98,12 +99,13 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         )
         _saturation(results, [direct, *contenders], args, work)
         _latency(results, direct, contenders, args)
-        _streaming(results, direct, [c for c in contenders if c.name != "LiteLLM proxy"], args)
+        relays = [c for c in contenders if c.name.startswith("sidestep")]
         if not args.smoke:  # nginx relaying the simulator's paced stream, for the per-chunk baseline
             nginx_sim = start_nginx(free_port(), sim_port, work / "proxy-sim", SUT)
             stack.callback(nginx_sim.proc.stop)
-            _log("per-chunk relay cost: nginx proxy")
-            results["chunks"]["nginx proxy"] = phases.per_chunk(nginx_sim, args.seconds)
+            relays.append(nginx_sim)
+        _streaming(results, direct, [c for c in contenders if c.name != "LiteLLM proxy"], args)
+        _per_chunk(results, relays, args)
         results["rss_mb"] = max(c.proc.rss() for c in contenders if c.name.startswith("sidestep"))
     return results
 
@@ -172,10 +174,21 @@ def _streaming(
             with on_cores([target.proc], LOAD, SUT if target is not direct else LOAD):  # one core, as for latency
                 pooled[target.name].merge(phases.stream_ttfb(target, count // rounds))
     results["ttfb"] = {name: phases.ttfb_summary(run) for name, run in pooled.items()}
-    for target in contenders:
-        if target.name != "nginx proxy":
-            _log(f"per-chunk relay cost: {target.name}")
-            results["chunks"][target.name] = phases.per_chunk(target, 0.5 if args.smoke else args.seconds)
+
+
+def _per_chunk(results: dict[str, Any], relays: list[Contender], args: argparse.Namespace) -> None:
+    """Each relay's per-chunk cost in alternating rounds (nginx's too), the median of each figure."""
+    rounds = 1 if args.smoke or args.quick else 3
+    seconds = 0.5 if args.smoke else args.seconds / rounds * 2
+    runs: dict[str, list[dict[str, float]]] = {relay.name: [] for relay in relays}
+    for round_ in range(rounds):
+        for relay in relays:
+            _log(f"per-chunk relay cost, round {round_ + 1}/{rounds}: {relay.name}")
+            runs[relay.name].append(phases.per_chunk(relay, seconds))
+    results["chunks"] = {
+        name: {key: statistics.median(run[key] for run in samples) for key in samples[0]}
+        for name, samples in runs.items()
+    }
 
 
 def _start_sim(port: int) -> Proc:
