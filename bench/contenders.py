@@ -37,7 +37,8 @@ class Contender:
 def sidestep_config(kind: str, port: int, upstream: int, workdir: Path, sim: int = 0) -> Path:
     """`minimal`: one provider, a one-target route. `realistic`: three weighted keys, a fallback route of
     two providers with retries, timeouts and a time-to-first-token limit, capability limits declared (so
-    requests are checked against them), breakers on, and an access log written for every request."""
+    requests are checked against them), breakers on, an access log written and Prometheus metrics counted for
+    every request."""
     base = f"http://127.0.0.1:{upstream}"
     stream = f"{base}/s/v1" if sim and sim != upstream else f"{base}/v1"  # nginx serves SSE under /s/
     extra = f"""  stream: {{type: openai, base_url: "{stream}", api_key: bench-key}}
@@ -54,7 +55,7 @@ providers:
 """
     else:
         text = f"""
-server: {{port: {port}, access_log: true, sse_keepalive: 15}}
+server: {{port: {port}, access_log: true, metrics: true, sse_keepalive: 15}}
 resilience:
   breaker: {{failures: 5, error_rate: 0.5, min_requests: 20, window: 30, cooldown: 10}}
 providers:

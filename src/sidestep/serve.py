@@ -20,6 +20,7 @@ from sidestep.config.model import Config
 from sidestep.dialects import anthropic, openai
 from sidestep.errors import ConfigError
 from sidestep.server.access_log import AccessLog, open_sink
+from sidestep.server.metrics import Metrics
 from sidestep.server.protocol import HttpServer, ServerLimits, start_server
 from sidestep.server.types import Handler, Response
 from sidestep.transport.client import HttpClient
@@ -57,6 +58,8 @@ async def start_gateway(
     access = _access_log(handler, config)
     if access is not None:
         handler = access.handle
+    if config.server.metrics:  # outermost: a scrape is answered here, not logged as traffic
+        handler = Metrics(handler, gateway.state.breakers).handle
     server = await start_server(
         handler,
         host or config.server.host,

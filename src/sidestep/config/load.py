@@ -40,7 +40,16 @@ __all__ = ["config_from_env", "load_config", "parse_config", "read_yaml"]
 _TOP_KEYS = {"server", "providers", "routes", "resilience"}
 _RESILIENCE_KEYS = {"breaker", "rate_limit_cooldown", "rejected_key_cooldown"}
 _BREAKER_KEYS = {"failures", "error_rate", "min_requests", "window", "cooldown", "half_open_probes"}
-_SERVER_KEYS = {"host", "port", "max_body_bytes", "request_timeout", "workers", "access_log", "sse_keepalive"}
+_SERVER_KEYS = {
+    "host",
+    "port",
+    "max_body_bytes",
+    "request_timeout",
+    "workers",
+    "access_log",
+    "metrics",
+    "sse_keepalive",
+}
 _PROVIDER_KEYS = {"type", "base_url", "api_key", "keys", "headers", "timeouts", "models", "api_version", "lacks"}
 CAPABILITIES = ("tools", "vision", "json_schema", "streaming", "embeddings")
 _KEY_KEYS = {"value", "weight", "models"}
@@ -157,6 +166,7 @@ def _server(ctx: _Ctx, value: Any) -> ServerConfig:
         request_timeout=_num(ctx, raw.get("request_timeout", defaults.request_timeout), "server.request_timeout"),
         workers=_int(ctx, raw.get("workers", defaults.workers), "server.workers", low=1, high=256),
         access_log=_access_log(ctx, raw.get("access_log")),
+        metrics=_bool(ctx, raw.get("metrics", defaults.metrics), "server.metrics"),
         sse_keepalive=_nonneg(ctx, raw.get("sse_keepalive", defaults.sse_keepalive), "server.sse_keepalive"),
     )
 

@@ -196,6 +196,7 @@ class ServerConfig:
     request_timeout: float = 600.0
     workers: int = 1
     access_log: str | None = None  # None: off; "stderr" or a file path: one JSON line per request
+    metrics: bool = False  # Prometheus text on GET /metrics
     sse_keepalive: float = 15.0  # seconds between `: keep-alive` comments while a stream waits; 0 = off
 
 

@@ -1,0 +1,131 @@
+"""Prometheus metrics, served on `GET /metrics` (`server.metrics: true`).
+
+Counters and a latency histogram live in plain dicts: a request costs a few dictionary updates once its
+response head is ready (no lock, no I/O, nothing per stream chunk), and the text exposition format is
+built only when scraped. Breaker states are read from the live breakers at scrape time. Label sets are
+bounded: past `max_series` distinct (endpoint, status, provider, model) combinations — clients may name
+any `provider/model` — new ones are counted under `model="other"`.
+
+With `--workers N` each worker counts its own requests and answers the scrape that reaches it; scrape
+each worker's port separately or sum in a recording rule once cluster mode shares state.
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_left
+
+from sidestep.routing.breaker import Breakers
+from sidestep.server.types import Handler, Request, Response, StreamingResponse
+
+__all__ = ["BUCKETS", "Metrics"]
+
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+_ENDPOINTS = {
+    "/v1/chat/completions": "chat",
+    "/chat/completions": "chat",
+    "/v1/embeddings": "embeddings",
+    "/embeddings": "embeddings",
+    "/v1/messages": "messages",
+    "/anthropic/v1/messages": "messages",
+    "/v1/messages/count_tokens": "count_tokens",
+    "/anthropic/v1/messages/count_tokens": "count_tokens",
+    "/v1/models": "models",
+    "/models": "models",
+    "/health": "health",
+    "/ready": "ready",
+}
+_BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
+_CONTENT_TYPE = ("content-type", "text/plain; version=0.0.4; charset=utf-8")
+
+
+class Metrics:
+    """Wraps a handler; `handle` is the handler to serve (it answers `GET /metrics` itself)."""
+
+    def __init__(self, handler: Handler, breakers: Breakers, *, max_series: int = 5_000) -> None:
+        self._handler = handler
+        self._breakers = breakers
+        self._max_series = max_series
+        self._requests: dict[tuple[str, int, str, str], int] = {}
+        self._attempts: dict[str, int] = {}  # endpoint → attempts (x-sidestep-attempts summed)
+        self._buckets: dict[str, list[int]] = {}  # endpoint → count per bucket (the last is +Inf)
+        self._sums: dict[str, float] = {}
+
+    async def handle(self, request: Request) -> Response | StreamingResponse:
+        if request.path == "/metrics" and request.method == "GET":
+            return Response(200, self.render().encode(), [_CONTENT_TYPE])
+        started = time.perf_counter()
+        response = await self._handler(request)
+        self.observe(_ENDPOINTS.get(request.path, "other"), response, time.perf_counter() - started)
+        return response
+
+    def observe(self, endpoint: str, response: Response | StreamingResponse, seconds: float) -> None:
+        provider = model = attempts = ""
+        for name, value in response.headers:
+            if name.startswith("x-sidestep-"):
+                if name == "x-sidestep-provider":
+                    provider = value
+                elif name == "x-sidestep-model":
+                    model = value
+                elif name == "x-sidestep-attempts":
+                    attempts = value
+        key = (endpoint, response.status, provider, model)
+        count = self._requests.get(key)
+        if count is None and len(self._requests) >= self._max_series:
+            key = (endpoint, response.status, provider, "other")
+            count = self._requests.get(key)
+        self._requests[key] = (count or 0) + 1
+        if attempts.isdigit():
+            self._attempts[endpoint] = self._attempts.get(endpoint, 0) + int(attempts)
+        buckets = self._buckets.get(endpoint)
+        if buckets is None:
+            buckets = self._buckets[endpoint] = [0] * (len(BUCKETS) + 1)
+            self._sums[endpoint] = 0.0
+        buckets[bisect_left(BUCKETS, seconds)] += 1
+        self._sums[endpoint] += seconds
+
+    def render(self) -> str:
+        """The Prometheus text exposition format (0.0.4)."""
+        out = [
+            "# HELP sidestep_requests_total Requests answered, by endpoint, status and the target that served them.",
+            "# TYPE sidestep_requests_total counter",
+        ]
+        for (endpoint, status, provider, model), count in sorted(self._requests.items()):
+            labels = _labels(endpoint=endpoint, status=str(status), provider=provider, model=model)
+            out.append(f"sidestep_requests_total{{{labels}}} {count}")
+        out += [
+            "# HELP sidestep_attempts_total Targets tried or skipped (open breaker, resting keys, a missing"
+            " capability) on the way to each answer, as x-sidestep-attempts counts them.",
+            "# TYPE sidestep_attempts_total counter",
+        ]
+        out += [f"sidestep_attempts_total{{{_labels(endpoint=e)}}} {n}" for e, n in sorted(self._attempts.items())]
+        out += [
+            "# HELP sidestep_request_duration_seconds Time from a request to its response head (streams: first token).",
+            "# TYPE sidestep_request_duration_seconds histogram",
+        ]
+        for endpoint, buckets in sorted(self._buckets.items()):
+            running = 0
+            for bound, count in zip((*BUCKETS, None), buckets, strict=True):
+                running += count
+                le = "+Inf" if bound is None else repr(bound)
+                out.append(f"sidestep_request_duration_seconds_bucket{{{_labels(endpoint=endpoint, le=le)}}} {running}")
+            out.append(
+                f"sidestep_request_duration_seconds_sum{{{_labels(endpoint=endpoint)}}} {self._sums[endpoint]!r}"
+            )
+            out.append(f"sidestep_request_duration_seconds_count{{{_labels(endpoint=endpoint)}}} {running}")
+        out += [
+            "# HELP sidestep_breaker_state Circuit breaker per provider, model and key: 0 closed, 1 half-open, 2 open.",
+            "# TYPE sidestep_breaker_state gauge",
+        ]
+        for (provider, key, model), state in sorted(self._breakers.states().items()):
+            labels = _labels(provider=provider, model=model, key=key)
+            out.append(f"sidestep_breaker_state{{{labels}}} {_BREAKER_VALUES.get(state, 0)}")
+        return "\n".join(out) + "\n"
+
+
+def _labels(**pairs: str) -> str:
+    return ",".join(f'{name}="{_escape(value)}"' for name, value in pairs.items())
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

@@ -1,0 +1,83 @@
+"""Prometheus metrics on GET /metrics: what was answered, by whom, how fast, and the breakers' states."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import openai
+import pytest
+
+from conftest import Sdk
+from sidestep.config import parse_config
+from sidestep.errors import ConfigError
+from sidestep.routing.breaker import BreakerPolicy, Breakers
+from sidestep.server.metrics import BUCKETS, Metrics
+from sidestep.server.types import Request, Response
+from sidestep.testing import RunningSim, config_for, running_gateway
+
+MSG = [{"role": "user", "content": "count me"}]
+
+
+def samples(text: str) -> dict[str, float]:
+    """`name{labels}` → value, for every sample line of a Prometheus text page."""
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            series, value = line.rsplit(" ", 1)
+            found[series] = float(value)
+    return found
+
+
+async def test_metrics_count_requests_attempts_latency_and_breakers(sdk: Sdk, sims: dict[str, RunningSim]) -> None:
+    routes = {"chat": ["primary/a@503", "backup/b"]}
+    config = config_for(sims, routes, server={"metrics": True}, resilience={"breaker": {"failures": 1, "cooldown": 60}})
+    async with running_gateway(config) as gw:
+        client = sdk(gw.base_url)
+        await client.chat.completions.create(model="chat", messages=MSG)  # primary fails, backup serves
+        await client.chat.completions.create(model="chat", messages=MSG)  # primary's breaker is open now
+        with pytest.raises(openai.NotFoundError):
+            await client.chat.completions.create(model="no-such-route", messages=MSG)
+        async with httpx.AsyncClient() as http:
+            page = await http.get(f"{gw.url}/metrics")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/plain; version=0.0.4")
+    got = samples(page.text)
+    served = 'sidestep_requests_total{endpoint="chat",status="200",provider="backup",model="b"}'
+    assert got[served] == 2
+    assert got['sidestep_requests_total{endpoint="chat",status="404",provider="",model=""}'] == 1
+    assert got['sidestep_attempts_total{endpoint="chat"}'] == 4  # tried twice, then skipped (breaker) and served
+    assert got['sidestep_request_duration_seconds_count{endpoint="chat"}'] == 3
+    buckets = [got[f'sidestep_request_duration_seconds_bucket{{endpoint="chat",le="{b!r}"}}'] for b in BUCKETS]
+    assert buckets == sorted(buckets)  # cumulative
+    assert got['sidestep_request_duration_seconds_bucket{endpoint="chat",le="+Inf"}'] == 3
+    assert got['sidestep_request_duration_seconds_sum{endpoint="chat"}'] > 0
+    assert got['sidestep_breaker_state{provider="primary",model="a@503",key="primary#0"}'] == 2  # open
+    assert got['sidestep_breaker_state{provider="backup",model="b",key="backup#0"}'] == 0  # closed
+    assert not any(re.search(r'endpoint="other"', s) for s in got)  # the scrape itself is not traffic
+
+
+async def test_metrics_are_off_unless_configured(sims: dict[str, RunningSim]) -> None:
+    async with running_gateway(config_for(sims, {"chat": ["primary/a"]})) as gw, httpx.AsyncClient() as http:
+        page = await http.get(f"{gw.url}/metrics")
+    assert page.status_code == 404
+    assert page.json()["error"]["code"] == "not_found"
+
+
+def test_metrics_setting_must_be_a_boolean() -> None:
+    with pytest.raises(ConfigError, match=r"server\.metrics"):
+        parse_config({"server": {"metrics": "yes"}, "providers": {"openai": {"api_key": "k"}}}, env={})
+
+
+async def test_label_sets_are_bounded() -> None:
+    async def answer(request: Request) -> Response:
+        model = request.query
+        return Response(200, b"{}", [("x-sidestep-provider", "p"), ("x-sidestep-model", model)])
+
+    metrics = Metrics(answer, Breakers(BreakerPolicy()), max_series=2)
+    for model in ("a", "b", "c", "d", "a"):
+        await metrics.handle(Request("POST", "/v1/chat/completions", model, {}, b"{}"))
+    got = samples(metrics.render())
+    assert got['sidestep_requests_total{endpoint="chat",status="200",provider="p",model="a"}'] == 2
+    assert got['sidestep_requests_total{endpoint="chat",status="200",provider="p",model="other"}'] == 2  # c, d
+    assert len([s for s in got if s.startswith("sidestep_requests_total")]) == 3
