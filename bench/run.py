@@ -98,14 +98,16 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "/v1/chat/completions" if args.smoke else "/s/v1/chat/completions",
         )
         _saturation(results, [direct, *contenders], args, work)
-        _latency(results, direct, contenders, args)
         relays = [c for c in contenders if c.name.startswith("sidestep")]
         if not args.smoke:  # nginx relaying the simulator's paced stream, for the per-chunk baseline
             nginx_sim = start_nginx(free_port(), sim_port, work / "proxy-sim", SUT)
             stack.callback(nginx_sim.proc.stop)
             relays.append(nginx_sim)
+        # Streams before the fixed-rate phases: the last of those runs near capacity and leaves queues
+        # behind that would be charged to whatever is measured next.
         _streaming(results, direct, [c for c in contenders if c.name != "LiteLLM proxy"], args)
         _per_chunk(results, relays, args)
+        _latency(results, direct, contenders, args)
         results["rss_mb"] = max(c.proc.rss() for c in contenders if c.name.startswith("sidestep"))
     return results
 
