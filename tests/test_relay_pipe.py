@@ -81,3 +81,40 @@ def _dechunk(data: bytes) -> bytes:
             return bytes(out)
         out += data[end + 2 : end + 2 + size]
         at = end + 2 + size + 2
+
+
+async def test_a_client_that_leaves_mid_stream_releases_the_upstream() -> None:
+    upstream_closed = asyncio.Event()
+
+    async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(int(v.split(b":")[1]) for v in head.split(b"\r\n") if v.lower().startswith(b"content-length"))
+        await reader.readexactly(length)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+        try:
+            while True:  # an answer that never ends, one event every 20 ms
+                writer.write(b"%x\r\n%b\r\n" % (len(EVENT), EVENT))
+                await writer.drain()
+                await asyncio.sleep(0.02)
+        except ConnectionError:
+            upstream_closed.set()
+        finally:
+            writer.close()
+
+    upstream = await asyncio.start_server(endless, "127.0.0.1", 0)
+    port = upstream.sockets[0].getsockname()[1]
+    config = {"providers": {"up": {"type": "openai", "base_url": f"http://127.0.0.1:{port}/v1", "api_key": "k"}}}
+    async with running_gateway({**config, "routes": {"chat": ["up/m"]}}) as gw:
+        reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+        body = json.dumps({"model": "chat", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+        writer.write(
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\n\r\n%b" % (len(body), body.encode())
+        )
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.readexactly(len(EVENT))  # content is flowing through the pipe
+        writer.close()
+        await writer.wait_closed()
+        await asyncio.wait_for(upstream_closed.wait(), 5)  # the gateway hung up on the upstream too
+    upstream.close()
+    await upstream.wait_closed()
