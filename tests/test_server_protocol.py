@@ -232,3 +232,46 @@ async def test_graceful_close_finishes_in_flight_requests() -> None:
     await writer.wait_closed()
     with pytest.raises(OSError):
         await asyncio.open_connection("127.0.0.1", srv.port)
+
+
+async def test_headers_reach_the_handler_however_requests_are_framed_and_split(
+    server: tuple[HttpServer, Seen, list[str]],
+) -> None:
+    """Pipelined requests in one read, a body that ends in the same read as the next request begins, a
+    chunked body, a head split across reads: every request sees exactly its own headers and body, in order."""
+    srv, seen, _ = server
+    reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+    writer.write(
+        b"POST /a HTTP/1.1\r\nHost: x\r\nX-Id: 1\r\nContent-Length: 2\r\n\r\nhi"  # whole
+        b"GET /b HTTP/1.1\r\nHost: x\r\nX-Id: 2\r\nX-Twice: one\r\nx-twice: two\r\n\r\n"  # pipelined, same read
+        b"POST /c HTTP/1.1\r\nHost: x\r\nX-Id: 3\r\nContent-Length: 5\r\n\r\nab"  # body continues below
+    )
+    await writer.drain()
+    await asyncio.sleep(0.05)
+    writer.write(
+        b"cde" + b"POST /d HTTP/1.1\r\nHost: x\r\nX-Id: 4\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nxyz\r\n0\r\n\r\n"
+    )
+    await writer.drain()
+    await asyncio.sleep(0.05)
+    writer.write(b"POST /e HTTP/1.1\r\nHost: x\r\nX-Id: 5\r\nCont")  # a head split across reads
+    await writer.drain()
+    await asyncio.sleep(0.05)
+    writer.write(b"ent-Length: 1\r\n\r\n!GET /f HTTP/1.1\r\nHost: x\r\nX-Content-Length: 9\r\nX-Id: 6\r\n\r\n")
+    await writer.drain()
+    for _ in range(50):
+        if len(seen) == 6:
+            break
+        await asyncio.sleep(0.02)
+    writer.close()
+    await writer.wait_closed()
+    assert [(r.path, r.body, r.headers["x-id"]) for r in seen] == [
+        ("/a", b"hi", "1"),
+        ("/b", b"", "2"),
+        ("/c", b"abcde", "3"),
+        ("/d", b"xyz", "4"),
+        ("/e", b"!", "5"),
+        ("/f", b"", "6"),
+    ]
+    assert seen[1].headers["x-twice"] == "one, two"  # repeated names joined
+    assert seen[2].headers == {"host": "x", "x-id": "3", "content-length": "5"}
+    assert seen[5].headers["x-content-length"] == "9"
