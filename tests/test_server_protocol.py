@@ -240,7 +240,7 @@ async def test_headers_reach_the_handler_however_requests_are_framed_and_split(
     """Pipelined requests in one read, a body that ends in the same read as the next request begins, a
     chunked body, a head split across reads: every request sees exactly its own headers and body, in order."""
     srv, seen, _ = server
-    reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+    _reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
     writer.write(
         b"POST /a HTTP/1.1\r\nHost: x\r\nX-Id: 1\r\nContent-Length: 2\r\n\r\nhi"  # whole
         b"GET /b HTTP/1.1\r\nHost: x\r\nX-Id: 2\r\nX-Twice: one\r\nx-twice: two\r\n\r\n"  # pipelined, same read
