@@ -132,6 +132,10 @@ def _latency(r: dict[str, Any]) -> list[str]:
                 continue
             added = [_added(r, name, rate, p) for p in ("p50", "p99", "p99.9")]
             lines.append(f"| {rate} | {name} | {' | '.join(_fmt(a) for a in added)} | {lat['errors']} |")
+    maxima = r.get("latency_max_rps")
+    if maxima:
+        found = ", ".join(f"{name} {_fmt(rps, 0)}" for name, rps in maxima.items())
+        lines += ["", f"The last rate is 80 % of the slower config's max RPS in that phase's own layout ({found})."]
     return lines
 
 
