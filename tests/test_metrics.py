@@ -1,4 +1,5 @@
-"""Prometheus metrics on GET /metrics: what was answered, by whom, how fast, and the breakers' states."""
+"""Prometheus metrics on GET /metrics: what was answered, by whom, how fast, every try at a target, and
+the breakers' states."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from conftest import Sdk
 from sidestep.config import parse_config
-from sidestep.errors import ConfigError
+from sidestep.errors import Attempt, ConfigError
 from sidestep.routing.breaker import BreakerPolicy, Breakers
 from sidestep.server.metrics import BUCKETS, Metrics
 from sidestep.server.types import Request, Response
@@ -46,7 +47,10 @@ async def test_metrics_count_requests_attempts_latency_and_breakers(sdk: Sdk, si
     served = 'sidestep_requests_total{endpoint="chat",status="200",provider="backup",model="b"}'
     assert got[served] == 2
     assert got['sidestep_requests_total{endpoint="chat",status="404",provider="",model=""}'] == 1
-    assert got['sidestep_attempts_total{endpoint="chat"}'] == 4  # tried twice, then skipped (breaker) and served
+    attempts = 'sidestep_upstream_attempts_total{{provider="{}",model="{}",outcome="{}"}}'
+    assert got[attempts.format("primary", "a@503", "503")] == 1  # then its breaker opened
+    assert got[attempts.format("primary", "a@503", "skipped")] == 1
+    assert got[attempts.format("backup", "b", "200")] == 2
     assert got['sidestep_request_duration_seconds_count{endpoint="chat"}'] == 3
     buckets = [got[f'sidestep_request_duration_seconds_bucket{{endpoint="chat",le="{b!r}"}}'] for b in BUCKETS]
     assert buckets == sorted(buckets)  # cumulative
@@ -81,3 +85,15 @@ async def test_label_sets_are_bounded() -> None:
     assert got['sidestep_requests_total{endpoint="chat",status="200",provider="p",model="a"}'] == 2
     assert got['sidestep_requests_total{endpoint="chat",status="200",provider="p",model="other"}'] == 2  # c, d
     assert len([s for s in got if s.startswith("sidestep_requests_total")]) == 3
+
+
+def test_attempt_outcomes_are_a_status_or_what_happened() -> None:
+    async def never(request: Request) -> Response:
+        raise AssertionError("not called")
+
+    metrics = Metrics(never, Breakers(BreakerPolicy()))
+    for status, reason in [(429, "rate limited"), (None, "headers timeout"), (None, "cancelled"), (None, "skipped: x")]:
+        metrics.attempt(Attempt("p", "m", status, reason, 1.0))
+    got = samples(metrics.render())
+    outcomes = {s.split('outcome="')[1].split('"')[0] for s in got if s.startswith("sidestep_upstream_attempts_total")}
+    assert outcomes == {"429", "error", "cancelled", "skipped"}

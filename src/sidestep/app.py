@@ -166,6 +166,10 @@ class Gateway:
             return StreamingResponse(200, relay_after_prelude(served, job), headers, b"".join(served.held))
         return StreamingResponse(200, relay(served, job), headers)
 
+    def observe_attempts(self, observer: Callable[[Attempt], None]) -> None:
+        """Tell `observer` of every try and skip at a target, as the executor records it (metrics)."""
+        self._executor.on_attempt = observer
+
     def _replan(self, names: Sequence[str]) -> Sequence[Planned]:
         return self._planner.plan(names)
 

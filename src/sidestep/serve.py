@@ -59,7 +59,9 @@ async def start_gateway(
     if access is not None:
         handler = access.handle
     if config.server.metrics:  # outermost: a scrape is answered here, not logged as traffic
-        handler = Metrics(handler, gateway.state.breakers).handle
+        metrics = Metrics(handler, gateway.state.breakers)
+        gateway.observe_attempts(metrics.attempt)
+        handler = metrics.handle
     server = await start_server(
         handler,
         host or config.server.host,

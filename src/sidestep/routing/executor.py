@@ -77,6 +77,7 @@ class Executor:
     ) -> None:
         self._providers = providers
         self._track = track_stats  # in-flight counts and latencies, for the strategies that read them
+        self.on_attempt: Callable[[Attempt], None] | None = None  # told of every try and skip (metrics)
         # Adapters that fetch short-lived credentials (OAuth tokens) expose `async authorize(key)`.
         self._authorizers: dict[str, Callable[[KeyConfig], Awaitable[None]]] = {
             name: hook for name, provider in providers.items() if (hook := getattr(provider, "authorize", None))
@@ -128,12 +129,12 @@ class Executor:
         provider = self._providers[planned.target.provider]
         target = planned.target
         if not provider.supports(run.operation):
-            run.attempts.append(Attempt(target.provider, target.model, None, f"skipped: no {run.operation} support", 0))
+            self._record(run, Attempt(target.provider, target.model, None, f"skipped: no {run.operation} support", 0))
             return None
         if run.needs:
             missing = run.needs & provider.config.lacks_for(target.model)
             if missing:
-                _skip(run, planned, f"skipped: lacks {', '.join(sorted(missing))}")
+                self._skip(run, planned, f"skipped: lacks {', '.join(sorted(missing))}")
                 return None
         policy = planned.policy.retry or _NO_RETRY
         tries = 0
@@ -143,7 +144,7 @@ class Executor:
             if chosen is None:
                 if tries == 0 and not force:
                     run.skipped.append((index, planned))
-                    _skip(run, planned, "skipped: circuit open or keys cooling down")
+                    self._skip(run, planned, "skipped: circuit open or keys cooling down")
                 return None
             if self.clock() >= run.deadline:
                 run.deadline_hit = True
@@ -252,7 +253,7 @@ class Executor:
             breaker.release()
             if self._track:
                 self.state.stats.finished(label)
-            run.attempts.append(Attempt(target.provider, target.model, None, "cancelled", self._ms(started), key.name))
+            self._record(run, Attempt(target.provider, target.model, None, "cancelled", self._ms(started), key.name))
             raise
         except UpstreamError as exc:
             error: UpstreamError = exc
@@ -260,7 +261,7 @@ class Executor:
                 run.deadline_hit = True
         else:
             ms = self._ms(started)
-            run.attempts.append(Attempt(target.provider, target.model, response.status, "ok", ms, key.name))
+            self._record(run, Attempt(target.provider, target.model, response.status, "ok", ms, key.name))
             breaker.record_success(self.clock())
             if self._track:
                 self.state.stats.observe(label, ms)
@@ -296,8 +297,8 @@ class Executor:
         self, run: _Run, planned: Planned, key: KeyConfig, error: UpstreamError, started: float
     ) -> UpstreamError:
         target, now = planned.target, self.clock()
-        run.attempts.append(
-            Attempt(target.provider, target.model, error.status, error.message, self._ms(started), key.name)
+        self._record(
+            run, Attempt(target.provider, target.model, error.status, error.message, self._ms(started), key.name)
         )
         caller_error = not error.retryable and error.status not in _FAILOVER_4XX
         if not caller_error:
@@ -382,12 +383,16 @@ class Executor:
             return AllAttemptsFailed(run.attempts, status=429, headline="Every target is rate-limited")
         return AllAttemptsFailed(run.attempts, status=502)
 
+    def _record(self, run: _Run, attempt: Attempt) -> None:
+        run.attempts.append(attempt)
+        if self.on_attempt is not None:
+            self.on_attempt(attempt)
+
+    def _skip(self, run: _Run, planned: Planned, reason: str) -> None:
+        self._record(run, Attempt(planned.target.provider, planned.target.model, None, reason, 0))
+
     def _ms(self, started: float) -> float:
         return (self.clock() - started) * 1000.0
-
-
-def _skip(run: _Run, planned: Planned, reason: str) -> None:
-    run.attempts.append(Attempt(planned.target.provider, planned.target.model, None, reason, 0))
 
 
 async def _cancel_losers(tasks: set[asyncio.Task[Served | None]]) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 
+from sidestep.errors import Attempt
 from sidestep.routing.breaker import Breakers
 from sidestep.server.types import Handler, Request, Response, StreamingResponse
 
@@ -47,7 +48,7 @@ class Metrics:
         self._breakers = breakers
         self._max_series = max_series
         self._requests: dict[tuple[str, int, str, str], int] = {}
-        self._attempts: dict[str, int] = {}  # endpoint → attempts (x-sidestep-attempts summed)
+        self._attempts: dict[tuple[str, str, str], int] = {}  # (provider, model, outcome) → tries and skips
         self._buckets: dict[str, list[int]] = {}  # endpoint → count per bucket (the last is +Inf)
         self._sums: dict[str, float] = {}
 
@@ -60,29 +61,40 @@ class Metrics:
         return response
 
     def observe(self, endpoint: str, response: Response | StreamingResponse, seconds: float) -> None:
-        provider = model = attempts = ""
+        provider = model = ""
         for name, value in response.headers:
             if name.startswith("x-sidestep-"):
                 if name == "x-sidestep-provider":
                     provider = value
                 elif name == "x-sidestep-model":
                     model = value
-                elif name == "x-sidestep-attempts":
-                    attempts = value
         key = (endpoint, response.status, provider, model)
         count = self._requests.get(key)
         if count is None and len(self._requests) >= self._max_series:
             key = (endpoint, response.status, provider, "other")
             count = self._requests.get(key)
         self._requests[key] = (count or 0) + 1
-        if attempts.isdigit():
-            self._attempts[endpoint] = self._attempts.get(endpoint, 0) + int(attempts)
         buckets = self._buckets.get(endpoint)
         if buckets is None:
             buckets = self._buckets[endpoint] = [0] * (len(BUCKETS) + 1)
             self._sums[endpoint] = 0.0
         buckets[bisect_left(BUCKETS, seconds)] += 1
         self._sums[endpoint] += seconds
+
+    def attempt(self, attempt: Attempt) -> None:
+        """One try or skip at a target (`Gateway.observe_attempts`): its HTTP status, else what happened."""
+        if attempt.status is not None:
+            outcome = str(attempt.status)
+        elif attempt.reason.startswith("skipped"):
+            outcome = "skipped"
+        else:
+            outcome = "cancelled" if attempt.reason == "cancelled" else "error"  # timeout, connection error
+        key = (attempt.provider, attempt.model, outcome)
+        count = self._attempts.get(key)
+        if count is None and len(self._attempts) >= self._max_series:
+            key = (attempt.provider, "other", outcome)
+            count = self._attempts.get(key)
+        self._attempts[key] = (count or 0) + 1
 
     def render(self) -> str:
         """The Prometheus text exposition format (0.0.4)."""
@@ -94,11 +106,14 @@ class Metrics:
             labels = _labels(endpoint=endpoint, status=str(status), provider=provider, model=model)
             out.append(f"sidestep_requests_total{{{labels}}} {count}")
         out += [
-            "# HELP sidestep_attempts_total Targets tried or skipped (open breaker, resting keys, a missing"
-            " capability) on the way to each answer, as x-sidestep-attempts counts them.",
-            "# TYPE sidestep_attempts_total counter",
+            "# HELP sidestep_upstream_attempts_total Tries at targets (retries and failovers included) and targets"
+            " skipped (open breaker, resting keys, a missing capability), by outcome: an HTTP status, skipped,"
+            " error (timeout, connection) or cancelled.",
+            "# TYPE sidestep_upstream_attempts_total counter",
         ]
-        out += [f"sidestep_attempts_total{{{_labels(endpoint=e)}}} {n}" for e, n in sorted(self._attempts.items())]
+        for (provider, model, outcome), count in sorted(self._attempts.items()):
+            labels = _labels(provider=provider, model=model, outcome=outcome)
+            out.append(f"sidestep_upstream_attempts_total{{{labels}}} {count}")
         out += [
             "# HELP sidestep_request_duration_seconds Time from a request to its response head (streams: first token).",
             "# TYPE sidestep_request_duration_seconds histogram",
