@@ -275,3 +275,28 @@ async def test_headers_reach_the_handler_however_requests_are_framed_and_split(
     assert seen[1].headers["x-twice"] == "one, two"  # repeated names joined
     assert seen[2].headers == {"host": "x", "x-id": "3", "content-length": "5"}
     assert seen[5].headers["x-content-length"] == "9"
+
+
+async def test_a_client_that_stops_reading_is_cut_off_after_the_write_timeout() -> None:
+    finished: list[str] = []
+
+    async def endless(request: Request) -> StreamingResponse:
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                while True:
+                    yield b"x" * 65536
+                    await asyncio.sleep(0)
+            finally:
+                finished.append("body closed")
+
+        return StreamingResponse(200, body(), [("content-type", "text/event-stream")])
+
+    srv = await start_server(endless, limits=ServerLimits(write_timeout=0.3))
+    reader, writer = await asyncio.open_connection("127.0.0.1", srv.port, limit=1024)
+    writer.write(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+    await writer.drain()
+    await asyncio.sleep(1.0)  # read nothing: buffers fill, the server pauses, then gives up
+    assert finished == ["body closed"]  # the producer (an upstream, in the gateway) was released
+    assert not srv.connections
+    writer.close()
+    await srv.close()

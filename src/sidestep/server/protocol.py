@@ -43,6 +43,7 @@ class ServerLimits:
     keepalive_timeout: float = 75.0
     header_timeout: float = 30.0
     shutdown_timeout: float = 10.0
+    write_timeout: float = 120.0  # a client that takes nothing we send for this long is cut off
 
 
 def default_error_renderer(status: int, message: str, path: str = "") -> Response:
@@ -158,6 +159,7 @@ class _Connection(asyncio.Protocol):
         self._drain: asyncio.Future[None] | None = None
         self._write_paused = False
         self._on_resume: Callable[[], None] | None = None  # a piped body waiting for the client to drain
+        self._stall: asyncio.TimerHandle | None = None  # armed while the client's socket buffer is full
         self._active = self.loop.time()  # last time this connection did something
         self._shutdown = False
         self._pending_reject: tuple[int, str] | None = None
@@ -188,6 +190,8 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
+        if self._stall is not None:
+            self._stall.cancel()
         self.server.forget(self)
         if self._task is not None and not self._task.done():
             self._task.cancel()  # abandon upstream work for a client that left
@@ -219,9 +223,18 @@ class _Connection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._write_paused = True
+        # A client that stops reading must not hold a stream (and its upstream connection) forever.
+        self._stall = self.loop.call_later(self.limits.write_timeout, self._stalled)
+
+    def _stalled(self) -> None:
+        log.warning("client %s read nothing for %.0f s: connection closed", self.client, self.limits.write_timeout)
+        self.abort()
 
     def resume_writing(self) -> None:
         self._write_paused = False
+        if self._stall is not None:
+            self._stall.cancel()
+            self._stall = None
         if self._drain is not None and not self._drain.done():
             self._drain.set_result(None)
         if self._on_resume is not None:
