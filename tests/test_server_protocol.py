@@ -292,7 +292,7 @@ async def test_a_client_that_stops_reading_is_cut_off_after_the_write_timeout() 
         return StreamingResponse(200, body(), [("content-type", "text/event-stream")])
 
     srv = await start_server(endless, limits=ServerLimits(write_timeout=0.3))
-    reader, writer = await asyncio.open_connection("127.0.0.1", srv.port, limit=1024)
+    _reader, writer = await asyncio.open_connection("127.0.0.1", srv.port, limit=1024)
     writer.write(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
     await writer.drain()
     await asyncio.sleep(1.0)  # read nothing: buffers fill, the server pauses, then gives up
