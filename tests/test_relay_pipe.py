@@ -14,6 +14,18 @@ EVENTS = 3_000  # ~48 MB: more than loopback socket buffers on both hops can hol
 EVENT = b"data: " + json.dumps({"choices": [{"index": 0, "delta": {"content": PAD}}]}).encode() + b"\n\n"
 
 
+async def _start_stream(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A raw streaming chat request to the gateway; returns once the response head is read."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    body = json.dumps({"model": "chat", "stream": True, "messages": [{"role": "user", "content": "hi"}]}).encode()
+    writer.write(
+        b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        b"content-length: %d\r\n\r\n%b" % (len(body), body)
+    )
+    await reader.readuntil(b"\r\n\r\n")
+    return reader, writer
+
+
 async def _upstream(finished: list[float]) -> asyncio.Server:
     """An OpenAI-style streaming upstream that writes as fast as the gateway reads."""
 
@@ -46,13 +58,7 @@ async def test_a_slow_client_pauses_the_upstream_and_its_pause_is_not_upstream_s
         "routes": {"chat": {"target": "up/m", "timeouts": {"idle": 0.3}}},
     }
     async with running_gateway(config) as gw:
-        reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
-        body = json.dumps({"model": "chat", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
-        writer.write(
-            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-            b"content-length: %d\r\n\r\n%b" % (len(body), body.encode())
-        )
-        await reader.readuntil(b"\r\n\r\n")
+        reader, writer = await _start_stream(gw.port)
         stalled_at = time.monotonic()
         await asyncio.sleep(1.0)  # the client reads nothing: over three idle timeouts
         assert not finished, "the upstream wrote everything while the client read nothing: no backpressure"
@@ -105,13 +111,7 @@ async def test_a_client_that_leaves_mid_stream_releases_the_upstream() -> None:
     port = upstream.sockets[0].getsockname()[1]
     config = {"providers": {"up": {"type": "openai", "base_url": f"http://127.0.0.1:{port}/v1", "api_key": "k"}}}
     async with running_gateway({**config, "routes": {"chat": ["up/m"]}}) as gw:
-        reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
-        body = json.dumps({"model": "chat", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
-        writer.write(
-            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-            b"content-length: %d\r\n\r\n%b" % (len(body), body.encode())
-        )
-        await reader.readuntil(b"\r\n\r\n")
+        reader, writer = await _start_stream(gw.port)
         await reader.readexactly(len(EVENT))  # content is flowing through the pipe
         writer.close()
         await writer.wait_closed()
