@@ -9,9 +9,12 @@ from typing import Any
 import pytest
 
 from sidestep.config import parse_config
-from sidestep.config.model import KeyConfig, LoadBalanceNode, TargetNode
+from sidestep.config.model import LoadBalanceNode, TargetNode
 from sidestep.errors import NotFound
-from sidestep.routing.plan import Planner, expand, pick_key, reads_stats, resolve, resolve_all, weighted_order
+from sidestep.providers.registry import build_providers
+from sidestep.routing.executor import Executor
+from sidestep.routing.plan import Planner, expand, reads_stats, resolve, resolve_all, weighted_order
+from sidestep.transport.fake import FakeResponse, FakeTransport
 
 CONFIG = parse_config(
     {
@@ -67,17 +70,40 @@ def test_loadbalance_expansion_follows_weights() -> None:
     assert firsts["heavy"] > 1600
 
 
-def test_pick_key_respects_weights_allow_lists_and_exclusions() -> None:
-    keys = (
-        KeyConfig(None, 1.0, None, "k0"),
-        KeyConfig(None, 4.0, frozenset({"m"}), "k1"),
+async def test_key_choice_respects_weights_allow_lists_and_resting_keys() -> None:
+    """The executor's key choice (weighted draw over keys allowed for the model, not resting, not broken)."""
+    config = parse_config(
+        {
+            "providers": {
+                "p": {
+                    "type": "openai",
+                    "base_url": "http://p.test/v1",
+                    "keys": [{"value": "a"}, {"value": "b", "weight": 4, "models": ["m"]}],
+                }
+            },
+            "routes": {"r": ["p/m"], "other": ["p/other"]},
+        },
+        env={},
     )
-    rng = random.Random(3)
-    counts = Counter(pick_key(keys, "m", rng).name for _ in range(2000))  # type: ignore[union-attr]
-    assert 0.75 < counts["k1"] / 2000 < 0.85
-    assert pick_key(keys, "other", rng) == keys[0]
-    assert pick_key(keys, "m", rng, frozenset({"k1"})) == keys[0]
-    assert pick_key(keys, "m", rng, frozenset({"k0", "k1"})) is None
+    executor = Executor(
+        build_providers(config.providers), FakeTransport(lambda _: FakeResponse(body=b"{}")), random.Random(3)
+    )
+    planner = Planner(config.routes, config.providers, random.Random(3))
+
+    async def key_for(route: str) -> str:
+        served = await executor.run("chat", {"messages": []}, planner.plan([route]), 1e12, False)
+        await served.aclose()
+        return served.key.name
+
+    counts = Counter([await key_for("r") for _ in range(2000)])
+    assert 0.75 < counts["p#1"] / 2000 < 0.85  # weight 4 against 1
+    assert {await key_for("other") for _ in range(20)} == {"p#0"}  # p#1 is allowed for "m" only
+    executor.state.cooldowns.on_failure("p#1", 429, 60, executor.clock())
+    assert {await key_for("r") for _ in range(20)} == {"p#0"}  # p#1 rests after its 429
+    executor.state.cooldowns.on_failure("p#0", 429, 60, executor.clock())
+    served = await executor.run("chat", {"messages": []}, planner.plan(["r"]), 1e12, False)
+    await served.aclose()  # every key resting: no key is chosen, so the target is skipped, then tried as a last resort
+    assert [a.reason for a in served.attempts] == ["skipped: circuit open or keys cooling down", "ok"]
 
 
 def test_policies_are_inherited_and_overridden_down_the_tree() -> None:

@@ -11,7 +11,6 @@ from typing import TypeVar
 
 from sidestep.config.model import (
     NO_POLICY,
-    KeyConfig,
     LoadBalanceNode,
     NodePolicy,
     ProviderConfig,
@@ -26,7 +25,6 @@ __all__ = [
     "Planned",
     "Planner",
     "expand",
-    "pick_key",
     "reads_stats",
     "resolve",
     "resolve_all",
@@ -168,21 +166,9 @@ def _fixed(node: RouteNode) -> bool:
     return not isinstance(node, LoadBalanceNode) and all(_fixed(child) for child in node.children)
 
 
-def pick_key(
-    keys: Sequence[KeyConfig], model: str, rng: random.Random, exclude: frozenset[str] = frozenset()
-) -> KeyConfig | None:
-    """Choose a key by weight among those allowed for `model` and not excluded; None when none is left."""
-    eligible = [k for k in keys if k.name not in exclude and (k.models is None or model in k.models)]
-    if not eligible:
-        return None
-    if len(eligible) == 1:
-        return eligible[0]
-    return eligible[weighted_index([k.weight for k in eligible], rng)]
-
-
 def weighted_index(weights: Sequence[float], rng: random.Random) -> int:
-    """A position drawn in proportion to its weight: what rng.choices(weights=…) picks for the same draw,
-    without its per-call list building."""
+    """A position drawn in proportion to its weight (a key among a target's usable keys): what
+    rng.choices(weights=…) picks for the same draw, without its per-call list building."""
     point = rng.random() * sum(weights)
     for position, weight in enumerate(weights):
         point -= weight
