@@ -40,14 +40,13 @@ from sidestep.routing.executor import Executor, RouteState
 from sidestep.routing.plan import Planned, Planner, reads_stats
 from sidestep.routing.served import Served
 from sidestep.server.types import Request, Response, StreamingResponse
-from sidestep.translate import DIALECT_OF, request_needs, translate_embeddings, translate_response
+from sidestep.translate import DIALECT_OF, NO_NEEDS, request_needs, translate_embeddings, translate_response
 from sidestep.transport.types import Transport
 
 __all__ = ["Gateway"]
 
 _Endpoint = Callable[[Request, str], Awaitable[Response | StreamingResponse]]
 _JSON = ("content-type", "application/json")
-_NOTHING: frozenset[str] = frozenset()
 _SSE_HEADERS = [("content-type", "text/event-stream"), ("cache-control", "no-cache"), ("x-accel-buffering", "no")]
 
 
@@ -122,7 +121,7 @@ class Gateway:
         timeout = policy.deadline or self._timeout
         deadline = self._executor.clock() + timeout
         needs = (
-            request_needs(parsed.body, parsed.stream, operation, request.body) if self._capability_limits else _NOTHING
+            request_needs(parsed.body, parsed.stream, operation, request.body) if self._capability_limits else NO_NEEDS
         )
         work = self._executor.run(operation, parsed.body, plan, deadline, parsed.stream, needs)
         if not parsed.stream:

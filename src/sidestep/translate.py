@@ -19,6 +19,7 @@ from sidestep.dialects.body import field, materialize
 
 __all__ = [
     "DIALECT_OF",
+    "NO_NEEDS",
     "Reader",
     "StreamTranslator",
     "Writer",
@@ -72,37 +73,30 @@ def request_needs(
     body: dict[str, Any], stream: bool, operation: str = "chat", raw_body: bytes | None = None
 ) -> frozenset[str]:
     """Capabilities a request needs, read from the raw body of either dialect (no canonical model built).
-    `raw_body`, the request's bytes, lets a body without the word "image" skip the conversation at once."""
+    A body without the word "image" (`raw_body`, else the raw conversation) never has its messages decoded."""
     if operation == "embeddings":
         return _EMBEDDINGS
-    if raw_body is not None and b'"image' not in raw_body:
-        if not stream and "tools" not in body and "response_format" not in body:
-            return _NOTHING  # the usual plain chat request
-        found = {"streaming"} if stream else set()
-        _add_tools_and_schema(body, found)
-        return frozenset(found)
-    found = {"streaming"} if stream else set()
-    _add_tools_and_schema(body, found)
     raw = body.get("messages")
-    if isinstance(raw, msgspec.Raw) and b'"image' not in bytes(raw):
-        return frozenset(found)  # no image part: skip decoding the conversation (the fast path keeps it raw)
-    for message in field(body, "messages") or ():
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, list) and any(isinstance(p, dict) and p.get("type") in _IMAGES for p in content):
-            found.add("vision")
-            break
-    return frozenset(found)
-
-
-def _add_tools_and_schema(body: dict[str, Any], found: set[str]) -> None:
+    text = raw_body if raw_body is not None else bytes(raw) if isinstance(raw, msgspec.Raw) else None
+    images = text is None or b'"image' in text
+    if not (stream or images or "tools" in body or "response_format" in body):
+        return NO_NEEDS  # the usual plain chat request
+    found = {"streaming"} if stream else set()
     if field(body, "tools"):
         found.add("tools")
     fmt = field(body, "response_format")
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
         found.add("json_schema")
+    if images:
+        for message in field(body, "messages") or ():
+            content = message.get("content") if isinstance(message, dict) else None
+            if isinstance(content, list) and any(isinstance(p, dict) and p.get("type") in _IMAGES for p in content):
+                found.add("vision")
+                break
+    return frozenset(found)
 
 
-_NOTHING: frozenset[str] = frozenset()
+NO_NEEDS: frozenset[str] = frozenset()
 _IMAGES = ("image_url", "image")
 _EMBEDDINGS = frozenset({"embeddings"})
 
