@@ -43,9 +43,24 @@ from sidestep.server.types import Request, Response, StreamingResponse
 from sidestep.translate import DIALECT_OF, NO_NEEDS, request_needs, translate_embeddings, translate_response
 from sidestep.transport.types import Transport
 
-__all__ = ["Gateway"]
+__all__ = ["ENDPOINTS", "Gateway"]
 
 _Endpoint = Callable[[Request, str], Awaitable[Response | StreamingResponse]]
+# Every path the gateway answers → its endpoint: an operation proxied upstream (POST) or a local GET.
+ENDPOINTS = {
+    "/v1/chat/completions": "chat",
+    "/chat/completions": "chat",
+    "/v1/embeddings": "embeddings",
+    "/embeddings": "embeddings",
+    "/v1/messages": "messages",
+    "/anthropic/v1/messages": "messages",
+    "/v1/messages/count_tokens": "count_tokens",
+    "/anthropic/v1/messages/count_tokens": "count_tokens",
+    "/v1/models": "models",
+    "/models": "models",
+    "/health": "health",
+    "/ready": "ready",
+}
 _JSON = ("content-type", "application/json")
 _SSE_HEADERS = [("content-type", "text/event-stream"), ("cache-control", "no-cache"), ("x-accel-buffering", "no")]
 
@@ -77,19 +92,10 @@ class Gateway:
             track_stats=reads_stats(config.routes),
         )
         self._timeout = config.server.request_timeout
+        local: dict[str, _Endpoint] = {"models": self._models, "health": self._health, "ready": self._ready}
         self._routes: dict[str, dict[str, _Endpoint]] = {
-            "/v1/chat/completions": {"POST": partial(self._proxy, operation="chat")},
-            "/chat/completions": {"POST": partial(self._proxy, operation="chat")},
-            "/v1/embeddings": {"POST": partial(self._proxy, operation="embeddings")},
-            "/embeddings": {"POST": partial(self._proxy, operation="embeddings")},
-            "/v1/messages": {"POST": partial(self._proxy, operation="messages")},
-            "/anthropic/v1/messages": {"POST": partial(self._proxy, operation="messages")},
-            "/v1/messages/count_tokens": {"POST": partial(self._proxy, operation="count_tokens")},
-            "/anthropic/v1/messages/count_tokens": {"POST": partial(self._proxy, operation="count_tokens")},
-            "/v1/models": {"GET": self._models},
-            "/models": {"GET": self._models},
-            "/health": {"GET": self._health},
-            "/ready": {"GET": self._ready},
+            path: {"GET": local[name]} if name in local else {"POST": partial(self._proxy, operation=name)}
+            for path, name in ENDPOINTS.items()
         }
         self._models_body = _models_body(config)
         self._capability_limits = any(p.lacks for p in config.providers.values())

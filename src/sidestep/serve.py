@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 
-from sidestep.app import Gateway
+from sidestep.app import ENDPOINTS, Gateway
 from sidestep.config.model import Config
 from sidestep.dialects import anthropic, openai
 from sidestep.errors import ConfigError
@@ -59,7 +59,7 @@ async def start_gateway(
     if access is not None:
         handler = access.handle
     if config.server.metrics:  # outermost: a scrape is answered here, not logged as traffic
-        metrics = Metrics(handler, gateway.state.breakers)
+        metrics = Metrics(handler, gateway.state.breakers, ENDPOINTS)
         gateway.observe_attempts(metrics.attempt)
         handler = metrics.handle
     server = await start_server(

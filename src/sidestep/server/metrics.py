@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_left
+from collections.abc import Mapping
 
 from sidestep.errors import Attempt
 from sidestep.routing.breaker import Breakers
@@ -22,20 +23,6 @@ from sidestep.server.types import Handler, Request, Response, StreamingResponse
 __all__ = ["BUCKETS", "Metrics"]
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-_ENDPOINTS = {
-    "/v1/chat/completions": "chat",
-    "/chat/completions": "chat",
-    "/v1/embeddings": "embeddings",
-    "/embeddings": "embeddings",
-    "/v1/messages": "messages",
-    "/anthropic/v1/messages": "messages",
-    "/v1/messages/count_tokens": "count_tokens",
-    "/anthropic/v1/messages/count_tokens": "count_tokens",
-    "/v1/models": "models",
-    "/models": "models",
-    "/health": "health",
-    "/ready": "ready",
-}
 _BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 _CONTENT_TYPE = ("content-type", "text/plain; version=0.0.4; charset=utf-8")
 
@@ -43,8 +30,11 @@ _CONTENT_TYPE = ("content-type", "text/plain; version=0.0.4; charset=utf-8")
 class Metrics:
     """Wraps a handler; `handle` is the handler to serve (it answers `GET /metrics` itself)."""
 
-    def __init__(self, handler: Handler, breakers: Breakers, *, max_series: int = 5_000) -> None:
+    def __init__(
+        self, handler: Handler, breakers: Breakers, endpoints: Mapping[str, str], *, max_series: int = 5_000
+    ) -> None:
         self._handler = handler
+        self._endpoints = endpoints  # path → endpoint label; other paths count as "other"
         self._breakers = breakers
         self._max_series = max_series
         self._requests: dict[tuple[str, int, str, str], int] = {}
@@ -57,7 +47,7 @@ class Metrics:
             return Response(200, self.render().encode(), [_CONTENT_TYPE])
         started = time.perf_counter()
         response = await self._handler(request)
-        self.observe(_ENDPOINTS.get(request.path, "other"), response, time.perf_counter() - started)
+        self.observe(self._endpoints.get(request.path, "other"), response, time.perf_counter() - started)
         return response
 
     def observe(self, endpoint: str, response: Response | StreamingResponse, seconds: float) -> None:
