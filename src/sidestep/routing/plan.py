@@ -129,6 +129,7 @@ class Planner:
         self.rng = rng
         self.stats = stats
         self._fixed: dict[tuple[str, ...], Sequence[Planned]] = {}
+        self._fixed_routes = {name: _fixed(node) for name, node in routes.items()}
 
     def plan(self, names: Sequence[str]) -> Sequence[Planned]:
         key = tuple(names)
@@ -136,7 +137,7 @@ class Planner:
         if plan is not None:
             return plan
         plan = resolve_all(names, self.routes, self.providers, self.rng, self.stats)
-        if all(_fixed(resolve(name, self.routes, self.providers)) for name in names):
+        if all(self._fixed_routes.get(name, True) for name in names):  # a name that is no route is one target
             if len(self._fixed) >= self._LIMIT:
                 self._fixed.clear()
             self._fixed[key] = plan = tuple(plan)
