@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 import trustme
 
-from sidestep.errors import UpstreamConnectionError, UpstreamTimeout
+from sidestep.errors import UpstreamConnectionError, UpstreamError, UpstreamTimeout
 from sidestep.transport.client import HttpClient, PoolLimits
 from sidestep.transport.proxy import ProxyConfig
 from sidestep.transport.types import Timeouts, UpstreamRequest
@@ -384,4 +384,53 @@ async def test_response_headers_are_read_from_the_final_head(start: Callable[...
         assert response.status == 429
         assert await response.read() == b"no"
         assert response.headers == {"x-seen": "one, two", "retry-after": "7", "content-length": "2"}
+    await client.aclose()
+
+
+async def test_piped_bodies_end_release_fail_and_time_out_like_read_ones(start: Callable[..., Awaitable[int]]) -> None:
+    """`pipe()` hands pieces over as they arrive and then frees the connection; a dropped connection and a
+    silent one fail as reads do (a budget still in force is honoured piece by piece)."""
+    mode: list[str] = []
+    connections: list[asyncio.StreamWriter] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+        while True:
+            await reader.readuntil(b"\r\n\r\n{}")
+            writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n")
+            await writer.drain()
+            if mode[-1] == "whole":
+                await asyncio.sleep(0.02)
+                writer.write(b"3\r\ndef\r\n0\r\n\r\n")
+            elif mode[-1] == "drop":
+                writer.transport.abort()
+                return
+            else:
+                await asyncio.sleep(30)  # silent
+
+    client = HttpClient(proxy_from_env=False)
+    port = await start(serve)
+    url = f"http://127.0.0.1:{port}/"
+    pieces: list[bytes] = []
+    mode.append("whole")
+    for _ in range(2):  # the second exchange reuses the connection the first one released
+        await (await client.send(get(url, Timeouts(connect=1, headers=1, read=1)))).pipe(pieces.append)
+    assert pieces == [b"abc", b"def"] * 2
+    assert len(connections) == 1
+    mode.append("drop")
+    response = await client.send(get(url, Timeouts(connect=1, headers=1, read=1)))
+    with pytest.raises(UpstreamError):
+        await response.pipe(pieces.append)
+    await response.aclose()
+    port = await start(serve)  # a fresh upstream for the silent cases
+    mode.append("silent")
+    for budget in (None, 0.15):
+        request = get(f"http://127.0.0.1:{port}/", Timeouts(connect=1, headers=1, read=0.15 if budget is None else 20))
+        request.budget = budget
+        response = await client.send(request)
+        began = asyncio.get_running_loop().time()
+        with pytest.raises(UpstreamTimeout) as info:
+            await response.pipe(pieces.append)
+        assert info.value.phase == "read" and asyncio.get_running_loop().time() - began < 2
+        await response.aclose()
     await client.aclose()
