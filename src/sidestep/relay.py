@@ -141,18 +141,15 @@ class _Forward:
             return self._held.pop(0)
         if self._done:
             return await self._finish()
-        served = self._served
         try:
-            piece = await served.response.next_chunk()
+            piece = await self._served.response.next_chunk()
         except UpstreamError as exc:
-            self._failure = f"{served.target.label} failed mid-stream: {exc.message}"
+            self._broke(exc)
             piece = None
         if piece is None:
-            self._done = True
-            if self._failure is None and END_MARKER.get(served.wire, b"[DONE]") not in self._tail:
-                self._failure = f"{served.target.label} ended the stream before it was complete"
+            self._ended()
             return await self._finish()
-        self._tail = (self._tail + piece)[-24:] if len(piece) < 24 else piece[-24:]
+        self._saw(piece)
         return piece
 
     async def pipe(self, out: Outlet) -> None:
@@ -162,12 +159,10 @@ class _Forward:
             out.write(piece)
         self._held = []
         if not self._done:
-            self._done = True
-            served = self._served
-            response = served.response
+            response = self._served.response
 
             def sink(piece: bytes) -> None:
-                self._tail = (self._tail + piece)[-24:] if len(piece) < 24 else piece[-24:]
+                self._saw(piece)
                 out.write(piece)
                 if out.paused:
                     response.pause_reading()
@@ -176,15 +171,28 @@ class _Forward:
             try:
                 await response.pipe(sink)
             except UpstreamError as exc:
-                self._failure = f"{served.target.label} failed mid-stream: {exc.message}"
+                self._broke(exc)
             finally:
                 out.on_resume(None)
-            if self._failure is None and END_MARKER.get(served.wire, b"[DONE]") not in self._tail:
-                self._failure = f"{served.target.label} ended the stream before it was complete"
+            self._ended()
         await self.aclose()
         failure, self._failure = self._failure, None
         if failure is not None:
             out.write(stream_error(self._job.dialect, failure))
+
+    def _saw(self, piece: bytes) -> None:
+        """Keep the stream's last bytes: whether it ended properly is read from them."""
+        self._tail = (self._tail + piece)[-24:] if len(piece) < 24 else piece[-24:]
+
+    def _broke(self, exc: UpstreamError) -> None:
+        self._failure = f"{self._served.target.label} failed mid-stream: {exc.message}"
+
+    def _ended(self) -> None:
+        """The upstream body is over: a stream without its end marker was cut short."""
+        self._done = True
+        served = self._served
+        if self._failure is None and END_MARKER.get(served.wire, b"[DONE]") not in self._tail:
+            self._failure = f"{served.target.label} ended the stream before it was complete"
 
     async def _finish(self) -> bytes:
         await self.aclose()

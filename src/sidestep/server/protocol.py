@@ -389,16 +389,14 @@ class _Connection(asyncio.Protocol):
             head += b"%x\r\n%b\r\n" % (len(prelude), prelude) if chunked else prelude
         self.transport.write(head)
         body = response.body
+        pipe = getattr(body, "pipe", None)  # a PipedBody writes itself, with no await per piece
         try:
-            pipe = getattr(body, "pipe", None)  # a PipedBody writes itself, with no await per piece
-            if request.method == "HEAD":
-                pass
-            elif pipe is not None:
+            if request.method != "HEAD" and pipe is not None:
                 try:
                     await pipe(_Outlet(self, chunked))
                 finally:
                     self._on_resume = None
-            else:
+            elif request.method != "HEAD":
                 await self._pump(body, chunked)
         except AbortConnection:
             self.abort()
