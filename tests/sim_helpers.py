@@ -109,3 +109,18 @@ def sim() -> Simulator:
 async def ask(simulator: Simulator, body: dict[str, Any], headers: dict[str, str] | None = None) -> Message:
     """One non-streaming Anthropic call, validated as the SDK's `Message`."""
     return Message.model_validate(decode(await simulator.handle(claude(body, headers))))
+
+
+async def stream_with_both_sdks(
+    openai_sdk: Any, anthropic_sdk: Any, messages: list[Any]
+) -> tuple[list[Any], list[str], Any]:
+    """One streamed answer through each official SDK: OpenAI's chunks (with usage), Anthropic's event
+    types and its final message."""
+    stream = await openai_sdk.chat.completions.create(
+        model="chat", messages=messages, stream=True, stream_options={"include_usage": True}
+    )
+    chunks = [chunk async for chunk in stream]
+    async with anthropic_sdk.messages.stream(model="chat", max_tokens=100, messages=messages) as events:
+        kinds = [event.type async for event in events]
+        final = await events.get_final_message()
+    return chunks, kinds, final

@@ -18,6 +18,7 @@ from sidestep.errors import ConfigError
 from sidestep.providers.registry import build_providers
 from sidestep.sim import bedrock as simwire
 from sidestep.testing import RunningSim, running_gateway, running_simulators
+from sim_helpers import stream_with_both_sdks
 
 Sims = dict[str, RunningSim]
 MSG = [{"role": "user", "content": "Tell me about failover"}]
@@ -87,13 +88,7 @@ async def test_a_wrong_secret_is_rejected_and_the_key_rotates(sdk: Sdk, aws: Run
 
 async def test_streams_from_the_binary_event_stream(sdk: Sdk, claude: Any, aws: RunningSim) -> None:
     async with running_gateway(config(aws, [f"aws/{MODEL}"])) as gw:
-        stream = await sdk(gw.base_url).chat.completions.create(
-            model="chat", messages=MSG, stream=True, stream_options={"include_usage": True}
-        )
-        chunks = [chunk async for chunk in stream]
-        async with claude(gw.url).messages.stream(model="chat", max_tokens=100, messages=MSG) as events:
-            kinds = [event.type async for event in events]
-            final = await events.get_final_message()
+        chunks, kinds, final = await stream_with_both_sdks(sdk(gw.base_url), claude(gw.url), MSG)
     assert all(isinstance(c, ChatCompletionChunk) for c in chunks)
     assert "Echo from aws" in "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0

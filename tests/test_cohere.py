@@ -13,6 +13,7 @@ from conftest import Sdk
 from sidestep.dialects.cohere import StreamReader
 from sidestep.sim import cohere as simwire
 from sidestep.testing import RunningSim, running_gateway
+from sim_helpers import stream_with_both_sdks
 
 Sims = dict[str, RunningSim]
 MSG = [{"role": "user", "content": "Tell me about failover"}]
@@ -61,13 +62,7 @@ async def test_openai_client_served_by_cohere(sdk: Sdk, sims: Sims) -> None:
 
 async def test_streams_for_both_sdks(sdk: Sdk, claude: Any, sims: Sims) -> None:
     async with running_gateway(config(sims, ["co/command-r-plus"])) as gw:
-        stream = await sdk(gw.base_url).chat.completions.create(
-            model="chat", messages=MSG, stream=True, stream_options={"include_usage": True}
-        )
-        chunks = [chunk async for chunk in stream]
-        async with claude(gw.url).messages.stream(model="chat", max_tokens=100, messages=MSG) as events:
-            kinds = [event.type async for event in events]
-            final = await events.get_final_message()
+        chunks, kinds, final = await stream_with_both_sdks(sdk(gw.base_url), claude(gw.url), MSG)
     assert all(isinstance(c, ChatCompletionChunk) for c in chunks)
     assert "Echo from third" in "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
