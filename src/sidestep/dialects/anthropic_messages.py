@@ -27,7 +27,7 @@ from sidestep.core.model import (
 )
 from sidestep.errors import BadRequest
 
-__all__ = ["read_request", "read_response", "read_usage", "write_request", "write_response"]
+__all__ = ["append_turn", "read_request", "read_response", "read_usage", "write_request", "write_response"]
 
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
@@ -193,12 +193,7 @@ def _messages_out(messages: list[Message]) -> list[dict[str, Any]]:
         role = "assistant" if message.role == "assistant" else "user"
         blocks = [b for b in (_block(p) for p in message.parts) if b is not None]
         blocks.extend(_tool_use(call) for call in message.tool_calls)
-        if not blocks:
-            continue
-        if out and out[-1]["role"] == role:
-            out[-1]["content"].extend(blocks)
-        else:
-            out.append({"role": role, "content": blocks})
+        append_turn(out, role, blocks)
     for turn in out:  # tool results must come first in a user turn
         turn["content"].sort(key=lambda b: b["type"] != "tool_result")
     return out
@@ -327,3 +322,14 @@ def write_response(resp: ChatResponse) -> bytes:
         "usage": usage_out(resp.usage),
     }
     return _encode(body)
+
+
+def append_turn(turns: list[dict[str, Any]], role: str, blocks: list[dict[str, Any]]) -> None:
+    """Add content blocks as a turn; consecutive turns of one role merge (Anthropic and Bedrock Converse
+    both require user and assistant turns to alternate)."""
+    if not blocks:
+        return
+    if turns and turns[-1]["role"] == role:
+        turns[-1]["content"].extend(blocks)
+    else:
+        turns.append({"role": role, "content": blocks})

@@ -27,6 +27,7 @@ from sidestep.core.model import (
     ToolResultPart,
     Usage,
 )
+from sidestep.dialects.anthropic_messages import append_turn
 
 __all__ = ["POLICY_STOPS", "StreamReader", "read_response", "write_request"]
 
@@ -110,12 +111,7 @@ def _messages(messages: list[Message]) -> list[dict[str, Any]]:
         blocks += [
             {"toolUse": {"toolUseId": c.id, "name": c.name, "input": _object(c.arguments)}} for c in message.tool_calls
         ]
-        if not blocks:
-            continue
-        if out and out[-1]["role"] == role:
-            out[-1]["content"].extend(blocks)
-        else:
-            out.append({"role": role, "content": blocks})
+        append_turn(out, role, blocks)
     return out
 
 
