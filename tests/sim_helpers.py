@@ -50,6 +50,17 @@ WEATHER: ToolParam = {
 STREAM_EVENT: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(RawMessageStreamEvent)
 
 
+MSG = [{"role": "user", "content": "Tell me about failover"}]
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+
+
 def text(message: Message, index: int = 0) -> str:
     block = message.content[index]
     assert isinstance(block, TextBlock)

@@ -18,17 +18,9 @@ from sidestep.errors import ConfigError
 from sidestep.providers.registry import build_providers
 from sidestep.sim import bedrock as simwire
 from sidestep.testing import RunningSim, running_gateway, running_simulators
-from sim_helpers import stream_with_both_sdks
+from sim_helpers import MSG, TOOL, stream_with_both_sdks
 
 Sims = dict[str, RunningSim]
-MSG = [{"role": "user", "content": "Tell me about failover"}]
-TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}
 AKID, SECRET = "AKIDSIDESTEPTEST", "c2lkZXN0ZXAtc2VjcmV0"
 MODEL = "us.anthropic.claude-3-5-sonnet-20241022-v2:0"  # an inference profile: ':' in the id
 PIXEL = base64.b64encode(bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489")).decode()

@@ -13,18 +13,9 @@ from conftest import Sdk
 from sidestep.dialects.cohere import StreamReader
 from sidestep.sim import cohere as simwire
 from sidestep.testing import RunningSim, running_gateway
-from sim_helpers import stream_with_both_sdks
+from sim_helpers import MSG, TOOL, stream_with_both_sdks
 
 Sims = dict[str, RunningSim]
-MSG = [{"role": "user", "content": "Tell me about failover"}]
-TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Weather for a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}
 
 
 def config(sims: Sims, route: list[str]) -> dict[str, Any]:

@@ -10,17 +10,9 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from conftest import Sdk
 from sidestep.testing import RunningSim, running_gateway
+from sim_helpers import MSG, TOOL
 
 Sims = dict[str, RunningSim]
-MSG = [{"role": "user", "content": "Tell me about failover"}]
-TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Weather for a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}
 KINDS = {"primary": "openai", "backup": "anthropic", "third": "gemini"}
 
 

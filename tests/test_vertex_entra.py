@@ -19,13 +19,9 @@ from sidestep.config.load import parse_config
 from sidestep.errors import ConfigError
 from sidestep.providers.tokens import TokenCache
 from sidestep.testing import RunningSim, running_gateway
+from sim_helpers import MSG, TOOL
 
 Sims = dict[str, RunningSim]
-MSG = [{"role": "user", "content": "Tell me about failover"}]
-TOOL = {
-    "type": "function",
-    "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}},
-}
 
 
 @pytest.fixture(scope="module")
