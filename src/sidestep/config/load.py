@@ -13,6 +13,21 @@ from typing import Any
 
 import yaml
 
+from sidestep.config.fields import (
+    Ctx,
+    as_bool,
+    as_int,
+    as_list,
+    as_mapping,
+    as_opt_str,
+    as_str,
+    as_str_list,
+    as_str_map,
+    kind_of,
+    nonneg,
+    positive,
+    secret,
+)
 from sidestep.config.model import (
     NO_POLICY,
     PROVIDER_TIMEOUTS,
@@ -60,17 +75,6 @@ _NODE_KEYS = {"fallback", "loadbalance", "target", "weight", "strategy"} | _POLI
 _RETRY_KEYS = {"attempts", "backoff", "max_backoff", "on", "connection_errors"}
 
 
-class _Ctx:
-    """Carries the source name and environment through validation so every error can name both."""
-
-    def __init__(self, source: str, env: Mapping[str, str]) -> None:
-        self.source = source
-        self.env = env
-
-    def fail(self, path: str, reason: str) -> ConfigError:
-        return ConfigError(reason, source=self.source, path=path)
-
-
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
     """Read and validate a YAML config file."""
     return parse_config(read_yaml(path), source=str(path), env=env)
@@ -94,15 +98,15 @@ def read_yaml(path: str | Path) -> Any:
 
 
 def parse_config(data: Any, *, source: str = "<config>", env: Mapping[str, str] | None = None) -> Config:
-    ctx = _Ctx(source, os.environ if env is None else env)
-    top = _mapping(ctx, data, "", _TOP_KEYS)
+    ctx = Ctx(source, os.environ if env is None else env)
+    top = as_mapping(ctx, data, "", _TOP_KEYS)
     server = _server(ctx, top.get("server", {}))
     providers = {
         name: _provider(ctx, name, value)
-        for name, value in _mapping(ctx, top.get("providers", {}), "providers").items()
+        for name, value in as_mapping(ctx, top.get("providers", {}), "providers").items()
     }
     routes: dict[str, RouteNode] = {}
-    for name, value in _mapping(ctx, top.get("routes", {}), "routes").items():
+    for name, value in as_mapping(ctx, top.get("routes", {}), "routes").items():
         if name in providers:
             raise ctx.fail(f"routes.{name}", f"route name '{name}' clashes with a provider of the same name")
         routes[name] = _route(ctx, value, f"routes.{name}", providers)
@@ -156,69 +160,69 @@ def _default_base_url(spec: ProviderSpec, env: Mapping[str, str]) -> str:
 # -- sections ---------------------------------------------------------------------------------------
 
 
-def _server(ctx: _Ctx, value: Any) -> ServerConfig:
-    raw = _mapping(ctx, value, "server", _SERVER_KEYS)
+def _server(ctx: Ctx, value: Any) -> ServerConfig:
+    raw = as_mapping(ctx, value, "server", _SERVER_KEYS)
     defaults = ServerConfig()
     return ServerConfig(
-        host=_str(ctx, raw.get("host", defaults.host), "server.host"),
-        port=_int(ctx, raw.get("port", defaults.port), "server.port", low=0, high=65535),
-        max_body_bytes=_int(ctx, raw.get("max_body_bytes", defaults.max_body_bytes), "server.max_body_bytes", 1),
-        request_timeout=_num(ctx, raw.get("request_timeout", defaults.request_timeout), "server.request_timeout"),
-        workers=_int(ctx, raw.get("workers", defaults.workers), "server.workers", low=1, high=256),
+        host=as_str(ctx, raw.get("host", defaults.host), "server.host"),
+        port=as_int(ctx, raw.get("port", defaults.port), "server.port", low=0, high=65535),
+        max_body_bytes=as_int(ctx, raw.get("max_body_bytes", defaults.max_body_bytes), "server.max_body_bytes", 1),
+        request_timeout=positive(ctx, raw.get("request_timeout", defaults.request_timeout), "server.request_timeout"),
+        workers=as_int(ctx, raw.get("workers", defaults.workers), "server.workers", low=1, high=256),
         access_log=_access_log(ctx, raw.get("access_log")),
-        metrics=_bool(ctx, raw.get("metrics", defaults.metrics), "server.metrics"),
-        sse_keepalive=_nonneg(ctx, raw.get("sse_keepalive", defaults.sse_keepalive), "server.sse_keepalive"),
+        metrics=as_bool(ctx, raw.get("metrics", defaults.metrics), "server.metrics"),
+        sse_keepalive=nonneg(ctx, raw.get("sse_keepalive", defaults.sse_keepalive), "server.sse_keepalive"),
     )
 
 
-def _access_log(ctx: _Ctx, value: Any) -> str | None:
+def _access_log(ctx: Ctx, value: Any) -> str | None:
     """`true` → stderr, `false`/absent → off, a string → that file (appended to)."""
     if value is None or value is False:
         return None
     if value is True:
         return "stderr"
-    return _str(ctx, value, "server.access_log")
+    return as_str(ctx, value, "server.access_log")
 
 
-def _resilience(ctx: _Ctx, value: Any) -> ResilienceConfig:
-    raw = _mapping(ctx, value, "resilience", _RESILIENCE_KEYS)
+def _resilience(ctx: Ctx, value: Any) -> ResilienceConfig:
+    raw = as_mapping(ctx, value, "resilience", _RESILIENCE_KEYS)
     base = ResilienceConfig()
-    breaker = _mapping(ctx, raw.get("breaker", {}), "resilience.breaker", _BREAKER_KEYS)
+    breaker = as_mapping(ctx, raw.get("breaker", {}), "resilience.breaker", _BREAKER_KEYS)
     policy, path = base.breaker, "resilience.breaker"
-    error_rate = _num(ctx, breaker.get("error_rate", policy.error_rate), f"{path}.error_rate")
+    error_rate = positive(ctx, breaker.get("error_rate", policy.error_rate), f"{path}.error_rate")
     if error_rate > 1:
         raise ctx.fail(f"{path}.error_rate", f"expected a fraction in (0, 1], got {error_rate}")
     return ResilienceConfig(
         breaker=BreakerPolicy(
-            failure_threshold=_int(ctx, breaker.get("failures", policy.failure_threshold), f"{path}.failures", 1),
+            failure_threshold=as_int(ctx, breaker.get("failures", policy.failure_threshold), f"{path}.failures", 1),
             error_rate=error_rate,
-            min_requests=_int(ctx, breaker.get("min_requests", policy.min_requests), f"{path}.min_requests", 1),
-            window=_num(ctx, breaker.get("window", policy.window), f"{path}.window"),
-            cooldown=_num(ctx, breaker.get("cooldown", policy.cooldown), f"{path}.cooldown"),
-            half_open_probes=_int(
+            min_requests=as_int(ctx, breaker.get("min_requests", policy.min_requests), f"{path}.min_requests", 1),
+            window=positive(ctx, breaker.get("window", policy.window), f"{path}.window"),
+            cooldown=positive(ctx, breaker.get("cooldown", policy.cooldown), f"{path}.cooldown"),
+            half_open_probes=as_int(
                 ctx, breaker.get("half_open_probes", policy.half_open_probes), f"{path}.half_open_probes", 1
             ),
         ),
-        rate_limit_cooldown=_num(
+        rate_limit_cooldown=positive(
             ctx, raw.get("rate_limit_cooldown", base.rate_limit_cooldown), "resilience.rate_limit_cooldown"
         ),
-        rejected_key_cooldown=_num(
+        rejected_key_cooldown=positive(
             ctx, raw.get("rejected_key_cooldown", base.rejected_key_cooldown), "resilience.rejected_key_cooldown"
         ),
     )
 
 
-def _provider(ctx: _Ctx, name: str, value: Any) -> ProviderConfig:
+def _provider(ctx: Ctx, name: str, value: Any) -> ProviderConfig:
     path = f"providers.{name}"
-    raw = _mapping(ctx, value if value is not None else {}, path)
-    type_name = _str(ctx, raw.get("type", name), f"{path}.type")
+    raw = as_mapping(ctx, value if value is not None else {}, path)
+    type_name = as_str(ctx, raw.get("type", name), f"{path}.type")
     spec = CATALOG.get(type_name)
     if spec is None:
         known = ", ".join(sorted(CATALOG))
         where = f"{path}.type" if "type" in raw else path
         raise ctx.fail(where, f"unknown provider type '{type_name}' (known: {known}); set `type:` to one of them")
-    _mapping(ctx, raw, path, _PROVIDER_KEYS | set(spec.settings))
-    base_url = _str(ctx, raw["base_url"], f"{path}.base_url") if "base_url" in raw else None
+    as_mapping(ctx, raw, path, _PROVIDER_KEYS | set(spec.settings))
+    base_url = as_str(ctx, raw["base_url"], f"{path}.base_url") if "base_url" in raw else None
     base_url = (base_url or _default_base_url(spec, ctx.env)).rstrip("/")
     if not base_url:
         raise ctx.fail(f"{path}.base_url", f"provider type '{type_name}' has no default base_url; set one")
@@ -230,16 +234,16 @@ def _provider(ctx: _Ctx, name: str, value: Any) -> ProviderConfig:
         type=type_name,
         base_url=base_url,
         keys=keys,
-        headers=tuple(_str_map(ctx, raw.get("headers", {}), f"{path}.headers").items()),
+        headers=tuple(as_str_map(ctx, raw.get("headers", {}), f"{path}.headers").items()),
         timeouts=_timeouts(ctx, raw.get("timeouts", {}), f"{path}.timeouts").over(PROVIDER_TIMEOUTS),
-        models=tuple(_str_list(ctx, raw.get("models", []), f"{path}.models")),
-        api_version=_opt_str(ctx, raw.get("api_version", spec.default_api_version), f"{path}.api_version"),
+        models=tuple(as_str_list(ctx, raw.get("models", []), f"{path}.models")),
+        api_version=as_opt_str(ctx, raw.get("api_version", spec.default_api_version), f"{path}.api_version"),
         lacks=_lacks(ctx, raw.get("lacks"), f"{path}.lacks", spec.lacks),
         settings=_settings(ctx, raw, path, spec),
     )
 
 
-def _settings(ctx: _Ctx, raw: dict[str, Any], path: str, spec: ProviderSpec) -> tuple[tuple[str, str | Secret], ...]:
+def _settings(ctx: Ctx, raw: dict[str, Any], path: str, spec: ProviderSpec) -> tuple[tuple[str, str | Secret], ...]:
     """Adapter-specific keys: strings (numbers allowed), `env:VAR` resolved; secret ones kept as `Secret`."""
     out: list[tuple[str, str | Secret]] = []
     for name in spec.settings:
@@ -250,14 +254,14 @@ def _settings(ctx: _Ctx, raw: dict[str, Any], path: str, spec: ProviderSpec) -> 
         if isinstance(value, int | float) and not isinstance(value, bool):
             value = str(value)
         if name in spec.secret_settings:
-            out.append((name, _secret(ctx, value, where)))
+            out.append((name, secret(ctx, value, where)))
         else:
-            text = _str(ctx, value, where)
-            out.append((name, _secret(ctx, text, where).reveal() if text.startswith("env:") else text))
+            text = as_str(ctx, value, where)
+            out.append((name, secret(ctx, text, where).reveal() if text.startswith("env:") else text))
     return tuple(out)
 
 
-def _lacks(ctx: _Ctx, value: Any, path: str, default: tuple[str, ...]) -> tuple[tuple[str, frozenset[str]], ...]:
+def _lacks(ctx: Ctx, value: Any, path: str, default: tuple[str, ...]) -> tuple[tuple[str, frozenset[str]], ...]:
     """`lacks: [vision]` for every model, or `lacks: {"*": [vision], "small-*": [tools]}` per model glob."""
     if value is None:
         return (("*", frozenset(default)),) if default else ()
@@ -265,7 +269,7 @@ def _lacks(ctx: _Ctx, value: Any, path: str, default: tuple[str, ...]) -> tuple[
     out = []
     for glob, names in items:
         where = path if not isinstance(value, dict) else f"{path}.{glob}"
-        listed = _str_list(ctx, names, where)
+        listed = as_str_list(ctx, names, where)
         unknown = [n for n in listed if n not in CAPABILITIES]
         if unknown:
             raise ctx.fail(where, f"unknown capability '{unknown[0]}' (known: {', '.join(CAPABILITIES)})")
@@ -273,13 +277,13 @@ def _lacks(ctx: _Ctx, value: Any, path: str, default: tuple[str, ...]) -> tuple[
     return tuple(out)
 
 
-def _keys(ctx: _Ctx, raw: dict[str, Any], path: str, spec: ProviderSpec, name: str) -> tuple[KeyConfig, ...]:
+def _keys(ctx: Ctx, raw: dict[str, Any], path: str, spec: ProviderSpec, name: str) -> tuple[KeyConfig, ...]:
     if "api_key" in raw and "keys" in raw:
         raise ctx.fail(path, "set either `api_key` or `keys`, not both")
     if "api_key" in raw:
-        return (KeyConfig(_secret(ctx, raw["api_key"], f"{path}.api_key"), name=f"{name}#0"),)
+        return (KeyConfig(secret(ctx, raw["api_key"], f"{path}.api_key"), name=f"{name}#0"),)
     if "keys" in raw:
-        items = _list(ctx, raw["keys"], f"{path}.keys")
+        items = as_list(ctx, raw["keys"], f"{path}.keys")
         if not items:
             raise ctx.fail(f"{path}.keys", "must list at least one key")
         return tuple(_key(ctx, item, f"{path}.keys[{i}]", f"{name}#{i}") for i, item in enumerate(items))
@@ -292,38 +296,28 @@ def _keys(ctx: _Ctx, raw: dict[str, Any], path: str, spec: ProviderSpec, name: s
     return (KeyConfig(None, name=f"{name}#0"),)
 
 
-def _key(ctx: _Ctx, item: Any, path: str, label: str) -> KeyConfig:
+def _key(ctx: Ctx, item: Any, path: str, label: str) -> KeyConfig:
     if isinstance(item, str):
-        return KeyConfig(_secret(ctx, item, path), name=label)
-    raw = _mapping(ctx, item, path, _KEY_KEYS)
+        return KeyConfig(secret(ctx, item, path), name=label)
+    raw = as_mapping(ctx, item, path, _KEY_KEYS)
     if "value" not in raw:
         raise ctx.fail(path, "a key needs `value` (a literal or env:VAR)")
     models = raw.get("models")
     return KeyConfig(
-        secret=_secret(ctx, raw["value"], f"{path}.value"),
-        weight=_num(ctx, raw.get("weight", 1), f"{path}.weight"),
-        models=frozenset(_str_list(ctx, models, f"{path}.models")) if models is not None else None,
+        secret=secret(ctx, raw["value"], f"{path}.value"),
+        weight=positive(ctx, raw.get("weight", 1), f"{path}.weight"),
+        models=frozenset(as_str_list(ctx, models, f"{path}.models")) if models is not None else None,
         name=label,
     )
 
 
-def _secret(ctx: _Ctx, value: Any, path: str) -> Secret:
-    text = _str(ctx, value, path)
-    if text.startswith("env:"):
-        var = text[4:]
-        if not ctx.env.get(var):
-            raise ctx.fail(path, f"environment variable {var} is not set")
-        return Secret(ctx.env[var], var)
-    return Secret(text, path)
-
-
-def _timeouts(ctx: _Ctx, value: Any, path: str) -> StageTimeouts:
-    raw = _mapping(ctx, value, path, _TIMEOUT_KEYS)
+def _timeouts(ctx: Ctx, value: Any, path: str) -> StageTimeouts:
+    raw = as_mapping(ctx, value, path, _TIMEOUT_KEYS)
     if "read" in raw and "idle" in raw:
         raise ctx.fail(path, "`read` is another name for `idle`; set one of them")
 
     def opt(name: str) -> float | None:
-        return _num(ctx, raw[name], f"{path}.{name}") if name in raw else None
+        return positive(ctx, raw[name], f"{path}.{name}") if name in raw else None
 
     return StageTimeouts(
         connect=opt("connect"),
@@ -334,20 +328,20 @@ def _timeouts(ctx: _Ctx, value: Any, path: str) -> StageTimeouts:
     )
 
 
-def _policy(ctx: _Ctx, raw: dict[str, Any], path: str) -> NodePolicy:
+def _policy(ctx: Ctx, raw: dict[str, Any], path: str) -> NodePolicy:
     if not any(key in raw for key in _POLICY_KEYS):
         return NO_POLICY
     mid_stream = raw.get("mid_stream")
     if mid_stream is not None and mid_stream not in ("fail", "continue"):
-        raise ctx.fail(f"{path}.mid_stream", f"expected 'fail' or 'continue', got {_kind(mid_stream)}")
+        raise ctx.fail(f"{path}.mid_stream", f"expected 'fail' or 'continue', got {kind_of(mid_stream)}")
     hedge = raw.get("hedge")
     if isinstance(hedge, dict):
-        hedge = _mapping(ctx, hedge, f"{path}.hedge", {"delay"}).get("delay")
+        hedge = as_mapping(ctx, hedge, f"{path}.hedge", {"delay"}).get("delay")
         if hedge is None:
             raise ctx.fail(f"{path}.hedge", "a hedge needs `delay` (seconds)")
 
     def opt(name: str, value: Any) -> float | None:
-        return None if value is None else _num(ctx, value, f"{path}.{name}")
+        return None if value is None else positive(ctx, value, f"{path}.{name}")
 
     return NodePolicy(
         retry=_retry(ctx, raw["retry"], f"{path}.retry") if "retry" in raw else None,
@@ -360,52 +354,52 @@ def _policy(ctx: _Ctx, raw: dict[str, Any], path: str) -> NodePolicy:
     )
 
 
-def _fallbacks_on(ctx: _Ctx, value: Any, path: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+def _fallbacks_on(ctx: Ctx, value: Any, path: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """`{context_window: [names], content_policy: [names]}`; names are targets or routes, checked per request."""
     if value is None:
         return ()
-    raw = _mapping(ctx, value, path, _ERROR_KINDS)
+    raw = as_mapping(ctx, value, path, _ERROR_KINDS)
     out = []
     for kind, names in raw.items():
-        items = _str_list(ctx, names, f"{path}.{kind}")
+        items = as_str_list(ctx, names, f"{path}.{kind}")
         if not items:
             raise ctx.fail(f"{path}.{kind}", "must list at least one target or route")
         out.append((kind, tuple(items)))
     return tuple(out)
 
 
-def _retry(ctx: _Ctx, value: Any, path: str) -> RetryPolicy:
+def _retry(ctx: Ctx, value: Any, path: str) -> RetryPolicy:
     if isinstance(value, int) and not isinstance(value, bool):
-        return RetryPolicy(attempts=_int(ctx, value, path, low=1, high=20))
-    raw = _mapping(ctx, value, path, _RETRY_KEYS)
+        return RetryPolicy(attempts=as_int(ctx, value, path, low=1, high=20))
+    raw = as_mapping(ctx, value, path, _RETRY_KEYS)
     base = RetryPolicy()
     statuses = raw.get("on")
     if statuses is not None:
-        items = _list(ctx, statuses, f"{path}.on")
-        statuses = frozenset(_int(ctx, v, f"{path}.on[{i}]", low=400, high=599) for i, v in enumerate(items))
+        items = as_list(ctx, statuses, f"{path}.on")
+        statuses = frozenset(as_int(ctx, v, f"{path}.on[{i}]", low=400, high=599) for i, v in enumerate(items))
     return RetryPolicy(
-        attempts=_int(ctx, raw.get("attempts", 2), f"{path}.attempts", low=1, high=20),
-        base_backoff=_num(ctx, raw.get("backoff", base.base_backoff), f"{path}.backoff"),
-        max_backoff=_num(ctx, raw.get("max_backoff", base.max_backoff), f"{path}.max_backoff"),
+        attempts=as_int(ctx, raw.get("attempts", 2), f"{path}.attempts", low=1, high=20),
+        base_backoff=positive(ctx, raw.get("backoff", base.base_backoff), f"{path}.backoff"),
+        max_backoff=positive(ctx, raw.get("max_backoff", base.max_backoff), f"{path}.max_backoff"),
         retry_on=statuses if statuses is not None else base.retry_on,
-        retry_connection_errors=_bool(ctx, raw.get("connection_errors", True), f"{path}.connection_errors"),
+        retry_connection_errors=as_bool(ctx, raw.get("connection_errors", True), f"{path}.connection_errors"),
     )
 
 
 # -- routes -----------------------------------------------------------------------------------------
 
 
-def _route(ctx: _Ctx, value: Any, path: str, providers: Mapping[str, ProviderConfig]) -> RouteNode:
+def _route(ctx: Ctx, value: Any, path: str, providers: Mapping[str, ProviderConfig]) -> RouteNode:
     if isinstance(value, list):  # shorthand: a list is an ordered fallback
         return FallbackNode(_children(ctx, value, path, providers))
     return _node(ctx, value, path, providers)
 
 
-def _node(ctx: _Ctx, value: Any, path: str, providers: Mapping[str, ProviderConfig]) -> RouteNode:
+def _node(ctx: Ctx, value: Any, path: str, providers: Mapping[str, ProviderConfig]) -> RouteNode:
     if isinstance(value, str):
         return _target(ctx, value, path, providers, 1.0, NO_POLICY)
-    raw = _mapping(ctx, value, path, _NODE_KEYS)
-    weight = _num(ctx, raw.get("weight", 1), f"{path}.weight")
+    raw = as_mapping(ctx, value, path, _NODE_KEYS)
+    weight = positive(ctx, raw.get("weight", 1), f"{path}.weight")
     kinds = [k for k in ("fallback", "loadbalance", "target") if k in raw]
     if len(kinds) != 1:
         raise ctx.fail(path, "a route node needs exactly one of `target`, `fallback`, `loadbalance`")
@@ -420,21 +414,21 @@ def _node(ctx: _Ctx, value: Any, path: str, providers: Mapping[str, ProviderConf
         return FallbackNode(children, weight, policy)
     strategy = raw.get("strategy", "weighted")
     if strategy not in STRATEGIES:
-        raise ctx.fail(f"{path}.strategy", f"unknown strategy {_kind(strategy)} (known: {', '.join(STRATEGIES)})")
+        raise ctx.fail(f"{path}.strategy", f"unknown strategy {kind_of(strategy)} (known: {', '.join(STRATEGIES)})")
     return LoadBalanceNode(children, weight, policy, strategy)
 
 
-def _children(ctx: _Ctx, value: Any, path: str, providers: Mapping[str, ProviderConfig]) -> tuple[RouteNode, ...]:
-    items = _list(ctx, value, path)
+def _children(ctx: Ctx, value: Any, path: str, providers: Mapping[str, ProviderConfig]) -> tuple[RouteNode, ...]:
+    items = as_list(ctx, value, path)
     if not items:
         raise ctx.fail(path, "must list at least one target")
     return tuple(_node(ctx, item, f"{path}[{i}]", providers) for i, item in enumerate(items))
 
 
 def _target(
-    ctx: _Ctx, value: Any, path: str, providers: Mapping[str, ProviderConfig], weight: float, policy: NodePolicy
+    ctx: Ctx, value: Any, path: str, providers: Mapping[str, ProviderConfig], weight: float, policy: NodePolicy
 ) -> TargetNode:
-    text = _str(ctx, value, path)
+    text = as_str(ctx, value, path)
     provider, sep, model = text.partition("/")
     if not sep or not provider or not model:
         raise ctx.fail(path, f"a target is written provider/model, got '{text}'")
@@ -442,76 +436,3 @@ def _target(
         known = ", ".join(sorted(providers)) or "none configured"
         raise ctx.fail(path, f"unknown provider '{provider}' (known: {known})")
     return TargetNode(provider, model, weight, policy)
-
-
-# -- scalar helpers ---------------------------------------------------------------------------------
-
-
-def _mapping(ctx: _Ctx, value: Any, path: str, allowed: set[str] | None = None) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ctx.fail(path or "<top>", f"expected a mapping, got {_kind(value)}")
-    for key in value:
-        if not isinstance(key, str):
-            raise ctx.fail(path or "<top>", f"keys must be strings, got {key!r}")
-        if allowed is not None and key not in allowed:
-            where = f"{path}.{key}" if path else key
-            raise ctx.fail(where, f"unknown key (allowed: {', '.join(sorted(allowed))})")
-    return value
-
-
-def _list(ctx: _Ctx, value: Any, path: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise ctx.fail(path, f"expected a list, got {_kind(value)}")
-    return value
-
-
-def _str(ctx: _Ctx, value: Any, path: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise ctx.fail(path, f"expected a non-empty string, got {_kind(value)}")
-    return value
-
-
-def _opt_str(ctx: _Ctx, value: Any, path: str) -> str | None:
-    return None if value is None else _str(ctx, value, path)
-
-
-def _str_list(ctx: _Ctx, value: Any, path: str) -> list[str]:
-    return [_str(ctx, item, f"{path}[{i}]") for i, item in enumerate(_list(ctx, value, path))]
-
-
-def _str_map(ctx: _Ctx, value: Any, path: str) -> dict[str, str]:
-    raw = _mapping(ctx, value, path)
-    return {key: _str(ctx, item, f"{path}.{key}") for key, item in raw.items()}
-
-
-def _num(ctx: _Ctx, value: Any, path: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ctx.fail(path, f"expected a positive number, got {_kind(value)}")
-    return float(value)
-
-
-def _nonneg(ctx: _Ctx, value: Any, path: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ctx.fail(path, f"expected a number >= 0, got {_kind(value)}")
-    return float(value)
-
-
-def _int(ctx: _Ctx, value: Any, path: str, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-        bounds = f"between {low} and {high}" if high is not None else f">= {low}"
-        raise ctx.fail(path, f"expected an integer {bounds}, got {_kind(value)}")
-    return value
-
-
-def _bool(ctx: _Ctx, value: Any, path: str) -> bool:
-    if not isinstance(value, bool):
-        raise ctx.fail(path, f"expected true or false, got {_kind(value)}")
-    return value
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, str | int | float | bool):
-        return f"{type(value).__name__} {value!r}"
-    return type(value).__name__

@@ -1,0 +1,117 @@
+"""Validation primitives for config sections: each checks one value and, when it is wrong, raises a
+`ConfigError` naming the source file, the key path and the reason."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sidestep.config.model import Secret
+from sidestep.errors import ConfigError
+
+__all__ = [
+    "Ctx",
+    "as_bool",
+    "as_int",
+    "as_list",
+    "as_mapping",
+    "as_opt_str",
+    "as_str",
+    "as_str_list",
+    "as_str_map",
+    "kind_of",
+    "nonneg",
+    "positive",
+    "secret",
+]
+
+
+class Ctx:
+    """Carries the source name and environment through validation so every error can name both."""
+
+    def __init__(self, source: str, env: Mapping[str, str]) -> None:
+        self.source = source
+        self.env = env
+
+    def fail(self, path: str, reason: str) -> ConfigError:
+        return ConfigError(reason, source=self.source, path=path)
+
+
+def secret(ctx: Ctx, value: Any, path: str) -> Secret:
+    text = as_str(ctx, value, path)
+    if text.startswith("env:"):
+        var = text[4:]
+        if not ctx.env.get(var):
+            raise ctx.fail(path, f"environment variable {var} is not set")
+        return Secret(ctx.env[var], var)
+    return Secret(text, path)
+
+
+def as_mapping(ctx: Ctx, value: Any, path: str, allowed: set[str] | None = None) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ctx.fail(path or "<top>", f"expected a mapping, got {kind_of(value)}")
+    for key in value:
+        if not isinstance(key, str):
+            raise ctx.fail(path or "<top>", f"keys must be strings, got {key!r}")
+        if allowed is not None and key not in allowed:
+            where = f"{path}.{key}" if path else key
+            raise ctx.fail(where, f"unknown key (allowed: {', '.join(sorted(allowed))})")
+    return value
+
+
+def as_list(ctx: Ctx, value: Any, path: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ctx.fail(path, f"expected a list, got {kind_of(value)}")
+    return value
+
+
+def as_str(ctx: Ctx, value: Any, path: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ctx.fail(path, f"expected a non-empty string, got {kind_of(value)}")
+    return value
+
+
+def as_opt_str(ctx: Ctx, value: Any, path: str) -> str | None:
+    return None if value is None else as_str(ctx, value, path)
+
+
+def as_str_list(ctx: Ctx, value: Any, path: str) -> list[str]:
+    return [as_str(ctx, item, f"{path}[{i}]") for i, item in enumerate(as_list(ctx, value, path))]
+
+
+def as_str_map(ctx: Ctx, value: Any, path: str) -> dict[str, str]:
+    raw = as_mapping(ctx, value, path)
+    return {key: as_str(ctx, item, f"{path}.{key}") for key, item in raw.items()}
+
+
+def positive(ctx: Ctx, value: Any, path: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ctx.fail(path, f"expected a positive number, got {kind_of(value)}")
+    return float(value)
+
+
+def nonneg(ctx: Ctx, value: Any, path: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ctx.fail(path, f"expected a number >= 0, got {kind_of(value)}")
+    return float(value)
+
+
+def as_int(ctx: Ctx, value: Any, path: str, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if high is not None else f">= {low}"
+        raise ctx.fail(path, f"expected an integer {bounds}, got {kind_of(value)}")
+    return value
+
+
+def as_bool(ctx: Ctx, value: Any, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise ctx.fail(path, f"expected true or false, got {kind_of(value)}")
+    return value
+
+
+def kind_of(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, str | int | float | bool):
+        return f"{type(value).__name__} {value!r}"
+    return type(value).__name__
