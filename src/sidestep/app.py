@@ -11,7 +11,7 @@ import itertools
 import os
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -32,6 +32,8 @@ from sidestep.errors import (
     UpstreamError,
     UpstreamRejected,
 )
+from sidestep.plugins.base import Exchange, Pipeline, Plugin
+from sidestep.plugins.governance import Governance
 from sidestep.providers.registry import build_providers
 from sidestep.relay import StreamJob, forwarding, relay, relay_after_prelude, wait_with_keepalive
 from sidestep.routing.breaker import Breakers
@@ -75,7 +77,10 @@ class Gateway:
         state: RouteState | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        plugins: Sequence[Plugin] = (),
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
+        """`plugins` run outermost first, before the ones the config turns on (governance)."""
         self.config = config
         self._rng = rng or random.Random()
         self._providers = build_providers(config.providers, source=config.source)
@@ -101,6 +106,9 @@ class Gateway:
         self._capability_limits = any(p.lacks for p in config.providers.values())
         self._id_prefix = "req_" + os.urandom(7).hex()
         self._ids = itertools.count(1)
+        self.governance = Governance(config.governance, clock=wall_clock) if config.governance.enabled else None
+        self._pipeline = Pipeline([*plugins, *([self.governance] if self.governance is not None else [])])
+        self._wall_clock = wall_clock
 
     async def handle(self, request: Request) -> Response | StreamingResponse:
         # A random per-process prefix and a counter: unique across workers and restarts, no syscall.
@@ -116,44 +124,73 @@ class Gateway:
             return await endpoint(request, request_id)
         except SidestepError as exc:
             dialect = _DIALECTS["anthropic" if "/messages" in request.path else "openai"]
-            return dialect.error_response(exc, [("x-sidestep-request-id", request_id)])
+            return dialect.error_response(exc, [("x-sidestep-request-id", request_id), *exc.response_headers])
 
     async def _proxy(self, request: Request, request_id: str, operation: str) -> Response | StreamingResponse:
         dialect = _DIALECTS[DIALECT_OF[operation]]
         parsed = dialect.parse_body(request.body, operation)
-        config = self.config
-        plan = self._planner.plan(parsed.models)
-        policy = plan[0].policy
-        timeout = policy.deadline or self._timeout
-        deadline = self._executor.clock() + timeout
-        needs = (
-            request_needs(parsed.body, parsed.stream, operation, request.body) if self._capability_limits else NO_NEEDS
-        )
-        work = self._executor.run(operation, parsed.body, plan, deadline, parsed.stream, needs)
-        if not parsed.stream:
+        exchange = None
+        if self._pipeline:
+            exchange = Exchange(
+                request, request_id, operation, dialect.name, parsed.models, parsed.stream, self._wall_clock()
+            )
+            answer = self._pipeline.pre(exchange)  # a refusal raises: handle() renders it, post hooks ran
+            if answer is not None:
+                return answer
+        try:
+            plan = self._planner.plan(parsed.models)
+            timeout = plan[0].policy.deadline or self._timeout
+            deadline = self._executor.clock() + timeout
+            needs = (
+                request_needs(parsed.body, parsed.stream, operation, request.body)
+                if self._capability_limits
+                else NO_NEEDS
+            )
+            if parsed.stream:
+                return await self._stream(parsed, operation, dialect, plan, timeout, needs, request_id, exchange)
+            work = self._executor.run(operation, parsed.body, plan, deadline, False, needs)
             try:
                 served = await work  # awaited here, not in a helper: each await level costs per resume
             except (UpstreamRejected, AllAttemptsFailed) as exc:
-                return _failure(dialect, exc, request_id)
+                return self._over(exchange, _failure(dialect, exc, request_id), attempts=exc.attempts)
             await served.aclose()
             if served.wire != dialect.name:
                 if operation == "embeddings":
-                    return _translated_embeddings(served, field(parsed.body, "encoding_format"), request_id)
-                return _translated(served, dialect.name, request_id)
+                    encoding = field(parsed.body, "encoding_format")
+                    return self._over(exchange, _translated_embeddings(served, encoding, request_id), served)
+                return self._over(exchange, _translated(served, dialect.name, request_id), served)
             # Every API answer here is JSON; not asking the upstream's headers spares decoding them at all.
-            return Response(served.response.status, served.body, [_JSON, *_served_headers(request_id, served)])
+            response = Response(served.response.status, served.body, [_JSON, *_served_headers(request_id, served)])
+            return response if exchange is None else self._over(exchange, response, served)
+        except BaseException as exc:
+            if exchange is not None:
+                self._abandoned(exchange, exc)
+            raise
+
+    async def _stream(
+        self,
+        parsed: ParsedRequest,
+        operation: str,
+        dialect: _DialectFns,
+        plan: Sequence[Planned],
+        timeout: float,
+        needs: frozenset[str],
+        request_id: str,
+        exchange: Exchange | None,
+    ) -> Response | StreamingResponse:
+        policy = plan[0].policy
+        include_usage = _include_usage(parsed.body)
+        body = parsed.body
+        tap = exchange is not None and self._pipeline.wants_usage
+        if tap and dialect.name == "openai" and not include_usage:  # have the usage reported, then removed
+            body = {**body, "stream_options": {**(field(body, "stream_options") or {}), "include_usage": True}}
         job = StreamJob(
-            self._executor,
-            operation,
-            parsed.body,
-            plan,
-            timeout,
-            policy.mid_stream or "fail",
-            dialect.name,
-            _include_usage(parsed.body),
+            self._executor, operation, body, plan, timeout, policy.mid_stream or "fail", dialect.name, include_usage
         )
-        keepalive = policy.keepalive if policy.keepalive is not None else config.server.sse_keepalive
-        task = asyncio.ensure_future(work)
+        job.tap_usage, job.drop_usage = tap, tap and not include_usage
+        keepalive = policy.keepalive if policy.keepalive is not None else self.config.server.sse_keepalive
+        deadline = self._executor.clock() + timeout
+        task = asyncio.ensure_future(self._executor.run(operation, body, plan, deadline, True, needs))
         try:
             done = await _done_within(task, keepalive or None)
         except asyncio.CancelledError:
@@ -161,15 +198,69 @@ class Gateway:
             raise
         if not done:  # still no first token: commit to a 200 stream and keep the connection warm
             headers = [*_SSE_HEADERS, ("x-sidestep-request-id", request_id)]
-            return StreamingResponse(200, wait_with_keepalive(task, keepalive, job, _noop), headers)
+            return self._streaming(exchange, job, wait_with_keepalive(task, keepalive, job, _noop), headers)
         try:
             served = await task
         except (UpstreamRejected, AllAttemptsFailed) as exc:
-            return _failure(dialect, exc, request_id)
+            return self._over(exchange, _failure(dialect, exc, request_id), attempts=exc.attempts)
         headers = _SSE_HEADERS + _served_headers(request_id, served)
         if forwarding(served, job):  # same format: what prefetch held goes out in the head's write
-            return StreamingResponse(200, relay_after_prelude(served, job), headers, b"".join(served.held))
-        return StreamingResponse(200, relay(served, job), headers)
+            forward = relay_after_prelude(served, job)
+            return self._streaming(exchange, job, forward, headers, forward.prelude)
+        return self._streaming(exchange, job, relay(served, job), headers)
+
+    def _streaming(
+        self,
+        exchange: Exchange | None,
+        job: StreamJob,
+        body: AsyncIterator[bytes],
+        headers: list[tuple[str, str]],
+        prelude: bytes = b"",
+    ) -> StreamingResponse:
+        response = StreamingResponse(200, body, headers, prelude)
+        if exchange is not None:
+            response.on_done = partial(self._stream_over, exchange, job)
+        return response
+
+    def _over(
+        self,
+        exchange: Exchange | None,
+        response: Response,
+        served: Served | None = None,
+        attempts: Sequence[Attempt] = (),
+    ) -> Response:
+        """A non-stream request is over: tell the plugins, then answer."""
+        if exchange is not None:
+            exchange.status = response.status
+            if served is not None:
+                exchange.provider, exchange.model = served.target.provider, served.target.model
+                exchange.attempts, exchange.usage = served.attempts, served.usage
+            else:
+                exchange.attempts = attempts
+                exchange.error = _error_message(response)
+            self._pipeline.post(exchange)
+        return response
+
+    def _stream_over(self, exchange: Exchange, job: StreamJob) -> None:
+        outcome = job.outcome
+        served = outcome.served
+        exchange.status = 200
+        if served is not None:
+            exchange.provider, exchange.model = served.target.provider, served.target.model
+            exchange.attempts = served.attempts
+        exchange.usage, exchange.error = outcome.usage, outcome.failure
+        self._pipeline.post(exchange)
+
+    def _abandoned(self, exchange: Exchange, exc: BaseException) -> None:
+        """The request ended in an exception: a gateway error (404 for an unknown model …), or the client
+        left before the answer (recorded as 499, nginx's "client closed request")."""
+        if isinstance(exc, SidestepError):
+            exchange.status, exchange.error = exc.status, exc.message
+        elif isinstance(exc, asyncio.CancelledError):
+            exchange.status, exchange.error = 499, "the client disconnected before the answer"
+        else:
+            exchange.status, exchange.error = 500, f"internal error: {exc!r}"
+        self._pipeline.post(exchange)
 
     def observe_attempts(self, observer: Callable[[Attempt], None]) -> None:
         """Tell `observer` of every try and skip at a target, as the executor records it (metrics)."""
@@ -283,6 +374,17 @@ def _served_headers(request_id: str, served: Served) -> list[tuple[str, str]]:
         ("x-sidestep-retries", str(served.retries)),
         ("x-sidestep-request-id", request_id),
     ]
+
+
+def _error_message(response: Response) -> str | None:
+    """The message of an error response in either dialect (for plugins; off the hot path)."""
+    try:
+        data = msgspec.json.decode(response.body)
+    except msgspec.DecodeError:
+        return None
+    error = data.get("error") if isinstance(data, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    return message if isinstance(message, str) else None
 
 
 def _failure_headers(request_id: str, attempts: tuple[Attempt, ...]) -> list[tuple[str, str]]:

@@ -7,7 +7,10 @@ SidestepError                      base; carries status, type and code for rende
 │   ├── BadRequest                 400 malformed JSON, missing field, wrong type
 │   ├── NotFound                   404 unknown route / model / path
 │   ├── PayloadTooLarge            413 body over the configured limit
-│   └── MethodNotAllowed           405
+│   ├── MethodNotAllowed           405
+│   ├── Unauthorized               401 no or unknown virtual key (governance)
+│   ├── Forbidden                  403 the key may not use that model (governance)
+│   └── LimitExceeded              429 a key/team/customer rate limit or budget (retry_after, retryable)
 ├── UpstreamError                  one attempt at one target failed (status, headers, retry_after, retryable)
 │   ├── UpstreamTimeout            connect / headers / read timeout (retryable)
 │   └── UpstreamConnectionError    refused, reset, dropped, TLS failure (retryable)
@@ -28,11 +31,14 @@ __all__ = [
     "Attempt",
     "BadRequest",
     "ConfigError",
+    "Forbidden",
+    "LimitExceeded",
     "MethodNotAllowed",
     "NotFound",
     "PayloadTooLarge",
     "RequestError",
     "SidestepError",
+    "Unauthorized",
     "UpstreamConnectionError",
     "UpstreamError",
     "UpstreamRejected",
@@ -47,6 +53,7 @@ class SidestepError(Exception):
     type: str = "api_error"
     code: str | None = None
     param: str | None = None
+    response_headers: tuple[tuple[str, str], ...] = ()  # extra headers on the error response
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
@@ -90,6 +97,34 @@ class PayloadTooLarge(RequestError):
 class MethodNotAllowed(RequestError):
     status = 405
     code = "method_not_allowed"
+
+
+class Unauthorized(RequestError):
+    status = 401
+    code = "invalid_api_key"
+
+
+class Forbidden(RequestError):
+    status = 403
+    code = "model_not_allowed"
+
+
+class LimitExceeded(RequestError):
+    """A governance limit refused the request. Rate limits say when to come back (`Retry-After`); a spent
+    budget tells SDKs not to retry (`x-should-retry: false`), since retrying cannot help before the period
+    ends."""
+
+    status = 429
+
+    def __init__(self, message: str, *, code: str, type_: str, retry_after: float | None) -> None:
+        super().__init__(message, code=code)
+        self.type = type_
+        self.retry_after = retry_after
+        if retry_after is None:
+            self.response_headers = (("x-should-retry", "false"),)
+        else:
+            seconds = max(1, int(retry_after + 0.999))
+            self.response_headers = (("retry-after", str(seconds)), ("x-should-retry", "true"))
 
 
 class UpstreamError(SidestepError):

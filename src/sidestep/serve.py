@@ -14,12 +14,16 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from typing import IO, TypeVar
 
 from sidestep.app import ENDPOINTS, Gateway
+from sidestep.batch import open_sink
 from sidestep.config.model import Config
 from sidestep.dialects import anthropic, openai
 from sidestep.errors import ConfigError
-from sidestep.server.access_log import AccessLog, open_sink
+from sidestep.plugins.pricing import Pricing
+from sidestep.plugins.request_log import RequestLog
+from sidestep.server.access_log import AccessLog
 from sidestep.server.metrics import Metrics
 from sidestep.server.protocol import HttpServer, ServerLimits, start_server
 from sidestep.server.types import Handler, Response
@@ -48,14 +52,18 @@ async def start_gateway(
     reuse_port: bool = False,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    wall_clock: Callable[[], float] = time.time,
 ) -> tuple[HttpServer, Gateway, HttpClient]:
     """Start a gateway on the running loop. The caller closes the server, then the client.
-    `clock` and `sleep` drive breakers, cooldowns, backoff and deadlines (tests pass fakes)."""
+    `clock` and `sleep` drive breakers, cooldowns, backoff and deadlines; `wall_clock` rate limits,
+    budget periods and log times (tests pass fakes)."""
     client = HttpClient()
-    gateway = Gateway(config, client, clock=clock, sleep=sleep)
+    request_log = _open_log(config, "request_log", lambda sink: RequestLog(sink, Pricing(config.governance.pricing)))
+    plugins = [request_log] if request_log is not None else []
+    gateway = Gateway(config, client, clock=clock, sleep=sleep, plugins=plugins, wall_clock=wall_clock)
     limits = ServerLimits(max_body_bytes=config.server.max_body_bytes)
     handler: Handler = gateway.handle
-    access = _access_log(handler, config)
+    access = _open_log(config, "access_log", lambda sink: AccessLog(handler, sink, owns_sink=True))
     if access is not None:
         handler = access.handle
     if config.server.metrics:  # outermost: a scrape is answered here, not logged as traffic
@@ -70,20 +78,26 @@ async def start_gateway(
         error_renderer=render_server_error,
         reuse_port=reuse_port,
     )
-    if access is not None:
-        server.on_closed.append(access.close)
+    for log_ in (access, request_log):
+        if log_ is not None:
+            server.on_closed.append(log_.close)
     return server, gateway, client
 
 
-def _access_log(handler: Handler, config: Config) -> AccessLog | None:
-    target = config.server.access_log
+_Log = TypeVar("_Log")
+
+
+def _open_log(config: Config, setting: str, build: Callable[[IO[bytes]], _Log]) -> _Log | None:
+    """The log `server.<setting>` names (a file or stderr), or None when it is off."""
+    target = getattr(config.server, setting)
     if target is None:
         return None
     try:
-        return AccessLog(handler, open_sink(target), owns_sink=True)
+        sink = open_sink(target)
     except OSError as exc:
-        reason = f"cannot open the access log '{target}': {exc.strerror or exc}"
-        raise ConfigError(reason, source=config.source, path="server.access_log") from exc
+        reason = f"cannot open the {setting.replace('_', ' ')} '{target}': {exc.strerror or exc}"
+        raise ConfigError(reason, source=config.source, path=f"server.{setting}") from exc
+    return build(sink)
 
 
 def render_server_error(status: int, message: str, path: str) -> Response:

@@ -121,10 +121,13 @@ async def running_gateway(
     *,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    wall_clock: Callable[[], float] = time.time,
 ) -> AsyncIterator[RunningGateway]:
     if not isinstance(config, Config):
         config = parse_config(dict(config), source="<test>", env={})
-    server, gateway, client = await start_gateway(config, host="127.0.0.1", port=0, clock=clock, sleep=sleep)
+    server, gateway, client = await start_gateway(
+        config, host="127.0.0.1", port=0, clock=clock, sleep=sleep, wall_clock=wall_clock
+    )
     try:
         yield RunningGateway(gateway, server.port)
     finally:

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from sidestep.core.model import ChatRequest, ChatResponse, Event
+from sidestep.core.model import ChatRequest, ChatResponse, Event, Usage, merge_usage
 from sidestep.dialects import anthropic, anthropic_messages, bedrock, cohere, gemini, openai_chat
 from sidestep.dialects.body import field, materialize
 
@@ -158,11 +158,14 @@ class StreamTranslator:
         self.reader = stream_reader(wire)
         self.writer = writer
         self.ended = False
+        self.usage: Usage | None = None  # what the provider reported, whatever the client asked for
 
     def feed(self, piece: bytes) -> bytes:
         out = b""
         for event in self.reader.feed(piece):
             if event.kind == "end":
                 self.ended = True
+            elif event.kind == "usage" and event.usage is not None:
+                self.usage = merge_usage(self.usage, event.usage)
             out += self.writer.write(event)
         return out

@@ -28,6 +28,7 @@ from sidestep.config.fields import (
     positive,
     secret,
 )
+from sidestep.config.governance import parse_governance
 from sidestep.config.model import (
     NO_POLICY,
     PROVIDER_TIMEOUTS,
@@ -52,7 +53,7 @@ from sidestep.routing.strategies import STRATEGIES
 
 __all__ = ["config_from_env", "load_config", "parse_config", "read_yaml"]
 
-_TOP_KEYS = {"server", "providers", "routes", "resilience"}
+_TOP_KEYS = {"server", "providers", "routes", "resilience", "governance"}
 _RESILIENCE_KEYS = {"breaker", "rate_limit_cooldown", "rejected_key_cooldown"}
 _BREAKER_KEYS = {"failures", "error_rate", "min_requests", "window", "cooldown", "half_open_probes"}
 _SERVER_KEYS = {
@@ -62,6 +63,7 @@ _SERVER_KEYS = {
     "request_timeout",
     "workers",
     "access_log",
+    "request_log",
     "metrics",
     "sse_keepalive",
 }
@@ -111,8 +113,11 @@ def parse_config(data: Any, *, source: str = "<config>", env: Mapping[str, str] 
             raise ctx.fail(f"routes.{name}", f"route name '{name}' clashes with a provider of the same name")
         routes[name] = _route(ctx, value, f"routes.{name}", providers)
     resilience = _resilience(ctx, top.get("resilience", {}))
+    governance = parse_governance(ctx, top.get("governance", {}))
     _check_adapters(providers, source)
-    return Config(server=server, resilience=resilience, providers=providers, routes=routes, source=source)
+    return Config(
+        server=server, resilience=resilience, governance=governance, providers=providers, routes=routes, source=source
+    )
 
 
 def _check_adapters(providers: Mapping[str, ProviderConfig], source: str) -> None:
@@ -169,19 +174,20 @@ def _server(ctx: Ctx, value: Any) -> ServerConfig:
         max_body_bytes=as_int(ctx, raw.get("max_body_bytes", defaults.max_body_bytes), "server.max_body_bytes", 1),
         request_timeout=positive(ctx, raw.get("request_timeout", defaults.request_timeout), "server.request_timeout"),
         workers=as_int(ctx, raw.get("workers", defaults.workers), "server.workers", low=1, high=256),
-        access_log=_access_log(ctx, raw.get("access_log")),
+        access_log=_log_target(ctx, raw.get("access_log"), "server.access_log"),
+        request_log=_log_target(ctx, raw.get("request_log"), "server.request_log"),
         metrics=as_bool(ctx, raw.get("metrics", defaults.metrics), "server.metrics"),
         sse_keepalive=nonneg(ctx, raw.get("sse_keepalive", defaults.sse_keepalive), "server.sse_keepalive"),
     )
 
 
-def _access_log(ctx: Ctx, value: Any) -> str | None:
+def _log_target(ctx: Ctx, value: Any, path: str) -> str | None:
     """`true` → stderr, `false`/absent → off, a string → that file (appended to)."""
     if value is None or value is False:
         return None
     if value is True:
         return "stderr"
-    return as_str(ctx, value, "server.access_log")
+    return as_str(ctx, value, path)
 
 
 def _resilience(ctx: Ctx, value: Any) -> ResilienceConfig:

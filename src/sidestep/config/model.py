@@ -14,9 +14,12 @@ from sidestep.routing.retry import RetryPolicy
 __all__ = [
     "Config",
     "FallbackNode",
+    "GovernanceConfig",
     "KeyConfig",
+    "Limits",
     "LoadBalanceNode",
     "NodePolicy",
+    "Price",
     "ProviderConfig",
     "ResilienceConfig",
     "RouteNode",
@@ -24,6 +27,8 @@ __all__ = [
     "ServerConfig",
     "StageTimeouts",
     "TargetNode",
+    "TeamConfig",
+    "VirtualKey",
 ]
 
 
@@ -196,6 +201,7 @@ class ServerConfig:
     request_timeout: float = 600.0
     workers: int = 1
     access_log: str | None = None  # None: off; "stderr" or a file path: one JSON line per request
+    request_log: str | None = None  # None: off; "stderr" or a file path: one JSON record per LLM request
     metrics: bool = False  # Prometheus text on GET /metrics
     sse_keepalive: float = 15.0  # seconds between `: keep-alive` comments while a stream waits; 0 = off
 
@@ -207,10 +213,71 @@ class ResilienceConfig:
     rejected_key_cooldown: float = 3600.0  # a 401/403 takes the key out of rotation this long
 
 
+BUDGET_PERIODS = ("daily", "weekly", "monthly", "total")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one key, team or customer may use; None means no limit of that kind."""
+
+    rpm: int | None = None  # requests per minute
+    tpm: int | None = None  # tokens (input + output) per minute
+    budget_usd: float | None = None  # spend per budget period, priced from `governance.pricing`
+    budget_period: str = "monthly"  # daily, weekly, monthly (calendar, UTC) or total
+
+    @property
+    def any(self) -> bool:
+        return self.rpm is not None or self.tpm is not None or self.budget_usd is not None
+
+
+NO_LIMITS = Limits()
+
+
+@dataclass(frozen=True, slots=True)
+class TeamConfig:
+    name: str
+    limits: Limits = NO_LIMITS
+    customer: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualKey:
+    """A key the gateway hands out to a client (never sent upstream)."""
+
+    name: str
+    secret: Secret
+    team: str | None = None
+    customer: str | None = None  # its own, else its team's
+    models: tuple[str, ...] | None = None  # globs over the model names a request uses; None: any
+    limits: Limits = NO_LIMITS
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """USD per million tokens."""
+
+    input: float
+    output: float
+
+
+@dataclass(frozen=True, slots=True)
+class GovernanceConfig:
+    keys: tuple[VirtualKey, ...] = ()
+    teams: dict[str, TeamConfig] = field(default_factory=dict)
+    customers: dict[str, Limits] = field(default_factory=dict)
+    pricing: dict[str, Price] = field(default_factory=dict)  # "provider/model" or "model" → price
+
+    @property
+    def enabled(self) -> bool:
+        """Governance is on once any virtual key exists: from then on every proxied request needs one."""
+        return bool(self.keys)
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = ServerConfig()
     resilience: ResilienceConfig = ResilienceConfig()
+    governance: GovernanceConfig = GovernanceConfig()
     providers: dict[str, ProviderConfig] = field(default_factory=dict)
     routes: dict[str, RouteNode] = field(default_factory=dict)
     source: str = "<defaults>"

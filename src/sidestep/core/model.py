@@ -25,6 +25,7 @@ __all__ = [
     "ToolChoice",
     "ToolResultPart",
     "Usage",
+    "merge_usage",
 ]
 
 Role = Literal["user", "assistant", "tool"]
@@ -128,6 +129,19 @@ class Usage(msgspec.Struct, kw_only=True):
     cached: int = 0  # input tokens read from the provider's prompt cache
     cache_write: int = 0
     reasoning: int = 0  # output tokens spent thinking
+
+
+def merge_usage(old: Usage | None, new: Usage) -> Usage:
+    """Streams report usage in parts (Anthropic: input at the start, output at the end): keep the most of each."""
+    if old is None:
+        return new
+    return Usage(
+        input=max(old.input, new.input),
+        output=max(old.output, new.output),
+        cached=max(old.cached, new.cached),
+        cache_write=max(old.cache_write, new.cache_write),
+        reasoning=max(old.reasoning, new.reasoning),
+    )
 
 
 class ChatResponse(msgspec.Struct, kw_only=True):

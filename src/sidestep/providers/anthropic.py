@@ -29,6 +29,14 @@ class _Usage(msgspec.Struct):
     input_tokens: int = 0
     output_tokens: int = 0
 
+    @property
+    def input(self) -> int:
+        return self.input_tokens
+
+    @property
+    def output(self) -> int:
+        return self.output_tokens
+
 
 class _Envelope(msgspec.Struct):
     usage: _Usage | None = None

@@ -27,6 +27,14 @@ class Usage(msgspec.Struct):
     completion_tokens: int = 0
     total_tokens: int = 0
 
+    @property
+    def input(self) -> int:
+        return self.prompt_tokens
+
+    @property
+    def output(self) -> int:
+        return self.completion_tokens
+
 
 class _Envelope(msgspec.Struct):
     """Decoding into this validates the whole body's JSON syntax but materialises only `usage`."""

@@ -1,20 +1,12 @@
-"""The access log: one JSON line per request, written in batches off the request path.
-
-A request appends a small dict to an in-memory buffer; a timer writes the buffer every `interval`
-seconds in one `write`. The buffer is bounded: when a stalled sink lets it fill, further lines are
-dropped and counted, and the count is written as a line of its own once the sink drains — never
-unbounded memory, never a blocked request.
-"""
+"""The access log: one JSON line per HTTP request, written in batches off the request path
+(`sidestep.batch`): a request costs one small tuple appended to a bounded buffer."""
 
 from __future__ import annotations
 
-import asyncio
-import os
 import time
 from typing import IO
 
-import msgspec
-
+from sidestep.batch import BatchWriter, open_sink
 from sidestep.server.types import Handler, Request, Response, StreamingResponse
 
 __all__ = ["AccessLog", "open_sink"]
@@ -25,9 +17,6 @@ _HEADERS = {
     "x-sidestep-model": "model",
     "x-sidestep-attempts": "attempts",
 }
-
-
-_BATCH = 256  # lines per write when traffic is heavy (~1 ms of encoding)
 _Pending = tuple[float, float, str, str, int, bool, list[tuple[str, str]], str | None]
 
 
@@ -44,56 +33,33 @@ class AccessLog:
         owns_sink: bool = False,
     ) -> None:
         self._handler = handler
-        self._sink = sink
-        self._owns_sink = owns_sink
-        self._interval = interval
-        self._max = max_lines
-        self._lines: list[_Pending] = []
-        self._dropped = 0
-        self._timer: asyncio.Handle | None = None
-        self._encode = msgspec.json.Encoder().encode
+        self._writer = BatchWriter[_Pending](
+            sink, _record, name="access_log", interval=interval, max_lines=max_lines, owns_sink=owns_sink
+        )
 
     async def handle(self, request: Request) -> Response | StreamingResponse:
         started = time.perf_counter()
         response = await self._handler(request)
-        if len(self._lines) >= self._max:
-            self._dropped += 1
+        writer = self._writer
+        if writer.full:
+            writer.drop()
             return response
         # A tuple of small values now (never the bodies); the dict and its JSON are built at flush time.
         client = request.client[0] if request.client is not None else None
         stream = isinstance(response, StreamingResponse)
         took = time.perf_counter() - started
-        self._lines.append(
-            (time.time(), took, request.method, request.path, response.status, stream, response.headers, client)
-        )
-        if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self._interval, self.flush)
-        elif len(self._lines) == _BATCH:  # busy: write now, in small batches, so no flush stalls the loop long
-            self._timer.cancel()
-            self._timer = asyncio.get_running_loop().call_soon(self.flush)
+        writer.add((time.time(), took, request.method, request.path, response.status, stream, response.headers, client))
         return response
 
     def flush(self) -> None:
-        self._timer = None
-        lines, self._lines = self._lines, []
-        out = b"".join(self._encode(_line(*line)) + b"\n" for line in lines)
-        if self._dropped:
-            out += self._encode({"ts": round(time.time(), 3), "event": "access_log_dropped", "lines": self._dropped})
-            out += b"\n"
-            self._dropped = 0
-        if out:
-            try:
-                self._sink.write(out)
-                self._sink.flush()
-            except OSError:
-                pass  # a full disk must not take the gateway down; the lines are lost, requests are not
+        self._writer.flush()
 
     def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self.flush()
-        if self._owns_sink:
-            self._sink.close()
+        self._writer.close()
+
+
+def _record(line: _Pending) -> dict[str, object]:
+    return _line(*line)
 
 
 def _line(
@@ -121,10 +87,3 @@ def _line(
     if client is not None:
         line["client"] = client
     return line
-
-
-def open_sink(target: str) -> IO[bytes]:
-    """`stderr`/`-` → the process's stderr; anything else is a file path, appended to."""
-    if target in ("stderr", "-"):
-        return os.fdopen(os.dup(2), "ab", buffering=0)
-    return open(target, "ab")

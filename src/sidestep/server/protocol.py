@@ -340,6 +340,8 @@ class _Connection(asyncio.Protocol):
                     log.exception("handler failed for %s %s", request.method, request.path)
                     response = self.server.render(500, "Internal server error.", request.path)
                 if self.transport is None or self.transport.is_closing():  # the client left meanwhile
+                    if isinstance(response, StreamingResponse):
+                        await _finish(response)
                     return
                 if isinstance(response, StreamingResponse):
                     keep_alive = await self._stream(request, response, keep_alive)
@@ -408,7 +410,7 @@ class _Connection(asyncio.Protocol):
             self.abort()
             return False
         finally:
-            await _aclose(body)
+            await _finish(response)
         if chunked and not self._closed:
             self.transport.write(b"0\r\n\r\n")
         return keep_alive and not self._closed
@@ -502,3 +504,14 @@ async def _aclose(body: Any) -> None:
             await closer()
         except Exception:
             log.exception("closing a stream body failed")
+
+
+async def _finish(response: StreamingResponse) -> None:
+    """Close a streaming body (whether or not it was ever started), then tell its owner it is over."""
+    await _aclose(response.body)
+    done, response.on_done = response.on_done, None
+    if done is not None:
+        try:
+            done()
+        except Exception:
+            log.exception("a stream's on_done callback failed")

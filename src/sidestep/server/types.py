@@ -59,6 +59,17 @@ class Request:
             self._headers = header_dict(self._raw or ())
         return self._headers
 
+    def header(self, name: str) -> str | None:
+        """One header's value (`name` lower-case), found without decoding the others; the first if repeated."""
+        if self._headers is not None:
+            return self._headers.get(name)
+        wanted = name.encode("latin-1")
+        size = len(wanted)
+        for raw_name, value in self._raw or ():
+            if len(raw_name) == size and raw_name.lower() == wanted:
+                return value.decode("latin-1")
+        return None
+
     def __repr__(self) -> str:
         return f"Request({self.method} {self.path})"
 
@@ -84,6 +95,7 @@ class StreamingResponse:
     body: AsyncIterator[bytes]
     headers: list[tuple[str, str]] = field(default_factory=list)
     prelude: bytes = b""  # body bytes already in hand: sent in the same write as the head (one syscall)
+    on_done: Callable[[], None] | None = None  # run once the body is over: sent, failed, or the client left
 
 
 class Outlet(Protocol):

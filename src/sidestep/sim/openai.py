@@ -163,6 +163,8 @@ def completion(body: dict[str, Any], model: str, reply: Reply, ident: str) -> by
 def chunk_events(body: dict[str, Any], model: str, reply: Reply, ident: str, pieces: int) -> Iterator[bytes]:
     """Every `data:` event of a stream, in order, ending with `[DONE]`."""
     created = int(time.time())
+    options = body.get("stream_options")
+    with_usage = isinstance(options, dict) and bool(options.get("include_usage"))
 
     def event(delta: dict[str, Any], finish: str | None = None, usage: Any = None, choices: bool = True) -> bytes:
         payload: dict[str, Any] = {
@@ -173,7 +175,7 @@ def chunk_events(body: dict[str, Any], model: str, reply: Reply, ident: str, pie
             "system_fingerprint": "fp_sidestep_sim",
             "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}] if choices else [],
         }
-        if usage is not None:
+        if with_usage:  # as OpenAI does: every chunk says `"usage":null`, the last one has the counts
             payload["usage"] = usage
         return b"data: " + _encode(payload) + b"\n\n"
 
@@ -198,8 +200,7 @@ def chunk_events(body: dict[str, Any], model: str, reply: Reply, ident: str, pie
         for part in _split_words(reply.text or "", pieces):
             yield event({"content": part})
     yield event({}, reply.finish)
-    options = body.get("stream_options")
-    if isinstance(options, dict) and options.get("include_usage"):
+    if with_usage:
         yield event({}, usage=_usage(reply), choices=False)
     yield b"data: [DONE]\n\n"
 

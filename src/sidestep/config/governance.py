@@ -1,0 +1,132 @@
+"""The `governance:` section: virtual keys, their teams and customers, limits and prices.
+
+```yaml
+governance:
+  pricing:                      # USD per million tokens; "provider/model" wins over a bare model name
+    gpt-4o-mini: {input: 0.15, output: 0.60}
+  customers:
+    acme: {budget_usd: 100, budget_period: monthly}
+  teams:
+    research: {customer: acme, rpm: 600, tpm: 200000}
+  keys:
+    alice: {key: env:ALICE_KEY, team: research, models: ["gpt-4o*", smart], rpm: 60, budget_usd: 5}
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sidestep.config.fields import (
+    Ctx,
+    as_int,
+    as_mapping,
+    as_opt_str,
+    as_str_list,
+    kind_of,
+    nonneg,
+    secret,
+)
+from sidestep.config.model import BUDGET_PERIODS, NO_LIMITS, GovernanceConfig, Limits, Price, TeamConfig, VirtualKey
+
+__all__ = ["parse_governance"]
+
+_TOP_KEYS = {"keys", "teams", "customers", "pricing"}
+_LIMIT_KEYS = {"rpm", "tpm", "budget_usd", "budget_period"}
+_TEAM_KEYS = _LIMIT_KEYS | {"customer"}
+_KEY_KEYS = _LIMIT_KEYS | {"key", "team", "customer", "models"}
+_PRICE_KEYS = {"input", "output"}
+
+
+def parse_governance(ctx: Ctx, value: Any) -> GovernanceConfig:
+    raw = as_mapping(ctx, value, "governance", _TOP_KEYS)
+    customers = {
+        name: _limits(ctx, item, f"governance.customers.{name}", _LIMIT_KEYS)
+        for name, item in as_mapping(ctx, raw.get("customers", {}), "governance.customers").items()
+    }
+    teams = {
+        name: _team(ctx, name, item, customers)
+        for name, item in as_mapping(ctx, raw.get("teams", {}), "governance.teams").items()
+    }
+    keys = tuple(
+        _key(ctx, name, item, teams, customers)
+        for name, item in as_mapping(ctx, raw.get("keys", {}), "governance.keys").items()
+    )
+    seen: dict[str, str] = {}
+    for key in keys:
+        other = seen.setdefault(key.secret.reveal(), key.name)
+        if other != key.name:
+            raise ctx.fail(f"governance.keys.{key.name}.key", f"the same key value as governance.keys.{other}")
+    pricing = {
+        name: _price(ctx, item, f"governance.pricing.{name}")
+        for name, item in as_mapping(ctx, raw.get("pricing", {}), "governance.pricing").items()
+    }
+    return GovernanceConfig(keys=keys, teams=teams, customers=customers, pricing=pricing)
+
+
+def _limits(ctx: Ctx, value: Any, path: str, allowed: set[str]) -> Limits:
+    raw = as_mapping(ctx, value, path, allowed)
+    period = raw.get("budget_period", "monthly")
+    if period not in BUDGET_PERIODS:
+        known = ", ".join(BUDGET_PERIODS)
+        raise ctx.fail(f"{path}.budget_period", f"expected one of {known}, got {kind_of(period)}")
+    if "budget_period" in raw and "budget_usd" not in raw:
+        raise ctx.fail(f"{path}.budget_period", "a budget period needs `budget_usd`")
+    limits = Limits(
+        rpm=as_int(ctx, raw["rpm"], f"{path}.rpm", low=1) if "rpm" in raw else None,
+        tpm=as_int(ctx, raw["tpm"], f"{path}.tpm", low=1) if "tpm" in raw else None,
+        budget_usd=nonneg(ctx, raw["budget_usd"], f"{path}.budget_usd") if "budget_usd" in raw else None,
+        budget_period=period,
+    )
+    return limits if limits.any else NO_LIMITS
+
+
+def _team(ctx: Ctx, name: str, value: Any, customers: Mapping[str, Limits]) -> TeamConfig:
+    path = f"governance.teams.{name}"
+    raw = as_mapping(ctx, value, path, _TEAM_KEYS)
+    customer = _ref(ctx, raw.get("customer"), f"{path}.customer", customers, "customer")
+    return TeamConfig(name, _limits(ctx, _only(raw, _LIMIT_KEYS), path, _LIMIT_KEYS), customer)
+
+
+def _key(
+    ctx: Ctx, name: str, value: Any, teams: Mapping[str, TeamConfig], customers: Mapping[str, Limits]
+) -> VirtualKey:
+    path = f"governance.keys.{name}"
+    raw = as_mapping(ctx, value, path, _KEY_KEYS)
+    if "key" not in raw:
+        raise ctx.fail(path, "a virtual key needs `key` (a literal or env:VAR)")
+    team = _ref(ctx, raw.get("team"), f"{path}.team", teams, "team")
+    customer = _ref(ctx, raw.get("customer"), f"{path}.customer", customers, "customer")
+    team_customer = teams[team].customer if team is not None else None
+    if customer is not None and team_customer is not None and customer != team_customer:
+        raise ctx.fail(f"{path}.customer", f"'{customer}' differs from its team's customer '{team_customer}'")
+    models = raw.get("models")
+    return VirtualKey(
+        name=name,
+        secret=secret(ctx, raw["key"], f"{path}.key"),
+        team=team,
+        customer=customer or team_customer,
+        models=tuple(as_str_list(ctx, models, f"{path}.models")) if models is not None else None,
+        limits=_limits(ctx, _only(raw, _LIMIT_KEYS), path, _LIMIT_KEYS),
+    )
+
+
+def _ref(ctx: Ctx, value: Any, path: str, known: Mapping[str, object], what: str) -> str | None:
+    name = as_opt_str(ctx, value, path)
+    if name is not None and name not in known:
+        listed = ", ".join(sorted(known)) or f"none defined under governance.{what}s"
+        raise ctx.fail(path, f"unknown {what} '{name}' (known: {listed})")
+    return name
+
+
+def _price(ctx: Ctx, value: Any, path: str) -> Price:
+    raw = as_mapping(ctx, value, path, _PRICE_KEYS)
+    for name in _PRICE_KEYS:
+        if name not in raw:
+            raise ctx.fail(path, f"a price needs `{name}` (USD per million tokens)")
+    return Price(input=nonneg(ctx, raw["input"], f"{path}.input"), output=nonneg(ctx, raw["output"], f"{path}.output"))
+
+
+def _only(raw: Mapping[str, Any], names: set[str]) -> dict[str, Any]:
+    return {key: value for key, value in raw.items() if key in names}

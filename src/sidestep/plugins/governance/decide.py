@@ -1,0 +1,90 @@
+"""Governance decisions as values: may this caller send this request now?
+
+`decide` reads the key and its scopes' counters and changes nothing; the plugin acts on the answer.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sidestep.config.model import VirtualKey
+from sidestep.plugins.governance.limits import Scope, period_end, period_start
+
+__all__ = ["ALLOW", "Decision", "decide", "model_allowed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    code: str = ""  # invalid_api_key, model_not_allowed, rate_limit_exceeded, tokens_exceeded, insufficient_quota
+    reason: str = ""
+    retry_after: float | None = None  # rate limits: when to come back; budgets: None (retrying won't help)
+
+
+ALLOW = Decision(True)
+_NO_KEY = Decision(
+    False,
+    "invalid_api_key",
+    "This gateway requires a virtual key: send it as `Authorization: Bearer <key>` or `x-api-key`.",
+)
+_UNKNOWN_KEY = Decision(False, "invalid_api_key", "The virtual key is not known to this gateway.")
+
+
+def model_allowed(globs: tuple[str, ...] | None, model: str) -> bool:
+    return globs is None or any(glob == model or fnmatch.fnmatchcase(model, glob) for glob in globs)
+
+
+def decide(
+    key: VirtualKey | None, presented: bool, models: Sequence[str], scopes: Sequence[Scope], now: float
+) -> Decision:
+    """The verdict for a request naming `models` (its route and any fallbacks), checked in this order:
+    the key, its model allow-list, budgets (no retry can help), then rate limits (come back later)."""
+    if key is None:
+        return _UNKNOWN_KEY if presented else _NO_KEY
+    for model in models:
+        if not model_allowed(key.models, model):
+            allowed = ", ".join(key.models or ())
+            return Decision(False, "model_not_allowed", f"Key '{key.name}' may not use '{model}' (allowed: {allowed}).")
+    for scope in scopes:
+        decision = _budget(scope, now)
+        if decision is not ALLOW:
+            return decision
+    for scope in scopes:
+        decision = _rates(scope, now)
+        if decision is not ALLOW:
+            return decision
+    return ALLOW
+
+
+def _budget(scope: Scope, now: float) -> Decision:
+    limits = scope.limits
+    if limits.budget_usd is None:
+        return ALLOW
+    period = limits.budget_period
+    spent = scope.spend.spent(period_start(now, period))
+    if spent < limits.budget_usd:
+        return ALLOW
+    end = period_end(now, period)
+    resets = f"; it resets at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(end))}" if end is not None else ""
+    which = "total" if period == "total" else period
+    reason = f"The {which} budget of {scope.label} (${limits.budget_usd:.2f}) is spent (${spent:.4f}){resets}."
+    return Decision(False, "insufficient_quota", reason)
+
+
+def _rates(scope: Scope, now: float) -> Decision:
+    limits = scope.limits
+    if limits.rpm is not None and scope.requests.estimate(now) + 1 > limits.rpm:
+        wait = scope.requests.wait(now, limits.rpm - 1)
+        reason = f"{_cap(scope.label)} is over its limit of {limits.rpm} requests per minute."
+        return Decision(False, "rate_limit_exceeded", reason, wait)
+    if limits.tpm is not None and scope.tokens.estimate(now) >= limits.tpm:
+        reason = f"{_cap(scope.label)} is over its limit of {limits.tpm} tokens per minute."
+        return Decision(False, "tokens_exceeded", reason, scope.tokens.wait(now, limits.tpm))
+    return ALLOW
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]

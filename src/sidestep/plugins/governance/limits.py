@@ -1,0 +1,116 @@
+"""Counters behind governance limits: a sliding minute for rates, a calendar period for budgets.
+
+Reading (`estimate`, `wait`, `spent`) never changes a counter, so decisions stay pure functions of a
+snapshot; only the plugin's bookkeeping calls `add`. Times are wall-clock seconds (UTC) from the caller.
+"""
+
+from __future__ import annotations
+
+import calendar
+import time
+from dataclasses import dataclass, field
+
+from sidestep.config.model import Limits
+
+__all__ = ["MinuteWindow", "Scope", "Spend", "period_end", "period_start"]
+
+
+class MinuteWindow:
+    """A sliding one-minute sum, estimated from this fixed minute and the previous one weighted by how much
+    of it still overlaps the last 60 s (as Cloudflare's and Redis's rate limiters do): O(1) time and
+    memory, at most a few percent off a true sliding window when traffic is steady."""
+
+    __slots__ = ("_current", "_minute", "_previous")
+
+    def __init__(self) -> None:
+        self._minute = -1
+        self._current = 0.0
+        self._previous = 0.0
+
+    def _counts(self, now: float) -> tuple[float, float]:
+        minute = int(now // 60)
+        if minute == self._minute:
+            return self._current, self._previous
+        if minute == self._minute + 1:
+            return 0.0, self._current
+        return 0.0, 0.0
+
+    def estimate(self, now: float) -> float:
+        current, previous = self._counts(now)
+        return previous * (1.0 - (now % 60) / 60) + current
+
+    def wait(self, now: float, limit: float) -> float:
+        """Seconds until the estimate drops below `limit` with nothing added meanwhile."""
+        current, previous = self._counts(now)
+        elapsed = now % 60
+        if current > 0 and current >= limit:  # only later minutes bring it down, this one as "previous"
+            return (60 - elapsed) + 60 * (1 - max(limit, 0.0) / current)
+        if previous <= 0 or previous * (1 - elapsed / 60) + current < limit:
+            return 0.0
+        if limit <= 0:  # nothing may remain: wait for the previous minute to slide out entirely
+            return 60 - elapsed
+        return max(0.0, 60 * (1 - (limit - current) / previous) - elapsed)
+
+    def add(self, now: float, amount: float) -> None:
+        minute = int(now // 60)
+        if minute != self._minute:
+            self._previous = self._current if minute == self._minute + 1 else 0.0
+            self._current = 0.0
+            self._minute = minute
+        self._current += amount
+
+
+def period_start(now: float, period: str) -> float:
+    """Start of the budget period holding `now`: UTC midnight, Monday, the 1st; 0 for "total"."""
+    if period == "total":
+        return 0.0
+    day = int(now // 86400) * 86400
+    if period == "daily":
+        return float(day)
+    if period == "weekly":
+        return float(day - time.gmtime(day).tm_wday * 86400)
+    tm = time.gmtime(now)
+    return float(calendar.timegm((tm.tm_year, tm.tm_mon, 1, 0, 0, 0)))
+
+
+def period_end(now: float, period: str) -> float | None:
+    """When the budget period holding `now` ends (None for "total": it never resets)."""
+    if period == "total":
+        return None
+    start = period_start(now, period)
+    if period == "daily":
+        return start + 86400
+    if period == "weekly":
+        return start + 7 * 86400
+    tm = time.gmtime(start)
+    year, month = (tm.tm_year + 1, 1) if tm.tm_mon == 12 else (tm.tm_year, tm.tm_mon + 1)
+    return float(calendar.timegm((year, month, 1, 0, 0, 0)))
+
+
+class Spend:
+    """USD spent in the current budget period; a new period starts from zero."""
+
+    __slots__ = ("_start", "_usd")
+
+    def __init__(self) -> None:
+        self._start = -1.0
+        self._usd = 0.0
+
+    def spent(self, start: float) -> float:
+        return self._usd if start == self._start else 0.0
+
+    def add(self, start: float, usd: float) -> None:
+        if start != self._start:
+            self._start, self._usd = start, 0.0
+        self._usd += usd
+
+
+@dataclass(slots=True, eq=False)
+class Scope:
+    """One key, team or customer: its limits and the counters they are checked against."""
+
+    label: str  # "key 'alice'", "team 'research'", "customer 'acme'"
+    limits: Limits
+    requests: MinuteWindow = field(default_factory=MinuteWindow)
+    tokens: MinuteWindow = field(default_factory=MinuteWindow)
+    spend: Spend = field(default_factory=Spend)

@@ -1,0 +1,111 @@
+"""The governance plugin: who is calling, may they, and what did it cost them.
+
+`pre` finds the virtual key (`Authorization: Bearer …` as OpenAI SDKs send it, or `x-api-key` as
+Anthropic's do), asks `decide`, refuses in the client's dialect or counts the request against every
+scope the key belongs to (itself, its team, its customer). `post` adds the tokens and the cost that
+the upstream reported. All state is in memory, O(1) per request: with `--workers N` each worker keeps
+its own counters (a limit then holds per worker).
+
+Requests in flight are not reserved against a budget: a burst can overshoot it by what those requests
+cost, as with every gateway that prices from reported usage.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from sidestep.config.model import GovernanceConfig, VirtualKey
+from sidestep.errors import Forbidden, LimitExceeded, SidestepError, Unauthorized
+from sidestep.plugins.base import Exchange
+from sidestep.plugins.governance.decide import ALLOW, Decision, decide
+from sidestep.plugins.governance.limits import Scope, period_start
+from sidestep.plugins.pricing import Pricing
+from sidestep.server.types import Response
+
+__all__ = ["Governance"]
+
+
+class Governance:
+    name = "governance"
+
+    def __init__(self, config: GovernanceConfig, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._keys = {key.secret.reveal(): key for key in config.keys}
+        self.pricing = Pricing(config.pricing)
+        teams = {name: Scope(f"team '{name}'", team.limits) for name, team in config.teams.items()}
+        customers = {name: Scope(f"customer '{name}'", limits) for name, limits in config.customers.items()}
+        self._scopes: dict[str, tuple[Scope, ...]] = {}  # key name → the scopes with limits it counts against
+        for key in config.keys:
+            scopes = [Scope(f"key '{key.name}'", key.limits)]
+            if key.team is not None:
+                scopes.append(teams[key.team])
+            if key.customer is not None:
+                scopes.append(customers[key.customer])
+            self._scopes[key.name] = tuple(scope for scope in scopes if scope.limits.any)
+        every = [scope.limits for scopes in self._scopes.values() for scope in scopes]
+        self.wants_usage = any(limits.tpm is not None or limits.budget_usd is not None for limits in every)
+
+    def pre(self, exchange: Exchange) -> Response | None:
+        presented = _presented_key(exchange)
+        key = self._keys.get(presented) if presented else None
+        scopes = self._scopes.get(key.name, ()) if key is not None else ()
+        now = self._clock()
+        decision = decide(key, bool(presented), exchange.models, scopes, now)
+        if decision is not ALLOW:
+            raise _refusal(decision)
+        exchange.principal = key
+        for scope in scopes:
+            if scope.limits.rpm is not None:
+                scope.requests.add(now, 1)
+        return None
+
+    def post(self, exchange: Exchange) -> None:
+        key = exchange.principal
+        usage = exchange.usage
+        if not isinstance(key, VirtualKey) or usage is None:
+            return
+        cost = self.pricing.cost(exchange.provider, exchange.model, usage) if self.pricing else None
+        if cost is not None:
+            exchange.notes["cost_usd"] = cost
+        now = self._clock()
+        tokens = usage.input + usage.output
+        for scope in self._scopes.get(key.name, ()):
+            limits = scope.limits
+            if limits.tpm is not None:
+                scope.tokens.add(now, tokens)
+            if limits.budget_usd is not None and cost:
+                scope.spend.add(period_start(now, limits.budget_period), cost)
+
+    def spent(self, key_name: str) -> list[tuple[str, float]]:
+        """What each scope of a key has spent in its current period (for the admin side and tests)."""
+        now = self._clock()
+        return [
+            (scope.label, scope.spend.spent(period_start(now, scope.limits.budget_period)))
+            for scope in self._scopes.get(key_name, ())
+        ]
+
+
+def _presented_key(exchange: Exchange) -> str | None:
+    request = exchange.request
+    value = request.header("authorization")
+    if value is not None:
+        scheme, _, token = value.partition(" ")
+        return token.strip() if scheme.lower() == "bearer" else value.strip()
+    return request.header("x-api-key")
+
+
+_LIMIT_KINDS = {  # decision code → (OpenAI error code, OpenAI error type)
+    "rate_limit_exceeded": ("rate_limit_exceeded", "requests"),
+    "tokens_exceeded": ("rate_limit_exceeded", "tokens"),
+    "insufficient_quota": ("insufficient_quota", "insufficient_quota"),
+}
+
+
+def _refusal(decision: Decision) -> SidestepError:
+    if decision.code == "invalid_api_key":
+        return Unauthorized(decision.reason)
+    if decision.code == "model_not_allowed":
+        return Forbidden(decision.reason)
+    code, type_ = _LIMIT_KINDS[decision.code]
+    return LimitExceeded(decision.reason, code=code, type_=type_, retry_after=decision.retry_after)
