@@ -241,7 +241,7 @@ class Gateway:
             self._pipeline.post(exchange)
         return response
 
-    def _stream_over(self, exchange: Exchange, job: StreamJob) -> None:
+    def _stream_over(self, exchange: Exchange, job: StreamJob, complete: bool) -> None:
         outcome = job.outcome
         served = outcome.served
         exchange.status = 200
@@ -249,6 +249,8 @@ class Gateway:
             exchange.provider, exchange.model = served.target.provider, served.target.model
             exchange.attempts = served.attempts
         exchange.usage, exchange.error = outcome.usage, outcome.failure
+        if not complete and exchange.error is None:
+            exchange.error = "the client disconnected mid-stream"
         self._pipeline.post(exchange)
 
     def _abandoned(self, exchange: Exchange, exc: BaseException) -> None:

@@ -58,7 +58,9 @@ async def start_gateway(
     `clock` and `sleep` drive breakers, cooldowns, backoff and deadlines; `wall_clock` rate limits,
     budget periods and log times (tests pass fakes)."""
     client = HttpClient()
-    request_log = _open_log(config, "request_log", lambda sink: RequestLog(sink, Pricing(config.governance.pricing)))
+    request_log = _open_log(
+        config, "request_log", lambda sink: RequestLog(sink, Pricing(config.governance.pricing), owns_sink=True)
+    )
     plugins = [request_log] if request_log is not None else []
     gateway = Gateway(config, client, clock=clock, sleep=sleep, plugins=plugins, wall_clock=wall_clock)
     limits = ServerLimits(max_body_bytes=config.server.max_body_bytes)

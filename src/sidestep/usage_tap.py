@@ -34,9 +34,10 @@ class UsageTap:
         """The complete events in what has arrived so far, usage chunk removed when asked."""
         if self._partial:
             piece, self._partial = self._partial + piece, b""
-        cut = max(piece.rfind(b"\n\n") + 2, piece.rfind(b"\r\n\r\n") + 4)
+        lf, crlf = piece.rfind(b"\n\n"), piece.rfind(b"\r\n\r\n")
+        cut = max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
         if cut < len(piece):
-            if cut < 2:  # no event completed yet
+            if cut == 0:  # no event completed yet
                 self._partial = piece
                 return b""
             piece, self._partial = piece[:cut], piece[cut:]

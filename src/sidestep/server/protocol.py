@@ -341,7 +341,7 @@ class _Connection(asyncio.Protocol):
                     response = self.server.render(500, "Internal server error.", request.path)
                 if self.transport is None or self.transport.is_closing():  # the client left meanwhile
                     if isinstance(response, StreamingResponse):
-                        await _finish(response)
+                        await _finish(response, False)
                     return
                 if isinstance(response, StreamingResponse):
                     keep_alive = await self._stream(request, response, keep_alive)
@@ -392,6 +392,7 @@ class _Connection(asyncio.Protocol):
         self.transport.write(head)
         body = response.body
         pipe = getattr(body, "pipe", None)  # a PipedBody writes itself, with no await per piece
+        complete = False
         try:
             if request.method != "HEAD" and pipe is not None:
                 try:
@@ -400,6 +401,7 @@ class _Connection(asyncio.Protocol):
                     self._on_resume = None
             elif request.method != "HEAD":
                 await self._pump(body, chunked)
+            complete = not self._closed
         except AbortConnection:
             self.abort()
             return False
@@ -410,7 +412,7 @@ class _Connection(asyncio.Protocol):
             self.abort()
             return False
         finally:
-            await _finish(response)
+            await _finish(response, complete)
         if chunked and not self._closed:
             self.transport.write(b"0\r\n\r\n")
         return keep_alive and not self._closed
@@ -506,12 +508,13 @@ async def _aclose(body: Any) -> None:
             log.exception("closing a stream body failed")
 
 
-async def _finish(response: StreamingResponse) -> None:
-    """Close a streaming body (whether or not it was ever started), then tell its owner it is over."""
+async def _finish(response: StreamingResponse, complete: bool) -> None:
+    """Close a streaming body (whether or not it was ever started), then tell its owner it is over and
+    whether all of it reached the client."""
     await _aclose(response.body)
     done, response.on_done = response.on_done, None
     if done is not None:
         try:
-            done()
+            done(complete)
         except Exception:
             log.exception("a stream's on_done callback failed")

@@ -95,7 +95,8 @@ class StreamingResponse:
     body: AsyncIterator[bytes]
     headers: list[tuple[str, str]] = field(default_factory=list)
     prelude: bytes = b""  # body bytes already in hand: sent in the same write as the head (one syscall)
-    on_done: Callable[[], None] | None = None  # run once the body is over: sent, failed, or the client left
+    # Run once the body is over, told whether all of it was sent (False: the client left, or it failed).
+    on_done: Callable[[bool], None] | None = None
 
 
 class Outlet(Protocol):

@@ -1,0 +1,250 @@
+"""Governance end to end, with the official SDKs: virtual keys, model allow-lists, rate limits and
+budgets per key, team and customer, usage counted from streams, and the request log.
+
+The wall clock is a fake the tests move, so minutes and budget periods pass without sleeping."""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import json
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+from sidestep.config import parse_config
+from sidestep.errors import ConfigError
+from sidestep.testing import RunningSim, config_for, running_gateway
+from sim_helpers import MSG
+
+Sims = dict[str, RunningSim]
+PRICE = {"input": 1000.0, "output": 2000.0}  # USD per million tokens: a sim answer costs a few cents
+
+
+class WallClock:
+    def __init__(self) -> None:
+        self.now = float(calendar.timegm((2026, 11, 25, 10, 0, 0)))
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def governed(sims: Sims, governance: dict[str, Any], **server: Any) -> dict[str, Any]:
+    config = config_for(sims, {"chat": ["primary/gpt-sim"], "other": ["backup/gpt-sim"]}, server=server)
+    config["governance"] = governance
+    return config
+
+
+def client(gw: Any, key: str | None) -> openai.AsyncOpenAI:
+    # max_retries left at the SDK's default (2): a refusal must tell it not to retry, or when
+    return openai.AsyncOpenAI(base_url=gw.base_url, api_key=key or "", timeout=20)
+
+
+async def test_keys_are_required_and_checked_in_the_clients_dialect(sims: Sims) -> None:
+    governance = {"keys": {"alice": {"key": "sk-alice"}}}
+    async with running_gateway(governed(sims, governance)) as gw:
+        async with httpx.AsyncClient() as http:
+            bare = await http.post(f"{gw.base_url}/chat/completions", json={"model": "chat", "messages": MSG})
+        async with client(gw, "sk-wrong") as wrong, client(gw, "sk-alice") as alice:
+            with pytest.raises(openai.AuthenticationError) as refused:
+                await wrong.chat.completions.create(model="chat", messages=MSG)
+            answer = await alice.chat.completions.create(model="chat", messages=MSG)
+        claude = anthropic.AsyncAnthropic(base_url=gw.url, api_key="sk-nope", max_retries=0)
+        async with claude:
+            with pytest.raises(anthropic.AuthenticationError) as claude_refused:
+                await claude.messages.create(model="chat", max_tokens=16, messages=MSG)
+    assert bare.status_code == 401 and bare.json()["error"]["code"] == "invalid_api_key"
+    assert "Authorization: Bearer" in bare.json()["error"]["message"]
+    assert refused.value.status_code == 401 and "not known" in refused.value.message
+    assert answer.choices[0].message.content
+    assert claude_refused.value.body["error"]["type"] == "authentication_error"  # type: ignore[index]
+    assert sum(1 for r in sims["primary"].sim.received) == 1  # refusals never reached a provider
+    assert all(r.headers.get("authorization") == "Bearer key-primary" for r in sims["primary"].sim.received)
+
+
+async def test_a_key_uses_only_its_models_fallbacks_included(sims: Sims) -> None:
+    governance = {"keys": {"bob": {"key": "sk-bob", "models": ["chat"]}}}
+    async with running_gateway(governed(sims, governance)) as gw, client(gw, "sk-bob") as bob:
+        await bob.chat.completions.create(model="chat", messages=MSG)
+        with pytest.raises(openai.PermissionDeniedError) as direct:
+            await bob.chat.completions.create(model="backup/gpt-sim", messages=MSG)
+        with pytest.raises(openai.PermissionDeniedError) as via_fallback:
+            await bob.chat.completions.create(model="chat", messages=MSG, extra_body={"fallbacks": ["other"]})
+    assert direct.value.code == "model_not_allowed" and "'backup/gpt-sim'" in direct.value.message
+    assert "'other'" in via_fallback.value.message
+
+
+async def test_requests_per_minute_per_key_and_per_team(sims: Sims) -> None:
+    clock = WallClock()
+    governance = {
+        "teams": {"research": {"rpm": 3}},
+        "keys": {"a": {"key": "sk-a", "team": "research", "rpm": 2}, "b": {"key": "sk-b", "team": "research"}},
+    }
+    gateway = running_gateway(governed(sims, governance), wall_clock=clock)
+    async with gateway as gw, client(gw, "sk-a") as a, client(gw, "sk-b") as b:
+        for _ in range(2):
+            await a.chat.completions.create(model="chat", messages=MSG)
+        with pytest.raises(openai.RateLimitError) as key_limit:
+            await a.with_options(max_retries=0).chat.completions.create(model="chat", messages=MSG)
+        await b.chat.completions.create(model="chat", messages=MSG)  # the team's third
+        with pytest.raises(openai.RateLimitError) as team_limit:
+            await b.with_options(max_retries=0).chat.completions.create(model="chat", messages=MSG)
+        clock.now += 120  # two minutes on, the window is empty again
+        await a.chat.completions.create(model="chat", messages=MSG)
+    response = key_limit.value.response
+    assert key_limit.value.code == "rate_limit_exceeded" and "Key 'a'" in key_limit.value.message
+    assert key_limit.value.body["type"] == "requests"  # type: ignore[index]
+    assert 1 <= int(response.headers["retry-after"]) <= 120 and response.headers["x-should-retry"] == "true"
+    assert "Team 'research'" in team_limit.value.message
+    assert len(sims["primary"].sim.received) == 4
+
+
+async def test_budgets_count_reported_usage_and_stop_sdk_retries(sims: Sims) -> None:
+    clock = WallClock()
+    governance = {
+        "pricing": {"gpt-sim": PRICE},
+        "customers": {"acme": {"budget_usd": 0.05, "budget_period": "daily"}},
+        "keys": {"c": {"key": "sk-c", "customer": "acme"}, "d": {"key": "sk-d", "customer": "acme"}},
+    }
+    gateway = running_gateway(governed(sims, governance), wall_clock=clock)
+    async with gateway as gw, client(gw, "sk-c") as c, client(gw, "sk-d") as d:
+        spent = 0.0
+        while spent < 0.05:
+            answer = await c.chat.completions.create(model="chat", messages=MSG)
+            assert answer.usage is not None
+            spent += (answer.usage.prompt_tokens * 1000 + answer.usage.completion_tokens * 2000) / 1e6
+        sent = len(sims["primary"].sim.received)
+        with pytest.raises(openai.RateLimitError) as refused:
+            await d.chat.completions.create(model="chat", messages=MSG)  # the customer's budget is shared
+        assert len(sims["primary"].sim.received) == sent
+        assert gw.gateway.governance is not None
+        assert gw.gateway.governance.spent("d")[0][1] == pytest.approx(spent)
+        clock.now += 86400  # the next day
+        await d.chat.completions.create(model="chat", messages=MSG)
+    error = refused.value
+    assert error.code == "insufficient_quota" and "customer 'acme'" in error.message
+    assert "resets at 2026-11-26T00:00:00Z" in error.message
+    assert error.response.headers["x-should-retry"] == "false" and "retry-after" not in error.response.headers
+
+
+async def test_stream_usage_is_counted_without_showing_the_client_a_chunk_it_did_not_ask_for(sims: Sims) -> None:
+    governance = {"pricing": {"gpt-sim": PRICE}, "keys": {"e": {"key": "sk-e", "tpm": 1_000_000, "budget_usd": 9}}}
+    async with running_gateway(governed(sims, governance)) as gw, client(gw, "sk-e") as e:
+        plain = [c async for c in await e.chat.completions.create(model="chat", messages=MSG, stream=True)]
+        assert gw.gateway.governance is not None
+        after_plain = gw.gateway.governance.spent("e")[0][1]
+        options = {"include_usage": True}
+        asked = [
+            c
+            async for c in await e.chat.completions.create(
+                model="chat", messages=MSG, stream=True, stream_options=options
+            )
+        ]
+        after_asked = gw.gateway.governance.spent("e")[0][1]
+    assert all(chunk.choices for chunk in plain) and all(chunk.usage is None for chunk in plain)
+    upstream = sims["primary"].sim.received[0].body
+    assert upstream["stream_options"] == {"include_usage": True}  # the gateway asked for it
+    assert asked[-1].usage is not None and not asked[-1].choices  # the client asked: it gets it
+    assert after_plain > 0 and after_asked == pytest.approx(2 * after_plain)
+
+
+async def test_anthropic_streams_are_counted_too(claude: Any, sims: Sims) -> None:
+    config = {
+        "providers": {
+            "backup": {"type": "anthropic", "base_url": f"http://127.0.0.1:{sims['backup'].port}", "api_key": "k"}
+        },
+        "routes": {"chat": ["backup/claude-sim"]},
+        "governance": {"pricing": {"claude-sim": PRICE}, "keys": {"f": {"key": "sk-f", "budget_usd": 5}}},
+    }
+    async with running_gateway(config) as gw:
+        claude_client = anthropic.AsyncAnthropic(base_url=gw.url, api_key="sk-f", max_retries=0)
+        async with claude_client, claude_client.messages.stream(model="chat", max_tokens=64, messages=MSG) as stream:
+            final = await stream.get_final_message()
+        assert gw.gateway.governance is not None
+        spent = gw.gateway.governance.spent("f")[0][1]
+    expected = (final.usage.input_tokens * 1000 + final.usage.output_tokens * 2000) / 1e6
+    assert spent == pytest.approx(expected) and spent > 0
+
+
+async def test_the_request_log_records_who_what_and_what_it_cost(sims: Sims, tmp_path: Path) -> None:
+    path = tmp_path / "requests.jsonl"
+    governance = {
+        "pricing": {"primary/gpt-sim": PRICE},
+        "teams": {"ops": {}},
+        "keys": {"g": {"key": "sk-g", "team": "ops", "rpm": 2}},
+    }
+    config = governed(sims, governance, request_log=str(path))
+    config["routes"]["flaky"] = ["primary/gpt-sim@503", "backup/gpt-sim"]
+    async with running_gateway(config) as gw, client(gw, "sk-g") as g:
+        await g.chat.completions.create(model="chat", messages=MSG)
+        stream = await g.chat.completions.create(model="flaky", messages=MSG, stream=True)
+        [c async for c in stream]
+        with pytest.raises(openai.RateLimitError):
+            await g.with_options(max_retries=0).chat.completions.create(model="chat", messages=MSG)
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    ok, streamed, refused = records
+    assert ok["status"] == 200 and ok["provider"] == "primary" and ok["model"] == "gpt-sim"
+    assert ok["key"] == "g" and ok["team"] == "ops" and ok["requested"] == "chat" and ok["usage"]["input"] > 0
+    assert ok["cost_usd"] == pytest.approx((ok["usage"]["input"] * 1000 + ok["usage"]["output"] * 2000) / 1e6)
+    assert streamed["stream"] is True and streamed["provider"] == "backup" and streamed["usage"]["output"] > 0
+    assert [a["status"] for a in streamed["attempts"]] == [503, 200]
+    assert "cost_usd" not in streamed  # only primary/gpt-sim has a price
+    assert refused["status"] == 429 and "requests per minute" in refused["error"] and "provider" not in refused
+    assert all(r["id"].startswith("req_") and r["ms"] >= 0 for r in records)
+    assert "Echo" not in path.read_text()  # prompts and answers are never logged
+
+
+@pytest.mark.parametrize(
+    ("governance", "where", "reason"),
+    [
+        ({"keys": {"a": {"team": "x", "key": "k"}}}, "governance.keys.a.team", "unknown team 'x'"),
+        ({"keys": {"a": {"key": "k"}, "b": {"key": "k"}}}, "governance.keys.b.key", "same key value"),
+        ({"keys": {"a": {"rpm": 5}}}, "governance.keys.a", "needs `key`"),
+        ({"keys": {"a": {"key": "k", "budget_period": "hourly"}}}, "governance.keys.a.budget_period", "expected one"),
+        (
+            {"customers": {"c": {"budget_period": "daily"}}},
+            "governance.customers.c.budget_period",
+            "needs `budget_usd`",
+        ),
+        ({"pricing": {"m": {"input": 1}}}, "governance.pricing.m", "needs `output`"),
+        ({"keys": {"a": {"key": "env:NOPE"}}}, "governance.keys.a.key", "NOPE is not set"),
+        ({"teams": {"t": {"rpm": 0}}}, "governance.teams.t.rpm", "integer >= 1"),
+        (
+            {
+                "customers": {"x": {}, "y": {}},
+                "teams": {"t": {"customer": "x"}},
+                "keys": {"a": {"key": "k", "team": "t", "customer": "y"}},
+            },
+            "governance.keys.a.customer",
+            "differs from its team's customer 'x'",
+        ),
+    ],
+)
+def test_governance_config_mistakes_name_the_key(governance: dict[str, Any], where: str, reason: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"governance": governance}, source="gw.yaml", env={})
+    assert f"gw.yaml: {where}: " in str(caught.value) and reason in str(caught.value)
+
+
+async def test_a_client_leaving_mid_stream_is_logged_and_its_request_still_counted(sims: Sims, tmp_path: Path) -> None:
+    path = tmp_path / "requests.jsonl"
+    config = governed(sims, {"keys": {"h": {"key": "sk-h", "rpm": 100}}}, request_log=str(path))
+    config["routes"]["slow"] = ["primary/gpt-sim@chunk_delay=0.1,chunks=50"]
+    body = {"model": "slow", "messages": MSG, "stream": True}
+    async with running_gateway(config) as gw:
+        async with httpx.AsyncClient() as http:
+            headers = {"authorization": "Bearer sk-h"}
+            async with http.stream("POST", f"{gw.base_url}/chat/completions", json=body, headers=headers) as resp:
+                async for _ in resp.aiter_bytes():
+                    break  # leave after the first piece
+        for _ in range(100):  # the gateway notices the hang-up on its next write
+            if path.stat().st_size:
+                break
+            await asyncio.sleep(0.05)
+    (record,) = [json.loads(line) for line in path.read_text().splitlines()]
+    assert record["status"] == 200 and record["error"] == "the client disconnected mid-stream"
+    assert record["key"] == "h" and record["provider"] == "primary"

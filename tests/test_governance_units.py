@@ -1,0 +1,176 @@
+"""Governance's pure parts and the plugin contract: sliding windows, budget periods, decisions, the
+pipeline's hook order, and the stream usage tap — with a fake clock, no server."""
+
+from __future__ import annotations
+
+import calendar
+
+import pytest
+
+from sidestep.config.model import Limits, Secret, VirtualKey
+from sidestep.errors import BadRequest
+from sidestep.plugins.base import Exchange, Pipeline
+from sidestep.plugins.governance.decide import ALLOW, decide
+from sidestep.plugins.governance.limits import MinuteWindow, Scope, period_end, period_start
+from sidestep.server.types import Request, Response
+from sidestep.usage_tap import UsageTap
+
+T0 = calendar.timegm((2026, 11, 25, 10, 0, 0))  # a Wednesday, on a minute boundary
+
+
+def at(year: int, month: int, day: int, hour: int = 0) -> float:
+    return float(calendar.timegm((year, month, day, hour, 0, 0)))
+
+
+# -- the sliding minute ---------------------------------------------------------------------------------
+
+
+def test_minute_window_slides_the_previous_minute_out() -> None:
+    window = MinuteWindow()
+    window.add(T0 + 10, 60)
+    assert window.estimate(T0 + 30) == 60
+    assert window.estimate(T0 + 60) == 60  # next minute: all of the previous still overlaps
+    assert window.estimate(T0 + 90) == pytest.approx(30)  # half of it
+    assert window.estimate(T0 + 120) == 0  # two minutes on: gone
+    window.add(T0 + 90, 5)
+    assert window.estimate(T0 + 90) == pytest.approx(35)
+
+
+def test_minute_window_wait_is_when_the_estimate_falls_below_the_limit() -> None:
+    window = MinuteWindow()
+    window.add(T0, 10)
+    wait = window.wait(T0 + 15, 5)  # full this minute: 45 s to its end, then half of the next
+    assert wait == pytest.approx(45 + 30)
+    assert window.estimate(T0 + 15 + wait) == pytest.approx(5)
+    later = T0 + 70  # the 10 are now "previous": 10 * (1 - 10/60) = 8.33
+    assert window.wait(later, 5) == pytest.approx(60 * (1 - 5 / 10) - 10)
+    assert window.wait(later, 9) == 0
+    assert window.wait(later, 0) == pytest.approx(50)  # nothing may remain: the whole minute must pass
+
+
+def test_budget_periods_are_utc_calendar_periods() -> None:
+    now = at(2026, 11, 25, 15) + 123
+    assert period_start(now, "daily") == at(2026, 11, 25)
+    assert period_end(now, "daily") == at(2026, 11, 26)
+    assert period_start(now, "weekly") == at(2026, 11, 23)  # Monday
+    assert period_end(now, "weekly") == at(2026, 11, 30)
+    assert period_start(now, "monthly") == at(2026, 11, 1)
+    assert period_end(now, "monthly") == at(2026, 12, 1)
+    assert period_end(at(2026, 12, 31, 23), "monthly") == at(2027, 1, 1)
+    assert period_start(now, "total") == 0 and period_end(now, "total") is None
+
+
+# -- decisions --------------------------------------------------------------------------------------
+
+
+def key(models: tuple[str, ...] | None = None) -> VirtualKey:
+    return VirtualKey("alice", Secret("sk-alice"), models=models)
+
+
+def test_decide_checks_the_key_then_models_then_budgets_then_rates() -> None:
+    assert decide(None, False, ["chat"], [], T0).code == "invalid_api_key"
+    assert "not known" in decide(None, True, ["chat"], [], T0).reason
+    limited = key(("gpt-4o*", "smart"))
+    assert decide(limited, True, ["gpt-4o-mini", "smart"], [], T0) is ALLOW
+    denied = decide(limited, True, ["smart", "openai/o1"], [], T0)  # a fallback outside the list counts too
+    assert denied.code == "model_not_allowed" and "'openai/o1'" in denied.reason
+    scope = Scope("key 'alice'", Limits(rpm=1, budget_usd=1.0, budget_period="daily"))
+    scope.requests.add(T0, 1)
+    assert decide(key(), True, ["chat"], [scope], T0).code == "rate_limit_exceeded"
+    scope.spend.add(period_start(T0, "daily"), 1.5)
+    spent = decide(key(), True, ["chat"], [scope], T0)
+    assert spent.code == "insufficient_quota" and spent.retry_after is None  # the budget is named first
+    assert "resets at 2026-11-26T00:00:00Z" in spent.reason and "key 'alice'" in spent.reason
+    assert decide(key(), True, ["chat"], [scope], T0 + 86400 + 120) is ALLOW  # a new day, a new minute
+
+
+def test_rate_limit_decisions_say_when_to_come_back() -> None:
+    scope = Scope("team 'research'", Limits(rpm=2, tpm=100))
+    scope.requests.add(T0 + 1, 2)
+    decision = decide(key(), True, ["chat"], [scope], T0 + 1)
+    assert decision.code == "rate_limit_exceeded" and "Team 'research'" in decision.reason
+    assert decision.retry_after is not None and 59 <= decision.retry_after <= 120
+    scope = Scope("team 'research'", Limits(tpm=100))
+    scope.tokens.add(T0, 150)
+    tokens = decide(key(), True, ["chat"], [scope], T0 + 30)
+    assert tokens.code == "tokens_exceeded" and tokens.retry_after is not None and tokens.retry_after > 30
+
+
+# -- the pipeline ----------------------------------------------------------------------------------
+
+
+class Recorder:
+    wants_usage = False
+
+    def __init__(self, name: str, calls: list[str], *, refuse: bool = False, answer: bool = False) -> None:
+        self.name, self.calls, self.refuse, self.answer = name, calls, refuse, answer
+
+    def pre(self, exchange: Exchange) -> Response | None:
+        self.calls.append(f"pre {self.name}")
+        if self.refuse:
+            raise BadRequest(f"{self.name} says no")
+        return Response(200, b"cached") if self.answer else None
+
+    def post(self, exchange: Exchange) -> None:
+        self.calls.append(f"post {self.name} {exchange.status}")
+        if self.name == "buggy":
+            raise RuntimeError("a bug in a post hook")
+
+
+def exchange() -> Exchange:
+    return Exchange(Request("POST", "/v1/chat/completions", "", {}, b""), "req_1", "chat", "openai", ["m"], False, 0)
+
+
+def test_post_hooks_run_in_reverse_for_plugins_whose_pre_ran() -> None:
+    calls: list[str] = []
+    pipeline = Pipeline([Recorder("log", calls), Recorder("auth", calls, refuse=True), Recorder("cache", calls)])
+    with pytest.raises(BadRequest):
+        pipeline.pre(exchange())
+    assert calls == ["pre log", "pre auth", "post auth 400", "post log 400"]  # cache never ran
+
+
+def test_a_short_circuit_answers_and_a_failing_post_hook_spares_the_others() -> None:
+    calls: list[str] = []
+    pipeline = Pipeline([Recorder("log", calls), Recorder("buggy", calls), Recorder("cache", calls, answer=True)])
+    ex = exchange()
+    answer = pipeline.pre(ex)
+    assert answer is not None and answer.body == b"cached"
+    assert calls == ["pre log", "pre buggy", "pre cache", "post cache 200", "post buggy 200", "post log 200"]
+
+
+# -- the usage tap -----------------------------------------------------------------------------------
+
+CHUNK = b'data: {"id":"c","choices":[{"index":0,"delta":{"content":"hi"}}],"usage":null}\n\n'
+USAGE = b'data: {"id":"c","choices":[],"usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10}}\n\n'
+DONE = b"data: [DONE]\n\n"
+
+
+def test_tap_reads_openai_usage_and_drops_the_chunk_the_client_did_not_ask_for() -> None:
+    stream = CHUNK + CHUNK + USAGE + DONE
+    for size in (1, 7, 64, len(stream)):  # however the upstream's reads split it
+        tap = UsageTap("openai", drop_usage_chunk=True)
+        out = b"".join(tap.feed(stream[i : i + size]) for i in range(0, len(stream), size)) + tap.flush()
+        assert out == CHUNK + CHUNK + DONE
+        assert tap.usage is not None and (tap.usage.input, tap.usage.output) == (7, 3)
+    kept = UsageTap("openai")
+    assert kept.feed(stream) == stream and kept.usage is not None and kept.usage.output == 3
+
+
+def test_tap_passes_complete_events_at_once_and_holds_only_a_partial_one() -> None:
+    tap = UsageTap("openai", drop_usage_chunk=True)
+    assert tap.feed(CHUNK + CHUNK[:10]) == CHUNK
+    assert tap.feed(CHUNK[10:]) == CHUNK
+    assert tap.feed(b"data: [DO") == b""
+    assert tap.flush() == b"data: [DO"  # a stream that ended mid-event: passed on as it came
+    crlf = UsageTap("openai", drop_usage_chunk=True)
+    out = crlf.feed(CHUNK.replace(b"\n", b"\r\n") + USAGE.replace(b"\n", b"\r\n"))
+    assert b"prompt_tokens" not in out and b'"content":"hi"' in out and crlf.usage is not None
+
+
+def test_tap_reads_anthropic_usage_from_start_and_delta() -> None:
+    usage = b'{"usage":{"input_tokens":25,"output_tokens":1}}'
+    start = b'event: message_start\ndata: {"type":"message_start","message":' + usage + b"}\n\n"
+    delta = b'event: message_delta\ndata: {"type":"message_delta","delta":{},"usage":{"output_tokens":15}}\n\n'
+    tap = UsageTap("anthropic", drop_usage_chunk=True)  # never drops: Anthropic clients always get usage
+    assert tap.feed(start + delta) == start + delta
+    assert tap.usage is not None and (tap.usage.input, tap.usage.output) == (25, 15)
