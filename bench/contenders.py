@@ -21,6 +21,7 @@ __all__ = [
 ]
 
 LITELLM_VENV = Path(__file__).parent / ".venvs" / "litellm"
+VIRTUAL_KEY = "sk-bench-7f3a9c2e4b8d1f6a0c5e9b3d7a2f4c8e"  # what every load generator sends as its bearer key
 
 
 @dataclass(slots=True)
@@ -37,8 +38,9 @@ class Contender:
 def sidestep_config(kind: str, port: int, upstream: int, workdir: Path, sim: int = 0) -> Path:
     """`minimal`: one provider, a one-target route. `realistic`: three weighted keys, a fallback route of
     two providers with retries, timeouts and a time-to-first-token limit, capability limits declared (so
-    requests are checked against them), breakers on, an access log written and Prometheus metrics counted for
-    every request."""
+    requests are checked against them), breakers on, an access log and a request log written, Prometheus
+    metrics counted, and governance on: every request carries a virtual key whose key, team and customer
+    each have rate limits and a budget (set high enough never to refuse), priced from reported usage."""
     base = f"http://127.0.0.1:{upstream}"
     stream = f"{base}/s/v1" if sim and sim != upstream else f"{base}/v1"  # nginx serves SSE under /s/
     extra = f"""  stream: {{type: openai, base_url: "{stream}", api_key: bench-key}}
@@ -55,7 +57,18 @@ providers:
 """
     else:
         text = f"""
-server: {{port: {port}, access_log: true, metrics: true, sse_keepalive: 15}}
+server: {{port: {port}, access_log: true, request_log: "{workdir}/requests.jsonl", metrics: true, sse_keepalive: 15}}
+governance:
+  pricing: {{gpt-4o-mini: {{input: 0.15, output: 0.6}}, llama-3.3-70b: {{input: 0.59, output: 0.79}}}}
+  customers: {{bench-co: {{budget_usd: 1000000, budget_period: monthly}}}}
+  teams: {{bench-team: {{customer: bench-co, rpm: 100000000, tpm: 100000000000}}}}
+  keys:
+    bench:
+      key: {VIRTUAL_KEY}
+      team: bench-team
+      models: [chat, chat-stream, "sim/*"]
+      rpm: 100000000
+      budget_usd: 1000000
 resilience:
   breaker: {{failures: 5, error_rate: 0.5, min_requests: 20, window: 30, cooldown: 10}}
 providers:
@@ -115,7 +128,7 @@ model_list:
   - model_name: chat
     litellm_params: {{model: openai/gpt-4o-mini, api_base: "http://127.0.0.1:{upstream}/v1", api_key: bench-key}}
 litellm_settings: {{telemetry: false, drop_params: true}}
-general_settings: {{master_key: "sk-bench-7f3a9c2e4b8d1f6a0c5e9b3d7a2f4c8e"}}
+general_settings: {{master_key: "{VIRTUAL_KEY}"}}
 """
     )
     argv = [str(binary), "--config", str(config), "--port", str(port), "--num_workers", "1"]
