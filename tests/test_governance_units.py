@@ -11,7 +11,7 @@ from sidestep.config.model import Limits, Secret, VirtualKey
 from sidestep.errors import BadRequest
 from sidestep.plugins.base import Exchange, Pipeline
 from sidestep.plugins.governance.decide import ALLOW, decide
-from sidestep.plugins.governance.limits import MinuteWindow, Scope, period_end, period_start
+from sidestep.plugins.governance.limits import NO_SCOPES, MinuteWindow, Scope, Scopes, period_end, period_start
 from sidestep.server.types import Request, Response
 from sidestep.usage_tap import UsageTap
 
@@ -68,31 +68,31 @@ def key(models: tuple[str, ...] | None = None) -> VirtualKey:
 
 
 def test_decide_checks_the_key_then_models_then_budgets_then_rates() -> None:
-    assert decide(None, False, ["chat"], [], T0).code == "invalid_api_key"
-    assert "not known" in decide(None, True, ["chat"], [], T0).reason
+    assert decide(None, False, ["chat"], NO_SCOPES, T0).code == "invalid_api_key"
+    assert "not known" in decide(None, True, ["chat"], NO_SCOPES, T0).reason
     limited = key(("gpt-4o*", "smart"))
-    assert decide(limited, True, ["gpt-4o-mini", "smart"], [], T0) is ALLOW
-    denied = decide(limited, True, ["smart", "openai/o1"], [], T0)  # a fallback outside the list counts too
+    assert decide(limited, True, ["gpt-4o-mini", "smart"], NO_SCOPES, T0) is ALLOW
+    denied = decide(limited, True, ["smart", "openai/o1"], NO_SCOPES, T0)  # a fallback outside the list counts too
     assert denied.code == "model_not_allowed" and "'openai/o1'" in denied.reason
     scope = Scope("key 'alice'", Limits(rpm=1, budget_usd=1.0, budget_period="daily"))
     scope.requests.add(T0, 1)
-    assert decide(key(), True, ["chat"], [scope], T0).code == "rate_limit_exceeded"
-    scope.spend.add(period_start(T0, "daily"), 1.5)
-    spent = decide(key(), True, ["chat"], [scope], T0)
+    assert decide(key(), True, ["chat"], Scopes.of((scope,)), T0).code == "rate_limit_exceeded"
+    scope.spend.add(T0, 1.5)
+    spent = decide(key(), True, ["chat"], Scopes.of((scope,)), T0)
     assert spent.code == "insufficient_quota" and spent.retry_after is None  # the budget is named first
     assert "resets at 2026-11-26T00:00:00Z" in spent.reason and "key 'alice'" in spent.reason
-    assert decide(key(), True, ["chat"], [scope], T0 + 86400 + 120) is ALLOW  # a new day, a new minute
+    assert decide(key(), True, ["chat"], Scopes.of((scope,)), T0 + 86400 + 120) is ALLOW  # a new day, a new minute
 
 
 def test_rate_limit_decisions_say_when_to_come_back() -> None:
     scope = Scope("team 'research'", Limits(rpm=2, tpm=100))
     scope.requests.add(T0 + 1, 2)
-    decision = decide(key(), True, ["chat"], [scope], T0 + 1)
+    decision = decide(key(), True, ["chat"], Scopes.of((scope,)), T0 + 1)
     assert decision.code == "rate_limit_exceeded" and "Team 'research'" in decision.reason
     assert decision.retry_after is not None and 59 <= decision.retry_after <= 120
     scope = Scope("team 'research'", Limits(tpm=100))
     scope.tokens.add(T0, 150)
-    tokens = decide(key(), True, ["chat"], [scope], T0 + 30)
+    tokens = decide(key(), True, ["chat"], Scopes.of((scope,)), T0 + 30)
     assert tokens.code == "tokens_exceeded" and tokens.retry_after is not None and tokens.retry_after > 30
 
 

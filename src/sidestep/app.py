@@ -108,6 +108,7 @@ class Gateway:
         self._ids = itertools.count(1)
         self.governance = Governance(config.governance, clock=wall_clock) if config.governance.enabled else None
         self._pipeline = Pipeline([*plugins, *([self.governance] if self.governance is not None else [])])
+        self._plugged = bool(self._pipeline)
         self._wall_clock = wall_clock
 
     async def handle(self, request: Request) -> Response | StreamingResponse:
@@ -130,7 +131,7 @@ class Gateway:
         dialect = _DIALECTS[DIALECT_OF[operation]]
         parsed = dialect.parse_body(request.body, operation)
         exchange = None
-        if self._pipeline:
+        if self._plugged:
             exchange = Exchange(
                 request, request_id, operation, dialect.name, parsed.models, parsed.stream, self._wall_clock()
             )

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sidestep.config.model import VirtualKey
-from sidestep.plugins.governance.limits import Scope, period_end, period_start
+from sidestep.plugins.governance.limits import Scope, Scopes, period_end
 
 __all__ = ["ALLOW", "Decision", "decide", "model_allowed"]
 
@@ -37,53 +37,50 @@ def model_allowed(globs: tuple[str, ...] | None, model: str) -> bool:
     return globs is None or any(glob == model or fnmatch.fnmatchcase(model, glob) for glob in globs)
 
 
-def decide(
-    key: VirtualKey | None, presented: bool, models: Sequence[str], scopes: Sequence[Scope], now: float
-) -> Decision:
+def decide(key: VirtualKey | None, presented: bool, models: Sequence[str], scopes: Scopes, now: float) -> Decision:
     """The verdict for a request naming `models` (its route and any fallbacks), checked in this order:
     the key, its model allow-list, budgets (no retry can help), then rate limits (come back later)."""
     if key is None:
         return _UNKNOWN_KEY if presented else _NO_KEY
-    for model in models:
-        if not model_allowed(key.models, model):
-            allowed = ", ".join(key.models or ())
-            return Decision(False, "model_not_allowed", f"Key '{key.name}' may not use '{model}' (allowed: {allowed}).")
-    for scope in scopes:
-        decision = _budget(scope, now)
-        if decision is not ALLOW:
-            return decision
-    for scope in scopes:
-        decision = _rates(scope, now)
-        if decision is not ALLOW:
-            return decision
+    if key.models is not None:
+        for model in models:
+            if not model_allowed(key.models, model):
+                allowed = ", ".join(key.models)
+                reason = f"Key '{key.name}' may not use '{model}' (allowed: {allowed})."
+                return Decision(False, "model_not_allowed", reason)
+    for scope in scopes.budgets:
+        if scope.spend.spent(now) >= scope.limits.budget_usd:  # type: ignore[operator]  # grouped: it is set
+            return _spent(scope, now)
+    for scope in scopes.rpm:
+        if scope.requests.estimate(now) + 1 > scope.limits.rpm:  # type: ignore[operator]
+            return _too_many(scope, now)
+    for scope in scopes.tpm:
+        if scope.tokens.estimate(now) >= scope.limits.tpm:  # type: ignore[operator]
+            return _too_many_tokens(scope, now)
     return ALLOW
 
 
-def _budget(scope: Scope, now: float) -> Decision:
+def _spent(scope: Scope, now: float) -> Decision:
     limits = scope.limits
-    if limits.budget_usd is None:
-        return ALLOW
     period = limits.budget_period
-    spent = scope.spend.spent(period_start(now, period))
-    if spent < limits.budget_usd:
-        return ALLOW
     end = period_end(now, period)
     resets = f"; it resets at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(end))}" if end is not None else ""
     which = "total" if period == "total" else period
+    spent = scope.spend.spent(now)
     reason = f"The {which} budget of {scope.label} (${limits.budget_usd:.2f}) is spent (${spent:.4f}){resets}."
     return Decision(False, "insufficient_quota", reason)
 
 
-def _rates(scope: Scope, now: float) -> Decision:
-    limits = scope.limits
-    if limits.rpm is not None and scope.requests.estimate(now) + 1 > limits.rpm:
-        wait = scope.requests.wait(now, limits.rpm - 1)
-        reason = f"{_cap(scope.label)} is over its limit of {limits.rpm} requests per minute."
-        return Decision(False, "rate_limit_exceeded", reason, wait)
-    if limits.tpm is not None and scope.tokens.estimate(now) >= limits.tpm:
-        reason = f"{_cap(scope.label)} is over its limit of {limits.tpm} tokens per minute."
-        return Decision(False, "tokens_exceeded", reason, scope.tokens.wait(now, limits.tpm))
-    return ALLOW
+def _too_many(scope: Scope, now: float) -> Decision:
+    rpm = scope.limits.rpm or 0
+    reason = f"{_cap(scope.label)} is over its limit of {rpm} requests per minute."
+    return Decision(False, "rate_limit_exceeded", reason, scope.requests.wait(now, rpm - 1))
+
+
+def _too_many_tokens(scope: Scope, now: float) -> Decision:
+    tpm = scope.limits.tpm or 0
+    reason = f"{_cap(scope.label)} is over its limit of {tpm} tokens per minute."
+    return Decision(False, "tokens_exceeded", reason, scope.tokens.wait(now, tpm))
 
 
 def _cap(text: str) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from sidestep.config.model import Limits
 
-__all__ = ["MinuteWindow", "Scope", "Spend", "period_end", "period_start"]
+__all__ = ["NO_SCOPES", "MinuteWindow", "Scope", "Scopes", "Spend", "period_end", "period_start"]
 
 
 class MinuteWindow:
@@ -23,12 +23,12 @@ class MinuteWindow:
     __slots__ = ("_current", "_minute", "_previous")
 
     def __init__(self) -> None:
-        self._minute = -1
+        self._minute = -1.0
         self._current = 0.0
         self._previous = 0.0
 
     def _counts(self, now: float) -> tuple[float, float]:
-        minute = int(now // 60)
+        minute = now // 60
         if minute == self._minute:
             return self._current, self._previous
         if minute == self._minute + 1:
@@ -36,8 +36,12 @@ class MinuteWindow:
         return 0.0, 0.0
 
     def estimate(self, now: float) -> float:
-        current, previous = self._counts(now)
-        return previous * (1.0 - (now % 60) / 60) + current
+        minute = now // 60  # inlined `_counts`: this runs for every request of a limited key
+        if minute == self._minute:
+            return self._previous * (1.0 - (now % 60) / 60) + self._current
+        if minute == self._minute + 1:
+            return self._current * (1.0 - (now % 60) / 60)
+        return 0.0
 
     def wait(self, now: float, limit: float) -> float:
         """Seconds until the estimate drops below `limit` with nothing added meanwhile."""
@@ -52,7 +56,7 @@ class MinuteWindow:
         return max(0.0, 60 * (1 - (limit - current) / previous) - elapsed)
 
     def add(self, now: float, amount: float) -> None:
-        minute = int(now // 60)
+        minute = now // 60
         if minute != self._minute:
             self._previous = self._current if minute == self._minute + 1 else 0.0
             self._current = 0.0
@@ -88,20 +92,30 @@ def period_end(now: float, period: str) -> float | None:
 
 
 class Spend:
-    """USD spent in the current budget period; a new period starts from zero."""
+    """USD spent in the current budget period; a new period starts from zero. The period's bounds are
+    kept, so the per-request check is two comparisons (calendar arithmetic only when a period turns)."""
 
-    __slots__ = ("_start", "_usd")
+    __slots__ = ("_end", "_start", "_usd", "period")
 
-    def __init__(self) -> None:
-        self._start = -1.0
+    def __init__(self, period: str) -> None:
+        self.period = period
+        self._start = 0.0
+        self._end = -1.0  # no period yet
         self._usd = 0.0
 
-    def spent(self, start: float) -> float:
-        return self._usd if start == self._start else 0.0
+    def _current(self, now: float) -> bool:
+        return self._start <= now and (now < self._end or self.period == "total")
 
-    def add(self, start: float, usd: float) -> None:
-        if start != self._start:
-            self._start, self._usd = start, 0.0
+    def spent(self, now: float) -> float:
+        if self._start <= now and (now < self._end or self.period == "total"):
+            return self._usd
+        return 0.0
+
+    def add(self, now: float, usd: float) -> None:
+        if not self._current(now):
+            self._start = period_start(now, self.period)
+            self._end = period_end(now, self.period) or 0.0
+            self._usd = 0.0
         self._usd += usd
 
 
@@ -113,4 +127,30 @@ class Scope:
     limits: Limits
     requests: MinuteWindow = field(default_factory=MinuteWindow)
     tokens: MinuteWindow = field(default_factory=MinuteWindow)
-    spend: Spend = field(default_factory=Spend)
+    spend: Spend = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.spend = Spend(self.limits.budget_period)
+
+
+@dataclass(frozen=True, slots=True)
+class Scopes:
+    """A key's scopes (itself, its team, its customer), grouped once by the limits each has, so a request
+    checks only the limits that exist."""
+
+    all: tuple[Scope, ...] = ()
+    budgets: tuple[Scope, ...] = ()
+    rpm: tuple[Scope, ...] = ()
+    tpm: tuple[Scope, ...] = ()
+
+    @classmethod
+    def of(cls, scopes: tuple[Scope, ...]) -> Scopes:
+        return cls(
+            all=tuple(scope for scope in scopes if scope.limits.any),
+            budgets=tuple(scope for scope in scopes if scope.limits.budget_usd is not None),
+            rpm=tuple(scope for scope in scopes if scope.limits.rpm is not None),
+            tpm=tuple(scope for scope in scopes if scope.limits.tpm is not None),
+        )
+
+
+NO_SCOPES = Scopes()

@@ -19,7 +19,7 @@ from sidestep.config.model import GovernanceConfig, VirtualKey
 from sidestep.errors import Forbidden, LimitExceeded, SidestepError, Unauthorized
 from sidestep.plugins.base import Exchange
 from sidestep.plugins.governance.decide import ALLOW, Decision, decide
-from sidestep.plugins.governance.limits import Scope, period_start
+from sidestep.plugins.governance.limits import NO_SCOPES, Scope, Scopes
 from sidestep.plugins.pricing import Pricing
 from sidestep.server.types import Response
 
@@ -35,29 +35,27 @@ class Governance:
         self.pricing = Pricing(config.pricing)
         teams = {name: Scope(f"team '{name}'", team.limits) for name, team in config.teams.items()}
         customers = {name: Scope(f"customer '{name}'", limits) for name, limits in config.customers.items()}
-        self._scopes: dict[str, tuple[Scope, ...]] = {}  # key name → the scopes with limits it counts against
+        self._scopes: dict[str, Scopes] = {}  # key name → the scopes with limits it counts against
         for key in config.keys:
             scopes = [Scope(f"key '{key.name}'", key.limits)]
             if key.team is not None:
                 scopes.append(teams[key.team])
             if key.customer is not None:
                 scopes.append(customers[key.customer])
-            self._scopes[key.name] = tuple(scope for scope in scopes if scope.limits.any)
-        every = [scope.limits for scopes in self._scopes.values() for scope in scopes]
-        self.wants_usage = any(limits.tpm is not None or limits.budget_usd is not None for limits in every)
+            self._scopes[key.name] = Scopes.of(tuple(scopes))
+        self.wants_usage = any(scopes.tpm or scopes.budgets for scopes in self._scopes.values())
 
     def pre(self, exchange: Exchange) -> Response | None:
         presented = _presented_key(exchange)
         key = self._keys.get(presented) if presented else None
-        scopes = self._scopes.get(key.name, ()) if key is not None else ()
+        scopes = self._scopes[key.name] if key is not None else NO_SCOPES
         now = self._clock()
         decision = decide(key, bool(presented), exchange.models, scopes, now)
         if decision is not ALLOW:
             raise _refusal(decision)
         exchange.principal = key
-        for scope in scopes:
-            if scope.limits.rpm is not None:
-                scope.requests.add(now, 1)
+        for scope in scopes.rpm:
+            scope.requests.add(now, 1)
         return None
 
     def post(self, exchange: Exchange) -> None:
@@ -69,21 +67,19 @@ class Governance:
         if cost is not None:
             exchange.notes["cost_usd"] = cost
         now = self._clock()
-        tokens = usage.input + usage.output
-        for scope in self._scopes.get(key.name, ()):
-            limits = scope.limits
-            if limits.tpm is not None:
+        scopes = self._scopes[key.name]
+        if scopes.tpm:
+            tokens = usage.input + usage.output
+            for scope in scopes.tpm:
                 scope.tokens.add(now, tokens)
-            if limits.budget_usd is not None and cost:
-                scope.spend.add(period_start(now, limits.budget_period), cost)
+        if cost:
+            for scope in scopes.budgets:
+                scope.spend.add(now, cost)
 
     def spent(self, key_name: str) -> list[tuple[str, float]]:
         """What each scope of a key has spent in its current period (for the admin side and tests)."""
         now = self._clock()
-        return [
-            (scope.label, scope.spend.spent(period_start(now, scope.limits.budget_period)))
-            for scope in self._scopes.get(key_name, ())
-        ]
+        return [(scope.label, scope.spend.spent(now)) for scope in self._scopes[key_name].all]
 
 
 def _presented_key(exchange: Exchange) -> str | None:
