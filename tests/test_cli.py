@@ -17,6 +17,7 @@ EXAMPLE_ENV = {
     "GROQ_API_KEY": "g",
     "TOGETHER_API_KEY": "t",
     "AZURE_OPENAI_API_KEY": "a",
+    "SIDESTEP_KEY_ALICE": "sk-alice",
 }
 
 
@@ -27,6 +28,7 @@ def test_check_accepts_the_example_config(monkeypatch: pytest.MonkeyPatch, capsy
     out = capsys.readouterr().out
     assert "ok" in out
     assert "smart" in out
+    assert "1 virtual key(s): alice" in out
 
 
 def test_check_names_file_key_and_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

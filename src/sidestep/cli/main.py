@@ -84,9 +84,11 @@ def _cmd_check(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"sidestep: config error: {exc}", file=sys.stderr)
         return 2
+    keys = config.governance.keys
+    governed = f"; {len(keys)} virtual key(s): {', '.join(key.name for key in keys)}" if keys else ""
     print(
         f"{args.config}: ok — {len(config.providers)} provider(s): {', '.join(config.providers) or 'none'}; "
-        f"{len(config.routes)} route(s): {', '.join(config.routes) or 'none'}"
+        f"{len(config.routes)} route(s): {', '.join(config.routes) or 'none'}{governed}"
     )
     return 0
 
