@@ -81,13 +81,17 @@ def completion_body() -> bytes:
 
 
 def stream_body(chunks: int) -> bytes:
-    """`chunks` content events, a finish event, a usage event and [DONE], as one SSE body."""
+    """`chunks` content events, a finish event, a usage event and [DONE], as one SSE body: what OpenAI sends
+    with `stream_options.include_usage` (`"usage":null` on every chunk, the counts in a last chunk without
+    choices), which the realistic config asks for so that governance can count tokens."""
     words = _TEXT.split()
     events = []
     base = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1764000000, "model": "gpt-4o-mini"}
     for i in range(chunks):
         delta = {"role": "assistant", "content": ""} if i == 0 else {"content": " " + words[i % len(words)]}
-        events.append({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
-    events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        events.append({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}], "usage": None})
+    events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": None})
+    usage = {"prompt_tokens": 31, "completion_tokens": chunks, "total_tokens": 31 + chunks}
+    events.append({**base, "choices": [], "usage": usage})
     lines = [f"data: {json.dumps(e, separators=(',', ':'))}\n\n" for e in events]
     return ("".join(lines) + "data: [DONE]\n\n").encode()
