@@ -145,11 +145,15 @@ async def test_stream_usage_is_counted_without_showing_the_client_a_chunk_it_did
             )
         ]
         after_asked = gw.gateway.governance.spent("e")[0][1]
+        async with httpx.AsyncClient() as http:  # stream_options that is no object is replaced, not a crash
+            body = {"model": "chat", "messages": MSG, "stream": True, "stream_options": "bogus"}
+            odd = await http.post(f"{gw.base_url}/chat/completions", json=body, headers={"x-api-key": "sk-e"})
     assert all(chunk.choices for chunk in plain) and all(chunk.usage is None for chunk in plain)
     upstream = sims["primary"].sim.received[0].body
     assert upstream["stream_options"] == {"include_usage": True}  # the gateway asked for it
     assert asked[-1].usage is not None and not asked[-1].choices  # the client asked: it gets it
     assert after_plain > 0 and after_asked == pytest.approx(2 * after_plain)
+    assert odd.status_code == 200 and b"[DONE]" in odd.content and b'"choices":[]' not in odd.content
 
 
 async def test_anthropic_streams_are_counted_too(claude: Any, sims: Sims) -> None:
@@ -248,3 +252,21 @@ async def test_a_client_leaving_mid_stream_is_logged_and_its_request_still_count
     (record,) = [json.loads(line) for line in path.read_text().splitlines()]
     assert record["status"] == 200 and record["error"] == "the client disconnected mid-stream"
     assert record["key"] == "h" and record["provider"] == "primary"
+
+
+async def test_a_client_leaving_before_the_answer_is_logged_as_499(sims: Sims, tmp_path: Path) -> None:
+    path = tmp_path / "requests.jsonl"
+    config = governed(sims, {"keys": {"i": {"key": "sk-i"}}}, request_log=str(path))
+    config["routes"]["slow"] = ["primary/gpt-sim@latency=5"]
+    async with running_gateway(config) as gw:
+        async with httpx.AsyncClient(timeout=0.3) as http:
+            with pytest.raises(httpx.ReadTimeout):
+                body = {"model": "slow", "messages": MSG}
+                await http.post(f"{gw.base_url}/chat/completions", json=body, headers={"x-api-key": "sk-i"})
+        for _ in range(100):
+            if path.stat().st_size:
+                break
+            await asyncio.sleep(0.05)
+    (record,) = [json.loads(line) for line in path.read_text().splitlines()]
+    assert record["status"] == 499 and record["error"] == "the client disconnected before the answer"
+    assert record["key"] == "i" and "provider" not in record

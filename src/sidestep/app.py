@@ -184,7 +184,8 @@ class Gateway:
         body = parsed.body
         tap = exchange is not None and self._pipeline.wants_usage
         if tap and dialect.name == "openai" and not include_usage:  # have the usage reported, then removed
-            body = {**body, "stream_options": {**(field(body, "stream_options") or {}), "include_usage": True}}
+            options = field(body, "stream_options")
+            body = {**body, "stream_options": {**(options if isinstance(options, dict) else {}), "include_usage": True}}
         job = StreamJob(
             self._executor, operation, body, plan, timeout, policy.mid_stream or "fail", dialect.name, include_usage
         )
