@@ -260,8 +260,8 @@ async def test_a_client_leaving_before_the_answer_is_logged_as_499(sims: Sims, t
     config["routes"]["slow"] = ["primary/gpt-sim@latency=5"]
     async with running_gateway(config) as gw:
         async with httpx.AsyncClient(timeout=0.3) as http:
+            body = {"model": "slow", "messages": MSG}
             with pytest.raises(httpx.ReadTimeout):
-                body = {"model": "slow", "messages": MSG}
                 await http.post(f"{gw.base_url}/chat/completions", json=body, headers={"x-api-key": "sk-i"})
         for _ in range(100):
             if path.stat().st_size:
