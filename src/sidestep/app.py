@@ -107,7 +107,8 @@ class Gateway:
         self._id_prefix = "req_" + os.urandom(7).hex()
         self._ids = itertools.count(1)
         self.governance = Governance(config.governance, clock=wall_clock) if config.governance.enabled else None
-        self._pipeline = Pipeline([*plugins, *([self.governance] if self.governance is not None else [])])
+        governance = [self.governance] if self.governance is not None else []
+        self._pipeline = Pipeline([*plugins, *governance], clock=wall_clock)
         self._plugged = bool(self._pipeline)
         self._wall_clock = wall_clock
 

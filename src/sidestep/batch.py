@@ -26,7 +26,7 @@ class BatchWriter(Generic[T]):
     def __init__(
         self,
         sink: IO[bytes],
-        to_dict: Callable[[T], dict[str, Any]],
+        convert: Callable[[T], Any],
         *,
         name: str,
         interval: float = 0.1,
@@ -34,7 +34,7 @@ class BatchWriter(Generic[T]):
         owns_sink: bool = False,
     ) -> None:
         self._sink = sink
-        self._to_dict = to_dict
+        self._convert = convert  # a record → what the JSON encoder takes (a dict, a msgspec struct)
         self._name = name  # the dropped-lines record says `"event": "<name>_dropped"`
         self._owns_sink = owns_sink
         self._interval = interval
@@ -66,8 +66,8 @@ class BatchWriter(Generic[T]):
     def flush(self) -> None:
         self._timer = None
         records, self._records = self._records, []
-        encode, to_dict = self._encode, self._to_dict
-        out = b"".join(encode(to_dict(record)) + b"\n" for record in records)
+        encode, convert = self._encode, self._convert
+        out = b"".join(encode(convert(record)) + b"\n" for record in records)
         if self._dropped:
             dropped = {"ts": round(time.time(), 3), "event": f"{self._name}_dropped", "lines": self._dropped}
             out += encode(dropped) + b"\n"

@@ -11,7 +11,8 @@ adds an await to the request's path.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -67,10 +68,11 @@ class Plugin(Protocol):
 class Pipeline:
     """Plugins in order; `pre` and `post` as the module docstring says."""
 
-    __slots__ = ("plugins", "wants_usage")
+    __slots__ = ("_clock", "plugins", "wants_usage")
 
-    def __init__(self, plugins: Sequence[Plugin]) -> None:
+    def __init__(self, plugins: Sequence[Plugin], clock: Callable[[], float] = time.time) -> None:
         self.plugins = tuple(plugins)
+        self._clock = clock  # the wall clock that stamps `Exchange.ended`
         self.wants_usage = any(plugin.wants_usage for plugin in self.plugins)
 
     def __bool__(self) -> bool:
@@ -94,6 +96,7 @@ class Pipeline:
         self._post(exchange, len(self.plugins))
 
     def _post(self, exchange: Exchange, ran: int) -> None:
+        exchange.ended = self._clock()
         for plugin in reversed(self.plugins[:ran]):
             try:
                 plugin.post(exchange)

@@ -5,14 +5,20 @@ model asked for and the target that served it, every attempt, token usage, cost,
 and customer, how long the whole request took (to a stream's last byte) and why it failed. Prompts and
 answers are never logged. Records are written in batches off the request path (`sidestep.batch`).
 
+A record is a msgspec struct of plain values built when the request ends, kept out of the garbage
+collector's sight (`gc=False`) while it waits for the flush: holding on to the request itself would keep
+its headers and body alive, and the collector would walk them over and over (measured: several µs per
+request at saturation).
+
 It is the outermost plugin, so its `post` runs last and sees what every other plugin decided,
 refusals included.
 """
 
 from __future__ import annotations
 
-import time
-from typing import IO, Any
+from typing import IO
+
+import msgspec
 
 from sidestep.batch import BatchWriter
 from sidestep.config.model import VirtualKey
@@ -21,6 +27,38 @@ from sidestep.plugins.pricing import Pricing
 from sidestep.server.types import Response
 
 __all__ = ["RequestLog"]
+
+
+class _Attempt(msgspec.Struct, gc=False, array_like=False):
+    target: str
+    status: int | None
+    reason: str
+    ms: float
+
+
+class _Usage(msgspec.Struct, gc=False):
+    input: int
+    output: int
+
+
+class _Record(msgspec.Struct, gc=False, omit_defaults=True):
+    ts: float
+    id: str
+    operation: str
+    requested: str | None
+    stream: bool
+    status: int
+    ms: float
+    provider: str | None = None
+    model: str | None = None
+    fallbacks: tuple[str, ...] | None = None
+    key: str | None = None
+    team: str | None = None
+    customer: str | None = None
+    attempts: tuple[_Attempt, ...] | None = None
+    usage: _Usage | None = None
+    cost_usd: float | None = None
+    error: str | None = None
 
 
 class RequestLog:
@@ -37,8 +75,8 @@ class RequestLog:
         owns_sink: bool = False,
     ) -> None:
         self._pricing = pricing
-        self._writer = BatchWriter[Exchange](
-            sink, self._record, name="request_log", interval=interval, max_lines=max_lines, owns_sink=owns_sink
+        self._writer = BatchWriter[_Record](
+            sink, _as_is, name="request_log", interval=interval, max_lines=max_lines, owns_sink=owns_sink
         )
 
     def pre(self, exchange: Exchange) -> Response | None:
@@ -48,8 +86,7 @@ class RequestLog:
         if self._writer.full:
             self._writer.drop()
             return
-        exchange.ended = time.time()
-        self._writer.add(exchange)  # the record is built at flush time, off the request path
+        self._writer.add(self._record(exchange))
 
     def flush(self) -> None:
         self._writer.flush()
@@ -57,45 +94,39 @@ class RequestLog:
     def close(self) -> None:
         self._writer.close()
 
-    def _record(self, ex: Exchange) -> dict[str, Any]:
-        record: dict[str, Any] = {
-            "ts": round(ex.started, 3),
-            "id": ex.request_id,
-            "operation": ex.operation,
-            "requested": ex.models[0] if ex.models else None,
-            "stream": ex.stream,
-            "status": ex.status,
-            "ms": round((ex.ended - ex.started) * 1000, 3),
-        }
+    def _record(self, ex: Exchange) -> _Record:
+        models = ex.models
+        record = _Record(
+            ts=round(ex.started, 3),
+            id=ex.request_id,
+            operation=ex.operation,
+            requested=models[0] if models else None,
+            stream=ex.stream,
+            status=ex.status,
+            ms=round((ex.ended - ex.started) * 1000, 3),
+            error=ex.error,
+        )
         if ex.provider:
-            record["provider"], record["model"] = ex.provider, ex.model
-        if len(ex.models) > 1:
-            record["fallbacks"] = list(ex.models[1:])
+            record.provider, record.model = ex.provider, ex.model
+        if len(models) > 1:
+            record.fallbacks = tuple(models[1:])
         key = ex.principal
         if isinstance(key, VirtualKey):
-            record["key"] = key.name
-            if key.team is not None:
-                record["team"] = key.team
-            if key.customer is not None:
-                record["customer"] = key.customer
+            record.key, record.team, record.customer = key.name, key.team, key.customer
         if ex.attempts:
-            record["attempts"] = [
-                {
-                    "target": f"{a.provider}/{a.model}",
-                    "status": a.status,
-                    "reason": a.reason,
-                    "ms": round(a.duration_ms, 3),
-                }
-                for a in ex.attempts
-            ]
+            record.attempts = tuple(
+                _Attempt(f"{a.provider}/{a.model}", a.status, a.reason, round(a.duration_ms, 3)) for a in ex.attempts
+            )
         usage = ex.usage
         if usage is not None:
-            record["usage"] = {"input": usage.input, "output": usage.output}
-            cost = ex.notes.get("cost_usd")
+            record.usage = _Usage(usage.input, usage.output)
+            cost = ex.notes.get("cost_usd") if ex.notes else None
             if cost is None and self._pricing and ex.provider:
                 cost = self._pricing.cost(ex.provider, ex.model, usage)
             if cost is not None:
-                record["cost_usd"] = round(cost, 8)
-        if ex.error is not None:
-            record["error"] = ex.error
+                record.cost_usd = round(cost, 8)
         return record
+
+
+def _as_is(record: _Record) -> _Record:
+    return record
