@@ -106,7 +106,9 @@ class Gateway:
         self._capability_limits = any(p.lacks for p in config.providers.values())
         self._id_prefix = "req_" + os.urandom(7).hex()
         self._ids = itertools.count(1)
-        self.governance = Governance(config.governance, clock=wall_clock) if config.governance.enabled else None
+        self.governance = (
+            Governance(config.governance, clock=wall_clock, source=config.source) if config.governance.enabled else None
+        )
         governance = [self.governance] if self.governance is not None else []
         self._pipeline = Pipeline([*plugins, *governance], clock=wall_clock)
         self._plugged = bool(self._pipeline)

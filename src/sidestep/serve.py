@@ -83,6 +83,9 @@ async def start_gateway(
     for log_ in (access, request_log):
         if log_ is not None:
             server.on_closed.append(log_.close)
+    if gateway.governance is not None:
+        gateway.governance.start()
+        server.on_closed.append(gateway.governance.close)
     return server, gateway, client
 
 

@@ -32,7 +32,7 @@ from sidestep.config.model import BUDGET_PERIODS, NO_LIMITS, GovernanceConfig, L
 
 __all__ = ["parse_governance"]
 
-_TOP_KEYS = {"keys", "teams", "customers", "pricing"}
+_TOP_KEYS = {"keys", "teams", "customers", "pricing", "store"}
 _LIMIT_KEYS = {"rpm", "tpm", "budget_usd", "budget_period"}
 _TEAM_KEYS = _LIMIT_KEYS | {"customer"}
 _KEY_KEYS = _LIMIT_KEYS | {"key", "team", "customer", "models"}
@@ -62,7 +62,10 @@ def parse_governance(ctx: Ctx, value: Any) -> GovernanceConfig:
         name: _price(ctx, item, f"governance.pricing.{name}")
         for name, item in as_mapping(ctx, raw.get("pricing", {}), "governance.pricing").items()
     }
-    return GovernanceConfig(keys=keys, teams=teams, customers=customers, pricing=pricing)
+    store = as_opt_str(ctx, raw.get("store"), "governance.store")
+    if store is not None and "://" in store:
+        raise ctx.fail("governance.store", f"expected a SQLite file path, got {store!r} (other stores: not yet)")
+    return GovernanceConfig(keys=keys, teams=teams, customers=customers, pricing=pricing, store=store)
 
 
 def _limits(ctx: Ctx, value: Any, path: str, allowed: set[str]) -> Limits:

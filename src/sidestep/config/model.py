@@ -266,6 +266,7 @@ class GovernanceConfig:
     teams: dict[str, TeamConfig] = field(default_factory=dict)
     customers: dict[str, Limits] = field(default_factory=dict)
     pricing: dict[str, Price] = field(default_factory=dict)  # "provider/model" or "model" → price
+    store: str | None = None  # a SQLite file keeping budget spend across restarts and workers
 
     @property
     def enabled(self) -> bool:

@@ -93,18 +93,27 @@ def period_end(now: float, period: str) -> float | None:
 
 class Spend:
     """USD spent in the current budget period; a new period starts from zero. The period's bounds are
-    kept, so the per-request check is two comparisons (calendar arithmetic only when a period turns)."""
+    kept, so the per-request check is two comparisons (calendar arithmetic only when a period turns).
 
-    __slots__ = ("_end", "_start", "_usd", "period")
+    With a store (`sidestep.plugins.governance.store`), `take` hands over what was spent here since the
+    last flush and `settle` takes back the period's total as every process sharing the store counted it."""
+
+    __slots__ = ("_delta", "_end", "_start", "_usd", "period")
 
     def __init__(self, period: str) -> None:
         self.period = period
         self._start = 0.0
         self._end = -1.0  # no period yet
         self._usd = 0.0
+        self._delta = 0.0  # spent here and not yet handed to the store
 
     def _current(self, now: float) -> bool:
         return self._start <= now and (now < self._end or self.period == "total")
+
+    def _turn(self, now: float) -> None:
+        self._start = period_start(now, self.period)
+        self._end = period_end(now, self.period) or 0.0
+        self._usd = self._delta = 0.0
 
     def spent(self, now: float) -> float:
         if self._start <= now and (now < self._end or self.period == "total"):
@@ -113,10 +122,33 @@ class Spend:
 
     def add(self, now: float, usd: float) -> None:
         if not self._current(now):
-            self._start = period_start(now, self.period)
-            self._end = period_end(now, self.period) or 0.0
-            self._usd = 0.0
+            self._turn(now)
         self._usd += usd
+        self._delta += usd
+
+    def take(self, now: float) -> tuple[float, float]:
+        """(start of the current period, USD spent here since the last take)."""
+        if not self._current(now):
+            self._turn(now)
+        delta, self._delta = self._delta, 0.0
+        return self._start, delta
+
+    def current_start(self, now: float) -> float:
+        if not self._current(now):
+            self._turn(now)
+        return self._start
+
+    def restore(self, now: float, start: float, usd: float) -> None:
+        """Put back a `take` the store could not write (only while its period lasts)."""
+        if self._current(now) and start == self._start:
+            self._delta += usd
+
+    def settle(self, now: float, start: float, total: float) -> None:
+        """The store's total for the period starting at `start`, plus what was spent here meanwhile."""
+        if not self._current(now):
+            self._turn(now)
+        if start == self._start:
+            self._usd = total + self._delta
 
 
 @dataclass(slots=True, eq=False)
@@ -125,6 +157,7 @@ class Scope:
 
     label: str  # "key 'alice'", "team 'research'", "customer 'acme'"
     limits: Limits
+    ident: str = ""  # "key:alice", "team:research", "customer:acme": its name in a store
     requests: MinuteWindow = field(default_factory=MinuteWindow)
     tokens: MinuteWindow = field(default_factory=MinuteWindow)
     spend: Spend = field(init=False)

@@ -12,14 +12,16 @@ cost, as with every gateway that prices from reported usage.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
 
 from sidestep.config.model import GovernanceConfig, VirtualKey
-from sidestep.errors import Forbidden, LimitExceeded, SidestepError, Unauthorized
+from sidestep.errors import ConfigError, Forbidden, LimitExceeded, SidestepError, Unauthorized
 from sidestep.plugins.base import Exchange
 from sidestep.plugins.governance.decide import ALLOW, Decision, decide
 from sidestep.plugins.governance.limits import NO_SCOPES, Scope, Scopes
+from sidestep.plugins.governance.store import SpendStore
 from sidestep.plugins.pricing import Pricing
 from sidestep.server.types import Response
 
@@ -29,21 +31,43 @@ __all__ = ["Governance"]
 class Governance:
     name = "governance"
 
-    def __init__(self, config: GovernanceConfig, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, config: GovernanceConfig, *, clock: Callable[[], float] = time.time, source: str = "<config>"
+    ) -> None:
         self._clock = clock
         self._keys = {key.secret.reveal(): key for key in config.keys}
         self.pricing = Pricing(config.pricing)
-        teams = {name: Scope(f"team '{name}'", team.limits) for name, team in config.teams.items()}
-        customers = {name: Scope(f"customer '{name}'", limits) for name, limits in config.customers.items()}
+        teams = {name: Scope(f"team '{name}'", team.limits, f"team:{name}") for name, team in config.teams.items()}
+        customers = {
+            name: Scope(f"customer '{name}'", limits, f"customer:{name}") for name, limits in config.customers.items()
+        }
         self._scopes: dict[str, Scopes] = {}  # key name → the scopes with limits it counts against
         for key in config.keys:
-            scopes = [Scope(f"key '{key.name}'", key.limits)]
+            scopes = [Scope(f"key '{key.name}'", key.limits, f"key:{key.name}")]
             if key.team is not None:
                 scopes.append(teams[key.team])
             if key.customer is not None:
                 scopes.append(customers[key.customer])
             self._scopes[key.name] = Scopes.of(tuple(scopes))
         self.wants_usage = any(scopes.tpm or scopes.budgets for scopes in self._scopes.values())
+        every = {id(scope): scope for scopes in self._scopes.values() for scope in scopes.budgets}
+        self.store = None
+        if config.store is not None:
+            try:
+                self.store = SpendStore(config.store, list(every.values()), clock=clock)
+                self.store.load()
+            except sqlite3.Error as exc:
+                reason = f"cannot use the spend store '{config.store}': {exc}"
+                raise ConfigError(reason, source=source, path="governance.store") from exc
+
+    def start(self) -> None:
+        """Background work on the running loop (flushing spend to the store)."""
+        if self.store is not None:
+            self.store.start()
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
 
     def pre(self, exchange: Exchange) -> Response | None:
         presented = _presented_key(exchange)
