@@ -270,3 +270,16 @@ async def test_a_client_leaving_before_the_answer_is_logged_as_499(sims: Sims, t
     (record,) = [json.loads(line) for line in path.read_text().splitlines()]
     assert record["status"] == 499 and record["error"] == "the client disconnected before the answer"
     assert record["key"] == "i" and "provider" not in record
+
+
+async def test_a_stream_that_fails_after_its_head_is_logged_with_every_attempt(sims: Sims, tmp_path: Path) -> None:
+    path = tmp_path / "requests.jsonl"
+    config = governed(sims, {}, request_log=str(path), sse_keepalive=0.05)
+    config["routes"]["down"] = ["primary/gpt-sim@status=503,latency=0.3", "backup/gpt-sim@status=500,latency=0.3"]
+    async with running_gateway(config) as gw, httpx.AsyncClient() as http:
+        body = {"model": "down", "messages": MSG, "stream": True}
+        answer = await http.post(f"{gw.base_url}/chat/completions", json=body, timeout=10)
+    assert answer.status_code == 200 and b"all_targets_failed" in answer.content  # the head went out first
+    (record,) = [json.loads(line) for line in path.read_text().splitlines()]
+    assert record["status"] == 200 and record["error"].startswith("All 2 attempt(s) failed")
+    assert [a["status"] for a in record["attempts"]] == [503, 500] and "provider" not in record

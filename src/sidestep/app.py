@@ -253,6 +253,8 @@ class Gateway:
         if served is not None:
             exchange.provider, exchange.model = served.target.provider, served.target.model
             exchange.attempts = served.attempts
+        else:
+            exchange.attempts = outcome.attempts
         exchange.usage, exchange.error = outcome.usage, outcome.failure
         if not complete and exchange.error is None:
             exchange.error = "the client disconnected mid-stream"

@@ -24,7 +24,7 @@ from sidestep.dialects import anthropic
 from sidestep.dialects import openai as oai
 from sidestep.dialects.body import field
 from sidestep.dialects.sse import sse_comment
-from sidestep.errors import AllAttemptsFailed, UpstreamError, UpstreamRejected
+from sidestep.errors import AllAttemptsFailed, Attempt, UpstreamError, UpstreamRejected
 from sidestep.routing.executor import Executor
 from sidestep.routing.plan import Planned
 from sidestep.routing.served import Served
@@ -33,6 +33,7 @@ from sidestep.translate import END_MARKER, Reader, StreamTranslator, Writer, str
 from sidestep.usage_tap import UsageTap
 
 __all__ = [
+    "Forward",
     "StreamJob",
     "StreamOutcome",
     "forwarding",
@@ -60,6 +61,7 @@ class StreamOutcome:
     served: Served | None = None  # the target serving it last
     usage: Usage | None = None  # as the provider reported it (when `StreamJob.tap_usage` asked)
     failure: str | None = None  # why the stream ended with an error event
+    attempts: tuple[Attempt, ...] = ()  # when no target served it: every one tried
 
 
 @dataclass(slots=True)
@@ -112,11 +114,11 @@ async def wait_with_keepalive(
         try:
             served = task.result()
         except UpstreamRejected as exc:
-            job.outcome.failure = exc.error.message
+            job.outcome.failure, job.outcome.attempts = exc.error.message, exc.attempts
             yield stream_error(job.dialect, exc.error.message, code="upstream_rejected")
             return
         except AllAttemptsFailed as exc:
-            job.outcome.failure = exc.message
+            job.outcome.failure, job.outcome.attempts = exc.message, exc.attempts
             yield stream_error(job.dialect, exc.message, code="all_targets_failed")
             return
         on_served(served)
