@@ -98,3 +98,23 @@ def test_attempt_outcomes_are_a_status_or_what_happened() -> None:
     got = samples(metrics.render())
     outcomes = {s.split('outcome="')[1].split('"')[0] for s in got if s.startswith("sidestep_upstream_attempts_total")}
     assert outcomes == {"429", "error", "cancelled", "skipped"}
+
+
+async def test_budgets_are_exported_as_spent_and_limit(sims: dict[str, RunningSim]) -> None:
+    config = config_for(sims, {"chat": ["primary/gpt-sim"]}, server={"metrics": True})
+    config["governance"] = {
+        "pricing": {"gpt-sim": {"input": 1000.0, "output": 2000.0}},
+        "teams": {"ops": {"budget_usd": 50, "budget_period": "weekly"}},
+        "keys": {"k": {"key": "sk-k", "team": "ops", "budget_usd": 5}},
+    }
+    async with running_gateway(config) as gw:
+        async with openai.AsyncOpenAI(base_url=gw.base_url, api_key="sk-k", max_retries=0) as client:
+            answer = await client.chat.completions.create(model="chat", messages=MSG)
+        async with httpx.AsyncClient() as http:
+            got = samples((await http.get(f"{gw.url}/metrics")).text)
+    assert answer.usage is not None
+    cost = (answer.usage.prompt_tokens * 1000 + answer.usage.completion_tokens * 2000) / 1e6
+    assert got['sidestep_budget_spent_usd{scope="key:k",period="monthly"}'] == pytest.approx(cost)
+    assert got['sidestep_budget_spent_usd{scope="team:ops",period="weekly"}'] == pytest.approx(cost)
+    assert got['sidestep_budget_limit_usd{scope="key:k",period="monthly"}'] == 5
+    assert got['sidestep_budget_limit_usd{scope="team:ops",period="weekly"}'] == 50

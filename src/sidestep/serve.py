@@ -69,7 +69,8 @@ async def start_gateway(
     if access is not None:
         handler = access.handle
     if config.server.metrics:  # outermost: a scrape is answered here, not logged as traffic
-        metrics = Metrics(handler, gateway.state.breakers, ENDPOINTS)
+        budgets = gateway.governance.budgets if gateway.governance is not None else None
+        metrics = Metrics(handler, gateway.state.breakers, ENDPOINTS, budgets=budgets)
         gateway.observe_attempts(metrics.attempt)
         handler = metrics.handle
     server = await start_server(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_left
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from sidestep.errors import Attempt
 from sidestep.routing.breaker import Breakers
@@ -31,9 +31,16 @@ class Metrics:
     """Wraps a handler; `handle` is the handler to serve (it answers `GET /metrics` itself)."""
 
     def __init__(
-        self, handler: Handler, breakers: Breakers, endpoints: Mapping[str, str], *, max_series: int = 5_000
+        self,
+        handler: Handler,
+        breakers: Breakers,
+        endpoints: Mapping[str, str],
+        *,
+        max_series: int = 5_000,
+        budgets: Callable[[], Iterable[tuple[str, str, float, float]]] | None = None,
     ) -> None:
         self._handler = handler
+        self._budgets = budgets  # at scrape time: (scope, period, spent, limit) per budget (governance)
         self._endpoints = endpoints  # path → endpoint label; other paths count as "other"
         self._breakers = breakers
         self._max_series = max_series
@@ -125,7 +132,25 @@ class Metrics:
         for (provider, key, model), state in sorted(self._breakers.states().items()):
             labels = _labels(provider=provider, model=model, key=key)
             out.append(f"sidestep_breaker_state{{{labels}}} {_BREAKER_VALUES.get(state, 0)}")
+        if self._budgets is not None:
+            out += _budget_lines(self._budgets())
         return "\n".join(out) + "\n"
+
+
+def _budget_lines(budgets: Iterable[tuple[str, str, float, float]]) -> list[str]:
+    spent = [
+        "# HELP sidestep_budget_spent_usd Spend in the current budget period, per key, team or customer.",
+        "# TYPE sidestep_budget_spent_usd gauge",
+    ]
+    limits = [
+        "# HELP sidestep_budget_limit_usd The budget of each key, team or customer per period.",
+        "# TYPE sidestep_budget_limit_usd gauge",
+    ]
+    for scope, period, used, limit in sorted(budgets):
+        labels = _labels(scope=scope, period=period)
+        spent.append(f"sidestep_budget_spent_usd{{{labels}}} {used!r}")
+        limits.append(f"sidestep_budget_limit_usd{{{labels}}} {limit!r}")
+    return spent + limits
 
 
 def _labels(**pairs: str) -> str:

@@ -100,6 +100,15 @@ class Governance:
             for scope in scopes.budgets:
                 scope.spend.add(now, cost)
 
+    def budgets(self) -> list[tuple[str, str, float, float]]:
+        """(scope, period, spent, budget) for every key, team and customer with a budget (metrics)."""
+        now = self._clock()
+        every = {scope.ident: scope for scopes in self._scopes.values() for scope in scopes.budgets}
+        return [
+            (ident, scope.limits.budget_period, scope.spend.spent(now), scope.limits.budget_usd or 0.0)
+            for ident, scope in every.items()
+        ]
+
     def spent(self, key_name: str) -> list[tuple[str, float]]:
         """What each scope of a key has spent in its current period (for the admin side and tests)."""
         now = self._clock()
