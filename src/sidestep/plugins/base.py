@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sidestep.errors import Attempt, SidestepError
@@ -53,7 +53,8 @@ class Exchange:
     error: str | None = None  # why it failed, also for a stream that broke after its head
     ended: float = 0.0
     principal: Any = None  # who is calling, once a plugin has established it (governance: a VirtualKey)
-    notes: dict[str, Any] = field(default_factory=dict)  # what plugins tell later ones (cost_usd …)
+    cost_usd: float | None = None  # priced from `usage` by the plugin that knows the prices (governance)
+    notes: dict[str, Any] | None = None  # anything else a plugin tells later ones
 
 
 class Plugin(Protocol):

@@ -29,7 +29,7 @@ from sidestep.server.types import Response
 __all__ = ["RequestLog"]
 
 
-class _Attempt(msgspec.Struct, gc=False, array_like=False):
+class _Attempt(msgspec.Struct, gc=False):
     target: str
     status: int | None
     reason: str
@@ -55,7 +55,7 @@ class _Record(msgspec.Struct, gc=False, omit_defaults=True):
     key: str | None = None
     team: str | None = None
     customer: str | None = None
-    attempts: tuple[_Attempt, ...] | None = None
+    attempts: list[_Attempt] | None = None
     usage: _Usage | None = None
     cost_usd: float | None = None
     error: str | None = None
@@ -97,7 +97,7 @@ class RequestLog:
     def _record(self, ex: Exchange) -> _Record:
         models = ex.models
         record = _Record(
-            ts=round(ex.started, 3),
+            ts=ex.started,
             id=ex.request_id,
             operation=ex.operation,
             requested=models[0] if models else None,
@@ -114,13 +114,13 @@ class RequestLog:
         if isinstance(key, VirtualKey):
             record.key, record.team, record.customer = key.name, key.team, key.customer
         if ex.attempts:
-            record.attempts = tuple(
-                _Attempt(f"{a.provider}/{a.model}", a.status, a.reason, round(a.duration_ms, 3)) for a in ex.attempts
-            )
+            record.attempts = [
+                _Attempt(a.provider + "/" + a.model, a.status, a.reason, round(a.duration_ms, 3)) for a in ex.attempts
+            ]
         usage = ex.usage
         if usage is not None:
             record.usage = _Usage(usage.input, usage.output)
-            cost = ex.notes.get("cost_usd") if ex.notes else None
+            cost = ex.cost_usd
             if cost is None and self._pricing and ex.provider:
                 cost = self._pricing.cost(ex.provider, ex.model, usage)
             if cost is not None:

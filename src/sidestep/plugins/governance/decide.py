@@ -34,7 +34,9 @@ _UNKNOWN_KEY = Decision(False, "invalid_api_key", "The virtual key is not known 
 
 
 def model_allowed(globs: tuple[str, ...] | None, model: str) -> bool:
-    return globs is None or any(glob == model or fnmatch.fnmatchcase(model, glob) for glob in globs)
+    if globs is None or model in globs:
+        return True
+    return any(fnmatch.fnmatchcase(model, glob) for glob in globs)
 
 
 def decide(key: VirtualKey | None, presented: bool, models: Sequence[str], scopes: Scopes, now: float) -> Decision:

@@ -89,7 +89,7 @@ class Governance:
             return
         cost = self.pricing.cost(exchange.provider, exchange.model, usage) if self.pricing else None
         if cost is not None:
-            exchange.notes["cost_usd"] = cost
+            exchange.cost_usd = cost
         now = self._clock()
         scopes = self._scopes[key.name]
         if scopes.tpm:
