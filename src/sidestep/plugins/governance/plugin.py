@@ -3,8 +3,9 @@
 `pre` finds the virtual key (`Authorization: Bearer …` as OpenAI SDKs send it, or `x-api-key` as
 Anthropic's do), asks `decide`, refuses in the client's dialect or counts the request against every
 scope the key belongs to (itself, its team, its customer). `post` adds the tokens and the cost that
-the upstream reported. All state is in memory, O(1) per request: with `--workers N` each worker keeps
-its own counters (a limit then holds per worker).
+the upstream reported. Every check and count is in memory, O(1) per request. Rate limits hold per
+process; budget spend is per process too unless `governance.store` names a SQLite file, which a
+background flush keeps shared across workers and restarts (`SpendStore`).
 
 Requests in flight are not reserved against a budget: a burst can overshoot it by what those requests
 cost, as with every gateway that prices from reported usage.
