@@ -283,3 +283,20 @@ async def test_a_stream_that_fails_after_its_head_is_logged_with_every_attempt(s
     (record,) = [json.loads(line) for line in path.read_text().splitlines()]
     assert record["status"] == 200 and record["error"].startswith("All 2 attempt(s) failed")
     assert [a["status"] for a in record["attempts"]] == [503, 500] and "provider" not in record
+
+
+async def test_tokens_per_minute_count_what_answers_used_embeddings_included(sims: Sims) -> None:
+    clock = WallClock()
+    governance = {"pricing": {"gpt-sim": PRICE}, "keys": {"t": {"key": "sk-t", "tpm": 2, "budget_usd": 100}}}
+    gateway = running_gateway(governed(sims, governance), wall_clock=clock)
+    async with gateway as gw, client(gw, "sk-t") as t:
+        vectors = await t.embeddings.create(model="chat", input=["one", "two"])
+        assert gw.gateway.governance is not None and vectors.usage.prompt_tokens >= 2
+        assert gw.gateway.governance.spent("t")[0][1] == pytest.approx(vectors.usage.prompt_tokens * 1000 / 1e6)
+        with pytest.raises(openai.RateLimitError) as refused:  # the embeddings used up the minute's tokens
+            await t.with_options(max_retries=0).chat.completions.create(model="chat", messages=MSG)
+        clock.now += 120
+        await t.chat.completions.create(model="chat", messages=MSG)
+    assert refused.value.body["type"] == "tokens"  # type: ignore[index]
+    assert "2 tokens per minute" in refused.value.message
+    assert int(refused.value.response.headers["retry-after"]) >= 1
