@@ -300,3 +300,44 @@ async def test_tokens_per_minute_count_what_answers_used_embeddings_included(sim
     assert refused.value.body["type"] == "tokens"  # type: ignore[index]
     assert "2 tokens per minute" in refused.value.message
     assert int(refused.value.response.headers["retry-after"]) >= 1
+
+
+async def test_a_key_can_read_its_own_limits_and_use(sims: Sims) -> None:
+    clock = WallClock()
+    governance = {
+        "pricing": {"gpt-sim": PRICE},
+        "teams": {"ops": {"rpm": 100, "budget_usd": 50, "budget_period": "weekly"}},
+        "keys": {"u": {"key": "sk-u", "team": "ops", "models": ["chat"], "tpm": 10_000}},
+    }
+    gateway = running_gateway(governed(sims, governance), wall_clock=clock)
+    async with gateway as gw, client(gw, "sk-u") as u, httpx.AsyncClient() as http:
+        answer = await u.chat.completions.create(model="chat", messages=MSG)
+        mine = await http.get(f"{gw.url}/sidestep/key", headers={"authorization": "Bearer sk-u"})
+        nobody = await http.get(f"{gw.url}/sidestep/key")
+    async with running_gateway(config_for(sims, {"chat": ["primary/gpt-sim"]})) as plain, httpx.AsyncClient() as http:
+        off = await http.get(f"{plain.url}/sidestep/key")
+    assert answer.usage is not None
+    tokens = answer.usage.prompt_tokens + answer.usage.completion_tokens
+    cost = (answer.usage.prompt_tokens * 1000 + answer.usage.completion_tokens * 2000) / 1e6
+    assert mine.status_code == 200
+    assert mine.json() == {
+        "key": "u",
+        "team": "ops",
+        "customer": None,
+        "models": ["chat"],
+        "limits": [
+            {"scope": "key:u", "tpm": {"limit": 10_000, "used": tokens}},
+            {
+                "scope": "team:ops",
+                "rpm": {"limit": 100, "used": 1},
+                "budget": {
+                    "usd": 50,
+                    "spent_usd": pytest.approx(cost),
+                    "period": "weekly",
+                    "resets_at": "2026-11-30T00:00:00Z",
+                },
+            },
+        ],
+    }
+    assert nobody.status_code == 401 and nobody.json()["error"]["code"] == "invalid_api_key"
+    assert off.status_code == 404 and "governance is off" in off.json()["error"]["message"]

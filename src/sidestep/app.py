@@ -62,6 +62,7 @@ ENDPOINTS = {
     "/models": "models",
     "/health": "health",
     "/ready": "ready",
+    "/sidestep/key": "key_info",
 }
 _JSON = ("content-type", "application/json")
 _SSE_HEADERS = [("content-type", "text/event-stream"), ("cache-control", "no-cache"), ("x-accel-buffering", "no")]
@@ -97,7 +98,12 @@ class Gateway:
             track_stats=reads_stats(config.routes),
         )
         self._timeout = config.server.request_timeout
-        local: dict[str, _Endpoint] = {"models": self._models, "health": self._health, "ready": self._ready}
+        local: dict[str, _Endpoint] = {
+            "models": self._models,
+            "health": self._health,
+            "ready": self._ready,
+            "key_info": self._key_info,
+        }
         self._routes: dict[str, dict[str, _Endpoint]] = {
             path: {"GET": local[name]} if name in local else {"POST": partial(self._proxy, operation=name)}
             for path, name in ENDPOINTS.items()
@@ -283,6 +289,12 @@ class Gateway:
 
     async def _health(self, request: Request, request_id: str) -> Response:
         return Response(200, b'{"status":"ok"}', [_JSON])
+
+    async def _key_info(self, request: Request, request_id: str) -> Response:
+        """The calling virtual key's limits and what it has used of them (`GET /sidestep/key`)."""
+        if self.governance is None:
+            raise NotFound("No virtual keys are configured on this gateway (governance is off).", code="not_found")
+        return Response(200, msgspec.json.encode(self.governance.describe(request)), [_JSON])
 
     async def _ready(self, request: Request, request_id: str) -> Response:
         if not self._providers:

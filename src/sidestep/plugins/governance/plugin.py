@@ -16,15 +16,16 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable
+from typing import Any
 
 from sidestep.config.model import GovernanceConfig, VirtualKey
 from sidestep.errors import ConfigError, Forbidden, LimitExceeded, SidestepError, Unauthorized
 from sidestep.plugins.base import Exchange
 from sidestep.plugins.governance.decide import ALLOW, Decision, decide
-from sidestep.plugins.governance.limits import NO_SCOPES, Scope, Scopes
+from sidestep.plugins.governance.limits import NO_SCOPES, Scope, Scopes, period_end
 from sidestep.plugins.governance.store import SpendStore
 from sidestep.plugins.pricing import Pricing
-from sidestep.server.types import Response
+from sidestep.server.types import Request, Response
 
 __all__ = ["Governance"]
 
@@ -101,6 +102,22 @@ class Governance:
             for scope in scopes.budgets:
                 scope.spend.add(now, cost)
 
+    def describe(self, request: Request) -> dict[str, Any]:
+        """What the key `request` presents may do and has used: its models and, per scope, each limit with
+        its current use (requests and tokens in the sliding minute, spend in the budget period)."""
+        presented = _presented_key_of(request)
+        key = self._keys.get(presented) if presented else None
+        if key is None:
+            raise _refusal(decide(None, bool(presented), (), NO_SCOPES, 0.0))
+        now = self._clock()
+        return {
+            "key": key.name,
+            "team": key.team,
+            "customer": key.customer,
+            "models": list(key.models) if key.models is not None else None,
+            "limits": [_scope_state(scope, now) for scope in self._scopes[key.name].all],
+        }
+
     def budgets(self) -> list[tuple[str, str, float, float]]:
         """(scope, period, spent, budget) for every key, team and customer with a budget (metrics)."""
         now = self._clock()
@@ -117,12 +134,33 @@ class Governance:
 
 
 def _presented_key(exchange: Exchange) -> str | None:
-    request = exchange.request
+    return _presented_key_of(exchange.request)
+
+
+def _presented_key_of(request: Request) -> str | None:
     value = request.header("authorization")
     if value is not None:
         scheme, _, token = value.partition(" ")
         return token.strip() if scheme.lower() == "bearer" else value.strip()
     return request.header("x-api-key")
+
+
+def _scope_state(scope: Scope, now: float) -> dict[str, Any]:
+    limits = scope.limits
+    state: dict[str, Any] = {"scope": scope.ident}
+    if limits.rpm is not None:
+        state["rpm"] = {"limit": limits.rpm, "used": round(scope.requests.estimate(now), 2)}
+    if limits.tpm is not None:
+        state["tpm"] = {"limit": limits.tpm, "used": round(scope.tokens.estimate(now), 2)}
+    if limits.budget_usd is not None:
+        end = period_end(now, limits.budget_period)
+        state["budget"] = {
+            "usd": limits.budget_usd,
+            "spent_usd": round(scope.spend.spent(now), 8),
+            "period": limits.budget_period,
+            "resets_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(end)) if end is not None else None,
+        }
+    return state
 
 
 _LIMIT_KINDS = {  # decision code → (OpenAI error code, OpenAI error type)
