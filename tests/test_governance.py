@@ -49,6 +49,10 @@ async def test_keys_are_required_and_checked_in_the_clients_dialect(sims: Sims) 
     async with running_gateway(governed(sims, governance)) as gw:
         async with httpx.AsyncClient() as http:
             bare = await http.post(f"{gw.base_url}/chat/completions", json={"model": "chat", "messages": MSG})
+            malformed = await http.post(f"{gw.base_url}/chat/completions", content=b"{not json")
+            keyed_malformed = await http.post(
+                f"{gw.base_url}/chat/completions", content=b"{not json", headers={"x-api-key": "sk-alice"}
+            )
         async with client(gw, "sk-wrong") as wrong, client(gw, "sk-alice") as alice:
             with pytest.raises(openai.AuthenticationError) as refused:
                 await wrong.chat.completions.create(model="chat", messages=MSG)
@@ -58,6 +62,7 @@ async def test_keys_are_required_and_checked_in_the_clients_dialect(sims: Sims) 
             with pytest.raises(anthropic.AuthenticationError) as claude_refused:
                 await claude.messages.create(model="chat", max_tokens=16, messages=MSG)
     assert bare.status_code == 401 and bare.json()["error"]["code"] == "invalid_api_key"
+    assert malformed.status_code == 401 and keyed_malformed.status_code == 400  # who you are comes first
     assert "Authorization: Bearer" in bare.json()["error"]["message"]
     assert refused.value.status_code == 401 and "not known" in refused.value.message
     assert answer.choices[0].message.content

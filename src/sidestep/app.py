@@ -28,6 +28,7 @@ from sidestep.errors import (
     Attempt,
     MethodNotAllowed,
     NotFound,
+    RequestError,
     SidestepError,
     UpstreamError,
     UpstreamRejected,
@@ -138,7 +139,12 @@ class Gateway:
 
     async def _proxy(self, request: Request, request_id: str, operation: str) -> Response | StreamingResponse:
         dialect = _DIALECTS[DIALECT_OF[operation]]
-        parsed = dialect.parse_body(request.body, operation)
+        try:
+            parsed = dialect.parse_body(request.body, operation)
+        except RequestError:
+            if self.governance is not None:
+                self.governance.authenticate(request)  # a stranger hears 401, not what is wrong with the body
+            raise
         exchange = None
         if self._plugged:
             exchange = Exchange(

@@ -102,13 +102,18 @@ class Governance:
             for scope in scopes.budgets:
                 scope.spend.add(now, cost)
 
-    def describe(self, request: Request) -> dict[str, Any]:
-        """What the key `request` presents may do and has used: its models and, per scope, each limit with
-        its current use (requests and tokens in the sliding minute, spend in the budget period)."""
+    def authenticate(self, request: Request) -> VirtualKey:
+        """The virtual key `request` presents, or the 401 refusal."""
         presented = _presented_key_of(request)
         key = self._keys.get(presented) if presented else None
         if key is None:
             raise _refusal(decide(None, bool(presented), (), NO_SCOPES, 0.0))
+        return key
+
+    def describe(self, request: Request) -> dict[str, Any]:
+        """What the key `request` presents may do and has used: its models and, per scope, each limit with
+        its current use (requests and tokens in the sliding minute, spend in the budget period)."""
+        key = self.authenticate(request)
         now = self._clock()
         return {
             "key": key.name,
