@@ -189,7 +189,7 @@ async def test_the_request_log_records_who_what_and_what_it_cost(sims: Sims, tmp
     config = governed(sims, governance, request_log=str(path))
     config["routes"]["flaky"] = ["primary/gpt-sim@503", "backup/gpt-sim"]
     async with running_gateway(config) as gw, client(gw, "sk-g") as g:
-        await g.chat.completions.create(model="chat", messages=MSG)
+        await g.chat.completions.create(model="chat", messages=MSG, user="end-user-42")
         stream = await g.chat.completions.create(model="flaky", messages=MSG, stream=True)
         [c async for c in stream]
         with pytest.raises(openai.RateLimitError):
@@ -198,6 +198,7 @@ async def test_the_request_log_records_who_what_and_what_it_cost(sims: Sims, tmp
     ok, streamed, refused = records
     assert ok["status"] == 200 and ok["provider"] == "primary" and ok["model"] == "gpt-sim"
     assert ok["key"] == "g" and ok["team"] == "ops" and ok["requested"] == "chat" and ok["usage"]["input"] > 0
+    assert ok["user"] == "end-user-42" and "user" not in streamed
     assert ok["cost_usd"] == pytest.approx((ok["usage"]["input"] * 1000 + ok["usage"]["output"] * 2000) / 1e6)
     assert streamed["stream"] is True and streamed["provider"] == "backup" and streamed["usage"]["output"] > 0
     assert [a["status"] for a in streamed["attempts"]] == [503, 200]

@@ -118,7 +118,8 @@ class Recorder:
 
 
 def exchange() -> Exchange:
-    return Exchange(Request("POST", "/v1/chat/completions", "", {}, b""), "req_1", "chat", "openai", ["m"], False, 0)
+    request = Request("POST", "/v1/chat/completions", "", {}, b"")
+    return Exchange(request, "req_1", "chat", "openai", ["m"], False, 0, {})
 
 
 def test_post_hooks_run_in_reverse_for_plugins_whose_pre_ran() -> None:

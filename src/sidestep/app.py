@@ -148,7 +148,14 @@ class Gateway:
         exchange = None
         if self._plugged:
             exchange = Exchange(
-                request, request_id, operation, dialect.name, parsed.models, parsed.stream, self._wall_clock()
+                request,
+                request_id,
+                operation,
+                dialect.name,
+                parsed.models,
+                parsed.stream,
+                self._wall_clock(),
+                parsed.body,
             )
             answer = self._pipeline.pre(exchange)  # a refusal raises: handle() renders it, post hooks ran
             if answer is not None:

@@ -45,6 +45,7 @@ class Exchange:
     models: Sequence[str]  # every model name the request may be served under (route, fallbacks)
     stream: bool
     started: float  # wall clock (seconds since the epoch) when the request was parsed
+    body: dict[str, Any]  # the request's top-level fields (nested ones stay raw JSON: `dialects.body.field`)
     status: int = 0  # the response's status (a stream that failed after its head still says 200)
     provider: str = ""  # who served it
     model: str = ""

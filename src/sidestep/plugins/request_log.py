@@ -22,6 +22,7 @@ import msgspec
 
 from sidestep.batch import BatchWriter
 from sidestep.config.model import VirtualKey
+from sidestep.dialects.body import field
 from sidestep.plugins.base import Exchange
 from sidestep.plugins.pricing import Pricing
 from sidestep.server.types import Response
@@ -55,6 +56,7 @@ class _Record(msgspec.Struct, gc=False, omit_defaults=True):
     key: str | None = None
     team: str | None = None
     customer: str | None = None
+    user: str | None = None  # the end user the client named (OpenAI `user`, Anthropic `metadata.user_id`)
     attempts: list[_Attempt] | None = None
     usage: _Usage | None = None
     cost_usd: float | None = None
@@ -113,6 +115,7 @@ class RequestLog:
         key = ex.principal
         if isinstance(key, VirtualKey):
             record.key, record.team, record.customer = key.name, key.team, key.customer
+        record.user = _end_user(ex)
         if ex.attempts:
             record.attempts = [
                 _Attempt(a.provider + "/" + a.model, a.status, a.reason, round(a.duration_ms, 3)) for a in ex.attempts
@@ -126,6 +129,15 @@ class RequestLog:
             if cost is not None:
                 record.cost_usd = round(cost, 8)
         return record
+
+
+def _end_user(ex: Exchange) -> str | None:
+    if ex.dialect == "anthropic":
+        metadata = field(ex.body, "metadata")
+        user = metadata.get("user_id") if isinstance(metadata, dict) else None
+    else:
+        user = field(ex.body, "user")
+    return user[:256] if isinstance(user, str) and user else None
 
 
 def _as_is(record: _Record) -> _Record:
