@@ -4,6 +4,7 @@ pipeline's hook order, and the stream usage tap — with a fake clock, no server
 from __future__ import annotations
 
 import calendar
+import time
 
 import pytest
 
@@ -175,3 +176,38 @@ def test_tap_reads_anthropic_usage_from_start_and_delta() -> None:
     tap = UsageTap("anthropic", drop_usage_chunk=True)  # never drops: Anthropic clients always get usage
     assert tap.feed(start + delta) == start + delta
     assert tap.usage is not None and (tap.usage.input, tap.usage.output) == (25, 15)
+
+
+def test_disabled_and_expired_keys_are_refused() -> None:
+    off = VirtualKey("old", Secret("sk-old"), enabled=False)
+    assert decide(off, True, ["chat"], NO_SCOPES, T0).reason == "Key 'old' is disabled."
+    dated = VirtualKey("temp", Secret("sk-temp"), expires=T0 + 60)
+    assert decide(dated, True, ["chat"], NO_SCOPES, T0 + 59) is ALLOW
+    expired = decide(dated, True, ["chat"], NO_SCOPES, T0 + 60)
+    assert expired.code == "invalid_api_key" and expired.reason == "Key 'temp' expired at 2026-11-25T10:01:00Z."
+
+
+@pytest.mark.parametrize(
+    ("written", "expires"),
+    [
+        ("2026-12-31", "2027-01-01T00:00:00Z"),  # a date: the key works through that day
+        ("2026-12-31T12:30:00Z", "2026-12-31T12:30:00Z"),
+        ("2026-12-31T13:30:00+01:00", "2026-12-31T12:30:00Z"),
+    ],
+)
+def test_expiry_is_a_date_or_a_zoned_date_time(written: str, expires: str) -> None:
+    import yaml
+
+    from sidestep.config import parse_config
+
+    raw = yaml.safe_load(f"governance: {{keys: {{k: {{key: sk-k, expires: {written}}}}}}}")
+    (key,) = parse_config(raw, env={}).governance.keys
+    assert key.expires == calendar.timegm(time.strptime(expires, "%Y-%m-%dT%H:%M:%SZ"))
+
+
+def test_an_expiry_without_zone_is_a_config_error() -> None:
+    from sidestep.config import parse_config
+    from sidestep.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"gw.yaml: governance.keys.k.expires: a date-time needs its zone"):
+        parse_config({"governance": {"keys": {"k": {"key": "x", "expires": "2026-12-31T12:00:00"}}}}, source="gw.yaml")

@@ -15,11 +15,14 @@ governance:
 
 from __future__ import annotations
 
+import calendar
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
 from sidestep.config.fields import (
     Ctx,
+    as_bool,
     as_int,
     as_mapping,
     as_opt_str,
@@ -35,7 +38,7 @@ __all__ = ["parse_governance"]
 _TOP_KEYS = {"keys", "teams", "customers", "pricing", "store"}
 _LIMIT_KEYS = {"rpm", "tpm", "budget_usd", "budget_period"}
 _TEAM_KEYS = _LIMIT_KEYS | {"customer"}
-_KEY_KEYS = _LIMIT_KEYS | {"key", "team", "customer", "models"}
+_KEY_KEYS = _LIMIT_KEYS | {"key", "team", "customer", "models", "enabled", "expires"}
 _PRICE_KEYS = {"input", "output"}
 
 
@@ -112,7 +115,31 @@ def _key(
         customer=customer or team_customer,
         models=tuple(as_str_list(ctx, models, f"{path}.models")) if models is not None else None,
         limits=_limits(ctx, _only(raw, _LIMIT_KEYS), path, _LIMIT_KEYS),
+        enabled=as_bool(ctx, raw.get("enabled", True), f"{path}.enabled"),
+        expires=_expiry(ctx, raw.get("expires"), f"{path}.expires"),
     )
+
+
+def _expiry(ctx: Ctx, value: Any, path: str) -> float | None:
+    """A date (the key works through that day, UTC) or a date-time with its zone (YAML reads both unquoted)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = (
+                dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+                if "T" in value
+                else dt.date.fromisoformat(value)
+            )
+        except ValueError:
+            raise ctx.fail(path, f"expected a date (2026-12-31) or a date-time with zone, got {value!r}") from None
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            raise ctx.fail(path, "a date-time needs its zone (…Z or …+01:00)")
+        return value.timestamp()
+    if isinstance(value, dt.date):
+        return float(calendar.timegm((value + dt.timedelta(days=1)).timetuple()))
+    raise ctx.fail(path, f"expected a date or a date-time, got {kind_of(value)}")
 
 
 def _ref(ctx: Ctx, value: Any, path: str, known: Mapping[str, object], what: str) -> str | None:

@@ -250,6 +250,8 @@ class VirtualKey:
     customer: str | None = None  # its own, else its team's
     models: tuple[str, ...] | None = None  # globs over the model names a request uses; None: any
     limits: Limits = NO_LIMITS
+    enabled: bool = True
+    expires: float | None = None  # UTC seconds from which the key no longer works
 
 
 @dataclass(frozen=True, slots=True)

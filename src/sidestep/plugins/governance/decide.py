@@ -44,6 +44,11 @@ def decide(key: VirtualKey | None, presented: bool, models: Sequence[str], scope
     the key, its model allow-list, budgets (no retry can help), then rate limits (come back later)."""
     if key is None:
         return _UNKNOWN_KEY if presented else _NO_KEY
+    if not key.enabled:
+        return Decision(False, "invalid_api_key", f"Key '{key.name}' is disabled.")
+    if key.expires is not None and now >= key.expires:
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(key.expires))
+        return Decision(False, "invalid_api_key", f"Key '{key.name}' expired at {when}.")
     if key.models is not None:
         for model in models:
             if not model_allowed(key.models, model):
