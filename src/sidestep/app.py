@@ -83,22 +83,14 @@ class Gateway:
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         """`plugins` run outermost first, before the ones the config turns on (governance)."""
-        self.config = config
         self._rng = rng or random.Random()
-        self._providers = build_providers(config.providers, source=config.source)
+        self._transport = transport
+        self._clock, self._sleep, self._wall_clock = clock, sleep, wall_clock
+        self._plugins = tuple(plugins)
+        self._on_attempt: Callable[[Attempt], None] | None = None
         self.state = state or _route_state(config)
-        self._planner = Planner(config.routes, config.providers, self._rng, self.state.stats)
-        self._executor = Executor(
-            self._providers,
-            transport,
-            self._rng,
-            state=self.state,
-            clock=clock,
-            sleep=sleep,
-            replan=self._replan,
-            track_stats=reads_stats(config.routes),
-        )
-        self._timeout = config.server.request_timeout
+        self.governance: Governance | None = None
+        self._build(config)
         local: dict[str, _Endpoint] = {
             "models": self._models,
             "health": self._health,
@@ -109,17 +101,48 @@ class Gateway:
             path: {"GET": local[name]} if name in local else {"POST": partial(self._proxy, operation=name)}
             for path, name in ENDPOINTS.items()
         }
-        self._models_body = _models_body(config)
-        self._capability_limits = any(p.lacks for p in config.providers.values())
         self._id_prefix = "req_" + os.urandom(7).hex()
         self._ids = itertools.count(1)
-        self.governance = (
-            Governance(config.governance, clock=wall_clock, source=config.source) if config.governance.enabled else None
+
+    def _build(self, config: Config) -> None:
+        """Everything that follows from the config (providers, routes, governance). Requests in flight keep
+        what they started with; circuit breakers, cooldowns and governance counters carry over."""
+        providers = build_providers(config.providers, source=config.source)
+        governance = None
+        if config.governance.enabled:
+            governance = Governance(config.governance, clock=self._wall_clock, source=config.source)
+            if self.governance is not None:
+                governance.adopt(self.governance)
+        self.config = config
+        self._providers = providers
+        self._planner = Planner(config.routes, config.providers, self._rng, self.state.stats)
+        self._executor = Executor(
+            providers,
+            self._transport,
+            self._rng,
+            state=self.state,
+            clock=self._clock,
+            sleep=self._sleep,
+            replan=self._replan,
+            track_stats=reads_stats(config.routes),
         )
-        governance = [self.governance] if self.governance is not None else []
-        self._pipeline = Pipeline([*plugins, *governance], clock=wall_clock)
+        self._executor.on_attempt = self._on_attempt
+        self._timeout = config.server.request_timeout
+        self._models_body = _models_body(config)
+        self._capability_limits = any(p.lacks for p in config.providers.values())
+        self.governance = governance
+        self._pipeline = Pipeline([*self._plugins, *([governance] if governance is not None else [])], self._wall_clock)
         self._plugged = bool(self._pipeline)
-        self._wall_clock = wall_clock
+
+    def reconfigure(self, config: Config) -> None:
+        """Serve `config` from now on (`SIGHUP`). The `server` section is read only at start: changing it
+        needs a restart. A config that fails to build changes nothing (the error is raised)."""
+        old = self.governance
+        self._build(config)
+        if old is not None and old is not self.governance:
+            old.close()  # its last spend goes to the store the new one reads (the same counters, adopted)
+        if self.governance is not None:
+            self.governance.start()
 
     async def handle(self, request: Request) -> Response | StreamingResponse:
         # A random per-process prefix and a counter: unique across workers and restarts, no syscall.
@@ -292,7 +315,7 @@ class Gateway:
 
     def observe_attempts(self, observer: Callable[[Attempt], None]) -> None:
         """Tell `observer` of every try and skip at a target, as the executor records it (metrics)."""
-        self._executor.on_attempt = observer
+        self._on_attempt = self._executor.on_attempt = observer
 
     def _replan(self, names: Sequence[str]) -> Sequence[Planned]:
         return self._planner.plan(names)

@@ -14,6 +14,7 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import IO, TypeVar
 
 from sidestep.app import ENDPOINTS, Gateway
@@ -69,8 +70,7 @@ async def start_gateway(
     if access is not None:
         handler = access.handle
     if config.server.metrics:  # outermost: a scrape is answered here, not logged as traffic
-        budgets = gateway.governance.budgets if gateway.governance is not None else None
-        metrics = Metrics(handler, gateway.state.breakers, ENDPOINTS, budgets=budgets)
+        metrics = Metrics(handler, gateway.state.breakers, ENDPOINTS, budgets=partial(_budgets, gateway))
         gateway.observe_attempts(metrics.attempt)
         handler = metrics.handle
     server = await start_server(
@@ -86,7 +86,7 @@ async def start_gateway(
             server.on_closed.append(log_.close)
     if gateway.governance is not None:
         gateway.governance.start()
-        server.on_closed.append(gateway.governance.close)
+    server.on_closed.append(partial(_close_governance, gateway))  # whichever governance serves by then
     return server, gateway, client
 
 
@@ -106,6 +106,36 @@ def _open_log(config: Config, setting: str, build: Callable[[IO[bytes]], _Log]) 
     return build(sink)
 
 
+def _budgets(gateway: Gateway) -> list[tuple[str, str, float, float]]:
+    return gateway.governance.budgets() if gateway.governance is not None else []
+
+
+def _close_governance(gateway: Gateway) -> None:
+    if gateway.governance is not None:
+        gateway.governance.close()
+
+
+# Read only when serving starts: a reload that changes them says so and leaves them as they were.
+_RESTART_ONLY = ("host", "port", "workers", "max_body_bytes", "access_log", "request_log", "metrics")
+
+
+def reload_config(gateway: Gateway, load: Callable[[], Config]) -> bool:
+    """Re-read the config (`SIGHUP`) and serve it from now on; a config with mistakes is reported and the
+    running one kept. True when the new config took effect."""
+    try:
+        config = load()
+        gateway.reconfigure(config)
+    except ConfigError as exc:
+        log.error("reload failed, still serving the previous config: %s", exc)
+        return False
+    kept = [name for name in _RESTART_ONLY if getattr(config.server, name) != getattr(gateway.config.server, name)]
+    if kept:
+        log.warning("reloaded %s; server.%s take effect at the next restart", config.source, ", server.".join(kept))
+    else:
+        log.info("reloaded %s", config.source)
+    return True
+
+
 def render_server_error(status: int, message: str, path: str) -> Response:
     """Errors the HTTP layer raises itself (413, 431, malformed HTTP …), in the dialect of the path."""
     if "/messages" in path:
@@ -113,12 +143,21 @@ def render_server_error(status: int, message: str, path: str) -> Response:
     return openai.render_server_error(status, message)
 
 
-async def _serve(config: Config, host: str, port: int, reuse_port: bool, on_ready: Callable[[int], None]) -> None:
-    server, _gateway, client = await start_gateway(config, host=host, port=port, reuse_port=reuse_port)
+async def _serve(
+    config: Config,
+    host: str,
+    port: int,
+    reuse_port: bool,
+    on_ready: Callable[[int], None],
+    load: Callable[[], Config] | None,
+) -> None:
+    server, gateway, client = await start_gateway(config, host=host, port=port, reuse_port=reuse_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if load is not None:
+        loop.add_signal_handler(signal.SIGHUP, reload_config, gateway, load)
     _tune_gc()
     on_ready(server.port)
     await stop.wait()
@@ -136,31 +175,34 @@ def _tune_gc() -> None:
     gc.set_threshold(10_000, 20, 50)
 
 
-def run(config: Config, *, host: str, port: int, workers: int) -> int:
+def run(config: Config, *, host: str, port: int, workers: int, load: Callable[[], Config] | None = None) -> int:
+    """Serve until SIGINT/SIGTERM. With `load` (re-reads the config file), SIGHUP reloads the config."""
     loop_name = install_fast_loop()
 
     def ready(bound: int) -> None:
         log.info("sidestep listening on http://%s:%d (pid %d, %s)", host, bound, os.getpid(), loop_name)
 
     if workers <= 1:
-        asyncio.run(_serve(config, host, port, False, ready))
+        asyncio.run(_serve(config, host, port, False, ready, load))
         return 0
     children: list[int] = []
     for _ in range(workers):
         pid = os.fork()
         if pid == 0:  # child: serve until signalled, never return into the parent's code
             try:
-                asyncio.run(_serve(config, host, port, True, ready))
+                asyncio.run(_serve(config, host, port, True, ready, load))
             finally:
                 os._exit(0)
         children.append(pid)
 
     def forward(signum: int, _frame: object) -> None:
         for child in children:
-            os.kill(child, signal.SIGTERM)
+            os.kill(child, signal.SIGHUP if signum == signal.SIGHUP else signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    if load is not None:
+        signal.signal(signal.SIGHUP, forward)  # each worker re-reads the file itself
     status = 0
     for child in children:
         _pid, code = os.waitpid(child, 0)

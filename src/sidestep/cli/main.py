@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Coroutine, Sequence
+from functools import partial
 from typing import Any
 
 from sidestep import __version__
@@ -75,7 +76,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         return 2
     host = args.host or config.server.host
     port = config.server.port if args.port is None else args.port
-    return run(config, host=host, port=port, workers=args.workers or config.server.workers)
+    load = partial(load_config, args.config) if args.config else None  # SIGHUP re-reads the file
+    return run(config, host=host, port=port, workers=args.workers or config.server.workers, load=load)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:

@@ -62,6 +62,19 @@ class Governance:
                 reason = f"cannot use the spend store '{config.store}': {exc}"
                 raise ConfigError(reason, source=source, path="governance.store") from exc
 
+    def adopt(self, old: Governance) -> None:
+        """Carry the counters of a previous configuration's keys, teams and customers over (a reload):
+        a scope keeps its minute windows, and its spend while its budget period is unchanged."""
+        before = {scope.ident: scope for scopes in old._scopes.values() for scope in scopes.all}
+        for scopes in self._scopes.values():
+            for scope in scopes.all:
+                previous = before.get(scope.ident)
+                if previous is None:
+                    continue
+                scope.requests, scope.tokens = previous.requests, previous.tokens
+                if previous.spend.period == scope.spend.period:
+                    scope.spend = previous.spend
+
     def start(self) -> None:
         """Background work on the running loop (flushing spend to the store)."""
         if self.store is not None:

@@ -1,0 +1,133 @@
+"""Reloading the config while serving (`SIGHUP`): new routes and keys take effect, counters and spend
+carry over, and a config with mistakes is reported while the running one keeps serving."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+import yaml
+
+from sidestep.config import parse_config
+from sidestep.serve import reload_config
+from sidestep.testing import RunningSim, config_for, running_gateway
+from sim_helpers import MSG
+
+Sims = dict[str, RunningSim]
+
+
+def keyed(sims: Sims, target: str, keys: dict[str, Any], **governance: Any) -> dict[str, Any]:
+    config = config_for(sims, {"chat": [target]})
+    config["governance"] = {"keys": keys, **governance}
+    return config
+
+
+async def test_a_reload_switches_routes_and_keys_and_keeps_counters(sims: Sims) -> None:
+    before = keyed(sims, "primary/gpt-sim", {"a": {"key": "sk-a", "rpm": 3}})
+    after = keyed(sims, "backup/gpt-sim", {"a": {"key": "sk-a", "rpm": 3}, "b": {"key": "sk-b"}})
+    async with running_gateway(before) as gw:
+        a = openai.AsyncOpenAI(base_url=gw.base_url, api_key="sk-a", max_retries=0)
+        b = openai.AsyncOpenAI(base_url=gw.base_url, api_key="sk-b", max_retries=0)
+        async with a, b:
+            for _ in range(2):
+                await a.chat.completions.create(model="chat", messages=MSG)
+            with pytest.raises(openai.AuthenticationError):
+                await b.chat.completions.create(model="chat", messages=MSG)
+            assert reload_config(gw.gateway, lambda: parse_config(after, source="after.yaml", env={}))
+            third = await a.chat.completions.with_raw_response.create(model="chat", messages=MSG)
+            with pytest.raises(openai.RateLimitError):  # the minute's count came along: 4 > 3
+                await a.chat.completions.create(model="chat", messages=MSG)
+            await b.chat.completions.create(model="chat", messages=MSG)
+    assert third.headers["x-sidestep-provider"] == "backup"
+    assert len(sims["primary"].sim.received) == 2
+
+
+async def test_a_broken_config_is_reported_and_the_running_one_kept(
+    sims: Sims, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = keyed(sims, "primary/gpt-sim", {"a": {"key": "sk-a"}})
+    broken = keyed(sims, "nowhere/gpt-sim", {"a": {"key": "sk-a"}})
+    async with running_gateway(good) as gw:
+        reloaded = reload_config(gw.gateway, lambda: parse_config(broken, source="broken.yaml", env={}))
+        async with openai.AsyncOpenAI(base_url=gw.base_url, api_key="sk-a", max_retries=0) as a:
+            await a.chat.completions.create(model="chat", messages=MSG)
+    assert not reloaded
+    assert "reload failed, still serving the previous config: broken.yaml: routes.chat[0]" in caplog.text
+
+
+async def test_spend_carries_over_a_reload_into_the_store(sims: Sims, tmp_path: Path) -> None:
+    store = str(tmp_path / "spend.db")
+    price = {"gpt-sim": {"input": 1000.0, "output": 2000.0}}
+    before = keyed(sims, "primary/gpt-sim", {"a": {"key": "sk-a", "budget_usd": 10}}, store=store, pricing=price)
+    after = keyed(sims, "backup/gpt-sim", {"a": {"key": "sk-a", "budget_usd": 10}}, store=store, pricing=price)
+    async with running_gateway(before) as gw:
+        async with openai.AsyncOpenAI(base_url=gw.base_url, api_key="sk-a", max_retries=0) as a:
+            await a.chat.completions.create(model="chat", messages=MSG)
+            assert gw.gateway.governance is not None
+            spent = gw.gateway.governance.spent("a")[0][1]
+            reload_config(gw.gateway, lambda: parse_config(after, source="after.yaml", env={}))
+            assert gw.gateway.governance.spent("a")[0][1] == pytest.approx(spent)
+            await a.chat.completions.create(model="chat", messages=MSG)
+            total = gw.gateway.governance.spent("a")[0][1]
+    async with running_gateway(after) as gw:  # restarted: the store has both requests, counted once
+        assert gw.gateway.governance is not None
+        assert gw.gateway.governance.spent("a")[0][1] == pytest.approx(total) and total > spent > 0
+
+
+async def test_sighup_reloads_a_running_server(sims: Sims, tmp_path: Path) -> None:
+    """The real CLI in a subprocess: edit the file, send SIGHUP, the new route answers."""
+    port = _free_port()
+    path = tmp_path / "sidestep.yaml"
+    config = config_for(sims, {"one": ["primary/gpt-sim"]}, server={"port": port})
+    path.write_text(yaml.safe_dump(config))
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sidestep", "serve", "--config", str(path)], stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}/v1", timeout=5) as http:
+            await _until(lambda: http.get("/models"), lambda r: r.status_code == 200)
+            config["routes"] = {"two": ["backup/gpt-sim"]}
+            path.write_text(yaml.safe_dump(config))
+            os.kill(proc.pid, signal.SIGHUP)
+            body = {"model": "two", "messages": MSG}
+            answer = await _until(lambda: http.post("/chat/completions", json=body), lambda r: r.status_code == 200)
+            path.write_text("routes: [not, a, mapping]\n")
+            os.kill(proc.pid, signal.SIGHUP)
+            await _until(lambda: asyncio.sleep(0.05, log.read_text()), lambda text: "reload failed" in text)
+            still = await http.post("/chat/completions", json=body)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert answer.headers["x-sidestep-provider"] == "backup" and still.status_code == 200
+    assert f"reloaded {path}" in log.read_text()
+
+
+async def _until(action: Any, done: Any, tries: int = 100) -> Any:
+    for _ in range(tries):
+        try:
+            result = await action()
+        except httpx.TransportError:
+            result = None
+        if result is not None and done(result):
+            return result
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never happened: {result!r}")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
