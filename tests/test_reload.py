@@ -24,6 +24,10 @@ from sim_helpers import MSG
 Sims = dict[str, RunningSim]
 
 
+def sdk(gw: Any, key: str) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=gw.base_url, api_key=key, max_retries=0)
+
+
 def keyed(sims: Sims, target: str, keys: dict[str, Any], **governance: Any) -> dict[str, Any]:
     config = config_for(sims, {"chat": [target]})
     config["governance"] = {"keys": keys, **governance}
@@ -33,19 +37,16 @@ def keyed(sims: Sims, target: str, keys: dict[str, Any], **governance: Any) -> d
 async def test_a_reload_switches_routes_and_keys_and_keeps_counters(sims: Sims) -> None:
     before = keyed(sims, "primary/gpt-sim", {"a": {"key": "sk-a", "rpm": 3}})
     after = keyed(sims, "backup/gpt-sim", {"a": {"key": "sk-a", "rpm": 3}, "b": {"key": "sk-b"}})
-    async with running_gateway(before) as gw:
-        a = openai.AsyncOpenAI(base_url=gw.base_url, api_key="sk-a", max_retries=0)
-        b = openai.AsyncOpenAI(base_url=gw.base_url, api_key="sk-b", max_retries=0)
-        async with a, b:
-            for _ in range(2):
-                await a.chat.completions.create(model="chat", messages=MSG)
-            with pytest.raises(openai.AuthenticationError):
-                await b.chat.completions.create(model="chat", messages=MSG)
-            assert reload_config(gw.gateway, lambda: parse_config(after, source="after.yaml", env={}))
-            third = await a.chat.completions.with_raw_response.create(model="chat", messages=MSG)
-            with pytest.raises(openai.RateLimitError):  # the minute's count came along: 4 > 3
-                await a.chat.completions.create(model="chat", messages=MSG)
+    async with running_gateway(before) as gw, sdk(gw, "sk-a") as a, sdk(gw, "sk-b") as b:
+        for _ in range(2):
+            await a.chat.completions.create(model="chat", messages=MSG)
+        with pytest.raises(openai.AuthenticationError):
             await b.chat.completions.create(model="chat", messages=MSG)
+        assert reload_config(gw.gateway, lambda: parse_config(after, source="after.yaml", env={}))
+        third = await a.chat.completions.with_raw_response.create(model="chat", messages=MSG)
+        with pytest.raises(openai.RateLimitError):  # the minute's count came along: 4 > 3
+            await a.chat.completions.create(model="chat", messages=MSG)
+        await b.chat.completions.create(model="chat", messages=MSG)
     assert third.headers["x-sidestep-provider"] == "backup"
     assert len(sims["primary"].sim.received) == 2
 
@@ -57,7 +58,7 @@ async def test_a_broken_config_is_reported_and_the_running_one_kept(
     broken = keyed(sims, "nowhere/gpt-sim", {"a": {"key": "sk-a"}})
     async with running_gateway(good) as gw:
         reloaded = reload_config(gw.gateway, lambda: parse_config(broken, source="broken.yaml", env={}))
-        async with openai.AsyncOpenAI(base_url=gw.base_url, api_key="sk-a", max_retries=0) as a:
+        async with sdk(gw, "sk-a") as a:
             await a.chat.completions.create(model="chat", messages=MSG)
     assert not reloaded
     assert "reload failed, still serving the previous config: broken.yaml: routes.chat[0]" in caplog.text
@@ -68,15 +69,14 @@ async def test_spend_carries_over_a_reload_into_the_store(sims: Sims, tmp_path: 
     price = {"gpt-sim": {"input": 1000.0, "output": 2000.0}}
     before = keyed(sims, "primary/gpt-sim", {"a": {"key": "sk-a", "budget_usd": 10}}, store=store, pricing=price)
     after = keyed(sims, "backup/gpt-sim", {"a": {"key": "sk-a", "budget_usd": 10}}, store=store, pricing=price)
-    async with running_gateway(before) as gw:
-        async with openai.AsyncOpenAI(base_url=gw.base_url, api_key="sk-a", max_retries=0) as a:
-            await a.chat.completions.create(model="chat", messages=MSG)
-            assert gw.gateway.governance is not None
-            spent = gw.gateway.governance.spent("a")[0][1]
-            reload_config(gw.gateway, lambda: parse_config(after, source="after.yaml", env={}))
-            assert gw.gateway.governance.spent("a")[0][1] == pytest.approx(spent)
-            await a.chat.completions.create(model="chat", messages=MSG)
-            total = gw.gateway.governance.spent("a")[0][1]
+    async with running_gateway(before) as gw, sdk(gw, "sk-a") as a:
+        await a.chat.completions.create(model="chat", messages=MSG)
+        assert gw.gateway.governance is not None
+        spent = gw.gateway.governance.spent("a")[0][1]
+        reload_config(gw.gateway, lambda: parse_config(after, source="after.yaml", env={}))
+        assert gw.gateway.governance.spent("a")[0][1] == pytest.approx(spent)
+        await a.chat.completions.create(model="chat", messages=MSG)
+        total = gw.gateway.governance.spent("a")[0][1]
     async with running_gateway(after) as gw:  # restarted: the store has both requests, counted once
         assert gw.gateway.governance is not None
         assert gw.gateway.governance.spent("a")[0][1] == pytest.approx(total) and total > spent > 0
@@ -89,10 +89,7 @@ async def test_sighup_reloads_a_running_server(sims: Sims, tmp_path: Path) -> No
     config = config_for(sims, {"one": ["primary/gpt-sim"]}, server={"port": port})
     path.write_text(yaml.safe_dump(config))
     log = tmp_path / "serve.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "sidestep", "serve", "--config", str(path)], stdout=out, stderr=subprocess.STDOUT
-        )
+    proc = _serve(path, log)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}/v1", timeout=5) as http:
             await _until(lambda: http.get("/models"), lambda r: r.status_code == 200)
@@ -122,6 +119,12 @@ async def _until(action: Any, done: Any, tries: int = 100) -> Any:
             return result
         await asyncio.sleep(0.05)
     raise AssertionError(f"never happened: {result!r}")
+
+
+def _serve(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "wb") as out:
+        argv = [sys.executable, "-m", "sidestep", "serve", "--config", str(config)]
+        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
 
 
 def _free_port() -> int:
