@@ -82,11 +82,13 @@ async def test_spend_carries_over_a_reload_into_the_store(sims: Sims, tmp_path: 
         assert gw.gateway.governance.spent("a")[0][1] == pytest.approx(total) and total > spent > 0
 
 
-async def test_sighup_reloads_a_running_server(sims: Sims, tmp_path: Path) -> None:
-    """The real CLI in a subprocess: edit the file, send SIGHUP, the new route answers."""
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_sighup_reloads_a_running_server(sims: Sims, tmp_path: Path, workers: int) -> None:
+    """The real CLI in a subprocess: edit the file, send SIGHUP, the new route answers (from every worker:
+    the main process passes the signal on)."""
     port = _free_port()
     path = tmp_path / "sidestep.yaml"
-    config = config_for(sims, {"one": ["primary/gpt-sim"]}, server={"port": port})
+    config = config_for(sims, {"one": ["primary/gpt-sim"]}, server={"port": port, "workers": workers})
     path.write_text(yaml.safe_dump(config))
     log = tmp_path / "serve.log"
     proc = _serve(path, log)
@@ -98,6 +100,8 @@ async def test_sighup_reloads_a_running_server(sims: Sims, tmp_path: Path) -> No
             os.kill(proc.pid, signal.SIGHUP)
             body = {"model": "two", "messages": MSG}
             answer = await _until(lambda: http.post("/chat/completions", json=body), lambda r: r.status_code == 200)
+            # Each request opens a new connection, so the kernel spreads them over the workers.
+            fresh = await _until(lambda: _fresh(port, body, 8), lambda codes: codes == [200] * 8)
             path.write_text("routes: [not, a, mapping]\n")
             os.kill(proc.pid, signal.SIGHUP)
             await _until(lambda: asyncio.sleep(0.05, log.read_text()), lambda text: "reload failed" in text)
@@ -106,6 +110,7 @@ async def test_sighup_reloads_a_running_server(sims: Sims, tmp_path: Path) -> No
         proc.terminate()
         proc.wait(10)
     assert answer.headers["x-sidestep-provider"] == "backup" and still.status_code == 200
+    assert fresh == [200] * 8
     assert f"reloaded {path}" in log.read_text()
 
 
@@ -119,6 +124,14 @@ async def _until(action: Any, done: Any, tries: int = 100) -> Any:
             return result
         await asyncio.sleep(0.05)
     raise AssertionError(f"never happened: {result!r}")
+
+
+async def _fresh(port: int, body: dict[str, Any], count: int) -> list[int]:
+    codes = []
+    for _ in range(count):
+        async with httpx.AsyncClient(timeout=5) as http:
+            codes.append((await http.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body)).status_code)
+    return codes
 
 
 def _serve(config: Path, log: Path) -> subprocess.Popen[bytes]:
