@@ -211,3 +211,18 @@ def test_an_expiry_without_zone_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match=r"gw.yaml: governance.keys.k.expires: a date-time needs its zone"):
         parse_config({"governance": {"keys": {"k": {"key": "x", "expires": "2026-12-31T12:00:00"}}}}, source="gw.yaml")
+
+
+def test_a_plugin_that_breaks_in_pre_fails_the_request_and_the_others_still_account_for_it() -> None:
+    calls: list[str] = []
+
+    class Broken(Recorder):
+        def pre(self, exchange: Exchange) -> Response | None:
+            raise KeyError("a bug")
+
+    pipeline = Pipeline([Recorder("log", calls), Broken("broken", calls), Recorder("cache", calls)])
+    ex = exchange()
+    with pytest.raises(KeyError):
+        pipeline.pre(ex)
+    assert calls == ["pre log", "post broken 500", "post log 500"]
+    assert ex.error == "plugin broken failed: KeyError('a bug')"

@@ -147,3 +147,14 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+async def test_a_reload_forgets_the_breakers_of_removed_providers(sims: Sims) -> None:
+    before = config_for(sims, {"chat": ["primary/gpt-sim@503", "backup/gpt-sim"]})
+    after = config_for({"backup": sims["backup"]}, {"chat": ["backup/gpt-sim"]})
+    async with running_gateway(before) as gw, sdk(gw, "any") as client:
+        await client.chat.completions.create(model="chat", messages=MSG)
+        providers = {provider for provider, _, _ in gw.gateway.state.breakers.states()}
+        assert reload_config(gw.gateway, lambda: parse_config(after, source="after.yaml", env={}))
+        left = {provider for provider, _, _ in gw.gateway.state.breakers.states()}
+    assert providers == {"primary", "backup"} and left == {"backup"}

@@ -139,6 +139,7 @@ class Gateway:
         needs a restart. A config that fails to build changes nothing (the error is raised)."""
         old = self.governance
         self._build(config)
+        self.state.breakers.keep_only(config.providers)
         if old is not None and old is not self.governance:
             old.close()  # its last spend goes to the store the new one reads (the same counters, adopted)
         if self.governance is not None:

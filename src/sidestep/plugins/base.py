@@ -88,6 +88,10 @@ class Pipeline:
                 exchange.status, exchange.error = exc.status, exc.message
                 self._post(exchange, ran)
                 raise
+            except Exception as exc:  # a plugin's bug: the request fails (closed), and is still accounted for
+                exchange.status, exchange.error = 500, f"plugin {plugin.name} failed: {exc!r}"
+                self._post(exchange, ran)
+                raise
             if answer is not None:
                 exchange.status = answer.status
                 self._post(exchange, ran)

@@ -8,7 +8,7 @@ from the caller (`now`), so the state machine is pure and tested without sleepin
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 
 __all__ = ["CLOSED", "HALF_OPEN", "OPEN", "Breaker", "BreakerPolicy", "Breakers"]
@@ -143,6 +143,10 @@ class Breakers:
             breaker = Breaker(f"{provider}/{model} [{key}]", self.policy, self.on_change)
             self._by_name[ident] = breaker
         return breaker
+
+    def keep_only(self, providers: Container[str]) -> None:
+        """Forget the breakers of providers no longer configured (a reload removed them)."""
+        self._by_name = {ident: breaker for ident, breaker in self._by_name.items() if ident[0] in providers}
 
     def states(self) -> dict[tuple[str, str, str], str]:
         """(provider, key, model) → state, for every breaker created so far."""
