@@ -158,3 +158,26 @@ async def test_a_reload_forgets_the_breakers_of_removed_providers(sims: Sims) ->
         assert reload_config(gw.gateway, lambda: parse_config(after, source="after.yaml", env={}))
         left = {provider for provider, _, _ in gw.gateway.state.breakers.states()}
     assert providers == {"primary", "backup"} and left == {"backup"}
+
+
+async def test_without_a_config_file_sighup_is_ignored(tmp_path: Path) -> None:
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    proc = _serve_env(port, log)
+    try:
+        async with httpx.AsyncClient(timeout=5) as http:
+            await _until(lambda: http.get(f"http://127.0.0.1:{port}/health"), lambda r: r.status_code == 200)
+            os.kill(proc.pid, signal.SIGHUP)
+            await _until(lambda: asyncio.sleep(0.05, log.read_text()), lambda text: "SIGHUP ignored" in text)
+            alive = await http.get(f"http://127.0.0.1:{port}/health")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert alive.status_code == 200
+
+
+def _serve_env(port: int, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "OPENAI_API_KEY": "sk-test"}  # providers from the environment; nothing is called
+    with open(log, "wb") as out:
+        argv = [sys.executable, "-m", "sidestep", "serve", "--port", str(port)]
+        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)

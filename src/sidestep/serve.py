@@ -158,6 +158,8 @@ async def _serve(
         loop.add_signal_handler(sig, stop.set)
     if load is not None:
         loop.add_signal_handler(signal.SIGHUP, reload_config, gateway, load)
+    else:  # providers came from the environment, which a running process cannot re-read: keep serving
+        loop.add_signal_handler(signal.SIGHUP, log.warning, "SIGHUP ignored: there is no config file to reload")
     _tune_gc()
     on_ready(server.port)
     await stop.wait()
@@ -201,8 +203,7 @@ def run(config: Config, *, host: str, port: int, workers: int, load: Callable[[]
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    if load is not None:
-        signal.signal(signal.SIGHUP, forward)  # each worker re-reads the file itself
+    signal.signal(signal.SIGHUP, forward)  # each worker re-reads the file itself (or says it has none)
     status = 0
     for child in children:
         _pid, code = os.waitpid(child, 0)
