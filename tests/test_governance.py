@@ -347,3 +347,22 @@ async def test_a_key_can_read_its_own_limits_and_use(sims: Sims) -> None:
     }
     assert nobody.status_code == 401 and nobody.json()["error"]["code"] == "invalid_api_key"
     assert off.status_code == 404 and "governance is off" in off.json()["error"]["message"]
+
+
+async def test_anthropic_clients_get_refusals_in_their_dialect(claude: Any, sims: Sims) -> None:
+    governance = {"keys": {"z": {"key": "sk-z", "budget_usd": 0}, "y": {"key": "sk-y", "models": ["other"]}}}
+    async with running_gateway(governed(sims, governance, metrics=True)) as gw:
+        spent = anthropic.AsyncAnthropic(base_url=gw.url, api_key="sk-z", max_retries=2)
+        narrow = anthropic.AsyncAnthropic(base_url=gw.url, api_key="sk-y", max_retries=0)
+        async with spent, narrow:
+            with pytest.raises(anthropic.RateLimitError) as budget:
+                await spent.messages.create(model="chat", max_tokens=16, messages=MSG)
+            with pytest.raises(anthropic.PermissionDeniedError) as model:
+                await narrow.messages.create(model="chat", max_tokens=16, messages=MSG)
+        async with httpx.AsyncClient() as http:
+            page = (await http.get(f"{gw.url}/metrics")).text
+    assert budget.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
+    assert "budget of key 'z'" in budget.value.message and budget.value.response.headers["x-should-retry"] == "false"
+    assert model.value.body["error"]["type"] == "permission_error"  # type: ignore[index]
+    assert not sims["primary"].sim.received  # nothing reached a provider
+    assert 'sidestep_requests_total{endpoint="messages",status="429",provider="",model=""} 1' in page  # no retry
