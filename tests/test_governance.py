@@ -366,3 +366,25 @@ async def test_anthropic_clients_get_refusals_in_their_dialect(claude: Any, sims
     assert model.value.body["error"]["type"] == "permission_error"  # type: ignore[index]
     assert not sims["primary"].sim.received  # nothing reached a provider
     assert 'sidestep_requests_total{endpoint="messages",status="429",provider="",model=""} 1' in page  # no retry
+
+
+async def test_answers_carry_the_tightest_rate_limit_left(sims: Sims) -> None:
+    clock = WallClock()
+    governance = {
+        "teams": {"ops": {"rpm": 3, "tpm": 1_000_000}},
+        "keys": {"r": {"key": "sk-r", "team": "ops", "rpm": 10, "tpm": 500_000}},
+    }
+    gateway = running_gateway(governed(sims, governance), wall_clock=clock)
+    async with gateway as gw, client(gw, "sk-r") as r:
+        first = await r.chat.completions.with_raw_response.create(model="chat", messages=MSG)
+        body = first.parse()
+        stream = await r.chat.completions.with_raw_response.create(model="chat", messages=MSG, stream=True)
+        [c async for c in stream.parse()]
+    assert body.usage is not None
+    assert first.headers["x-ratelimit-limit-requests"] == "3"  # the team's 3 is tighter than the key's 10
+    assert first.headers["x-ratelimit-remaining-requests"] == "2"
+    assert first.headers["x-ratelimit-limit-tokens"] == "500000"  # the key's
+    assert first.headers["x-ratelimit-remaining-tokens"] == "500000"  # counted once the answer is in
+    assert stream.headers["x-ratelimit-remaining-requests"] == "1"
+    tokens = body.usage.prompt_tokens + body.usage.completion_tokens
+    assert stream.headers["x-ratelimit-remaining-tokens"] == str(500_000 - tokens)

@@ -265,6 +265,8 @@ class Gateway:
         headers: list[tuple[str, str]],
         prelude: bytes = b"",
     ) -> StreamingResponse:
+        if exchange is not None and exchange.headers:
+            headers.extend(exchange.headers)
         response = StreamingResponse(200, body, headers, prelude)
         if exchange is not None:
             response.on_done = partial(self._stream_over, exchange, job)
@@ -279,6 +281,8 @@ class Gateway:
     ) -> Response:
         """A non-stream request is over: tell the plugins, then answer."""
         if exchange is not None:
+            if exchange.headers:
+                response.headers.extend(exchange.headers)
             exchange.status = response.status
             if served is not None:
                 exchange.provider, exchange.model = served.target.provider, served.target.model

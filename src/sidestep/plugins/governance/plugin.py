@@ -95,6 +95,8 @@ class Governance:
         exchange.principal = key
         for scope in scopes.rpm:
             scope.requests.add(now, 1)
+        if scopes.rpm or scopes.tpm:
+            exchange.headers = _rate_headers(scopes, now)
         return None
 
     def post(self, exchange: Exchange) -> None:
@@ -161,6 +163,31 @@ def _presented_key_of(request: Request) -> str | None:
         scheme, _, token = value.partition(" ")
         return token.strip() if scheme.lower() == "bearer" else value.strip()
     return request.header("x-api-key")
+
+
+def _rate_headers(scopes: Scopes, now: float) -> list[tuple[str, str]]:
+    """OpenAI's rate-limit headers, for whichever of the key's scopes has the least room left, so clients
+    can pace themselves."""
+    headers = []
+    if scopes.rpm:
+        limit, left = _tightest(scopes.rpm, now, tokens=False)
+        headers += [("x-ratelimit-limit-requests", limit), ("x-ratelimit-remaining-requests", left)]
+    if scopes.tpm:
+        limit, left = _tightest(scopes.tpm, now, tokens=True)
+        headers += [("x-ratelimit-limit-tokens", limit), ("x-ratelimit-remaining-tokens", left)]
+    return headers
+
+
+def _tightest(scopes: tuple[Scope, ...], now: float, *, tokens: bool) -> tuple[str, str]:
+    """(limit, room left) of the scope with the least room, as header values. A plain loop: this runs on
+    every answer to a rate-limited key."""
+    limit, left = 0, float("inf")
+    for scope in scopes:
+        cap = (scope.limits.tpm if tokens else scope.limits.rpm) or 0
+        room = cap - (scope.tokens if tokens else scope.requests).estimate(now)
+        if room < left:
+            limit, left = cap, room
+    return str(limit), str(int(left)) if left > 0 else "0"
 
 
 def _scope_state(scope: Scope, now: float) -> dict[str, Any]:
