@@ -317,7 +317,8 @@ async def test_a_key_can_read_its_own_limits_and_use(sims: Sims) -> None:
     }
     gateway = running_gateway(governed(sims, governance), wall_clock=clock)
     async with gateway as gw, client(gw, "sk-u") as u, httpx.AsyncClient() as http:
-        answer = await u.chat.completions.create(model="chat", messages=MSG)
+        raw = await u.chat.completions.with_raw_response.create(model="chat", messages=MSG)
+        answer = raw.parse()
         mine = await http.get(f"{gw.url}/sidestep/key", headers={"authorization": "Bearer sk-u"})
         nobody = await http.get(f"{gw.url}/sidestep/key")
     async with running_gateway(config_for(sims, {"chat": ["primary/gpt-sim"]})) as plain, httpx.AsyncClient() as http:
@@ -325,6 +326,7 @@ async def test_a_key_can_read_its_own_limits_and_use(sims: Sims) -> None:
     assert answer.usage is not None
     tokens = answer.usage.prompt_tokens + answer.usage.completion_tokens
     cost = (answer.usage.prompt_tokens * 1000 + answer.usage.completion_tokens * 2000) / 1e6
+    assert "x-ratelimit-limit-requests" not in raw.headers  # off unless `rate_limit_headers: true`
     assert mine.status_code == 200
     assert mine.json() == {
         "key": "u",
@@ -371,6 +373,7 @@ async def test_anthropic_clients_get_refusals_in_their_dialect(claude: Any, sims
 async def test_answers_carry_the_tightest_rate_limit_left(sims: Sims) -> None:
     clock = WallClock()
     governance = {
+        "rate_limit_headers": True,
         "teams": {"ops": {"rpm": 3, "tpm": 1_000_000}},
         "keys": {"r": {"key": "sk-r", "team": "ops", "rpm": 10, "tpm": 500_000}},
     }

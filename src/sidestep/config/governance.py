@@ -35,7 +35,7 @@ from sidestep.config.model import BUDGET_PERIODS, NO_LIMITS, GovernanceConfig, L
 
 __all__ = ["parse_governance"]
 
-_TOP_KEYS = {"keys", "teams", "customers", "pricing", "store"}
+_TOP_KEYS = {"keys", "teams", "customers", "pricing", "store", "rate_limit_headers"}
 _LIMIT_KEYS = {"rpm", "tpm", "budget_usd", "budget_period"}
 _TEAM_KEYS = _LIMIT_KEYS | {"customer"}
 _KEY_KEYS = _LIMIT_KEYS | {"key", "team", "customer", "models", "enabled", "expires"}
@@ -68,7 +68,10 @@ def parse_governance(ctx: Ctx, value: Any) -> GovernanceConfig:
     store = as_opt_str(ctx, raw.get("store"), "governance.store")
     if store is not None and "://" in store:
         raise ctx.fail("governance.store", f"expected a SQLite file path, got {store!r} (other stores: not yet)")
-    return GovernanceConfig(keys=keys, teams=teams, customers=customers, pricing=pricing, store=store)
+    headers = as_bool(ctx, raw.get("rate_limit_headers", False), "governance.rate_limit_headers")
+    return GovernanceConfig(
+        keys=keys, teams=teams, customers=customers, pricing=pricing, store=store, rate_limit_headers=headers
+    )
 
 
 def _limits(ctx: Ctx, value: Any, path: str, allowed: set[str]) -> Limits:

@@ -269,6 +269,7 @@ class GovernanceConfig:
     customers: dict[str, Limits] = field(default_factory=dict)
     pricing: dict[str, Price] = field(default_factory=dict)  # "provider/model" or "model" → price
     store: str | None = None  # a SQLite file keeping budget spend across restarts and workers
+    rate_limit_headers: bool = False  # answers say the key's rpm/tpm room (x-ratelimit-*; costs ~2-3 µs each)
 
     @property
     def enabled(self) -> bool:

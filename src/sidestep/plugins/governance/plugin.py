@@ -39,6 +39,7 @@ class Governance:
         self._clock = clock
         self._keys = {key.secret.reveal(): key for key in config.keys}
         self.pricing = Pricing(config.pricing)
+        self._headers = config.rate_limit_headers
         teams = {name: Scope(f"team '{name}'", team.limits, f"team:{name}") for name, team in config.teams.items()}
         customers = {
             name: Scope(f"customer '{name}'", limits, f"customer:{name}") for name, limits in config.customers.items()
@@ -95,7 +96,7 @@ class Governance:
         exchange.principal = key
         for scope in scopes.rpm:
             scope.requests.add(now, 1)
-        if scopes.rpm or scopes.tpm:
+        if self._headers and (scopes.rpm or scopes.tpm):
             exchange.headers = _rate_headers(scopes, now)
         return None
 
