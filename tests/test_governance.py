@@ -391,3 +391,15 @@ async def test_answers_carry_the_tightest_rate_limit_left(sims: Sims) -> None:
     assert stream.headers["x-ratelimit-remaining-requests"] == "1"
     tokens = body.usage.prompt_tokens + body.usage.completion_tokens
     assert stream.headers["x-ratelimit-remaining-tokens"] == str(500_000 - tokens)
+
+
+async def test_a_key_lists_only_the_models_it_may_use(sims: Sims) -> None:
+    governance = {"keys": {"n": {"key": "sk-n", "models": ["chat", "backup/*"]}, "w": {"key": "sk-w"}}}
+    config = governed(sims, governance)
+    config["providers"]["backup"]["models"] = ["gpt-sim"]
+    config["providers"]["primary"]["models"] = ["gpt-sim"]
+    async with running_gateway(config) as gw, client(gw, "sk-n") as narrow, client(gw, "sk-w") as wide:
+        some = [m.id async for m in narrow.models.list()]
+        every = [m.id async for m in wide.models.list()]
+    assert some == ["chat", "backup/gpt-sim"]
+    assert every == ["chat", "other", "primary/gpt-sim", "backup/gpt-sim"]

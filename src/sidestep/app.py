@@ -326,6 +326,10 @@ class Gateway:
         return self._planner.plan(names)
 
     async def _models(self, request: Request, request_id: str) -> Response:
+        """Every route and listed model; a virtual key with a model allow-list sees only what it may use."""
+        governance = self.governance
+        if governance is not None and (allowed := governance.allowed_models(request)) is not None:
+            return Response(200, _models_body(self.config, allowed), [_JSON])
         return Response(200, self._models_body, [_JSON])
 
     async def _health(self, request: Request, request_id: str) -> Response:
@@ -453,7 +457,7 @@ def _failure_headers(request_id: str, attempts: tuple[Attempt, ...]) -> list[tup
     return [("x-sidestep-attempts", str(len(attempts))), ("x-sidestep-request-id", request_id)]
 
 
-def _models_body(config: Config) -> bytes:
+def _models_body(config: Config, allowed: Callable[[str], bool] | None = None) -> bytes:
     data: list[dict[str, Any]] = [
         {"id": name, "object": "model", "created": 0, "owned_by": "sidestep-route"} for name in config.routes
     ]
@@ -462,4 +466,6 @@ def _models_body(config: Config) -> bytes:
             {"id": f"{provider.name}/{model}", "object": "model", "created": 0, "owned_by": provider.name}
             for model in provider.models
         )
+    if allowed is not None:
+        data = [entry for entry in data if allowed(entry["id"])]
     return msgspec.json.encode({"object": "list", "data": data})

@@ -16,12 +16,13 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from sidestep.config.model import GovernanceConfig, VirtualKey
 from sidestep.errors import ConfigError, Forbidden, LimitExceeded, SidestepError, Unauthorized
 from sidestep.plugins.base import Exchange
-from sidestep.plugins.governance.decide import ALLOW, Decision, decide
+from sidestep.plugins.governance.decide import ALLOW, Decision, decide, model_allowed
 from sidestep.plugins.governance.limits import NO_SCOPES, Scope, Scopes, period_end
 from sidestep.plugins.governance.store import SpendStore
 from sidestep.plugins.pricing import Pricing
@@ -125,6 +126,14 @@ class Governance:
         if key is None:
             raise _refusal(decide(None, bool(presented), (), NO_SCOPES, 0.0))
         return key
+
+    def allowed_models(self, request: Request) -> Callable[[str], bool] | None:
+        """For a known key with a model allow-list, the test a model name must pass; else None (all)."""
+        presented = _presented_key_of(request)
+        key = self._keys.get(presented) if presented else None
+        if key is None or key.models is None:
+            return None
+        return partial(model_allowed, key.models)
 
     def describe(self, request: Request) -> dict[str, Any]:
         """What the key `request` presents may do and has used: its models and, per scope, each limit with
