@@ -403,3 +403,15 @@ async def test_a_key_lists_only_the_models_it_may_use(sims: Sims) -> None:
         every = [m.id async for m in wide.models.list()]
     assert some == ["chat", "backup/gpt-sim"]
     assert every == ["chat", "other", "primary/gpt-sim", "backup/gpt-sim"]
+
+
+async def test_a_provider_that_rejects_stream_options_can_be_told_so(sims: Sims, tmp_path: Path) -> None:
+    config = governed(sims, {}, request_log=str(tmp_path / "requests.jsonl"))
+    config["providers"]["primary"]["drop_fields"] = ["stream_options"]
+    async with running_gateway(config) as gw, httpx.AsyncClient() as http:
+        body = {"model": "chat", "messages": MSG, "stream": True}
+        answer = await http.post(f"{gw.base_url}/chat/completions", json=body)
+    assert answer.status_code == 200 and b"[DONE]" in answer.content
+    assert "stream_options" not in sims["primary"].sim.received[0].body  # the request log asked; it was dropped
+    with pytest.raises(ConfigError, match=r"providers.a.drop_fields: only OpenAI-compatible providers take it"):
+        parse_config({"providers": {"a": {"type": "anthropic", "api_key": "k", "drop_fields": ["x"]}}}, env={})

@@ -67,7 +67,18 @@ _SERVER_KEYS = {
     "metrics",
     "sse_keepalive",
 }
-_PROVIDER_KEYS = {"type", "base_url", "api_key", "keys", "headers", "timeouts", "models", "api_version", "lacks"}
+_PROVIDER_KEYS = {
+    "type",
+    "base_url",
+    "api_key",
+    "keys",
+    "headers",
+    "timeouts",
+    "models",
+    "api_version",
+    "lacks",
+    "drop_fields",
+}
 CAPABILITIES = ("tools", "vision", "json_schema", "streaming", "embeddings")
 _KEY_KEYS = {"value", "weight", "models"}
 _TIMEOUT_KEYS = {"connect", "headers", "first_token", "idle", "read", "total"}
@@ -235,6 +246,10 @@ def _provider(ctx: Ctx, name: str, value: Any) -> ProviderConfig:
     if not base_url.startswith(("http://", "https://")):
         raise ctx.fail(f"{path}.base_url", f"must start with http:// or https://, got '{base_url}'")
     keys = _keys(ctx, raw, path, spec, name)
+    if "drop_fields" in raw and spec.wire != "openai":
+        raise ctx.fail(
+            f"{path}.drop_fields", f"only OpenAI-compatible providers take it ('{type_name}' speaks {spec.wire})"
+        )
     return ProviderConfig(
         name=name,
         type=type_name,
@@ -245,6 +260,7 @@ def _provider(ctx: Ctx, name: str, value: Any) -> ProviderConfig:
         models=tuple(as_str_list(ctx, raw.get("models", []), f"{path}.models")),
         api_version=as_opt_str(ctx, raw.get("api_version", spec.default_api_version), f"{path}.api_version"),
         lacks=_lacks(ctx, raw.get("lacks"), f"{path}.lacks", spec.lacks),
+        drop_fields=tuple(as_str_list(ctx, raw.get("drop_fields", []), f"{path}.drop_fields")),
         settings=_settings(ctx, raw, path, spec),
     )
 

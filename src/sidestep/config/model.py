@@ -136,6 +136,7 @@ class ProviderConfig:
     api_version: str | None = None
     # (model glob, capabilities it lacks): "tools", "vision", "json_schema", "streaming"
     lacks: tuple[tuple[str, frozenset[str]], ...] = ()
+    drop_fields: tuple[str, ...] = ()  # body fields never sent to this provider (on top of its type's own)
     # Adapter-specific settings (see `ProviderSpec.settings`): strings, or `Secret` for secret ones.
     settings: tuple[tuple[str, str | Secret], ...] = ()
 

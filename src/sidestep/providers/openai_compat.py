@@ -62,6 +62,7 @@ class OpenAICompatProvider:
             *config.headers,
         ]
         self._urls = {op: self._url_template(op) for op in _PATHS}
+        self._drop = spec.drop_fields + config.drop_fields  # fields this provider rejects
         self._header_sets: dict[tuple[str, bool, bool], list[tuple[str, str]]] = {}  # (key, keyless, stream)
         stages = config.timeouts
         self._timeouts = Timeouts(connect=stages.connect, headers=stages.headers, read=stages.idle)
@@ -76,7 +77,7 @@ class OpenAICompatProvider:
             payload = dict(body)
             for name in GATEWAY_FIELDS:
                 payload.pop(name, None)
-        for name in self.spec.drop_fields:
+        for name in self._drop:
             payload.pop(name, None)
         payload["model"] = model
         stream = payload.get("stream") is True
