@@ -6,12 +6,11 @@
 from __future__ import annotations
 
 import fnmatch
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sidestep.config.model import VirtualKey
-from sidestep.plugins.governance.limits import Scope, Scopes, period_end
+from sidestep.plugins.governance.limits import Scope, Scopes, iso_utc, period_end
 
 __all__ = ["ALLOW", "Decision", "decide", "model_allowed"]
 
@@ -47,8 +46,7 @@ def decide(key: VirtualKey | None, presented: bool, models: Sequence[str], scope
     if not key.enabled:
         return Decision(False, "invalid_api_key", f"Key '{key.name}' is disabled.")
     if key.expires is not None and now >= key.expires:
-        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(key.expires))
-        return Decision(False, "invalid_api_key", f"Key '{key.name}' expired at {when}.")
+        return Decision(False, "invalid_api_key", f"Key '{key.name}' expired at {iso_utc(key.expires)}.")
     if key.models is not None:
         for model in models:
             if not model_allowed(key.models, model):
@@ -71,7 +69,7 @@ def _spent(scope: Scope, now: float) -> Decision:
     limits = scope.limits
     period = limits.budget_period
     end = period_end(now, period)
-    resets = f"; it resets at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(end))}" if end is not None else ""
+    resets = f"; it resets at {iso_utc(end)}" if end is not None else ""
     which = "total" if period == "total" else period
     spent = scope.spend.spent(now)
     reason = f"The {which} budget of {scope.label} (${limits.budget_usd:.2f}) is spent (${spent:.4f}){resets}."

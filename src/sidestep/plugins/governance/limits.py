@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from sidestep.config.model import Limits
 
-__all__ = ["NO_SCOPES", "MinuteWindow", "Scope", "Scopes", "Spend", "period_end", "period_start"]
+__all__ = ["NO_SCOPES", "MinuteWindow", "Scope", "Scopes", "Spend", "iso_utc", "period_end", "period_start"]
 
 
 class MinuteWindow:
@@ -89,6 +89,11 @@ def period_end(now: float, period: str) -> float | None:
     tm = time.gmtime(start)
     year, month = (tm.tm_year + 1, 1) if tm.tm_mon == 12 else (tm.tm_year, tm.tm_mon + 1)
     return float(calendar.timegm((year, month, 1, 0, 0, 0)))
+
+
+def iso_utc(seconds: float) -> str:
+    """`2026-12-01T00:00:00Z`: how refusals and the key endpoint name a moment."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 class Spend:

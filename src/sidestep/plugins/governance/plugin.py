@@ -23,7 +23,7 @@ from sidestep.config.model import GovernanceConfig, VirtualKey
 from sidestep.errors import ConfigError, Forbidden, LimitExceeded, SidestepError, Unauthorized
 from sidestep.plugins.base import Exchange
 from sidestep.plugins.governance.decide import ALLOW, Decision, decide, model_allowed
-from sidestep.plugins.governance.limits import NO_SCOPES, Scope, Scopes, period_end
+from sidestep.plugins.governance.limits import NO_SCOPES, Scope, Scopes, iso_utc, period_end
 from sidestep.plugins.governance.store import SpendStore
 from sidestep.plugins.pricing import Pricing
 from sidestep.server.types import Request, Response
@@ -54,11 +54,12 @@ class Governance:
                 scopes.append(customers[key.customer])
             self._scopes[key.name] = Scopes.of(tuple(scopes))
         self.wants_usage = any(scopes.tpm or scopes.budgets for scopes in self._scopes.values())
-        every = {id(scope): scope for scopes in self._scopes.values() for scope in scopes.budgets}
+        # Every scope with a budget, once (a team's is shared by its keys): the store's and the metrics' list.
+        self._budgeted = tuple({scope.ident: scope for s in self._scopes.values() for scope in s.budgets}.values())
         self.store = None
         if config.store is not None:
             try:
-                self.store = SpendStore(config.store, list(every.values()), clock=clock)
+                self.store = SpendStore(config.store, self._budgeted, clock=clock)
                 self.store.load()
             except sqlite3.Error as exc:
                 reason = f"cannot use the spend store '{config.store}': {exc}"
@@ -77,6 +78,11 @@ class Governance:
                 if previous.spend.period == scope.spend.period:
                     scope.spend = previous.spend
 
+    def _key_of(self, request: Request) -> tuple[str | None, VirtualKey | None]:
+        """(what the request presents as its key, the virtual key it names if any)."""
+        presented = _presented_key(request)
+        return presented, self._keys.get(presented) if presented else None
+
     def start(self) -> None:
         """Background work on the running loop (flushing spend to the store)."""
         if self.store is not None:
@@ -87,8 +93,7 @@ class Governance:
             self.store.close()
 
     def pre(self, exchange: Exchange) -> Response | None:
-        presented = _presented_key(exchange)
-        key = self._keys.get(presented) if presented else None
+        presented, key = self._key_of(exchange.request)
         scopes = self._scopes[key.name] if key is not None else NO_SCOPES
         now = self._clock()
         decision = decide(key, bool(presented), exchange.models, scopes, now)
@@ -121,16 +126,14 @@ class Governance:
 
     def authenticate(self, request: Request) -> VirtualKey:
         """The virtual key `request` presents, or the 401 refusal."""
-        presented = _presented_key_of(request)
-        key = self._keys.get(presented) if presented else None
+        presented, key = self._key_of(request)
         if key is None:
             raise _refusal(decide(None, bool(presented), (), NO_SCOPES, 0.0))
         return key
 
     def allowed_models(self, request: Request) -> Callable[[str], bool] | None:
         """For a known key with a model allow-list, the test a model name must pass; else None (all)."""
-        presented = _presented_key_of(request)
-        key = self._keys.get(presented) if presented else None
+        _, key = self._key_of(request)
         if key is None or key.models is None:
             return None
         return partial(model_allowed, key.models)
@@ -151,10 +154,9 @@ class Governance:
     def budgets(self) -> list[tuple[str, str, float, float]]:
         """(scope, period, spent, budget) for every key, team and customer with a budget (metrics)."""
         now = self._clock()
-        every = {scope.ident: scope for scopes in self._scopes.values() for scope in scopes.budgets}
         return [
-            (ident, scope.limits.budget_period, scope.spend.spent(now), scope.limits.budget_usd or 0.0)
-            for ident, scope in every.items()
+            (scope.ident, scope.limits.budget_period, scope.spend.spent(now), scope.limits.budget_usd or 0.0)
+            for scope in self._budgeted
         ]
 
     def spent(self, key_name: str) -> list[tuple[str, float]]:
@@ -163,11 +165,7 @@ class Governance:
         return [(scope.label, scope.spend.spent(now)) for scope in self._scopes[key_name].all]
 
 
-def _presented_key(exchange: Exchange) -> str | None:
-    return _presented_key_of(exchange.request)
-
-
-def _presented_key_of(request: Request) -> str | None:
+def _presented_key(request: Request) -> str | None:
     value = request.header("authorization")
     if value is not None:
         scheme, _, token = value.partition(" ")
@@ -213,7 +211,7 @@ def _scope_state(scope: Scope, now: float) -> dict[str, Any]:
             "usd": limits.budget_usd,
             "spent_usd": round(scope.spend.spent(now), 8),
             "period": limits.budget_period,
-            "resets_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(end)) if end is not None else None,
+            "resets_at": iso_utc(end) if end is not None else None,
         }
     return state
 
