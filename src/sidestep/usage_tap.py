@@ -15,6 +15,7 @@ import msgspec
 
 from sidestep.core.model import Usage, merge_usage
 from sidestep.dialects import anthropic_messages, openai_chat
+from sidestep.dialects.sse import data_of
 
 __all__ = ["UsageTap"]
 
@@ -81,11 +82,11 @@ class UsageTap:
 
 
 def _data(event: bytes) -> dict[str, Any] | None:
-    for line in event.split(b"\n"):
-        if line.startswith(b"data:"):
-            try:
-                data = _decode(line[5:])
-            except msgspec.DecodeError:
-                return None
-            return data if isinstance(data, dict) else None
-    return None
+    payload = data_of(event)
+    if payload is None:
+        return None
+    try:
+        data = _decode(payload)
+    except msgspec.DecodeError:
+        return None
+    return data if isinstance(data, dict) else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["SSESplitter", "sse_comment", "sse_data"]
+__all__ = ["SSESplitter", "data_of", "sse_comment", "sse_data"]
 
 
 class SSESplitter:
@@ -27,7 +27,7 @@ class SSESplitter:
             end = buffer.find(b"\n\n", start)
             if end < 0:
                 break
-            data = _data_of(buffer[start:end])
+            data = data_of(buffer[start:end])
             if data is not None:
                 events.append(data)
             start = end + 2
@@ -35,7 +35,8 @@ class SSESplitter:
         return events
 
 
-def _data_of(event: bytes) -> bytes | None:
+def data_of(event: bytes) -> bytes | None:
+    """The data payload of one event (its lines without the blank line that ends it); None if it has none."""
     lines = [line for line in event.split(b"\n") if line.startswith(b"data:")]
     if not lines:
         return None

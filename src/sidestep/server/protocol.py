@@ -16,7 +16,7 @@ import socket
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 import httptools
 import msgspec
@@ -499,19 +499,15 @@ class _Outlet:
         self._conn._on_resume = callback
 
 
-async def _aclose(body: Any) -> None:
-    closer = getattr(body, "aclose", None)
+async def _finish(response: StreamingResponse, complete: bool) -> None:
+    """Close a streaming body (whether or not it was ever started), then tell its owner it is over and
+    whether all of it reached the client."""
+    closer = getattr(response.body, "aclose", None)
     if closer is not None:
         try:
             await closer()
         except Exception:
             log.exception("closing a stream body failed")
-
-
-async def _finish(response: StreamingResponse, complete: bool) -> None:
-    """Close a streaming body (whether or not it was ever started), then tell its owner it is over and
-    whether all of it reached the client."""
-    await _aclose(response.body)
     done, response.on_done = response.on_done, None
     if done is not None:
         try:
