@@ -415,3 +415,16 @@ async def test_a_provider_that_rejects_stream_options_can_be_told_so(sims: Sims,
     assert "stream_options" not in sims["primary"].sim.received[0].body  # the request log asked; it was dropped
     with pytest.raises(ConfigError, match=r"providers.a.drop_fields: only OpenAI-compatible providers take it"):
         parse_config({"providers": {"a": {"type": "anthropic", "api_key": "k", "drop_fields": ["x"]}}}, env={})
+
+
+async def test_a_request_every_target_failed_is_logged_with_its_error(sims: Sims, tmp_path: Path) -> None:
+    path = tmp_path / "requests.jsonl"
+    config = governed(sims, {}, request_log=str(path))
+    config["routes"]["down"] = ["primary/gpt-sim@503", "backup/gpt-sim@status=400"]
+    async with running_gateway(config) as gw, httpx.AsyncClient() as http:
+        body = {"model": "down", "messages": MSG}
+        answer = await http.post(f"{gw.base_url}/chat/completions", json=body)
+    (record,) = [json.loads(line) for line in path.read_text().splitlines()]
+    assert answer.status_code == 400 and record["status"] == 400  # the caller error comes back as it was
+    assert record["error"] == "backup returned HTTP 400: Simulated error 400." and "provider" not in record
+    assert [a["status"] for a in record["attempts"]] == [503, 400]

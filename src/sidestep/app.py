@@ -199,7 +199,7 @@ class Gateway:
             try:
                 served = await work  # awaited here, not in a helper: each await level costs per resume
             except (UpstreamRejected, AllAttemptsFailed) as exc:
-                return self._over(exchange, _failure(dialect, exc, request_id), attempts=exc.attempts)
+                return self._over(exchange, _failure(dialect, exc, request_id), failed=exc)
             await served.aclose()
             if served.wire != dialect.name:
                 if operation == "embeddings":
@@ -233,9 +233,17 @@ class Gateway:
             options = field(body, "stream_options")
             body = {**body, "stream_options": {**(options if isinstance(options, dict) else {}), "include_usage": True}}
         job = StreamJob(
-            self._executor, operation, body, plan, timeout, policy.mid_stream or "fail", dialect.name, include_usage
+            self._executor,
+            operation,
+            body,
+            plan,
+            timeout,
+            policy.mid_stream or "fail",
+            dialect.name,
+            include_usage,
+            tap_usage=tap,
+            drop_usage=tap and not include_usage,
         )
-        job.tap_usage, job.drop_usage = tap, tap and not include_usage
         keepalive = policy.keepalive if policy.keepalive is not None else self.config.server.sse_keepalive
         deadline = self._executor.clock() + timeout
         task = asyncio.ensure_future(self._executor.run(operation, body, plan, deadline, True, needs))
@@ -250,7 +258,7 @@ class Gateway:
         try:
             served = await task
         except (UpstreamRejected, AllAttemptsFailed) as exc:
-            return self._over(exchange, _failure(dialect, exc, request_id), attempts=exc.attempts)
+            return self._over(exchange, _failure(dialect, exc, request_id), failed=exc)
         headers = _SSE_HEADERS + _served_headers(request_id, served)
         if forwarding(served, job):  # same format: what prefetch held goes out in the head's write
             forward = relay_after_prelude(served, job)
@@ -277,19 +285,18 @@ class Gateway:
         exchange: Exchange | None,
         response: Response,
         served: Served | None = None,
-        attempts: Sequence[Attempt] = (),
+        failed: UpstreamRejected | AllAttemptsFailed | None = None,
     ) -> Response:
-        """A non-stream request is over: tell the plugins, then answer."""
+        """A non-stream request is over (or a stream failed before its head): tell the plugins, then answer."""
         if exchange is not None:
             if exchange.headers:
                 response.headers.extend(exchange.headers)
             exchange.status = response.status
             if served is not None:
-                exchange.provider, exchange.model = served.target.provider, served.target.model
-                exchange.attempts, exchange.usage = served.attempts, served.usage
-            else:
-                exchange.attempts = attempts
-                exchange.error = _error_message(response)
+                _note_served(exchange, served)
+                exchange.usage = served.usage
+            elif failed is not None:
+                exchange.attempts, exchange.error = failed.attempts, failed.message
             self._pipeline.post(exchange)
         return response
 
@@ -298,8 +305,7 @@ class Gateway:
         served = outcome.served
         exchange.status = 200
         if served is not None:
-            exchange.provider, exchange.model = served.target.provider, served.target.model
-            exchange.attempts = served.attempts
+            _note_served(exchange, served)
         else:
             exchange.attempts = outcome.attempts
         exchange.usage, exchange.error = outcome.usage, outcome.failure
@@ -442,15 +448,9 @@ def _served_headers(request_id: str, served: Served) -> list[tuple[str, str]]:
     ]
 
 
-def _error_message(response: Response) -> str | None:
-    """The message of an error response in either dialect (for plugins; off the hot path)."""
-    try:
-        data = msgspec.json.decode(response.body)
-    except msgspec.DecodeError:
-        return None
-    error = data.get("error") if isinstance(data, dict) else None
-    message = error.get("message") if isinstance(error, dict) else None
-    return message if isinstance(message, str) else None
+def _note_served(exchange: Exchange, served: Served) -> None:
+    exchange.provider, exchange.model = served.target.provider, served.target.model
+    exchange.attempts = served.attempts
 
 
 def _failure_headers(request_id: str, attempts: tuple[Attempt, ...]) -> list[tuple[str, str]]:
