@@ -135,3 +135,9 @@ async def stream_with_both_sdks(
         kinds = [event.type async for event in events]
         final = await events.get_final_message()
     return chunks, kinds, final
+
+
+def spent_by(gw: Any, scope: str) -> float:
+    """What a key, team or customer (`key:alice`) has spent in its current budget period."""
+    assert gw.gateway.governance is not None
+    return next(spent for ident, _, spent, _ in gw.gateway.governance.budgets() if ident == scope)

@@ -19,7 +19,7 @@ import pytest
 from sidestep.config import parse_config
 from sidestep.errors import ConfigError
 from sidestep.testing import RunningSim, config_for, running_gateway
-from sim_helpers import MSG
+from sim_helpers import MSG, spent_by
 
 Sims = dict[str, RunningSim]
 PRICE = {"input": 1000.0, "output": 2000.0}  # USD per million tokens: a sim answer costs a few cents
@@ -127,7 +127,7 @@ async def test_budgets_count_reported_usage_and_stop_sdk_retries(sims: Sims) -> 
             await d.chat.completions.create(model="chat", messages=MSG)  # the customer's budget is shared
         assert len(sims["primary"].sim.received) == sent
         assert gw.gateway.governance is not None
-        assert gw.gateway.governance.spent("d")[0][1] == pytest.approx(spent)
+        assert spent_by(gw, "customer:acme") == pytest.approx(spent)
         clock.now += 86400  # the next day
         await d.chat.completions.create(model="chat", messages=MSG)
     error = refused.value
@@ -141,7 +141,7 @@ async def test_stream_usage_is_counted_without_showing_the_client_a_chunk_it_did
     async with running_gateway(governed(sims, governance)) as gw, client(gw, "sk-e") as e:
         plain = [c async for c in await e.chat.completions.create(model="chat", messages=MSG, stream=True)]
         assert gw.gateway.governance is not None
-        after_plain = gw.gateway.governance.spent("e")[0][1]
+        after_plain = spent_by(gw, "key:e")
         options = {"include_usage": True}
         asked = [
             c
@@ -149,7 +149,7 @@ async def test_stream_usage_is_counted_without_showing_the_client_a_chunk_it_did
                 model="chat", messages=MSG, stream=True, stream_options=options
             )
         ]
-        after_asked = gw.gateway.governance.spent("e")[0][1]
+        after_asked = spent_by(gw, "key:e")
         async with httpx.AsyncClient() as http:  # stream_options that is no object is replaced, not a crash
             body = {"model": "chat", "messages": MSG, "stream": True, "stream_options": "bogus"}
             odd = await http.post(f"{gw.base_url}/chat/completions", json=body, headers={"x-api-key": "sk-e"})
@@ -174,7 +174,7 @@ async def test_anthropic_streams_are_counted_too(claude: Any, sims: Sims) -> Non
         async with claude_client, claude_client.messages.stream(model="chat", max_tokens=64, messages=MSG) as stream:
             final = await stream.get_final_message()
         assert gw.gateway.governance is not None
-        spent = gw.gateway.governance.spent("f")[0][1]
+        spent = spent_by(gw, "key:f")
     expected = (final.usage.input_tokens * 1000 + final.usage.output_tokens * 2000) / 1e6
     assert spent == pytest.approx(expected) and spent > 0
 
@@ -298,7 +298,7 @@ async def test_tokens_per_minute_count_what_answers_used_embeddings_included(sim
     async with gateway as gw, client(gw, "sk-t") as t:
         vectors = await t.embeddings.create(model="chat", input=["one", "two"])
         assert gw.gateway.governance is not None and vectors.usage.prompt_tokens >= 2
-        assert gw.gateway.governance.spent("t")[0][1] == pytest.approx(vectors.usage.prompt_tokens * 1000 / 1e6)
+        assert spent_by(gw, "key:t") == pytest.approx(vectors.usage.prompt_tokens * 1000 / 1e6)
         with pytest.raises(openai.RateLimitError) as refused:  # the embeddings used up the minute's tokens
             await t.with_options(max_retries=0).chat.completions.create(model="chat", messages=MSG)
         clock.now += 120

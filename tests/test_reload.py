@@ -19,7 +19,7 @@ import yaml
 from sidestep.config import parse_config
 from sidestep.serve import reload_config
 from sidestep.testing import RunningSim, config_for, running_gateway
-from sim_helpers import MSG
+from sim_helpers import MSG, spent_by
 
 Sims = dict[str, RunningSim]
 
@@ -72,14 +72,14 @@ async def test_spend_carries_over_a_reload_into_the_store(sims: Sims, tmp_path: 
     async with running_gateway(before) as gw, sdk(gw, "sk-a") as a:
         await a.chat.completions.create(model="chat", messages=MSG)
         assert gw.gateway.governance is not None
-        spent = gw.gateway.governance.spent("a")[0][1]
+        spent = spent_by(gw, "key:a")
         reload_config(gw.gateway, lambda: parse_config(after, source="after.yaml", env={}))
-        assert gw.gateway.governance.spent("a")[0][1] == pytest.approx(spent)
+        assert spent_by(gw, "key:a") == pytest.approx(spent)
         await a.chat.completions.create(model="chat", messages=MSG)
-        total = gw.gateway.governance.spent("a")[0][1]
+        total = spent_by(gw, "key:a")
     async with running_gateway(after) as gw:  # restarted: the store has both requests, counted once
         assert gw.gateway.governance is not None
-        assert gw.gateway.governance.spent("a")[0][1] == pytest.approx(total) and total > spent > 0
+        assert spent_by(gw, "key:a") == pytest.approx(total) and total > spent > 0
 
 
 @pytest.mark.parametrize("workers", [1, 2])

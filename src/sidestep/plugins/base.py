@@ -56,7 +56,6 @@ class Exchange:
     principal: Any = None  # who is calling, once a plugin has established it (governance: a VirtualKey)
     headers: list[tuple[str, str]] | None = None  # response headers plugins add (rate-limit state …)
     cost_usd: float | None = None  # priced from `usage` by the plugin that knows the prices (governance)
-    notes: dict[str, Any] | None = None  # anything else a plugin tells later ones
 
 
 class Plugin(Protocol):

@@ -159,11 +159,6 @@ class Governance:
             for scope in self._budgeted
         ]
 
-    def spent(self, key_name: str) -> list[tuple[str, float]]:
-        """What each scope of a key has spent in its current period (for the admin side and tests)."""
-        now = self._clock()
-        return [(scope.label, scope.spend.spent(now)) for scope in self._scopes[key_name].all]
-
 
 def _presented_key(request: Request) -> str | None:
     value = request.header("authorization")
