@@ -139,3 +139,25 @@ async def test_spend_is_flushed_in_the_background(tmp_path: Path) -> None:
     writer.close()
     reader.close()
     assert reader_scope.spend.spent(clock.now) == pytest.approx(1.25)
+
+
+async def test_a_failing_file_is_logged_once_and_its_recovery_too(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock()
+    scope = team()
+    store = FailingOnce(tmp_path / "spend.db", [scope], interval=0.01, clock=clock)
+    scope.spend.add(clock.now, 3.0)
+    store.start()
+    for _ in range(300):
+        if "spend_store_recovered" in caplog.text:
+            break
+        await asyncio.sleep(0.01)
+    store.close()
+    assert caplog.text.count("event=spend_store_failed") == 1 and "database or disk is full" in caplog.text
+    assert "event=spend_store_recovered" in caplog.text
+    reader_scope = team()
+    reader = SpendStore(tmp_path / "spend.db", [reader_scope], clock=clock)
+    reader.load()
+    assert reader_scope.spend.spent(clock.now) == pytest.approx(3.0)
+    reader.close()

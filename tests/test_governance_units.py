@@ -226,3 +226,10 @@ def test_a_plugin_that_breaks_in_pre_fails_the_request_and_the_others_still_acco
         pipeline.pre(ex)
     assert calls == ["pre log", "post broken 500", "post log 500"]
     assert ex.error == "plugin broken failed: KeyError('a bug')"
+
+
+def test_tap_passes_an_unreadable_usage_event_on_untouched() -> None:
+    broken = b'data: {"choices":[],"usage":{"prompt_tokens":\n\n'
+    tap = UsageTap("openai", drop_usage_chunk=True)
+    assert tap.feed(CHUNK + broken + DONE) == CHUNK + broken + DONE  # not ours to judge: the relay forwards it
+    assert tap.usage is None
