@@ -254,7 +254,7 @@ class Gateway:
             raise
         if not done:  # still no first token: commit to a 200 stream and keep the connection warm
             headers = [*_SSE_HEADERS, ("x-sidestep-request-id", request_id)]
-            return self._streaming(exchange, job, wait_with_keepalive(task, keepalive, job, _noop), headers)
+            return self._streaming(exchange, job, wait_with_keepalive(task, keepalive, job), headers)
         try:
             served = await task
         except (UpstreamRejected, AllAttemptsFailed) as exc:
@@ -382,10 +382,6 @@ async def _done_within(task: asyncio.Task[Served], seconds: float | None) -> boo
         if timer is not None:
             timer.cancel()
     return task.done()
-
-
-def _noop(_served: Served) -> None:
-    return None
 
 
 @dataclass(frozen=True, slots=True)

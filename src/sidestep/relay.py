@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from typing import Any
@@ -102,9 +102,7 @@ def served_comment(served: Served) -> bytes:
     return sse_comment(f"sidestep provider={target.provider} model={target.model} attempts={len(served.attempts)}")
 
 
-async def wait_with_keepalive(
-    task: asyncio.Task[Served], interval: float, job: StreamJob, on_served: Callable[[Served], None]
-) -> AsyncIterator[bytes]:
+async def wait_with_keepalive(task: asyncio.Task[Served], interval: float, job: StreamJob) -> AsyncIterator[bytes]:
     """The body of a stream whose headers went out before a target answered."""
     try:
         while not task.done():
@@ -121,7 +119,6 @@ async def wait_with_keepalive(
             job.outcome.failure, job.outcome.attempts = exc.message, exc.attempts
             yield stream_error(job.dialect, exc.message, code="all_targets_failed")
             return
-        on_served(served)
         yield served_comment(served)
         async for piece in relay(served, job):
             yield piece
