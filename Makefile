@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck check bench bench-smoke clean
+.PHONY: install demo test lint typecheck check bench bench-smoke bench-instructions clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -35,6 +35,10 @@ bench: $(STAMP)
 
 bench-smoke: $(STAMP)
 	$(BIN)/python -m bench.run --smoke
+
+bench-instructions: $(STAMP)
+	bash bench/setup.sh
+	$(BIN)/python -m bench.instructions
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

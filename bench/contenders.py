@@ -35,14 +35,17 @@ class Contender:
     sim_model: str = ""  # prefix for a model served by the simulator ("" → the bare model name)
 
 
-def sidestep_config(kind: str, port: int, upstream: int, workdir: Path, sim: int = 0) -> Path:
+def sidestep_config(
+    kind: str, port: int, upstream: int, workdir: Path, sim: int = 0, *, nginx_sse: bool = False
+) -> Path:
     """`minimal`: one provider, a one-target route. `realistic`: three weighted keys, a fallback route of
     two providers with retries, timeouts and a time-to-first-token limit, capability limits declared (so
     requests are checked against them), breakers on, an access log and a request log written, Prometheus
     metrics counted, and governance on: every request carries a virtual key whose key, team and customer
-    each have rate limits and a budget (set high enough never to refuse), priced from reported usage."""
+    each have rate limits and a budget (set high enough never to refuse), priced from reported usage.
+    Streams come from nginx's static SSE (`/s/`) when the simulator is elsewhere or `nginx_sse` says so."""
     base = f"http://127.0.0.1:{upstream}"
-    stream = f"{base}/s/v1" if sim and sim != upstream else f"{base}/v1"  # nginx serves SSE under /s/
+    stream = f"{base}/s/v1" if nginx_sse or (sim and sim != upstream) else f"{base}/v1"  # nginx serves SSE under /s/
     extra = f"""  stream: {{type: openai, base_url: "{stream}", api_key: bench-key}}
   sim: {{type: openai, base_url: "http://127.0.0.1:{sim or upstream}/v1", api_key: bench-key}}
 """

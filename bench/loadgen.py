@@ -167,15 +167,21 @@ async def fixed_rate(
     return result
 
 
-async def closed_loop(port: int, path: str, body: bytes, connections: int, seconds: float) -> Latencies:
-    """As many requests as `connections` keep-alive connections can carry (a small-scale wrk for smoke runs)."""
+async def closed_loop(
+    port: int, path: str, body: bytes, connections: int, seconds: float, count: int | None = None
+) -> Latencies:
+    """As many requests as `connections` keep-alive connections can carry in `seconds` (a small-scale wrk
+    for smoke runs), or exactly `count` of them."""
     payload = request_bytes(path, body, port)
     result = Latencies()
     stop = time.perf_counter() + seconds
+    issued = 0
 
     async def worker() -> None:
+        nonlocal issued
         client = await _connect(port)
-        while time.perf_counter() < stop:
+        while time.perf_counter() < stop and (count is None or issued < count):
+            issued += 1
             began = time.perf_counter()
             status, _ = await client.request(payload)
             result.seconds.append(time.perf_counter() - began)

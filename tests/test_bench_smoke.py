@@ -4,11 +4,15 @@ nginx, no wrk) and produces every figure. No timing is asserted: CI machines are
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from bench import phases, report
+import pytest
+
+from bench import instructions, phases, report
+from bench.nginx import nginx_binary
 
 
 def test_smoke_run_produces_every_figure(tmp_path: Path) -> None:
@@ -70,3 +74,14 @@ def test_saturation_ratios_are_taken_within_rounds() -> None:
         {"saturation": {"sidestep (minimal)": summary, "nginx proxy": {"cpu_us": 20.0}}, "latency": {}}
     )
     assert rows[0][2] == 2.5  # the per-round ratio, not the ratio of medians
+
+
+@pytest.mark.skipif(
+    shutil.which("valgrind") is None or nginx_binary() is None, reason="needs valgrind and nginx (bench/setup.sh)"
+)
+def test_instruction_counts_are_per_request_and_a_stream_costs_more(tmp_path: Path) -> None:
+    workloads = list(instructions.WORKLOADS.values())
+    figures = instructions.count_instructions(["minimal"], workloads, requests=20, workdir=tmp_path, warmup=5)
+    chat, stream = figures["minimal"]["chat"], figures["minimal"]["stream"]
+    assert 20_000 < chat < 5_000_000  # per request, not per run: ~250 k on x86-64
+    assert stream > chat  # a stream does everything a chat answer does, and relays events
