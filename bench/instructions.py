@@ -78,6 +78,7 @@ def count_instructions(
     configs: list[str], workloads: list[Workload], requests: int, workdir: Path, warmup: int = WARMUP
 ) -> dict[str, dict[str, float]]:
     """{config: {workload: instructions per request}}."""
+    workdir.mkdir(parents=True, exist_ok=True)
     upstream_port = free_port()
     upstream = start_nginx_upstream(workdir, upstream_port, None)
     figures: dict[str, dict[str, float]] = {}

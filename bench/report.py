@@ -91,7 +91,7 @@ def render(r: dict[str, Any]) -> str:
         f"{r['seconds']} s per saturation figure.",
         "",
     ]
-    sections = [head, _saturation(r), _latency(r), _streaming(r), _verdicts(r), _startup(r)]
+    sections = [head, _saturation(r), _latency(r), _streaming(r), _instructions(r), _verdicts(r), _startup(r)]
     return "\n".join(line for section in sections for line in section)
 
 
@@ -153,6 +153,22 @@ def _streaming(r: dict[str, Any]) -> list[str]:
             f"| {name} | {_fmt(t['p50'])} | {_fmt(t['p99'])} | {_fmt(c.get('cpu_us_per_chunk'), 2)} | "
             f"{_fmt(c.get('first_event_ms_of_200ms_stream'))} |"
         )
+    return lines
+
+
+def _instructions(r: dict[str, Any]) -> list[str]:
+    counts = r.get("instructions")
+    if not counts:
+        return []
+    lines = [
+        "",
+        "Instructions per request (callgrind, user space; the same for the same code on any VM of this kind):",
+        "",
+        "| config | chat | stream (8 chunks) |",
+        "|---|---|---|",
+    ]
+    for config, per in counts.items():
+        lines.append(f"| sidestep ({config}) | {_fmt(per.get('chat'), 0)} | {_fmt(per.get('stream'), 0)} |")
     return lines
 
 

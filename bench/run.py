@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from bench import loadgen, phases, report
+from bench import instructions, loadgen, phases, report
 from bench.contenders import LITELLM_VENV, Contender, start_litellm, start_nginx, start_sidestep
 from bench.loadgen import Latencies
 from bench.nginx import nginx_binary, start_nginx_upstream
@@ -111,6 +112,12 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         _per_chunk(results, relays, args)
         _latency(results, direct, contenders, args)
         results["rss_mb"] = max(c.proc.rss() for c in contenders if c.name.startswith("sidestep"))
+    if not short and shutil.which("valgrind") and shutil.which("callgrind_control"):
+        _log("instructions per request (callgrind)")
+        workloads = list(instructions.WORKLOADS.values())
+        results["instructions"] = instructions.count_instructions(
+            ["minimal", "realistic"], workloads, 500, work / "instructions"
+        )
     return results
 
 

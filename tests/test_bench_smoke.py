@@ -61,6 +61,10 @@ def test_report_ratios_and_verdicts() -> None:
     assert rows[4] == (2.0, "PASS")  # added p50 at 1,000 RPS vs nginx's (limit 2.5)
     assert rows[5] == (200.0 / 60.0, "MISS")  # added p99 (limit 3)
     assert rows[9] == (None, "—")  # RSS not measured: not a pass
+    page = {**results, "latency": {}, "when": "", "machine": "", "mode": "full", "repeats": 1, "seconds": 1.0}
+    assert "Instructions per request" not in report.render(page)  # no valgrind: no table, no empty rows
+    counted = {**page, "instructions": {"minimal": {"chat": 247_312.4, "stream": 427_700.0}}}
+    assert "| sidestep (minimal) | 247,312 | 427,700 |" in report.render(counted)
 
 
 def test_saturation_ratios_are_taken_within_rounds() -> None:
