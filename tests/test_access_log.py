@@ -7,8 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from conftest import Sdk
+from sidestep.batch import thousandths
 from sidestep.errors import ConfigError
 from sidestep.server.access_log import AccessLog
 from sidestep.server.types import Request, Response
@@ -56,3 +59,12 @@ async def test_an_unwritable_access_log_is_a_config_error(sims: dict[str, Runnin
     with pytest.raises(ConfigError, match=r"server\.access_log: cannot open the access log"):
         async with running_gateway(config):
             pass
+
+
+@given(st.floats(min_value=0, max_value=4e9))  # durations in ms and Unix times in seconds
+def test_log_times_keep_three_decimals_as_round_does(value: float) -> None:
+    rounded = thousandths(value)
+    assert abs(rounded - value) <= 0.0005 + value * 1e-15
+    assert abs(rounded - round(value, 3)) <= 0.001 + value * 1e-15  # at most a tie rounded the other way
+    digits = repr(rounded).partition(".")[2]
+    assert len(digits) <= 3 or "e" in repr(rounded)  # what the JSON line shows

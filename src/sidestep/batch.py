@@ -16,7 +16,7 @@ from typing import IO, Any, Generic, TypeVar
 
 import msgspec
 
-__all__ = ["BatchWriter", "open_sink"]
+__all__ = ["BatchWriter", "open_sink", "thousandths"]
 
 T = TypeVar("T")
 _BATCH = 256  # records per write when traffic is heavy (~1 ms of encoding)
@@ -69,7 +69,7 @@ class BatchWriter(Generic[T]):
         encode, convert = self._encode, self._convert
         out = b"".join(encode(convert(record)) + b"\n" for record in records)
         if self._dropped:
-            dropped = {"ts": round(time.time(), 3), "event": f"{self._name}_dropped", "lines": self._dropped}
+            dropped = {"ts": thousandths(time.time()), "event": f"{self._name}_dropped", "lines": self._dropped}
             out += encode(dropped) + b"\n"
             self._dropped = 0
         if out:
@@ -85,6 +85,12 @@ class BatchWriter(Generic[T]):
         self.flush()
         if self._owns_sink:
             self._sink.close()
+
+
+def thousandths(value: float) -> float:
+    """`value` (≥ 0: a time in seconds or ms) rounded to 3 decimals, for a log line: what `round(value, 3)`
+    gives up to the last digit, at a third of its cost (which goes through a decimal string)."""
+    return int(value * 1000.0 + 0.5) / 1000.0
 
 
 def open_sink(target: str) -> IO[bytes]:

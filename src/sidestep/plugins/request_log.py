@@ -20,7 +20,7 @@ from typing import IO
 
 import msgspec
 
-from sidestep.batch import BatchWriter
+from sidestep.batch import BatchWriter, thousandths
 from sidestep.config.model import VirtualKey
 from sidestep.dialects.body import field
 from sidestep.plugins.base import Exchange
@@ -105,7 +105,7 @@ class RequestLog:
             requested=models[0] if models else None,
             stream=ex.stream,
             status=ex.status,
-            ms=round((ex.ended - ex.started) * 1000, 3),
+            ms=thousandths((ex.ended - ex.started) * 1000),
             error=ex.error,
         )
         if ex.provider:
@@ -118,7 +118,8 @@ class RequestLog:
         record.user = _end_user(ex)
         if ex.attempts:
             record.attempts = [
-                _Attempt(a.provider + "/" + a.model, a.status, a.reason, round(a.duration_ms, 3)) for a in ex.attempts
+                _Attempt(a.provider + "/" + a.model, a.status, a.reason, thousandths(a.duration_ms))
+                for a in ex.attempts
             ]
         usage = ex.usage
         if usage is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import IO
 
-from sidestep.batch import BatchWriter, open_sink
+from sidestep.batch import BatchWriter, open_sink, thousandths
 from sidestep.server.types import Handler, Request, Response, StreamingResponse
 
 __all__ = ["AccessLog", "open_sink"]
@@ -73,11 +73,11 @@ def _line(
     client: str | None,
 ) -> dict[str, object]:
     line: dict[str, object] = {
-        "ts": round(ts, 3),
+        "ts": thousandths(ts),
         "method": method,
         "path": path,
         "status": status,
-        "ms": round(seconds * 1000, 3),  # to response headers, for streams
+        "ms": thousandths(seconds * 1000),  # to response headers, for streams
         "stream": stream,
     }
     for name, value in headers:
