@@ -47,6 +47,7 @@ class Workload:
 
 
 WORKLOADS = {"chat": Workload("chat", "chat", False), "stream": Workload("stream", "chat-stream", True)}
+CONFIGS = ("minimal", "realistic")
 WARMUP = 100
 
 
@@ -57,11 +58,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=1000, help="requests counted per workload")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
+    if args.requests < 1:
+        parser.error("--requests must be at least 1")
     missing = [tool for tool in ("valgrind", "callgrind_control") if shutil.which(tool) is None]
     if missing or nginx_binary() is None:
         print("bench: needs valgrind and nginx (Debian: apt-get install valgrind nginx-light)", file=sys.stderr)
         return 2
     configs = args.configs.split(",")
+    unknown = [c for c in configs if c not in CONFIGS] + [w for w in args.workloads.split(",") if w not in WORKLOADS]
+    if unknown:
+        parser.error(
+            f"unknown config or workload: {', '.join(unknown)} (configs: {', '.join(CONFIGS)}; "
+            f"workloads: {', '.join(WORKLOADS)})"
+        )
     workloads = [WORKLOADS[name] for name in args.workloads.split(",")]
     with tempfile.TemporaryDirectory(prefix="sidestep-instructions-") as tmp:
         figures = count_instructions(configs, workloads, args.requests, Path(tmp))
