@@ -300,3 +300,66 @@ async def test_a_client_that_stops_reading_is_cut_off_after_the_write_timeout() 
     assert not srv.connections
     writer.close()
     await srv.close()
+
+
+async def test_headers_of_requests_that_each_come_alone_however_split(
+    server: tuple[HttpServer, Seen, list[str]],
+) -> None:
+    """No pipelining: every head is read from the bytes it arrived in (the fast path), also when it is split
+    across reads, preceded by an empty line, or sent twice under names that differ in case."""
+    srv, seen, _ = server
+    reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+    parts = [
+        [b"POST /a HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer one\r\nContent-Length: 2\r\n\r\nhi"],
+        [b"\r\nGET /b HTTP/1.1\r\nHo", b"st: y\r\nx-api-key: k2\r\nX-API-KEY: k3\r", b"\n\r\n"],
+        [b"POST /c HTTP/1.1\r\nHost: z\r\nContent-Length: 3\r\n\r\n", b"abc"],
+    ]
+    for pieces in parts:
+        for piece in pieces:
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(0.02)
+        await reader.readuntil(b"\r\n\r\n")  # the answer's head: the next request comes alone
+        await asyncio.sleep(0.02)
+    writer.close()
+    await writer.wait_closed()
+    a, b, c = seen
+    assert (a.header("authorization"), a.header("host"), a.body) == ("Bearer one", "x", b"hi")
+    assert (b.header("x-api-key"), b.header("host"), b.header("authorization")) == ("k2", "y", None)
+    assert b.headers == {"host": "y", "x-api-key": "k2, k3"}
+    assert (c.path, c.body, c.headers) == ("/c", b"abc", {"host": "z", "content-length": "3"})
+
+
+async def test_a_long_body_is_not_held_twice_and_later_heads_still_arrive() -> None:
+    """Past 256 KiB of reads in one request the server stops keeping them for a possible replay: it parses
+    with headers from there on, and the requests after the long one still see their own headers."""
+    seen: Seen = []
+    srv = await start_server(make_handler(seen, []), limits=ServerLimits(max_body_bytes=1 << 20))  # type: ignore[arg-type]
+    try:
+        _reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        body = b"x" * 400_000
+        writer.write(b"POST /long HTTP/1.1\r\nHost: x\r\nX-Id: 1\r\nContent-Length: %d\r\n\r\n" % len(body))
+        for start in range(0, len(body), 50_000):
+            writer.write(body[start : start + 50_000])
+            await writer.drain()
+            await asyncio.sleep(0.005)
+        (conn,) = srv.connections
+        assert not conn._window  # the long request's reads are no longer kept
+        writer.write(b"GET /next HTTP/1.1\r\nHost: x\r\nX-Id: 2\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(b"GET /last HTTP/1.1\r\nHost: x\r\nX-Id: 3\r\n\r\n")
+        await writer.drain()
+        for _ in range(50):
+            if len(seen) == 3:
+                break
+            await asyncio.sleep(0.02)
+        writer.close()
+        await writer.wait_closed()
+    finally:
+        await srv.close()
+    assert [(r.path, len(r.body), r.header("x-id")) for r in seen] == [
+        ("/long", 400_000, "1"),
+        ("/next", 0, "2"),
+        ("/last", 0, "3"),
+    ]

@@ -21,6 +21,7 @@ from typing import cast
 import httptools
 import msgspec
 
+from sidestep.server.heads import Pairs, Replay, head_size, head_value
 from sidestep.server.types import AbortConnection, Handler, Request, Response, StreamingResponse
 
 __all__ = ["ErrorRenderer", "HttpServer", "ServerLimits", "start_server"]
@@ -34,6 +35,7 @@ _STATUS_LINES = {
 }  # built once; read-only
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _MAX_QUEUED = 16  # pipelined requests parsed ahead before reading pauses
+_WINDOW_LIMIT = 256 * 1024  # reads kept for a possible replay; past this the connection parses with headers
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +148,14 @@ class _Connection(asyncio.Protocol):
         self.limits = server.limits
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
+        # No `on_header`: heads are kept as bytes and split only when asked (`sidestep.server.heads`).
         self.parser = httptools.HttpRequestParser(self)
+        self._window: list[bytes] = []  # reads since the last one that began between requests
+        self._window_bytes = 0
+        self._begun = 0  # requests begun in the window
+        self._index = 0  # the current request's place in the window
+        self._in_message = False
+        self._replay: Replay | None = None  # the header-collecting parser, once a pipelined head needed it
         self.client: tuple[str, int] | None = None
         self._queue: deque[tuple[Request, bool]] = deque()
         # One answering task per connection, started with its first request and parked on `_wakeup`
@@ -170,7 +179,8 @@ class _Connection(asyncio.Protocol):
 
     def _reset_message(self) -> None:
         self._url = b""
-        self._raw_headers: list[tuple[bytes, bytes]] = []
+        self._req_head: bytes | None = None  # bytes from the start of the request's head (it ends at a blank line)
+        self._pairs: Pairs | None = None  # or its header pairs, where they came from a replay
         self._body: list[bytes] = []
         self._body_size = 0
         self._partial_head = 0
@@ -203,7 +213,19 @@ class _Connection(asyncio.Protocol):
             return
         try:
             self._fed = len(data)
-            self.parser.feed_data(data)
+            if self._replay is None:
+                if not self._in_message:
+                    self._window, self._begun, self._window_bytes = [data], 0, len(data)
+                else:
+                    self._window.append(data)
+                    self._window_bytes += len(data)
+                    if self._window_bytes > _WINDOW_LIMIT:  # a long body: stop holding its reads twice
+                        self._replay = Replay(self._window)
+            try:
+                self.parser.feed_data(data)
+            finally:
+                if self._replay is not None and self._window:  # a replay began in this read
+                    self._take_over(self._replay)
             if self._head_pending:
                 self._check_head()
             if self._in_head:  # headers still incomplete: bound what the parser is buffering for us
@@ -242,7 +264,16 @@ class _Connection(asyncio.Protocol):
 
     # -- httptools callbacks ------------------------------------------------------------------------
 
+    def _take_over(self, replay: Replay) -> None:
+        """Parse with the replay from now on (it has read what `self.parser` has): no more windows."""
+        self._window = []
+        if replay.failed:  # malformed bytes ahead: `self.parser` is about to refuse them
+            self._replay = None
+            return
+        self.parser = replay.take_over(self)
+
     def on_message_begin(self) -> None:
+        self._index, self._begun, self._in_message = self._begun, self._begun + 1, True
         self._reset_message()
         self._in_head = True
         self._active = self.loop.time()
@@ -252,15 +283,22 @@ class _Connection(asyncio.Protocol):
         if len(self._url) > self.limits.max_header_bytes:
             raise _Reject(414, "The request URL is too long.")
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._raw_headers.append((name, value))  # decoded only if a handler asks (Request.headers)
-
     def on_headers_complete(self) -> None:
         self._in_head = False
+        replay = self._replay
+        if replay is not None and not self._window:  # taken over: it collected this head's pairs
+            self._pairs = replay.current
+        elif self._index == 0:  # the first request of the window: its head starts the window's bytes
+            window = self._window
+            self._req_head = window[0] if len(window) == 1 else b"".join(window)
+        else:  # pipelined behind another in the window: where its head starts is not known
+            if replay is None:
+                replay = self._replay = Replay(self._window)
+            self._pairs = replay.heads[self._index]
         # A head that arrived in one read was never counted by data_received: count it here, unless
         # everything received for it is below the limit anyway (the usual case, and then no loop).
         limit = self.limits.max_header_bytes
-        if self._partial_head + self._fed > limit and sum(len(n) + len(v) + 4 for n, v in self._raw_headers) > limit:
+        if self._partial_head + self._fed > limit and self._head_size() > limit:
             raise _Reject(431, "The request headers are too large.")
         # Content-Length and Expect matter only for a body still to come: when the whole request came in
         # one read (the usual case) on_message_complete clears this before anything looks.
@@ -270,17 +308,22 @@ class _Connection(asyncio.Protocol):
         """A head whose body is still to come: refuse a declared body over the limit before reading it,
         and answer `Expect: 100-continue`."""
         self._head_pending = False
-        length = expect = None
-        for name, value in self._raw_headers:  # the two the server itself acts on, found without decoding all
-            if len(name) == 14 and name.lower() == b"content-length":
-                length = value
-            elif len(name) == 6 and name.lower() == b"expect":
-                expect = value
+        length, expect = self._head_value(b"content-length"), self._head_value(b"expect")  # what the server acts on
         if length is not None and length.isdigit() and int(length) > self.limits.max_body_bytes:
             self._reject(413, f"The request body is larger than the limit of {self.limits.max_body_bytes} bytes.")
             return
         if expect is not None and expect.lower() == b"100-continue" and self.transport is not None:
             self.transport.write(_CONTINUE)
+
+    def _head_value(self, name: bytes) -> bytes | None:
+        if self._pairs is None:
+            return head_value(self._req_head or b"", name)
+        return next((value for key, value in self._pairs if key.lower() == name), None)
+
+    def _head_size(self) -> int:
+        if self._pairs is not None:
+            return sum(len(n) + len(v) + 4 for n, v in self._pairs)
+        return head_size(self._req_head or b"")
 
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
@@ -289,7 +332,7 @@ class _Connection(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
-        self._head_pending = False
+        self._head_pending = self._in_message = False
         url = self._url.decode("latin-1")
         path, _, query = url.partition("?")
         version = self.parser.get_http_version()
@@ -298,7 +341,8 @@ class _Connection(asyncio.Protocol):
             path=path,
             query=query,
             headers=None,
-            raw_headers=self._raw_headers,
+            raw_headers=self._pairs,
+            raw_head=self._req_head,
             body=b"".join(self._body) if len(self._body) != 1 else self._body[0],
             client=self.client,
             http_version=version,

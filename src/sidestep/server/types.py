@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from sidestep.headers import header_dict
+from sidestep.server.heads import head_pairs, head_value
 
 __all__ = [
     "AbortConnection",
@@ -31,7 +32,7 @@ class Request:
     The server hands over the raw header pairs; the `headers` mapping is built on first use, so a handler
     that never looks at them (the gateway's fast path) never pays for decoding a dozen SDK headers."""
 
-    __slots__ = ("_headers", "_raw", "body", "client", "http_version", "method", "path", "query")
+    __slots__ = ("_head", "_headers", "_raw", "body", "client", "http_version", "method", "path", "query")
 
     def __init__(
         self,
@@ -43,12 +44,14 @@ class Request:
         client: tuple[str, int] | None = None,
         http_version: str = "1.1",
         raw_headers: list[tuple[bytes, bytes]] | None = None,
+        raw_head: bytes | None = None,
     ) -> None:
         self.method = method
         self.path = path
         self.query = query
         self._headers = headers
         self._raw = raw_headers
+        self._head = raw_head  # the request's head as received, split into `_raw` on first use
         self.body = body
         self.client = client
         self.http_version = http_version
@@ -56,7 +59,7 @@ class Request:
     @property
     def headers(self) -> dict[str, str]:
         if self._headers is None:
-            self._headers = header_dict(self._raw or ())
+            self._headers = header_dict(self._pairs())
         return self._headers
 
     def header(self, name: str) -> str | None:
@@ -64,11 +67,21 @@ class Request:
         if self._headers is not None:
             return self._headers.get(name)
         wanted = name.encode("latin-1")
+        if self._raw is None and self._head is not None:
+            value = head_value(self._head, wanted)
+            return value.decode("latin-1") if value is not None else None
         size = len(wanted)
-        for raw_name, value in self._raw or ():
+        for raw_name, value in self._pairs():
             if len(raw_name) == size and raw_name.lower() == wanted:
                 return value.decode("latin-1")
         return None
+
+    def _pairs(self) -> list[tuple[bytes, bytes]]:
+        if self._raw is None:
+            if self._head is None:
+                return []
+            self._raw, self._head = head_pairs(self._head), None
+        return self._raw
 
     def __repr__(self) -> str:
         return f"Request({self.method} {self.path})"
