@@ -29,8 +29,9 @@ __all__ = [
 class Request:
     """One inbound request. Header names are lower-cased; repeated headers are joined with ", ".
 
-    The server hands over the raw header pairs; the `headers` mapping is built on first use, so a handler
-    that never looks at them (the gateway's fast path) never pays for decoding a dozen SDK headers."""
+    The server hands over the head's raw bytes (or, for a pipelined request, its raw header pairs): one
+    header is found in them when asked (`header`), the `headers` mapping is built on first use, so a
+    handler that never looks (the gateway's fast path) never pays for splitting a dozen SDK headers."""
 
     __slots__ = ("_head", "_headers", "_raw", "body", "client", "http_version", "method", "path", "query")
 
