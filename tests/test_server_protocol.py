@@ -363,3 +363,17 @@ async def test_a_long_body_is_not_held_twice_and_later_heads_still_arrive() -> N
         ("/next", 0, "2"),
         ("/last", 0, "3"),
     ]
+
+
+async def test_a_request_keeps_its_head_not_the_read_its_long_body_came_in() -> None:
+    seen: Seen = []
+    srv = await start_server(make_handler(seen, []), limits=ServerLimits(max_body_bytes=1 << 20))  # type: ignore[arg-type]
+    try:
+        head = b"POST /big HTTP/1.1\r\nHost: x\r\nX-Id: 7\r\nContent-Length: 40000\r\n\r\n"
+        answer = await exchange(srv.port, head + b"y" * 40_000)
+    finally:
+        await srv.close()
+    assert answer.startswith(b"HTTP/1.1 200")
+    (request,) = seen
+    assert (request.header("x-id"), len(request.body)) == ("7", 40_000)
+    assert request._head == head  # what stays alive while the answer streams: the head, not 40 kB more

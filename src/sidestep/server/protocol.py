@@ -35,6 +35,7 @@ _STATUS_LINES = {
 }  # built once; read-only
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _MAX_QUEUED = 16  # pipelined requests parsed ahead before reading pauses
+_HEAD_KEEP = 16 * 1024  # a request keeps the read its head came in up to this size, else a copy of the head
 _WINDOW_LIMIT = 256 * 1024  # reads kept for a possible replay; past this the connection parses with headers
 
 
@@ -290,7 +291,11 @@ class _Connection(asyncio.Protocol):
             self._pairs = replay.current
         elif self._index == 0:  # the first request of the window: its head starts the window's bytes
             window = self._window
-            self._req_head = window[0] if len(window) == 1 else b"".join(window)
+            head = window[0] if len(window) == 1 else b"".join(window)
+            if len(head) > _HEAD_KEEP:  # a long body came with it: keep the head alone, not the whole read
+                head = head.lstrip(b"\r\n")
+                head = head[: head.find(b"\r\n\r\n") + 4]
+            self._req_head = head
         else:  # pipelined behind another in the window: where its head starts is not known
             if replay is None:
                 replay = self._replay = Replay(self._window)
