@@ -19,7 +19,7 @@ from typing import Protocol
 
 import httptools
 
-__all__ = ["HeadConsumer", "Replay", "head_pairs", "head_size", "head_value"]
+__all__ = ["HeadConsumer", "Replay", "head_pairs", "head_size", "head_value", "pair_value"]
 
 Pairs = list[tuple[bytes, bytes]]
 
@@ -52,6 +52,15 @@ def head_value(head: bytes, name: bytes) -> bytes | None:
     start = at + len(name) + 3
     stop = head.find(b"\r\n", start, end + 2)
     return head[start:stop].lstrip(b" \t")
+
+
+def pair_value(pairs: Pairs, name: bytes) -> bytes | None:
+    """The value of header `name` (lower-case) among split pairs, the first if repeated."""
+    size = len(name)
+    for key, value in pairs:
+        if len(key) == size and key.lower() == name:
+            return value
+    return None
 
 
 def head_size(head: bytes) -> int:
@@ -94,6 +103,11 @@ class Replay:
                 # collected; the connection's own parser reaches the same error and refuses the rest.
                 self.failed = True
                 return
+
+    @property
+    def live(self) -> bool:
+        """The connection parses with this replay now (`take_over` was called)."""
+        return self._consumer is not None
 
     def take_over(self, consumer: HeadConsumer) -> httptools.HttpRequestParser:
         """Forward to `consumer` from now on; returns the parser to feed (it is where the connection's

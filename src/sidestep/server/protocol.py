@@ -21,7 +21,7 @@ from typing import cast
 import httptools
 import msgspec
 
-from sidestep.server.heads import Pairs, Replay, head_size, head_value
+from sidestep.server.heads import Pairs, Replay, head_size, head_value, pair_value
 from sidestep.server.types import AbortConnection, Handler, Request, Response, StreamingResponse
 
 __all__ = ["ErrorRenderer", "HttpServer", "ServerLimits", "start_server"]
@@ -225,7 +225,7 @@ class _Connection(asyncio.Protocol):
             try:
                 self.parser.feed_data(data)
             finally:
-                if self._replay is not None and self._window:  # a replay began in this read
+                if self._replay is not None and not self._replay.live:  # a replay began in this read
                     self._take_over(self._replay)
             if self._head_pending:
                 self._check_head()
@@ -287,14 +287,14 @@ class _Connection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         replay = self._replay
-        if replay is not None and not self._window:  # taken over: it collected this head's pairs
+        if replay is not None and replay.live:  # it parses now, collecting this head's pairs
             self._pairs = replay.current
         elif self._index == 0:  # the first request of the window: its head starts the window's bytes
             window = self._window
             head = window[0] if len(window) == 1 else b"".join(window)
             if len(head) > _HEAD_KEEP:  # a long body came with it: keep the head alone, not the whole read
                 head = head.lstrip(b"\r\n")
-                head = head[: head.find(b"\r\n\r\n") + 4]
+                head = head[: head_size(head) + 4]
             self._req_head = head
         else:  # pipelined behind another in the window: where its head starts is not known
             if replay is None:
@@ -323,7 +323,7 @@ class _Connection(asyncio.Protocol):
     def _head_value(self, name: bytes) -> bytes | None:
         if self._pairs is None:
             return head_value(self._req_head or b"", name)
-        return next((value for key, value in self._pairs if key.lower() == name), None)
+        return pair_value(self._pairs, name)
 
     def _head_size(self) -> int:
         if self._pairs is not None:

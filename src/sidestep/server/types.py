@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from sidestep.headers import header_dict
-from sidestep.server.heads import head_pairs, head_value
+from sidestep.server.heads import head_pairs, head_value, pair_value
 
 __all__ = [
     "AbortConnection",
@@ -70,12 +70,9 @@ class Request:
         wanted = name.encode("latin-1")
         if self._raw is None and self._head is not None:
             value = head_value(self._head, wanted)
-            return value.decode("latin-1") if value is not None else None
-        size = len(wanted)
-        for raw_name, value in self._pairs():
-            if len(raw_name) == size and raw_name.lower() == wanted:
-                return value.decode("latin-1")
-        return None
+        else:
+            value = pair_value(self._raw or [], wanted)
+        return value.decode("latin-1") if value is not None else None
 
     def _pairs(self) -> list[tuple[bytes, bytes]]:
         if self._raw is None:
