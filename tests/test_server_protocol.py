@@ -377,3 +377,21 @@ async def test_a_request_keeps_its_head_not_the_read_its_long_body_came_in() -> 
     (request,) = seen
     assert (request.header("x-id"), len(request.body)) == ("7", 40_000)
     assert request._head == head  # what stays alive while the answer streams: the head, not 40 kB more
+
+
+async def test_a_pipelined_request_is_refused_for_what_its_own_head_says(
+    server: tuple[HttpServer, Seen, list[str]],
+) -> None:
+    """Behind another request in the same read, a head is known only through the replay: its limits hold
+    there too (431 for its headers, 413 for a declared body before it is sent), and malformed bytes after
+    valid pipelined requests are refused only after those are answered."""
+    srv, seen, _ = server
+    first = b"GET /a HTTP/1.1\r\nHost: x\r\nX-Id: 1\r\n\r\n"
+    out = await exchange(srv.port, first + b"GET /b HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 2000 + b"\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 200 ") and b"HTTP/1.1 431 " in out
+    out = await exchange(srv.port, first + b"POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 200 ") and b"HTTP/1.1 413 " in out
+    second = b"GET /d HTTP/1.1\r\nHost: x\r\nX-Id: 2\r\n\r\n"
+    out = await exchange(srv.port, first + second + b"NOT HTTP AT ALL\r\n\r\n")
+    assert out.count(b"HTTP/1.1 200 ") == 2 and b"HTTP/1.1 400 " in out
+    assert [(r.path, r.header("x-id")) for r in seen] == [("/a", "1"), ("/a", "1"), ("/a", "1"), ("/d", "2")]
