@@ -31,7 +31,7 @@ from bench.nginx import nginx_binary, start_nginx_upstream
 from bench.payloads import chat_request
 from bench.procs import Proc, free_port, start, wait_http
 
-__all__ = ["Workload", "count_instructions", "main"]
+__all__ = ["CONFIGS", "WORKLOADS", "Workload", "available", "count_instructions", "main"]
 
 CHAT = "/v1/chat/completions"
 
@@ -60,8 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.requests < 1:
         parser.error("--requests must be at least 1")
-    missing = [tool for tool in ("valgrind", "callgrind_control") if shutil.which(tool) is None]
-    if missing or nginx_binary() is None:
+    if not available():
         print("bench: needs valgrind and nginx (Debian: apt-get install valgrind nginx-light)", file=sys.stderr)
         return 2
     configs = args.configs.split(",")
@@ -81,6 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
     return 0
+
+
+def available() -> bool:
+    """valgrind (with callgrind_control) and nginx are installed (`bench/setup.sh` installs them)."""
+    return all(shutil.which(tool) for tool in ("valgrind", "callgrind_control")) and nginx_binary() is not None
 
 
 def count_instructions(

@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -112,11 +111,11 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         _per_chunk(results, relays, args)
         _latency(results, direct, contenders, args)
         results["rss_mb"] = max(c.proc.rss() for c in contenders if c.name.startswith("sidestep"))
-    if not short and shutil.which("valgrind") and shutil.which("callgrind_control"):
+    if not short and instructions.available():
         _log("instructions per request (callgrind)")
         workloads = list(instructions.WORKLOADS.values())
         results["instructions"] = instructions.count_instructions(
-            ["minimal", "realistic"], workloads, 500, work / "instructions"
+            list(instructions.CONFIGS), workloads, 500, work / "instructions"
         )
     return results
 

@@ -4,7 +4,6 @@ nginx, no wrk) and produces every figure. No timing is asserted: CI machines are
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from bench import instructions, phases, report
-from bench.nginx import nginx_binary
 
 
 def test_smoke_run_produces_every_figure(tmp_path: Path) -> None:
@@ -80,9 +78,7 @@ def test_saturation_ratios_are_taken_within_rounds() -> None:
     assert rows[0][2] == 2.5  # the per-round ratio, not the ratio of medians
 
 
-@pytest.mark.skipif(
-    shutil.which("valgrind") is None or nginx_binary() is None, reason="needs valgrind and nginx (bench/setup.sh)"
-)
+@pytest.mark.skipif(not instructions.available(), reason="needs valgrind and nginx (bench/setup.sh)")
 def test_instruction_counts_are_per_request_and_a_stream_costs_more(tmp_path: Path) -> None:
     workloads = list(instructions.WORKLOADS.values())
     figures = instructions.count_instructions(["minimal"], workloads, requests=20, workdir=tmp_path, warmup=5)
