@@ -181,3 +181,35 @@ def _serve_env(port: int, log: Path) -> subprocess.Popen[bytes]:
     with open(log, "wb") as out:
         argv = [sys.executable, "-m", "sidestep", "serve", "--port", str(port)]
         return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+
+
+async def test_sighup_while_workers_start_is_held_not_fatal(sims: Sims, tmp_path: Path) -> None:
+    """Reload signals from the moment the workers exist: none dies of SIGHUP's default action before its
+    handler is in place, the parent does not fail forwarding, and both workers come up and serve."""
+    port = _free_port()
+    config = config_for(sims, {"one": ["primary/gpt-sim"]}, server={"port": port, "workers": 2})
+    path = tmp_path / "sidestep.yaml"
+    path.write_text(yaml.safe_dump(config))
+    log = tmp_path / "serve.log"
+    proc = _serve(path, log)
+    try:
+        await _until(lambda: asyncio.sleep(0.002, _children(proc.pid)), lambda pids: len(pids) == 2, tries=1000)
+        for _ in range(40):  # through the workers' start-up (each forwarded by the parent)
+            os.kill(proc.pid, signal.SIGHUP)
+            await asyncio.sleep(0.005)
+        await _until(lambda: asyncio.sleep(0.05, log.read_text()), lambda text: text.count("listening") == 2)
+        body = {"model": "one", "messages": MSG}
+        codes = await _until(lambda: _fresh(port, body, 4), lambda c: c == [200] * 4)
+        assert proc.poll() is None and len(_children(proc.pid)) == 2, log.read_text()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert codes == [200] * 4
+    assert "Traceback" not in log.read_text()
+
+
+def _children(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []

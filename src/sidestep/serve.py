@@ -7,6 +7,7 @@ connections across them. Each worker has its own pools and in-memory state (noth
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
@@ -160,6 +161,7 @@ async def _serve(
         loop.add_signal_handler(signal.SIGHUP, reload_config, gateway, load)
     else:  # providers came from the environment, which a running process cannot re-read: keep serving
         loop.add_signal_handler(signal.SIGHUP, log.warning, "SIGHUP ignored: there is no config file to reload")
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})  # one held back during start-up arrives now
     _tune_gc()
     on_ready(server.port)
     await stop.wait()
@@ -184,6 +186,9 @@ def run(config: Config, *, host: str, port: int, workers: int, load: Callable[[]
     def ready(bound: int) -> None:
         log.info("sidestep listening on http://%s:%d (pid %d, %s)", host, bound, os.getpid(), loop_name)
 
+    # SIGHUP's default action ends a process: until a process has its handler (the parent `forward`, a
+    # worker its loop's handler), a reload signal is held back, not fatal. Workers inherit the block.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
     if workers <= 1:
         asyncio.run(_serve(config, host, port, False, ready, load))
         return 0
@@ -199,11 +204,13 @@ def run(config: Config, *, host: str, port: int, workers: int, load: Callable[[]
 
     def forward(signum: int, _frame: object) -> None:
         for child in children:
-            os.kill(child, signal.SIGHUP if signum == signal.SIGHUP else signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):  # a worker that has exited already
+                os.kill(child, signal.SIGHUP if signum == signal.SIGHUP else signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGHUP, forward)  # each worker re-reads the file itself (or says it has none)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
     status = 0
     for child in children:
         _pid, code = os.waitpid(child, 0)
