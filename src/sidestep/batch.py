@@ -26,7 +26,7 @@ class BatchWriter(Generic[T]):
     def __init__(
         self,
         sink: IO[bytes],
-        convert: Callable[[T], Any],
+        convert: Callable[[T], Any] | None,
         *,
         name: str,
         interval: float = 0.1,
@@ -34,7 +34,7 @@ class BatchWriter(Generic[T]):
         owns_sink: bool = False,
     ) -> None:
         self._sink = sink
-        self._convert = convert  # a record → what the JSON encoder takes (a dict, a msgspec struct)
+        self._convert = convert  # a record → what the JSON encoder takes; None: records are encodable as they are
         self._name = name  # the dropped-lines record says `"event": "<name>_dropped"`
         self._owns_sink = owns_sink
         self._interval = interval
@@ -42,7 +42,8 @@ class BatchWriter(Generic[T]):
         self._records: list[T] = []
         self._dropped = 0
         self._timer: asyncio.Handle | None = None
-        self._encode = msgspec.json.Encoder().encode
+        encoder = msgspec.json.Encoder()
+        self._encode, self._encode_lines = encoder.encode, encoder.encode_lines
 
     def add(self, record: T) -> None:
         if len(self._records) >= self._max:
@@ -66,11 +67,11 @@ class BatchWriter(Generic[T]):
     def flush(self) -> None:
         self._timer = None
         records, self._records = self._records, []
-        encode, convert = self._encode, self._convert
-        out = b"".join(encode(convert(record)) + b"\n" for record in records)
+        convert = self._convert
+        out = self._encode_lines(records if convert is None else map(convert, records)) if records else b""
         if self._dropped:
             dropped = {"ts": thousandths(time.time()), "event": f"{self._name}_dropped", "lines": self._dropped}
-            out += encode(dropped) + b"\n"
+            out += self._encode(dropped) + b"\n"
             self._dropped = 0
         if out:
             try:

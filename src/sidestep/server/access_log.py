@@ -1,23 +1,41 @@
 """The access log: one JSON line per HTTP request, written in batches off the request path
-(`sidestep.batch`): a request costs one small tuple appended to a bounded buffer."""
+(`sidestep.batch`): a request costs one small record appended to a bounded buffer."""
 
 from __future__ import annotations
 
 import time
 from typing import IO
 
+import msgspec
+
 from sidestep.batch import BatchWriter, open_sink, thousandths
 from sidestep.server.types import Handler, Request, Response, StreamingResponse
 
 __all__ = ["AccessLog", "open_sink"]
 
-_HEADERS = {
-    "x-sidestep-request-id": "id",
-    "x-sidestep-provider": "provider",
-    "x-sidestep-model": "model",
-    "x-sidestep-attempts": "attempts",
+_HEADERS = {  # response header → its index among `_Line`'s header fields
+    "x-sidestep-provider": 0,
+    "x-sidestep-model": 1,
+    "x-sidestep-attempts": 2,
+    "x-sidestep-request-id": 3,
 }
-_Pending = tuple[float, float, str, str, int, bool, list[tuple[str, str]], str | None]
+
+
+class _Line(msgspec.Struct, gc=False, omit_defaults=True):
+    """One line, built in one call when the response head is ready. Plain values only (never the request,
+    its headers or bodies), kept out of the garbage collector's sight until the flush encodes the batch."""
+
+    ts: float
+    method: str
+    path: str
+    status: int
+    ms: float  # to the response head (streams: to their first event)
+    stream: bool
+    provider: str | None = None
+    model: str | None = None
+    attempts: str | None = None
+    id: str | None = None
+    client: str | None = None
 
 
 class AccessLog:
@@ -33,8 +51,8 @@ class AccessLog:
         owns_sink: bool = False,
     ) -> None:
         self._handler = handler
-        self._writer = BatchWriter[_Pending](
-            sink, _record, name="access_log", interval=interval, max_lines=max_lines, owns_sink=owns_sink
+        self._writer = BatchWriter[_Line](
+            sink, None, name="access_log", interval=interval, max_lines=max_lines, owns_sink=owns_sink
         )
 
     async def handle(self, request: Request) -> Response | StreamingResponse:
@@ -44,11 +62,25 @@ class AccessLog:
         if writer.full:
             writer.drop()
             return response
-        # A tuple of small values now (never the bodies); the dict and its JSON are built at flush time.
-        client = request.client[0] if request.client is not None else None
-        stream = isinstance(response, StreamingResponse)
         took = time.perf_counter() - started
-        writer.add((time.time(), took, request.method, request.path, response.status, stream, response.headers, client))
+        served: list[str | None] = [None, None, None, None]
+        for name, value in response.headers:  # a membership test per header: every request pays for this
+            if name in _HEADERS:
+                served[_HEADERS[name]] = value
+        line = _Line(
+            thousandths(time.time()),
+            request.method,
+            request.path,
+            response.status,
+            thousandths(took * 1000.0),
+            isinstance(response, StreamingResponse),
+            served[0],
+            served[1],
+            served[2],
+            served[3],
+            request.client[0] if request.client is not None else None,
+        )
+        writer.add(line)
         return response
 
     def flush(self) -> None:
@@ -56,34 +88,3 @@ class AccessLog:
 
     def close(self) -> None:
         self._writer.close()
-
-
-def _record(line: _Pending) -> dict[str, object]:
-    return _line(*line)
-
-
-def _line(
-    ts: float,
-    seconds: float,
-    method: str,
-    path: str,
-    status: int,
-    stream: bool,
-    headers: list[tuple[str, str]],
-    client: str | None,
-) -> dict[str, object]:
-    line: dict[str, object] = {
-        "ts": thousandths(ts),
-        "method": method,
-        "path": path,
-        "status": status,
-        "ms": thousandths(seconds * 1000),  # to response headers, for streams
-        "stream": stream,
-    }
-    for name, value in headers:
-        field = _HEADERS.get(name)
-        if field is not None:
-            line[field] = value
-    if client is not None:
-        line["client"] = client
-    return line

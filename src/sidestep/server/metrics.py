@@ -24,6 +24,7 @@ __all__ = ["BUCKETS", "Metrics"]
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
+_SERVED = {"x-sidestep-provider": 0, "x-sidestep-model": 1}
 _CONTENT_TYPE = ("content-type", "text/plain; version=0.0.4; charset=utf-8")
 
 
@@ -58,17 +59,14 @@ class Metrics:
         return response
 
     def observe(self, endpoint: str, response: Response | StreamingResponse, seconds: float) -> None:
-        provider = model = ""
+        served = ["", ""]  # provider, model: from the gateway's headers (a membership test per header)
         for name, value in response.headers:
-            if name.startswith("x-sidestep-"):
-                if name == "x-sidestep-provider":
-                    provider = value
-                elif name == "x-sidestep-model":
-                    model = value
-        key = (endpoint, response.status, provider, model)
+            if name in _SERVED:
+                served[_SERVED[name]] = value
+        key = (endpoint, response.status, served[0], served[1])
         count = self._requests.get(key)
         if count is None and len(self._requests) >= self._max_series:
-            key = (endpoint, response.status, provider, "other")
+            key = (endpoint, response.status, served[0], "other")
             count = self._requests.get(key)
         self._requests[key] = (count or 0) + 1
         buckets = self._buckets.get(endpoint)
