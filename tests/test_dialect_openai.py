@@ -6,7 +6,8 @@ import msgspec
 import pytest
 
 from sidestep.dialects.openai import has_content, parse_body, stream_error_event, upstream_error_response
-from sidestep.dialects.sse import SSESplitter
+from sidestep.dialects.openai_chat import StreamReader
+from sidestep.dialects.sse import SSESplitter, data_of
 from sidestep.errors import BadRequest, UpstreamError
 
 
@@ -52,6 +53,41 @@ def test_sse_splitter_handles_split_events_and_crlf() -> None:
     assert splitter.feed(b'data: {"a"') == []
     assert splitter.feed(b": 1}\n\ndata: [DO") == [b'{"a": 1}']
     assert splitter.feed(b"NE]\r\n\r\n: comment\n\n") == [b"[DONE]"]
+
+
+def test_data_of_joins_multi_line_data_and_ignores_other_fields() -> None:
+    assert data_of(b'data: {"a": 1}') == b'{"a": 1}'  # the usual single line
+    assert data_of(b"data:x\ndata: y") == b"x\ny"
+    assert data_of(b"event: ping\ndata: {}") == b"{}"
+    assert data_of(b"data: a\n: comment") == b"a"
+    assert data_of(b": keep-alive") is None
+
+
+def test_stream_reader_reads_chunk_fields_and_ignores_odd_values_as_before() -> None:
+    reader = StreamReader()
+    stream = (
+        b'data: {"id":"c1","model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":null}}]}\n\n'
+        b"data: 42\n\n"  # JSON, not an object: skipped
+        b'data: {"choices":[{"delta":{"content":["not","text"]}},{"delta":{"content":"Hi"},"logprobs":null}]}\n\n'
+        b'data: {"choices":[{"delta":{"reasoning":"hmm","tool_calls":[{"index":1,"id":"t","function":{"name":"f",'
+        b'"arguments":"{}"}}]},"finish_reason":"function_call"}],"usage":{"prompt_tokens":3,"completion_tokens":2}}\n\n'
+        b'data: {"error":"overloaded"}\n\ndata: [DONE]\n\n'
+    )
+    events = reader.feed(stream)
+    assert [(e.kind, e.text or e.id or e.finish) for e in events] == [
+        ("start", "c1"),
+        ("text", "Hi"),
+        ("thinking", "hmm"),
+        ("tool_start", "t"),
+        ("tool_args", "{}"),
+        ("finish", "tool_calls"),
+        ("usage", None),
+        ("error", "overloaded"),
+        ("end", None),
+    ]
+    assert events[6].usage is not None and (events[6].usage.input, events[6].usage.output) == (3, 2)
+    with pytest.raises(msgspec.DecodeError):  # an object with an impossible shape is malformed, not skipped
+        StreamReader().feed(b'data: {"choices": 3}\n\n')
 
 
 def test_upstream_error_body_is_passed_through_or_wrapped() -> None:

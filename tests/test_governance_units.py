@@ -7,6 +7,8 @@ import calendar
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sidestep.config.model import Limits, Secret, VirtualKey
 from sidestep.errors import BadRequest
@@ -156,6 +158,25 @@ def test_tap_reads_openai_usage_and_drops_the_chunk_the_client_did_not_ask_for()
         assert tap.usage is not None and (tap.usage.input, tap.usage.output) == (7, 3)
     kept = UsageTap("openai")
     assert kept.feed(stream) == stream and kept.usage is not None and kept.usage.output == 3
+
+
+SPACED_NULL = b'data: {"choices": [{"index": 0, "delta": {"content": "x"}}], "usage": null}\n\n'
+SPACED_USAGE = b'data: {"choices": [], "usage": {"prompt_tokens": 2, "completion_tokens": 1}}\n\n'
+COMMENT = b": keep-alive\n\n"
+
+
+@given(
+    st.lists(st.sampled_from([CHUNK, USAGE, SPACED_NULL, SPACED_USAGE, COMMENT, DONE]), max_size=12), st.integers(1, 80)
+)
+def test_tap_drops_exactly_the_usage_chunks_wherever_they_fall(events: list[bytes], size: int) -> None:
+    stream = b"".join(events)
+    tap = UsageTap("openai", drop_usage_chunk=True)
+    out = b"".join(tap.feed(stream[i : i + size]) for i in range(0, len(stream), size)) + tap.flush()
+    assert out == b"".join(e for e in events if e not in (USAGE, SPACED_USAGE))
+    usages = [e for e in events if e in (USAGE, SPACED_USAGE)]
+    assert (tap.usage is None) == (not usages)
+    if usages:  # every usage chunk read (merged: the most of each count)
+        assert tap.usage is not None and tap.usage.input == (7 if USAGE in usages else 2)
 
 
 def test_tap_passes_complete_events_at_once_and_holds_only_a_partial_one() -> None:

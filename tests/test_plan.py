@@ -106,6 +106,27 @@ async def test_key_choice_respects_weights_allow_lists_and_resting_keys() -> Non
     assert [a.reason for a in served.attempts] == ["skipped: circuit open or keys cooling down", "ok"]
 
 
+async def test_with_a_key_resting_the_others_keep_their_weights_share() -> None:
+    """A first try draws among all keys and checks only the one drawn; when that one rests, the draw is
+    repeated among the eligible ones, which must leave each chosen in proportion to its weight."""
+    keys = [{"value": "a", "weight": 1}, {"value": "b", "weight": 6}, {"value": "c", "weight": 4}]
+    provider = {"type": "openai", "base_url": "http://p.test/v1", "keys": keys}
+    config = parse_config({"providers": {"p": provider}, "routes": {"r": ["p/m"]}}, env={})
+    executor = Executor(
+        build_providers(config.providers), FakeTransport(lambda _: FakeResponse(body=b"{}")), random.Random(5)
+    )
+    plan = Planner(config.routes, config.providers, random.Random(5)).plan(["r"])
+    executor.state.cooldowns.on_failure("p#1", 429, 1e9, executor.clock())  # "b", the heaviest, rests
+    counts: Counter[str] = Counter()
+    for _ in range(4000):
+        served = await executor.run("chat", {"messages": []}, plan, 1e12, False)
+        await served.aclose()
+        counts[served.key.name] += 1
+        assert [a.reason for a in served.attempts] == ["ok"]  # no skip recorded for the drawn resting key
+    assert set(counts) == {"p#0", "p#2"}
+    assert 0.16 < counts["p#0"] / 4000 < 0.24  # weight 1 against 4: a fifth, not (1 + 6) / 11 of the draws
+
+
 def test_policies_are_inherited_and_overridden_down_the_tree() -> None:
     config = parse_config(
         {

@@ -52,17 +52,31 @@ class UsageTap:
         return rest
 
     def _read(self, piece: bytes) -> bytes:
-        events = piece.replace(b"\r\n", b"\n").split(b"\n\n") if b"\r\n" in piece else piece.split(b"\n\n")
+        """Decode the events of `piece` (complete ones) that carry usage, dropping the usage chunk when
+        asked. They are found by searching, not by walking every event: OpenAI puts `"usage":null` in
+        every chunk, so most mentions are skipped with one comparison."""
+        if b"\r\n" in piece:
+            piece = piece.replace(b"\r\n", b"\n")
         kept: list[bytes] = []
-        dropped = False
-        for event in events:
-            if b'"usage"' in event and b'"usage":null' not in event:
-                data = _data(event)
-                if data is not None and self._take(data):
-                    dropped = True
-                    continue
-            kept.append(event)
-        return b"\n\n".join(kept) if dropped or b"\r\n" in piece else piece
+        settled = 0  # piece[:settled] is decided: kept[] holds what of it goes on
+        at = piece.find(b'"usage"')
+        while at >= 0:
+            if piece.startswith(b'"usage":null', at):
+                at = piece.find(b'"usage"', at + 12)
+                continue
+            start = piece.rfind(b"\n\n", 0, at)  # the event around this mention
+            start = start + 2 if start >= 0 else 0
+            stop = piece.find(b"\n\n", at)
+            stop = stop if stop >= 0 else len(piece)
+            data = _data(piece[start:stop])
+            if data is not None and self._take(data):
+                kept.append(piece[settled:start])
+                settled = min(stop + 2, len(piece))  # the event and the blank line that ends it
+            at = piece.find(b'"usage"', stop)
+        if not settled:
+            return piece
+        kept.append(piece[settled:])
+        return b"".join(kept)
 
     def _take(self, data: dict[str, Any]) -> bool:
         """Record the usage in `data`; True when the event should be dropped."""

@@ -320,6 +320,33 @@ def write_response(resp: ChatResponse) -> bytes:
 # -- streams ------------------------------------------------------------------------------------------
 
 
+class _Delta(msgspec.Struct):
+    content: Any = None
+    reasoning_content: Any = None
+    reasoning: Any = None
+    tool_calls: Any = None
+
+
+class _Choice(msgspec.Struct):
+    delta: _Delta | None = None
+    finish_reason: Any = None
+
+
+class _Chunk(msgspec.Struct):
+    """The fields of a `chat.completion.chunk` a reader looks at: decoded straight into slots, the rest
+    (ids, logprobs, fingerprints …) skipped by the decoder. Values are checked as the dict path checked
+    them, so a provider's odd value (`"content": null`, a list) is ignored the same way."""
+
+    id: Any = ""
+    model: Any = ""
+    choices: list[_Choice] | None = None
+    usage: Any = None
+    error: Any = None
+
+
+_decode_chunk = msgspec.json.Decoder(_Chunk).decode
+
+
 class StreamReader:
     """OpenAI stream bytes in, canonical events out."""
 
@@ -333,40 +360,58 @@ class StreamReader:
             if data == b"[DONE]":
                 events.append(Event(kind="end"))
                 continue
-            chunk = _decode(data)
-            if not isinstance(chunk, dict):
+            chunk = _read_chunk(data)
+            if chunk is None:
                 continue
-            if chunk.get("error"):
-                error = chunk["error"] if isinstance(chunk["error"], dict) else {"message": str(chunk["error"])}
+            if chunk.error:
+                error = chunk.error if isinstance(chunk.error, dict) else {"message": str(chunk.error)}
                 events.append(Event(kind="error", text=str(error.get("message", "")), error_type=error.get("type")))
                 continue
             if not self._started:
                 self._started = True
-                events.append(Event(kind="start", id=str(chunk.get("id", "")), model=str(chunk.get("model", ""))))
-            self._chunk(chunk, events)
+                events.append(Event(kind="start", id=str(chunk.id), model=str(chunk.model)))
+            if chunk.choices:
+                _choices(chunk.choices, events)
+            if chunk.usage:
+                events.append(Event(kind="usage", usage=read_usage(chunk.usage)))
         return events
 
-    def _chunk(self, chunk: dict[str, Any], events: list[Event]) -> None:
-        for choice in chunk.get("choices") or ():
-            delta = choice.get("delta") or {}
-            thinking = delta.get("reasoning_content") or delta.get("reasoning")
+
+def _read_chunk(data: bytes) -> _Chunk | None:
+    """A chunk's fields, or None for data that is JSON but not an object (skipped, as before)."""
+    try:
+        return _decode_chunk(data)
+    except msgspec.ValidationError:
+        if isinstance(_decode(data), dict):
+            raise  # an object whose fields have impossible shapes ("choices": 3): malformed
+        return None
+
+
+def _choices(choices: list[_Choice], events: list[Event]) -> None:
+    for choice in choices:
+        delta = choice.delta
+        if delta is not None:
+            thinking = delta.reasoning_content or delta.reasoning
             if isinstance(thinking, str) and thinking:
                 events.append(Event(kind="thinking", text=thinking))
-            if isinstance(delta.get("content"), str) and delta["content"]:
-                events.append(Event(kind="text", text=delta["content"]))
-            for call in delta.get("tool_calls") or ():
-                index = int(call.get("index", 0))
-                function = call.get("function") or {}
-                if call.get("id") or function.get("name"):
-                    events.append(
-                        Event(kind="tool_start", index=index, id=call.get("id") or "", name=function.get("name") or "")
-                    )
-                if function.get("arguments"):
-                    events.append(Event(kind="tool_args", index=index, text=function["arguments"]))
-            if choice.get("finish_reason"):
-                events.append(Event(kind="finish", finish=_FINISH_IN.get(choice["finish_reason"], "stop")))
-        if chunk.get("usage"):
-            events.append(Event(kind="usage", usage=read_usage(chunk["usage"])))
+            if isinstance(delta.content, str) and delta.content:
+                events.append(Event(kind="text", text=delta.content))
+            if delta.tool_calls:
+                _tool_calls(delta.tool_calls, events)
+        if choice.finish_reason:
+            events.append(Event(kind="finish", finish=_FINISH_IN.get(choice.finish_reason, "stop")))
+
+
+def _tool_calls(calls: Any, events: list[Event]) -> None:
+    for call in calls:
+        index = int(call.get("index", 0))
+        function = call.get("function") or {}
+        if call.get("id") or function.get("name"):
+            events.append(
+                Event(kind="tool_start", index=index, id=call.get("id") or "", name=function.get("name") or "")
+            )
+        if function.get("arguments"):
+            events.append(Event(kind="tool_args", index=index, text=function["arguments"]))
 
 
 class StreamWriter:

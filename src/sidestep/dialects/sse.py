@@ -18,7 +18,7 @@ class SSESplitter:
         self._buffer = b""
 
     def feed(self, piece: bytes) -> list[bytes]:
-        buffer = self._buffer + piece
+        buffer = self._buffer + piece if self._buffer else piece
         if b"\r" in buffer:
             buffer = buffer.replace(b"\r\n", b"\n")
         events: list[bytes] = []
@@ -37,6 +37,8 @@ class SSESplitter:
 
 def data_of(event: bytes) -> bytes | None:
     """The data payload of one event (its lines without the blank line that ends it); None if it has none."""
+    if event.startswith(b"data: ") and b"\n" not in event:  # the usual event: one data line
+        return event[6:]
     lines = [line for line in event.split(b"\n") if line.startswith(b"data:")]
     if not lines:
         return None

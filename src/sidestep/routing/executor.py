@@ -38,6 +38,7 @@ log = logging.getLogger("sidestep.routing")
 _KEY_STATUSES = frozenset({401, 403, 429})  # "this key", not "this provider": try the provider's other keys
 _FAILOVER_4XX = frozenset({401, 403, 404})  # caller-looking errors that another target may still serve
 _NO_RETRY = RetryPolicy()
+_KeyPairs = tuple[list[tuple[KeyConfig, Breaker]], list[float]]  # a target's (key, breaker) pairs, their weights
 
 
 @dataclass(slots=True)
@@ -88,7 +89,7 @@ class Executor:
         self.state = state or RouteState()
         self.clock = clock
         self._sleep = sleep
-        self._pairs: dict[str, list[tuple[KeyConfig, Breaker]]] = {}  # target label → (key, breaker)
+        self._pairs: dict[str, _KeyPairs] = {}  # target label → its (key, breaker) pairs and their weights
         if self.state.breakers.on_change is None:
             self.state.breakers.on_change = _log_breaker
 
@@ -181,7 +182,7 @@ class Executor:
         try through); None when no key is left."""
         now = self.clock()
         cooldowns = self.state.cooldowns
-        pairs = self._key_breakers(provider, planned)
+        pairs, weights = self._key_breakers(provider, planned)
         if len(pairs) == 1:  # the common single-key provider: no weighted draw
             key, breaker = pairs[0]
             if key.name in used:
@@ -191,6 +192,12 @@ class Executor:
             if not cooldowns.is_cool(key.name, now) or not breaker.available(now):
                 return None
             return (key, breaker) if breaker.allow(now) else None
+        if not used and not force:  # a first try: draw among all the keys, then check only the one drawn
+            key, breaker = pairs[weighted_index(weights, self._rng)]
+            if cooldowns.is_cool(key.name, now) and breaker.available(now) and breaker.allow(now):
+                return key, breaker
+            # Drawn but resting or broken: draw again among the eligible keys. Overall each eligible key is
+            # still chosen in proportion to its weight (w/W + (W - E)/W · w/E = w/E for eligible weight E).
         eligible = [
             (key, breaker)
             for key, breaker in pairs
@@ -204,19 +211,21 @@ class Executor:
             del eligible[chosen]  # half-open and its probe slots are taken
         return None
 
-    def _key_breakers(self, provider: Provider, planned: Planned) -> list[tuple[KeyConfig, Breaker]]:
-        """The target's usable keys (model allow-lists applied) with their breakers, looked up once."""
+    def _key_breakers(self, provider: Provider, planned: Planned) -> _KeyPairs:
+        """The target's usable keys (model allow-lists applied) with their breakers, and the keys' weights,
+        looked up once."""
         target = planned.target
-        pairs = self._pairs.get(target.label)
-        if pairs is None:
+        found = self._pairs.get(target.label)
+        if found is None:
             if len(self._pairs) >= 4096:  # targets named per request make the set open-ended
                 self._pairs.clear()
-            pairs = self._pairs[target.label] = [
+            pairs = [
                 (key, self._breaker(planned, key))
                 for key in provider.config.keys
                 if key.models is None or target.model in key.models
             ]
-        return pairs
+            found = self._pairs[target.label] = (pairs, [key.weight for key, _ in pairs])
+        return found
 
     def _breaker(self, planned: Planned, key: KeyConfig) -> Breaker:
         return self.state.breakers.get(planned.target.provider, key.name, planned.target.model)
