@@ -14,7 +14,7 @@ import http
 import logging
 import socket
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -136,7 +136,8 @@ async def start_server(
         server._server = await loop.create_server(
             server._protocol, host, port, reuse_port=reuse_port or None, backlog=2048
         )
-    server.port = server._server.sockets[0].getsockname()[1]
+    sockets: Sequence[socket.socket] = server._server.sockets  # a list on uvloop, a tuple on asyncio
+    server.port = sockets[0].getsockname()[1]
     server.start_sweeping()
     return server
 

@@ -117,9 +117,8 @@ class UpstreamResponseImpl:
         pieces = [piece async for piece in self.aiter_bytes()]
         return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
-    async def aiter_bytes(self) -> AsyncIterator[bytes]:
-        while (piece := await self.next_chunk()) is not None:
-            yield piece
+    def aiter_bytes(self) -> AsyncIterator[bytes]:
+        return _Pieces(self)
 
     async def pipe(self, sink: Callable[[bytes], None]) -> None:
         conn = self._conn
@@ -387,3 +386,22 @@ def _nodelay(conn: Connection) -> None:
     sock = conn.transport.get_extra_info("socket")
     if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class _Pieces:
+    """`UpstreamResponse.aiter_bytes()`: `next_chunk()` until the end. A class, not an async generator,
+    so that this module can be compiled (`make compile`: mypyc does not compile async generators)."""
+
+    __slots__ = ("_response",)
+
+    def __init__(self, response: UpstreamResponseImpl) -> None:
+        self._response = response
+
+    def __aiter__(self) -> _Pieces:
+        return self
+
+    async def __anext__(self) -> bytes:
+        piece = await self._response.next_chunk()
+        if piece is None:
+            raise StopAsyncIteration
+        return piece
