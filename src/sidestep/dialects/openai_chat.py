@@ -26,6 +26,7 @@ from sidestep.core.model import (
     ToolResultPart,
     Usage,
 )
+from sidestep.dialects.openai_wire import Chunk, ChunkChoice
 from sidestep.dialects.sse import SSESplitter
 from sidestep.errors import BadRequest
 
@@ -320,31 +321,7 @@ def write_response(resp: ChatResponse) -> bytes:
 # -- streams ------------------------------------------------------------------------------------------
 
 
-class _Delta(msgspec.Struct):
-    content: Any = None
-    reasoning_content: Any = None
-    reasoning: Any = None
-    tool_calls: Any = None
-
-
-class _Choice(msgspec.Struct):
-    delta: _Delta | None = None
-    finish_reason: Any = None
-
-
-class _Chunk(msgspec.Struct):
-    """The fields of a `chat.completion.chunk` a reader looks at: decoded straight into slots, the rest
-    (ids, logprobs, fingerprints …) skipped by the decoder. Values are checked as the dict path checked
-    them, so a provider's odd value (`"content": null`, a list) is ignored the same way."""
-
-    id: Any = ""
-    model: Any = ""
-    choices: list[_Choice] | None = None
-    usage: Any = None
-    error: Any = None
-
-
-_decode_chunk = msgspec.json.Decoder(_Chunk).decode
+_decode_chunk = msgspec.json.Decoder(Chunk).decode
 
 
 class StreamReader:
@@ -377,7 +354,7 @@ class StreamReader:
         return events
 
 
-def _read_chunk(data: bytes) -> _Chunk | None:
+def _read_chunk(data: bytes) -> Chunk | None:
     """A chunk's fields, or None for data that is JSON but not an object (skipped, as before)."""
     try:
         return _decode_chunk(data)
@@ -387,7 +364,7 @@ def _read_chunk(data: bytes) -> _Chunk | None:
         return None
 
 
-def _choices(choices: list[_Choice], events: list[Event]) -> None:
+def _choices(choices: list[ChunkChoice], events: list[Event]) -> None:
     for choice in choices:
         delta = choice.delta
         if delta is not None:

@@ -18,49 +18,15 @@ from __future__ import annotations
 
 from typing import IO
 
-import msgspec
-
 from sidestep.batch import BatchWriter, thousandths
 from sidestep.config.model import VirtualKey
 from sidestep.dialects.body import field
 from sidestep.plugins.base import Exchange
 from sidestep.plugins.pricing import Pricing
+from sidestep.records import AttemptRecord, RequestRecord, UsageRecord
 from sidestep.server.types import Response
 
 __all__ = ["RequestLog"]
-
-
-class _Attempt(msgspec.Struct, gc=False):
-    target: str
-    status: int | None
-    reason: str
-    ms: float
-
-
-class _Usage(msgspec.Struct, gc=False):
-    input: int
-    output: int
-
-
-class _Record(msgspec.Struct, gc=False, omit_defaults=True):
-    ts: float
-    id: str
-    operation: str
-    requested: str | None
-    stream: bool
-    status: int
-    ms: float
-    provider: str | None = None
-    model: str | None = None
-    fallbacks: tuple[str, ...] | None = None
-    key: str | None = None
-    team: str | None = None
-    customer: str | None = None
-    user: str | None = None  # the end user the client named (OpenAI `user`, Anthropic `metadata.user_id`)
-    attempts: list[_Attempt] | None = None
-    usage: _Usage | None = None
-    cost_usd: float | None = None
-    error: str | None = None
 
 
 class RequestLog:
@@ -77,7 +43,7 @@ class RequestLog:
         owns_sink: bool = False,
     ) -> None:
         self._pricing = pricing
-        self._writer = BatchWriter[_Record](
+        self._writer = BatchWriter[RequestRecord](
             sink, None, name="request_log", interval=interval, max_lines=max_lines, owns_sink=owns_sink
         )
 
@@ -96,7 +62,7 @@ class RequestLog:
     def close(self) -> None:
         self._writer.close()
 
-    def _record(self, ex: Exchange) -> _Record:
+    def _record(self, ex: Exchange) -> RequestRecord:
         """The record, built in one call (each field set after construction costs a round of bytecodes,
         and every proxied request pays for this)."""
         models = ex.models
@@ -107,7 +73,7 @@ class RequestLog:
             cost = ex.cost_usd
             if cost is None and self._pricing and ex.provider:
                 cost = self._pricing.cost(ex.provider, ex.model, usage)
-        return _Record(
+        return RequestRecord(
             ex.started,
             ex.request_id,
             ex.operation,
@@ -122,10 +88,13 @@ class RequestLog:
             key.team if key is not None else None,
             key.customer if key is not None else None,
             _end_user(ex),
-            [_Attempt(a.provider + "/" + a.model, a.status, a.reason, thousandths(a.duration_ms)) for a in ex.attempts]
+            [
+                AttemptRecord(a.provider + "/" + a.model, a.status, a.reason, thousandths(a.duration_ms))
+                for a in ex.attempts
+            ]
             if ex.attempts
             else None,
-            _Usage(usage.input, usage.output) if usage is not None else None,
+            UsageRecord(usage.input, usage.output) if usage is not None else None,
             int(cost * 100_000_000.0 + 0.5) / 100_000_000.0 if cost is not None else None,  # USD to 8 decimals
             ex.error,
         )

@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 
 from sidestep.config.model import KeyConfig, ProviderConfig
+from sidestep.dialects.openai_wire import Envelope, Usage
 from sidestep.errors import UpstreamError
 from sidestep.providers.base import classify_http_error
 from sidestep.providers.catalog import ProviderSpec
@@ -20,26 +21,6 @@ from sidestep.translate import translate_request
 from sidestep.transport.types import Timeouts, UpstreamRequest
 
 __all__ = ["OpenAICompatProvider", "Usage"]
-
-
-class Usage(msgspec.Struct):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-
-    @property
-    def input(self) -> int:
-        return self.prompt_tokens
-
-    @property
-    def output(self) -> int:
-        return self.completion_tokens
-
-
-class _Envelope(msgspec.Struct):
-    """Decoding into this validates the whole body's JSON syntax but materialises only `usage`."""
-
-    usage: Usage | None = None
 
 
 _PATHS = {"chat": "/chat/completions", "embeddings": "/embeddings", "messages": "/chat/completions"}
@@ -55,7 +36,7 @@ class OpenAICompatProvider:
         self.config = config
         self.spec = spec
         self._encode = msgspec.json.Encoder().encode
-        self._envelope = msgspec.json.Decoder(_Envelope).decode
+        self._envelope = msgspec.json.Decoder(Envelope).decode
         self._static_headers = [
             ("content-type", "application/json"),
             ("accept-encoding", "identity"),

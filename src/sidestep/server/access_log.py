@@ -6,36 +6,18 @@ from __future__ import annotations
 import time
 from typing import IO
 
-import msgspec
-
 from sidestep.batch import BatchWriter, open_sink, thousandths
+from sidestep.records import AccessLine
 from sidestep.server.types import Handler, Request, Response, StreamingResponse
 
 __all__ = ["AccessLog", "open_sink"]
 
-_HEADERS = {  # response header → its index among `_Line`'s header fields
+_HEADERS = {  # response header → its index among `AccessLine`'s header fields
     "x-sidestep-provider": 0,
     "x-sidestep-model": 1,
     "x-sidestep-attempts": 2,
     "x-sidestep-request-id": 3,
 }
-
-
-class _Line(msgspec.Struct, gc=False, omit_defaults=True):
-    """One line, built in one call when the response head is ready. Plain values only (never the request,
-    its headers or bodies), kept out of the garbage collector's sight until the flush encodes the batch."""
-
-    ts: float
-    method: str
-    path: str
-    status: int
-    ms: float  # to the response head (streams: to their first event)
-    stream: bool
-    provider: str | None = None
-    model: str | None = None
-    attempts: str | None = None
-    id: str | None = None
-    client: str | None = None
 
 
 class AccessLog:
@@ -51,7 +33,7 @@ class AccessLog:
         owns_sink: bool = False,
     ) -> None:
         self._handler = handler
-        self._writer = BatchWriter[_Line](
+        self._writer = BatchWriter[AccessLine](
             sink, None, name="access_log", interval=interval, max_lines=max_lines, owns_sink=owns_sink
         )
 
@@ -67,7 +49,7 @@ class AccessLog:
         for name, value in response.headers:  # a membership test per header: every request pays for this
             if name in _HEADERS:
                 served[_HEADERS[name]] = value
-        line = _Line(
+        line = AccessLine(
             thousandths(time.time()),
             request.method,
             request.path,

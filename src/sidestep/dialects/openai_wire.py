@@ -1,0 +1,58 @@
+"""OpenAI's wire shapes that msgspec decodes into: the usage of an answer and the fields of a stream chunk
+that readers look at (everything else is skipped by the decoder).
+
+msgspec reads a struct's annotations when its class is created, so these live in a module that stays
+interpreted: `make compile` leaves it out, and the compiled modules use the classes from here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+__all__ = ["Chunk", "ChunkChoice", "ChunkDelta", "Envelope", "Usage"]
+
+
+class Usage(msgspec.Struct):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+    @property
+    def input(self) -> int:
+        return self.prompt_tokens
+
+    @property
+    def output(self) -> int:
+        return self.completion_tokens
+
+
+class Envelope(msgspec.Struct):
+    """Decoding into this validates the whole body's JSON syntax but materialises only `usage`."""
+
+    usage: Usage | None = None
+
+
+class ChunkDelta(msgspec.Struct):
+    content: Any = None
+    reasoning_content: Any = None
+    reasoning: Any = None
+    tool_calls: Any = None
+
+
+class ChunkChoice(msgspec.Struct):
+    delta: ChunkDelta | None = None
+    finish_reason: Any = None
+
+
+class Chunk(msgspec.Struct):
+    """The fields of a `chat.completion.chunk` a reader looks at: decoded straight into slots, the rest
+    (ids, logprobs, fingerprints …) skipped by the decoder. Values are checked as the dict path checked
+    them, so a provider's odd value (`"content": null`, a list) is ignored the same way."""
+
+    id: Any = ""
+    model: Any = ""
+    choices: list[ChunkChoice] | None = None
+    usage: Any = None
+    error: Any = None
