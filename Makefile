@@ -3,8 +3,10 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SOURCES := $(shell find src/sidestep -name '*.py')
+COMPILED := build/compiled/.built
 
-.PHONY: install demo test lint typecheck check bench bench-smoke bench-instructions clean
+.PHONY: install demo test test-compiled compile uncompile lint typecheck check bench bench-smoke bench-instructions clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,14 +22,28 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# The whole suite again, against a copy of src/ whose request path is compiled by mypyc (tools/compile.py).
+test-compiled: $(COMPILED)
+	SIDESTEP_EXPECT_COMPILED=1 PYTHONPATH=build/compiled/src $(BIN)/python -m pytest -p no:cacheprovider
+
+$(COMPILED): $(STAMP) $(SOURCES) tools/compile.py
+	$(BIN)/python tools/compile.py --into build/compiled
+	touch $@
+
+compile: $(STAMP)
+	$(BIN)/python tools/compile.py
+
+uncompile: $(STAMP)
+	$(BIN)/python tools/compile.py --clean
+
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench tools
+	$(BIN)/ruff format --check src tests bench tools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-check: lint typecheck test
+check: lint typecheck test test-compiled
 
 bench: $(STAMP)
 	bash bench/setup.sh
@@ -41,4 +57,4 @@ bench-instructions: $(STAMP)
 	$(BIN)/python -m bench.instructions
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -46,3 +47,10 @@ async def claude() -> AsyncIterator[Callable[[str], Any]]:
     yield make
     for client in clients:
         await client.close()
+
+
+def pytest_report_header() -> str:
+    import sidestep.app
+
+    kind = "compiled (mypyc)" if str(sidestep.app.__file__).endswith(".so") else "pure Python"
+    return f"sidestep: {kind}, from {Path(str(sidestep.app.__file__)).parent}"

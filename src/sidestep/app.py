@@ -209,9 +209,9 @@ class Gateway:
             # Every API answer here is JSON; not asking the upstream's headers spares decoding them at all.
             response = Response(served.response.status, served.body, [_JSON, *_served_headers(request_id, served)])
             return response if exchange is None else self._over(exchange, response, served)
-        except BaseException as exc:
+        except BaseException as ended:  # not `exc`: one name per exception type (compiled code types it once)
             if exchange is not None:
-                self._abandoned(exchange, exc)
+                self._abandoned(exchange, ended)
             raise
 
     async def _stream(

@@ -27,9 +27,9 @@ def decode_body(raw: bytes) -> dict[str, Any]:
         raise BadRequest("The request body is empty; send a JSON object.")
     try:
         return _top(raw)
-    except msgspec.ValidationError as exc:  # valid JSON, but not an object
+    except msgspec.ValidationError as not_object:  # valid JSON, but not an object
         kind = _TYPE_NAMES.get(raw.lstrip()[:1], "number")
-        raise BadRequest(f"The request body must be a JSON object, got {kind}.") from exc
+        raise BadRequest(f"The request body must be a JSON object, got {kind}.") from not_object
     except msgspec.DecodeError as exc:
         raise BadRequest(f"The request body is not valid JSON: {exc}") from exc
 

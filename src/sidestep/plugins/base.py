@@ -84,8 +84,8 @@ class Pipeline:
         for ran, plugin in enumerate(self.plugins, 1):
             try:
                 answer = plugin.pre(exchange)
-            except SidestepError as exc:
-                exchange.status, exchange.error = exc.status, exc.message
+            except SidestepError as refusal:
+                exchange.status, exchange.error = refusal.status, refusal.message
                 self._post(exchange, ran)
                 raise
             except Exception as exc:  # a plugin's bug: the request fails (closed), and is still accounted for

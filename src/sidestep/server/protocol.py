@@ -16,7 +16,7 @@ import socket
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import httptools
 import msgspec
@@ -136,7 +136,8 @@ async def start_server(
         server._server = await loop.create_server(
             server._protocol, host, port, reuse_port=reuse_port or None, backlog=2048
         )
-    sockets: Sequence[socket.socket] = server._server.sockets  # a list on uvloop, a tuple on asyncio
+    # A list on uvloop, a tuple on asyncio (typeshed says tuple, and compiled code checks what it is told).
+    sockets: Sequence[socket.socket] = cast(Any, server._server).sockets
     server.port = sockets[0].getsockname()[1]
     server.start_sweeping()
     return server
@@ -234,8 +235,8 @@ class _Connection(asyncio.Protocol):
                 self._partial_head += len(data)
                 if self._partial_head > self.limits.max_header_bytes:
                     raise _Reject(431, "The request headers are too large.")
-        except _Reject as exc:
-            self._reject(exc.status, exc.message)
+        except _Reject as refused:
+            self._reject(refused.status, refused.message)
         except httptools.HttpParserUpgrade:
             pass  # Upgrade requests are answered as ordinary requests; the upgrade is ignored
         except httptools.HttpParserError as exc:
