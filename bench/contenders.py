@@ -1,8 +1,10 @@
-"""The contenders: how each is configured and started. sidestep runs twice (minimal and realistic config);
+"""The contenders: how each is configured and started. sidestep runs with a minimal and a realistic config,
+each interpreted and, when `tools/compile.py` can build it here, compiled by mypyc;
 LiteLLM runs from its own venv (`bench/.venvs/litellm`, made by `python -m bench.run --install-litellm`)."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +15,7 @@ from bench.procs import Proc, start, wait_http
 __all__ = [
     "LITELLM_VENV",
     "Contender",
+    "build_compiled",
     "litellm_binary",
     "sidestep_config",
     "start_litellm",
@@ -36,7 +39,7 @@ class Contender:
 
 
 def sidestep_config(
-    kind: str, port: int, upstream: int, workdir: Path, sim: int = 0, *, nginx_sse: bool = False
+    kind: str, port: int, upstream: int, workdir: Path, sim: int = 0, *, nginx_sse: bool = False, stem: str = ""
 ) -> Path:
     """`minimal`: one provider, a one-target route. `realistic`: three weighted keys, a fallback route of
     two providers with retries, timeouts and a time-to-first-token limit, capability limits declared (so
@@ -59,8 +62,9 @@ providers:
   chat-stream: [stream/gpt-4o-mini]
 """
     else:
+        log = workdir / f"requests-{stem or kind}.jsonl"
         text = f"""
-server: {{port: {port}, access_log: true, request_log: "{workdir}/requests.jsonl", metrics: true, sse_keepalive: 15}}
+server: {{port: {port}, access_log: true, request_log: "{log}", metrics: true, sse_keepalive: 15}}
 governance:
   pricing: {{gpt-4o-mini: {{input: 0.15, output: 0.6}}, llama-3.3-70b: {{input: 0.59, output: 0.79}}}}
   customers: {{bench-co: {{budget_usd: 1000000, budget_period: monthly}}}}
@@ -93,21 +97,44 @@ providers:
     deadline: 90
   chat-stream: [stream/gpt-4o-mini, backup/llama-3.3-70b]
 """
-    path = workdir / f"sidestep-{kind}.yaml"
+    path = workdir / f"sidestep-{stem or kind}.yaml"
     path.write_text(text)
     return path
 
 
 def start_sidestep(
-    kind: str, port: int, upstream: int, workdir: Path, cpus: list[int] | None, sim: int = 0
+    kind: str,
+    port: int,
+    upstream: int,
+    workdir: Path,
+    cpus: list[int] | None,
+    sim: int = 0,
+    compiled: Path | None = None,
 ) -> Contender:
-    config = sidestep_config(kind, port, upstream, workdir, sim)
+    """`compiled`: a tree built by `tools/compile.py --into` (its `src` goes first on PYTHONPATH)."""
+    name = f"sidestep ({kind}, compiled)" if compiled is not None else f"sidestep ({kind})"
+    stem = f"{kind}-compiled" if compiled is not None else kind
+    config = sidestep_config(kind, port, upstream, workdir, sim, stem=stem)
     binary = str(Path(sys.executable).parent / "sidestep")
     argv = [binary, "--log-level", "warning", "serve", "--config", str(config)]
-    log = workdir / f"sidestep-{kind}.log"
-    proc = start(argv, f"sidestep ({kind})", cpus=cpus, log=log)
+    env = {"PYTHONPATH": str(compiled / "src")} if compiled is not None else None
+    proc = start(argv, name, cpus=cpus, log=workdir / f"sidestep-{stem}.log", env=env)
     wait_http(port, "/health", proc=proc)
-    return Contender(f"sidestep ({kind})", port, proc, "chat", "chat-stream", sim_model="sim/")
+    return Contender(name, port, proc, "chat", "chat-stream", sim_model="sim/")
+
+
+def build_compiled(into: Path) -> Path | None:
+    """sidestep's request path compiled by mypyc into `into` (`tools/compile.py --into`); None, with the
+    reason on stderr, when it cannot be built here (no C compiler, no mypyc)."""
+    tool = Path(__file__).resolve().parent.parent / "tools" / "compile.py"
+    done = subprocess.run([sys.executable, str(tool), "--into", str(into)], capture_output=True, text=True)
+    if done.returncode != 0:
+        print(
+            f"bench: the compiled build failed, measuring the interpreted one only\n{done.stderr[-2000:]}",
+            file=sys.stderr,
+        )
+        return None
+    return into
 
 
 def start_nginx(port: int, upstream: int, workdir: Path, cpus: list[int] | None) -> Contender:

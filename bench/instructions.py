@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import loadgen
-from bench.contenders import sidestep_config
+from bench.contenders import build_compiled, sidestep_config
 from bench.nginx import nginx_binary, start_nginx_upstream
 from bench.payloads import chat_request
 from bench.procs import Proc, free_port, start, wait_http
@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workloads", default="chat,stream", help="comma-separated: chat, stream")
     parser.add_argument("--requests", type=int, default=1000, help="requests counted per workload")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--compiled", action="store_true", help="count the mypyc build (tools/compile.py) instead")
     args = parser.parse_args(argv)
     if args.requests < 1:
         parser.error("--requests must be at least 1")
@@ -72,7 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     workloads = [WORKLOADS[name] for name in args.workloads.split(",")]
     with tempfile.TemporaryDirectory(prefix="sidestep-instructions-") as tmp:
-        figures = count_instructions(configs, workloads, args.requests, Path(tmp))
+        compiled = build_compiled(Path(tmp) / "compiled") if args.compiled else None
+        if args.compiled and compiled is None:
+            return 1
+        figures = count_instructions(configs, workloads, args.requests, Path(tmp), compiled=compiled)
     print(f"{'config':<12} {'workload':<10} {'instructions / request':>24}")
     for config, per_workload in figures.items():
         for workload, count in per_workload.items():
@@ -88,9 +92,15 @@ def available() -> bool:
 
 
 def count_instructions(
-    configs: list[str], workloads: list[Workload], requests: int, workdir: Path, warmup: int = WARMUP
+    configs: list[str],
+    workloads: list[Workload],
+    requests: int,
+    workdir: Path,
+    warmup: int = WARMUP,
+    compiled: Path | None = None,
 ) -> dict[str, dict[str, float]]:
-    """{config: {workload: instructions per request}}."""
+    """{config: {workload: instructions per request}}; of the build in `compiled` (`tools/compile.py --into`)
+    when given."""
     workdir.mkdir(parents=True, exist_ok=True)
     upstream_port = free_port()
     upstream = start_nginx_upstream(workdir, upstream_port, None)
@@ -98,9 +108,10 @@ def count_instructions(
     try:
         for config in configs:
             port = free_port()
-            path = sidestep_config(config, port, upstream_port, workdir, nginx_sse=True)
-            out = workdir / f"callgrind-{config}.out"
-            proc = _start_counted(path, port, out)
+            stem = f"{config}-compiled" if compiled is not None else config
+            path = sidestep_config(config, port, upstream_port, workdir, nginx_sse=True, stem=stem)
+            out = workdir / f"callgrind-{stem}.out"
+            proc = _start_counted(path, port, out, compiled)
             try:
                 figures[config] = {w.name: _per_request(proc, port, out, w, requests, warmup) for w in workloads}
             finally:
@@ -110,7 +121,7 @@ def count_instructions(
     return figures
 
 
-def _start_counted(config: Path, port: int, out: Path) -> Proc:
+def _start_counted(config: Path, port: int, out: Path, compiled: Path | None = None) -> Proc:
     binary = Path(sys.executable).parent / "sidestep"
     argv = [
         "valgrind",
@@ -124,7 +135,10 @@ def _start_counted(config: Path, port: int, out: Path) -> Proc:
         "--config",
         str(config),
     ]
-    proc = start(argv, f"sidestep under callgrind ({config.stem})", cpus=None, env={"PYTHONHASHSEED": "0"})
+    env = {"PYTHONHASHSEED": "0"}
+    if compiled is not None:
+        env["PYTHONPATH"] = str(compiled / "src")
+    proc = start(argv, f"sidestep under callgrind ({config.stem})", cpus=None, env=env)
     wait_http(port, "/health", timeout=180, proc=proc)
     return proc
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,39 +33,23 @@ def _added(results: dict[str, Any], name: str, rate: str, pct: str) -> float | N
 
 
 def verdicts(r: dict[str, Any]) -> list[tuple[str, str, float | None, float, str]]:
-    """(target, measured, ratio or value, limit, PASS/MISS) for each target in the issue."""
+    """(target, measured, ratio or value, limit, PASS/MISS) for each target in the issue: the interpreted
+    build's, then the compiled build's where the run measured one."""
     sat = r["saturation"]
-    nginx = sat.get("nginx proxy", {}).get("cpu_us")
-    mini = sat.get("sidestep (minimal)", {})
-    real = sat.get("sidestep (realistic)", {})
     rows: list[tuple[str, str, float | None, float, str]] = []
 
     def add(target: str, measured: str, value: float | None, limit: float, higher_is_better: bool = False) -> None:
         ok = value is not None and (value >= limit if higher_is_better else value <= limit)
         rows.append((target, measured, value, limit, "—" if value is None else ("PASS" if ok else "MISS")))
 
-    add("CPU/req, minimal ≤ 2× nginx", f"{_fmt(mini.get('cpu_us'))} µs", _x_nginx(mini, nginx), 2.0)
-    add("CPU/req, realistic ≤ 3× nginx", f"{_fmt(real.get('cpu_us'))} µs", _x_nginx(real, nginx), 3.0)
-    add("RPS, realistic ≥ 10,000 on one core", f"{_fmt(real.get('rps'), 0)}", real.get("rps"), 10_000, True)
+    _cpu_verdicts(r, "", add)
+    mini = sat.get("sidestep (minimal)", {})
     lite = sat.get("LiteLLM proxy", {}).get("rps")
     add(
         "RPS ≥ 100× LiteLLM", f"{_fmt(mini.get('rps'), 0)} vs {_fmt(lite, 0)}", _ratio(mini.get("rps"), lite), 100, True
     )
-    for pct, limit in (("p50", 2.5), ("p99", 3.0)):
-        ours = _added(r, "sidestep (minimal)", "1000", pct)
-        theirs = _added(r, "nginx proxy", "1000", pct)
-        add(
-            f"added {pct} at 1,000 RPS ≤ {limit}× nginx's",
-            f"{_fmt(ours)} vs {_fmt(theirs)} µs",
-            _ratio(ours, theirs),
-            limit,
-        )
-    ttfb = r.get("ttfb", {})
-    ours_t = _minus(ttfb.get("sidestep (minimal)", {}).get("p50"), ttfb.get("direct", {}).get("p50"))
-    theirs_t = _minus(ttfb.get("nginx proxy", {}).get("p50"), ttfb.get("direct", {}).get("p50"))
-    add("stream added TTFB ≤ 3× nginx's", f"{_fmt(ours_t)} vs {_fmt(theirs_t)} µs", _ratio(ours_t, theirs_t), 3.0)
+    _latency_verdicts(r, "", add)
     chunk = r.get("chunks", {}).get("sidestep (minimal)", {})
-    add("CPU per relayed chunk ≤ 10 µs", f"{_fmt(chunk.get('cpu_us_per_chunk'))} µs", chunk.get("cpu_us_per_chunk"), 10)
     first = chunk.get("first_event_ms_of_200ms_stream")
     add("no SSE buffering (first event of a 200 ms stream) ≤ 50 ms", f"{_fmt(first)} ms", first, 50)
     add("RSS per worker ≤ 100 MB", f"{_fmt(r.get('rss_mb'))} MB", r.get("rss_mb"), 100)
@@ -72,7 +57,38 @@ def verdicts(r: dict[str, Any]) -> list[tuple[str, str, float | None, float, str
     add("import sidestep ≤ 300 ms", f"{_fmt(imports and imports * 1000)} ms", imports and imports * 1000, 300)
     cold = r.get("cold_start")
     add("ready to serve ≤ 1 s", f"{_fmt(cold and cold * 1000, 0)} ms", cold and cold * 1000, 1000)
+    if "sidestep (minimal, compiled)" in sat:
+        _cpu_verdicts(r, ", compiled", add)
+        _latency_verdicts(r, ", compiled", add)
     return rows
+
+
+def _cpu_verdicts(r: dict[str, Any], build: str, add: Callable[..., None]) -> None:
+    """CPU per request and throughput, for one build ("" or ", compiled")."""
+    sat = r["saturation"]
+    nginx = sat.get("nginx proxy", {}).get("cpu_us")
+    mini, real = sat.get(f"sidestep (minimal{build})", {}), sat.get(f"sidestep (realistic{build})", {})
+    tag = " (compiled)" if build else ""
+    add(f"CPU/req, minimal ≤ 2× nginx{tag}", f"{_fmt(mini.get('cpu_us'))} µs", _x_nginx(mini, nginx), 2.0)
+    add(f"CPU/req, realistic ≤ 3× nginx{tag}", f"{_fmt(real.get('cpu_us'))} µs", _x_nginx(real, nginx), 3.0)
+    add(f"RPS, realistic ≥ 10,000 on one core{tag}", f"{_fmt(real.get('rps'), 0)}", real.get("rps"), 10_000, True)
+
+
+def _latency_verdicts(r: dict[str, Any], build: str, add: Callable[..., None]) -> None:
+    """Added latency, stream TTFB and per-chunk cost, for one build."""
+    tag = " (compiled)" if build else ""
+    for pct, limit in (("p50", 2.5), ("p99", 3.0)):
+        ours = _added(r, f"sidestep (minimal{build})", "1000", pct)
+        theirs = _added(r, "nginx proxy", "1000", pct)
+        measured = f"{_fmt(ours)} vs {_fmt(theirs)} µs"
+        add(f"added {pct} at 1,000 RPS ≤ {limit}× nginx's{tag}", measured, _ratio(ours, theirs), limit)
+    ttfb = r.get("ttfb", {})
+    ours_t = _minus(ttfb.get(f"sidestep (minimal{build})", {}).get("p50"), ttfb.get("direct", {}).get("p50"))
+    theirs_t = _minus(ttfb.get("nginx proxy", {}).get("p50"), ttfb.get("direct", {}).get("p50"))
+    measured = f"{_fmt(ours_t)} vs {_fmt(theirs_t)} µs"
+    add(f"stream added TTFB ≤ 3× nginx's{tag}", measured, _ratio(ours_t, theirs_t), 3.0)
+    chunk = r.get("chunks", {}).get(f"sidestep (minimal{build})", {}).get("cpu_us_per_chunk")
+    add(f"CPU per relayed chunk ≤ 10 µs{tag}", f"{_fmt(chunk)} µs", chunk, 10)
 
 
 def _x_nginx(s: dict[str, Any], nginx: float | None) -> float | None:
@@ -169,6 +185,8 @@ def _instructions(r: dict[str, Any]) -> list[str]:
     ]
     for config, per in counts.items():
         lines.append(f"| sidestep ({config}) | {_fmt(per.get('chat'), 0)} | {_fmt(per.get('stream'), 0)} |")
+    for config, per in r.get("instructions_compiled", {}).items():
+        lines.append(f"| sidestep ({config}, compiled) | {_fmt(per.get('chat'), 0)} | {_fmt(per.get('stream'), 0)} |")
     return lines
 
 
@@ -198,6 +216,14 @@ def summary(r: dict[str, Any]) -> str:
     )
     if lite:
         text += f"; {_fmt(_ratio(mini.get('rps'), lite), 0)}× LiteLLM's proxy ({_fmt(lite, 0)} RPS)"
+    fast = sat.get("sidestep (minimal, compiled)")
+    if fast:
+        real_c = sat.get("sidestep (realistic, compiled)", {})
+        text += (
+            f". Compiled with mypyc (`make compile`): **{_fmt(fast.get('rps'), 0)} RPS** minimal, "
+            f"**{_fmt(real_c.get('rps'), 0)} RPS** realistic, {_fmt(fast.get('cpu_us'))} µs = "
+            f"{_fmt(_x_nginx(fast, nginx.get('cpu_us')), 1)}× nginx"
+        )
     return text + f" ({r['when']}, `make bench`; details in [docs/benchmarks.md](docs/benchmarks.md))."
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import instructions, loadgen, phases, report
-from bench.contenders import LITELLM_VENV, Contender, start_litellm, start_nginx, start_sidestep
+from bench.contenders import LITELLM_VENV, Contender, build_compiled, start_litellm, start_nginx, start_sidestep
 from bench.loadgen import Latencies
 from bench.nginx import nginx_binary, start_nginx_upstream
 from bench.payloads import chat_request
@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each saturation run")
     parser.add_argument("--update-docs", action="store_true", help="write docs/benchmarks.md and the README summary")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    parser.add_argument(
+        "--no-compiled", action="store_true", help="skip the mypyc build (it is measured too when it builds here)"
+    )
     parser.add_argument("--install-litellm", action="store_true", help=f"create {LITELLM_VENV} with litellm[proxy]")
     args = parser.parse_args(argv)
     if args.install_litellm:
@@ -77,6 +80,11 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "seconds": args.seconds,
     }
     short = args.smoke
+    args.compiled = None
+    if not (short or args.no_compiled):
+        _log("building the compiled variant (tools/compile.py)")
+        args.compiled = build_compiled(work / "compiled")
+        results["compiled"] = args.compiled is not None
     _log("import time and cold start")
     results["import"] = phases.import_time(1 if short else 7)
     with ExitStack() as stack:
@@ -117,6 +125,10 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         results["instructions"] = instructions.count_instructions(
             list(instructions.CONFIGS), workloads, 500, work / "instructions"
         )
+        if args.compiled is not None:
+            results["instructions_compiled"] = instructions.count_instructions(
+                list(instructions.CONFIGS), workloads, 500, work / "instructions", compiled=args.compiled
+            )
     return results
 
 
@@ -126,6 +138,11 @@ def _contenders(args: argparse.Namespace, work: Path, upstream: int, sim: int, s
         nginx_dir = work / "proxy"
         found.append(start_nginx(free_port(), upstream, nginx_dir, SUT))
     found += [start_sidestep(kind, free_port(), upstream, work, SUT, sim) for kind in ("minimal", "realistic")]
+    if args.compiled is not None:
+        found += [
+            start_sidestep(kind, free_port(), upstream, work, SUT, sim, compiled=args.compiled)
+            for kind in ("minimal", "realistic")
+        ]
     if not args.smoke:
         _log("LiteLLM: " + ("starting" if (LITELLM_VENV / "bin" / "litellm").exists() else "not installed, skipped"))
         litellm = start_litellm(free_port(), upstream, work, SUT)

@@ -63,6 +63,11 @@ def test_report_ratios_and_verdicts() -> None:
     assert "Instructions per request" not in report.render(page)  # no valgrind: no table, no empty rows
     counted = {**page, "instructions": {"minimal": {"chat": 247_312.4, "stream": 427_700.0}}}
     assert "| sidestep (minimal) | 247,312 | 427,700 |" in report.render(counted)
+    compiled = {**sat, "cpu_us": 24.0, "rps": 20_000.0}
+    both = {**results, "saturation": {**results["saturation"], "sidestep (minimal, compiled)": compiled}}
+    extra = report.verdicts(both)[len(rows) :]  # the compiled build's rows follow the interpreted ones
+    assert extra[0][0].endswith("(compiled)") and extra[0][2:] == (1.2, 2.0, "PASS")
+    assert extra[1][4] == "—"  # its realistic config was not measured: no verdict
 
 
 def test_saturation_ratios_are_taken_within_rounds() -> None:
