@@ -44,6 +44,13 @@ MODULES = (  # relative to src/sidestep
     "dialects/openai.py",
     "dialects/sse.py",
     "dialects/openai_chat.py",
+    "dialects/anthropic.py",
+    "dialects/anthropic_messages.py",
+    "routing/retry.py",
+    "routing/strategies.py",
+    "transport/types.py",
+    "transport/proxy.py",
+    "log.py",
     "providers/openai_compat.py",
     "providers/azure_entra.py",  # it subclasses the OpenAI-compatible adapter: compiled classes need compiled heirs
     "plugins/base.py",
