@@ -46,5 +46,26 @@ def test_compiled_modules_hold_nothing_mypyc_or_msgspec_cannot_take(module: str)
 def test_the_compiled_suite_runs_compiled_code() -> None:
     if os.environ.get("SIDESTEP_EXPECT_COMPILED") != "1":
         pytest.skip("pure Python run (make test-compiled sets SIDESTEP_EXPECT_COMPILED)")
-    interpreted = [m for m in MODULES if not str(importlib.import_module(_dotted(m)).__file__).endswith(".so")]
+    interpreted = [m for m in MODULES if not _is_compiled(m)]
     assert not interpreted, f"expected compiled, imported from source: {interpreted}"
+
+
+def test_the_server_says_which_build_runs_and_warns_of_a_stale_one(caplog: pytest.LogCaptureFixture) -> None:
+    from sidestep.serve import compiled_build
+
+    if os.environ.get("SIDESTEP_EXPECT_COMPILED") != "1":
+        assert compiled_build() == ("compiled" if _is_compiled("app.py") else "interpreted")
+        pytest.skip("the stale-extension warning needs the compiled run")
+    assert compiled_build() == "compiled" and not caplog.records
+    source = Path(str(importlib.import_module("sidestep.app").__file__)).with_name("app.py")
+    before = source.stat()
+    try:
+        os.utime(source, (before.st_atime, before.st_mtime + 3600))  # edited after it was compiled
+        assert compiled_build() == "compiled"
+        assert "app.cpython" in caplog.text and "make compile" in caplog.text
+    finally:
+        os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def _is_compiled(module: str) -> bool:
+    return str(importlib.import_module(_dotted(module)).__file__).endswith(".so")

@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
+from pathlib import Path
 from typing import IO, TypeVar
 
 from sidestep.app import ENDPOINTS, Gateway
@@ -44,6 +45,23 @@ def install_fast_loop() -> str:
         return "asyncio"
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     return "uvloop"
+
+
+def compiled_build() -> str:
+    """ "compiled" when the request path runs as mypyc extensions (`make compile`), else "interpreted". A
+    compiled module older than its source is warned about: it, not the edited file, is what runs."""
+    app = Path(str(sys.modules[Gateway.__module__].__file__))
+    if not app.name.endswith(".so"):
+        return "interpreted"
+    stale = sorted(
+        str(ext.relative_to(app.parent))
+        for ext in app.parent.rglob("*.so")
+        if (source := ext.with_name(ext.name.split(".")[0] + ".py")).exists()
+        and source.stat().st_mtime > ext.stat().st_mtime
+    )
+    if stale:
+        log.warning("compiled modules older than their source run instead of it (make compile): %s", ", ".join(stale))
+    return "compiled"
 
 
 async def start_gateway(
@@ -182,9 +200,10 @@ def _tune_gc() -> None:
 def run(config: Config, *, host: str, port: int, workers: int, load: Callable[[], Config] | None = None) -> int:
     """Serve until SIGINT/SIGTERM. With `load` (re-reads the config file), SIGHUP reloads the config."""
     loop_name = install_fast_loop()
+    build = compiled_build()
 
     def ready(bound: int) -> None:
-        log.info("sidestep listening on http://%s:%d (pid %d, %s)", host, bound, os.getpid(), loop_name)
+        log.info("sidestep listening on http://%s:%d (pid %d, %s, %s)", host, bound, os.getpid(), loop_name, build)
 
     # SIGHUP's default action ends a process: until a process has its handler (the parent `forward`, a
     # worker its loop's handler), a reload signal is held back, not fatal. Workers inherit the block.
