@@ -8,7 +8,8 @@ Nothing changes in behaviour; `make check` runs the whole test suite against a c
 stays interpreted: modules that define msgspec structs (msgspec reads a struct's annotations when its class
 is created, which compiled modules do not keep), modules with async generators (mypyc cannot compile them),
 the error classes (subclasses override class attributes), and everything off the request path (config
-loading, the CLI, the simulator, the drill, the other providers' adapters). Needs a C compiler and the
+loading — the config model is compiled —, the CLI, the simulator, the drill, the other providers'
+adapters, whose shared base is subclassed by interpreted classes). Needs a C compiler and the
 Python headers; mypyc comes with mypy (a development dependency).
 """
 
@@ -48,6 +49,7 @@ MODULES = (  # relative to src/sidestep
     "dialects/anthropic_messages.py",
     "routing/retry.py",
     "routing/strategies.py",
+    "config/model.py",
     "transport/types.py",
     "transport/proxy.py",
     "log.py",

@@ -47,7 +47,8 @@ class Secret:
     def __repr__(self) -> str:
         return f"Secret({self.label or '***'})"
 
-    __str__ = __repr__
+    def __str__(self) -> str:  # a method, not `__str__ = __repr__`: compiled classes do not take the alias
+        return self.__repr__()
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Secret) and other._value == self._value
