@@ -53,15 +53,20 @@ def compiled_build() -> str:
     app = Path(str(sys.modules[Gateway.__module__].__file__))
     if not app.name.endswith(".so"):
         return "interpreted"
-    stale = sorted(
-        str(ext.relative_to(app.parent))
-        for ext in app.parent.rglob("*.so")
-        if (source := ext.with_name(ext.name.split(".")[0] + ".py")).exists()
-        and source.stat().st_mtime > ext.stat().st_mtime
-    )
+    stale = stale_extensions(app.parent)
     if stale:
         log.warning("compiled modules older than their source run instead of it (make compile): %s", ", ".join(stale))
     return "compiled"
+
+
+def stale_extensions(package: Path) -> list[str]:
+    """The compiled modules under `package` whose source file was changed after they were built."""
+    return sorted(
+        str(ext.relative_to(package))
+        for ext in package.rglob("*.so")
+        if (source := ext.with_name(ext.name.split(".")[0] + ".py")).exists()
+        and source.stat().st_mtime > ext.stat().st_mtime
+    )
 
 
 async def start_gateway(
