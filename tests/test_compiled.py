@@ -75,3 +75,18 @@ def test_a_compiled_module_older_than_its_source_is_found(tmp_path: Path) -> Non
 
 def _is_compiled(module: str) -> bool:
     return str(importlib.import_module(_dotted(module)).__file__).endswith(".so")
+
+
+def test_the_tool_cleans_what_it_built_and_reports_a_failed_build(tmp_path: Path) -> None:
+    tool = _tool()
+    src = tmp_path / "src"
+    (src / "sidestep" / "server").mkdir(parents=True)
+    built = [src / "abc__mypyc.cpython-311-x86_64-linux-gnu.so", src / "sidestep" / "server" / "heads.cpython-311.so"]
+    for path in built:
+        path.write_bytes(b"")
+    (src / "sidestep" / "server" / "heads.py").write_text("")
+    (src / "build").mkdir()
+    assert tool.clean(src) == 2
+    assert not any(path.exists() for path in built) and not (src / "build").exists()
+    assert (src / "sidestep" / "server" / "heads.py").exists()  # sources untouched
+    assert tool.compile_in(src) != 0  # its modules are missing here: mypyc fails, and the tool says so

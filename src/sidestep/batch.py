@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable
-from typing import IO, Any, Generic, TypeVar
+from typing import IO, Generic, TypeVar
 
 import msgspec
 
@@ -23,10 +22,11 @@ _BATCH = 256  # records per write when traffic is heavy (~1 ms of encoding)
 
 
 class BatchWriter(Generic[T]):
+    """Records (msgspec structs of plain values, or anything else msgspec encodes) written as JSON lines."""
+
     def __init__(
         self,
         sink: IO[bytes],
-        convert: Callable[[T], Any] | None,
         *,
         name: str,
         interval: float = 0.1,
@@ -34,7 +34,6 @@ class BatchWriter(Generic[T]):
         owns_sink: bool = False,
     ) -> None:
         self._sink = sink
-        self._convert = convert  # a record → what the JSON encoder takes; None: records are encodable as they are
         self._name = name  # the dropped-lines record says `"event": "<name>_dropped"`
         self._owns_sink = owns_sink
         self._interval = interval
@@ -67,8 +66,7 @@ class BatchWriter(Generic[T]):
     def flush(self) -> None:
         self._timer = None
         records, self._records = self._records, []
-        convert = self._convert
-        out = self._encode_lines(records if convert is None else map(convert, records)) if records else b""
+        out = self._encode_lines(records) if records else b""
         if self._dropped:
             dropped = {"ts": thousandths(time.time()), "event": f"{self._name}_dropped", "lines": self._dropped}
             out += self._encode(dropped) + b"\n"

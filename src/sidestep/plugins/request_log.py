@@ -44,7 +44,7 @@ class RequestLog:
     ) -> None:
         self._pricing = pricing
         self._writer = BatchWriter[RequestRecord](
-            sink, None, name="request_log", interval=interval, max_lines=max_lines, owns_sink=owns_sink
+            sink, name="request_log", interval=interval, max_lines=max_lines, owns_sink=owns_sink
         )
 
     def pre(self, exchange: Exchange) -> Response | None:

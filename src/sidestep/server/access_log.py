@@ -7,6 +7,7 @@ import time
 from typing import IO
 
 from sidestep.batch import BatchWriter, open_sink, thousandths
+from sidestep.headers import picked
 from sidestep.records import AccessLine
 from sidestep.server.types import Handler, Request, Response, StreamingResponse
 
@@ -34,7 +35,7 @@ class AccessLog:
     ) -> None:
         self._handler = handler
         self._writer = BatchWriter[AccessLine](
-            sink, None, name="access_log", interval=interval, max_lines=max_lines, owns_sink=owns_sink
+            sink, name="access_log", interval=interval, max_lines=max_lines, owns_sink=owns_sink
         )
 
     async def handle(self, request: Request) -> Response | StreamingResponse:
@@ -45,10 +46,7 @@ class AccessLog:
             writer.drop()
             return response
         took = time.perf_counter() - started
-        served: list[str | None] = [None, None, None, None]
-        for name, value in response.headers:  # a membership test per header: every request pays for this
-            if name in _HEADERS:
-                served[_HEADERS[name]] = value
+        served = picked(response.headers, _HEADERS)
         line = AccessLine(
             thousandths(time.time()),
             request.method,

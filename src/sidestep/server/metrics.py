@@ -17,6 +17,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
 
 from sidestep.errors import Attempt
+from sidestep.headers import picked
 from sidestep.routing.breaker import Breakers
 from sidestep.server.types import Handler, Request, Response, StreamingResponse
 
@@ -59,14 +60,11 @@ class Metrics:
         return response
 
     def observe(self, endpoint: str, response: Response | StreamingResponse, seconds: float) -> None:
-        served = ["", ""]  # provider, model: from the gateway's headers (a membership test per header)
-        for name, value in response.headers:
-            if name in _SERVED:
-                served[_SERVED[name]] = value
-        key = (endpoint, response.status, served[0], served[1])
+        provider, model = picked(response.headers, _SERVED)
+        key = (endpoint, response.status, provider or "", model or "")
         count = self._requests.get(key)
         if count is None and len(self._requests) >= self._max_series:
-            key = (endpoint, response.status, served[0], "other")
+            key = (endpoint, response.status, provider or "", "other")
             count = self._requests.get(key)
         self._requests[key] = (count or 0) + 1
         buckets = self._buckets.get(endpoint)

@@ -49,7 +49,7 @@ def decide(key: VirtualKey | None, presented: bool, models: Sequence[str], scope
         return Decision(False, "invalid_api_key", f"Key '{key.name}' expired at {iso_utc(key.expires)}.")
     if key.models is not None:
         for model in models:
-            if model not in key.models and not model_allowed(key.models, model):
+            if not model_allowed(key.models, model):
                 allowed = ", ".join(key.models)
                 reason = f"Key '{key.name}' may not use '{model}' (allowed: {allowed})."
                 return Decision(False, "model_not_allowed", reason)

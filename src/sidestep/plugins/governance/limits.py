@@ -126,7 +126,7 @@ class Spend:
         return 0.0
 
     def add(self, now: float, usd: float) -> None:
-        if not (self._start <= now and (now < self._end or self.period == "total")):  # `_current`, inlined
+        if not self._current(now):
             self._turn(now)
         self._usd += usd
         self._delta += usd

@@ -40,7 +40,6 @@ class Governance:
         self._clock = clock
         self._keys = {key.secret.reveal(): key for key in config.keys}
         self.pricing = Pricing(config.pricing)
-        self._priced = bool(self.pricing)
         self._headers = config.rate_limit_headers
         teams = {name: Scope(f"team '{name}'", team.limits, f"team:{name}") for name, team in config.teams.items()}
         customers = {
@@ -94,8 +93,7 @@ class Governance:
             self.store.close()
 
     def pre(self, exchange: Exchange) -> Response | None:
-        presented = _presented_key(exchange.request)  # `_key_of`, inlined: every governed request runs this
-        key = self._keys.get(presented) if presented else None
+        presented, key = self._key_of(exchange.request)
         scopes = self._scopes[key.name] if key is not None else NO_SCOPES
         now = self._clock()
         decision = decide(key, bool(presented), exchange.models, scopes, now)
@@ -113,7 +111,7 @@ class Governance:
         usage = exchange.usage
         if not isinstance(key, VirtualKey) or usage is None:
             return
-        cost = self.pricing.cost(exchange.provider, exchange.model, usage) if self._priced else None
+        cost = self.pricing.cost(exchange.provider, exchange.model, usage) if self.pricing else None
         if cost is not None:
             exchange.cost_usd = cost
         now = self._clock()
