@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SOURCES := $(shell find src/sidestep -name '*.py')
 COMPILED := build/compiled/.built
 
-.PHONY: install demo test test-compiled compile uncompile lint typecheck check bench bench-smoke bench-instructions clean
+.PHONY: install demo test test-compiled compile uncompile lint typecheck check bench bench-smoke bench-instructions soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -55,6 +55,11 @@ bench-smoke: $(STAMP)
 bench-instructions: $(STAMP)
 	bash bench/setup.sh
 	$(BIN)/python -m bench.instructions
+
+# A few minutes of mid-stream failures, invented model names and hostile bodies through a gateway process:
+# RSS, file descriptors and /metrics must stay flat (bench/soak.py). Not part of `make check`.
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak
 
 clean:
 	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache
