@@ -3,7 +3,9 @@ clear 4xx in the client's format, never a 500, a traceback in the log or a reque
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 
 import httpx
 import pytest
@@ -34,4 +36,30 @@ async def test_json_nested_too_deep_is_a_400_without_a_traceback(
     assert "nested too deeply" in answer.text
     assert answer.json()["error"]["type"] == "invalid_request_error"
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert sims["primary"].sim.received == []
+
+
+async def test_a_stranger_hears_401_before_the_body_is_decoded(sims: Sims, tmp_path: Path) -> None:
+    log = tmp_path / "requests.jsonl"
+    config = config_for(sims, {"chat": ["primary/m"]}, server={"request_log": str(log)})
+    config["governance"] = {"keys": {"alice": {"key": "sk-alice"}, "off": {"key": "sk-off", "enabled": False}}}
+    valid = b'{"model":"chat","messages":[{"role":"user","content":"hi"}]}'
+    deep = b'{"model":"chat","messages":' + b"[" * DEEP + b"]" * DEEP + b"}"
+    async with running_gateway(config) as gw, httpx.AsyncClient(base_url=gw.url) as http:
+        answers = [
+            await http.post(path, content=body, headers=headers)
+            for path in ("/v1/chat/completions", "/v1/messages")
+            for body in (valid, deep, b"{not json")
+            for headers in ({}, {"authorization": "Bearer sk-wrong"}, {"x-api-key": "sk-off"})
+        ]
+        keyed = await http.post("/v1/chat/completions", content=b"{not json", headers={"x-api-key": "sk-alice"})
+    assert [a.status_code for a in answers] == [401] * len(answers)
+    kinds = {a.json()["error"].get("code") or a.json()["error"]["type"] for a in answers}
+    assert kinds == {"invalid_api_key", "authentication_error"}  # OpenAI's code, Anthropic's type
+    assert keyed.status_code == 400  # a known caller hears what is wrong with the body
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["status"] for r in records] == [401] * len(answers)  # refusals are still logged …
+    assert [r.get("requested") for r in records] == [None] * len(
+        answers
+    )  # … and name no model: the body was never read
     assert sims["primary"].sim.received == []
