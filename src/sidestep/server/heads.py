@@ -77,6 +77,7 @@ class HeadConsumer(Protocol):
     def on_url(self, url: bytes) -> None: ...
     def on_headers_complete(self) -> None: ...
     def on_body(self, body: bytes) -> None: ...
+    def on_chunk_header(self) -> None: ...
     def on_message_complete(self) -> None: ...
 
 
@@ -85,11 +86,12 @@ class Replay:
     of each request in them (`heads`, in order). After `take_over`, the connection parses with it: it
     forwards every callback and keeps collecting headers, the current request's in `current`."""
 
-    __slots__ = ("_consumer", "current", "failed", "heads", "parser")
+    __slots__ = ("_consumer", "_in_head", "current", "failed", "heads", "parser")
 
     def __init__(self, chunks: list[bytes]) -> None:
         self.heads: list[Pairs] = []
         self.current: Pairs = []
+        self._in_head = False  # headers after the head are a chunked body's trailers: never collected
         self._consumer: HeadConsumer | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.failed = False
@@ -119,6 +121,7 @@ class Replay:
 
     def on_message_begin(self) -> None:
         self.current = []
+        self._in_head = True
         if self._consumer is None:
             self.heads.append(self.current)
         else:
@@ -129,15 +132,21 @@ class Replay:
             self._consumer.on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.current.append((name, value))
+        if self._in_head:
+            self.current.append((name, value))
 
     def on_headers_complete(self) -> None:
+        self._in_head = False
         if self._consumer is not None:
             self._consumer.on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
         if self._consumer is not None:
             self._consumer.on_body(body)
+
+    def on_chunk_header(self) -> None:
+        if self._consumer is not None:
+            self._consumer.on_chunk_header()
 
     def on_message_complete(self) -> None:
         if self._consumer is not None:

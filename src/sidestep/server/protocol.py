@@ -37,6 +37,7 @@ _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _MAX_QUEUED = 16  # pipelined requests parsed ahead before reading pauses
 _HEAD_KEEP = 16 * 1024  # a request keeps the read its head came in up to this size, else a copy of the head
 _WINDOW_LIMIT = 256 * 1024  # reads kept for a possible replay; past this the connection parses with headers
+_LINGER = 2.0  # seconds a refused client's further bytes are read and dropped before the connection closes
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +179,10 @@ class _Connection(asyncio.Protocol):
         self._rejected = False
         self._fed = 0  # size of the read being parsed
         self._head_pending = False  # a head whose body did not arrive with it: check it after parsing
+        # Chunked bodies: the body size at the last chunk header (no body since: its trailers may follow),
+        # and the bytes read since (what the header limit counts; the read holding the header is not).
+        self._chunk_mark = -1
+        self._trailer = 0
         self._reset_message()
 
     def _reset_message(self) -> None:
@@ -231,6 +236,10 @@ class _Connection(asyncio.Protocol):
                     self._take_over(self._replay)
             if self._head_pending:
                 self._check_head()
+            if self._chunk_mark == self._body_size and self._in_message:  # trailers, or a chunk yet to come
+                self._trailer += self._fed
+                if self._trailer > self.limits.max_header_bytes:
+                    raise _Reject(431, "The request's chunked trailers are too large.")
             if self._in_head:  # headers still incomplete: bound what the parser is buffering for us
                 self._partial_head += len(data)
                 if self._partial_head > self.limits.max_header_bytes:
@@ -277,6 +286,7 @@ class _Connection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self._index, self._begun, self._in_message = self._begun, self._begun + 1, True
+        self._chunk_mark = -1
         self._reset_message()
         self._in_head = True
         self._active = self.loop.time()
@@ -337,6 +347,9 @@ class _Connection(asyncio.Protocol):
         if self._body_size > self.limits.max_body_bytes:
             raise _Reject(413, f"The request body is larger than the limit of {self.limits.max_body_bytes} bytes.")
         self._body.append(body)
+
+    def on_chunk_header(self) -> None:
+        self._chunk_mark, self._trailer = self._body_size, -self._fed
 
     def on_message_complete(self) -> None:
         self._head_pending = self._in_message = False
@@ -502,7 +515,19 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None and not self._closed:
             head = self._head(status, response.headers, b"content-length: %d\r\n" % len(response.body), False)
             self.transport.write(bytes(head) + response.body)
-        self._close()
+        self._close_lingering()
+
+    def _close_lingering(self) -> None:
+        """Close after a refusal. Closing a socket with unread bytes sends a reset, which can destroy the
+        refusal before the client reads it (a client still sending a large body or trailers): half-close
+        instead, drop what it still sends, and close when it does, or after _LINGER seconds."""
+        transport = self.transport
+        if transport is None or self._closed or not transport.can_write_eof():
+            self._close()
+            return
+        transport.write_eof()
+        transport.resume_reading()
+        self.loop.call_later(_LINGER, self._close)
 
     def sweep(self, now: float) -> None:
         """Close the connection if it idles past keep-alive, or a request's headers are too slow."""

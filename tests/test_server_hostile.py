@@ -1,0 +1,83 @@
+"""The HTTP server against hostile and unlucky clients, over raw sockets on loopback: chunked trailers,
+half-closed connections, and shutdown while keep-alive clients keep sending."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from sidestep.server.protocol import HttpServer, ServerLimits, start_server
+from sidestep.server.types import Request, Response
+
+HEAD = b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+async def echo_auth(request: Request) -> Response:
+    if request.path == "/slow":
+        await asyncio.sleep(0.3)
+    return Response(200, b"auth=%s body=%s" % ((request.header("authorization") or "-").encode(), request.body))
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[HttpServer]:
+    limits = ServerLimits(max_body_bytes=1 << 20, max_header_bytes=1024, shutdown_timeout=5.0)
+    srv = await start_server(echo_auth, limits=limits)
+    yield srv
+    await srv.close()
+
+
+async def talk(port: int, *pieces: bytes, pause: float = 0.0, wait: float = 3.0) -> bytes:
+    """Send `pieces` (pausing between them), then read until the server closes or `wait` passes."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        for piece in pieces:
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(pause)
+    except ConnectionError:
+        pass
+    out = b""
+    try:
+        async with asyncio.timeout(wait):
+            while chunk := await reader.read(65536):
+                out += chunk
+    except TimeoutError:
+        pass
+    writer.close()
+    return out
+
+
+async def test_trailers_past_the_header_limit_are_refused_431(server: HttpServer) -> None:
+    trailers = b"X-Pad: aaaaaaaaaa\r\n" * 2000  # 38 kB of short trailer lines, in reads of 1 kB
+    pieces = [HEAD + b"2\r\n{}\r\n0\r\n"] + [trailers[i : i + 1024] for i in range(0, len(trailers), 1024)]
+    out = await talk(server.port, *pieces, b"\r\n")
+    assert out.startswith(b"HTTP/1.1 431 ")
+    assert b"trailers are too large" in out
+
+
+async def test_trailers_within_the_limit_are_ignored_not_taken_for_headers(server: HttpServer) -> None:
+    request = HEAD + b"2\r\n{}\r\n0\r\nAuthorization: Bearer sneaky\r\n\r\n"
+    out = await talk(server.port, request, wait=0.3)
+    assert out.startswith(b"HTTP/1.1 200 ") and out.endswith(b"auth=- body={}")
+
+
+async def test_a_trailer_is_no_header_on_a_pipelined_request(server: HttpServer) -> None:
+    first = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n1"
+    second = HEAD + b"2\r\n{}\r\n0\r\nAuthorization: Bearer sneaky\r\n\r\n"
+    out = await talk(server.port, first + second, wait=0.3)  # the second head is read by a replay
+    assert out.count(b"HTTP/1.1 200 ") == 2
+    assert out.endswith(b"auth=- body={}")
+
+
+async def test_a_chunk_announced_in_one_read_and_sent_in_the_next_is_no_trailer(server: HttpServer) -> None:
+    data = b"a" * 8192  # far past the header limit, in the read after its chunk header
+    out = await talk(server.port, HEAD + b"2000\r\n", data + b"\r\n0\r\n\r\n", pause=0.05, wait=0.3)
+    assert out.startswith(b"HTTP/1.1 200 ") and out.endswith(b"body=" + data)
+
+
+async def test_a_client_still_sending_reads_its_refusal_before_the_close(server: HttpServer) -> None:
+    head = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4000000\r\n\r\n"
+    out = await talk(server.port, head, *[b"a" * 65536] * 61)  # refused at the head; it sends on regardless
+    assert out.startswith(b"HTTP/1.1 413 ")  # a close with its bytes unread would have reset it first
