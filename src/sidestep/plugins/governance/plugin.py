@@ -94,7 +94,7 @@ class Governance:
 
     def pre(self, exchange: Exchange) -> Response | None:
         key = exchange.principal  # the gateway's `authenticate`, before it read the body
-        presented = True
+        presented: str | None = "yes"
         if not isinstance(key, VirtualKey):
             presented, key = self._key_of(exchange.request)
         scopes = self._scopes[key.name] if key is not None else NO_SCOPES
