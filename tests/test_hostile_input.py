@@ -3,6 +3,7 @@ clear 4xx in the client's format, never a 500, a traceback in the log or a reque
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sidestep.log import event
 from sidestep.testing import RunningSim, config_for, running_gateway
 
 Sims = dict[str, RunningSim]
@@ -63,3 +65,22 @@ async def test_a_stranger_hears_401_before_the_body_is_decoded(sims: Sims, tmp_p
         answers
     )  # … and name no model: the body was never read
     assert sims["primary"].sim.received == []
+
+
+def test_logged_values_cannot_break_the_line() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logger = logging.getLogger("sidestep.test_forging")
+    logger.addHandler(handler)
+    try:
+        forged = 'm\nERROR event=breaker_open target=x\r\u2028\x85\x1b[31m"q" \\'
+        event(logger, logging.WARNING, "attempt_failed", target=f"primary/{forged}", reason="plain", empty="")
+    finally:
+        logger.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1
+    assert lines[0] == (
+        'WARNING event=attempt_failed target="primary/m\\nERROR event=breaker_open target=x\\r\\u2028\\u0085'
+        '\\u001b[31m\\"q\\" \\\\" reason=plain empty=""'
+    )

@@ -21,6 +21,7 @@ from typing import Any, cast
 import httptools
 import msgspec
 
+from sidestep.log import safe
 from sidestep.server.heads import Pairs, Replay, head_size, head_value, pair_value
 from sidestep.server.types import AbortConnection, Handler, Request, Response, StreamingResponse
 
@@ -401,7 +402,7 @@ class _Connection(asyncio.Protocol):
                     self.abort()
                     return
                 except Exception:
-                    log.exception("handler failed for %s %s", request.method, request.path)
+                    log.exception("handler failed for %s %s", request.method, safe(request.path))
                     response = self.server.render(500, "Internal server error.", request.path)
                 if self.transport is None or self.transport.is_closing():  # the client left meanwhile
                     if isinstance(response, StreamingResponse):
@@ -473,7 +474,7 @@ class _Connection(asyncio.Protocol):
         except (ConnectionError, asyncio.CancelledError):
             return False
         except Exception:
-            log.exception("stream failed for %s %s", request.method, request.path)
+            log.exception("stream failed for %s %s", request.method, safe(request.path))
             self.abort()
             return False
         finally:
