@@ -11,11 +11,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from conftest import Sdk
 from sidestep.log import event
 from sidestep.testing import RunningSim, config_for, running_gateway
 
 Sims = dict[str, RunningSim]
 DEEP = 100_000
+MSG = [{"role": "user", "content": "hi"}]
 
 
 @pytest.mark.parametrize(
@@ -73,6 +75,7 @@ def test_logged_values_cannot_break_the_line() -> None:
     handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
     logger = logging.getLogger("sidestep.test_forging")
     logger.addHandler(handler)
+    logger.setLevel(logging.INFO)  # not what other tests left on its parents
     try:
         forged = 'm\nERROR event=breaker_open target=x\r\u2028\x85\x1b[31m"q" \\'
         event(logger, logging.WARNING, "attempt_failed", target=f"primary/{forged}", reason="plain", empty="")
@@ -84,3 +87,59 @@ def test_logged_values_cannot_break_the_line() -> None:
         'WARNING event=attempt_failed target="primary/m\\nERROR event=breaker_open target=x\\r\\u2028\\u0085'
         '\\u001b[31m\\"q\\" \\\\" reason=plain empty=""'
     )
+
+
+ESCAPED = {  # what a client wrote → the one path segment the provider must receive
+    "a#b": "a%23b",
+    "a b": "a%20b",
+    "x?y=1": "x%3Fy%3D1",
+    "v1/extra": "v1%2Fextra",
+    "модель": "%D0%BC%D0%BE%D0%B4%D0%B5%D0%BB%D1%8C",
+}
+
+
+@pytest.mark.parametrize(
+    ("kind", "path"),
+    [("gemini", "/v1beta/models/{}:generateContent"), ("azure", "/openai/deployments/{}/chat/completions")],
+)
+async def test_a_model_name_is_one_escaped_path_segment(sims: Sims, sdk: Sdk, kind: str, path: str) -> None:
+    base = f"http://127.0.0.1:{sims['primary'].port}"
+    config = {"providers": {"gem": {"type": kind, "base_url": base, "api_key": "key-gem"}}, "routes": {}}
+    async with running_gateway(config) as gw:
+        client = sdk(gw.base_url)
+        for name, segment in ESCAPED.items():
+            raw = await client.chat.completions.with_raw_response.create(model=f"gem/{name}", messages=MSG)
+            assert sims["primary"].sim.received[-1].path == path.format(segment)
+            # The served model is echoed in a header: past printable ASCII it is percent-encoded, never a dead answer.
+            assert raw.headers["x-sidestep-model"] == (name if name.isascii() else segment)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "gem/../../admin/secret?x=",
+        "gem/..",
+        "gem/a/./b",
+        "gem/a\r\nx-evil: 1",
+        "gem/a\nERROR forged",
+        "gem/" + "a" * 300,
+    ],
+)
+async def test_a_name_that_is_no_model_id_is_refused_400(
+    sims: Sims, sdk: Sdk, caplog: pytest.LogCaptureFixture, name: str
+) -> None:
+    base = f"http://127.0.0.1:{sims['primary'].port}"
+    config = {"providers": {"gem": {"type": "gemini", "base_url": base, "api_key": "key-gem"}}, "routes": {}}
+    async with running_gateway(config) as gw, httpx.AsyncClient(base_url=gw.url) as http:
+        with caplog.at_level(logging.INFO):
+            openai_style = await http.post("/v1/chat/completions", json={"model": name, "messages": MSG})
+            fallback = await http.post(
+                "/v1/chat/completions", json={"model": "gem/m", "fallbacks": [name], "messages": MSG}
+            )
+            claude = await http.post("/v1/messages", json={"model": name, "max_tokens": 5, "messages": MSG})
+    assert [a.status_code for a in (openai_style, fallback, claude)] == [400, 400, 400]
+    assert openai_style.json()["error"]["code"] == "invalid_model"
+    assert fallback.json()["error"]["param"] == "fallbacks"
+    assert claude.json()["type"] == "error" and "not a valid model name" in claude.json()["error"]["message"]
+    assert sims["primary"].sim.received == []
+    assert not [r for r in caplog.records if "forged" in r.getMessage()]

@@ -81,3 +81,18 @@ async def test_a_client_still_sending_reads_its_refusal_before_the_close(server:
     head = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4000000\r\n\r\n"
     out = await talk(server.port, head, *[b"a" * 65536] * 61)  # refused at the head; it sends on regardless
     assert out.startswith(b"HTTP/1.1 413 ")  # a close with its bytes unread would have reset it first
+
+
+async def test_response_headers_never_split_and_never_fail_to_encode() -> None:
+    async def handler(request: Request) -> Response:
+        return Response(200, b"ok", [("x-a", "v\r\nset-cookie: evil"), ("x-model", "модель"), ("x-b", "plain")])
+
+    srv = await start_server(handler)
+    try:
+        out = await talk(srv.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 2, wait=0.3)
+    finally:
+        await srv.close()
+    assert out.count(b"HTTP/1.1 200 OK") == 2  # both answered: no dead connection
+    assert b"\r\nset-cookie" not in out.lower()
+    assert b"x-a: v%0D%0Aset-cookie: evil\r\n" in out
+    assert b"x-model: %D0%BC%D0%BE%D0%B4%D0%B5%D0%BB%D1%8C\r\nx-b: plain\r\n" in out

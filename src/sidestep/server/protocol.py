@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
+from urllib.parse import quote
 
 import httptools
 import msgspec
@@ -435,7 +436,13 @@ class _Connection(asyncio.Protocol):
     def _head(self, status: int, headers: list[tuple[str, str]], extra: bytes, keep_alive: bool) -> bytes:
         status_line = _STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n".encode()
         # One C-level join per header, one encode for all: no Python bytecode per header line.
-        lines = ("\r\n".join(map(": ".join, headers)) + "\r\n").encode("latin-1") if headers else b""
+        lines = b""
+        if headers:
+            text = "\r\n".join(map(": ".join, headers)) + "\r\n"
+            # A CR or LF inside a header would split the response; a character past Latin-1 cannot be sent.
+            if text.count("\n") != len(headers) or text.count("\r") != len(headers) or not text.isascii():
+                text = _sendable(headers)
+            lines = text.encode("latin-1")
         return b"".join((status_line, lines, extra, b"\r\n" if keep_alive else b"connection: close\r\n\r\n"))
 
     def _write_response(self, request: Request, response: Response, keep_alive: bool) -> None:
@@ -552,6 +559,18 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self._closed = True
             self.transport.abort()
+
+
+def _sendable(headers: list[tuple[str, str]]) -> str:
+    """Header lines that cannot split the response or fail to encode: every byte of a name or value outside
+    printable ASCII (CR, LF, other controls, anything past ASCII as UTF-8) is percent-encoded."""
+    return "".join(f"{_escape_field(name)}: {_escape_field(value)}\r\n" for name, value in headers)
+
+
+def _escape_field(text: str) -> str:
+    if text.isascii() and text.isprintable():
+        return text
+    return quote(text, safe="".join(map(chr, range(0x20, 0x7F))).replace("%", ""))
 
 
 class _Outlet:
