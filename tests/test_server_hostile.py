@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from sidestep.config import parse_config
+from sidestep.errors import ConfigError
 from sidestep.server.protocol import HttpServer, ServerLimits, start_server
 from sidestep.server.types import Request, Response
 
@@ -96,3 +98,75 @@ async def test_response_headers_never_split_and_never_fail_to_encode() -> None:
     assert b"\r\nset-cookie" not in out.lower()
     assert b"x-a: v%0D%0Aset-cookie: evil\r\n" in out
     assert b"x-model: %D0%BC%D0%BE%D0%B4%D0%B5%D0%BB%D1%8C\r\nx-b: plain\r\n" in out
+
+
+GET = b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+async def read_all(reader: asyncio.StreamReader, wait: float = 3.0) -> bytes:
+    out = b""
+    async with asyncio.timeout(wait):
+        while chunk := await reader.read(65536):
+            out += chunk
+    return out
+
+
+async def test_a_half_closed_client_gets_its_answers_then_the_close(server: HttpServer) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(GET + b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+    writer.write_eof()  # SHUT_WR: the requests are complete, nothing more comes
+    out = await read_all(reader)
+    writer.close()
+    assert out.count(b"HTTP/1.1 200 OK") == 2
+
+
+async def test_a_half_close_mid_request_closes_without_an_answer(server: HttpServer) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345")
+    writer.write_eof()
+    assert await read_all(reader) == b""
+    writer.close()
+
+
+async def test_shutdown_drains_in_flight_and_answers_idle_keepalive_with_close() -> None:
+    srv = await start_server(echo_auth, limits=ServerLimits(shutdown_timeout=5.0))
+    busy_r, busy_w = await asyncio.open_connection("127.0.0.1", srv.port)
+    idle_r, idle_w = await asyncio.open_connection("127.0.0.1", srv.port)
+    idle_w.write(GET)
+    assert (await idle_r.readuntil(b"body=")).startswith(b"HTTP/1.1 200 OK")  # now idle, kept alive
+    busy_w.write(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+    await asyncio.sleep(0.05)
+    started = asyncio.get_running_loop().time()
+    closing = asyncio.create_task(srv.close(idle_grace=2.0))
+    await asyncio.sleep(0.05)
+    with pytest.raises(OSError):  # no longer accepting
+        await asyncio.open_connection("127.0.0.1", srv.port)
+    idle_w.write(GET)  # the next request on the idle connection, sent after the stop: answered, then closed
+    idle_out, busy_out = await read_all(idle_r), await read_all(busy_r)
+    await closing
+    assert idle_out.startswith(b"HTTP/1.1 200 OK") and b"connection: close" in idle_out
+    assert busy_out.startswith(b"HTTP/1.1 200 OK") and b"connection: close" in busy_out
+    assert asyncio.get_running_loop().time() - started < 1.5  # drained: no wait for the grace or the deadline
+    for writer in (busy_w, idle_w):
+        writer.close()
+
+
+async def test_shutdown_closes_a_silent_idle_connection_after_the_grace() -> None:
+    srv = await start_server(echo_auth, limits=ServerLimits(shutdown_timeout=5.0))
+    reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+    writer.write(GET)
+    await reader.readuntil(b"body=")
+    started = asyncio.get_running_loop().time()
+    await srv.close(idle_grace=0.3)
+    waited = asyncio.get_running_loop().time() - started
+    assert 0.25 < waited < 2.0
+    assert await read_all(reader) == b""  # a clean close (no reset)
+    writer.close()
+
+
+def test_the_drain_deadline_is_a_server_setting() -> None:
+    providers = {"p": {"type": "openai", "base_url": "http://127.0.0.1:9", "api_key": "k"}}
+    assert parse_config({"providers": providers}, env={}).server.drain_timeout == 10.0
+    assert parse_config({"server": {"drain_timeout": 3}, "providers": providers}, env={}).server.drain_timeout == 3.0
+    with pytest.raises(ConfigError, match="drain_timeout"):
+        parse_config({"server": {"drain_timeout": -1}, "providers": providers}, env={})

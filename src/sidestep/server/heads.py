@@ -11,15 +11,18 @@ batch. The start of a later request in a batch is not known, because httptools t
 For that request, the bytes read since the run started are parsed again by a parser that does collect
 headers (`Replay`). Parsing is deterministic, so its Nth request is the connection's Nth. From then on,
 the connection parses with it (`Replay.take_over`): at most one replay per connection, never quadratic.
+
+`sendable` is the other direction's slow path: response header lines holding what cannot go as it is.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
+from urllib.parse import quote
 
 import httptools
 
-__all__ = ["HeadConsumer", "Replay", "head_pairs", "head_size", "head_value", "pair_value"]
+__all__ = ["HeadConsumer", "Replay", "head_pairs", "head_size", "head_value", "pair_value", "sendable"]
 
 Pairs = list[tuple[bytes, bytes]]
 
@@ -68,6 +71,18 @@ def head_size(head: bytes) -> int:
     head = head.lstrip(b"\r\n")
     end = head.find(b"\r\n\r\n")
     return len(head) if end < 0 else end
+
+
+def sendable(headers: list[tuple[str, str]]) -> str:
+    """Header lines that cannot split the response or fail to encode: every byte of a name or value outside
+    printable ASCII (CR, LF, other controls, anything past ASCII as UTF-8) is percent-encoded."""
+    return "".join(f"{_escape_field(name)}: {_escape_field(value)}\r\n" for name, value in headers)
+
+
+def _escape_field(text: str) -> str:
+    if text.isascii() and text.isprintable():
+        return text
+    return quote(text, safe="".join(map(chr, range(0x20, 0x7F))).replace("%", ""))
 
 
 class HeadConsumer(Protocol):

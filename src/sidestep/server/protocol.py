@@ -17,13 +17,12 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
-from urllib.parse import quote
 
 import httptools
 import msgspec
 
 from sidestep.log import safe
-from sidestep.server.heads import Pairs, Replay, head_size, head_value, pair_value
+from sidestep.server.heads import Pairs, Replay, head_size, head_value, pair_value, sendable
 from sidestep.server.types import AbortConnection, Handler, Request, Response, StreamingResponse
 
 __all__ = ["ErrorRenderer", "HttpServer", "ServerLimits", "start_server"]
@@ -99,15 +98,19 @@ class HttpServer:
         assert self._server is not None
         await self._server.serve_forever()
 
-    async def close(self) -> None:
-        """Stop accepting; let in-flight requests finish (up to shutdown_timeout); close the rest."""
+    async def close(self, idle_grace: float = 0.0) -> None:
+        """Stop accepting; let in-flight requests finish, their responses saying `Connection: close` (up to
+        shutdown_timeout, the drain deadline); close the rest. With `idle_grace`, an idle keep-alive
+        connection is not closed at once: a client may be sending its next request on it right now, and a
+        close would reset that request. It is answered (`Connection: close`) if it comes within the grace."""
         self.closing = True
         if self._sweeper is not None:
             self._sweeper.cancel()
         if self._server is not None:
             self._server.close()
+        grace = min(idle_grace, self.limits.shutdown_timeout)
         for conn in list(self.connections):
-            conn.shutdown()
+            conn.shutdown(grace)
         if self.connections:
             try:
                 await asyncio.wait_for(self._drained.wait(), self.limits.shutdown_timeout)
@@ -177,6 +180,7 @@ class _Connection(asyncio.Protocol):
         self._stall: asyncio.TimerHandle | None = None  # armed while the client's socket buffer is full
         self._active = self.loop.time()  # last time this connection did something
         self._shutdown = False
+        self._eof = False  # the client half-closed: close once what it sent is answered
         self._pending_reject: tuple[int, str] | None = None
         self._rejected = False
         self._fed = 0  # size of the read being parsed
@@ -396,7 +400,6 @@ class _Connection(asyncio.Protocol):
                 if self._paused_reading and len(self._queue) < _MAX_QUEUED // 2 and self.transport is not None:
                     self.transport.resume_reading()
                     self._paused_reading = False
-                keep_alive = keep_alive and not self._shutdown and not self.server.closing
                 try:  # the handler is awaited here, not in a helper: every await level costs per resume
                     response = await self.server.handler(request)
                 except AbortConnection:
@@ -405,6 +408,7 @@ class _Connection(asyncio.Protocol):
                 except Exception:
                     log.exception("handler failed for %s %s", request.method, safe(request.path))
                     response = self.server.render(500, "Internal server error.", request.path)
+                keep_alive = keep_alive and not self._shutdown and not self.server.closing  # a stop meanwhile too
                 if self.transport is None or self.transport.is_closing():  # the client left meanwhile
                     if isinstance(response, StreamingResponse):
                         await _finish(response, False)
@@ -429,7 +433,7 @@ class _Connection(asyncio.Protocol):
         self._active = self.loop.time()
         if self._pending_reject is not None:
             self._reject(*self._pending_reject)
-        elif self._shutdown:
+        elif self._shutdown or self._eof:
             self._close()
         return not self._closed
 
@@ -441,7 +445,7 @@ class _Connection(asyncio.Protocol):
             text = "\r\n".join(map(": ".join, headers)) + "\r\n"
             # A CR or LF inside a header would split the response; a character past Latin-1 cannot be sent.
             if text.count("\n") != len(headers) or text.count("\r") != len(headers) or not text.isascii():
-                text = _sendable(headers)
+                text = sendable(headers)
             lines = text.encode("latin-1")
         return b"".join((status_line, lines, extra, b"\r\n" if keep_alive else b"connection: close\r\n\r\n"))
 
@@ -545,10 +549,28 @@ class _Connection(asyncio.Protocol):
         if now - self._active > limit:
             self._close()
 
-    def shutdown(self) -> None:
+    def shutdown(self, grace: float = 0.0) -> None:
+        """Close after the request in hand (its response says `Connection: close`); an idle connection at
+        once, or after `grace` seconds if no request began on it meanwhile."""
         self._shutdown = True
-        if not self._busy and not self._queue:
+        if self._busy or self._queue:
+            return
+        if grace > 0:
+            self.loop.call_later(grace, self._close_if_idle)
+        else:
             self._close()
+
+    def _close_if_idle(self) -> None:
+        if not (self._busy or self._queue or self._in_message):
+            self._close()
+
+    def eof_received(self) -> bool | None:
+        """The client half-closed (SHUT_WR): no request follows, but those it sent are answered before the
+        close. None (close now) when nothing is left to answer, or a request was cut short."""
+        if self._rejected or self._closed or self._in_message or not (self._busy or self._queue):
+            return None
+        self._eof = True
+        return True
 
     def _close(self) -> None:
         if self.transport is not None and not self._closed:
@@ -559,18 +581,6 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self._closed = True
             self.transport.abort()
-
-
-def _sendable(headers: list[tuple[str, str]]) -> str:
-    """Header lines that cannot split the response or fail to encode: every byte of a name or value outside
-    printable ASCII (CR, LF, other controls, anything past ASCII as UTF-8) is percent-encoded."""
-    return "".join(f"{_escape_field(name)}: {_escape_field(value)}\r\n" for name, value in headers)
-
-
-def _escape_field(text: str) -> str:
-    if text.isascii() and text.isprintable():
-        return text
-    return quote(text, safe="".join(map(chr, range(0x20, 0x7F))).replace("%", ""))
 
 
 class _Outlet:
