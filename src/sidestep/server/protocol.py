@@ -38,6 +38,7 @@ _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _MAX_QUEUED = 16  # pipelined requests parsed ahead before reading pauses
 _HEAD_KEEP = 16 * 1024  # a request keeps the read its head came in up to this size, else a copy of the head
 _WINDOW_LIMIT = 256 * 1024  # reads kept for a possible replay; past this the connection parses with headers
+_PROBE = 0.1  # seconds between checks whether a client that sent a FIN while its answer is pending is gone
 _LINGER = 2.0  # seconds a refused client's further bytes are read and dropped before the connection closes
 
 
@@ -181,6 +182,7 @@ class _Connection(asyncio.Protocol):
         self._active = self.loop.time()  # last time this connection did something
         self._shutdown = False
         self._eof = False  # the client half-closed: close once what it sent is answered
+        self._streaming = False  # a streaming response's head is out: nothing else may go before its body
         self._pending_reject: tuple[int, str] | None = None
         self._rejected = False
         self._fed = 0  # size of the read being parsed
@@ -470,6 +472,7 @@ class _Connection(asyncio.Protocol):
         body = response.body
         pipe = getattr(body, "pipe", None)  # a PipedBody writes itself, with no await per piece
         complete = False
+        self._streaming = True
         try:
             if request.method != "HEAD" and pipe is not None:
                 try:
@@ -489,6 +492,7 @@ class _Connection(asyncio.Protocol):
             self.abort()
             return False
         finally:
+            self._streaming = False
             await _finish(response, complete)
         if chunked and not self._closed:
             self.transport.write(b"0\r\n\r\n")
@@ -567,10 +571,27 @@ class _Connection(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         """The client half-closed (SHUT_WR): no request follows, but those it sent are answered before the
         close. None (close now) when nothing is left to answer, or a request was cut short."""
-        if self._rejected or self._closed or self._in_message or not (self._busy or self._queue):
+        busy = self._busy or self._queue
+        if self._rejected or self._closed or self._in_message or self._streaming or not busy or self.transport is None:
+            return None  # a streaming answer's own writes would find a gone client; a silent stream must not wait
+        if self.parser.get_http_version() == "1.0":
             return None
+        # A FIN is a half-close or a full close; only a write tells them apart. An interim response (which
+        # HTTP/1.1 clients must skip) draws a reset from a client that is gone, seen on the socket shortly.
         self._eof = True
+        self.transport.write(_CONTINUE)
+        self.loop.call_later(_PROBE, self._probe)
         return True
+
+    def _probe(self) -> None:
+        """After the interim response: a reset means the client is gone (abandon its work, as a close would)."""
+        sock = self.transport.get_extra_info("socket") if self.transport is not None else None
+        if self._closed or sock is None or not (self._busy or self._queue):
+            return
+        if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+            self.abort()  # its connection_lost cancels the handler
+        else:
+            self.loop.call_later(_PROBE, self._probe)
 
     def _close(self) -> None:
         if self.transport is not None and not self._closed:
