@@ -28,8 +28,8 @@ from sidestep.errors import (
     Attempt,
     MethodNotAllowed,
     NotFound,
-    RequestError,
     SidestepError,
+    Unauthorized,
     UpstreamError,
     UpstreamRejected,
 )
@@ -163,12 +163,14 @@ class Gateway:
 
     async def _proxy(self, request: Request, request_id: str, operation: str) -> Response | StreamingResponse:
         dialect = _DIALECTS[DIALECT_OF[operation]]
-        try:
-            parsed = dialect.parse_body(request.body, operation)
-        except RequestError:
-            if self.governance is not None:
-                self.governance.authenticate(request)  # a stranger hears 401, not what is wrong with the body
-            raise
+        key = None
+        if self.governance is not None:  # who is calling, from the head: a stranger's body is never decoded
+            try:
+                key = self.governance.authenticate(request)
+            except Unauthorized:
+                self._refuse(request, request_id, operation, dialect.name)
+                raise
+        parsed = dialect.parse_body(request.body, operation)
         exchange = None
         if self._plugged:
             exchange = Exchange(
@@ -180,6 +182,7 @@ class Gateway:
                 parsed.stream,
                 self._wall_clock(),
                 parsed.body,
+                principal=key,
             )
             answer = self._pipeline.pre(exchange)  # a refusal raises: handle() renders it, post hooks ran
             if answer is not None:
@@ -213,6 +216,12 @@ class Gateway:
             if exchange is not None:
                 self._abandoned(exchange, ended)
             raise
+
+    def _refuse(self, request: Request, request_id: str, operation: str, dialect: str) -> None:
+        """A request without a usable key, before its body is read: the plugins see it go (governance
+        refuses it in `pre`, the request log records the 401), with no model and no body."""
+        exchange = Exchange(request, request_id, operation, dialect, (), False, self._wall_clock(), {})
+        self._pipeline.pre(exchange)
 
     async def _stream(
         self,

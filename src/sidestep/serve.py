@@ -88,7 +88,7 @@ async def start_gateway(
     )
     plugins = [request_log] if request_log is not None else []
     gateway = Gateway(config, client, clock=clock, sleep=sleep, plugins=plugins, wall_clock=wall_clock)
-    limits = ServerLimits(max_body_bytes=config.server.max_body_bytes)
+    limits = ServerLimits(max_body_bytes=config.server.max_body_bytes, shutdown_timeout=config.server.drain_timeout)
     handler: Handler = gateway.handle
     access = _open_log(config, "access_log", lambda sink: AccessLog(handler, sink, owns_sink=True))
     if access is not None:
@@ -140,7 +140,10 @@ def _close_governance(gateway: Gateway) -> None:
 
 
 # Read only when serving starts: a reload that changes them says so and leaves them as they were.
-_RESTART_ONLY = ("host", "port", "workers", "max_body_bytes", "access_log", "request_log", "metrics")
+_RESTART_ONLY = ("host", "port", "workers", "max_body_bytes", "access_log", "request_log", "metrics", "drain_timeout")
+# On a stop signal an idle keep-alive connection gets this long to send one more request (answered with
+# `Connection: close`): closing it at once resets a request its client may be sending at that moment.
+_IDLE_GRACE = 1.0
 
 
 def reload_config(gateway: Gateway, load: Callable[[], Config]) -> bool:
@@ -188,8 +191,8 @@ async def _serve(
     _tune_gc()
     on_ready(server.port)
     await stop.wait()
-    log.info("shutting down: finishing in-flight requests")
-    await server.close()
+    log.info("shutting down: finishing in-flight requests (at most %g s)", config.server.drain_timeout)
+    await server.close(idle_grace=_IDLE_GRACE)
     await client.aclose()
 
 

@@ -66,6 +66,7 @@ _SERVER_KEYS = {
     "request_log",
     "metrics",
     "sse_keepalive",
+    "drain_timeout",
 }
 _PROVIDER_KEYS = {
     "type",
@@ -189,6 +190,7 @@ def _server(ctx: Ctx, value: Any) -> ServerConfig:
         request_log=_log_target(ctx, raw.get("request_log"), "server.request_log"),
         metrics=as_bool(ctx, raw.get("metrics", defaults.metrics), "server.metrics"),
         sse_keepalive=nonneg(ctx, raw.get("sse_keepalive", defaults.sse_keepalive), "server.sse_keepalive"),
+        drain_timeout=nonneg(ctx, raw.get("drain_timeout", defaults.drain_timeout), "server.drain_timeout"),
     )
 
 

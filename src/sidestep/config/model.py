@@ -206,6 +206,7 @@ class ServerConfig:
     request_log: str | None = None  # None: off; "stderr" or a file path: one JSON record per LLM request
     metrics: bool = False  # Prometheus text on GET /metrics
     sse_keepalive: float = 15.0  # seconds between `: keep-alive` comments while a stream waits; 0 = off
+    drain_timeout: float = 10.0  # on SIGTERM/SIGINT: seconds for in-flight requests to finish before they are cut
 
 
 @dataclass(frozen=True, slots=True)

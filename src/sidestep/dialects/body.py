@@ -32,6 +32,8 @@ def decode_body(raw: bytes) -> dict[str, Any]:
         raise BadRequest(f"The request body must be a JSON object, got {kind}.") from not_object
     except msgspec.DecodeError as exc:
         raise BadRequest(f"The request body is not valid JSON: {exc}") from exc
+    except RecursionError:  # msgspec checks depth even in the values it keeps raw: deeper never gets past here
+        raise BadRequest("The request body is JSON nested too deeply.") from None
 
 
 def field(body: dict[str, Any], name: str, default: Any = None) -> Any:

@@ -6,6 +6,7 @@ few fields, and the provider adapter re-encodes it with the model rewritten.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,10 @@ __all__ = [
 ]
 
 _JSON_HEADERS = [("content-type", "application/json")]
+MAX_MODEL_NAME = 256
+# What no model id holds: control or line-breaking characters, or a "." or ".." path segment. Adapters escape
+# the names they put in URL paths; these are refused outright, before they reach a URL, a header or a log.
+_NOT_A_MODEL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]|(?:^|/)\\.\\.?(?:/|$)")
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
 
@@ -74,12 +79,25 @@ def models_of(body: dict[str, Any]) -> list[str]:
             continue
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise BadRequest(f"'{name}' must be an array of model names.", param=name)
+        for each in value:
+            _check_name(each, name)
         extra.extend(value)
     if model is None and extra:
         return extra
     if not isinstance(model, str) or not model:
         raise BadRequest("'model' is required and must be a non-empty string.", param="model")
+    _check_name(model, "model")
     return [model, *extra]
+
+
+def _check_name(name: str, param: str) -> None:
+    if len(name) > MAX_MODEL_NAME or _NOT_A_MODEL.search(name) is not None:
+        reason = (
+            f"is longer than {MAX_MODEL_NAME} characters"
+            if len(name) > MAX_MODEL_NAME
+            else "holds a control character or a '.' or '..' path segment"
+        )
+        raise BadRequest(f"'{param}' is not a valid model name: it {reason}.", param=param, code="invalid_model")
 
 
 def has_content(chunk: dict[str, Any]) -> bool:

@@ -6,6 +6,7 @@ a content-policy error, with its own fallbacks; 429 RESOURCE_EXHAUSTED and 5xx f
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from sidestep.config.model import KeyConfig, ProviderConfig
 from sidestep.core.model import Usage
@@ -34,11 +35,12 @@ class GeminiProvider(NativeAdapter):
         headers = list(self._static_headers)
         if key.secret is not None:
             headers.append(("x-goog-api-key", key.secret.reveal()))
+        segment = quote(model, safe="")  # one path segment, whatever the client wrote ('/', '?', '#' …)
         if request.stream:
             headers.append(("accept", "text/event-stream"))
-            url = f"{self._root}/models/{model}:streamGenerateContent?alt=sse"
+            url = f"{self._root}/models/{segment}:streamGenerateContent?alt=sse"
         else:
-            url = f"{self._root}/models/{model}:generateContent"
+            url = f"{self._root}/models/{segment}:generateContent"
         return UpstreamRequest("POST", url, headers, self._encode(payload), self._timeouts)
 
     def inspect(self, operation: str, body: bytes) -> Usage:

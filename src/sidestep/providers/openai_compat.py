@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 import msgspec
 
@@ -67,7 +68,7 @@ class OpenAICompatProvider:
             headers = self._header_sets[(key.name, key.secret is None, stream)] = self._headers(key, stream)
         url = self._urls[operation]
         if self.spec.url_style == "azure":
-            url = url.replace("{model}", model)
+            url = url.replace("{model}", quote(model, safe=""))  # one path segment, whatever the client wrote
         return UpstreamRequest("POST", url, list(headers), self._encode(payload), self._timeouts)
 
     def _headers(self, key: KeyConfig, stream: bool) -> list[tuple[str, str]]:

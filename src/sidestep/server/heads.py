@@ -11,15 +11,18 @@ batch. The start of a later request in a batch is not known, because httptools t
 For that request, the bytes read since the run started are parsed again by a parser that does collect
 headers (`Replay`). Parsing is deterministic, so its Nth request is the connection's Nth. From then on,
 the connection parses with it (`Replay.take_over`): at most one replay per connection, never quadratic.
+
+`sendable` is the other direction's slow path: response header lines holding what cannot go as it is.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
+from urllib.parse import quote
 
 import httptools
 
-__all__ = ["HeadConsumer", "Replay", "head_pairs", "head_size", "head_value", "pair_value"]
+__all__ = ["HeadConsumer", "Replay", "head_pairs", "head_size", "head_value", "pair_value", "sendable"]
 
 Pairs = list[tuple[bytes, bytes]]
 
@@ -70,6 +73,18 @@ def head_size(head: bytes) -> int:
     return len(head) if end < 0 else end
 
 
+def sendable(headers: list[tuple[str, str]]) -> str:
+    """Header lines that cannot split the response or fail to encode: every byte of a name or value outside
+    printable ASCII (CR, LF, other controls, anything past ASCII as UTF-8) is percent-encoded."""
+    return "".join(f"{_escape_field(name)}: {_escape_field(value)}\r\n" for name, value in headers)
+
+
+def _escape_field(text: str) -> str:
+    if text.isascii() and text.isprintable():
+        return text
+    return quote(text, safe="".join(map(chr, range(0x20, 0x7F))).replace("%", ""))
+
+
 class HeadConsumer(Protocol):
     """What a `Replay` forwards to once it has taken over (the connection's parser callbacks)."""
 
@@ -77,6 +92,7 @@ class HeadConsumer(Protocol):
     def on_url(self, url: bytes) -> None: ...
     def on_headers_complete(self) -> None: ...
     def on_body(self, body: bytes) -> None: ...
+    def on_chunk_header(self) -> None: ...
     def on_message_complete(self) -> None: ...
 
 
@@ -85,11 +101,12 @@ class Replay:
     of each request in them (`heads`, in order). After `take_over`, the connection parses with it: it
     forwards every callback and keeps collecting headers, the current request's in `current`."""
 
-    __slots__ = ("_consumer", "current", "failed", "heads", "parser")
+    __slots__ = ("_consumer", "_in_head", "current", "failed", "heads", "parser")
 
     def __init__(self, chunks: list[bytes]) -> None:
         self.heads: list[Pairs] = []
         self.current: Pairs = []
+        self._in_head = False  # headers after the head are a chunked body's trailers: never collected
         self._consumer: HeadConsumer | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.failed = False
@@ -119,6 +136,7 @@ class Replay:
 
     def on_message_begin(self) -> None:
         self.current = []
+        self._in_head = True
         if self._consumer is None:
             self.heads.append(self.current)
         else:
@@ -129,15 +147,21 @@ class Replay:
             self._consumer.on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.current.append((name, value))
+        if self._in_head:
+            self.current.append((name, value))
 
     def on_headers_complete(self) -> None:
+        self._in_head = False
         if self._consumer is not None:
             self._consumer.on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
         if self._consumer is not None:
             self._consumer.on_body(body)
+
+    def on_chunk_header(self) -> None:
+        if self._consumer is not None:
+            self._consumer.on_chunk_header()
 
     def on_message_complete(self) -> None:
         if self._consumer is not None:

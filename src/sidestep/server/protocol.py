@@ -21,7 +21,8 @@ from typing import Any, cast
 import httptools
 import msgspec
 
-from sidestep.server.heads import Pairs, Replay, head_size, head_value, pair_value
+from sidestep.log import safe
+from sidestep.server.heads import Pairs, Replay, head_size, head_value, pair_value, sendable
 from sidestep.server.types import AbortConnection, Handler, Request, Response, StreamingResponse
 
 __all__ = ["ErrorRenderer", "HttpServer", "ServerLimits", "start_server"]
@@ -37,6 +38,8 @@ _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _MAX_QUEUED = 16  # pipelined requests parsed ahead before reading pauses
 _HEAD_KEEP = 16 * 1024  # a request keeps the read its head came in up to this size, else a copy of the head
 _WINDOW_LIMIT = 256 * 1024  # reads kept for a possible replay; past this the connection parses with headers
+_PROBE = 0.1  # seconds between checks whether a client that sent a FIN while its answer is pending is gone
+_LINGER = 2.0  # seconds a refused client's further bytes are read and dropped before the connection closes
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,15 +99,19 @@ class HttpServer:
         assert self._server is not None
         await self._server.serve_forever()
 
-    async def close(self) -> None:
-        """Stop accepting; let in-flight requests finish (up to shutdown_timeout); close the rest."""
+    async def close(self, idle_grace: float = 0.0) -> None:
+        """Stop accepting; let in-flight requests finish, their responses saying `Connection: close` (up to
+        shutdown_timeout, the drain deadline); close the rest. With `idle_grace`, an idle keep-alive
+        connection is not closed at once: a client may be sending its next request on it right now, and a
+        close would reset that request. It is answered (`Connection: close`) if it comes within the grace."""
         self.closing = True
         if self._sweeper is not None:
             self._sweeper.cancel()
         if self._server is not None:
             self._server.close()
+        grace = min(idle_grace, self.limits.shutdown_timeout)
         for conn in list(self.connections):
-            conn.shutdown()
+            conn.shutdown(grace)
         if self.connections:
             try:
                 await asyncio.wait_for(self._drained.wait(), self.limits.shutdown_timeout)
@@ -174,10 +181,16 @@ class _Connection(asyncio.Protocol):
         self._stall: asyncio.TimerHandle | None = None  # armed while the client's socket buffer is full
         self._active = self.loop.time()  # last time this connection did something
         self._shutdown = False
+        self._eof = False  # the client half-closed: close once what it sent is answered
+        self._streaming = False  # a streaming response's head is out: nothing else may go before its body
         self._pending_reject: tuple[int, str] | None = None
         self._rejected = False
         self._fed = 0  # size of the read being parsed
         self._head_pending = False  # a head whose body did not arrive with it: check it after parsing
+        # Chunked bodies: the body size at the last chunk header (no body since: its trailers may follow),
+        # and the bytes read since (what the header limit counts; the read holding the header is not).
+        self._chunk_mark = -1
+        self._trailer = 0
         self._reset_message()
 
     def _reset_message(self) -> None:
@@ -231,6 +244,10 @@ class _Connection(asyncio.Protocol):
                     self._take_over(self._replay)
             if self._head_pending:
                 self._check_head()
+            if self._chunk_mark == self._body_size and self._in_message:  # trailers, or a chunk yet to come
+                self._trailer += self._fed
+                if self._trailer > self.limits.max_header_bytes:
+                    raise _Reject(431, "The request's chunked trailers are too large.")
             if self._in_head:  # headers still incomplete: bound what the parser is buffering for us
                 self._partial_head += len(data)
                 if self._partial_head > self.limits.max_header_bytes:
@@ -277,6 +294,7 @@ class _Connection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self._index, self._begun, self._in_message = self._begun, self._begun + 1, True
+        self._chunk_mark = -1
         self._reset_message()
         self._in_head = True
         self._active = self.loop.time()
@@ -338,6 +356,9 @@ class _Connection(asyncio.Protocol):
             raise _Reject(413, f"The request body is larger than the limit of {self.limits.max_body_bytes} bytes.")
         self._body.append(body)
 
+    def on_chunk_header(self) -> None:
+        self._chunk_mark, self._trailer = self._body_size, -self._fed
+
     def on_message_complete(self) -> None:
         self._head_pending = self._in_message = False
         url = self._url.decode("latin-1")
@@ -381,15 +402,15 @@ class _Connection(asyncio.Protocol):
                 if self._paused_reading and len(self._queue) < _MAX_QUEUED // 2 and self.transport is not None:
                     self.transport.resume_reading()
                     self._paused_reading = False
-                keep_alive = keep_alive and not self._shutdown and not self.server.closing
                 try:  # the handler is awaited here, not in a helper: every await level costs per resume
                     response = await self.server.handler(request)
                 except AbortConnection:
                     self.abort()
                     return
                 except Exception:
-                    log.exception("handler failed for %s %s", request.method, request.path)
+                    log.exception("handler failed for %s %s", request.method, safe(request.path))
                     response = self.server.render(500, "Internal server error.", request.path)
+                keep_alive = keep_alive and not self._shutdown and not self.server.closing  # a stop meanwhile too
                 if self.transport is None or self.transport.is_closing():  # the client left meanwhile
                     if isinstance(response, StreamingResponse):
                         await _finish(response, False)
@@ -414,14 +435,20 @@ class _Connection(asyncio.Protocol):
         self._active = self.loop.time()
         if self._pending_reject is not None:
             self._reject(*self._pending_reject)
-        elif self._shutdown:
+        elif self._shutdown or self._eof:
             self._close()
         return not self._closed
 
     def _head(self, status: int, headers: list[tuple[str, str]], extra: bytes, keep_alive: bool) -> bytes:
         status_line = _STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n".encode()
         # One C-level join per header, one encode for all: no Python bytecode per header line.
-        lines = ("\r\n".join(map(": ".join, headers)) + "\r\n").encode("latin-1") if headers else b""
+        lines = b""
+        if headers:
+            text = "\r\n".join(map(": ".join, headers)) + "\r\n"
+            # A CR or LF inside a header would split the response; a character past Latin-1 cannot be sent.
+            if text.count("\n") != len(headers) or text.count("\r") != len(headers) or not text.isascii():
+                text = sendable(headers)
+            lines = text.encode("latin-1")
         return b"".join((status_line, lines, extra, b"\r\n" if keep_alive else b"connection: close\r\n\r\n"))
 
     def _write_response(self, request: Request, response: Response, keep_alive: bool) -> None:
@@ -445,6 +472,7 @@ class _Connection(asyncio.Protocol):
         body = response.body
         pipe = getattr(body, "pipe", None)  # a PipedBody writes itself, with no await per piece
         complete = False
+        self._streaming = True
         try:
             if request.method != "HEAD" and pipe is not None:
                 try:
@@ -460,10 +488,11 @@ class _Connection(asyncio.Protocol):
         except (ConnectionError, asyncio.CancelledError):
             return False
         except Exception:
-            log.exception("stream failed for %s %s", request.method, request.path)
+            log.exception("stream failed for %s %s", request.method, safe(request.path))
             self.abort()
             return False
         finally:
+            self._streaming = False
             await _finish(response, complete)
         if chunked and not self._closed:
             self.transport.write(b"0\r\n\r\n")
@@ -502,7 +531,19 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None and not self._closed:
             head = self._head(status, response.headers, b"content-length: %d\r\n" % len(response.body), False)
             self.transport.write(bytes(head) + response.body)
-        self._close()
+        self._close_lingering()
+
+    def _close_lingering(self) -> None:
+        """Close after a refusal. Closing a socket with unread bytes sends a reset, which can destroy the
+        refusal before the client reads it (a client still sending a large body or trailers): half-close
+        instead, drop what it still sends, and close when it does, or after _LINGER seconds."""
+        transport = self.transport
+        if transport is None or self._closed or not transport.can_write_eof():
+            self._close()
+            return
+        transport.write_eof()
+        transport.resume_reading()
+        self.loop.call_later(_LINGER, self._close)
 
     def sweep(self, now: float) -> None:
         """Close the connection if it idles past keep-alive, or a request's headers are too slow."""
@@ -512,10 +553,45 @@ class _Connection(asyncio.Protocol):
         if now - self._active > limit:
             self._close()
 
-    def shutdown(self) -> None:
+    def shutdown(self, grace: float = 0.0) -> None:
+        """Close after the request in hand (its response says `Connection: close`); an idle connection at
+        once, or after `grace` seconds if no request began on it meanwhile."""
         self._shutdown = True
-        if not self._busy and not self._queue:
+        if self._busy or self._queue:
+            return
+        if grace > 0:
+            self.loop.call_later(grace, self._close_if_idle)
+        else:
             self._close()
+
+    def _close_if_idle(self) -> None:
+        if not (self._busy or self._queue or self._in_message):
+            self._close()
+
+    def eof_received(self) -> bool | None:
+        """The client half-closed (SHUT_WR): no request follows, but those it sent are answered before the
+        close. None (close now) when nothing is left to answer, or a request was cut short."""
+        busy = self._busy or self._queue
+        if self._rejected or self._closed or self._in_message or self._streaming or not busy or self.transport is None:
+            return None  # a streaming answer's own writes would find a gone client; a silent stream must not wait
+        if self.parser.get_http_version() == "1.0":
+            return None
+        # A FIN is a half-close or a full close; only a write tells them apart. An interim response (which
+        # HTTP/1.1 clients must skip) draws a reset from a client that is gone, seen on the socket shortly.
+        self._eof = True
+        self.transport.write(_CONTINUE)
+        self.loop.call_later(_PROBE, self._probe)
+        return True
+
+    def _probe(self) -> None:
+        """After the interim response: a reset means the client is gone (abandon its work, as a close would)."""
+        sock = self.transport.get_extra_info("socket") if self.transport is not None else None
+        if self._closed or sock is None or not (self._busy or self._queue):
+            return
+        if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+            self.abort()  # its connection_lost cancels the handler
+        else:
+            self.loop.call_later(_PROBE, self._probe)
 
     def _close(self) -> None:
         if self.transport is not None and not self._closed:

@@ -93,7 +93,10 @@ class Governance:
             self.store.close()
 
     def pre(self, exchange: Exchange) -> Response | None:
-        presented, key = self._key_of(exchange.request)
+        key = exchange.principal  # the gateway's `authenticate`, before it read the body
+        presented: str | None = "yes"
+        if not isinstance(key, VirtualKey):
+            presented, key = self._key_of(exchange.request)
         scopes = self._scopes[key.name] if key is not None else NO_SCOPES
         now = self._clock()
         decision = decide(key, bool(presented), exchange.models, scopes, now)
@@ -125,10 +128,13 @@ class Governance:
                 scope.spend.add(now, cost)
 
     def authenticate(self, request: Request) -> VirtualKey:
-        """The virtual key `request` presents, or the 401 refusal."""
+        """The virtual key `request` presents, or the 401 refusal (no key, unknown, disabled or expired):
+        what can be decided from the head alone, so the gateway asks before it reads the body."""
         presented, key = self._key_of(request)
-        if key is None:
-            raise _refusal(decide(None, bool(presented), (), NO_SCOPES, 0.0))
+        if key is None or not key.enabled or key.expires is not None:
+            decision = decide(key, bool(presented), (), NO_SCOPES, self._clock())
+            if key is None or decision is not ALLOW:  # decide never allows a missing key
+                raise _refusal(decision)
         return key
 
     def allowed_models(self, request: Request) -> Callable[[str], bool] | None:
