@@ -34,6 +34,7 @@ from sidestep.errors import (
     UpstreamRejected,
 )
 from sidestep.plugins.base import Exchange, Pipeline, Plugin
+from sidestep.plugins.estimate import relayed_usage
 from sidestep.plugins.governance import Governance
 from sidestep.providers.registry import build_providers
 from sidestep.relay import StreamJob, forwarding, relay, relay_after_prelude, wait_with_keepalive
@@ -110,7 +111,9 @@ class Gateway:
         providers = build_providers(config.providers, source=config.source)
         governance = None
         if config.governance.enabled:
-            governance = Governance(config.governance, clock=self._wall_clock, source=config.source)
+            governance = Governance(
+                config.governance, clock=self._wall_clock, source=config.source, routes=config.routes
+            )
             if self.governance is not None:
                 governance.adopt(self.governance)
         self.config = config
@@ -311,6 +314,10 @@ class Gateway:
         exchange.usage, exchange.error = outcome.usage, outcome.failure
         if not complete and exchange.error is None:
             exchange.error = "the client disconnected mid-stream"
+        if outcome.relayed is not None and (exchange.error is not None or outcome.usage is None):
+            # Cut short, or never reported: charge what was relayed rather than nothing.
+            exchange.usage = relayed_usage(outcome.usage, len(exchange.request.body), outcome.relayed())
+            exchange.estimated = True
         self._pipeline.post(exchange)
 
     def _abandoned(self, exchange: Exchange, exc: BaseException) -> None:

@@ -272,6 +272,7 @@ class GovernanceConfig:
     pricing: dict[str, Price] = field(default_factory=dict)  # "provider/model" or "model" → price
     store: str | None = None  # a SQLite file keeping budget spend across restarts and workers
     rate_limit_headers: bool = False  # answers say the key's rpm/tpm room (x-ratelimit-*; costs ~2-3 µs each)
+    reserve_output_tokens: int = 1024  # a budgeted request without max_tokens reserves this many output tokens
 
     @property
     def enabled(self) -> bool:
