@@ -86,6 +86,7 @@ async def test_label_sets_are_bounded() -> None:
     assert got['sidestep_requests_total{endpoint="chat",status="200",provider="p",model="a"}'] == 2
     assert got['sidestep_requests_total{endpoint="chat",status="200",provider="p",model="other"}'] == 2  # c, d
     assert len([s for s in got if s.startswith("sidestep_requests_total")]) == 3
+    assert got['sidestep_state_overflow_total{table="metric_series"}'] == 2  # c, d found the table full
 
 
 def test_attempt_outcomes_are_a_status_or_what_happened() -> None:

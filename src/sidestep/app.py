@@ -41,7 +41,7 @@ from sidestep.relay import StreamJob, forwarding, relay, relay_after_prelude, wa
 from sidestep.routing.breaker import Breakers
 from sidestep.routing.cooldown import Cooldowns
 from sidestep.routing.executor import Executor, RouteState
-from sidestep.routing.plan import Planned, Planner, reads_stats
+from sidestep.routing.plan import Planned, Planner, configured_targets, reads_stats
 from sidestep.routing.served import Served
 from sidestep.server.types import Request, Response, StreamingResponse
 from sidestep.translate import DIALECT_OF, NO_NEEDS, request_needs, translate_embeddings, translate_response
@@ -118,6 +118,7 @@ class Gateway:
                 governance.adopt(self.governance)
         self.config = config
         self._providers = providers
+        self._configured = configured_targets(config.routes, config.providers)
         self._planner = Planner(config.routes, config.providers, self._rng, self.state.stats)
         self._executor = Executor(
             providers,
@@ -128,6 +129,7 @@ class Gateway:
             sleep=self._sleep,
             replan=self._replan,
             track_stats=reads_stats(config.routes),
+            configured=self._configured,
         )
         self._executor.on_attempt = self._on_attempt
         self._timeout = config.server.request_timeout
@@ -330,6 +332,10 @@ class Gateway:
         else:
             exchange.status, exchange.error = 500, f"internal error: {exc!r}"
         self._pipeline.post(exchange)
+
+    def configured(self, label: str) -> bool:
+        """Whether the config names the target `provider/model` (a route's or a listed model)."""
+        return label in self._configured
 
     def observe_attempts(self, observer: Callable[[Attempt], None]) -> None:
         """Tell `observer` of every try and skip at a target, as the executor records it (metrics)."""

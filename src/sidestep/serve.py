@@ -94,7 +94,14 @@ async def start_gateway(
     if access is not None:
         handler = access.handle
     if config.server.metrics:  # outermost: a scrape is answered here, not logged as traffic
-        metrics = Metrics(handler, gateway.state.breakers, ENDPOINTS, budgets=partial(_budgets, gateway))
+        metrics = Metrics(
+            handler,
+            gateway.state.breakers,
+            ENDPOINTS,
+            budgets=partial(_budgets, gateway),
+            stats=gateway.state.stats,
+            configured=gateway.configured,
+        )
         gateway.observe_attempts(metrics.attempt)
         handler = metrics.handle
     server = await start_server(
