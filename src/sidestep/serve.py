@@ -101,6 +101,7 @@ async def start_gateway(
             budgets=partial(_budgets, gateway),
             stats=gateway.state.stats,
             configured=gateway.configured,
+            key=config.server.metrics_key.reveal() if config.server.metrics_key is not None else None,
         )
         gateway.observe_attempts(metrics.attempt)
         handler = metrics.handle
@@ -147,7 +148,7 @@ def _close_governance(gateway: Gateway) -> None:
 
 
 # Read only when serving starts: a reload that changes them says so and leaves them as they were.
-_RESTART_ONLY = ("host", "port", "workers", "max_body_bytes", "access_log", "request_log", "metrics")
+_RESTART_ONLY = ("host", "port", "workers", "max_body_bytes", "access_log", "request_log", "metrics", "metrics_key")
 
 
 def reload_config(gateway: Gateway, load: Callable[[], Config]) -> bool:

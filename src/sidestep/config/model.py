@@ -205,6 +205,7 @@ class ServerConfig:
     access_log: str | None = None  # None: off; "stderr" or a file path: one JSON line per request
     request_log: str | None = None  # None: off; "stderr" or a file path: one JSON record per LLM request
     metrics: bool = False  # Prometheus text on GET /metrics
+    metrics_key: Secret | None = None  # when set, GET /metrics needs `Authorization: Bearer <it>`
     sse_keepalive: float = 15.0  # seconds between `: keep-alive` comments while a stream waits; 0 = off
 
 

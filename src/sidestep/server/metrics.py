@@ -9,12 +9,17 @@ rejected (400/404) at a model the config does not name: an invented name leaves 
 `sidestep_state_overflow_total` counts what found a per-name table full (breakers, latency statistics,
 label sets).
 
+With `server.metrics_key` a scrape must send `Authorization: Bearer <key>` (Prometheus's
+`authorization: {credentials: …}`): budget series name keys and teams with their spend. Without it the
+endpoint is open, as it was; keep it off a public interface then.
+
 With `--workers N` each worker counts its own requests and answers the scrape that reaches it; scrape
 each worker's port separately or sum in a recording rule once cluster mode shares state.
 """
 
 from __future__ import annotations
 
+import hmac
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
@@ -31,6 +36,7 @@ BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 _BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 _SERVED = {"x-sidestep-provider": 0, "x-sidestep-model": 1}
 _CONTENT_TYPE = ("content-type", "text/plain; version=0.0.4; charset=utf-8")
+_NEEDS_KEY = b"GET /metrics needs `Authorization: Bearer <server.metrics_key>`.\n"
 _REJECTED = frozenset({"400", "404"})  # outcomes that say "no such model" when the model is no configured one
 
 
@@ -47,9 +53,11 @@ class Metrics:
         budgets: Callable[[], Iterable[tuple[str, str, float, float]]] | None = None,
         stats: TargetStats | None = None,
         configured: Callable[[str], bool] | None = None,
+        key: str | None = None,
     ) -> None:
         """`configured` says whether a `provider/model` label is one the config names (`Gateway.configured`)."""
         self._handler = handler
+        self._key = f"Bearer {key}".encode() if key is not None else None
         self._stats = stats
         self._configured = configured
         self.overflow = 0  # observations folded into model="other" because a table was full
@@ -64,6 +72,10 @@ class Metrics:
 
     async def handle(self, request: Request) -> Response | StreamingResponse:
         if request.path == "/metrics" and request.method == "GET":
+            if self._key is not None and not hmac.compare_digest(
+                (request.header("authorization") or "").encode(), self._key
+            ):
+                return Response(401, _NEEDS_KEY, [_CONTENT_TYPE, ("www-authenticate", "Bearer")])
             return Response(200, self.render().encode(), [_CONTENT_TYPE])
         started = time.perf_counter()
         response = await self._handler(request)
