@@ -9,6 +9,8 @@ from sidestep.plugins.base import TokenUsage
 
 __all__ = ["Pricing"]
 
+_UNSEEN = Price(input=-1.0, output=-1.0)  # a ceiling not computed yet (None is a valid answer)
+
 
 class Pricing:
     """Prices by "provider/model", else by bare model name; an unpriced model costs 0 (and says so)."""
@@ -32,8 +34,9 @@ class Pricing:
         expanded, fallbacks included): what a request in flight can cost at most per token. None when
         none of them has a price."""
         key = tuple(names)
-        if key in self._ceilings:
-            return self._ceilings[key]
+        found = self._ceilings.get(key, _UNSEEN)
+        if found is not _UNSEEN:  # one lookup: this runs for every request against a budget
+            return found
         prices = [price for name in names for price in self._prices_of(name) if price is not None]
         ceiling = None
         if prices:
