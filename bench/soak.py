@@ -217,7 +217,7 @@ def verdict(samples: list[Sample], warmup: int, limits: Limits) -> list[str]:
     for sample in samples:
         totals.update(sample.statuses)
     problems += [
-        f"{count}× {what}" for what, count in totals.items() if what.startswith("hostile") and what.endswith(_BAD)
+        f"{count}x {what}" for what, count in totals.items() if what.startswith("hostile") and what.endswith(_BAD)
     ]
     return problems
 

@@ -72,3 +72,19 @@ def test_demo_runs_offline_and_everything_succeeds() -> None:
     assert "success: 100.0%" in result.stdout
     assert "primary OUTAGE" in result.stdout
     assert "backup" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "yaml",
+    [
+        "governance:\n  keys:\n    alice: sk-alice-SECRET\n",  # a key written as its value alone
+        "providers:\n  a: sk-prov-SECRET\n",  # a provider written as its API key alone
+        "governance:\n  keys:\n    alice: {key: 6210023}\n",  # YAML reads it as a number
+    ],
+)
+def test_check_never_prints_a_secret(tmp_path: Path, capsys: pytest.CaptureFixture[str], yaml: str) -> None:
+    bad = tmp_path / "gw.yaml"
+    bad.write_text(yaml)
+    assert main(["check", str(bad)]) == 2
+    out = capsys.readouterr()
+    assert "SECRET" not in out.err + out.out and "6210023" not in out.err and "(not shown: " in out.err

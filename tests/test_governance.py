@@ -258,6 +258,7 @@ async def test_a_client_leaving_mid_stream_is_logged_and_its_request_still_count
     (record,) = [json.loads(line) for line in path.read_text().splitlines()]
     assert record["status"] == 200 and record["error"] == "the client disconnected mid-stream"
     assert record["key"] == "h" and record["provider"] == "primary"
+    assert record["usage"]["estimated"] is True and record["usage"]["output"] > 0  # what was relayed
 
 
 async def test_a_client_leaving_before_the_answer_is_logged_as_499(sims: Sims, tmp_path: Path) -> None:
@@ -341,6 +342,7 @@ async def test_a_key_can_read_its_own_limits_and_use(sims: Sims) -> None:
                 "budget": {
                     "usd": 50,
                     "spent_usd": pytest.approx(cost),
+                    "reserved_usd": 0,  # nothing in flight
                     "period": "weekly",
                     "resets_at": "2026-11-30T00:00:00Z",
                 },

@@ -86,6 +86,7 @@ async def test_label_sets_are_bounded() -> None:
     assert got['sidestep_requests_total{endpoint="chat",status="200",provider="p",model="a"}'] == 2
     assert got['sidestep_requests_total{endpoint="chat",status="200",provider="p",model="other"}'] == 2  # c, d
     assert len([s for s in got if s.startswith("sidestep_requests_total")]) == 3
+    assert got['sidestep_state_overflow_total{table="metric_series"}'] == 2  # c, d found the table full
 
 
 def test_attempt_outcomes_are_a_status_or_what_happened() -> None:
@@ -118,3 +119,21 @@ async def test_budgets_are_exported_as_spent_and_limit(sims: dict[str, RunningSi
     assert got['sidestep_budget_spent_usd{scope="team:ops",period="weekly"}'] == pytest.approx(cost)
     assert got['sidestep_budget_limit_usd{scope="key:k",period="monthly"}'] == 5
     assert got['sidestep_budget_limit_usd{scope="team:ops",period="weekly"}'] == 50
+
+
+async def test_metrics_can_require_a_key(sims: dict[str, RunningSim]) -> None:
+    config = config_for(sims, {"chat": ["primary/gpt-sim"]}, server={"metrics": True, "metrics_key": "env:MK"})
+    config["governance"] = {
+        "pricing": {"gpt-sim": {"input": 1, "output": 1}},
+        "keys": {"a": {"key": "sk-a", "budget_usd": 5}},
+    }
+    gateway = running_gateway(parse_config(config, source="<test>", env={"MK": "scrape-me"}))
+    async with gateway as gw, httpx.AsyncClient() as http:
+        bare = await http.get(f"{gw.url}/metrics")
+        wrong = await http.get(f"{gw.url}/metrics", headers={"authorization": "Bearer sk-a"})
+        right = await http.get(f"{gw.url}/metrics", headers={"authorization": "Bearer scrape-me"})
+        health = await http.get(f"{gw.url}/health")
+    assert bare.status_code == wrong.status_code == 401 and "metrics_key" in bare.text
+    assert "key:a" not in bare.text + wrong.text  # key names and spend stay behind the key
+    assert right.status_code == 200 and 'sidestep_budget_limit_usd{scope="key:a",period="monthly"} 5.0' in right.text
+    assert health.status_code == 200

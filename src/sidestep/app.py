@@ -34,13 +34,14 @@ from sidestep.errors import (
     UpstreamRejected,
 )
 from sidestep.plugins.base import Exchange, Pipeline, Plugin
+from sidestep.plugins.estimate import relayed_usage
 from sidestep.plugins.governance import Governance
 from sidestep.providers.registry import build_providers
 from sidestep.relay import StreamJob, forwarding, relay, relay_after_prelude, wait_with_keepalive
 from sidestep.routing.breaker import Breakers
 from sidestep.routing.cooldown import Cooldowns
 from sidestep.routing.executor import Executor, RouteState
-from sidestep.routing.plan import Planned, Planner, reads_stats
+from sidestep.routing.plan import Planned, Planner, configured_targets, reads_stats
 from sidestep.routing.served import Served
 from sidestep.server.types import Request, Response, StreamingResponse
 from sidestep.translate import DIALECT_OF, NO_NEEDS, request_needs, translate_embeddings, translate_response
@@ -110,11 +111,14 @@ class Gateway:
         providers = build_providers(config.providers, source=config.source)
         governance = None
         if config.governance.enabled:
-            governance = Governance(config.governance, clock=self._wall_clock, source=config.source)
+            governance = Governance(
+                config.governance, clock=self._wall_clock, source=config.source, routes=config.routes
+            )
             if self.governance is not None:
                 governance.adopt(self.governance)
         self.config = config
         self._providers = providers
+        self._configured = configured_targets(config.routes, config.providers)
         self._planner = Planner(config.routes, config.providers, self._rng, self.state.stats)
         self._executor = Executor(
             providers,
@@ -125,6 +129,7 @@ class Gateway:
             sleep=self._sleep,
             replan=self._replan,
             track_stats=reads_stats(config.routes),
+            configured=self._configured,
         )
         self._executor.on_attempt = self._on_attempt
         self._timeout = config.server.request_timeout
@@ -320,6 +325,10 @@ class Gateway:
         exchange.usage, exchange.error = outcome.usage, outcome.failure
         if not complete and exchange.error is None:
             exchange.error = "the client disconnected mid-stream"
+        if outcome.relayed is not None and (exchange.error is not None or outcome.usage is None):
+            # Cut short, or never reported: charge what was relayed rather than nothing.
+            exchange.usage = relayed_usage(outcome.usage, len(exchange.request.body), outcome.relayed())
+            exchange.estimated = True
         self._pipeline.post(exchange)
 
     def _abandoned(self, exchange: Exchange, exc: BaseException) -> None:
@@ -332,6 +341,10 @@ class Gateway:
         else:
             exchange.status, exchange.error = 500, f"internal error: {exc!r}"
         self._pipeline.post(exchange)
+
+    def configured(self, label: str) -> bool:
+        """Whether the config names the target `provider/model` (a route's or a listed model)."""
+        return label in self._configured
 
     def observe_attempts(self, observer: Callable[[Attempt], None]) -> None:
         """Tell `observer` of every try and skip at a target, as the executor records it (metrics)."""

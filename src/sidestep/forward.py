@@ -7,7 +7,7 @@ not compile async generators). `sidestep.relay` re-exports all of it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from typing import Any
@@ -41,6 +41,7 @@ class StreamOutcome:
     usage: Usage | None = None  # as the provider reported it (when `StreamJob.tap_usage` asked)
     failure: str | None = None  # why the stream ended with an error event
     attempts: tuple[Attempt, ...] = ()  # when no target served it: every one tried
+    relayed: Callable[[], int] | None = None  # characters of answer relayed so far (when usage is tapped)
 
 
 @dataclass(slots=True)
@@ -62,14 +63,23 @@ class StreamJob:
 
     def tap(self, served: Served) -> UsageTap | None:
         self.outcome.served = served
-        return UsageTap(served.wire, drop_usage_chunk=self.drop_usage) if self.tap_usage else None
+        if not self.tap_usage:
+            return None
+        tap = UsageTap(served.wire, drop_usage_chunk=self.drop_usage)
+        self.outcome.relayed = tap.relayed_chars
+        return tap
 
     def translator(self, served: Served) -> StreamTranslator | None:
         """Translate when formats differ, and always for an Anthropic client that may switch mid-stream
         (its event sequence must stay one message across targets)."""
         if self.writer is None and (served.wire != self.dialect or self._continuing_anthropic):
             self.writer = stream_writer(self.dialect, served.target.model, self.include_usage)
-        return StreamTranslator(served.wire, self.writer) if self.writer is not None else None
+        if self.writer is None:
+            return None
+        translator = StreamTranslator(served.wire, self.writer)
+        if self.tap_usage:
+            self.outcome.relayed = translator.relayed_chars
+        return translator
 
     @property
     def _continuing_anthropic(self) -> bool:

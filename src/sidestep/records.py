@@ -36,9 +36,10 @@ class AttemptRecord(msgspec.Struct, gc=False):
     ms: float
 
 
-class UsageRecord(msgspec.Struct, gc=False):
+class UsageRecord(msgspec.Struct, gc=False, omit_defaults=True):
     input: int
     output: int
+    estimated: bool = False  # the stream ended without the provider's count: charged by estimate
 
 
 class RequestRecord(msgspec.Struct, gc=False, omit_defaults=True):

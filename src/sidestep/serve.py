@@ -94,7 +94,15 @@ async def start_gateway(
     if access is not None:
         handler = access.handle
     if config.server.metrics:  # outermost: a scrape is answered here, not logged as traffic
-        metrics = Metrics(handler, gateway.state.breakers, ENDPOINTS, budgets=partial(_budgets, gateway))
+        metrics = Metrics(
+            handler,
+            gateway.state.breakers,
+            ENDPOINTS,
+            budgets=partial(_budgets, gateway),
+            stats=gateway.state.stats,
+            configured=gateway.configured,
+            key=config.server.metrics_key.reveal() if config.server.metrics_key is not None else None,
+        )
         gateway.observe_attempts(metrics.attempt)
         handler = metrics.handle
     server = await start_server(
@@ -139,11 +147,21 @@ def _close_governance(gateway: Gateway) -> None:
         gateway.governance.close()
 
 
-# Read only when serving starts: a reload that changes them says so and leaves them as they were.
-_RESTART_ONLY = ("host", "port", "workers", "max_body_bytes", "access_log", "request_log", "metrics", "drain_timeout")
 # On a stop signal an idle keep-alive connection gets this long to send one more request (answered with
 # `Connection: close`): closing it at once resets a request its client may be sending at that moment.
 _IDLE_GRACE = 1.0
+# Read only when serving starts: a reload that changes them says so and leaves them as they were.
+_RESTART_ONLY = (
+    "host",
+    "port",
+    "workers",
+    "max_body_bytes",
+    "access_log",
+    "request_log",
+    "metrics",
+    "metrics_key",
+    "drain_timeout",
+)
 
 
 def reload_config(gateway: Gateway, load: Callable[[], Config]) -> bool:

@@ -159,6 +159,7 @@ class StreamTranslator:
         self.writer = writer
         self.ended = False
         self.usage: Usage | None = None  # what the provider reported, whatever the client asked for
+        self.chars = 0  # answer text relayed (an estimate's base when the stream ends without usage)
 
     def feed(self, piece: bytes) -> bytes:
         out = b""
@@ -167,5 +168,10 @@ class StreamTranslator:
                 self.ended = True
             elif event.kind == "usage" and event.usage is not None:
                 self.usage = merge_usage(self.usage, event.usage)
+            else:
+                self.chars += len(event.text)
             out += self.writer.write(event)
         return out
+
+    def relayed_chars(self) -> int:
+        return self.chars

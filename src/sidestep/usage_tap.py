@@ -5,6 +5,10 @@ is on, which the gateway turns on when a plugin needs usage) and Anthropic's `me
 `message_delta`. The tap passes every complete event on at once and holds back only an incomplete
 trailing one — a client could not use half an event anyway — so nothing is buffered. When the client did
 not ask for usage itself, the usage-only chunk the gateway asked for is removed, as the client expects.
+
+The events passed on are also kept (up to `KEEP` bytes; past that only counted), unread: when a stream
+ends without its usage (the client left first, the upstream never reports it) `relayed_chars` reads them
+once to tell how much answer was relayed, which is then charged by estimate (`sidestep.plugins.estimate`).
 """
 
 from __future__ import annotations
@@ -16,20 +20,39 @@ import msgspec
 from sidestep.core.model import Usage, merge_usage
 from sidestep.dialects import anthropic_messages, openai_chat
 from sidestep.dialects.sse import data_of
+from sidestep.translate import stream_reader
 
-__all__ = ["UsageTap"]
+__all__ = ["KEEP", "UsageTap", "relayed_text"]
 
 _decode = msgspec.json.Decoder().decode
+KEEP = 1 << 20  # bytes of relayed events kept per stream for `relayed_chars`
+_ANSWER = frozenset({"text", "thinking", "tool_start", "tool_args"})  # event kinds that are answer tokens
 
 
 class UsageTap:
-    __slots__ = ("_drop", "_partial", "_wire", "usage")
+    __slots__ = ("_drop", "_kept", "_partial", "_relayed", "_wire", "usage")
 
     def __init__(self, wire: str, *, drop_usage_chunk: bool = False) -> None:
         self._wire = wire
         self._drop = drop_usage_chunk and wire == "openai"
         self._partial = b""
+        self._kept: list[bytes] = []
+        self._relayed = 0  # bytes of complete events passed on
         self.usage: Usage | None = None
+
+    def relayed_chars(self) -> int:
+        """Characters of answer (text, thinking, tool calls) in the events passed on so far; past `KEEP`
+        bytes, extrapolated from the part kept."""
+        kept = self._kept
+        chars = relayed_text(self._wire, kept)
+        size = sum(len(piece) for piece in kept)
+        return chars * self._relayed // size if size and self._relayed > size else chars
+
+    def _keep(self, piece: bytes) -> bytes:
+        self._relayed += len(piece)
+        if self._relayed <= KEEP:
+            self._kept.append(piece)
+        return piece
 
     def feed(self, piece: bytes) -> bytes:
         """The complete events in what has arrived so far, usage chunk removed when asked."""
@@ -43,8 +66,8 @@ class UsageTap:
                 return b""
             piece, self._partial = piece[:cut], piece[cut:]
         if b'"usage"' in piece:
-            return self._read(piece)
-        return piece
+            return self._keep(self._read(piece))
+        return self._keep(piece)
 
     def flush(self) -> bytes:
         """What is left when the stream ends (an incomplete last event, passed on as it came)."""
@@ -93,6 +116,21 @@ class UsageTap:
             self.usage = merge_usage(self.usage, openai_chat.read_usage(usage))
             return self._drop and not data.get("choices")
         return False
+
+
+def relayed_text(wire: str, pieces: list[bytes]) -> int:
+    """Characters of answer in stream bytes of `wire`'s format."""
+    reader = stream_reader(wire)
+    chars = 0
+    for piece in pieces:
+        try:
+            events = reader.feed(piece)
+        except ValueError:  # a malformed event: not answer the client could use
+            continue
+        for event in events:
+            if event.kind in _ANSWER:
+                chars += len(event.text) + len(event.name)
+    return chars
 
 
 def _data(event: bytes) -> dict[str, Any] | None:

@@ -38,6 +38,8 @@ class Ctx:
 
 
 def secret(ctx: Ctx, value: Any, path: str) -> Secret:
+    if isinstance(value, int | float) and not isinstance(value, bool):  # YAML read a numeric key: never echo it
+        raise ctx.fail(path, f"expected a non-empty string, got a {type(value).__name__} (not shown: it is a secret)")
     text = as_str(ctx, value, path)
     if text.startswith("env:"):
         var = text[4:]
@@ -49,7 +51,9 @@ def secret(ctx: Ctx, value: Any, path: str) -> Secret:
 
 def as_mapping(ctx: Ctx, value: Any, path: str, allowed: set[str] | None = None) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise ctx.fail(path or "<top>", f"expected a mapping, got {kind_of(value)}")
+        # A string where a mapping belongs is often a key written as its value alone: never echo it.
+        got = "a string (not shown: it may be a secret)" if isinstance(value, str) else kind_of(value)
+        raise ctx.fail(path or "<top>", f"expected a mapping, got {got}")
     for key in value:
         if not isinstance(key, str):
             raise ctx.fail(path or "<top>", f"keys must be strings, got {key!r}")

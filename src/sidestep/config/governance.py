@@ -35,7 +35,7 @@ from sidestep.config.model import BUDGET_PERIODS, NO_LIMITS, GovernanceConfig, L
 
 __all__ = ["parse_governance"]
 
-_TOP_KEYS = {"keys", "teams", "customers", "pricing", "store", "rate_limit_headers"}
+_TOP_KEYS = {"keys", "teams", "customers", "pricing", "store", "rate_limit_headers", "reserve_output_tokens"}
 _LIMIT_KEYS = {"rpm", "tpm", "budget_usd", "budget_period"}
 _TEAM_KEYS = _LIMIT_KEYS | {"customer"}
 _KEY_KEYS = _LIMIT_KEYS | {"key", "team", "customer", "models", "enabled", "expires"}
@@ -69,8 +69,15 @@ def parse_governance(ctx: Ctx, value: Any) -> GovernanceConfig:
     if store is not None and "://" in store:
         raise ctx.fail("governance.store", f"expected a SQLite file path, got {store!r} (other stores: not yet)")
     headers = as_bool(ctx, raw.get("rate_limit_headers", False), "governance.rate_limit_headers")
+    reserve = as_int(ctx, raw.get("reserve_output_tokens", 1024), "governance.reserve_output_tokens", 0)
     return GovernanceConfig(
-        keys=keys, teams=teams, customers=customers, pricing=pricing, store=store, rate_limit_headers=headers
+        keys=keys,
+        teams=teams,
+        customers=customers,
+        pricing=pricing,
+        store=store,
+        rate_limit_headers=headers,
+        reserve_output_tokens=reserve,
     )
 
 

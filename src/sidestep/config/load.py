@@ -65,6 +65,7 @@ _SERVER_KEYS = {
     "access_log",
     "request_log",
     "metrics",
+    "metrics_key",
     "sse_keepalive",
     "drain_timeout",
 }
@@ -189,6 +190,7 @@ def _server(ctx: Ctx, value: Any) -> ServerConfig:
         access_log=_log_target(ctx, raw.get("access_log"), "server.access_log"),
         request_log=_log_target(ctx, raw.get("request_log"), "server.request_log"),
         metrics=as_bool(ctx, raw.get("metrics", defaults.metrics), "server.metrics"),
+        metrics_key=secret(ctx, raw["metrics_key"], "server.metrics_key") if "metrics_key" in raw else None,
         sse_keepalive=nonneg(ctx, raw.get("sse_keepalive", defaults.sse_keepalive), "server.sse_keepalive"),
         drain_timeout=nonneg(ctx, raw.get("drain_timeout", defaults.drain_timeout), "server.drain_timeout"),
     )

@@ -205,6 +205,7 @@ class ServerConfig:
     access_log: str | None = None  # None: off; "stderr" or a file path: one JSON line per request
     request_log: str | None = None  # None: off; "stderr" or a file path: one JSON record per LLM request
     metrics: bool = False  # Prometheus text on GET /metrics
+    metrics_key: Secret | None = None  # when set, GET /metrics needs `Authorization: Bearer <it>`
     sse_keepalive: float = 15.0  # seconds between `: keep-alive` comments while a stream waits; 0 = off
     drain_timeout: float = 10.0  # on SIGTERM/SIGINT: seconds for in-flight requests to finish before they are cut
 
@@ -273,6 +274,7 @@ class GovernanceConfig:
     pricing: dict[str, Price] = field(default_factory=dict)  # "provider/model" or "model" → price
     store: str | None = None  # a SQLite file keeping budget spend across restarts and workers
     rate_limit_headers: bool = False  # answers say the key's rpm/tpm room (x-ratelimit-*; costs ~2-3 µs each)
+    reserve_output_tokens: int = 1024  # a budgeted request without max_tokens reserves this many output tokens
 
     @property
     def enabled(self) -> bool:

@@ -56,6 +56,8 @@ class Exchange:
     principal: Any = None  # who is calling, once a plugin has established it (governance: a VirtualKey)
     headers: list[tuple[str, str]] | None = None  # response headers plugins add (rate-limit state …)
     cost_usd: float | None = None  # priced from `usage` by the plugin that knows the prices (governance)
+    reserved_usd: float = 0.0  # held against budgets while in flight (governance), released in its `post`
+    estimated: bool = False  # `usage` is an estimate: the stream ended without the provider's count
 
 
 class Plugin(Protocol):

@@ -129,11 +129,22 @@ class Breaker:
 
 
 class Breakers:
-    """Breakers created on first use, one per (provider, key, model)."""
+    """Breakers created on first use, one per (provider, key, model), at most `limit` of them: clients may
+    name any `provider/model`. When the table is full the oldest closed breakers make room (a closed
+    breaker holds only its recent error window); open and half-open ones are kept, and if nothing can be
+    dropped a new name gets a breaker that is not kept. Either way `overflow` counts it."""
 
-    def __init__(self, policy: BreakerPolicy, on_change: Callable[[str, str, str], None] | None = None) -> None:
+    def __init__(
+        self,
+        policy: BreakerPolicy,
+        on_change: Callable[[str, str, str], None] | None = None,
+        *,
+        limit: int = 5_000,
+    ) -> None:
         self.policy = policy
         self.on_change = on_change
+        self.limit = limit
+        self.overflow = 0  # breakers dropped for room, or never kept
         self._by_name: dict[tuple[str, str, str], Breaker] = {}
 
     def get(self, provider: str, key: str, model: str) -> Breaker:
@@ -141,8 +152,31 @@ class Breakers:
         breaker = self._by_name.get(ident)
         if breaker is None:
             breaker = Breaker(f"{provider}/{model} [{key}]", self.policy, self.on_change)
+            if len(self._by_name) >= self.limit and not self._make_room():
+                self.overflow += 1
+                return breaker
             self._by_name[ident] = breaker
         return breaker
+
+    def _make_room(self) -> bool:
+        """Drop the oldest closed breakers, an eighth of the table at a time (so this runs rarely)."""
+        wanted = max(1, self.limit // 8)
+        doomed = []
+        for ident, breaker in self._by_name.items():
+            if breaker.state == CLOSED:
+                doomed.append(ident)
+                if len(doomed) >= wanted:
+                    break
+        for ident in doomed:
+            del self._by_name[ident]
+        self.overflow += len(doomed)
+        return bool(doomed)
+
+    def discard(self, provider: str, key: str, model: str) -> None:
+        """Forget a closed breaker (a model the provider does not know: no state should outlive it)."""
+        breaker = self._by_name.get((provider, key, model))
+        if breaker is not None and breaker.state == CLOSED:
+            del self._by_name[(provider, key, model)]
 
     def keep_only(self, providers: Container[str]) -> None:
         """Forget the breakers of providers no longer configured (a reload removed them)."""

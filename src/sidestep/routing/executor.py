@@ -14,7 +14,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -75,8 +75,12 @@ class Executor:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         replan: Callable[[Sequence[str]], Sequence[Planned]] | None = None,
         track_stats: bool = True,
+        configured: Container[str] = frozenset(),
     ) -> None:
+        """`configured`: the target labels the config names (routes, providers' listed models); a model
+        outside it that its provider rejects leaves no breaker behind."""
         self._providers = providers
+        self._configured = configured
         self._track = track_stats  # in-flight counts and latencies, for the strategies that read them
         self.on_attempt: Callable[[Attempt], None] | None = None  # told of every try and skip (metrics)
         # Adapters that fetch short-lived credentials (OAuth tokens) expose `async authorize(key)`.
@@ -227,6 +231,12 @@ class Executor:
             found = self._pairs[target.label] = (pairs, [key.weight for key, _ in pairs])
         return found
 
+    def _forget(self, planned: Planned) -> None:
+        target = planned.target
+        self._pairs.pop(target.label, None)
+        for key in self._providers[target.provider].config.keys:
+            self.state.breakers.discard(target.provider, key.name, target.model)
+
     def _breaker(self, planned: Planned, key: KeyConfig) -> Breaker:
         return self.state.breakers.get(planned.target.provider, key.name, planned.target.model)
 
@@ -310,7 +320,9 @@ class Executor:
             run, Attempt(target.provider, target.model, error.status, error.message, self._ms(started), key.name)
         )
         caller_error = not error.retryable and error.status not in _FAILOVER_4XX
-        if not caller_error:
+        if _unknown_model(error) and target.label not in self._configured:
+            self._forget(planned)  # an invented name: it must not hold a breaker (or count as a failure)
+        elif not caller_error:
             self._breaker(planned, key).record_failure(now)
         rest = self.state.cooldowns.on_failure(key.name, error.status, error.retry_after, now)
         if rest is not None:
@@ -390,6 +402,8 @@ class Executor:
             return AllAttemptsFailed(run.attempts, status=504, headline="The request deadline was reached")
         if statuses and all(s == 429 for s in statuses):
             return AllAttemptsFailed(run.attempts, status=429, headline="Every target is rate-limited")
+        if statuses and all(s == 404 for s in statuses):  # e.g. a model no target's provider knows
+            return AllAttemptsFailed(run.attempts, status=404, headline="No target knows this model")
         return AllAttemptsFailed(run.attempts, status=502)
 
     def _record(self, run: _Run, attempt: Attempt) -> None:
@@ -402,6 +416,12 @@ class Executor:
 
     def _ms(self, started: float) -> float:
         return (self.clock() - started) * 1000.0
+
+
+def _unknown_model(error: UpstreamError) -> bool:
+    """The provider does not know the model (404; a 400 about the model, as Bedrock and some
+    OpenAI-compatible servers say it)."""
+    return error.status == 404 or (error.status == 400 and "model" in error.message.lower())
 
 
 async def _cancel_losers(tasks: set[asyncio.Task[Served | None]]) -> None:

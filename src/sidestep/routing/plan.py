@@ -24,6 +24,7 @@ __all__ = [
     "STATS_STRATEGIES",
     "Planned",
     "Planner",
+    "configured_targets",
     "expand",
     "reads_stats",
     "resolve",
@@ -159,6 +160,19 @@ def reads_stats(routes: Mapping[str, RouteNode]) -> bool:
         return any(reads(child) for child in node.children)
 
     return any(reads(node) for node in routes.values())
+
+
+def configured_targets(routes: Mapping[str, RouteNode], providers: Mapping[str, ProviderConfig]) -> frozenset[str]:
+    """Every `provider/model` label the config names: route targets and the models providers list."""
+    labels = {f"{provider.name}/{model}" for provider in providers.values() for model in provider.models}
+    pending: list[RouteNode] = list(routes.values())
+    while pending:
+        node = pending.pop()
+        if isinstance(node, TargetNode):
+            labels.add(node.label)
+        else:
+            pending.extend(node.children)
+    return frozenset(labels)
 
 
 def _fixed(node: RouteNode) -> bool:

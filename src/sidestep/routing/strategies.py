@@ -25,18 +25,43 @@ class _Live:
 
 
 class TargetStats:
-    """In-flight counts and an EWMA of time-to-first-token per target label; O(1) per update."""
+    """In-flight counts and an EWMA of time-to-first-token per target label; O(1) per update. At most
+    `limit` labels (clients may name any `provider/model`): when full, the oldest labels with nothing in
+    flight make room, an eighth of the table at a time; `overflow` counts what was dropped or not kept."""
 
-    def __init__(self, alpha: float = 0.2) -> None:
+    def __init__(self, alpha: float = 0.2, *, limit: int = 5_000) -> None:
         self.alpha = alpha
+        self.limit = limit
+        self.overflow = 0
         self._live: dict[str, _Live] = {}
         self._turns: dict[int, int] = {}
+
+    @property
+    def size(self) -> int:
+        return len(self._live)
 
     def _get(self, label: str) -> _Live:
         live = self._live.get(label)
         if live is None:
-            live = self._live[label] = _Live()
+            live = _Live()
+            if len(self._live) >= self.limit and not self._make_room():
+                self.overflow += 1
+                return live
+            self._live[label] = live
         return live
+
+    def _make_room(self) -> bool:
+        wanted = max(1, self.limit // 8)
+        idle = []
+        for label, live in self._live.items():
+            if live.outstanding == 0:
+                idle.append(label)
+                if len(idle) >= wanted:
+                    break
+        for label in idle:
+            del self._live[label]
+        self.overflow += len(idle)
+        return bool(idle)
 
     def started(self, label: str) -> None:
         self._get(label).outstanding += 1

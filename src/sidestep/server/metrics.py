@@ -4,7 +4,14 @@ Counters and a latency histogram live in plain dicts: a request costs a few dict
 response head is ready (no lock, no I/O, nothing per stream chunk), and the text exposition format is
 built only when scraped. Breaker states are read from the live breakers at scrape time. Label sets are
 bounded: past `max_series` distinct (endpoint, status, provider, model) combinations — clients may name
-any `provider/model` — new ones are counted under `model="other"`.
+any `provider/model` — new ones are counted under `model="other"`, and so are attempts a provider
+rejected (400/404) at a model the config does not name: an invented name leaves no series of its own.
+`sidestep_state_overflow_total` counts what found a per-name table full (breakers, latency statistics,
+label sets).
+
+With `server.metrics_key` a scrape must send `Authorization: Bearer <key>` (Prometheus's
+`authorization: {credentials: …}`): budget series name keys and teams with their spend. Without it the
+endpoint is open, as it was; keep it off a public interface then.
 
 With `--workers N` each worker counts its own requests and answers the scrape that reaches it; scrape
 each worker's port separately or sum in a recording rule once cluster mode shares state.
@@ -12,6 +19,7 @@ each worker's port separately or sum in a recording rule once cluster mode share
 
 from __future__ import annotations
 
+import hmac
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
@@ -19,6 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 from sidestep.errors import Attempt
 from sidestep.headers import picked
 from sidestep.routing.breaker import Breakers
+from sidestep.routing.strategies import TargetStats
 from sidestep.server.types import Handler, Request, Response, StreamingResponse
 
 __all__ = ["BUCKETS", "Metrics"]
@@ -27,6 +36,8 @@ BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 _BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 _SERVED = {"x-sidestep-provider": 0, "x-sidestep-model": 1}
 _CONTENT_TYPE = ("content-type", "text/plain; version=0.0.4; charset=utf-8")
+_NEEDS_KEY = b"GET /metrics needs `Authorization: Bearer <server.metrics_key>`.\n"
+_REJECTED = frozenset({"400", "404"})  # outcomes that say "no such model" when the model is no configured one
 
 
 class Metrics:
@@ -40,8 +51,16 @@ class Metrics:
         *,
         max_series: int = 5_000,
         budgets: Callable[[], Iterable[tuple[str, str, float, float]]] | None = None,
+        stats: TargetStats | None = None,
+        configured: Callable[[str], bool] | None = None,
+        key: str | None = None,
     ) -> None:
+        """`configured` says whether a `provider/model` label is one the config names (`Gateway.configured`)."""
         self._handler = handler
+        self._key = f"Bearer {key}".encode() if key is not None else None
+        self._stats = stats
+        self._configured = configured
+        self.overflow = 0  # observations folded into model="other" because a table was full
         self._budgets = budgets  # at scrape time: (scope, period, spent, limit) per budget (governance)
         self._endpoints = endpoints  # path → endpoint label; other paths count as "other"
         self._breakers = breakers
@@ -53,6 +72,10 @@ class Metrics:
 
     async def handle(self, request: Request) -> Response | StreamingResponse:
         if request.path == "/metrics" and request.method == "GET":
+            if self._key is not None and not hmac.compare_digest(
+                (request.header("authorization") or "").encode(), self._key
+            ):
+                return Response(401, _NEEDS_KEY, [_CONTENT_TYPE, ("www-authenticate", "Bearer")])
             return Response(200, self.render().encode(), [_CONTENT_TYPE])
         started = time.perf_counter()
         response = await self._handler(request)
@@ -66,6 +89,7 @@ class Metrics:
         if count is None and len(self._requests) >= self._max_series:
             key = (endpoint, response.status, provider or "", "other")
             count = self._requests.get(key)
+            self.overflow += 1
         self._requests[key] = (count or 0) + 1
         buckets = self._buckets.get(endpoint)
         if buckets is None:
@@ -84,10 +108,20 @@ class Metrics:
             outcome = "cancelled" if attempt.reason == "cancelled" else "error"  # timeout, connection error
         key = (attempt.provider, attempt.model, outcome)
         count = self._attempts.get(key)
-        if count is None and len(self._attempts) >= self._max_series:
+        if count is None and (self._full(self._attempts) or self._unknown(attempt, outcome)):
             key = (attempt.provider, "other", outcome)
             count = self._attempts.get(key)
         self._attempts[key] = (count or 0) + 1
+
+    def _full(self, table: Mapping[tuple[str, str, str], int]) -> bool:
+        full = len(table) >= self._max_series
+        self.overflow += full
+        return full
+
+    def _unknown(self, attempt: Attempt, outcome: str) -> bool:
+        """A provider said no to a model the config does not name: no series of its own for it."""
+        configured = self._configured
+        return outcome in _REJECTED and configured is not None and not configured(f"{attempt.provider}/{attempt.model}")
 
     def render(self) -> str:
         """The Prometheus text exposition format (0.0.4)."""
@@ -130,7 +164,19 @@ class Metrics:
             out.append(f"sidestep_breaker_state{{{labels}}} {_BREAKER_VALUES.get(state, 0)}")
         if self._budgets is not None:
             out += _budget_lines(self._budgets())
+        out += self._overflow_lines()
         return "\n".join(out) + "\n"
+
+    def _overflow_lines(self) -> list[str]:
+        tables = {"breakers": self._breakers.overflow, "metric_series": self.overflow}
+        if self._stats is not None:
+            tables["latency_stats"] = self._stats.overflow
+        return [
+            "# HELP sidestep_state_overflow_total Names that found a per-name table full: breakers and latency"
+            ' statistics dropped for room (or never kept), label sets counted under model="other".',
+            "# TYPE sidestep_state_overflow_total counter",
+            *(f'sidestep_state_overflow_total{{table="{table}"}} {count}' for table, count in sorted(tables.items())),
+        ]
 
 
 def _budget_lines(budgets: Iterable[tuple[str, str, float, float]]) -> list[str]:

@@ -111,8 +111,12 @@ class Simulator:
         seed: int = 0,
         api_keys: Collection[str] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        models: Collection[str] | None = None,
     ) -> None:
+        """`models`: the model names this provider serves (OpenAI and Anthropic dialects); any other is
+        answered 404 as the real APIs do. None: every name is served."""
         self.name = name
+        self.models = frozenset(models) if models is not None else None
         self.scenario = scenario
         self.clock = clock
         self.api_keys = frozenset(api_keys) if api_keys is not None else None
@@ -176,6 +180,8 @@ class Simulator:
         if not isinstance(raw_model, str) or not raw_model:
             return _error(400, "you must provide a model parameter", "model")
         model, fault = self._fault_for(raw_model, headers)
+        if self.models is not None and model not in self.models:
+            return _error(404, f"The model `{model}` does not exist or you do not have access to it.", "model")
         if operation == "chat" and not isinstance(body.get("messages"), list):
             return _error(400, "'messages' is a required property", "messages")
         failed = await self._before_headers(fault, _OPENAI)
@@ -204,6 +210,8 @@ class Simulator:
         if problem is not None:
             return _ANTHROPIC.error(400, problem)
         model, fault = self._fault_for(body["model"], headers)
+        if self.models is not None and model not in self.models:
+            return _ANTHROPIC.error(404, f"model: {model}")
         failed = await self._before_headers(fault, _ANTHROPIC)
         if failed is not None:
             return failed

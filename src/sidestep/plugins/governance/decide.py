@@ -54,7 +54,7 @@ def decide(key: VirtualKey | None, presented: bool, models: Sequence[str], scope
                 reason = f"Key '{key.name}' may not use '{model}' (allowed: {allowed})."
                 return Decision(False, "model_not_allowed", reason)
     for scope in scopes.budgets:
-        if scope.spend.spent(now) >= scope.limits.budget_usd:  # type: ignore[operator]  # grouped: it is set
+        if scope.spend.committed(now) >= scope.limits.budget_usd:  # type: ignore[operator]  # grouped: it is set
             return _spent(scope, now)
     for scope in scopes.rpm:
         if scope.requests.estimate(now) + 1 > scope.limits.rpm:  # type: ignore[operator]
@@ -71,8 +71,9 @@ def _spent(scope: Scope, now: float) -> Decision:
     end = period_end(now, period)
     resets = f"; it resets at {iso_utc(end)}" if end is not None else ""
     which = "total" if period == "total" else period
-    spent = scope.spend.spent(now)
-    reason = f"The {which} budget of {scope.label} (${limits.budget_usd:.2f}) is spent (${spent:.4f}){resets}."
+    spent, reserved = scope.spend.spent(now), scope.spend.reserved
+    held = f", ${reserved:.4f} more held by requests in flight" if reserved else ""
+    reason = f"The {which} budget of {scope.label} (${limits.budget_usd:.2f}) is spent (${spent:.4f}{held}){resets}."
     return Decision(False, "insufficient_quota", reason)
 
 

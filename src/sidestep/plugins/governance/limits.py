@@ -101,12 +101,16 @@ class Spend:
     kept, so the per-request check is two comparisons (calendar arithmetic only when a period turns).
 
     With a store (`sidestep.plugins.governance.store`), `take` hands over what was spent here since the
-    last flush and `settle` takes back the period's total as every process sharing the store counted it."""
+    last flush and `settle` takes back the period's total as every process sharing the store counted it.
 
-    __slots__ = ("_delta", "_end", "_start", "_usd", "period")
+    `reserved` is what the requests in flight here may still cost (their estimates, `reserve`d when
+    admitted and `release`d when over); it outlives a period's turn, since those requests still end."""
+
+    __slots__ = ("_delta", "_end", "_start", "_usd", "period", "reserved")
 
     def __init__(self, period: str) -> None:
         self.period = period
+        self.reserved = 0.0
         self._start = 0.0
         self._end = -1.0  # no period yet
         self._usd = 0.0
@@ -124,6 +128,17 @@ class Spend:
         if self._start <= now and (now < self._end or self.period == "total"):
             return self._usd
         return 0.0
+
+    def committed(self, now: float) -> float:
+        """Spent in this period plus reserved by requests in flight: what admission is checked against."""
+        return self.spent(now) + self.reserved
+
+    def reserve(self, usd: float) -> None:
+        self.reserved += usd
+
+    def release(self, usd: float) -> None:
+        # Never below zero: a reload may hand a request's release to counters that never held it.
+        self.reserved = max(0.0, self.reserved - usd)
 
     def add(self, now: float, usd: float) -> None:
         if not self._current(now):

@@ -7,21 +7,25 @@ the upstream reported. Every check and count is in memory, O(1) per request. Rat
 process; budget spend is per process too unless `governance.store` names a SQLite file, which a
 background flush keeps shared across workers and restarts (`SpendStore`).
 
-Requests in flight are not reserved against a budget: a burst can overshoot it by what those requests
-cost, as with every gateway that prices from reported usage.
+A request admitted against a budget reserves its estimated cost (prompt bytes / 4 tokens in, its
+`max_tokens` or `reserve_output_tokens` out, at the dearest price among its targets) until `post`
+settles the real cost: admission checks spent + reserved, so a burst overshoots a budget by at most one
+request's estimate plus what answers cost beyond their estimates, not by what every request in flight costs.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
-from sidestep.config.model import GovernanceConfig, VirtualKey
+from sidestep.config.model import GovernanceConfig, RouteNode, VirtualKey
+from sidestep.dialects.body import field
 from sidestep.errors import ConfigError, Forbidden, LimitExceeded, SidestepError, Unauthorized
 from sidestep.plugins.base import Exchange
+from sidestep.plugins.estimate import tokens_of
 from sidestep.plugins.governance.decide import ALLOW, Decision, decide, model_allowed
 from sidestep.plugins.governance.limits import NO_SCOPES, Scope, Scopes, iso_utc, period_end
 from sidestep.plugins.governance.store import SpendStore
@@ -35,11 +39,19 @@ class Governance:
     name = "governance"
 
     def __init__(
-        self, config: GovernanceConfig, *, clock: Callable[[], float] = time.time, source: str = "<config>"
+        self,
+        config: GovernanceConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        source: str = "<config>",
+        routes: Mapping[str, RouteNode] | None = None,
     ) -> None:
+        """`routes` (the config's) tell which targets a route name may reach: its reservation is priced
+        at the dearest of them."""
         self._clock = clock
         self._keys = {key.secret.reveal(): key for key in config.keys}
-        self.pricing = Pricing(config.pricing)
+        self.pricing = Pricing(config.pricing, routes)
+        self._reserve_output = config.reserve_output_tokens
         self._headers = config.rate_limit_headers
         teams = {name: Scope(f"team '{name}'", team.limits, f"team:{name}") for name, team in config.teams.items()}
         customers = {
@@ -77,6 +89,8 @@ class Governance:
                 scope.requests, scope.tokens = previous.requests, previous.tokens
                 if previous.spend.period == scope.spend.period:
                     scope.spend = previous.spend
+                else:  # requests in flight release what they hold here
+                    scope.spend.reserved = previous.spend.reserved
 
     def _key_of(self, request: Request) -> tuple[str | None, VirtualKey | None]:
         """(what the request presents as its key, the virtual key it names if any)."""
@@ -105,20 +119,40 @@ class Governance:
         exchange.principal = key
         for scope in scopes.rpm:
             scope.requests.add(now, 1)
+        if scopes.budgets and self.pricing:
+            usd = exchange.reserved_usd = self._estimate(exchange)
+            for scope in scopes.budgets:
+                scope.spend.reserve(usd)
         if self._headers and (scopes.rpm or scopes.tpm):
             exchange.headers = _rate_headers(scopes, now)
         return None
 
+    def _estimate(self, exchange: Exchange) -> float:
+        """USD a request may cost at most, as far as can be told before it is sent."""
+        price = self.pricing.ceiling(exchange.models)
+        if price is None:
+            return 0.0
+        body = exchange.body
+        limit = field(body, "max_completion_tokens") or field(body, "max_tokens")
+        output = limit if isinstance(limit, int) and limit > 0 else self._reserve_output
+        return (tokens_of(len(exchange.request.body)) * price.input + output * price.output) / 1_000_000
+
     def post(self, exchange: Exchange) -> None:
         key = exchange.principal
+        if not isinstance(key, VirtualKey):
+            return
+        scopes = self._scopes.get(key.name, NO_SCOPES)  # a reload may have removed the key meanwhile
+        if exchange.reserved_usd:
+            for scope in scopes.budgets:
+                scope.spend.release(exchange.reserved_usd)
+            exchange.reserved_usd = 0.0
         usage = exchange.usage
-        if not isinstance(key, VirtualKey) or usage is None:
+        if usage is None:
             return
         cost = self.pricing.cost(exchange.provider, exchange.model, usage) if self.pricing else None
         if cost is not None:
             exchange.cost_usd = cost
         now = self._clock()
-        scopes = self._scopes[key.name]
         if scopes.tpm:
             tokens = usage.input + usage.output
             for scope in scopes.tpm:
@@ -211,6 +245,7 @@ def _scope_state(scope: Scope, now: float) -> dict[str, Any]:
         state["budget"] = {
             "usd": limits.budget_usd,
             "spent_usd": round(scope.spend.spent(now), 8),
+            "reserved_usd": round(scope.spend.reserved, 8),  # held by its requests in flight
             "period": limits.budget_period,
             "resets_at": iso_utc(end) if end is not None else None,
         }
