@@ -63,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate a config file and exit")
     check.add_argument("config", help="YAML config file")
+    check.add_argument(
+        "--no-env", action="store_true", help="unset env: secrets are warnings, not errors (CI without the secrets)"
+    )
     check.set_defaults(func=_cmd_check)
 
     from sidestep.demo import add_parser as add_demo
@@ -88,7 +91,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         config = _load(args.config)
     except ConfigError as exc:
-        print(f"sidestep: config error: {exc}", file=sys.stderr)
+        _report(exc, [])
         return 2
     if not config.providers:
         print("sidestep: no providers: pass --config FILE or export a key such as OPENAI_API_KEY", file=sys.stderr)
@@ -124,11 +127,13 @@ def _store_usable(path: str, reset: bool) -> bool:
 def _cmd_check(args: argparse.Namespace) -> int:
     from sidestep.config import load_config
 
+    warnings: list[str] = []
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, no_env=args.no_env, warnings=warnings)
     except ConfigError as exc:
-        print(f"sidestep: config error: {exc}", file=sys.stderr)
+        _report(exc, warnings)
         return 2
+    _report(None, warnings)
     keys = config.governance.keys
     governed = f"; {len(keys)} virtual key(s): {', '.join(key.name for key in keys)}" if keys else ""
     print(
@@ -136,6 +141,19 @@ def _cmd_check(args: argparse.Namespace) -> int:
         f"{len(config.routes)} route(s): {', '.join(config.routes) or 'none'}{governed}"
     )
     return 0
+
+
+def _report(error: ConfigError | None, warnings: list[str]) -> None:
+    """Every mistake and warning, one line each, on stderr."""
+    for warning in warnings:
+        print(f"sidestep: warning: {warning}", file=sys.stderr)
+    if error is None:
+        return
+    errors = getattr(error, "errors", (error,))
+    for each in errors:
+        print(f"sidestep: config error: {each}", file=sys.stderr)
+    if len(errors) > 1:
+        print(f"sidestep: {len(errors)} errors in {error.source}", file=sys.stderr)
 
 
 def run_async(coro: Coroutine[Any, Any, int]) -> int:
