@@ -167,5 +167,6 @@ def test_fallbacks_on_is_validated() -> None:
     assert good.routes["r"].policy.fallbacks_for("context_window") == ("p/big",)
     assert good.routes["r"].policy.fallbacks_for(None) == ()
     bad = {**base, "routes": {"r": {"target": "p/m", "fallbacks_on": {"context": ["p/big"]}}}}
-    with pytest.raises(ConfigError, match=r"routes.r.fallbacks_on.context: unknown key \(allowed: content_policy"):
+    expected = r"routes.r.fallbacks_on.context: unknown key — did you mean 'context_window'\? \(allowed: content_policy"
+    with pytest.raises(ConfigError, match=expected):
         parse_config(bad)

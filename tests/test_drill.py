@@ -95,3 +95,52 @@ def test_drill_command_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["drill", "-s", str(bad), "--duration", "0.5", "--rate", "20"]) == 1
     assert "FAIL" in capsys.readouterr().out
     assert main(["drill", "-s", "nope"]) == 2
+
+
+REAL_CONFIG = """\
+server:
+  access_log: {dir}/access.log
+  request_log: {dir}/request.log
+providers:
+  openai: {{api_key: env:SIDESTEP_DRILL_TEST_OPENAI}}
+  co: {{type: cohere, api_key: env:SIDESTEP_DRILL_TEST_COHERE}}
+routes:
+  chat: [openai/gpt-4o-mini, co/command-r]
+  embed: [openai/text-embedding-3-small, co/embed-v4.0]
+governance:
+  store: {dir}/spend.db
+  pricing:
+    gpt-4o-mini: {{input: 0.15, output: 0.6}}
+  keys:
+    alice: {{key: env:SIDESTEP_DRILL_TEST_ALICE, models: [chat], budget_usd: 5}}
+"""
+
+
+def test_drill_runs_a_real_config_without_touching_its_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Virtual keys (the drill brings its own), an embeddings-only route (sent embeddings, which the
+    simulator refuses to chat about), and the config's logs and spend store, which stay untouched."""
+    for name in ("SIDESTEP_DRILL_TEST_OPENAI", "SIDESTEP_DRILL_TEST_COHERE", "SIDESTEP_DRILL_TEST_ALICE"):
+        monkeypatch.delenv(name, raising=False)
+    path = tmp_path / "gw.yaml"
+    path.write_text(REAL_CONFIG.format(dir=tmp_path))
+    status = main(["drill", "--config", str(path), "-s", "openai-outage", "--duration", "1", "--rate", "20"])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "PASS" in out and "100.0%" in out and "HTTP" not in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gw.yaml"]  # no log, no store of the config's
+
+
+def test_routes_get_the_operation_they_serve() -> None:
+    from sidestep.drill.runner import route_operation
+
+    config = drill_config(
+        {
+            "providers": {"o": {"type": "openai", "api_key": "k"}},
+            "routes": {"chat": ["o/gpt-4o", "o/text-embedding-3-small"], "embed": ["o/text-embedding-3-large"]},
+        },
+        "<test>",
+    )
+    assert route_operation(config.routes["chat"]) == "chat"
+    assert route_operation(config.routes["embed"]) == "embeddings"

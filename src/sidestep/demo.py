@@ -5,14 +5,23 @@ of 429s with Retry-After) and `backup` (steady, a little slower) — sit behind 
 with the route `demo-chat`: primary first, then a weighted group of flaky and backup. A stream of
 requests (half of them streaming) goes through; the terminal shows live who served each one, the
 failovers and the success rate.
+
+The run is paced for a person (~25 s: each third of it — healthy, outage, recovery — lasts long enough to
+watch); `--fast` runs it in a second or two for CI. The gateway's own log (failovers, breaker changes) goes
+to a file of its own, never under the live screen.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
+import tempfile
 import time
 from collections import Counter, deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +37,7 @@ from sidestep.sim import Simulator, start_simulator
 from sidestep.transport.client import HttpClient
 from sidestep.transport.types import Timeouts, UpstreamRequest
 
-__all__ = ["DemoResult", "add_parser", "demo_config", "run_demo"]
+__all__ = ["DemoResult", "add_parser", "demo_config", "pace_for", "run_demo"]
 
 ROUTE = "demo-chat"
 
@@ -58,25 +67,62 @@ class DemoResult:
         return self.ok / self.total if self.total else 1.0
 
 
+PACE = 0.6  # seconds between one client's requests: 120 requests over 3 clients take ~25 s
+FAST_PACE = 0.01
+
+
 def add_parser(sub: Any) -> None:
     parser = sub.add_parser("demo", help="offline failover demo against simulated providers")
     parser.add_argument("--requests", type=int, default=120, help="how many requests to send (default 120)")
     parser.add_argument("--concurrency", type=int, default=3)
-    parser.add_argument("--pace", type=float, default=0.1, help="seconds between requests per client")
+    parser.add_argument(
+        "--pace", type=float, help=f"seconds between requests per client (default {PACE}, {FAST_PACE} with --fast)"
+    )
+    parser.add_argument("--fast", action="store_true", help="no pause between requests (CI): done in a second or two")
     parser.add_argument("--plain", action="store_true", help="print lines instead of a live screen")
+    parser.add_argument(
+        "--log", help="where the gateway's own log goes (default: sidestep-demo.log in the temporary directory)"
+    )
     parser.set_defaults(func=_cmd_demo)
+
+
+def pace_for(fast: bool, pace: float | None) -> float:
+    if pace is not None:
+        return pace
+    return FAST_PACE if fast else PACE
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from sidestep.cli.main import run_async
 
-    return run_async(_demo_main(args.requests, args.concurrency, args.pace, args.plain))
+    log = args.log or os.path.join(tempfile.gettempdir(), "sidestep-demo.log")
+    pace = pace_for(args.fast, args.pace)
+    with _logging_to(log):
+        return run_async(_demo_main(args.requests, args.concurrency, pace, args.plain, log))
 
 
-async def _demo_main(requests: int, concurrency: int, pace: float, plain: bool) -> int:
+@contextmanager
+def _logging_to(path: str) -> Iterator[None]:
+    """The gateway's log in a file of its own while the demo runs: on stderr it would tear the live screen."""
+    logger = logging.getLogger("sidestep")
+    handler = logging.FileHandler(path, mode="w", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    propagate, logger.propagate = logger.propagate, False
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+        handler.close()
+
+
+async def _demo_main(requests: int, concurrency: int, pace: float, plain: bool, log: str) -> int:
     console = Console()
     result = await run_demo(requests=requests, concurrency=concurrency, pace=pace, console=console, live=not plain)
-    console.print(_summary(result))
+    if plain:  # the live screen's last frame shows the summary already
+        console.print(_summary(result))
+    console.print(f"gateway log: {log}", markup=False, soft_wrap=True)
     return 0 if result.ok == result.total else 1
 
 
@@ -155,6 +201,8 @@ async def _drive(
             await asyncio.sleep(0.1)
         await task
         screen.update(_screen(result))
+    if not console.is_terminal:  # a terminal's live screen ends its last line itself
+        console.line()
 
 
 def _set_phase(primary: Simulator, result: DemoResult, number: int, total: int) -> None:

@@ -3,6 +3,7 @@
 ```
 SidestepError                      base; carries status, type and code for rendering
 ├── ConfigError                    a config file or env setting is wrong (file, key path, reason)
+│   └── ConfigErrors               every mistake found in one file (`errors`), one line each
 ├── RequestError                   the client sent something we cannot serve (4xx, never retried)
 │   ├── BadRequest                 400 malformed JSON, missing field, wrong type
 │   ├── NotFound                   404 unknown route / model / path
@@ -31,6 +32,7 @@ __all__ = [
     "Attempt",
     "BadRequest",
     "ConfigError",
+    "ConfigErrors",
     "Forbidden",
     "LimitExceeded",
     "MethodNotAllowed",
@@ -73,6 +75,19 @@ class ConfigError(SidestepError):
         self.source = source
         self.path = path
         self.reason = reason
+
+
+class ConfigErrors(ConfigError):
+    """Several mistakes in one config, found in one pass (so one run of `sidestep check` lists them all);
+    it reads as the first, and `str()` gives one line per mistake."""
+
+    def __init__(self, errors: Sequence[ConfigError]) -> None:
+        first = errors[0]
+        super().__init__(first.reason, source=first.source, path=first.path)
+        self.errors = tuple(errors)
+
+    def __str__(self) -> str:
+        return "\n".join(str(error) for error in self.errors)
 
 
 class RequestError(SidestepError):

@@ -1,19 +1,21 @@
 """Run the gateway: build it from a config, bind, serve until a signal, shut down gracefully.
 
 `--workers N` forks N processes that each bind the same port with SO_REUSEPORT; the kernel spreads
-connections across them. Each worker has its own pools and in-memory state (nothing is shared yet).
+connections across them. Each worker has its own pools and in-memory state (nothing is shared yet); the
+parent supervises them (`sidestep.supervise`). A gateway that cannot start (config error, port in use)
+says so in one line and exits 2.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import os
 import signal
 import sys
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
@@ -30,6 +32,7 @@ from sidestep.server.access_log import AccessLog
 from sidestep.server.metrics import Metrics
 from sidestep.server.protocol import HttpServer, ServerLimits, start_server
 from sidestep.server.types import Handler, Response
+from sidestep.supervise import EXIT_REFUSED, RestartPolicy, reset_child_signals, supervise
 from sidestep.transport.client import HttpClient
 
 __all__ = ["install_fast_loop", "run", "start_gateway"]
@@ -195,8 +198,13 @@ async def _serve(
     reuse_port: bool,
     on_ready: Callable[[int], None],
     load: Callable[[], Config] | None,
-) -> None:
-    server, gateway, client = await start_gateway(config, host=host, port=port, reuse_port=reuse_port)
+) -> int:
+    try:
+        server, gateway, client = await start_gateway(config, host=host, port=port, reuse_port=reuse_port)
+    except ConfigError as exc:
+        return _refuse(f"config error: {exc}")
+    except OSError as exc:  # the port is taken, the address is not this machine's, …
+        return _refuse(f"cannot listen on {host}:{port}: {_os_reason(exc)}")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -212,6 +220,19 @@ async def _serve(
     log.info("shutting down: finishing in-flight requests (at most %g s)", config.server.drain_timeout)
     await server.close(idle_grace=_IDLE_GRACE)
     await client.aclose()
+    return 0
+
+
+def _refuse(message: str) -> int:
+    """A gateway that cannot start says why in one line (no traceback) and exits 2."""
+    print(f"sidestep: {message}", file=sys.stderr, flush=True)
+    return EXIT_REFUSED
+
+
+def _os_reason(exc: OSError) -> str:
+    if exc.errno is not None:
+        return os.strerror(exc.errno).lower()
+    return str(exc)
 
 
 def _tune_gc() -> None:
@@ -223,42 +244,43 @@ def _tune_gc() -> None:
     gc.set_threshold(10_000, 20, 50)
 
 
-def run(config: Config, *, host: str, port: int, workers: int, load: Callable[[], Config] | None = None) -> int:
-    """Serve until SIGINT/SIGTERM. With `load` (re-reads the config file), SIGHUP reloads the config."""
+def run(
+    config: Config,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    load: Callable[[], Config] | None = None,
+    restarts: RestartPolicy | None = None,
+) -> int:
+    """Serve until SIGINT/SIGTERM; the exit status. With `load` (re-reads the config file), SIGHUP
+    reloads the config. With `workers` > 1 the workers are supervised (`sidestep.supervise`)."""
     loop_name = install_fast_loop()
     build = compiled_build()
 
     def ready(bound: int) -> None:
         log.info("sidestep listening on http://%s:%d (pid %d, %s, %s)", host, bound, os.getpid(), loop_name, build)
 
-    # SIGHUP's default action ends a process: until a process has its handler (the parent `forward`, a
-    # worker its loop's handler), a reload signal is held back, not fatal. Workers inherit the block.
+    # SIGHUP's default action ends a process: until a process has its handler (the supervisor's, a
+    # worker its loop's), a reload signal is held back, not fatal. `sidestep serve` blocks it earlier
+    # still, before reading the config; workers inherit the block.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
     if workers <= 1:
-        asyncio.run(_serve(config, host, port, False, ready, load))
-        return 0
-    children: list[int] = []
-    for _ in range(workers):
+        return asyncio.run(_serve(config, host, port, False, ready, load))
+
+    def spawn() -> int:
         pid = os.fork()
-        if pid == 0:  # child: serve until signalled, never return into the parent's code
+        if pid == 0:  # the worker: serve until signalled, never return into the parent's code
+            code = 1
             try:
-                asyncio.run(_serve(config, host, port, True, ready, load))
+                reset_child_signals()
+                code = asyncio.run(_serve(config, host, port, True, ready, load))
+            except BaseException:
+                traceback.print_exc()
             finally:
-                os._exit(0)
-        children.append(pid)
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        return pid
 
-    def forward(signum: int, _frame: object) -> None:
-        for child in children:
-            with contextlib.suppress(ProcessLookupError):  # a worker that has exited already
-                os.kill(child, signal.SIGHUP if signum == signal.SIGHUP else signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    signal.signal(signal.SIGHUP, forward)  # each worker re-reads the file itself (or says it has none)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
-    status = 0
-    for child in children:
-        _pid, code = os.waitpid(child, 0)
-        status = status or (code >> 8)
-    sys.stdout.flush()
-    return status
+    return supervise(spawn, workers, restarts)

@@ -2,24 +2,35 @@
 
 from __future__ import annotations
 
+# Light imports only: until `main` runs, a SIGHUP (a reload sent to a starting `serve`) still has its
+# default action, ending the process; the rest is imported where it is used.
 import argparse
-import asyncio
-import logging
+import signal
 import sys
+import time
 from collections.abc import Coroutine, Sequence
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sidestep import __version__
-from sidestep.config import Config, config_from_env, load_config
 from sidestep.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sidestep.config import Config
 
 __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Held back until the command is known: `serve` keeps it blocked until its handler is in place,
+    # any other command lets a pending one act as it always would.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+    import logging
+
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command != "serve":
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -43,10 +54,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="bind address (overrides server.host)")
     serve.add_argument("--port", type=int, help="port (overrides server.port)")
     serve.add_argument("--workers", type=int, help="worker processes sharing the port (overrides server.workers)")
+    serve.add_argument(
+        "--reset-broken-store",
+        action="store_true",
+        help="move an empty or corrupt governance.store aside (FILE.broken-TIME) and start a new one",
+    )
     serve.set_defaults(func=_cmd_serve)
 
     check = sub.add_parser("check", help="validate a config file and exit")
     check.add_argument("config", help="YAML config file")
+    check.add_argument(
+        "--no-env", action="store_true", help="unset env: secrets are warnings, not errors (CI without the secrets)"
+    )
     check.set_defaults(func=_cmd_check)
 
     from sidestep.demo import add_parser as add_demo
@@ -60,19 +79,24 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load(path: str | None) -> Config:
+    from sidestep.config import config_from_env, load_config
+
     return load_config(path) if path else config_from_env()
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from sidestep.config import load_config
     from sidestep.serve import run
 
     try:
         config = _load(args.config)
     except ConfigError as exc:
-        print(f"sidestep: config error: {exc}", file=sys.stderr)
+        _report(exc, [])
         return 2
     if not config.providers:
         print("sidestep: no providers: pass --config FILE or export a key such as OPENAI_API_KEY", file=sys.stderr)
+        return 2
+    if config.governance.store is not None and not _store_usable(config.governance.store, args.reset_broken_store):
         return 2
     host = args.host or config.server.host
     port = config.server.port if args.port is None else args.port
@@ -80,12 +104,36 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return run(config, host=host, port=port, workers=args.workers or config.server.workers, load=load)
 
 
+def _store_usable(path: str, reset: bool) -> bool:
+    """Checked once, before any worker starts: an empty or corrupt spend store is refused in one line
+    (it would reset every budget), or moved aside when the operator asked for that."""
+    from sidestep.plugins.governance.store import inspect_store, set_aside
+
+    problem = inspect_store(path)
+    if problem is None:
+        return True
+    if not reset:
+        print(
+            f"sidestep: cannot use the spend store '{path}': {problem}; restore it, or start with "
+            "--reset-broken-store to move it aside and begin a new one",
+            file=sys.stderr,
+        )
+        return False
+    aside = set_aside(path, time.time())
+    print(f"sidestep: moved the broken spend store '{path}' to '{aside}'; budgets start from zero", file=sys.stderr)
+    return True
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
+    from sidestep.config import load_config
+
+    warnings: list[str] = []
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, no_env=args.no_env, warnings=warnings)
     except ConfigError as exc:
-        print(f"sidestep: config error: {exc}", file=sys.stderr)
+        _report(exc, warnings)
         return 2
+    _report(None, warnings)
     keys = config.governance.keys
     governed = f"; {len(keys)} virtual key(s): {', '.join(key.name for key in keys)}" if keys else ""
     print(
@@ -95,8 +143,23 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(error: ConfigError | None, warnings: list[str]) -> None:
+    """Every mistake and warning, one line each, on stderr."""
+    for warning in warnings:
+        print(f"sidestep: warning: {warning}", file=sys.stderr)
+    if error is None:
+        return
+    errors = getattr(error, "errors", (error,))
+    for each in errors:
+        print(f"sidestep: config error: {each}", file=sys.stderr)
+    if len(errors) > 1:
+        print(f"sidestep: {len(errors)} errors in {error.source}", file=sys.stderr)
+
+
 def run_async(coro: Coroutine[Any, Any, int]) -> int:
     """Run a CLI coroutine on the fast loop; Ctrl-C exits quietly with 130."""
+    import asyncio
+
     from sidestep.serve import install_fast_loop
 
     install_fast_loop()

@@ -1,10 +1,17 @@
 """Validation primitives for config sections: each checks one value and, when it is wrong, raises a
-`ConfigError` naming the source file, the key path and the reason."""
+`ConfigError` naming the source file, the key path and the reason.
+
+A parse goes on past a mistake: sections and entries are checked through `Ctx.attempt`, which records
+the error and lets the next entry be checked, and unknown keys are recorded, not raised, so one run
+reports every mistake (`Ctx.errors`). Names that failed (`Ctx.broken`) are not reported again where
+they are referred to. Misspelt names get a "did you mean" (`suggest`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import difflib
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, TypeVar
 
 from sidestep.config.model import Secret
 from sidestep.errors import ConfigError
@@ -23,18 +30,44 @@ __all__ = [
     "nonneg",
     "positive",
     "secret",
+    "suggest",
 ]
+
+_T = TypeVar("_T")
 
 
 class Ctx:
     """Carries the source name and environment through validation so every error can name both."""
 
-    def __init__(self, source: str, env: Mapping[str, str]) -> None:
+    def __init__(self, source: str, env: Mapping[str, str], *, unset_env_ok: bool = False) -> None:
         self.source = source
         self.env = env
+        self.unset_env_ok = unset_env_ok  # `check --no-env`: an unset `env:` secret is a warning
+        self.errors: list[ConfigError] = []
+        self.warnings: list[str] = []
+        self.broken: set[str] = set()  # "provider:NAME", "team:NAME" …: failed, so not "unknown" elsewhere
 
     def fail(self, path: str, reason: str) -> ConfigError:
         return ConfigError(reason, source=self.source, path=path)
+
+    def attempt(self, check: Callable[..., _T], *args: Any, broken: str | None = None) -> _T | None:
+        """`check(*args)`, or None when it raised a `ConfigError` — recorded so that parsing goes on."""
+        try:
+            return check(*args)
+        except ConfigError as exc:
+            self.errors.append(exc)
+            if broken is not None:
+                self.broken.add(broken)
+            return None
+
+    def warn(self, path: str, reason: str) -> None:
+        self.warnings.append(f"{self.source}: {path}: {reason}")
+
+
+def suggest(word: str, known: Collection[str]) -> str:
+    """ " — did you mean 'x'?" for the closest known name, or nothing when none is close."""
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return f" — did you mean '{close[0]}'?" if close else ""
 
 
 def secret(ctx: Ctx, value: Any, path: str) -> Secret:
@@ -44,7 +77,10 @@ def secret(ctx: Ctx, value: Any, path: str) -> Secret:
     if text.startswith("env:"):
         var = text[4:]
         if not ctx.env.get(var):
-            raise ctx.fail(path, f"environment variable {var} is not set")
+            if not ctx.unset_env_ok:
+                raise ctx.fail(path, f"environment variable {var} is not set")
+            ctx.warn(path, f"environment variable {var} is not set (not needed with --no-env)")
+            return Secret(f"unset-env-{var}", var)  # distinct per variable: equal only when the same one
         return Secret(ctx.env[var], var)
     return Secret(text, path)
 
@@ -57,9 +93,10 @@ def as_mapping(ctx: Ctx, value: Any, path: str, allowed: set[str] | None = None)
     for key in value:
         if not isinstance(key, str):
             raise ctx.fail(path or "<top>", f"keys must be strings, got {key!r}")
-        if allowed is not None and key not in allowed:
+        if allowed is not None and key not in allowed:  # recorded, not raised: the other keys are checked too
             where = f"{path}.{key}" if path else key
-            raise ctx.fail(where, f"unknown key (allowed: {', '.join(sorted(allowed))})")
+            hint = suggest(key, allowed)
+            ctx.errors.append(ctx.fail(where, f"unknown key{hint} (allowed: {', '.join(sorted(allowed))})"))
     return value
 
 

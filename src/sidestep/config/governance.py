@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from sidestep.config.fields import (
     Ctx,
@@ -30,6 +30,7 @@ from sidestep.config.fields import (
     kind_of,
     nonneg,
     secret,
+    suggest,
 )
 from sidestep.config.model import BUDGET_PERIODS, NO_LIMITS, GovernanceConfig, Limits, Price, TeamConfig, VirtualKey
 
@@ -40,22 +41,17 @@ _LIMIT_KEYS = {"rpm", "tpm", "budget_usd", "budget_period"}
 _TEAM_KEYS = _LIMIT_KEYS | {"customer"}
 _KEY_KEYS = _LIMIT_KEYS | {"key", "team", "customer", "models", "enabled", "expires"}
 _PRICE_KEYS = {"input", "output"}
+_T = TypeVar("_T")
 
 
 def parse_governance(ctx: Ctx, value: Any) -> GovernanceConfig:
     raw = as_mapping(ctx, value, "governance", _TOP_KEYS)
-    customers = {
-        name: _limits(ctx, item, f"governance.customers.{name}", _LIMIT_KEYS)
-        for name, item in as_mapping(ctx, raw.get("customers", {}), "governance.customers").items()
-    }
-    teams = {
-        name: _team(ctx, name, item, customers)
-        for name, item in as_mapping(ctx, raw.get("teams", {}), "governance.teams").items()
-    }
-    keys = tuple(
-        _key(ctx, name, item, teams, customers)
-        for name, item in as_mapping(ctx, raw.get("keys", {}), "governance.keys").items()
+    # Entry by entry, so that one run reports every mistake; a broken entry is not "unknown" where it is named.
+    customers = _entries(
+        ctx, raw, "customers", lambda name, item: _limits(ctx, item, f"governance.customers.{name}", _LIMIT_KEYS)
     )
+    teams = _entries(ctx, raw, "teams", lambda name, item: _team(ctx, name, item, customers))
+    keys = tuple(_entries(ctx, raw, "keys", lambda name, item: _key(ctx, name, item, teams, customers)).values())
     seen: dict[str, str] = {}
     for key in keys:
         other = seen.setdefault(key.secret.reveal(), key.name)
@@ -79,6 +75,15 @@ def parse_governance(ctx: Ctx, value: Any) -> GovernanceConfig:
         rate_limit_headers=headers,
         reserve_output_tokens=reserve,
     )
+
+
+def _entries(ctx: Ctx, raw: Mapping[str, Any], section: str, parse: Callable[[str, Any], _T]) -> dict[str, _T]:
+    entries = {}
+    for name, item in as_mapping(ctx, raw.get(section, {}), f"governance.{section}").items():
+        parsed = ctx.attempt(parse, name, item, broken=f"{section[:-1]}:{name}")
+        if parsed is not None:
+            entries[name] = parsed
+    return entries
 
 
 def _limits(ctx: Ctx, value: Any, path: str, allowed: set[str]) -> Limits:
@@ -114,7 +119,7 @@ def _key(
         raise ctx.fail(path, "a virtual key needs `key` (a literal or env:VAR)")
     team = _ref(ctx, raw.get("team"), f"{path}.team", teams, "team")
     customer = _ref(ctx, raw.get("customer"), f"{path}.customer", customers, "customer")
-    team_customer = teams[team].customer if team is not None else None
+    team_customer = teams[team].customer if team is not None and team in teams else None
     if customer is not None and team_customer is not None and customer != team_customer:
         raise ctx.fail(f"{path}.customer", f"'{customer}' differs from its team's customer '{team_customer}'")
     models = raw.get("models")
@@ -154,9 +159,9 @@ def _expiry(ctx: Ctx, value: Any, path: str) -> float | None:
 
 def _ref(ctx: Ctx, value: Any, path: str, known: Mapping[str, object], what: str) -> str | None:
     name = as_opt_str(ctx, value, path)
-    if name is not None and name not in known:
+    if name is not None and name not in known and f"{what}:{name}" not in ctx.broken:
         listed = ", ".join(sorted(known)) or f"none defined under governance.{what}s"
-        raise ctx.fail(path, f"unknown {what} '{name}' (known: {listed})")
+        raise ctx.fail(path, f"unknown {what} '{name}'{suggest(name, known)} (known: {listed})")
     return name
 
 

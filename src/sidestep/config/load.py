@@ -7,7 +7,7 @@ product here: `sidestep.yaml: routes.smart.fallback[1]: unknown provider 'gorq' 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from sidestep.config.fields import (
     nonneg,
     positive,
     secret,
+    suggest,
 )
 from sidestep.config.governance import parse_governance
 from sidestep.config.model import (
@@ -45,7 +46,7 @@ from sidestep.config.model import (
     StageTimeouts,
     TargetNode,
 )
-from sidestep.errors import ConfigError
+from sidestep.errors import ConfigError, ConfigErrors
 from sidestep.providers.catalog import CATALOG, ProviderSpec
 from sidestep.routing.breaker import BreakerPolicy
 from sidestep.routing.retry import RetryPolicy
@@ -90,9 +91,11 @@ _NODE_KEYS = {"fallback", "loadbalance", "target", "weight", "strategy"} | _POLI
 _RETRY_KEYS = {"attempts", "backoff", "max_backoff", "on", "connection_errors"}
 
 
-def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
-    """Read and validate a YAML config file."""
-    return parse_config(read_yaml(path), source=str(path), env=env)
+def load_config(
+    path: str | Path, env: Mapping[str, str] | None = None, *, no_env: bool = False, warnings: list[str] | None = None
+) -> Config:
+    """Read and validate a YAML config file (see `parse_config`)."""
+    return parse_config(read_yaml(path), source=str(path), env=env, no_env=no_env, warnings=warnings)
 
 
 def read_yaml(path: str | Path) -> Any:
@@ -112,25 +115,47 @@ def read_yaml(path: str | Path) -> Any:
     return data if data is not None else {}
 
 
-def parse_config(data: Any, *, source: str = "<config>", env: Mapping[str, str] | None = None) -> Config:
-    ctx = Ctx(source, os.environ if env is None else env)
+def parse_config(
+    data: Any,
+    *,
+    source: str = "<config>",
+    env: Mapping[str, str] | None = None,
+    no_env: bool = False,
+    warnings: list[str] | None = None,
+) -> Config:
+    """Validate raw config data. Every mistake is found in one pass: one is raised as a `ConfigError`,
+    several as `ConfigErrors`. With `no_env`, an unset `env:` secret is a warning (added to `warnings`)
+    and a placeholder stands in for it — a config can be checked without its secrets."""
+    ctx = Ctx(source, os.environ if env is None else env, unset_env_ok=no_env)
     top = as_mapping(ctx, data, "", _TOP_KEYS)
-    server = _server(ctx, top.get("server", {}))
-    providers = {
-        name: _provider(ctx, name, value)
-        for name, value in as_mapping(ctx, top.get("providers", {}), "providers").items()
-    }
+    server = ctx.attempt(_server, ctx, top.get("server", {}))
+    providers: dict[str, ProviderConfig] = {}
+    for name, value in (ctx.attempt(as_mapping, ctx, top.get("providers", {}), "providers") or {}).items():
+        provider = ctx.attempt(_provider, ctx, name, value, broken=f"provider:{name}")
+        if provider is not None:
+            providers[name] = provider
     routes: dict[str, RouteNode] = {}
-    for name, value in as_mapping(ctx, top.get("routes", {}), "routes").items():
-        if name in providers:
-            raise ctx.fail(f"routes.{name}", f"route name '{name}' clashes with a provider of the same name")
-        routes[name] = _route(ctx, value, f"routes.{name}", providers)
-    resilience = _resilience(ctx, top.get("resilience", {}))
-    governance = parse_governance(ctx, top.get("governance", {}))
+    for name, value in (ctx.attempt(as_mapping, ctx, top.get("routes", {}), "routes") or {}).items():
+        route = ctx.attempt(_named_route, ctx, name, value, providers)
+        if route is not None:
+            routes[name] = route
+    resilience = ctx.attempt(_resilience, ctx, top.get("resilience", {}))
+    governance = ctx.attempt(parse_governance, ctx, top.get("governance", {}))
+    if warnings is not None:
+        warnings.extend(ctx.warnings)
+    if ctx.errors:
+        raise ctx.errors[0] if len(ctx.errors) == 1 else ConfigErrors(ctx.errors)
+    assert server is not None and resilience is not None and governance is not None  # no errors: all parsed
     _check_adapters(providers, source)
     return Config(
         server=server, resilience=resilience, governance=governance, providers=providers, routes=routes, source=source
     )
+
+
+def _named_route(ctx: Ctx, name: str, value: Any, providers: Mapping[str, ProviderConfig]) -> RouteNode:
+    if name in providers or f"provider:{name}" in ctx.broken:
+        raise ctx.fail(f"routes.{name}", f"route name '{name}' clashes with a provider of the same name")
+    return _route(ctx, value, f"routes.{name}", providers)
 
 
 def _check_adapters(providers: Mapping[str, ProviderConfig], source: str) -> None:
@@ -180,19 +205,27 @@ def _default_base_url(spec: ProviderSpec, env: Mapping[str, str]) -> str:
 
 def _server(ctx: Ctx, value: Any) -> ServerConfig:
     raw = as_mapping(ctx, value, "server", _SERVER_KEYS)
-    defaults = ServerConfig()
+    d = ServerConfig()
+
+    def get(name: str, check: Callable[..., Any], *bounds: Any) -> Any:
+        """Each setting on its own, so that one run reports every wrong one (the default stands in)."""
+        if name not in raw:
+            return getattr(d, name)
+        checked = ctx.attempt(check, ctx, raw[name], f"server.{name}", *bounds)
+        return getattr(d, name) if checked is None else checked
+
     return ServerConfig(
-        host=as_str(ctx, raw.get("host", defaults.host), "server.host"),
-        port=as_int(ctx, raw.get("port", defaults.port), "server.port", low=0, high=65535),
-        max_body_bytes=as_int(ctx, raw.get("max_body_bytes", defaults.max_body_bytes), "server.max_body_bytes", 1),
-        request_timeout=positive(ctx, raw.get("request_timeout", defaults.request_timeout), "server.request_timeout"),
-        workers=as_int(ctx, raw.get("workers", defaults.workers), "server.workers", low=1, high=256),
-        access_log=_log_target(ctx, raw.get("access_log"), "server.access_log"),
-        request_log=_log_target(ctx, raw.get("request_log"), "server.request_log"),
-        metrics=as_bool(ctx, raw.get("metrics", defaults.metrics), "server.metrics"),
-        metrics_key=secret(ctx, raw["metrics_key"], "server.metrics_key") if "metrics_key" in raw else None,
-        sse_keepalive=nonneg(ctx, raw.get("sse_keepalive", defaults.sse_keepalive), "server.sse_keepalive"),
-        drain_timeout=nonneg(ctx, raw.get("drain_timeout", defaults.drain_timeout), "server.drain_timeout"),
+        host=get("host", as_str),
+        port=get("port", as_int, 0, 65535),
+        max_body_bytes=get("max_body_bytes", as_int, 1),
+        request_timeout=get("request_timeout", positive),
+        workers=get("workers", as_int, 1, 256),
+        access_log=get("access_log", _log_target),
+        request_log=get("request_log", _log_target),
+        metrics=get("metrics", as_bool),
+        metrics_key=get("metrics_key", secret),
+        sse_keepalive=get("sse_keepalive", nonneg),
+        drain_timeout=get("drain_timeout", nonneg),
     )
 
 
@@ -241,7 +274,8 @@ def _provider(ctx: Ctx, name: str, value: Any) -> ProviderConfig:
     if spec is None:
         known = ", ".join(sorted(CATALOG))
         where = f"{path}.type" if "type" in raw else path
-        raise ctx.fail(where, f"unknown provider type '{type_name}' (known: {known}); set `type:` to one of them")
+        hint = suggest(type_name, CATALOG)
+        raise ctx.fail(where, f"unknown provider type '{type_name}'{hint} (known: {known}); set `type:` to one of them")
     as_mapping(ctx, raw, path, _PROVIDER_KEYS | set(spec.settings))
     base_url = as_str(ctx, raw["base_url"], f"{path}.base_url") if "base_url" in raw else None
     base_url = (base_url or _default_base_url(spec, ctx.env)).rstrip("/")
@@ -298,7 +332,8 @@ def _lacks(ctx: Ctx, value: Any, path: str, default: tuple[str, ...]) -> tuple[t
         listed = as_str_list(ctx, names, where)
         unknown = [n for n in listed if n not in CAPABILITIES]
         if unknown:
-            raise ctx.fail(where, f"unknown capability '{unknown[0]}' (known: {', '.join(CAPABILITIES)})")
+            hint = suggest(unknown[0], CAPABILITIES)
+            raise ctx.fail(where, f"unknown capability '{unknown[0]}'{hint} (known: {', '.join(CAPABILITIES)})")
         out.append((str(glob), frozenset(listed)))
     return tuple(out)
 
@@ -318,7 +353,10 @@ def _keys(ctx: Ctx, raw: dict[str, Any], path: str, spec: ProviderSpec, name: st
         return (KeyConfig(Secret(ctx.env[env_var], env_var), name=f"{name}#0"),)
     if spec.key_required:
         hint = f" or export {spec.key_env[0]}" if spec.key_env else ""
-        raise ctx.fail(path, f"no API key: set `api_key: env:VAR` or `keys:`{hint}")
+        if not (ctx.unset_env_ok and spec.key_env):
+            raise ctx.fail(path, f"no API key: set `api_key: env:VAR` or `keys:`{hint}")
+        ctx.warn(path, f"no API key: {spec.key_env[0]} is not set (not needed with --no-env)")
+        return (KeyConfig(Secret(f"unset-env-{spec.key_env[0]}", spec.key_env[0]), name=f"{name}#0"),)
     return (KeyConfig(None, name=f"{name}#0"),)
 
 
@@ -440,7 +478,9 @@ def _node(ctx: Ctx, value: Any, path: str, providers: Mapping[str, ProviderConfi
         return FallbackNode(children, weight, policy)
     strategy = raw.get("strategy", "weighted")
     if strategy not in STRATEGIES:
-        raise ctx.fail(f"{path}.strategy", f"unknown strategy {kind_of(strategy)} (known: {', '.join(STRATEGIES)})")
+        hint = suggest(strategy, STRATEGIES) if isinstance(strategy, str) else ""
+        known = ", ".join(STRATEGIES)
+        raise ctx.fail(f"{path}.strategy", f"unknown strategy {kind_of(strategy)}{hint} (known: {known})")
     return LoadBalanceNode(children, weight, policy, strategy)
 
 
@@ -458,7 +498,8 @@ def _target(
     provider, sep, model = text.partition("/")
     if not sep or not provider or not model:
         raise ctx.fail(path, f"a target is written provider/model, got '{text}'")
-    if provider not in providers:
-        known = ", ".join(sorted(providers)) or "none configured"
-        raise ctx.fail(path, f"unknown provider '{provider}' (known: {known})")
+    if provider not in providers and f"provider:{provider}" not in ctx.broken:  # a broken one is reported already
+        names = set(providers) | {b.partition(":")[2] for b in ctx.broken if b.startswith("provider:")}
+        known = ", ".join(sorted(names)) or "none configured"
+        raise ctx.fail(path, f"unknown provider '{provider}'{suggest(provider, names)} (known: {known})")
     return TargetNode(provider, model, weight, policy)

@@ -3,6 +3,11 @@ scenario, a real gateway in front, open-loop traffic through every route, and a 
 
 Provider keys are never needed (a drill never leaves the machine): `env:VAR` keys resolve to a
 placeholder when the variable is unset, and the simulators accept any key.
+
+A drill runs any real config without touching what the config's gateway owns: with virtual keys, the
+traffic carries a key generated for the drill (no limits, any model); access and request logs and the
+spend store go to a private temporary directory, removed afterwards. Each route gets the operation it
+serves: embeddings when every target is an embedding model (its name says `embed`), chat otherwise.
 """
 
 from __future__ import annotations
@@ -10,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import secrets
+import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AsyncExitStack
@@ -19,15 +26,16 @@ import msgspec
 
 from sidestep.config import Config, parse_config
 from sidestep.config.load import read_yaml
+from sidestep.config.model import RouteNode, Secret, VirtualKey
 from sidestep.drill.report import DrillReport, Outcome, RouteSummary, healthy_during
-from sidestep.drill.scenarios import DrillScenario, primary_providers, route_providers
+from sidestep.drill.scenarios import DrillScenario, primary_providers, route_providers, route_targets
 from sidestep.serve import start_gateway
 from sidestep.sim import Simulator, start_simulator
 from sidestep.sim.faults import Scenario
 from sidestep.transport.client import HttpClient
 from sidestep.transport.types import Timeouts, UpstreamRequest
 
-__all__ = ["DrillEnv", "drill_config", "load_drill_config", "run_drill"]
+__all__ = ["DrillEnv", "drill_config", "load_drill_config", "private_config", "route_operation", "run_drill"]
 
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
@@ -101,12 +109,15 @@ async def run_drill(
             server = await start_simulator(sims[name])
             stack.push_async_callback(server.close)
             ports[name] = server.port
-        gateway, _app, upstream = await start_gateway(_pointed_at(config, ports), host="127.0.0.1", port=0)
+        private = stack.enter_context(tempfile.TemporaryDirectory(prefix="sidestep-drill-"))
+        drilled, key = private_config(_pointed_at(config, ports), private)
+        gateway, _app, upstream = await start_gateway(drilled, host="127.0.0.1", port=0)
         stack.push_async_callback(upstream.aclose)
         stack.push_async_callback(gateway.close)
         client = HttpClient(proxy_from_env=False)
         stack.push_async_callback(client.aclose)
-        driver = _Driver(client, gateway.port, stream_share)
+        operations = {name: route_operation(config.routes[name]) for name in names}
+        driver = _Driver(client, gateway.port, stream_share, operations, key)
         baseline = await driver.baseline(names)
         for name, sim in sims.items():
             sim.scenario = plays[name]
@@ -120,6 +131,32 @@ def _pointed_at(config: Config, ports: Mapping[str, int]) -> Config:
         name: dataclasses.replace(p, base_url=f"http://127.0.0.1:{ports[name]}") for name, p in config.providers.items()
     }
     return dataclasses.replace(config, providers=providers)
+
+
+def private_config(config: Config, directory: str) -> tuple[Config, str | None]:
+    """The config as a drill serves it: its logs and spend store in `directory`, never the config's own
+    files, and — when governance is on — a virtual key made for the drill (returned) that governance admits."""
+    server = config.server
+    access, request = (
+        None if getattr(server, name) is None else os.path.join(directory, f"{name}.jsonl")
+        for name in ("access_log", "request_log")
+    )
+    governance = config.governance
+    if governance.store is not None:
+        governance = dataclasses.replace(governance, store=os.path.join(directory, "spend.db"))
+    key = None
+    if governance.enabled:
+        key = f"sk-drill-{secrets.token_hex(16)}"
+        drill_key = VirtualKey(name=f"sidestep-drill-{key[-6:]}", secret=Secret(key, "drill"))
+        governance = dataclasses.replace(governance, keys=(*governance.keys, drill_key))
+    return dataclasses.replace(
+        config, server=dataclasses.replace(server, access_log=access, request_log=request), governance=governance
+    ), key
+
+
+def route_operation(node: RouteNode) -> str:
+    """ "embeddings" when every target of the route is an embedding model, else "chat"."""
+    return "embeddings" if all("embed" in target.model.lower() for target in route_targets(node)) else "chat"
 
 
 def _judge(
@@ -146,10 +183,16 @@ def _judge(
 
 
 class _Driver:
-    def __init__(self, client: HttpClient, port: int, stream_share: float) -> None:
+    def __init__(
+        self, client: HttpClient, port: int, stream_share: float, operations: Mapping[str, str], key: str | None
+    ) -> None:
         self._client = client
-        self._url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        self._base = f"http://127.0.0.1:{port}/v1"
         self._share = stream_share
+        self._operations = operations
+        self._headers = [("content-type", "application/json")]
+        if key is not None:
+            self._headers.append(("authorization", f"Bearer {key}"))
         self._started = time.monotonic()
 
     async def baseline(self, routes: list[str], per_route: int = 5) -> float:
@@ -172,11 +215,15 @@ class _Driver:
         return list(await asyncio.gather(*tasks))
 
     async def one(self, number: int, route: str) -> Outcome:
-        stream = int((number + 1) * self._share) > int(number * self._share)
-        body = {"model": route, "messages": [{"role": "user", "content": f"drill request {number}"}], "stream": stream}
-        request = UpstreamRequest(
-            "POST", self._url, [("content-type", "application/json")], _encode(body), Timeouts(5, 900, 900)
-        )
+        text = f"drill request {number}"
+        body: dict[str, Any]
+        if self._operations.get(route) == "embeddings":
+            stream, url, body = False, f"{self._base}/embeddings", {"model": route, "input": text}
+        else:
+            stream = int((number + 1) * self._share) > int(number * self._share)
+            url = f"{self._base}/chat/completions"
+            body = {"model": route, "messages": [{"role": "user", "content": text}], "stream": stream}
+        request = UpstreamRequest("POST", url, self._headers, _encode(body), Timeouts(5, 900, 900))
         start = time.monotonic() - self._started
         try:
             async with await self._client.send(request) as response:
@@ -188,7 +235,10 @@ class _Driver:
         end = time.monotonic() - self._started
         provider = headers.get("x-sidestep-provider") or _comment_field(raw, "provider")
         attempts = int(headers.get("x-sidestep-attempts") or _comment_field(raw, "attempts") or 0)
-        return Outcome(number, route, stream, start, end, status, provider, attempts, _failure(status, raw, stream))
+        failure = _failure(status, raw, stream)
+        if failure is None and "input" in body and b'"embedding"' not in raw:  # a 200 without an answer
+            failure = "no embeddings in the answer"
+        return Outcome(number, route, stream, start, end, status, provider, attempts, failure)
 
 
 def _comment_field(raw: bytes, name: str) -> str | None:

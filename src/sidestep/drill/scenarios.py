@@ -27,7 +27,15 @@ import yaml
 from sidestep.config.model import Config, FallbackNode, LoadBalanceNode, ProviderConfig, RouteNode, TargetNode
 from sidestep.sim.faults import FaultSpec, Rule, Scenario, parse_fault
 
-__all__ = ["BUILTIN", "DrillScenario", "Fault", "load_scenario", "primary_providers", "route_providers"]
+__all__ = [
+    "BUILTIN",
+    "DrillScenario",
+    "Fault",
+    "load_scenario",
+    "primary_providers",
+    "route_providers",
+    "route_targets",
+]
 
 _SELECTORS = ("name", "type", "role")
 
@@ -174,6 +182,10 @@ def primary_providers(config: Config) -> frozenset[str]:
 
 def route_providers(node: RouteNode) -> frozenset[str]:
     return frozenset(t.provider for t in _all_targets(node))
+
+
+def route_targets(node: RouteNode) -> list[TargetNode]:
+    return list(_all_targets(node))
 
 
 def is_down(fault: FaultSpec) -> bool:

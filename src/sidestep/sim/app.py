@@ -101,6 +101,9 @@ _BEDROCK = _Dialect(
 )
 
 
+_NOT_CHAT = "This is not a chat model and thus not supported in the v1/chat/completions endpoint."
+
+
 class Simulator:
     def __init__(
         self,
@@ -184,6 +187,8 @@ class Simulator:
             return _error(404, f"The model `{model}` does not exist or you do not have access to it.", "model")
         if operation == "chat" and not isinstance(body.get("messages"), list):
             return _error(400, "'messages' is a required property", "messages")
+        if operation == "chat" and "embed" in model.lower():  # as OpenAI answers a chat with an embedding model
+            return _error(404, _NOT_CHAT, "model")
         failed = await self._before_headers(fault, _OPENAI)
         if failed is not None:
             return failed

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
+import sys
 from typing import Any
 
 from sidestep.sim.app import Simulator, start_simulator
@@ -40,7 +42,12 @@ def _cmd(args: argparse.Namespace) -> int:
 
 
 async def run(sim: Simulator, host: str, port: int) -> int:
-    server = await start_simulator(sim, host, port)
+    try:
+        server = await start_simulator(sim, host, port)
+    except OSError as exc:  # the port is taken, …: one line, not a traceback
+        reason = os.strerror(exc.errno).lower() if exc.errno is not None else str(exc)
+        print(f"sidestep sim: cannot listen on {host}:{port}: {reason}", file=sys.stderr)
+        return 2
     print(f"sidestep sim '{sim.name}' listening on http://{host}:{server.port}/v1", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -8,22 +8,26 @@ by what the workers spend in that time. Rate limits (`rpm`, `tpm`) stay per proc
 not worth a disk round trip.
 
 A failing file (full disk, permissions) is logged and retried at the next flush; the spend waits in memory.
+An existing file that is empty or not a SQLite database is refused at start (opening it would reset every
+budget); `set_aside` moves such a file away so a new store can start (`sidestep serve --reset-broken-store`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from pathlib import Path
 
 from sidestep.log import event
 from sidestep.plugins.governance.limits import Scope
 
-__all__ = ["SpendStore"]
+__all__ = ["SpendStore", "inspect_store", "set_aside"]
 
 log = logging.getLogger("sidestep.governance")
 
@@ -55,6 +59,9 @@ class SpendStore:
         self._scopes = [scope for scope in scopes if scope.limits.budget_usd is not None]
         self._interval = interval
         self._clock = clock
+        problem = inspect_store(self.path)
+        if problem is not None:
+            raise sqlite3.DatabaseError(f"{problem} (sidestep serve --reset-broken-store moves it aside)")
         self._db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")  # workers read while one writes
         self._db.execute(_SCHEMA)
@@ -139,3 +146,33 @@ class SpendStore:
             total = totals.get((scope.ident, start))
             if total is not None:
                 scope.spend.settle(now, start, total)
+
+
+def inspect_store(path: str | Path) -> str | None:
+    """Why an existing file cannot serve as the spend store, or None (a missing file is created anew).
+    An empty file would open as a new database — every budget back to zero, silently."""
+    try:
+        size = os.stat(path).st_size
+    except OSError:
+        return None  # missing (created) or unreadable (connecting says why)
+    if size == 0:
+        return "the file is empty (0 bytes); opening it would reset every budget"
+    try:
+        with closing(sqlite3.connect(str(path), timeout=5.0)) as db:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as exc:
+        return f"not a SQLite spend store ({exc})"
+    return None
+
+
+def set_aside(path: str | Path, now: float) -> str | None:
+    """Move an unusable store (and its WAL files) to `PATH.broken-YYYYmmddTHHMMSS` so a new one starts
+    there; a usable or missing store is left alone. The new name, or None when nothing was moved."""
+    if inspect_store(path) is None:
+        return None
+    aside = f"{path}.broken-{time.strftime('%Y%m%dT%H%M%S', time.gmtime(now))}"
+    os.replace(path, aside)
+    for suffix in ("-wal", "-shm"):
+        if os.path.exists(f"{path}{suffix}"):
+            os.replace(f"{path}{suffix}", f"{aside}{suffix}")
+    return aside
