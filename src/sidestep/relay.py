@@ -83,8 +83,9 @@ async def _relay(served: Served, job: StreamJob, translator: StreamTranslator | 
     text: list[str] | None = [] if job.mid_stream == "continue" else None
     reader = stream_reader(served.wire) if text is not None else None
     tap = job.tap(served) if translator is None else None
+    failure: str | None = None
+    ended = False  # the upstream stream is over, one way or the other (not: the client left)
     try:
-        failure = None
         try:
             async for piece in _pieces(served, translator):
                 if reader is not None and text is not None:
@@ -97,6 +98,7 @@ async def _relay(served: Served, job: StreamJob, translator: StreamTranslator | 
                     yield piece
         except _Incomplete as exc:
             failure = str(exc)
+        ended = True
         if tap is not None and (rest := tap.flush()):
             yield rest
         if failure is None:
@@ -105,6 +107,8 @@ async def _relay(served: Served, job: StreamJob, translator: StreamTranslator | 
         usage = tap.usage if tap is not None else translator.usage if translator is not None else None
         if job.tap_usage and usage is not None:
             job.outcome.usage = usage
+        if ended:
+            job.executor.stream_ended(served, failure)
         await served.aclose()
     job.outcome.failure = failure
     if text is None:

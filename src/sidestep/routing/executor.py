@@ -271,7 +271,10 @@ class Executor:
         else:
             ms = self._ms(started)
             self._record(run, Attempt(target.provider, target.model, response.status, "ok", ms, key.name))
-            breaker.record_success(self.clock())
+            if run.stream:
+                served.breaker = breaker  # the verdict comes when the stream ends (`stream_ended`)
+            else:
+                breaker.record_success(self.clock())
             if self._track:
                 self.state.stats.observe(label, ms)
                 served.on_close = partial(self.state.stats.finished, label)  # outstanding until closed
@@ -336,6 +339,25 @@ class Executor:
         if caller_error:
             raise UpstreamRejected(error, run.attempts)
         return error
+
+    def stream_ended(self, served: Served, failure: str | None) -> None:
+        """The verdict on a stream that reached the client. A failure after the first token counts against
+        its target as one before it does (breaker, error rate), so the next requests go elsewhere; it is
+        recorded as an attempt of its own (metrics, request log)."""
+        breaker, served.breaker = served.breaker, None
+        if breaker is None:
+            return  # not a stream, or already judged
+        now = self.clock()
+        if failure is None:
+            breaker.record_success(now)
+            return
+        breaker.record_failure(now)
+        target, key = served.target, served.key.name
+        attempt = Attempt(target.provider, target.model, None, failure, 0.0, key)
+        served.attempts.append(attempt)
+        if self.on_attempt is not None:
+            self.on_attempt(attempt)
+        event(log, logging.WARNING, "stream_failed", target=target.label, key=key, reason=failure)
 
     def _request(self, provider: Provider, planned: Planned, key: KeyConfig, run: _Run) -> UpstreamRequest:
         request = provider.build(run.operation, planned.target.model, run.body, key)

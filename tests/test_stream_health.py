@@ -1,0 +1,89 @@
+"""Streams that break after their first token, over real HTTP: the failure counts against the target.
+
+The gateway has already committed to a target when the first token reaches the client, so a later
+failure cannot be failed over for that request — but it must reach the breaker, so that the next
+requests go elsewhere. Breaker timing runs on a `FakeClock`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import openai
+import pytest
+
+from conftest import Sdk
+from sidestep.testing import FakeClock, RunningSim, config_for, running_gateway
+
+MSG = [{"role": "user", "content": "Tell me about streams"}]
+Sims = dict[str, RunningSim]
+
+
+async def stream_once(sdk: Sdk, base_url: str) -> str:
+    """One streamed chat through the gateway: the provider that served it, or "failed" when it broke."""
+    raw = await sdk(base_url).chat.completions.with_raw_response.create(model="chat", messages=MSG, stream=True)
+    stream = raw.parse()
+    try:
+        _ = [chunk async for chunk in stream]
+    except openai.APIError as exc:
+        message = exc.message
+    else:
+        return str(raw.headers["x-sidestep-provider"])
+    assert "mid-stream" in message
+    return "failed"
+
+
+async def test_streams_failing_after_the_first_token_open_the_breaker(sdk: Sdk, sims: Sims) -> None:
+    clock = FakeClock()
+    sims["primary"].sim.set_fault("drop_after=3")
+    resilience = {"breaker": {"failures": 3, "cooldown": 30}}
+    config = config_for(sims, {"chat": ["primary/a", "backup/b"]}, resilience=resilience)
+    async with running_gateway(config, clock=clock, sleep=clock.sleep) as gw:
+        first = [await stream_once(sdk, gw.base_url) for _ in range(5)]
+        clock.advance(31)  # half-open: one probe goes to the primary, breaks again, and the breaker reopens
+        probe = [await stream_once(sdk, gw.base_url) for _ in range(2)]
+        clock.advance(31)
+        sims["primary"].sim.set_fault(None)  # recovered: a probe that streams to the end closes the breaker
+        healed = [await stream_once(sdk, gw.base_url) for _ in range(2)]
+        states = set(gw.gateway.state.breakers.snapshot().values())
+    assert first == ["failed", "failed", "failed", "backup", "backup"]
+    assert probe == ["failed", "backup"]
+    assert healed == ["primary", "primary"]
+    assert len(sims["primary"].sim.received) == 6
+    assert states == {"closed"}
+
+
+@pytest.mark.parametrize("mid_stream", ["fail", "continue"])
+async def test_a_broken_stream_is_recorded_as_a_failed_attempt(sdk: Sdk, sims: Sims, mid_stream: str) -> None:
+    seen: list[tuple[str, int | None, str]] = []
+    route = {"chat": {"fallback": ["primary/a@drop_after=3", "backup/b"], "mid_stream": mid_stream}}
+    async with running_gateway(config_for(sims, route)) as gw:
+        gw.gateway.observe_attempts(lambda attempt: seen.append((attempt.provider, attempt.status, attempt.reason)))
+        await stream_once(sdk, gw.base_url)
+    assert seen[0] == ("primary", 200, "ok")
+    provider, status, reason = seen[1]
+    assert (provider, status) == ("primary", None)
+    assert "failed mid-stream" in reason
+
+
+async def test_a_probe_stream_the_client_leaves_frees_its_half_open_slot(sdk: Sdk, sims: Sims) -> None:
+    clock = FakeClock()
+    sims["primary"].sim.set_fault("drop_after=3")
+    resilience = {"breaker": {"failures": 1, "cooldown": 30}}
+    config = config_for(sims, {"chat": ["primary/a", "backup/b"]}, resilience=resilience)
+    async with running_gateway(config, clock=clock, sleep=clock.sleep) as gw:
+        assert await stream_once(sdk, gw.base_url) == "failed"
+        clock.advance(31)
+        sims["primary"].sim.set_fault("chunk_delay=0.1,chunks=50")
+        stream = await sdk(gw.base_url).chat.completions.create(model="chat", messages=MSG, stream=True)
+        await anext(aiter(stream))  # the probe has its first token; the client leaves
+        await stream.close()
+        breaker = gw.gateway.state.breakers.get("primary", "primary#0", "a")
+        for _ in range(100):  # the gateway notices at its next write to the closed connection
+            if breaker.available(clock()):
+                break
+            await asyncio.sleep(0.02)
+        sims["primary"].sim.set_fault(None)
+        after = await stream_once(sdk, gw.base_url)
+    assert after == "primary"  # the slot was freed: the next request is the probe, and it closes the breaker
+    assert breaker.state == "closed"
