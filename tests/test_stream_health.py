@@ -87,3 +87,19 @@ async def test_a_probe_stream_the_client_leaves_frees_its_half_open_slot(sdk: Sd
         after = await stream_once(sdk, gw.base_url)
     assert after == "primary"  # the slot was freed: the next request is the probe, and it closes the breaker
     assert breaker.state == "closed"
+
+
+async def test_a_same_format_continuation_reads_as_one_stream(sdk: Sdk, sims: Sims) -> None:
+    route = {"chat": {"fallback": ["primary/a@drop_after=3", "backup/b"], "mid_stream": "continue"}}
+    async with running_gateway(config_for(sims, route)) as gw:
+        client = sdk(gw.base_url)
+        chunks = [c async for c in await client.chat.completions.create(model="chat", messages=MSG, stream=True)]
+        async with client.chat.completions.stream(model="chat", messages=MSG) as stream:
+            final = await stream.get_final_completion()
+    assert len({chunk.id for chunk in chunks}) == 1  # the continuation carries the first stream's id
+    assert [chunk.choices[0].delta.role for chunk in chunks if chunk.choices].count("assistant") == 1
+    message = final.choices[0].message
+    assert message.role == "assistant"  # the SDK joins every `role` it is sent ("assistantassistant")
+    assert message.content is not None
+    assert "Echo from primary" in message.content
+    assert "Echo from backup" in message.content
