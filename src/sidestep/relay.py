@@ -97,7 +97,8 @@ async def _relay(
         try:
             async for piece in _pieces(served, translator):
                 if reader is not None and text is not None:
-                    stream_id = _collect(reader, piece, text) if stream_id is None else stream_id
+                    started = _collect(reader, piece, text)
+                    stream_id = started if stream_id is None else stream_id  # the client's: the first one
                 if translator is not None:
                     piece = translator.feed(piece)
                 else:
