@@ -8,6 +8,8 @@ requests go elsewhere. Breaker timing runs on a `FakeClock`.
 from __future__ import annotations
 
 import asyncio
+import logging
+import socket
 
 import openai
 import pytest
@@ -103,3 +105,31 @@ async def test_a_same_format_continuation_reads_as_one_stream(sdk: Sdk, sims: Si
     assert message.content is not None
     assert "Echo from primary" in message.content
     assert "Echo from backup" in message.content
+
+
+async def test_errors_clients_read_name_the_provider_not_its_address(
+    sdk: Sdk, sims: Sims, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A dropped stream and an unreachable upstream: the client learns which provider failed, never where it
+    lives; the operator's log keeps the address."""
+    caplog.set_level(logging.WARNING, logger="sidestep")  # other tests may have raised the CLI's level
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # bound, never listening: connections to it are refused
+    port = closed.getsockname()[1]
+    config = config_for(sims, {"chat": "primary/a@drop_after=3", "gone": "nowhere/a"})
+    config["providers"]["nowhere"] = {"type": "openai", "base_url": f"http://127.0.0.1:{port}/v1", "api_key": "k"}
+    try:
+        async with running_gateway(config) as gw:
+            stream = await sdk(gw.base_url).chat.completions.create(model="chat", messages=MSG, stream=True)
+            with pytest.raises(openai.APIError) as mid_stream:
+                _ = [chunk async for chunk in stream]
+            with pytest.raises(openai.APIStatusError) as unreachable:
+                await sdk(gw.base_url).chat.completions.create(model="gone", messages=MSG)
+    finally:
+        closed.close()
+    for message in (mid_stream.value.message, unreachable.value.message):
+        assert "127.0.0.1" not in message
+        assert "http" not in message
+    assert "primary/a@drop_after=3 failed mid-stream: connection failed (read)" in mid_stream.value.message
+    assert "nowhere/a: 502 connection refused" in unreachable.value.message
+    assert f"connection refused [http://127.0.0.1:{port}]" in caplog.text

@@ -131,6 +131,7 @@ class UpstreamError(SidestepError):
     """One attempt failed. `body` is the upstream error body (bytes) when there was one."""
 
     type = "upstream_error"
+    where = ""  # the upstream's address when a connection failed: for the log, never in `message`
 
     def __init__(
         self,
@@ -153,14 +154,21 @@ class UpstreamError(SidestepError):
 
 
 class UpstreamTimeout(UpstreamError):
-    def __init__(self, message: str, *, phase: str = "read") -> None:
+    """`where` is the upstream's address, for the operator's log only: `message` reaches clients, who
+    should not learn the gateway's internal topology."""
+
+    def __init__(self, message: str, *, phase: str = "read", where: str = "") -> None:
         super().__init__(message, status=504, retryable=True)
         self.phase = phase
+        self.where = where
 
 
 class UpstreamConnectionError(UpstreamError):
-    def __init__(self, message: str) -> None:
+    """`where` as for `UpstreamTimeout`: logged, never in `message`."""
+
+    def __init__(self, message: str, *, where: str = "") -> None:
         super().__init__(message, status=502, retryable=True)
+        self.where = where
 
 
 @dataclass(slots=True)

@@ -334,7 +334,7 @@ class Executor:
             target=target.label,
             key=key.name,
             status=error.status,
-            reason=error.message,
+            reason=f"{error.message} [{error.where}]" if error.where else error.message,
         )
         if caller_error:
             raise UpstreamRejected(error, run.attempts)
