@@ -18,7 +18,14 @@ from sidestep.errors import UpstreamError
 from sidestep.providers.catalog import ProviderSpec
 from sidestep.transport.types import Timeouts, UpstreamRequest
 
-__all__ = ["RETRYABLE_STATUSES", "NativeAdapter", "Provider", "classify_http_error", "parse_retry_after"]
+__all__ = [
+    "RETRYABLE_STATUSES",
+    "NativeAdapter",
+    "Provider",
+    "classify_http_error",
+    "no_answer",
+    "parse_retry_after",
+]
 
 # 408 timeout, 409 conflict (OpenAI uses it for transient lock errors), 429 rate limit, 5xx, 529 overloaded.
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 520, 522, 524, 529})
@@ -69,14 +76,24 @@ class NativeAdapter:
         return classify_http_error(status, headers, body, provider=self.name)
 
     def _object(self, body: bytes, operation: str, required: str) -> dict[str, Any]:
-        """A successful answer's top-level object; a malformed one is a retryable 502."""
+        """A successful answer's top-level object; a malformed one is a retryable 502, and so is one whose
+        `required` field (the answer) is not there as an object or array (`no_answer`)."""
         try:
             data = self._decode(body)
-            if not isinstance(data, dict) or (required and required not in data):
-                raise TypeError(f"no {required or 'object'}")
+            if not isinstance(data, dict):
+                raise TypeError("no object")
         except (msgspec.DecodeError, TypeError) as exc:
             raise UpstreamError(f"{self.name} returned a malformed {operation} body: {exc}", status=502) from exc
+        if required and not isinstance(data.get(required), dict | list):
+            raise no_answer(self.name, body, f"`{required}`")
         return data
+
+
+def no_answer(provider: str, body: bytes, missing: str) -> UpstreamError:
+    """A 200 whose body carries no answer — an error object instead, or no `missing` field: a failed attempt
+    (retryable, so it fails over and counts against the target), never a success passed on to the client."""
+    detail = _error_message(body) or f"no {missing}"
+    return UpstreamError(f"{provider} answered 200 without an answer: {detail}", status=502, body=body)
 
 
 def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
