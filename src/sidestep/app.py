@@ -358,7 +358,9 @@ def _route_state(config: Config) -> RouteState:
     return RouteState(
         breakers=Breakers(resilience.breaker),
         cooldowns=Cooldowns(
-            default_rate_limit=resilience.rate_limit_cooldown, rejected=resilience.rejected_key_cooldown
+            default_rate_limit=resilience.rate_limit_cooldown,
+            rejected=resilience.rejected_key_cooldown,
+            longest=resilience.max_key_cooldown,
         ),
     )
 

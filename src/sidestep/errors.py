@@ -150,7 +150,9 @@ class UpstreamError(SidestepError):
         self.body = body
         self.retryable = retryable
         self.retry_after = retry_after
-        self.kind = kind  # "context_window" or "content_policy" when recognised: they have their own fallbacks
+        # "context_window" or "content_policy" when recognised: they have their own fallbacks; "model_access"
+        # for a 401/403/404 about the model asked for, which does not cool the key down
+        self.kind = kind
 
 
 class UpstreamTimeout(UpstreamError):

@@ -148,9 +148,24 @@ _POLICY_CODES = ("content_policy_violation", "content_filter")
 _POLICY_PHRASES = ("content management policy", "content policy", "safety system", "flagged as potentially")
 
 
+# A 401/403/404 about the model asked for (not found, or not allowed for this key) depends on the request: it
+# must not take the key out of rotation for everyone. One about the key itself (invalid, revoked) does.
+_MODEL_CODES = (b"model_not_found", b"not_found_error", b"model_not_allowed", b"deploymentnotfound")
+_MODEL_PHRASES = (
+    "does not have access to model",
+    "access to the model",
+    "not allowed to use model",
+    "does not exist",
+    "model not found",
+    "is not found",
+)
+_KEY_PHRASES = ("api key", "api_key", "apikey", "authentication", "credential", "revoked", "expired", "token")
+
+
 def error_kind(status: int, body: bytes, message: str) -> str | None:
-    """`context_window` or `content_policy` for a recognised 400-class refusal; None otherwise."""
-    if status not in (400, 403, 413, 422):
+    """`context_window` or `content_policy` for a recognised 400-class refusal, `model_access` for a refusal
+    of the model asked for (401/403/404: not found, not allowed for this key); None otherwise."""
+    if status not in (400, 401, 403, 404, 413, 422):
         return None
     text = message.lower()
     raw = body[:2000].lower()
@@ -158,7 +173,16 @@ def error_kind(status: int, body: bytes, message: str) -> str | None:
         return "context_window"
     if any(code.encode() in raw for code in _POLICY_CODES) or any(p in text for p in _POLICY_PHRASES):
         return "content_policy"
+    if status in (401, 403, 404) and _about_the_model(raw, text):
+        return "model_access"
     return None
+
+
+def _about_the_model(raw: bytes, text: str) -> bool:
+    """The provider's error code says so, or else its message speaks of the model and not of the key."""
+    if any(code in raw for code in _MODEL_CODES):
+        return True
+    return not any(p in text for p in _KEY_PHRASES) and any(p in text for p in _MODEL_PHRASES)
 
 
 def _error_message(body: bytes) -> str:

@@ -315,7 +315,11 @@ class Executor:
         caller_error = not error.retryable and error.status not in _FAILOVER_4XX
         if not caller_error:
             self._breaker(planned, key).record_failure(now)
-        rest = self.state.cooldowns.on_failure(key.name, error.status, error.retry_after, now)
+        rest = (  # a refusal of the model asked for is this request's, not the key's: no rest for everyone
+            None
+            if error.kind == "model_access"
+            else self.state.cooldowns.on_failure(key.name, error.status, error.retry_after, now)
+        )
         if rest is not None:
             level = logging.ERROR if error.status in (401, 403) else logging.WARNING
             event(
