@@ -49,7 +49,10 @@ def served_comment(served: Served) -> bytes:
 
 
 async def wait_with_keepalive(task: asyncio.Task[Served], interval: float, job: StreamJob) -> AsyncIterator[bytes]:
-    """The body of a stream whose headers went out before a target answered."""
+    """The body of a stream whose headers went out before a target answered. Closed early (the client left),
+    it closes what it relays: an iterator inside an async generator is not closed with it, and an upstream
+    stream left open holds its connection and buffers for good."""
+    body: AsyncIterator[bytes] | None = None
     try:
         while not task.done():
             done, _ = await asyncio.wait({task}, timeout=interval)
@@ -65,13 +68,25 @@ async def wait_with_keepalive(task: asyncio.Task[Served], interval: float, job: 
             job.outcome.failure, job.outcome.attempts = exc.message, exc.attempts
             yield stream_error(job.dialect, exc.message, code="all_targets_failed")
             return
+        body = relay(served, job)
         yield served_comment(served)
-        async for piece in relay(served, job):
+        async for piece in body:
             yield piece
     finally:
         if not task.done():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+        elif body is not None:
+            await _aclose(body, task.result())
+
+
+async def _aclose(body: AsyncIterator[bytes], served: Served) -> None:
+    """Close a relay (`Forward` or an async generator) and the upstream stream it was given: an async
+    generator never started has no `finally` to run. Closing twice is harmless."""
+    closer = getattr(body, "aclose", None)
+    if closer is not None:
+        await closer()
+    await served.aclose()
 
 
 def relay(served: Served, job: StreamJob) -> AsyncIterator[bytes]:
