@@ -59,11 +59,13 @@ async def test_a_client_leaving_a_kept_alive_stream_releases_its_upstream(sims: 
     has started: the upstream stream it was relaying is closed, not left open and buffering."""
     route = {"chat": {"target": "primary/a@ttft=0.3,chunk_delay=0.05,chunks=40", "mid_stream": mid_stream}}
     async with running_gateway(config_for(sims, route, server={"sse_keepalive": 0.05})) as gw:
-        async with httpx.AsyncClient(timeout=10) as http:
-            async with http.stream("POST", f"{gw.base_url}/chat/completions", json=BODY) as response:
-                async for line in response.aiter_lines():
-                    if line.startswith("data:"):
-                        break  # the answer has started: leave
+        async with (
+            httpx.AsyncClient(timeout=10) as http,
+            http.stream("POST", f"{gw.base_url}/chat/completions", json=BODY) as response,
+        ):
+            async for line in response.aiter_lines():
+                if line.startswith("data:"):
+                    break  # the answer has started: leave
         await settle(gw)
         assert upstream_in_use(gw) == 0
         assert alive() == Counter()
