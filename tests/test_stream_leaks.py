@@ -10,8 +10,10 @@ from collections import Counter
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
+from sidestep.server.types import Request, StreamingResponse
 from sidestep.testing import RunningGateway, RunningSim, config_for, running_gateway
 
 Sims = dict[str, RunningSim]
@@ -69,3 +71,16 @@ async def test_a_client_leaving_a_kept_alive_stream_releases_its_upstream(sims: 
         await settle(gw)
         assert upstream_in_use(gw) == 0
         assert alive() == Counter()
+
+
+@pytest.mark.parametrize("mid_stream", ["fail", "continue"])
+async def test_a_stream_body_closed_before_its_first_read_releases_its_upstream(sims: Sims, mid_stream: str) -> None:
+    """The server closes a streaming body it never started when the client left before the head went out."""
+    route = {"chat": {"target": "primary/a", "mid_stream": mid_stream}}
+    async with running_gateway(config_for(sims, route)) as gw:
+        request = Request("POST", "/v1/chat/completions", "", {}, msgspec.json.encode(BODY))
+        response = await gw.gateway.handle(request)
+        assert isinstance(response, StreamingResponse)
+        assert upstream_in_use(gw) == 1
+        await response.body.aclose()  # type: ignore[attr-defined]  # every streaming body the gateway makes has it
+        assert upstream_in_use(gw) == 0

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from typing import Any
 
 import msgspec
@@ -52,7 +52,7 @@ async def wait_with_keepalive(task: asyncio.Task[Served], interval: float, job: 
     """The body of a stream whose headers went out before a target answered. Closed early (the client left),
     it closes what it relays: an iterator inside an async generator is not closed with it, and an upstream
     stream left open holds its connection and buffers for good."""
-    body: AsyncIterator[bytes] | None = None
+    body: Forward | _Relaying | None = None
     try:
         while not task.done():
             done, _ = await asyncio.wait({task}, timeout=interval)
@@ -77,29 +77,41 @@ async def wait_with_keepalive(task: asyncio.Task[Served], interval: float, job: 
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         elif body is not None:
-            await _aclose(body, task.result())
+            await body.aclose()
 
 
-async def _aclose(body: AsyncIterator[bytes], served: Served) -> None:
-    """Close a relay (`Forward` or an async generator) and the upstream stream it was given: an async
-    generator never started has no `finally` to run. Closing twice is harmless."""
-    closer = getattr(body, "aclose", None)
-    if closer is not None:
-        await closer()
-    await served.aclose()
-
-
-def relay(served: Served, job: StreamJob) -> AsyncIterator[bytes]:
+def relay(served: Served, job: StreamJob) -> Forward | _Relaying:
     """Forward what was held back, then upstream bytes as they arrive (translated when formats differ)."""
     translator = job.translator(served)
     if translator is None and job.mid_stream != "continue":
         return Forward(served, job)  # the common case
-    return _relay(served, job, translator)
+    return _Relaying(served, _relay(served, job, translator))
+
+
+class _Relaying:
+    """`_relay` as a body that closes its upstream stream even when it is closed before its first step (the
+    client left before the head went out): an async generator never started runs no `finally`."""
+
+    __slots__ = ("_body", "_served")
+
+    def __init__(self, served: Served, body: AsyncGenerator[bytes, None]) -> None:
+        self._served = served
+        self._body = body
+
+    def __aiter__(self) -> _Relaying:
+        return self
+
+    def __anext__(self) -> Awaitable[bytes]:
+        return self._body.__anext__()
+
+    async def aclose(self) -> None:
+        await self._body.aclose()
+        await self._served.aclose()  # a second close of a finished stream does nothing
 
 
 async def _relay(
     served: Served, job: StreamJob, translator: StreamTranslator | None, continues: str | None = None
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """`continues`: the id of the client's stream when this one continues it ("" when that is unknown)."""
     text: list[str] | None = [] if job.mid_stream == "continue" else None
     reader = stream_reader(served.wire) if text is not None else None
