@@ -10,6 +10,7 @@ import openai
 import pytest
 
 from conftest import Sdk
+from sidestep.config import parse_config
 from sidestep.testing import FakeClock, RunningSim, config_for, running_gateway
 
 MSG = [{"role": "user", "content": "Which key?"}]
@@ -63,3 +64,15 @@ async def test_a_retry_after_is_capped_by_max_key_cooldown(sdk: Sdk, sims: Sims)
         clock.advance(61)
         rested = await served_by(sdk, gw.base_url)
     assert (resting, rested) == ("backup", "primary")
+
+
+async def test_a_reload_applies_new_cooldowns_to_resting_keys(sdk: Sdk, sims: Sims) -> None:
+    clock = FakeClock()
+    config = config_for(sims, ROUTE)
+    async with running_gateway(config, clock=clock, sleep=clock.sleep) as gw:
+        with pytest.raises(openai.APIStatusError):
+            await sdk(gw.base_url).chat.completions.create(model="primary/a@status=401", messages=MSG)  # rests 3600 s
+        gw.gateway.reconfigure(parse_config({**config, "resilience": {"max_key_cooldown": 60}}, env={}))
+        clock.advance(61)
+        after = await served_by(sdk, gw.base_url)
+    assert after == "primary"

@@ -14,6 +14,11 @@ class Cooldowns:
         self.longest = longest
         self._until: dict[str, float] = {}
 
+    def configure(self, *, default_rate_limit: float, rejected: float, longest: float, now: float) -> None:
+        """New settings (a reload): rests already running end no later than the new `longest` allows."""
+        self.default_rate_limit, self.rejected, self.longest = default_rate_limit, rejected, longest
+        self._until = {key: min(until, now + longest) for key, until in self._until.items() if until > now}
+
     def cool(self, key: str, now: float, seconds: float) -> None:
         self._until[key] = max(self._until.get(key, 0.0), now + min(seconds, self.longest))
 
