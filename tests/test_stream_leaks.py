@@ -31,10 +31,10 @@ def upstream_in_use(gw: RunningGateway) -> int:
     return sum(pool.active for pool in pools.values())
 
 
-async def settle(gw: RunningGateway) -> None:
+async def settle(gw: RunningGateway, tasks: int = 1_000_000) -> None:
     """Until the gateway has seen the connections close (a moment after the client left), at most 2 s."""
     for _ in range(100):
-        if upstream_in_use(gw) == 0 and not alive():
+        if upstream_in_use(gw) == 0 and not alive() and len(asyncio.all_tasks()) <= tasks:
             return
         await asyncio.sleep(0.02)
 
@@ -49,7 +49,7 @@ async def test_streams_failing_mid_way_leave_nothing_behind(sims: Sims) -> None:
                     *(http.post(f"{gw.base_url}/chat/completions", json=BODY) for _ in range(10))
                 )
                 assert all("mid-stream" in answer.text for answer in answers)
-        await settle(gw)
+        await settle(gw, tasks)
         assert upstream_in_use(gw) == 0
         assert alive() == Counter()
         assert len(asyncio.all_tasks()) <= tasks
