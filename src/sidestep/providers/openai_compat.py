@@ -94,8 +94,9 @@ class OpenAICompatProvider:
             envelope = self._envelope(body)
         except msgspec.DecodeError as exc:
             raise UpstreamError(f"{self.name} returned a malformed {operation} body: {exc}", status=502) from exc
-        answer = envelope.data if operation == "embeddings" else envelope.choices
-        if _absent(answer) or not _absent(envelope.error):
+        answer = envelope.choices if operation != "embeddings" else envelope.data
+        # Lengths first: the usual answer is long and carries no error, so neither needs a closer look.
+        if (len(answer) <= 4 and _absent(answer)) or (len(envelope.error) and not _absent(envelope.error)):
             raise no_answer(self.name, body, "`data`" if operation == "embeddings" else "`choices`")
         return envelope.usage
 
