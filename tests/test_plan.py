@@ -16,6 +16,9 @@ from sidestep.routing.executor import Executor
 from sidestep.routing.plan import Planner, expand, reads_stats, resolve, resolve_all, weighted_order
 from sidestep.transport.fake import FakeResponse, FakeTransport
 
+ANSWER = (
+    b'{"choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}}]}'  # an answer, as executors require
+)
 CONFIG = parse_config(
     {
         "providers": {
@@ -86,7 +89,7 @@ async def test_key_choice_respects_weights_allow_lists_and_resting_keys() -> Non
         env={},
     )
     executor = Executor(
-        build_providers(config.providers), FakeTransport(lambda _: FakeResponse(body=b"{}")), random.Random(3)
+        build_providers(config.providers), FakeTransport(lambda _: FakeResponse(body=ANSWER)), random.Random(3)
     )
     planner = Planner(config.routes, config.providers, random.Random(3))
 
@@ -113,7 +116,7 @@ async def test_with_a_key_resting_the_others_keep_their_weights_share() -> None:
     provider = {"type": "openai", "base_url": "http://p.test/v1", "keys": keys}
     config = parse_config({"providers": {"p": provider}, "routes": {"r": ["p/m"]}}, env={})
     executor = Executor(
-        build_providers(config.providers), FakeTransport(lambda _: FakeResponse(body=b"{}")), random.Random(5)
+        build_providers(config.providers), FakeTransport(lambda _: FakeResponse(body=ANSWER)), random.Random(5)
     )
     plan = Planner(config.routes, config.providers, random.Random(5)).plan(["r"])
     executor.state.cooldowns.on_failure("p#1", 429, 1e9, executor.clock())  # "b", the heaviest, rests

@@ -145,6 +145,13 @@ class Gateway:
         old = self.governance
         self._build(config)
         self.state.breakers.keep_only(config.providers)
+        resilience = config.resilience
+        self.state.cooldowns.configure(
+            default_rate_limit=resilience.rate_limit_cooldown,
+            rejected=resilience.rejected_key_cooldown,
+            longest=resilience.max_key_cooldown,
+            now=self._clock(),
+        )
         if old is not None and old is not self.governance:
             old.close()  # its last spend goes to the store the new one reads (the same counters, adopted)
         if self.governance is not None:
@@ -380,7 +387,9 @@ def _route_state(config: Config) -> RouteState:
     return RouteState(
         breakers=Breakers(resilience.breaker),
         cooldowns=Cooldowns(
-            default_rate_limit=resilience.rate_limit_cooldown, rejected=resilience.rejected_key_cooldown
+            default_rate_limit=resilience.rate_limit_cooldown,
+            rejected=resilience.rejected_key_cooldown,
+            longest=resilience.max_key_cooldown,
         ),
     )
 

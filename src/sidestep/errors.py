@@ -146,6 +146,7 @@ class UpstreamError(SidestepError):
     """One attempt failed. `body` is the upstream error body (bytes) when there was one."""
 
     type = "upstream_error"
+    where = ""  # the upstream's address when a connection failed: for the log, never in `message`
 
     def __init__(
         self,
@@ -164,18 +165,27 @@ class UpstreamError(SidestepError):
         self.body = body
         self.retryable = retryable
         self.retry_after = retry_after
-        self.kind = kind  # "context_window" or "content_policy" when recognised: they have their own fallbacks
+        # "context_window" or "content_policy" when recognised: they have their own fallbacks; "model_access"
+        # for a 401/403/404 about the model asked for, which does not cool the key down
+        self.kind = kind
 
 
 class UpstreamTimeout(UpstreamError):
-    def __init__(self, message: str, *, phase: str = "read") -> None:
+    """`where` is the upstream's address, for the operator's log only: `message` reaches clients, who
+    should not learn the gateway's internal topology."""
+
+    def __init__(self, message: str, *, phase: str = "read", where: str = "") -> None:
         super().__init__(message, status=504, retryable=True)
         self.phase = phase
+        self.where = where
 
 
 class UpstreamConnectionError(UpstreamError):
-    def __init__(self, message: str) -> None:
+    """`where` as for `UpstreamTimeout`: logged, never in `message`."""
+
+    def __init__(self, message: str, *, where: str = "") -> None:
         super().__init__(message, status=502, retryable=True)
+        self.where = where
 
 
 @dataclass(slots=True)

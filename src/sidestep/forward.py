@@ -170,8 +170,9 @@ class Forward:
             rest = self._ended()
             if rest:
                 out.write(rest)
-        await self.aclose()
         failure, self._failure = self._failure, None
+        self._job.executor.stream_ended(self._served, failure)
+        await self.aclose()
         if failure is not None:
             self._job.outcome.failure = failure
             out.write(stream_error(self._job.dialect, failure))
@@ -193,8 +194,9 @@ class Forward:
         return self._tap.flush() if self._tap is not None else b""
 
     async def _finish(self) -> bytes:
-        await self.aclose()
         failure, self._failure = self._failure, None
+        self._job.executor.stream_ended(self._served, failure)
+        await self.aclose()
         if failure is None:
             raise StopAsyncIteration
         self._job.outcome.failure = failure

@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from typing import Any
 
+import msgspec
+
 from sidestep.dialects.body import field
-from sidestep.dialects.sse import sse_comment
+from sidestep.dialects.sse import SSESplitter, sse_comment, sse_data
 from sidestep.errors import AllAttemptsFailed, UpstreamError, UpstreamRejected
 from sidestep.forward import Forward, StreamJob, StreamOutcome, forwarding, relay_after_prelude, stream_error
 from sidestep.routing.served import Served
@@ -46,7 +49,10 @@ def served_comment(served: Served) -> bytes:
 
 
 async def wait_with_keepalive(task: asyncio.Task[Served], interval: float, job: StreamJob) -> AsyncIterator[bytes]:
-    """The body of a stream whose headers went out before a target answered."""
+    """The body of a stream whose headers went out before a target answered. Closed early (the client left),
+    it closes what it relays: an iterator inside an async generator is not closed with it, and an upstream
+    stream left open holds its connection and buffers for good."""
+    body: Forward | _Relaying | None = None
     try:
         while not task.done():
             done, _ = await asyncio.wait({task}, timeout=interval)
@@ -62,41 +68,74 @@ async def wait_with_keepalive(task: asyncio.Task[Served], interval: float, job: 
             job.outcome.failure, job.outcome.attempts = exc.message, exc.attempts
             yield stream_error(job.dialect, exc.message, code="all_targets_failed")
             return
+        body = relay(served, job)
         yield served_comment(served)
-        async for piece in relay(served, job):
+        async for piece in body:
             yield piece
     finally:
         if not task.done():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+        elif body is not None:
+            await body.aclose()
 
 
-def relay(served: Served, job: StreamJob) -> AsyncIterator[bytes]:
+def relay(served: Served, job: StreamJob) -> Forward | _Relaying:
     """Forward what was held back, then upstream bytes as they arrive (translated when formats differ)."""
     translator = job.translator(served)
     if translator is None and job.mid_stream != "continue":
         return Forward(served, job)  # the common case
-    return _relay(served, job, translator)
+    return _Relaying(served, _relay(served, job, translator))
 
 
-async def _relay(served: Served, job: StreamJob, translator: StreamTranslator | None) -> AsyncIterator[bytes]:
+class _Relaying:
+    """`_relay` as a body that closes its upstream stream even when it is closed before its first step (the
+    client left before the head went out): an async generator never started runs no `finally`."""
+
+    __slots__ = ("_body", "_served")
+
+    def __init__(self, served: Served, body: AsyncGenerator[bytes, None]) -> None:
+        self._served = served
+        self._body = body
+
+    def __aiter__(self) -> _Relaying:
+        return self
+
+    def __anext__(self) -> Awaitable[bytes]:
+        return self._body.__anext__()
+
+    async def aclose(self) -> None:
+        await self._body.aclose()
+        await self._served.aclose()  # a second close of a finished stream does nothing
+
+
+async def _relay(
+    served: Served, job: StreamJob, translator: StreamTranslator | None, continues: str | None = None
+) -> AsyncGenerator[bytes, None]:
+    """`continues`: the id of the client's stream when this one continues it ("" when that is unknown)."""
     text: list[str] | None = [] if job.mid_stream == "continue" else None
     reader = stream_reader(served.wire) if text is not None else None
     tap = job.tap(served) if translator is None else None
+    seam = _Seam(continues) if continues is not None and translator is None else None
+    stream_id = continues
+    failure: str | None = None
+    ended = False  # the upstream stream is over, one way or the other (not: the client left)
     try:
-        failure = None
         try:
             async for piece in _pieces(served, translator):
                 if reader is not None and text is not None:
-                    _collect(reader, piece, text)
+                    started = _collect(reader, piece, text)
+                    stream_id = started if stream_id is None else stream_id  # the client's: the first one
                 if translator is not None:
                     piece = translator.feed(piece)
-                elif tap is not None:
-                    piece = tap.feed(piece)
+                else:
+                    piece = seam.feed(piece) if seam is not None else piece
+                    piece = tap.feed(piece) if tap is not None else piece
                 if piece:
                     yield piece
         except _Incomplete as exc:
             failure = str(exc)
+        ended = True
         if tap is not None and (rest := tap.flush()):
             yield rest
         if failure is None:
@@ -105,12 +144,14 @@ async def _relay(served: Served, job: StreamJob, translator: StreamTranslator | 
         usage = tap.usage if tap is not None else translator.usage if translator is not None else None
         if job.tap_usage and usage is not None:
             job.outcome.usage = usage
+        if ended:
+            job.executor.stream_ended(served, failure)
         await served.aclose()
     job.outcome.failure = failure
     if text is None:
         yield stream_error(job.dialect, failure)
         return
-    async for piece in _continue(served, job, "".join(text), failure):
+    async for piece in _continue(served, job, "".join(text), failure, stream_id or ""):
         yield piece
 
 
@@ -137,15 +178,67 @@ async def _pieces(served: Served, translator: StreamTranslator | None) -> AsyncI
         raise _Incomplete(f"{label} ended the stream before it was complete")
 
 
-def _collect(reader: Reader, piece: bytes, text: list[str]) -> None:
+def _collect(reader: Reader, piece: bytes, text: list[str]) -> str | None:
+    """Keep the text of `piece`; return the stream's id when `piece` starts the stream."""
     try:
         events = reader.feed(piece)
     except ValueError:  # a malformed event: the relay reports the stream's failure, not this
-        return
-    text.extend(event.text for event in events if event.kind == "text")
+        return None
+    started = None
+    for event in events:
+        if event.kind == "text":
+            text.append(event.text)
+        elif event.kind == "start":
+            started = event.id
+    return started
 
 
-async def _continue(served: Served, job: StreamJob, partial: str, failure: str) -> AsyncIterator[bytes]:
+class _Seam:
+    """A same-format continuation made to read as the stream it continues (the translating writers do
+    this by construction): the `role` of its opening chunk is removed — the chunk itself when nothing
+    else is in it — and its chunks carry the continued stream's id."""
+
+    def __init__(self, stream_id: str) -> None:
+        self._splitter = SSESplitter()
+        self._id = msgspec.json.encode(stream_id) if stream_id else b""
+        self._own: re.Pattern[bytes] | None = None
+        self._opened = False
+
+    def feed(self, piece: bytes) -> bytes:
+        out = []
+        for data in self._splitter.feed(piece):
+            if not self._opened and data != b"[DONE]":
+                data = self._opening(data)
+                if not data:
+                    continue
+            elif self._own is not None:
+                data = self._own.sub(b'"id":' + self._id, data, count=1)
+            out.append(sse_data(data))
+        return b"".join(out)
+
+    def _opening(self, data: bytes) -> bytes:
+        try:
+            chunk = msgspec.json.decode(data)
+        except msgspec.DecodeError:
+            return data  # not for the seam to judge: the relay reports a malformed stream
+        if not isinstance(chunk, dict) or not isinstance(chunk.get("choices"), list):
+            return data
+        self._opened = True
+        own = chunk.get("id")
+        if isinstance(own, str) and own and self._id:
+            self._own = re.compile(rb'"id":\s*' + re.escape(msgspec.json.encode(own)))
+            chunk["id"] = msgspec.json.decode(self._id)
+        deltas = [c.get("delta") for c in chunk["choices"] if isinstance(c, dict)]
+        for delta in deltas:
+            if isinstance(delta, dict):
+                delta.pop("role", None)
+        empty = all(not c.get("finish_reason") for c in chunk["choices"] if isinstance(c, dict)) and all(
+            not any(delta.values()) for delta in deltas if isinstance(delta, dict)
+        )
+        return b"" if empty and not chunk.get("usage") else msgspec.json.encode(chunk)
+
+
+async def _continue(served: Served, job: StreamJob, partial: str, failure: str, stream_id: str) -> AsyncIterator[bytes]:
     """Ask the remaining targets to carry on from `partial`; mark the switch; fail cleanly if none can."""
     used = served.target
     remaining = [p for p in job.plan if p.target != used]
@@ -167,5 +260,5 @@ async def _continue(served: Served, job: StreamJob, partial: str, failure: str) 
     )
     job.outcome.failure = None  # recovered, for now
     next_job = dataclasses.replace(job, body=body, plan=remaining)
-    async for piece in relay(nxt, next_job):
+    async for piece in _relay(nxt, next_job, next_job.translator(nxt), stream_id):
         yield piece

@@ -55,7 +55,7 @@ from sidestep.routing.strategies import STRATEGIES
 __all__ = ["config_from_env", "load_config", "parse_config", "read_yaml"]
 
 _TOP_KEYS = {"server", "providers", "routes", "resilience", "governance"}
-_RESILIENCE_KEYS = {"breaker", "rate_limit_cooldown", "rejected_key_cooldown"}
+_RESILIENCE_KEYS = {"breaker", "rate_limit_cooldown", "rejected_key_cooldown", "max_key_cooldown"}
 _BREAKER_KEYS = {"failures", "error_rate", "min_requests", "window", "cooldown", "half_open_probes"}
 _SERVER_KEYS = {
     "host",
@@ -262,6 +262,9 @@ def _resilience(ctx: Ctx, value: Any) -> ResilienceConfig:
         ),
         rejected_key_cooldown=positive(
             ctx, raw.get("rejected_key_cooldown", base.rejected_key_cooldown), "resilience.rejected_key_cooldown"
+        ),
+        max_key_cooldown=positive(
+            ctx, raw.get("max_key_cooldown", base.max_key_cooldown), "resilience.max_key_cooldown"
         ),
     )
 

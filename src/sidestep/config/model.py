@@ -215,6 +215,7 @@ class ResilienceConfig:
     breaker: BreakerPolicy = BreakerPolicy()
     rate_limit_cooldown: float = 10.0  # a 429 without Retry-After rests the key this long
     rejected_key_cooldown: float = 3600.0  # a 401/403 takes the key out of rotation this long
+    max_key_cooldown: float = 3600.0  # no key rests longer, whatever an upstream's Retry-After says
 
 
 BUDGET_PERIODS = ("daily", "weekly", "monthly", "total")

@@ -29,9 +29,13 @@ class Usage(msgspec.Struct):
 
 
 class Envelope(msgspec.Struct):
-    """Decoding into this validates the whole body's JSON syntax but materialises only `usage`."""
+    """Decoding into this validates the whole body's JSON syntax but materialises only `usage`; the answer
+    (`choices`, or `data` for embeddings) and `error` are kept as raw JSON, only to see whether they are there."""
 
     usage: Usage | None = None
+    choices: msgspec.Raw = msgspec.Raw()
+    data: msgspec.Raw = msgspec.Raw()
+    error: msgspec.Raw = msgspec.Raw()
 
 
 class ChunkDelta(msgspec.Struct):

@@ -14,7 +14,7 @@ import msgspec
 
 from sidestep.config.model import KeyConfig, ProviderConfig
 from sidestep.errors import UpstreamError
-from sidestep.providers.base import classify_http_error
+from sidestep.providers.base import classify_http_error, no_answer
 from sidestep.providers.catalog import ProviderSpec
 from sidestep.translate import DIALECT_OF, translate_request
 from sidestep.transport.types import Timeouts, UpstreamRequest
@@ -40,6 +40,7 @@ class _Usage(msgspec.Struct):
 
 class _Envelope(msgspec.Struct):
     usage: _Usage | None = None
+    type: str = ""  # "message" for an answer; a 200 `{"type": "error", …}` is none
 
 
 class AnthropicProvider:
@@ -82,9 +83,12 @@ class AnthropicProvider:
 
     def inspect(self, operation: str, body: bytes) -> _Usage | None:
         try:
-            return self._envelope(body).usage
+            envelope = self._envelope(body)
         except msgspec.DecodeError as exc:
             raise UpstreamError(f"{self.name} returned a malformed {operation} body: {exc}", status=502) from exc
+        if envelope.type != "message" and operation != "count_tokens":
+            raise no_answer(self.name, body, '`"type": "message"`')
+        return envelope.usage
 
     def classify(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         error = classify_http_error(status, headers, body, provider=self.name)

@@ -18,7 +18,14 @@ from sidestep.errors import UpstreamError
 from sidestep.providers.catalog import ProviderSpec
 from sidestep.transport.types import Timeouts, UpstreamRequest
 
-__all__ = ["RETRYABLE_STATUSES", "NativeAdapter", "Provider", "classify_http_error", "parse_retry_after"]
+__all__ = [
+    "RETRYABLE_STATUSES",
+    "NativeAdapter",
+    "Provider",
+    "classify_http_error",
+    "no_answer",
+    "parse_retry_after",
+]
 
 # 408 timeout, 409 conflict (OpenAI uses it for transient lock errors), 429 rate limit, 5xx, 529 overloaded.
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 520, 522, 524, 529})
@@ -69,14 +76,24 @@ class NativeAdapter:
         return classify_http_error(status, headers, body, provider=self.name)
 
     def _object(self, body: bytes, operation: str, required: str) -> dict[str, Any]:
-        """A successful answer's top-level object; a malformed one is a retryable 502."""
+        """A successful answer's top-level object; a malformed one is a retryable 502, and so is one whose
+        `required` field (the answer) is not there as an object or array (`no_answer`)."""
         try:
             data = self._decode(body)
-            if not isinstance(data, dict) or (required and required not in data):
-                raise TypeError(f"no {required or 'object'}")
+            if not isinstance(data, dict):
+                raise TypeError("no object")
         except (msgspec.DecodeError, TypeError) as exc:
             raise UpstreamError(f"{self.name} returned a malformed {operation} body: {exc}", status=502) from exc
+        if required and not isinstance(data.get(required), dict | list):
+            raise no_answer(self.name, body, f"`{required}`")
         return data
+
+
+def no_answer(provider: str, body: bytes, missing: str) -> UpstreamError:
+    """A 200 whose body carries no answer — an error object instead, or no `missing` field: a failed attempt
+    (retryable, so it fails over and counts against the target), never a success passed on to the client."""
+    detail = _error_message(body) or f"no {missing}"
+    return UpstreamError(f"{provider} answered 200 without an answer: {detail}", status=502, body=body)
 
 
 def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
@@ -131,9 +148,24 @@ _POLICY_CODES = ("content_policy_violation", "content_filter")
 _POLICY_PHRASES = ("content management policy", "content policy", "safety system", "flagged as potentially")
 
 
+# A 401/403/404 about the model asked for (not found, or not allowed for this key) depends on the request: it
+# must not take the key out of rotation for everyone. One about the key itself (invalid, revoked) does.
+_MODEL_CODES = (b"model_not_found", b"not_found_error", b"model_not_allowed", b"deploymentnotfound")
+_MODEL_PHRASES = (
+    "does not have access to model",
+    "access to the model",
+    "not allowed to use model",
+    "does not exist",
+    "model not found",
+    "is not found",
+)
+_KEY_PHRASES = ("api key", "api_key", "apikey", "authentication", "credential", "revoked", "expired", "token")
+
+
 def error_kind(status: int, body: bytes, message: str) -> str | None:
-    """`context_window` or `content_policy` for a recognised 400-class refusal; None otherwise."""
-    if status not in (400, 403, 413, 422):
+    """`context_window` or `content_policy` for a recognised 400-class refusal, `model_access` for a refusal
+    of the model asked for (401/403/404: not found, not allowed for this key); None otherwise."""
+    if status not in (400, 401, 403, 404, 413, 422):
         return None
     text = message.lower()
     raw = body[:2000].lower()
@@ -141,7 +173,16 @@ def error_kind(status: int, body: bytes, message: str) -> str | None:
         return "context_window"
     if any(code.encode() in raw for code in _POLICY_CODES) or any(p in text for p in _POLICY_PHRASES):
         return "content_policy"
+    if status in (401, 403, 404) and _about_the_model(raw, text):
+        return "model_access"
     return None
+
+
+def _about_the_model(raw: bytes, text: str) -> bool:
+    """The provider's error code says so, or else its message speaks of the model and not of the key."""
+    if any(code in raw for code in _MODEL_CODES):
+        return True
+    return not any(p in text for p in _KEY_PHRASES) and any(p in text for p in _MODEL_PHRASES)
 
 
 def _error_message(body: bytes) -> str:

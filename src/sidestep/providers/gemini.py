@@ -12,7 +12,7 @@ from sidestep.config.model import KeyConfig, ProviderConfig
 from sidestep.core.model import Usage
 from sidestep.dialects import gemini as wire
 from sidestep.errors import UpstreamError
-from sidestep.providers.base import NativeAdapter
+from sidestep.providers.base import NativeAdapter, no_answer
 from sidestep.providers.catalog import ProviderSpec
 from sidestep.translate import DIALECT_OF, to_canonical
 from sidestep.transport.types import UpstreamRequest
@@ -49,4 +49,6 @@ class GeminiProvider(NativeAdapter):
         if blocked is not None:
             message = f"{self.name} blocked the prompt: {blocked}"
             raise UpstreamError(message, status=400, body=body, retryable=False, kind="content_policy")
+        if not isinstance(data.get("candidates"), list):  # `{"error": …}`, or nothing: not an empty answer
+            raise no_answer(self.name, body, "`candidates`")
         return wire.read_response(body).usage

@@ -16,7 +16,7 @@ import msgspec
 from sidestep.config.model import KeyConfig, ProviderConfig
 from sidestep.dialects.openai_wire import Envelope, Usage
 from sidestep.errors import UpstreamError
-from sidestep.providers.base import classify_http_error
+from sidestep.providers.base import classify_http_error, no_answer
 from sidestep.providers.catalog import ProviderSpec
 from sidestep.translate import translate_request
 from sidestep.transport.types import Timeouts, UpstreamRequest
@@ -27,6 +27,11 @@ __all__ = ["OpenAICompatProvider", "Usage"]
 _PATHS = {"chat": "/chat/completions", "embeddings": "/embeddings", "messages": "/chat/completions"}
 # Fields only sidestep understands: they never travel upstream.
 GATEWAY_FIELDS = ("fallbacks", "models", "route")
+
+
+def _absent(raw: msgspec.Raw) -> bool:
+    """A field missing, null or empty (`[]`, `{}`); looked at without copying a long answer."""
+    return len(raw) <= 4 and bytes(raw).replace(b" ", b"") in (b"", b"null", b"[]", b"{}")
 
 
 class OpenAICompatProvider:
@@ -84,11 +89,17 @@ class OpenAICompatProvider:
         return headers
 
     def inspect(self, operation: str, body: bytes) -> Usage | None:
-        """Check a successful answer is well-formed JSON and read its usage; a malformed one fails over."""
+        """Check a successful answer is well-formed JSON with an answer in it, and read its usage; a malformed
+        body, or a 200 that carries `error` or no `choices` (`data`), fails over."""
         try:
-            return self._envelope(body).usage
+            envelope = self._envelope(body)
         except msgspec.DecodeError as exc:
             raise UpstreamError(f"{self.name} returned a malformed {operation} body: {exc}", status=502) from exc
+        answer = envelope.choices if operation != "embeddings" else envelope.data
+        # Lengths first: the usual answer is long and carries no error, so neither needs a closer look.
+        if (len(answer) <= 4 and _absent(answer)) or (len(envelope.error) and not _absent(envelope.error)):
+            raise no_answer(self.name, body, "`data`" if operation == "embeddings" else "`choices`")
+        return envelope.usage
 
     def classify(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         return classify_http_error(status, headers, body, provider=self.name)

@@ -281,7 +281,10 @@ class Executor:
         else:
             ms = self._ms(started)
             self._record(run, Attempt(target.provider, target.model, response.status, "ok", ms, key.name))
-            breaker.record_success(self.clock())
+            if run.stream:
+                served.breaker = breaker  # the verdict comes when the stream ends (`stream_ended`)
+            else:
+                breaker.record_success(self.clock())
             if self._track:
                 self.state.stats.observe(label, ms)
                 served.on_close = partial(self.state.stats.finished, label)  # outstanding until closed
@@ -324,7 +327,11 @@ class Executor:
             self._forget(planned)  # an invented name: it must not hold a breaker (or count as a failure)
         elif not caller_error:
             self._breaker(planned, key).record_failure(now)
-        rest = self.state.cooldowns.on_failure(key.name, error.status, error.retry_after, now)
+        rest = (  # a refusal of the model asked for is this request's, not the key's: no rest for everyone
+            None
+            if error.kind == "model_access"
+            else self.state.cooldowns.on_failure(key.name, error.status, error.retry_after, now)
+        )
         if rest is not None:
             level = logging.ERROR if error.status in (401, 403) else logging.WARNING
             event(
@@ -343,11 +350,30 @@ class Executor:
             target=target.label,
             key=key.name,
             status=error.status,
-            reason=error.message,
+            reason=f"{error.message} [{error.where}]" if error.where else error.message,
         )
         if caller_error:
             raise UpstreamRejected(error, run.attempts)
         return error
+
+    def stream_ended(self, served: Served, failure: str | None) -> None:
+        """The verdict on a stream that reached the client. A failure after the first token counts against
+        its target as one before it does (breaker, error rate), so the next requests go elsewhere; it is
+        recorded as an attempt of its own (metrics, request log)."""
+        breaker, served.breaker = served.breaker, None
+        if breaker is None:
+            return  # not a stream, or already judged
+        now = self.clock()
+        if failure is None:
+            breaker.record_success(now)
+            return
+        breaker.record_failure(now)
+        target, key = served.target, served.key.name
+        attempt = Attempt(target.provider, target.model, None, failure, 0.0, key)
+        served.attempts.append(attempt)
+        if self.on_attempt is not None:
+            self.on_attempt(attempt)
+        event(log, logging.WARNING, "stream_failed", target=target.label, key=key, reason=failure)
 
     def _request(self, provider: Provider, planned: Planned, key: KeyConfig, run: _Run) -> UpstreamRequest:
         request = provider.build(run.operation, planned.target.model, run.body, key)

@@ -10,6 +10,7 @@ import msgspec
 
 from sidestep.config.model import KeyConfig, NodePolicy, TargetNode
 from sidestep.errors import Attempt, UpstreamConnectionError, UpstreamError
+from sidestep.routing.breaker import Breaker
 from sidestep.translate import stream_reader
 from sidestep.transport.types import UpstreamResponse
 
@@ -32,8 +33,14 @@ class Served:
     finished: bool = False  # the stream ended ([DONE]) while held
     on_close: Callable[[], None] | None = None  # bookkeeping when the response is done with
     usage: Any = None  # token usage read from a non-stream answer, when the provider reports it
+    # A stream's breaker, until the stream's verdict (`Executor.stream_ended`): a stream that fails after its
+    # first token has not succeeded, so its success is recorded only once it ends complete.
+    breaker: Breaker | None = None
 
     async def aclose(self) -> None:
+        breaker, self.breaker = self.breaker, None
+        if breaker is not None:  # closed without a verdict (the client left): free a half-open probe slot
+            breaker.release()
         await self.response.aclose()
         if self.on_close is not None:
             callback, self.on_close = self.on_close, None

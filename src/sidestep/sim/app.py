@@ -359,7 +359,11 @@ class Simulator:
         return None
 
     def _complete(self, payload: bytes, fault: FaultSpec, dialect: _Dialect) -> Response:
-        return Response(200, dialect.malformed_body if fault.malformed else payload, self._headers(dialect.request_id))
+        if fault.error_200:
+            payload = dialect.render(500, fault.message, None)
+        elif fault.malformed:
+            payload = dialect.malformed_body
+        return Response(200, payload, self._headers(dialect.request_id))
 
     def _streaming(
         self, events: list[bytes], first: int, fault: FaultSpec, dialect: _Dialect, kind: str = "text/event-stream"

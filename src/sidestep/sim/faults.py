@@ -2,7 +2,8 @@
 
 A `FaultSpec` is written compactly, e.g. `status=503,retry_after=2` or `ttft=1.5,chunk_delay=0.05` or
 `drop_after=3` (cut the connection) or `stream_error_after=3` (a well-formed in-stream error event) or
-`blocked` / `blocked_output` (a safety block of the prompt, or of the answer half-way).
+`blocked` / `blocked_output` (a safety block of the prompt, or of the answer half-way) or `error_200` (a 200
+whose body is the format's error body: no answer).
 A `Scenario` is an ordered list of rules (time window relative to the simulator's start,
 optional model globs, optional every-Nth) each carrying a spec; the first matching rule wins.
 """
@@ -21,7 +22,7 @@ __all__ = ["FaultSpec", "Rule", "Scenario", "parse_fault"]
 
 _FLOATS = {"retry_after", "latency", "ttft", "chunk_delay", "rate"}
 _INTS = {"status", "chunks", "drop_after", "stream_error_after"}
-_FLAGS = {"hang", "reset", "malformed", "retry_after_date", "blocked", "blocked_output"}
+_FLAGS = {"hang", "reset", "malformed", "retry_after_date", "blocked", "blocked_output", "error_200"}
 _STRINGS = {"message"}
 _ALIASES = {"body": "message", "retry-after": "retry_after", "delay": "latency"}
 
@@ -44,11 +45,12 @@ class FaultSpec:
     stream_error_after: int | None = None  # streams: after this many events, send the dialect's error event and end
     blocked: bool = False  # safety filter blocks the prompt (Gemini promptFeedback, Anthropic/OpenAI refusal)
     blocked_output: bool = False  # safety filter stops the answer half-way (finishReason SAFETY)
+    error_200: bool = False  # non-streams: a 200 whose body is the format's error body, not an answer
 
     @property
     def is_healthy(self) -> bool:
         """True when the spec only shapes timing and never fails a request."""
-        if self.hang or self.reset or self.malformed or self.blocked or self.blocked_output:
+        if self.hang or self.reset or self.malformed or self.blocked or self.blocked_output or self.error_200:
             return False
         return self.status is None and self.drop_after is None and self.stream_error_after is None
 

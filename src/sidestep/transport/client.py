@@ -38,20 +38,21 @@ class PoolLimits:
 
 def _translate(exc: Exception, phase: str, origin: Origin) -> UpstreamError:
     """The one place where socket, TLS and timeout exceptions become sidestep errors. Called from
-    `except` clauses (a generator-based context manager here cost ~3 µs per request)."""
+    `except` clauses (a generator-based context manager here cost ~3 µs per request). Messages name no
+    address (clients read them; the caller names the provider); `where` keeps it for the logs."""
     where = f"{origin[0]}://{origin[1]}:{origin[2]}"
     if isinstance(exc, UpstreamError):
         return exc
     if isinstance(exc, TimeoutError):
-        return UpstreamTimeout(f"{phase} timeout talking to {where}", phase=phase)
+        return UpstreamTimeout(f"{phase} timeout", phase=phase, where=where)
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return UpstreamConnectionError(f"TLS certificate verification failed for {where}: {exc.verify_message}")
+        return UpstreamConnectionError(f"TLS certificate verification failed: {exc.verify_message}", where=where)
     if isinstance(exc, ssl.SSLError):
-        return UpstreamConnectionError(f"TLS error with {where}: {exc.reason or exc}")
+        return UpstreamConnectionError(f"TLS error: {exc.reason or exc}", where=where)
     if isinstance(exc, ConnectionRefusedError):
-        return UpstreamConnectionError(f"connection refused by {where}")
+        return UpstreamConnectionError("connection refused", where=where)
     reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc) or type(exc).__name__
-    return UpstreamConnectionError(f"connection to {where} failed ({phase}): {reason}")
+    return UpstreamConnectionError(f"connection failed ({phase}): {reason}", where=where)
 
 
 _TRANSLATED = (TimeoutError, OSError, ConnectionError, ssl.SSLError)
@@ -304,12 +305,13 @@ class HttpClient:
         parts = status_line.split(" ", 2)
         if len(parts) < 2 or parts[1] != "200":
             conn.abort()
-            raise UpstreamConnectionError(f"proxy {proxy.host}:{proxy.port} refused CONNECT: {status_line}")
+            where = f"{proxy.host}:{proxy.port}"
+            raise UpstreamConnectionError(f"the proxy refused CONNECT: {status_line}", where=where)
         assert conn.transport is not None
         loop = asyncio.get_running_loop()
         tls_transport = await loop.start_tls(conn.transport, conn, self._ssl, server_hostname=host)
         if tls_transport is None:
-            raise UpstreamConnectionError(f"TLS could not start through proxy {proxy.host}:{proxy.port}")
+            raise UpstreamConnectionError("TLS could not start through the proxy", where=f"{proxy.host}:{proxy.port}")
         conn.transport = tls_transport
 
     def _release(self, pool: _Pool, conn: Connection) -> None:
@@ -333,7 +335,7 @@ class HttpClient:
             return cached
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise UpstreamConnectionError(f"unsupported upstream URL {url!r}")
+            raise UpstreamConnectionError("unsupported upstream URL (http or https only)", where=url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         result = ((parts.scheme, parts.hostname, port), target.encode("latin-1"))
