@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from sidestep.app import ENDPOINTS
+from sidestep.endpoints import OPERATIONS
 from sidestep.errors import Attempt
 from sidestep.routing.breaker import BreakerPolicy, Breakers
 from sidestep.routing.strategies import TargetStats
@@ -85,7 +85,7 @@ def test_overflow_of_every_table_is_exported() -> None:
         raise AssertionError
 
     breakers, stats = Breakers(BreakerPolicy(), limit=1), TargetStats(limit=1)
-    metrics = Metrics(never, breakers, ENDPOINTS, stats=stats, configured=lambda label: label == "p/known")
+    metrics = Metrics(never, breakers, OPERATIONS, stats=stats, configured=lambda label: label == "p/known")
     breakers.get("p", "k", "a").record_failure(0.0)
     breakers.get("p", "k", "b").record_failure(0.0)  # the table is full of a breaker that stays: b is not kept
     stats.started("p/a")

@@ -10,8 +10,8 @@ import openai
 import pytest
 
 from conftest import Sdk
-from sidestep.app import ENDPOINTS
 from sidestep.config import parse_config
+from sidestep.endpoints import OPERATIONS
 from sidestep.errors import Attempt, ConfigError
 from sidestep.routing.breaker import BreakerPolicy, Breakers
 from sidestep.server.metrics import BUCKETS, Metrics
@@ -79,7 +79,7 @@ async def test_label_sets_are_bounded() -> None:
         model = request.query
         return Response(200, b"{}", [("x-sidestep-provider", "p"), ("x-sidestep-model", model)])
 
-    metrics = Metrics(answer, Breakers(BreakerPolicy()), ENDPOINTS, max_series=2)
+    metrics = Metrics(answer, Breakers(BreakerPolicy()), OPERATIONS, max_series=2)
     for model in ("a", "b", "c", "d", "a"):
         await metrics.handle(Request("POST", "/v1/chat/completions", model, {}, b"{}"))
     got = samples(metrics.render())
@@ -93,7 +93,7 @@ def test_attempt_outcomes_are_a_status_or_what_happened() -> None:
     async def never(request: Request) -> Response:
         raise AssertionError("not called")
 
-    metrics = Metrics(never, Breakers(BreakerPolicy()), ENDPOINTS)
+    metrics = Metrics(never, Breakers(BreakerPolicy()), OPERATIONS)
     for status, reason in [(429, "rate limited"), (None, "headers timeout"), (None, "cancelled"), (None, "skipped: x")]:
         metrics.attempt(Attempt("p", "m", status, reason, 1.0))
     got = samples(metrics.render())

@@ -1,7 +1,8 @@
 """The gateway: an HTTP handler that turns an inbound OpenAI request into routed upstream attempts.
 
-`Gateway.handle` is the server's only callback. It stays thin: parse (dialect), resolve and expand the
-route (pure), run the attempts (executor), and write the answer with headers saying who served it.
+`Gateway.handle` is the server's only callback. It stays thin: find the endpoint (`sidestep.endpoints`:
+operation and client format), parse (the client format), resolve and expand the route (pure), run the
+attempts (executor), and write the answer with headers saying who served it.
 """
 
 from __future__ import annotations
@@ -12,17 +13,13 @@ import os
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import msgspec
 
 from sidestep.config.model import Config
-from sidestep.dialects import anthropic
-from sidestep.dialects import openai as oai
-from sidestep.dialects.body import field
-from sidestep.dialects.openai import ParsedRequest
+from sidestep.endpoints import ENDPOINTS, client_format
 from sidestep.errors import (
     AllAttemptsFailed,
     Attempt,
@@ -33,6 +30,10 @@ from sidestep.errors import (
     UpstreamError,
     UpstreamRejected,
 )
+from sidestep.formats.base import ClientFormat, ReadsEmbeddings, WritesEmbeddings
+from sidestep.formats.body import field
+from sidestep.formats.request import ParsedRequest
+from sidestep.formats.translate import NO_NEEDS, request_needs, translate_embeddings, translate_response
 from sidestep.plugins.base import Exchange, Pipeline, Plugin
 from sidestep.plugins.estimate import relayed_usage
 from sidestep.plugins.governance import Governance
@@ -44,28 +45,11 @@ from sidestep.routing.executor import Executor, RouteState
 from sidestep.routing.plan import Planned, Planner, configured_targets, reads_stats
 from sidestep.routing.served import Served
 from sidestep.server.types import Request, Response, StreamingResponse
-from sidestep.translate import DIALECT_OF, NO_NEEDS, request_needs, translate_embeddings, translate_response
 from sidestep.transport.types import Transport
 
-__all__ = ["ENDPOINTS", "Gateway"]
+__all__ = ["Gateway"]
 
 _Endpoint = Callable[[Request, str], Awaitable[Response | StreamingResponse]]
-# Every path the gateway answers → its endpoint: an operation proxied upstream (POST) or a local GET.
-ENDPOINTS = {
-    "/v1/chat/completions": "chat",
-    "/chat/completions": "chat",
-    "/v1/embeddings": "embeddings",
-    "/embeddings": "embeddings",
-    "/v1/messages": "messages",
-    "/anthropic/v1/messages": "messages",
-    "/v1/messages/count_tokens": "count_tokens",
-    "/anthropic/v1/messages/count_tokens": "count_tokens",
-    "/v1/models": "models",
-    "/models": "models",
-    "/health": "health",
-    "/ready": "ready",
-    "/sidestep/key": "key_info",
-}
 _JSON = ("content-type", "application/json")
 _SSE_HEADERS = [("content-type", "text/event-stream"), ("cache-control", "no-cache"), ("x-accel-buffering", "no")]
 
@@ -99,8 +83,10 @@ class Gateway:
             "key_info": self._key_info,
         }
         self._routes: dict[str, dict[str, _Endpoint]] = {
-            path: {"GET": local[name]} if name in local else {"POST": partial(self._proxy, operation=name)}
-            for path, name in ENDPOINTS.items()
+            path: {"GET": local[e.operation]}
+            if e.method == "GET"
+            else {"POST": partial(self._proxy, operation=e.operation, client=e.format)}
+            for path, e in ENDPOINTS.items()
         }
         self._id_prefix = "req_" + os.urandom(7).hex()
         self._ids = itertools.count(1)
@@ -170,26 +156,27 @@ class Gateway:
                 raise MethodNotAllowed(f"Method {request.method} is not allowed on {request.path}; use {allowed}.")
             return await endpoint(request, request_id)
         except SidestepError as exc:
-            dialect = _DIALECTS["anthropic" if "/messages" in request.path else "openai"]
-            return dialect.error_response(exc, [("x-sidestep-request-id", request_id), *exc.response_headers])
+            headers = [("x-sidestep-request-id", request_id), *exc.response_headers]
+            return client_format(request.path).error_response(exc, headers)
 
-    async def _proxy(self, request: Request, request_id: str, operation: str) -> Response | StreamingResponse:
-        dialect = _DIALECTS[DIALECT_OF[operation]]
+    async def _proxy(
+        self, request: Request, request_id: str, operation: str, client: ClientFormat
+    ) -> Response | StreamingResponse:
         key = None
         if self.governance is not None:  # who is calling, from the head: a stranger's body is never decoded
             try:
                 key = self.governance.authenticate(request)
             except Unauthorized:
-                self._refuse(request, request_id, operation, dialect.name)
+                self._refuse(request, request_id, operation, client)
                 raise
-        parsed = dialect.parse_body(request.body, operation)
+        parsed = client.parse_body(request.body, operation)
         exchange = None
         if self._plugged:
             exchange = Exchange(
                 request,
                 request_id,
                 operation,
-                dialect.name,
+                client,
                 parsed.models,
                 parsed.stream,
                 self._wall_clock(),
@@ -209,18 +196,19 @@ class Gateway:
                 else NO_NEEDS
             )
             if parsed.stream:
-                return await self._stream(parsed, operation, dialect, plan, timeout, needs, request_id, exchange)
-            work = self._executor.run(operation, parsed.body, plan, deadline, False, needs)
+                return await self._stream(parsed, operation, client, plan, timeout, needs, request_id, exchange)
+            work = self._executor.run(operation, parsed.body, plan, deadline, False, needs, source=client)
             try:
                 served = await work  # awaited here, not in a helper: each await level costs per resume
             except (UpstreamRejected, AllAttemptsFailed) as exc:
-                return self._over(exchange, _failure(dialect, exc, request_id), failed=exc)
+                return self._over(exchange, _failure(client, exc, request_id), failed=exc)
             await served.aclose()
-            if served.wire != dialect.name:
+            if served.format is not client:
                 if operation == "embeddings":
                     encoding = field(parsed.body, "encoding_format")
-                    return self._over(exchange, _translated_embeddings(served, encoding, request_id), served)
-                return self._over(exchange, _translated(served, dialect.name, request_id), served)
+                    translated = _translated_embeddings(served, client, encoding, request_id)
+                    return self._over(exchange, translated, served)
+                return self._over(exchange, _translated(served, client, request_id), served)
             # Every API answer here is JSON; not asking the upstream's headers spares decoding them at all.
             response = Response(served.response.status, served.body, [_JSON, *_served_headers(request_id, served)])
             return response if exchange is None else self._over(exchange, response, served)
@@ -229,17 +217,17 @@ class Gateway:
                 self._abandoned(exchange, ended)
             raise
 
-    def _refuse(self, request: Request, request_id: str, operation: str, dialect: str) -> None:
+    def _refuse(self, request: Request, request_id: str, operation: str, client: ClientFormat) -> None:
         """A request without a usable key, before its body is read: the plugins see it go (governance
         refuses it in `pre`, the request log records the 401), with no model and no body."""
-        exchange = Exchange(request, request_id, operation, dialect, (), False, self._wall_clock(), {})
+        exchange = Exchange(request, request_id, operation, client, (), False, self._wall_clock(), {})
         self._pipeline.pre(exchange)
 
     async def _stream(
         self,
         parsed: ParsedRequest,
         operation: str,
-        dialect: _DialectFns,
+        client: ClientFormat,
         plan: Sequence[Planned],
         timeout: float,
         needs: frozenset[str],
@@ -247,12 +235,11 @@ class Gateway:
         exchange: Exchange | None,
     ) -> Response | StreamingResponse:
         policy = plan[0].policy
-        include_usage = _include_usage(parsed.body)
+        include_usage = client.include_usage(parsed.body)
         body = parsed.body
         tap = exchange is not None and self._pipeline.wants_usage
-        if tap and dialect.name == "openai" and not include_usage:  # have the usage reported, then removed
-            options = field(body, "stream_options")
-            body = {**body, "stream_options": {**(options if isinstance(options, dict) else {}), "include_usage": True}}
+        if tap and not include_usage:  # have the usage reported (then removed) where the format must ask for it
+            body = client.asking_usage(body) or body
         job = StreamJob(
             self._executor,
             operation,
@@ -260,14 +247,14 @@ class Gateway:
             plan,
             timeout,
             policy.mid_stream or "fail",
-            dialect.name,
+            client,
             include_usage,
             tap_usage=tap,
             drop_usage=tap and not include_usage,
         )
         keepalive = policy.keepalive if policy.keepalive is not None else self.config.server.sse_keepalive
         deadline = self._executor.clock() + timeout
-        task = asyncio.ensure_future(self._executor.run(operation, body, plan, deadline, True, needs))
+        task = asyncio.ensure_future(self._executor.run(operation, body, plan, deadline, True, needs, source=client))
         try:
             done = await _done_within(task, keepalive or None)
         except asyncio.CancelledError:
@@ -279,7 +266,7 @@ class Gateway:
         try:
             served = await task
         except (UpstreamRejected, AllAttemptsFailed) as exc:
-            return self._over(exchange, _failure(dialect, exc, request_id), failed=exc)
+            return self._over(exchange, _failure(client, exc, request_id), failed=exc)
         headers = _SSE_HEADERS + _served_headers(request_id, served)
         if forwarding(served, job):  # same format: what prefetch held goes out in the head's write
             forward = relay_after_prelude(served, job)
@@ -415,53 +402,35 @@ async def _done_within(task: asyncio.Task[Served], seconds: float | None) -> boo
     return task.done()
 
 
-@dataclass(frozen=True, slots=True)
-class _DialectFns:
-    name: str
-    parse_body: Callable[[bytes, str], ParsedRequest]
-    error_response: Callable[..., Response]
-    upstream_error_response: Callable[[UpstreamError, list[tuple[str, str]]], Response]
-
-
-_DIALECTS: dict[str, _DialectFns] = {
-    "openai": _DialectFns("openai", oai.parse_body, oai.error_response, oai.upstream_error_response),
-    "anthropic": _DialectFns(
-        "anthropic", anthropic.parse_body, anthropic.error_response, anthropic.upstream_error_response
-    ),
-}
-
-
-def _include_usage(body: dict[str, Any]) -> bool:
-    options = field(body, "stream_options")
-    return isinstance(options, dict) and bool(options.get("include_usage"))
-
-
-def _translated(served: Served, dialect: str, request_id: str) -> Response:
+def _translated(served: Served, client: ClientFormat, request_id: str) -> Response:
     """A non-stream answer in the provider's format, rewritten in the client's."""
     headers = _served_headers(request_id, served)
     try:
-        body = translate_response(served.body, served.wire, dialect)
+        body = translate_response(served.body, served.format, client)
     except (msgspec.DecodeError, TypeError, ValueError, AttributeError) as exc:
         error = UpstreamError(f"{served.target.label} returned an answer that could not be translated: {exc}")
-        return _DIALECTS[dialect].error_response(error, headers)
+        return client.error_response(error, headers)
     return Response(200, body, [_JSON, *headers])
 
 
-def _translated_embeddings(served: Served, encoding: Any, request_id: str) -> Response:
+def _translated_embeddings(served: Served, client: ClientFormat, encoding: Any, request_id: str) -> Response:
     headers = _served_headers(request_id, served)
+    source = served.format
     try:
-        body = translate_embeddings(served.body, served.wire, served.target.model, encoding)
+        if not isinstance(source, ReadsEmbeddings) or not isinstance(client, WritesEmbeddings):
+            raise TypeError(f"no embeddings translation from {source.name} to {client.name}")
+        body = translate_embeddings(served.body, source, client, served.target.model, encoding)
     except (msgspec.DecodeError, TypeError, ValueError, AttributeError, KeyError) as exc:
         error = UpstreamError(f"{served.target.label} returned embeddings that could not be translated: {exc}")
-        return _DIALECTS["openai"].error_response(error, headers)
+        return client.error_response(error, headers)
     return Response(200, body, [_JSON, *headers])
 
 
-def _failure(dialect: _DialectFns, exc: UpstreamRejected | AllAttemptsFailed, request_id: str) -> Response:
+def _failure(client: ClientFormat, exc: UpstreamRejected | AllAttemptsFailed, request_id: str) -> Response:
     headers = _failure_headers(request_id, exc.attempts)
     if isinstance(exc, UpstreamRejected):
-        return dialect.upstream_error_response(exc.error, headers)
-    return dialect.error_response(exc, headers)
+        return client.upstream_error_response(exc.error, headers)
+    return client.error_response(exc, headers)
 
 
 def _served_headers(request_id: str, served: Served) -> list[tuple[str, str]]:

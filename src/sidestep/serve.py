@@ -21,10 +21,10 @@ from functools import partial
 from pathlib import Path
 from typing import IO, TypeVar
 
-from sidestep.app import ENDPOINTS, Gateway
+from sidestep.app import Gateway
 from sidestep.batch import open_sink
 from sidestep.config.model import Config
-from sidestep.dialects import anthropic, openai
+from sidestep.endpoints import OPERATIONS, client_format
 from sidestep.errors import ConfigError
 from sidestep.plugins.pricing import Pricing
 from sidestep.plugins.request_log import RequestLog
@@ -100,7 +100,7 @@ async def start_gateway(
         metrics = Metrics(
             handler,
             gateway.state.breakers,
-            ENDPOINTS,
+            OPERATIONS,
             budgets=partial(_budgets, gateway),
             stats=gateway.state.stats,
             configured=gateway.configured,
@@ -185,10 +185,8 @@ def reload_config(gateway: Gateway, load: Callable[[], Config]) -> bool:
 
 
 def render_server_error(status: int, message: str, path: str) -> Response:
-    """Errors the HTTP layer raises itself (413, 431, malformed HTTP …), in the dialect of the path."""
-    if "/messages" in path:
-        return anthropic.render_server_error(status, message)
-    return openai.render_server_error(status, message)
+    """Errors the HTTP layer raises itself (413, 431, malformed HTTP …), in the format of the path's endpoint."""
+    return client_format(path).render_server_error(status, message)
 
 
 async def _serve(

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sidestep.errors import Attempt, SidestepError
+from sidestep.formats.base import ClientFormat
 from sidestep.server.types import Request, Response
 
 __all__ = ["Exchange", "Pipeline", "Plugin", "TokenUsage"]
@@ -41,11 +42,11 @@ class Exchange:
     request: Request
     request_id: str
     operation: str  # "chat", "messages", "embeddings", "count_tokens"
-    dialect: str  # the client's: "openai" or "anthropic"
+    format: ClientFormat  # what the client speaks (`sidestep.formats`)
     models: Sequence[str]  # every model name the request may be served under (route, fallbacks)
     stream: bool
     started: float  # wall clock (seconds since the epoch) when the request was parsed
-    body: dict[str, Any]  # the request's top-level fields (nested ones stay raw JSON: `dialects.body.field`)
+    body: dict[str, Any]  # the request's top-level fields (nested ones stay raw JSON: `formats.body.field`)
     status: int = 0  # the response's status (a stream that failed after its head still says 200)
     provider: str = ""  # who served it
     model: str = ""

@@ -15,6 +15,7 @@ import msgspec
 
 from sidestep.config.model import KeyConfig, ProviderConfig
 from sidestep.errors import UpstreamError
+from sidestep.formats.base import ClientFormat, Format
 from sidestep.providers.catalog import ProviderSpec
 from sidestep.transport.types import Timeouts, UpstreamRequest
 
@@ -35,13 +36,21 @@ class Provider(Protocol):
     """One configured upstream account speaking one wire API."""
 
     name: str
-    wire: str
     config: ProviderConfig
     spec: ProviderSpec
 
+    @property
+    def format(self) -> Format:
+        """The wire format it speaks: a request in any other client format is translated to it."""
+        ...
+
     def supports(self, operation: str) -> bool: ...
 
-    def build(self, operation: str, model: str, body: dict[str, Any], key: KeyConfig) -> UpstreamRequest: ...
+    def build(
+        self, operation: str, model: str, body: dict[str, Any], key: KeyConfig, source: ClientFormat
+    ) -> UpstreamRequest:
+        """The upstream request for `body`, written by the client in `source`."""
+        ...
 
     def inspect(self, operation: str, body: bytes) -> Any:
         """Validate a successful non-stream body (raise UpstreamError if malformed); return its usage."""
@@ -56,7 +65,7 @@ class Provider(Protocol):
 
 class NativeAdapter:
     """What the canonical-model adapters (Gemini, Bedrock, Cohere, …) share: identity, JSON codecs, the
-    provider's stage timeouts, chat from either client dialect, and the common error classification."""
+    provider's stage timeouts, chat from either client format, and the common error classification."""
 
     operations = frozenset({"chat", "messages"})
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from sidestep.config.model import KeyConfig
 from sidestep.errors import AllAttemptsFailed, Attempt, UpstreamError, UpstreamRejected, UpstreamTimeout
+from sidestep.formats.base import ClientFormat
 from sidestep.log import event
 from sidestep.providers.base import Provider
 from sidestep.routing.breaker import Breaker, BreakerPolicy, Breakers
@@ -53,6 +54,7 @@ class RouteState:
 @dataclass(slots=True)
 class _Run:
     operation: str
+    source: ClientFormat  # the client's format: what `body` is written in
     body: dict[str, Any]
     deadline: float
     stream: bool
@@ -105,8 +107,12 @@ class Executor:
         deadline: float,
         stream: bool,
         needs: frozenset[str] = frozenset(),
+        *,
+        source: ClientFormat,
     ) -> Served:
-        run = _Run(operation, body, deadline, stream, needs=needs)
+        """Try `plan`'s targets until one serves `operation`; `body` is the request as the client wrote it,
+        in `source` (each adapter passes it through or translates it to its own format)."""
+        run = _Run(operation, source, body, deadline, stream, needs=needs)
         index = 0
         while index < len(plan):
             planned = plan[index]
@@ -265,7 +271,7 @@ class Executor:
             response = await self._transport.send(request)
             if response.status >= 400:
                 raise provider.classify(response.status, response.headers, await response.read())
-            served = Served(target, key, response, run.attempts, planned.policy, index, retries, provider.wire)
+            served = Served(target, key, response, run.attempts, planned.policy, provider.format, index, retries)
             await self._complete(served, planned, run)
         except asyncio.CancelledError:
             await _close(response)
@@ -376,7 +382,7 @@ class Executor:
         event(log, logging.WARNING, "stream_failed", target=target.label, key=key, reason=failure)
 
     def _request(self, provider: Provider, planned: Planned, key: KeyConfig, run: _Run) -> UpstreamRequest:
-        request = provider.build(run.operation, planned.target.model, run.body, key)
+        request = provider.build(run.operation, planned.target.model, run.body, key, run.source)
         stages = planned.policy.timeouts
         if stages.connect is not None or stages.headers is not None or stages.idle is not None:
             merged = stages.over(provider.config.timeouts)
