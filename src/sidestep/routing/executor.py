@@ -22,10 +22,10 @@ from typing import Any
 from sidestep.config.model import KeyConfig
 from sidestep.errors import AllAttemptsFailed, Attempt, UpstreamError, UpstreamRejected, UpstreamTimeout
 from sidestep.log import event
-from sidestep.providers.base import Provider
 from sidestep.routing.breaker import Breaker, BreakerPolicy, Breakers
 from sidestep.routing.cooldown import Cooldowns
 from sidestep.routing.plan import Planned, weighted_index
+from sidestep.routing.provider import Provider
 from sidestep.routing.retry import RetryPolicy, backoff_delay, should_retry
 from sidestep.routing.served import Served, prefetch
 from sidestep.routing.strategies import TargetStats
