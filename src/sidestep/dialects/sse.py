@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["SSESplitter", "data_of", "sse_comment", "sse_data"]
+__all__ = ["SSESplitter", "data_of", "sse_comment"]
 
 
 class SSESplitter:
@@ -44,10 +44,6 @@ def data_of(event: bytes) -> bytes | None:
         return None
     parts = [line[6:] if line.startswith(b"data: ") else line[5:] for line in lines]
     return b"\n".join(parts)
-
-
-def sse_data(payload: bytes) -> bytes:
-    return b"data: " + payload + b"\n\n"
 
 
 def sse_comment(text: str) -> bytes:

@@ -175,6 +175,3 @@ class Breakers:
     def states(self) -> dict[tuple[str, str, str], str]:
         """(provider, key, model) → state, for every breaker created so far."""
         return {ident: breaker.state for ident, breaker in self._by_name.items()}
-
-    def snapshot(self) -> dict[str, str]:
-        return {breaker.name: breaker.state for breaker in self._by_name.values()}

@@ -134,7 +134,7 @@ class Executor:
         provider = self._providers[planned.target.provider]
         target = planned.target
         if not provider.supports(run.operation):
-            self._record(run, Attempt(target.provider, target.model, None, f"skipped: no {run.operation} support", 0))
+            self._skip(run, planned, f"skipped: no {run.operation} support")
             return None
         if run.needs:
             missing = run.needs & provider.config.lacks_for(target.model)
