@@ -1,4 +1,4 @@
-"""`sidestep` command line: serve, check, sim, demo."""
+"""`sidestep` command line: serve, check, sim, demo, drill."""
 
 from __future__ import annotations
 
