@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from sidestep.dialects.openai import has_content, parse_body, stream_error_event, upstream_error_response
+from sidestep.dialects.openai import parse_body, stream_error_event, upstream_error_response
 from sidestep.dialects.openai_chat import StreamReader
 from sidestep.dialects.sse import SSESplitter, data_of
 from sidestep.errors import BadRequest, UpstreamError
@@ -39,13 +39,6 @@ def test_models_and_fallbacks_extend_the_model_list() -> None:
 def test_embeddings_need_input() -> None:
     with pytest.raises(BadRequest, match="'input'"):
         parse_body(b'{"model": "e"}', "embeddings")
-
-
-def test_has_content_waits_for_visible_output() -> None:
-    assert not has_content({"choices": [{"delta": {"role": "assistant", "content": ""}}]})
-    assert has_content({"choices": [{"delta": {"content": "Hi"}}]})
-    assert has_content({"choices": [{"delta": {"tool_calls": [{"index": 0}]}}]})
-    assert has_content({"choices": [{"delta": {}, "finish_reason": "stop"}]})
 
 
 def test_sse_splitter_handles_split_events_and_crlf() -> None:

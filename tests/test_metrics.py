@@ -11,7 +11,7 @@ import pytest
 
 from conftest import Sdk
 from sidestep.app import ENDPOINTS
-from sidestep.config import parse_config
+from sidestep.config.load import parse_config
 from sidestep.errors import Attempt, ConfigError
 from sidestep.routing.breaker import BreakerPolicy, Breakers
 from sidestep.server.metrics import BUCKETS, Metrics

@@ -15,7 +15,7 @@ from sidestep.dialects.anthropic_messages import FINISH_IN, FINISH_OUT, message_
 from sidestep.dialects.body import decode_body, field, is_nonempty_array
 from sidestep.dialects.openai import ParsedRequest, models_of
 from sidestep.dialects.sse import SSESplitter
-from sidestep.errors import AllAttemptsFailed, BadRequest, SidestepError, UpstreamError
+from sidestep.errors import BadRequest, SidestepError, UpstreamError
 from sidestep.server.types import Response
 
 __all__ = ["StreamReader", "StreamWriter", "error_payload", "error_response", "parse_body", "upstream_error_response"]
@@ -72,10 +72,6 @@ def upstream_error_response(error: UpstreamError, headers: list[tuple[str, str]]
     if not (isinstance(data, dict) and data.get("type") == "error" and isinstance(data.get("error"), dict)):
         body = error_payload(error.status, error.message)
     return Response(error.status, body, _JSON_HEADERS + headers)
-
-
-def all_failed_response(exc: AllAttemptsFailed, headers: list[tuple[str, str]]) -> Response:
-    return error_response(exc, headers)
 
 
 def error_event(message: str, kind: str = "api_error") -> bytes:

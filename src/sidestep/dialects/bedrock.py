@@ -8,7 +8,6 @@ names the event. `metadata` (usage) arrives after `messageStop`, so the canonica
 
 from __future__ import annotations
 
-import base64
 import time
 from typing import Any
 
@@ -193,11 +192,6 @@ def _usage(value: Any) -> Usage:
         cached=int(value.get("cacheReadInputTokens") or 0),
         cache_write=int(value.get("cacheWriteInputTokens") or 0),
     )
-
-
-def image_bytes(data: str) -> bytes:
-    """Decode the base64 of an image block (the simulator counts it)."""
-    return base64.b64decode(data)
 
 
 class StreamReader:

@@ -19,7 +19,6 @@ from sidestep.server.types import Response
 __all__ = [
     "ParsedRequest",
     "error_response",
-    "has_content",
     "parse_body",
     "stream_error_event",
     "upstream_error_response",
@@ -98,19 +97,6 @@ def _check_name(name: str, param: str) -> None:
             else "holds a control character or a '.' or '..' path segment"
         )
         raise BadRequest(f"'{param}' is not a valid model name: it {reason}.", param=param, code="invalid_model")
-
-
-def has_content(chunk: dict[str, Any]) -> bool:
-    """True once a stream chunk carries something the client would see (text, tool call, finish)."""
-    for choice in chunk.get("choices") or ():
-        if choice.get("finish_reason"):
-            return True
-        delta = choice.get("delta") or {}
-        if delta.get("content") or delta.get("tool_calls") or delta.get("refusal") or delta.get("function_call"):
-            return True
-        if delta.get("reasoning_content") or delta.get("reasoning"):
-            return True
-    return bool(chunk.get("usage")) and not chunk.get("choices")
 
 
 def error_payload(status: int, message: str, *, type_: str | None = None, code: Any = None, param: Any = None) -> bytes:

@@ -22,10 +22,10 @@ from typing import Any
 from sidestep.config.model import KeyConfig
 from sidestep.errors import AllAttemptsFailed, Attempt, UpstreamError, UpstreamRejected, UpstreamTimeout
 from sidestep.log import event
-from sidestep.providers.base import Provider
 from sidestep.routing.breaker import Breaker, BreakerPolicy, Breakers
 from sidestep.routing.cooldown import Cooldowns
 from sidestep.routing.plan import Planned, weighted_index
+from sidestep.routing.provider import Provider
 from sidestep.routing.retry import RetryPolicy, backoff_delay, should_retry
 from sidestep.routing.served import Served, prefetch
 from sidestep.routing.strategies import TargetStats
@@ -134,7 +134,7 @@ class Executor:
         provider = self._providers[planned.target.provider]
         target = planned.target
         if not provider.supports(run.operation):
-            self._record(run, Attempt(target.provider, target.model, None, f"skipped: no {run.operation} support", 0))
+            self._skip(run, planned, f"skipped: no {run.operation} support")
             return None
         if run.needs:
             missing = run.needs & provider.config.lacks_for(target.model)
