@@ -39,6 +39,7 @@ uncompile: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench tools
 	$(BIN)/ruff format --check src tests bench tools
+	$(BIN)/lint-imports --no-cache  # the layers and no-cycles contracts in pyproject.toml
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

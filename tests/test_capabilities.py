@@ -7,7 +7,7 @@ import openai
 import pytest
 
 from conftest import Sdk
-from sidestep.config import parse_config
+from sidestep.config.load import parse_config
 from sidestep.errors import ConfigError
 from sidestep.formats.body import decode_body
 from sidestep.formats.translate import request_needs

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sidestep.cli.main import main
-from sidestep.config import parse_config
+from sidestep.config.load import parse_config
 from sidestep.errors import ConfigError, ConfigErrors
 
 MISTAKES = """\

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sidestep.config import config_from_env, load_config, parse_config
+from sidestep.config.load import config_from_env, load_config, parse_config
 from sidestep.config.model import FallbackNode, LoadBalanceNode, TargetNode
 from sidestep.errors import ConfigError
 

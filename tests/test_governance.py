@@ -16,7 +16,7 @@ import httpx
 import openai
 import pytest
 
-from sidestep.config import parse_config
+from sidestep.config.load import parse_config
 from sidestep.errors import ConfigError
 from sidestep.testing import RunningSim, config_for, running_gateway
 from sim_helpers import MSG, spent_by

@@ -13,7 +13,7 @@ import openai
 import pytest
 
 from sidestep.app import Gateway
-from sidestep.config import parse_config
+from sidestep.config.load import parse_config
 from sidestep.config.model import Limits
 from sidestep.errors import ConfigError
 from sidestep.plugins.governance.limits import Scope

@@ -221,7 +221,7 @@ def test_disabled_and_expired_keys_are_refused() -> None:
 def test_expiry_is_a_date_or_a_zoned_date_time(written: str, expires: str) -> None:
     import yaml
 
-    from sidestep.config import parse_config
+    from sidestep.config.load import parse_config
 
     raw = yaml.safe_load(f"governance: {{keys: {{k: {{key: sk-k, expires: {written}}}}}}}")
     (key,) = parse_config(raw, env={}).governance.keys
@@ -229,7 +229,7 @@ def test_expiry_is_a_date_or_a_zoned_date_time(written: str, expires: str) -> No
 
 
 def test_an_expiry_without_zone_is_a_config_error() -> None:
-    from sidestep.config import parse_config
+    from sidestep.config.load import parse_config
     from sidestep.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"gw.yaml: governance.keys.k.expires: a date-time needs its zone"):

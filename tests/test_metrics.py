@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from conftest import Sdk
-from sidestep.config import parse_config
+from sidestep.config.load import parse_config
 from sidestep.endpoints import OPERATIONS
 from sidestep.errors import Attempt, ConfigError
 from sidestep.routing.breaker import BreakerPolicy, Breakers

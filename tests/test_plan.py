@@ -8,13 +8,14 @@ from typing import Any
 
 import pytest
 
-from sidestep.config import parse_config
+from sidestep.config.load import parse_config
 from sidestep.config.model import LoadBalanceNode, TargetNode
 from sidestep.errors import NotFound
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.providers.registry import build_providers
 from sidestep.routing.executor import Executor
-from sidestep.routing.plan import Planner, expand, reads_stats, resolve, resolve_all, weighted_order
+from sidestep.routing.plan import Planner, expand, reads_stats, resolve, resolve_all
+from sidestep.routing.strategies import weighted_order
 from sidestep.transport.fake import FakeResponse, FakeTransport
 
 ANSWER = (

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from sidestep.cli.main import main
-from sidestep.config import parse_config
+from sidestep.config.load import parse_config
 from sidestep.errors import ConfigError
 from sidestep.plugins.governance.plugin import Governance
 from sidestep.supervise import RestartBudget, RestartPolicy, describe_exit

@@ -16,7 +16,7 @@ import openai
 import pytest
 import yaml
 
-from sidestep.config import parse_config
+from sidestep.config.load import parse_config
 from sidestep.serve import reload_config
 from sidestep.testing import RunningSim, config_for, running_gateway
 from sim_helpers import MSG, spent_by

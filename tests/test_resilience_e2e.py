@@ -91,7 +91,7 @@ async def test_breaker_opens_skips_then_half_open_probe_fails_and_later_succeeds
         after = await chat(sdk, gw.base_url)
     assert probe["x-sidestep-provider"] == "primary"
     assert after["x-sidestep-provider"] == "primary"
-    assert gw.gateway.state.breakers.snapshot()["primary/a [primary#0]"] == "closed"
+    assert gw.gateway.state.breakers.states()[("primary", "primary#0", "a")] == "closed"
 
 
 async def test_every_target_open_still_tries_the_least_recently_failed(sdk: Sdk, sims: Sims) -> None:

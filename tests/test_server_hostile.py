@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from sidestep.config import parse_config
+from sidestep.config.load import parse_config
 from sidestep.errors import ConfigError
 from sidestep.server.protocol import HttpServer, ServerLimits, start_server
 from sidestep.server.types import Request, Response

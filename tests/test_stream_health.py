@@ -47,7 +47,7 @@ async def test_streams_failing_after_the_first_token_open_the_breaker(sdk: Sdk, 
         clock.advance(31)
         sims["primary"].sim.set_fault(None)  # recovered: a probe that streams to the end closes the breaker
         healed = [await stream_once(sdk, gw.base_url) for _ in range(2)]
-        states = set(gw.gateway.state.breakers.snapshot().values())
+        states = set(gw.gateway.state.breakers.states().values())
     assert first == ["failed", "failed", "failed", "backup", "backup"]
     assert probe == ["failed", "backup"]
     assert healed == ["primary", "primary"]

@@ -4,68 +4,84 @@
     .venv/bin/python tools/compile.py --into DIR    # a compiled copy of src/ in DIR/src (tests, benchmarks)
     .venv/bin/python tools/compile.py --clean       # back to pure Python
 
-Nothing changes in behaviour; `make check` runs the whole test suite against a compiled copy as well. What
-stays interpreted: modules that define msgspec structs (msgspec reads a struct's annotations when its class
-is created, which compiled modules do not keep), modules with async generators (mypyc cannot compile them),
-the error classes (subclasses override class attributes), and everything off the request path (config
-loading — the config model is compiled —, the CLI, the simulator, the drill, the other providers'
-adapters, whose shared base is subclassed by interpreted classes). Needs a C compiler and the
-Python headers; mypyc comes with mypy (a development dependency).
+Nothing changes in behaviour; `make check` runs the whole test suite against a compiled copy as well. Every
+module is compiled except those `INTERPRETED` names, each group with its reason (msgspec structs, async
+generators, the error classes, and what is off the request path); tests/test_compiled.py checks the list.
+Needs a C compiler and the Python headers; mypyc comes with mypy (a development dependency).
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MODULES = (  # relative to src/sidestep
-    "app.py",
-    "batch.py",
-    "headers.py",
-    "forward.py",
-    "usage_tap.py",
-    "endpoints.py",
-    "server/heads.py",
-    "server/protocol.py",
-    "server/types.py",
-    "server/access_log.py",
-    "server/metrics.py",
-    "transport/client.py",
-    "transport/connection.py",
-    "routing/executor.py",
-    "routing/plan.py",
-    "routing/breaker.py",
-    "routing/cooldown.py",
-    "routing/served.py",
-    "formats/body.py",
-    "formats/sse.py",
-    "formats/request.py",
-    "formats/translate.py",
-    "formats/openai_chat/format.py",
-    "formats/openai_chat/convert.py",
-    "formats/openai_chat/stream.py",
-    "formats/anthropic_messages/format.py",
-    "formats/anthropic_messages/convert.py",
-    "formats/anthropic_messages/stream.py",
-    "routing/retry.py",
-    "routing/strategies.py",
-    "config/model.py",
-    "transport/types.py",
-    "transport/proxy.py",
-    "log.py",
-    "providers/openai_compat.py",
-    "providers/azure_entra.py",  # it subclasses the OpenAI-compatible adapter: compiled classes need compiled heirs
-    "plugins/base.py",
-    "plugins/request_log.py",
-    "plugins/pricing.py",
-    "plugins/governance/plugin.py",
-    "plugins/governance/decide.py",
-    "plugins/governance/limits.py",
+_COMMANDS = "the commands: start-up, shutdown and the CLI, off the request path"
+_STRUCTS = "msgspec structs: msgspec reads a struct's annotations when its class is created, compiled modules keep none"
+_NATIVE = (
+    "the native providers (Anthropic, Gemini, Vertex, Bedrock, Cohere): adapters, their shared base and their wire"
+    " formats, off the benchmarked OpenAI-compatible path; the base is subclassed by interpreted classes"
 )
+
+# What stays interpreted, and why (globs relative to src/sidestep); every other module is compiled.
+INTERPRETED: dict[str, tuple[str, ...]] = {
+    "package faces: they only hand names on": ("__init__.py", "*/__init__.py"),
+    _COMMANDS: ("__main__.py", "cli/*", "demo.py", "drill/*", "loop.py", "serve.py", "supervise.py"),
+    "config loading, once at start-up (the model it builds is compiled)": (
+        "config/load.py",
+        "config/fields.py",
+        "config/governance.py",
+    ),
+    "the simulator and the test helpers, not the gateway": ("sim/*", "testing.py", "transport/fake.py"),
+    _STRUCTS: ("core/model.py", "records.py", "formats/openai_chat/wire.py", "providers/anthropic.py"),
+    "async generators, which mypyc cannot compile": ("relay.py",),
+    "the error classes: subclasses override class attributes, which compiled classes do not allow": ("errors.py",),
+    _NATIVE: (
+        "providers/base.py",
+        "providers/bedrock.py",
+        "providers/cohere.py",
+        "providers/gemini.py",
+        "providers/vertex.py",
+        "formats/bedrock_converse.py",
+        "formats/cohere_v2.py",
+        "formats/gemini.py",
+    ),
+    "once per process or per hour: provider types as data, adapters built at start-up, token refresh": (
+        "providers/catalog.py",
+        "providers/registry.py",
+        "providers/tokens.py",
+    ),
+    "off the request path: the spend store's own thread, token estimates for budgets and usage-less streams": (
+        "plugins/governance/store.py",
+        "plugins/estimate.py",
+    ),
+    "Protocols only (routing's provider seam, what a format is): nothing runs in them": (
+        "routing/provider.py",
+        "core/format.py",
+        "formats/base.py",
+    ),
+}
+
+
+def excluded_by(module: str) -> str | None:
+    """The reason `module` (relative to src/sidestep) stays interpreted, or None when it is compiled."""
+    for reason, patterns in INTERPRETED.items():
+        if any(fnmatch.fnmatchcase(module, pattern) for pattern in patterns):
+            return reason
+    return None
+
+
+def derived_modules(package: Path) -> tuple[str, ...]:
+    """Every module under `package` that no INTERPRETED pattern keeps out, relative to it."""
+    every = sorted(str(path.relative_to(package)) for path in package.rglob("*.py"))
+    return tuple(module for module in every if excluded_by(module) is None)
+
+
+MODULES = derived_modules(ROOT / "src" / "sidestep")
 
 
 def main(argv: list[str] | None = None) -> int:

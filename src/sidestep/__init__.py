@@ -1,7 +1,7 @@
 """sidestep: an LLM failover routing gateway.
 
 Importing this package does no I/O and builds nothing: the server, config and providers are created
-explicitly (`sidestep.app.build_app`, `sidestep serve`).
+explicitly (`sidestep.serve.start_gateway`, `sidestep serve`).
 """
 
 from sidestep.errors import AllAttemptsFailed, Attempt, ConfigError, SidestepError, UpstreamError

@@ -157,7 +157,7 @@ class Gateway:
             return await endpoint(request, request_id)
         except SidestepError as exc:
             headers = [("x-sidestep-request-id", request_id), *exc.response_headers]
-            return client_format(request.path).error_response(exc, headers)
+            return _error(client_format(request.path), exc, headers)
 
     async def _proxy(
         self, request: Request, request_id: str, operation: str, client: ClientFormat
@@ -409,7 +409,7 @@ def _translated(served: Served, client: ClientFormat, request_id: str) -> Respon
         body = translate_response(served.body, served.format, client)
     except (msgspec.DecodeError, TypeError, ValueError, AttributeError) as exc:
         error = UpstreamError(f"{served.target.label} returned an answer that could not be translated: {exc}")
-        return client.error_response(error, headers)
+        return _error(client, error, headers)
     return Response(200, body, [_JSON, *headers])
 
 
@@ -422,15 +422,21 @@ def _translated_embeddings(served: Served, client: ClientFormat, encoding: Any, 
         body = translate_embeddings(served.body, source, client, served.target.model, encoding)
     except (msgspec.DecodeError, TypeError, ValueError, AttributeError, KeyError) as exc:
         error = UpstreamError(f"{served.target.label} returned embeddings that could not be translated: {exc}")
-        return client.error_response(error, headers)
+        return _error(client, error, headers)
     return Response(200, body, [_JSON, *headers])
 
 
 def _failure(client: ClientFormat, exc: UpstreamRejected | AllAttemptsFailed, request_id: str) -> Response:
     headers = _failure_headers(request_id, exc.attempts)
     if isinstance(exc, UpstreamRejected):
-        return client.upstream_error_response(exc.error, headers)
-    return client.error_response(exc, headers)
+        error = exc.error
+        return Response(error.status, client.upstream_error_body(error), [_JSON, *headers])
+    return _error(client, exc, headers)
+
+
+def _error(client: ClientFormat, exc: SidestepError, headers: list[tuple[str, str]]) -> Response:
+    """A gateway error, in the client's format."""
+    return Response(exc.status, client.error_body(exc), [_JSON, *headers])
 
 
 def _served_headers(request_id: str, served: Served) -> list[tuple[str, str]]:

@@ -31,7 +31,8 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
-from sidestep.config import parse_config
+from sidestep.config.load import parse_config
+from sidestep.loop import run_async
 from sidestep.serve import start_gateway
 from sidestep.sim import Simulator, start_simulator
 from sidestep.transport.client import HttpClient
@@ -93,8 +94,6 @@ def pace_for(fast: bool, pace: float | None) -> float:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from sidestep.cli.main import run_async
-
     log = args.log or os.path.join(tempfile.gettempdir(), "sidestep-demo.log")
     pace = pace_for(args.fast, args.pace)
     with _logging_to(log):

@@ -26,6 +26,7 @@ from sidestep.batch import open_sink
 from sidestep.config.model import Config
 from sidestep.endpoints import OPERATIONS, client_format
 from sidestep.errors import ConfigError
+from sidestep.loop import install_fast_loop
 from sidestep.plugins.pricing import Pricing
 from sidestep.plugins.request_log import RequestLog
 from sidestep.server.access_log import AccessLog
@@ -35,19 +36,9 @@ from sidestep.server.types import Handler, Response
 from sidestep.supervise import EXIT_REFUSED, RestartPolicy, reset_child_signals, supervise
 from sidestep.transport.client import HttpClient
 
-__all__ = ["install_fast_loop", "run", "start_gateway"]
+__all__ = ["run", "start_gateway"]
 
 log = logging.getLogger("sidestep")
-
-
-def install_fast_loop() -> str:
-    """Use uvloop when it is installed (about twice asyncio's throughput); say which loop runs."""
-    try:
-        import uvloop
-    except ImportError:
-        return "asyncio"
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    return "uvloop"
 
 
 def compiled_build() -> str:
@@ -186,7 +177,9 @@ def reload_config(gateway: Gateway, load: Callable[[], Config]) -> bool:
 
 def render_server_error(status: int, message: str, path: str) -> Response:
     """Errors the HTTP layer raises itself (413, 431, malformed HTTP …), in the format of the path's endpoint."""
-    return client_format(path).render_server_error(status, message)
+    return Response(
+        status, client_format(path).server_error_body(status, message), [("content-type", "application/json")]
+    )
 
 
 async def _serve(

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sidestep.app import Gateway
-from sidestep.config import Config, parse_config
+from sidestep.config.load import parse_config
+from sidestep.config.model import Config
 from sidestep.serve import start_gateway
 from sidestep.sim import Simulator, start_simulator
 

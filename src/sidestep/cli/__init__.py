@@ -1,1 +1,1 @@
-"""cli."""
+"""The `sidestep` command line (`main`): serve, check, and the sim, demo and drill subcommands; the top layer."""

@@ -1,4 +1,4 @@
-"""`sidestep` command line: serve, check, sim, demo."""
+"""`sidestep` command line: serve, check, sim, demo, drill."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ import argparse
 import signal
 import sys
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sidestep import __version__
 from sidestep.errors import ConfigError
 
 if TYPE_CHECKING:
-    from sidestep.config import Config
+    from sidestep.config.model import Config
 
 __all__ = ["main"]
 
@@ -79,13 +79,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load(path: str | None) -> Config:
-    from sidestep.config import config_from_env, load_config
+    from sidestep.config.load import config_from_env, load_config
 
     return load_config(path) if path else config_from_env()
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from sidestep.config import load_config
+    from sidestep.config.load import load_config
     from sidestep.serve import run
 
     try:
@@ -125,7 +125,7 @@ def _store_usable(path: str, reset: bool) -> bool:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from sidestep.config import load_config
+    from sidestep.config.load import load_config
 
     warnings: list[str] = []
     try:
@@ -154,16 +154,3 @@ def _report(error: ConfigError | None, warnings: list[str]) -> None:
         print(f"sidestep: config error: {each}", file=sys.stderr)
     if len(errors) > 1:
         print(f"sidestep: {len(errors)} errors in {error.source}", file=sys.stderr)
-
-
-def run_async(coro: Coroutine[Any, Any, int]) -> int:
-    """Run a CLI coroutine on the fast loop; Ctrl-C exits quietly with 130."""
-    import asyncio
-
-    from sidestep.serve import install_fast_loop
-
-    install_fast_loop()
-    try:
-        return asyncio.run(coro)
-    except KeyboardInterrupt:
-        return 130

@@ -33,6 +33,7 @@ from sidestep.config.governance import parse_governance
 from sidestep.config.model import (
     NO_POLICY,
     PROVIDER_TIMEOUTS,
+    BreakerPolicy,
     Config,
     FallbackNode,
     KeyConfig,
@@ -40,6 +41,7 @@ from sidestep.config.model import (
     NodePolicy,
     ProviderConfig,
     ResilienceConfig,
+    RetryPolicy,
     RouteNode,
     Secret,
     ServerConfig,
@@ -48,8 +50,7 @@ from sidestep.config.model import (
 )
 from sidestep.errors import ConfigError, ConfigErrors
 from sidestep.providers.catalog import CATALOG, ProviderSpec
-from sidestep.routing.breaker import BreakerPolicy
-from sidestep.routing.retry import RetryPolicy
+from sidestep.providers.registry import build_providers
 from sidestep.routing.strategies import STRATEGIES
 
 __all__ = ["config_from_env", "load_config", "parse_config", "read_yaml"]
@@ -160,8 +161,6 @@ def _named_route(ctx: Ctx, name: str, value: Any, providers: Mapping[str, Provid
 
 def _check_adapters(providers: Mapping[str, ProviderConfig], source: str) -> None:
     """Build each adapter once so its own checks (credentials files, regions, …) fail before serving."""
-    from sidestep.providers.registry import build_providers  # adapters import config; keep the cycle lazy
-
     build_providers(providers, source=source)
 
 
@@ -185,8 +184,6 @@ def config_from_env(env: Mapping[str, str] | None = None) -> Config:
 
 def _usable(config: ProviderConfig) -> bool:
     """Whether the adapter accepts what the environment gave (Azure with an endpoint but no key: no)."""
-    from sidestep.providers.registry import build_providers
-
     try:
         build_providers({config.name: config}, source="<environment>")
     except ConfigError:

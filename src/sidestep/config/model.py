@@ -8,10 +8,8 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass, field
 
-from sidestep.routing.breaker import BreakerPolicy
-from sidestep.routing.retry import RetryPolicy
-
 __all__ = [
+    "BreakerPolicy",
     "Config",
     "FallbackNode",
     "GovernanceConfig",
@@ -22,6 +20,7 @@ __all__ = [
     "Price",
     "ProviderConfig",
     "ResilienceConfig",
+    "RetryPolicy",
     "RouteNode",
     "Secret",
     "ServerConfig",
@@ -55,6 +54,30 @@ class Secret:
 
     def __hash__(self) -> int:
         return hash(self._value)
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerPolicy:
+    """When a circuit breaker opens and how it recovers (`sidestep.routing.breaker` runs it)."""
+
+    failure_threshold: int = 5
+    error_rate: float = 0.5
+    min_requests: int = 20
+    window: float = 30.0
+    buckets: int = 10
+    cooldown: float = 30.0
+    half_open_probes: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Tries of one target and the waits between them (`sidestep.routing.retry` applies it)."""
+
+    attempts: int = 1  # tries of the same target before moving on (1 = no retry, straight to failover)
+    base_backoff: float = 0.25
+    max_backoff: float = 8.0
+    retry_on: frozenset[int] = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+    retry_connection_errors: bool = True
 
 
 @dataclass(frozen=True, slots=True)

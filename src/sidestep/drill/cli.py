@@ -10,7 +10,9 @@ from rich.console import Console
 from rich.table import Table
 
 from sidestep.drill.report import DrillReport
-from sidestep.drill.scenarios import BUILTIN
+from sidestep.drill.scenarios import BUILTIN, load_scenario
+from sidestep.errors import ConfigError
+from sidestep.loop import run_async
 
 __all__ = ["add_parser", "render"]
 
@@ -32,16 +34,12 @@ def add_parser(sub: Any) -> None:
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    from sidestep.cli.main import run_async
-
     return run_async(_main(args))
 
 
 async def _main(args: argparse.Namespace) -> int:
     from sidestep.demo import demo_config
     from sidestep.drill.runner import drill_config, load_drill_config, run_drill
-    from sidestep.drill.scenarios import load_scenario
-    from sidestep.errors import ConfigError
 
     console = Console()
     if args.log_level == "info":  # failover chatter would bury the report; --log-level debug brings it back

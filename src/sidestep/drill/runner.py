@@ -24,9 +24,8 @@ from typing import Any
 
 import msgspec
 
-from sidestep.config import Config, parse_config
-from sidestep.config.load import read_yaml
-from sidestep.config.model import RouteNode, Secret, VirtualKey
+from sidestep.config.load import parse_config, read_yaml
+from sidestep.config.model import Config, RouteNode, Secret, VirtualKey
 from sidestep.drill.report import DrillReport, Outcome, RouteSummary, healthy_during
 from sidestep.drill.scenarios import DrillScenario, primary_providers, route_providers, route_targets
 from sidestep.serve import start_gateway

@@ -1,22 +1,23 @@
 """What a format is: the Protocols a format object satisfies, one per capability.
 
-Every format (`Format`) writes requests and reads answers and streams, so a provider can speak it. A format
-that clients speak (`ClientFormat`) also parses their bodies, reads their requests, writes answers and
-streams back, renders errors and in-stream errors in its own shape, says when a relayed stream is complete
-and taps the usage out of it. Smaller abilities are protocols of their own (`Seams`, `ReadsEmbeddings`,
-`WritesEmbeddings`); a format without one simply does not have the method — no stub raising "unsupported".
-They are checked with `isinstance` where a format is chosen (the endpoint table, a provider's build), never
-per request.
+Every format (`Format`, drawn in `sidestep.core.format` so that routing can name it) writes requests and
+reads answers and streams, so a provider can speak it. A format that clients speak (`ClientFormat`) also
+parses their bodies, reads their requests, writes answers and streams back, renders errors (as body bytes:
+formats do not know the HTTP server) and in-stream errors in its own shape, says when a relayed stream is
+complete and where a stream's usage is. Smaller abilities are protocols of their own (`Seams`,
+`ReadsEmbeddings`, `WritesEmbeddings`); a format without one simply does not have the method — no stub
+raising "unsupported". They are checked with `isinstance` where a format is chosen (the endpoint table) or
+on the rare paths that need them (a continued stream, embeddings across formats), never on the usual one.
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
-from sidestep.core.model import ChatRequest, ChatResponse, Event, Usage
+from sidestep.core.format import Format, Reader, Writer
+from sidestep.core.model import ChatRequest, ChatResponse, Usage
 from sidestep.errors import SidestepError, UpstreamError
 from sidestep.formats.request import ParsedRequest
-from sidestep.server.types import Response
 
 __all__ = [
     "ClientFormat",
@@ -30,35 +31,8 @@ __all__ = [
 ]
 
 
-class Reader(Protocol):
-    """Stream bytes of one format in, canonical events out; accepts any split of the bytes."""
-
-    def feed(self, piece: bytes) -> list[Event]: ...
-
-
-class Writer(Protocol):
-    """Canonical events in, stream bytes of one format out."""
-
-    def write(self, event: Event) -> bytes: ...
-
-    def error(self, message: str, code: str = "stream_interrupted") -> bytes: ...
-
-
 class Seam(Protocol):
     def feed(self, piece: bytes) -> bytes: ...
-
-
-@runtime_checkable
-class Format(Protocol):
-    """A wire API a provider speaks."""
-
-    name: str  # for messages and logs only: code compares format objects, never names
-
-    def write_request(self, request: ChatRequest) -> dict[str, Any]: ...
-
-    def read_response(self, raw: bytes) -> ChatResponse: ...
-
-    def stream_reader(self) -> Reader: ...
 
 
 @runtime_checkable
@@ -83,11 +57,16 @@ class ClientFormat(Format, Protocol):
         """The event that ends a stream whose upstream failed after content was sent (the SDK raises on it)."""
         ...
 
-    def error_response(self, exc: SidestepError, headers: list[tuple[str, str]] | None = None) -> Response: ...
+    def error_body(self, exc: SidestepError) -> bytes:
+        """A gateway error (its status is `exc.status`) as the API's JSON error body."""
+        ...
 
-    def upstream_error_response(self, error: UpstreamError, headers: list[tuple[str, str]]) -> Response: ...
+    def upstream_error_body(self, error: UpstreamError) -> bytes:
+        """A caller error from upstream, answered with its status: the upstream's body when it is already in
+        this API's error shape, else the message rewrapped in it."""
+        ...
 
-    def render_server_error(self, status: int, message: str) -> Response:
+    def server_error_body(self, status: int, message: str) -> bytes:
         """Errors the HTTP layer raises itself (413, 431, malformed HTTP …)."""
         ...
 

@@ -18,10 +18,10 @@ import msgspec
 from sidestep.config.model import KeyConfig, ProviderConfig
 from sidestep.errors import ConfigError, UpstreamError
 from sidestep.formats.base import ClientFormat
-from sidestep.providers.base import Provider
 from sidestep.providers.catalog import ProviderSpec
 from sidestep.providers.openai_compat import OpenAICompatProvider
 from sidestep.providers.tokens import TokenCache
+from sidestep.routing.provider import Provider
 from sidestep.transport.types import Timeouts, UpstreamRequest
 
 __all__ = ["AzureEntraProvider", "openai_family"]

@@ -1,7 +1,8 @@
-"""The provider adapter seam and the upstream-error classification every adapter shares.
+"""What provider adapters share: the native adapters' base and the upstream-error classification.
 
-An adapter turns (operation, model, request body, key) into an `UpstreamRequest` and turns an upstream
-error response into an `UpstreamError` that says whether trying elsewhere can help.
+An adapter (the seam routing awaits: `sidestep.routing.provider.Provider`) turns (operation, model, request
+body, key) into an `UpstreamRequest` and turns an upstream error response into an `UpstreamError` that says
+whether trying elsewhere can help.
 """
 
 from __future__ import annotations
@@ -9,58 +10,19 @@ from __future__ import annotations
 import email.utils
 import time
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 
-from sidestep.config.model import KeyConfig, ProviderConfig
+from sidestep.config.model import ProviderConfig
 from sidestep.errors import UpstreamError
-from sidestep.formats.base import ClientFormat, Format
 from sidestep.providers.catalog import ProviderSpec
-from sidestep.transport.types import Timeouts, UpstreamRequest
+from sidestep.transport.types import Timeouts
 
-__all__ = [
-    "RETRYABLE_STATUSES",
-    "NativeAdapter",
-    "Provider",
-    "classify_http_error",
-    "no_answer",
-    "parse_retry_after",
-]
+__all__ = ["RETRYABLE_STATUSES", "NativeAdapter", "classify_http_error", "no_answer", "parse_retry_after"]
 
 # 408 timeout, 409 conflict (OpenAI uses it for transient lock errors), 429 rate limit, 5xx, 529 overloaded.
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 520, 522, 524, 529})
-
-
-class Provider(Protocol):
-    """One configured upstream account speaking one wire API."""
-
-    name: str
-    config: ProviderConfig
-    spec: ProviderSpec
-
-    @property
-    def format(self) -> Format:
-        """The wire format it speaks: a request in any other client format is translated to it."""
-        ...
-
-    def supports(self, operation: str) -> bool: ...
-
-    def build(
-        self, operation: str, model: str, body: dict[str, Any], key: KeyConfig, source: ClientFormat
-    ) -> UpstreamRequest:
-        """The upstream request for `body`, written by the client in `source`."""
-        ...
-
-    def inspect(self, operation: str, body: bytes) -> Any:
-        """Validate a successful non-stream body (raise UpstreamError if malformed); return its usage."""
-        ...
-
-    def classify(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError: ...
-
-    # Optional: `async def authorize(self, key: KeyConfig) -> None` — adapters whose credentials expire
-    # (OAuth tokens for Vertex AI, Entra ID for Azure) refresh them here; the executor awaits it before
-    # `build` and treats an `UpstreamError` from it as that attempt's failure. Keep it cheap when fresh.
 
 
 class NativeAdapter:

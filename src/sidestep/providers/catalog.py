@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["CATALOG", "ProviderSpec", "spec_for"]
+__all__ = ["CATALOG", "ProviderSpec"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +110,3 @@ _ROWS = (
 )
 
 CATALOG: dict[str, ProviderSpec] = {row.name: row for row in _ROWS}
-
-
-def spec_for(type_name: str) -> ProviderSpec | None:
-    return CATALOG.get(type_name)

@@ -8,12 +8,12 @@ from sidestep.config.model import ProviderConfig
 from sidestep.errors import ConfigError
 from sidestep.providers.anthropic import AnthropicProvider
 from sidestep.providers.azure_entra import openai_family
-from sidestep.providers.base import Provider
 from sidestep.providers.bedrock import BedrockProvider
 from sidestep.providers.catalog import CATALOG, ProviderSpec
 from sidestep.providers.cohere import CohereProvider
 from sidestep.providers.gemini import GeminiProvider
 from sidestep.providers.vertex import VertexProvider
+from sidestep.routing.provider import Provider
 
 __all__ = ["ADAPTERS", "build_providers"]
 

@@ -26,14 +26,10 @@ class TokenCache:
         self._token: str | None = None
         self._expires = 0.0
         self._pending: asyncio.Future[str] | None = None
-        self.fetches = 0  # how many times a token was fetched (tests and logs)
 
     @property
     def token(self) -> str | None:
         return self._token
-
-    def fresh(self) -> bool:
-        return self._token is not None and self._expires - self._clock() > self._margin
 
     async def get(self) -> str:
         if self._token is not None and self._expires - self._clock() > self._margin:
@@ -44,7 +40,6 @@ class TokenCache:
 
     async def _refresh(self) -> str:
         try:
-            self.fetches += 1
             token, expires = await self._fetch()
         except UpstreamError:
             raise

@@ -9,22 +9,12 @@ from the caller (`now`), so the state machine is pure and tested without sleepin
 from __future__ import annotations
 
 from collections.abc import Callable, Container
-from dataclasses import dataclass
+
+from sidestep.config.model import BreakerPolicy
 
 __all__ = ["CLOSED", "HALF_OPEN", "OPEN", "Breaker", "BreakerPolicy", "Breakers"]
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
-
-
-@dataclass(frozen=True, slots=True)
-class BreakerPolicy:
-    failure_threshold: int = 5
-    error_rate: float = 0.5
-    min_requests: int = 20
-    window: float = 30.0
-    buckets: int = 10
-    cooldown: float = 30.0
-    half_open_probes: int = 1
 
 
 class _Window:
@@ -185,6 +175,3 @@ class Breakers:
     def states(self) -> dict[tuple[str, str, str], str]:
         """(provider, key, model) → state, for every breaker created so far."""
         return {ident: breaker.state for ident, breaker in self._by_name.items()}
-
-    def snapshot(self) -> dict[str, str]:
-        return {breaker.name: breaker.state for breaker in self._by_name.values()}

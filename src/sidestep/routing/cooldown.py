@@ -43,6 +43,3 @@ class Cooldowns:
             del self._until[key]
             return True
         return False
-
-    def resting(self, now: float) -> frozenset[str]:
-        return frozenset(key for key, until in self._until.items() if until > now)

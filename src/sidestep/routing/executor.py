@@ -21,12 +21,11 @@ from typing import Any
 
 from sidestep.config.model import KeyConfig
 from sidestep.errors import AllAttemptsFailed, Attempt, UpstreamError, UpstreamRejected, UpstreamTimeout
-from sidestep.formats.base import ClientFormat
 from sidestep.log import event
-from sidestep.providers.base import Provider
 from sidestep.routing.breaker import Breaker, BreakerPolicy, Breakers
 from sidestep.routing.cooldown import Cooldowns
 from sidestep.routing.plan import Planned, weighted_index
+from sidestep.routing.provider import Provider
 from sidestep.routing.retry import RetryPolicy, backoff_delay, should_retry
 from sidestep.routing.served import Served, prefetch
 from sidestep.routing.strategies import TargetStats
@@ -54,7 +53,7 @@ class RouteState:
 @dataclass(slots=True)
 class _Run:
     operation: str
-    source: ClientFormat  # the client's format: what `body` is written in
+    source: Any  # the client's format (`formats.base.ClientFormat`), what `body` is written in
     body: dict[str, Any]
     deadline: float
     stream: bool
@@ -108,7 +107,7 @@ class Executor:
         stream: bool,
         needs: frozenset[str] = frozenset(),
         *,
-        source: ClientFormat,
+        source: Any,
     ) -> Served:
         """Try `plan`'s targets until one serves `operation`; `body` is the request as the client wrote it,
         in `source` (each adapter passes it through or translates it to its own format)."""
@@ -140,7 +139,7 @@ class Executor:
         provider = self._providers[planned.target.provider]
         target = planned.target
         if not provider.supports(run.operation):
-            self._record(run, Attempt(target.provider, target.model, None, f"skipped: no {run.operation} support", 0))
+            self._skip(run, planned, f"skipped: no {run.operation} support")
             return None
         if run.needs:
             missing = run.needs & provider.config.lacks_for(target.model)

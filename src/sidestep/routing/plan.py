@@ -7,7 +7,6 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
 from sidestep.config.model import (
     NO_POLICY,
@@ -30,7 +29,6 @@ __all__ = [
     "resolve",
     "resolve_all",
     "weighted_index",
-    "weighted_order",
 ]
 
 
@@ -40,19 +38,6 @@ class Planned:
 
     target: TargetNode
     policy: NodePolicy
-
-
-T = TypeVar("T")
-
-
-def weighted_order(items: Sequence[T], weights: Sequence[float], rng: random.Random) -> list[T]:
-    """A weighted random permutation (Efraimidis-Spirakis): heavier items tend to come first, and every
-    item still appears once, so the tail of a load-balanced group acts as its own fallback."""
-    if len(items) <= 1:
-        return list(items)
-    keyed = [(rng.random() ** (1.0 / w), i) for i, w in enumerate(weights)]
-    keyed.sort(reverse=True)
-    return [items[i] for _, i in keyed]
 
 
 def expand(

@@ -7,20 +7,11 @@ shorter than the upstream's `Retry-After`. Everything is a pure function of (pol
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 
+from sidestep.config.model import RetryPolicy
 from sidestep.errors import UpstreamConnectionError, UpstreamError, UpstreamTimeout
 
 __all__ = ["RetryPolicy", "backoff_delay", "should_retry"]
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    attempts: int = 1  # tries of the same target before moving on (1 = no retry, straight to failover)
-    base_backoff: float = 0.25
-    max_backoff: float = 8.0
-    retry_on: frozenset[int] = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
-    retry_connection_errors: bool = True
 
 
 def should_retry(policy: RetryPolicy, error: UpstreamError, tries_so_far: int) -> bool:

@@ -9,8 +9,8 @@ from typing import Any
 import msgspec
 
 from sidestep.config.model import KeyConfig, NodePolicy, TargetNode
+from sidestep.core.format import Format, Reader
 from sidestep.errors import Attempt, UpstreamConnectionError, UpstreamError
-from sidestep.formats.base import Format, Reader
 from sidestep.routing.breaker import Breaker
 from sidestep.transport.types import UpstreamResponse
 

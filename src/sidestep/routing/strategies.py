@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-__all__ = ["STRATEGIES", "TargetStats", "order_children"]
+__all__ = ["STRATEGIES", "TargetStats", "order_children", "weighted_order"]
 
 T = TypeVar("T")
 STRATEGIES = ("weighted", "round_robin", "least_outstanding", "lowest_latency")
@@ -90,6 +90,16 @@ class TargetStats:
         return turn
 
 
+def weighted_order(items: Sequence[T], weights: Sequence[float], rng: random.Random) -> list[T]:
+    """A weighted random permutation (Efraimidis-Spirakis): heavier items tend to come first, and every
+    item still appears once, so the tail of a load-balanced group acts as its own fallback."""
+    if len(items) <= 1:
+        return list(items)
+    keyed = [(rng.random() ** (1.0 / w), i) for i, w in enumerate(weights)]
+    keyed.sort(reverse=True)
+    return [items[i] for _, i in keyed]
+
+
 def order_children(
     strategy: str,
     children: Sequence[T],
@@ -101,8 +111,6 @@ def order_children(
     explore: float = 0.1,
 ) -> list[T]:
     """The order in which to try a group's children for this request."""
-    from sidestep.routing.plan import weighted_order
-
     if strategy == "round_robin":
         start = stats.next_turn(group, len(children))
         return [*children[start:], *children[:start]]

@@ -23,11 +23,10 @@ import hmac
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
+from typing import Protocol
 
 from sidestep.errors import Attempt
 from sidestep.headers import picked
-from sidestep.routing.breaker import Breakers
-from sidestep.routing.strategies import TargetStats
 from sidestep.server.types import Handler, Request, Response, StreamingResponse
 
 __all__ = ["BUCKETS", "Metrics"]
@@ -40,18 +39,31 @@ _NEEDS_KEY = b"GET /metrics needs `Authorization: Bearer <server.metrics_key>`.\
 _REJECTED = frozenset({"400", "404"})  # outcomes that say "no such model" when the model is no configured one
 
 
+# The server sits below routing: what it reads of routing's state at scrape time, it names by shape.
+class Table(Protocol):
+    """A bounded per-name table that counts what found it full (`routing.strategies.TargetStats`)."""
+
+    overflow: int
+
+
+class BreakerTable(Table, Protocol):
+    """The live circuit breakers (`routing.breaker.Breakers`): (provider, key, model) → state."""
+
+    def states(self) -> Mapping[tuple[str, str, str], str]: ...
+
+
 class Metrics:
     """Wraps a handler; `handle` is the handler to serve (it answers `GET /metrics` itself)."""
 
     def __init__(
         self,
         handler: Handler,
-        breakers: Breakers,
+        breakers: BreakerTable,
         endpoints: Mapping[str, str],
         *,
         max_series: int = 5_000,
         budgets: Callable[[], Iterable[tuple[str, str, float, float]]] | None = None,
-        stats: TargetStats | None = None,
+        stats: Table | None = None,
         configured: Callable[[str], bool] | None = None,
         key: str | None = None,
     ) -> None:

@@ -9,6 +9,7 @@ import signal
 import sys
 from typing import Any
 
+from sidestep.loop import run_async
 from sidestep.sim.app import Simulator, start_simulator
 from sidestep.sim.faults import Scenario, parse_fault
 
@@ -28,8 +29,6 @@ def add_parser(sub: Any) -> None:
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    from sidestep.cli.main import run_async
-
     try:
         scenario = Scenario.from_file(args.scenario) if args.scenario else None
         fault = parse_fault(args.fault) if args.fault else None

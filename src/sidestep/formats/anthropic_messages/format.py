@@ -23,11 +23,9 @@ from sidestep.formats.anthropic_messages.convert import (
 from sidestep.formats.anthropic_messages.stream import StreamReader, StreamWriter, error_event
 from sidestep.formats.body import decode_body, field, is_nonempty_array
 from sidestep.formats.request import ParsedRequest, models_of
-from sidestep.server.types import Response
 
 __all__ = ["ANTHROPIC_MESSAGES", "AnthropicMessages", "error_payload"]
 
-_JSON_HEADERS = [("content-type", "application/json")]
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
 _TYPE_BY_STATUS = {
@@ -116,22 +114,22 @@ class AnthropicMessages:
 
     # -- errors --------------------------------------------------------------------------------------------
 
-    def error_response(self, exc: SidestepError, headers: list[tuple[str, str]] | None = None) -> Response:
-        return Response(exc.status, error_payload(exc.status, exc.message), _JSON_HEADERS + (headers or []))
+    def error_body(self, exc: SidestepError) -> bytes:
+        return error_payload(exc.status, exc.message)
 
-    def upstream_error_response(self, error: UpstreamError, headers: list[tuple[str, str]]) -> Response:
+    def upstream_error_body(self, error: UpstreamError) -> bytes:
         """A caller error from upstream: Anthropic error JSON passes through; any other shape is rewrapped."""
         body = error.body
         try:
             data = _decode(body) if body else None
         except msgspec.DecodeError:
             data = None
-        if not (isinstance(data, dict) and data.get("type") == "error" and isinstance(data.get("error"), dict)):
-            body = error_payload(error.status, error.message)
-        return Response(error.status, body, _JSON_HEADERS + headers)
+        if isinstance(data, dict) and data.get("type") == "error" and isinstance(data.get("error"), dict):
+            return body
+        return error_payload(error.status, error.message)
 
-    def render_server_error(self, status: int, message: str) -> Response:
-        return Response(status, error_payload(status, message), list(_JSON_HEADERS))
+    def server_error_body(self, status: int, message: str) -> bytes:
+        return error_payload(status, message)
 
 
 def error_payload(status: int, message: str) -> bytes:

@@ -20,11 +20,9 @@ from sidestep.formats.body import decode_body, field, is_nonempty_array
 from sidestep.formats.openai_chat.convert import read_request, read_response, read_usage, write_request, write_response
 from sidestep.formats.openai_chat.stream import Seam, StreamReader, StreamWriter, error_event
 from sidestep.formats.request import ParsedRequest, models_of
-from sidestep.server.types import Response
 
 __all__ = ["OPENAI_CHAT", "OpenAIChat", "error_payload"]
 
-_JSON_HEADERS = [("content-type", "application/json")]
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
 
@@ -129,12 +127,11 @@ class OpenAIChat:
 
     # -- errors --------------------------------------------------------------------------------------------
 
-    def error_response(self, exc: SidestepError, headers: list[tuple[str, str]] | None = None) -> Response:
+    def error_body(self, exc: SidestepError) -> bytes:
         type_ = exc.type if not isinstance(exc, UpstreamError | AllAttemptsFailed) else None
-        body = error_payload(exc.status, exc.message, type_=type_, code=exc.code, param=exc.param)
-        return Response(exc.status, body, _JSON_HEADERS + (headers or []))
+        return error_payload(exc.status, exc.message, type_=type_, code=exc.code, param=exc.param)
 
-    def upstream_error_response(self, error: UpstreamError, headers: list[tuple[str, str]]) -> Response:
+    def upstream_error_body(self, error: UpstreamError) -> bytes:
         """A non-retryable upstream answer (a 400 for a bad request) goes back with its status; the body is
         passed through when it is already OpenAI error JSON, and wrapped into that shape otherwise."""
         body = error.body
@@ -142,12 +139,12 @@ class OpenAIChat:
             data = _decode(body) if body else None
         except msgspec.DecodeError:
             data = None
-        if not (isinstance(data, dict) and isinstance(data.get("error"), dict) and "message" in data["error"]):
-            body = error_payload(error.status, error.message)
-        return Response(error.status, body, _JSON_HEADERS + headers)
+        if isinstance(data, dict) and isinstance(data.get("error"), dict) and "message" in data["error"]:
+            return body
+        return error_payload(error.status, error.message)
 
-    def render_server_error(self, status: int, message: str) -> Response:
-        return Response(status, error_payload(status, message, code=_SERVER_CODES.get(status)), list(_JSON_HEADERS))
+    def server_error_body(self, status: int, message: str) -> bytes:
+        return error_payload(status, message, code=_SERVER_CODES.get(status))
 
 
 def error_payload(status: int, message: str, *, type_: str | None = None, code: Any = None, param: Any = None) -> bytes:

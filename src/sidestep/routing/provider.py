@@ -1,0 +1,46 @@
+"""The seam routing awaits: what a provider adapter is to the executor.
+
+Adapters (`sidestep.providers`) implement it; routing names only this shape and never imports them, so
+providers (and the formats they speak) stay above routing in the layers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from sidestep.config.model import KeyConfig, ProviderConfig
+from sidestep.core.format import Format
+from sidestep.errors import UpstreamError
+from sidestep.transport.types import UpstreamRequest
+
+__all__ = ["Provider"]
+
+
+class Provider(Protocol):
+    """One configured upstream account speaking one wire API."""
+
+    name: str
+    config: ProviderConfig
+
+    @property
+    def format(self) -> Format:
+        """The wire format it speaks: a request in any other client format is translated to it."""
+        ...
+
+    def supports(self, operation: str) -> bool: ...
+
+    def build(self, operation: str, model: str, body: dict[str, Any], key: KeyConfig, source: Any) -> UpstreamRequest:
+        """The upstream request for `body`, written by the client in `source` (a `formats.base.ClientFormat`,
+        which routing hands on without knowing: the formats sit above it)."""
+        ...
+
+    def inspect(self, operation: str, body: bytes) -> Any:
+        """Validate a successful non-stream body (raise UpstreamError if malformed); return its usage."""
+        ...
+
+    def classify(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError: ...
+
+    # Optional: `async def authorize(self, key: KeyConfig) -> None` — adapters whose credentials expire
+    # (OAuth tokens for Vertex AI, Entra ID for Azure) refresh them here; the executor awaits it before
+    # `build` and treats an `UpstreamError` from it as that attempt's failure. Keep it cheap when fresh.
