@@ -24,7 +24,7 @@ def test_growth_past_each_limit_is_named() -> None:
 
 def test_hostile_input_answered_with_5xx_or_timeout_fails() -> None:
     samples = [sample(0, 40, **{"hostile-deep_500": 3, "hostile-name_timeout": 1, "hostile-broken_400": 5})]
-    assert sorted(verdict(samples, warmup=0, limits=Limits())) == ["1× hostile-name timeout", "3× hostile-deep 500"]
+    assert sorted(verdict(samples, warmup=0, limits=Limits())) == ["1× hostile-name timeout", "3× hostile-deep 500"]  # noqa: RUF001
 
 
 def test_failed_streams_are_not_a_verdict_on_flatness() -> None:
