@@ -40,8 +40,13 @@ class StreamOutcome:
     served: Served | None = None  # the target serving it last
     usage: Usage | None = None  # as the provider reported it (when `StreamJob.tap_usage` asked)
     failure: str | None = None  # why the stream ended with an error event
-    attempts: tuple[Attempt, ...] = ()  # when no target served it: every one tried
+    attempts: tuple[Attempt, ...] = ()  # every try and skip so far, continuations' included
     relayed: Callable[[], int] | None = None  # characters of answer relayed so far (when usage is tapped)
+
+    def serving(self, served: Served) -> None:
+        """`served` carries the stream from here on; the attempts it took count too."""
+        self.served = served
+        self.attempts = (*self.attempts, *served.attempts)
 
 
 @dataclass(slots=True)

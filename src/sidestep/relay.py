@@ -62,6 +62,7 @@ async def wait_with_keepalive(task: asyncio.Task[Served], interval: float, job: 
             job.outcome.failure, job.outcome.attempts = exc.message, exc.attempts
             yield stream_error(job.dialect, exc.message, code="all_targets_failed")
             return
+        job.outcome.serving(served)
         yield served_comment(served)
         async for piece in relay(served, job):
             yield piece
@@ -160,8 +161,10 @@ async def _continue(served: Served, job: StreamJob, partial: str, failure: str) 
         nxt = await job.executor.run(job.operation, body, remaining, deadline, stream=True)
     except (AllAttemptsFailed, UpstreamRejected) as exc:
         job.outcome.failure = f"{failure}; continuation failed: {exc.message}"
+        job.outcome.attempts = (*job.outcome.attempts, *exc.attempts)
         yield stream_error(job.dialect, job.outcome.failure)
         return
+    job.outcome.serving(nxt)
     yield sse_comment(
         f"sidestep mid-stream switch from={used.label} to={nxt.target.label} reason={failure.replace(chr(10), ' ')}"
     )

@@ -82,7 +82,6 @@ class Executor:
         self._providers = providers
         self._configured = configured
         self._track = track_stats  # in-flight counts and latencies, for the strategies that read them
-        self.on_attempt: Callable[[Attempt], None] | None = None  # told of every try and skip (metrics)
         # Adapters that fetch short-lived credentials (OAuth tokens) expose `async authorize(key)`.
         self._authorizers: dict[str, Callable[[KeyConfig], Awaitable[None]]] = {
             name: hook for name, provider in providers.items() if (hook := getattr(provider, "authorize", None))
@@ -408,8 +407,6 @@ class Executor:
 
     def _record(self, run: _Run, attempt: Attempt) -> None:
         run.attempts.append(attempt)
-        if self.on_attempt is not None:
-            self.on_attempt(attempt)
 
     def _skip(self, run: _Run, planned: Planned, reason: str) -> None:
         self._record(run, Attempt(planned.target.provider, planned.target.model, None, reason, 0))
