@@ -56,6 +56,7 @@ MODULES = (  # relative to src/sidestep
     "providers/openai_compat.py",
     "providers/azure_entra.py",  # it subclasses the OpenAI-compatible adapter: compiled classes need compiled heirs
     "plugins/base.py",
+    "outcome.py",
     "plugins/request_log.py",
     "plugins/pricing.py",
     "plugins/governance/plugin.py",
