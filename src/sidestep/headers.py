@@ -3,7 +3,7 @@ mapping handlers and adapters read — only when something reads them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 __all__ = ["header_dict"]
 
