@@ -60,6 +60,10 @@ INTERPRETED: dict[str, tuple[str, ...]] = {
         "plugins/estimate.py",
     ),
     "a Protocol only (routing's provider seam): nothing runs in it": ("routing/provider.py",),
+    "plugins found and built at start-up and reload: capability protocols checked with isinstance, the registry": (
+        "plugins/capabilities.py",
+        "plugins/registry.py",
+    ),
 }
 
 
