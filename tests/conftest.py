@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from sidestep.outcome import Exchange
 from sidestep.testing import RunningSim, openai_client, running_simulators
 
 Sdk = Callable[[str], Any]
@@ -54,3 +55,15 @@ def pytest_report_header() -> str:
 
     kind = "compiled (mypyc)" if str(sidestep.app.__file__).endswith(".so") else "pure Python"
     return f"sidestep: {kind}, from {Path(str(sidestep.app.__file__)).parent}"
+
+
+class AttemptLog:
+    """An observer that keeps every attempt of every finished exchange: (provider, status, reason)."""
+
+    wants_usage = False
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, int | None, str]] = []
+
+    def observe(self, exchange: Exchange) -> None:
+        self.seen += [(attempt.provider, attempt.status, attempt.reason) for attempt in exchange.attempts]

@@ -15,6 +15,7 @@ from anthropic.types import (
     ToolUseBlock,
 )
 
+from sidestep.plugins.governance import Governance
 from sidestep.server.types import Request, Response, StreamingResponse
 from sidestep.sim import Simulator
 
@@ -139,5 +140,6 @@ async def stream_with_both_sdks(
 
 def spent_by(gw: Any, scope: str) -> float:
     """What a key, team or customer (`key:alice`) has spent in its current budget period."""
-    assert gw.gateway.governance is not None
-    return next(spent for ident, _, spent, _ in gw.gateway.governance.budgets() if ident == scope)
+    governance = gw.gateway.plugin("governance")
+    assert isinstance(governance, Governance)
+    return next(spent for ident, _, spent, _ in governance.budgets() if ident == scope)

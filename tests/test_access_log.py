@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from conftest import Sdk
 from sidestep.batch import thousandths
 from sidestep.errors import ConfigError
-from sidestep.server.access_log import AccessLog
-from sidestep.server.types import Request, Response
+from sidestep.observers.access_log import AccessLog
+from sidestep.outcome import Exchange
+from sidestep.server.types import Request
 from sidestep.testing import RunningSim, config_for, running_gateway
 
 MSG = [{"role": "user", "content": "hi"}]
@@ -41,13 +42,11 @@ async def test_every_request_gets_a_line_naming_who_served_it(
 
 
 async def test_a_stalled_sink_drops_and_counts_instead_of_growing() -> None:
-    async def handler(request: Request) -> Response:
-        return Response(200, b"{}", [("x-sidestep-request-id", request.path)])
-
     sink = io.BytesIO()
-    log = AccessLog(handler, sink, interval=3600, max_lines=2)
+    log = AccessLog(sink, interval=3600, max_lines=2)
     for i in range(5):
-        await log.handle(Request("GET", f"/r{i}", "", {}, b""))
+        request = Request("GET", f"/r{i}", "", {}, b"")
+        log.observe(Exchange(request, f"/r{i}", "health", "openai", (), False, 0.0, {}, status=200))
     log.close()
     lines = [json.loads(line) for line in sink.getvalue().splitlines()]
     assert [line.get("id") for line in lines[:2]] == ["/r0", "/r1"]

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Sdk
+from conftest import AttemptLog, Sdk
 from sidestep.testing import RunningSim, running_gateway
 from sim_helpers import MSG
 
@@ -28,15 +28,14 @@ def broken_then_healthy(sims: Sims, wire: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("wire", WIRES)
 async def test_a_200_without_an_answer_fails_over(sdk: Sdk, sims: Sims, wire: str) -> None:
-    seen: list[tuple[str, int | None, str]] = []
-    async with running_gateway(broken_then_healthy(sims, wire)) as gw:
-        gw.gateway.observe_attempts(lambda attempt: seen.append((attempt.provider, attempt.status, attempt.reason)))
+    log = AttemptLog()
+    async with running_gateway(broken_then_healthy(sims, wire), observers=[log]) as gw:
         raw = await sdk(gw.base_url).chat.completions.with_raw_response.create(model="chat", messages=MSG)
     completion = raw.parse()
     assert raw.headers["x-sidestep-provider"] == "backup"
     assert "Echo from backup" in (completion.choices[0].message.content or "")
     assert len(sims["primary"].sim.received) == 1
-    provider, status, reason = seen[0]
+    provider, status, reason = log.seen[0]
     assert (provider, status) == ("primary", 502)
     assert "answered 200 without an answer" in reason
 

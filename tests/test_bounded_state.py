@@ -9,12 +9,10 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from sidestep.endpoints import OPERATIONS
 from sidestep.errors import Attempt
+from sidestep.observers.metrics import Metrics
 from sidestep.routing.breaker import BreakerPolicy, Breakers
 from sidestep.routing.strategies import TargetStats
-from sidestep.server.metrics import Metrics
-from sidestep.server.types import Request, Response
 from sidestep.sim import Simulator, start_simulator
 from sidestep.testing import RunningSim, config_for, running_gateway
 from sim_helpers import MSG
@@ -81,11 +79,8 @@ def test_latency_statistics_are_capped() -> None:
 
 
 def test_overflow_of_every_table_is_exported() -> None:
-    async def never(request: Request) -> Response:
-        raise AssertionError
-
     breakers, stats = Breakers(BreakerPolicy(), limit=1), TargetStats(limit=1)
-    metrics = Metrics(never, breakers, OPERATIONS, stats=stats, configured=lambda label: label == "p/known")
+    metrics = Metrics(breakers, stats=stats, configured=lambda label: label == "p/known")
     breakers.get("p", "k", "a").record_failure(0.0)
     breakers.get("p", "k", "b").record_failure(0.0)  # the table is full of a breaker that stays: b is not kept
     stats.started("p/a")

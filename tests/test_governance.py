@@ -126,7 +126,7 @@ async def test_budgets_count_reported_usage_and_stop_sdk_retries(sims: Sims) -> 
         with pytest.raises(openai.RateLimitError) as refused:
             await d.chat.completions.create(model="chat", messages=MSG)  # the customer's budget is shared
         assert len(sims["primary"].sim.received) == sent
-        assert gw.gateway.governance is not None
+        assert gw.gateway.plugin("governance") is not None
         assert spent_by(gw, "customer:acme") == pytest.approx(spent)
         clock.now += 86400  # the next day
         await d.chat.completions.create(model="chat", messages=MSG)
@@ -140,7 +140,7 @@ async def test_stream_usage_is_counted_without_showing_the_client_a_chunk_it_did
     governance = {"pricing": {"gpt-sim": PRICE}, "keys": {"e": {"key": "sk-e", "tpm": 1_000_000, "budget_usd": 9}}}
     async with running_gateway(governed(sims, governance)) as gw, client(gw, "sk-e") as e:
         plain = [c async for c in await e.chat.completions.create(model="chat", messages=MSG, stream=True)]
-        assert gw.gateway.governance is not None
+        assert gw.gateway.plugin("governance") is not None
         after_plain = spent_by(gw, "key:e")
         options = {"include_usage": True}
         asked = [
@@ -173,7 +173,7 @@ async def test_anthropic_streams_are_counted_too(claude: Any, sims: Sims) -> Non
         claude_client = anthropic.AsyncAnthropic(base_url=gw.url, api_key="sk-f", max_retries=0)
         async with claude_client, claude_client.messages.stream(model="chat", max_tokens=64, messages=MSG) as stream:
             final = await stream.get_final_message()
-        assert gw.gateway.governance is not None
+        assert gw.gateway.plugin("governance") is not None
         spent = spent_by(gw, "key:f")
     expected = (final.usage.input_tokens * 1000 + final.usage.output_tokens * 2000) / 1e6
     assert spent == pytest.approx(expected) and spent > 0
@@ -298,7 +298,7 @@ async def test_tokens_per_minute_count_what_answers_used_embeddings_included(sim
     gateway = running_gateway(governed(sims, governance), wall_clock=clock)
     async with gateway as gw, client(gw, "sk-t") as t:
         vectors = await t.embeddings.create(model="chat", input=["one", "two"])
-        assert gw.gateway.governance is not None and vectors.usage.prompt_tokens >= 2
+        assert gw.gateway.plugin("governance") is not None and vectors.usage.prompt_tokens >= 2
         assert spent_by(gw, "key:t") == pytest.approx(vectors.usage.prompt_tokens * 1000 / 1e6)
         with pytest.raises(openai.RateLimitError) as refused:  # the embeddings used up the minute's tokens
             await t.with_options(max_retries=0).chat.completions.create(model="chat", messages=MSG)

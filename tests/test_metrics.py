@@ -11,11 +11,11 @@ import pytest
 
 from conftest import Sdk
 from sidestep.config.load import parse_config
-from sidestep.endpoints import OPERATIONS
 from sidestep.errors import Attempt, ConfigError
+from sidestep.observers.metrics import BUCKETS, Metrics
+from sidestep.outcome import Exchange
 from sidestep.routing.breaker import BreakerPolicy, Breakers
-from sidestep.server.metrics import BUCKETS, Metrics
-from sidestep.server.types import Request, Response
+from sidestep.server.types import Request
 from sidestep.testing import RunningSim, config_for, running_gateway
 
 MSG = [{"role": "user", "content": "count me"}]
@@ -74,14 +74,11 @@ def test_metrics_setting_must_be_a_boolean() -> None:
         parse_config({"server": {"metrics": "yes"}, "providers": {"openai": {"api_key": "k"}}}, env={})
 
 
-async def test_label_sets_are_bounded() -> None:
-    async def answer(request: Request) -> Response:
-        model = request.query
-        return Response(200, b"{}", [("x-sidestep-provider", "p"), ("x-sidestep-model", model)])
-
-    metrics = Metrics(answer, Breakers(BreakerPolicy()), OPERATIONS, max_series=2)
+def test_label_sets_are_bounded() -> None:
+    metrics = Metrics(Breakers(BreakerPolicy()), max_series=2)
+    request = Request("POST", "/v1/chat/completions", "", {}, b"{}")
     for model in ("a", "b", "c", "d", "a"):
-        await metrics.handle(Request("POST", "/v1/chat/completions", model, {}, b"{}"))
+        metrics.observe(Exchange(request, "r", "chat", "openai", (), False, 0.0, {}, 200, "p", model))
     got = samples(metrics.render())
     assert got['sidestep_requests_total{endpoint="chat",status="200",provider="p",model="a"}'] == 2
     assert got['sidestep_requests_total{endpoint="chat",status="200",provider="p",model="other"}'] == 2  # c, d
@@ -90,10 +87,7 @@ async def test_label_sets_are_bounded() -> None:
 
 
 def test_attempt_outcomes_are_a_status_or_what_happened() -> None:
-    async def never(request: Request) -> Response:
-        raise AssertionError("not called")
-
-    metrics = Metrics(never, Breakers(BreakerPolicy()), OPERATIONS)
+    metrics = Metrics(Breakers(BreakerPolicy()))
     for status, reason in [(429, "rate limited"), (None, "headers timeout"), (None, "cancelled"), (None, "skipped: x")]:
         metrics.attempt(Attempt("p", "m", status, reason, 1.0))
     got = samples(metrics.render())

@@ -71,14 +71,14 @@ async def test_spend_carries_over_a_reload_into_the_store(sims: Sims, tmp_path: 
     after = keyed(sims, "backup/gpt-sim", {"a": {"key": "sk-a", "budget_usd": 10}}, store=store, pricing=price)
     async with running_gateway(before) as gw, sdk(gw, "sk-a") as a:
         await a.chat.completions.create(model="chat", messages=MSG)
-        assert gw.gateway.governance is not None
+        assert gw.gateway.plugin("governance") is not None
         spent = spent_by(gw, "key:a")
         reload_config(gw.gateway, lambda: parse_config(after, source="after.yaml", env={}))
         assert spent_by(gw, "key:a") == pytest.approx(spent)
         await a.chat.completions.create(model="chat", messages=MSG)
         total = spent_by(gw, "key:a")
     async with running_gateway(after) as gw:  # restarted: the store has both requests, counted once
-        assert gw.gateway.governance is not None
+        assert gw.gateway.plugin("governance") is not None
         assert spent_by(gw, "key:a") == pytest.approx(total) and total > spent > 0
 
 

@@ -14,7 +14,7 @@ import socket
 import openai
 import pytest
 
-from conftest import Sdk
+from conftest import AttemptLog, Sdk
 from sidestep.testing import FakeClock, RunningSim, config_for, running_gateway
 
 MSG = [{"role": "user", "content": "Tell me about streams"}]
@@ -57,13 +57,12 @@ async def test_streams_failing_after_the_first_token_open_the_breaker(sdk: Sdk, 
 
 @pytest.mark.parametrize("mid_stream", ["fail", "continue"])
 async def test_a_broken_stream_is_recorded_as_a_failed_attempt(sdk: Sdk, sims: Sims, mid_stream: str) -> None:
-    seen: list[tuple[str, int | None, str]] = []
+    log = AttemptLog()
     route = {"chat": {"fallback": ["primary/a@drop_after=3", "backup/b"], "mid_stream": mid_stream}}
-    async with running_gateway(config_for(sims, route)) as gw:
-        gw.gateway.observe_attempts(lambda attempt: seen.append((attempt.provider, attempt.status, attempt.reason)))
+    async with running_gateway(config_for(sims, route), observers=[log]) as gw:
         await stream_once(sdk, gw.base_url)
-    assert seen[0] == ("primary", 200, "ok")
-    provider, status, reason = seen[1]
+    assert log.seen[0] == ("primary", 200, "ok")
+    provider, status, reason = log.seen[1]
     assert (provider, status) == ("primary", None)
     assert "failed mid-stream" in reason
 

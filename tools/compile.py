@@ -64,6 +64,10 @@ INTERPRETED: dict[str, tuple[str, ...]] = {
         "core/format.py",
         "formats/base.py",
     ),
+    "plugins found and built at start-up and reload: capability protocols checked with isinstance, the registry": (
+        "plugins/capabilities.py",
+        "plugins/registry.py",
+    ),
 }
 
 

@@ -3,6 +3,12 @@
 `Gateway.handle` is the server's only callback. It stays thin: find the endpoint (`sidestep.endpoints`:
 operation and client format), parse (the client format), resolve and expand the route (pure), run the
 attempts (executor), and write the answer with headers saying who served it.
+
+Plugins come from the config (`sidestep.plugins.registry`) and what they can do beyond their hooks —
+authenticate, filter models, serve endpoints, start and stop, survive a reload, export metrics — is
+discovered when the gateway builds them (`sidestep.plugins.capabilities`), at start and on reload. Every
+request the gateway answers, proxied or local, gets one outcome record (`sidestep.outcome.Exchange`),
+handed to the observers once it is over; a gateway with neither plugins nor observers builds none.
 """
 
 from __future__ import annotations
@@ -12,7 +18,8 @@ import itertools
 import os
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -26,7 +33,6 @@ from sidestep.errors import (
     MethodNotAllowed,
     NotFound,
     SidestepError,
-    Unauthorized,
     UpstreamError,
     UpstreamRejected,
 )
@@ -34,9 +40,11 @@ from sidestep.formats.base import ClientFormat, ReadsEmbeddings, WritesEmbedding
 from sidestep.formats.body import field
 from sidestep.formats.request import ParsedRequest
 from sidestep.formats.translate import NO_NEEDS, request_needs, translate_embeddings, translate_response
-from sidestep.plugins.base import Exchange, Pipeline, Plugin
+from sidestep.outcome import Exchange, Observer, tell
+from sidestep.plugins.base import Pipeline, Plugin
+from sidestep.plugins.capabilities import Authenticates, Capabilities, HasLifecycle, SurvivesReload, discover
 from sidestep.plugins.estimate import relayed_usage
-from sidestep.plugins.governance import Governance
+from sidestep.plugins.registry import build_plugins, off_paths
 from sidestep.providers.registry import build_providers
 from sidestep.relay import StreamJob, forwarding, relay, relay_after_prelude, wait_with_keepalive
 from sidestep.routing.breaker import Breakers
@@ -44,14 +52,24 @@ from sidestep.routing.cooldown import Cooldowns
 from sidestep.routing.executor import Executor, RouteState
 from sidestep.routing.plan import Planned, Planner, configured_targets, reads_stats
 from sidestep.routing.served import Served
+from sidestep.routing.strategies import TargetStats
 from sidestep.server.types import Request, Response, StreamingResponse
 from sidestep.transport.types import Transport
 
 __all__ = ["Gateway"]
 
-_Endpoint = Callable[[Request, str], Awaitable[Response | StreamingResponse]]
+# A route's handler: (request, request id, its outcome record when one is kept).
+_Handler = Callable[[Request, str, Exchange | None], Awaitable[Response | StreamingResponse]]
 _JSON = ("content-type", "application/json")
 _SSE_HEADERS = [("content-type", "text/event-stream"), ("cache-control", "no-cache"), ("x-accel-buffering", "no")]
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    name: str  # the endpoint (`Exchange.operation`)
+    format: ClientFormat  # the client's format: errors are rendered in it
+    methods: Mapping[str, _Handler]
+    observed: bool = True  # False: no outcome record (the metrics scrape)
 
 
 class Gateway:
@@ -65,43 +83,32 @@ class Gateway:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         plugins: Sequence[Plugin] = (),
+        observers: Sequence[Observer] = (),
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        """`plugins` run outermost first, before the ones the config turns on (governance)."""
+        """`plugins` run outermost first, before the ones the config turns on (governance); `observers`
+        are told of every finished exchange (more can be attached once the gateway exists: `attach`)."""
         self._rng = rng or random.Random()
         self._transport = transport
         self._clock, self._sleep, self._wall_clock = clock, sleep, wall_clock
         self._plugins = tuple(plugins)
-        self._on_attempt: Callable[[Attempt], None] | None = None
+        self._observers = tuple(observers)
+        self._pipeline = Pipeline(())
         self.state = state or _route_state(config)
-        self.governance: Governance | None = None
         self._build(config)
-        local: dict[str, _Endpoint] = {
-            "models": self._models,
-            "health": self._health,
-            "ready": self._ready,
-            "key_info": self._key_info,
-        }
-        self._routes: dict[str, dict[str, _Endpoint]] = {
-            path: {"GET": local[e.operation]}
-            if e.method == "GET"
-            else {"POST": partial(self._proxy, operation=e.operation, client=e.format)}
-            for path, e in ENDPOINTS.items()
-        }
         self._id_prefix = "req_" + os.urandom(7).hex()
         self._ids = itertools.count(1)
 
     def _build(self, config: Config) -> None:
-        """Everything that follows from the config (providers, routes, governance). Requests in flight keep
-        what they started with; circuit breakers, cooldowns and governance counters carry over."""
+        """Everything that follows from the config (providers, routes, plugins). Requests in flight keep
+        what they started with; circuit breakers, cooldowns and plugins' state (`SurvivesReload`) carry over."""
         providers = build_providers(config.providers, source=config.source)
-        governance = None
-        if config.governance.enabled:
-            governance = Governance(
-                config.governance, clock=self._wall_clock, source=config.source, routes=config.routes
-            )
-            if self.governance is not None:
-                governance.adopt(self.governance)
+        plugins = [*self._plugins, *build_plugins(config, self._wall_clock)]
+        previous = {plugin.name: plugin for plugin in self._pipeline.plugins}
+        for plugin in plugins:
+            old = previous.get(plugin.name)
+            if isinstance(plugin, SurvivesReload) and old is not None and old is not plugin:
+                plugin.adopt(old)
         self.config = config
         self._providers = providers
         self._configured = configured_targets(config.routes, config.providers)
@@ -117,18 +124,51 @@ class Gateway:
             track_stats=reads_stats(config.routes),
             configured=self._configured,
         )
-        self._executor.on_attempt = self._on_attempt
         self._timeout = config.server.request_timeout
         self._models_body = _models_body(config)
         self._capability_limits = any(p.lacks for p in config.providers.values())
-        self.governance = governance
-        self._pipeline = Pipeline([*self._plugins, *([governance] if governance is not None else [])], self._wall_clock)
+        self._install(plugins)
+
+    def _install(self, plugins: Sequence[Plugin]) -> None:
+        """Sort plugins and observers by what they can do, once; build the pipeline and the route table."""
+        caps = self._caps = discover(plugins, self._observers)
+        self._pipeline = Pipeline(plugins, caps.awaiting)
         self._plugged = bool(self._pipeline)
+        self._awaits = self._pipeline.awaits
+        self._tracked = self._plugged or bool(self._observers)  # an outcome record is kept per request
+        self._wants_usage = self._pipeline.wants_usage or any(o.wants_usage for o in self._observers)
+        self._authenticate = _authenticator(caps.authenticators)
+        self._routes = self._route_table(caps)
+
+    def _route_table(self, caps: Capabilities) -> dict[str, _Route]:
+        local: dict[str, _Handler] = {"models": self._models, "health": self._health, "ready": self._ready}
+        routes = {
+            path: _Route(
+                e.operation,
+                e.format,
+                {"GET": local[e.operation]}
+                if e.method == "GET"
+                else {"POST": partial(self._proxy, operation=e.operation, client=e.format)},
+            )
+            for path, e in ENDPOINTS.items()
+        }
+        for path, endpoint in (caps.endpoints or {}).items():
+            handler = partial(_plugin_endpoint, endpoint.handler)
+            fmt = client_format(path)
+            routes.setdefault(path, _Route(endpoint.name, fmt, {endpoint.method: handler}, endpoint.observed))
+        for path, (name, why) in off_paths().items():
+            routes.setdefault(path, _Route(name, client_format(path), {"GET": partial(_plugin_off, why)}))
+        return routes
+
+    def attach(self, observers: Sequence[Observer]) -> None:
+        """Tell `observers` too of every finished exchange from now on (and serve their endpoints)."""
+        self._observers = (*self._observers, *observers)
+        self._install(self._pipeline.plugins)
 
     def reconfigure(self, config: Config) -> None:
         """Serve `config` from now on (`SIGHUP`). The `server` section is read only at start: changing it
         needs a restart. A config that fails to build changes nothing (the error is raised)."""
-        old = self.governance
+        before = self._caps.lifecycles
         self._build(config)
         self.state.breakers.keep_only(config.providers)
         resilience = config.resilience
@@ -138,54 +178,99 @@ class Gateway:
             longest=resilience.max_key_cooldown,
             now=self._clock(),
         )
-        if old is not None and old is not self.governance:
-            old.close()  # its last spend goes to the store the new one reads (the same counters, adopted)
-        if self.governance is not None:
-            self.governance.start()
+        after = self._caps.lifecycles
+        for item in before:
+            if not any(item is kept for kept in after):
+                item.close()  # a plugin's last state goes where its successor reads it (governance's spend store)
+        for item in after:
+            if not any(item is old for old in before):
+                item.start()
+
+    def start(self) -> None:
+        """Start what plugins and observers run in the background, on the running loop (serving starts)."""
+        for item in self._caps.lifecycles:
+            item.start()
+
+    def close(self) -> None:
+        """Stop it again, writing what is left (the server has closed)."""
+        for item in self._caps.lifecycles:
+            item.close()
+
+    def plugin(self, name: str) -> Plugin | None:
+        """The plugin serving under `name` now (a reload replaces configured plugins)."""
+        return next((plugin for plugin in self._pipeline.plugins if plugin.name == name), None)
+
+    @property
+    def lifecycles(self) -> tuple[HasLifecycle, ...]:
+        return self._caps.lifecycles
+
+    @property
+    def breakers(self) -> Breakers:
+        return self.state.breakers
+
+    @property
+    def stats(self) -> TargetStats:
+        return self.state.stats
+
+    def exported_metrics(self) -> list[str]:
+        """The Prometheus lines the current plugins export (`ExportsMetrics`), at scrape time."""
+        return [line for exporter in self._caps.exporters for line in exporter.exposition()]
 
     async def handle(self, request: Request) -> Response | StreamingResponse:
         # A random per-process prefix and a counter: unique across workers and restarts, no syscall.
         request_id = f"{self._id_prefix}{next(self._ids):010x}"
-        methods = self._routes.get(request.path)
+        route = self._routes.get(request.path)
+        if route is None:
+            route = _unknown(request.path)
+        exchange = None
+        if self._tracked and route.observed:
+            exchange = Exchange(request, request_id, route.name, route.format, (), False, self._wall_clock(), {})
         try:
-            if methods is None:
-                raise NotFound(f"Unknown path '{request.path}'.", code="not_found")
-            endpoint = methods.get(request.method)
-            if endpoint is None:
-                allowed = ", ".join(methods)
+            handler = route.methods.get(request.method)
+            if handler is None:
+                if not route.methods:
+                    raise NotFound(f"Unknown path '{request.path}'.", code="not_found")
+                allowed = ", ".join(route.methods)
                 raise MethodNotAllowed(f"Method {request.method} is not allowed on {request.path}; use {allowed}.")
-            return await endpoint(request, request_id)
+            response = await handler(request, request_id, exchange)
         except SidestepError as exc:
             headers = [("x-sidestep-request-id", request_id), *exc.response_headers]
-            return _error(client_format(request.path), exc, headers)
+            response = _error(route.format, exc, headers)
+            if exchange is not None and exchange.error is None:
+                exchange.error = exc.message
+        except BaseException as exc:  # the client left (499), or a bug (500): still one record
+            if exchange is not None:
+                _ended_by(exchange, exc)
+                exchange.head = exchange.ended = self._wall_clock()
+                tell(self._observers, exchange)
+            raise
+        if exchange is not None:
+            exchange.head = now = self._wall_clock()
+            exchange.status = response.status
+            if not exchange.streamed:  # a stream's record is handed over at its end (`_stream_over`)
+                exchange.ended = now
+                tell(self._observers, exchange)
+        return response
 
     async def _proxy(
-        self, request: Request, request_id: str, operation: str, client: ClientFormat
+        self, request: Request, request_id: str, exchange: Exchange | None, operation: str, client: ClientFormat
     ) -> Response | StreamingResponse:
-        key = None
-        if self.governance is not None:  # who is calling, from the head: a stranger's body is never decoded
+        principal = None
+        if self._authenticate is not None:  # who is calling, from the head: a stranger's body is never decoded
             try:
-                key = self.governance.authenticate(request)
-            except Unauthorized:
-                self._refuse(request, request_id, operation, client)
+                principal = self._authenticate(request)
+            except SidestepError:
+                if exchange is not None:
+                    exchange.proxied = True
                 raise
         parsed = client.parse_body(request.body, operation)
-        exchange = None
-        if self._plugged:
-            exchange = Exchange(
-                request,
-                request_id,
-                operation,
-                client,
-                parsed.models,
-                parsed.stream,
-                self._wall_clock(),
-                parsed.body,
-                principal=key,
-            )
-            answer = self._pipeline.pre(exchange)  # a refusal raises: handle() renders it, post hooks ran
-            if answer is not None:
-                return answer
+        if exchange is not None:
+            exchange.models, exchange.stream, exchange.body = parsed.models, parsed.stream, parsed.body
+            exchange.principal, exchange.proxied = principal, True
+            if self._plugged:  # a refusal raises: handle() renders it, post hooks ran
+                answer = await self._pipeline.pre_async(exchange) if self._awaits else self._pipeline.pre(exchange)
+                if answer is not None:
+                    return answer
         try:
             plan = self._planner.plan(parsed.models)
             timeout = plan[0].policy.deadline or self._timeout
@@ -217,12 +302,6 @@ class Gateway:
                 self._abandoned(exchange, ended)
             raise
 
-    def _refuse(self, request: Request, request_id: str, operation: str, client: ClientFormat) -> None:
-        """A request without a usable key, before its body is read: the plugins see it go (governance
-        refuses it in `pre`, the request log records the 401), with no model and no body."""
-        exchange = Exchange(request, request_id, operation, client, (), False, self._wall_clock(), {})
-        self._pipeline.pre(exchange)
-
     async def _stream(
         self,
         parsed: ParsedRequest,
@@ -237,7 +316,7 @@ class Gateway:
         policy = plan[0].policy
         include_usage = client.include_usage(parsed.body)
         body = parsed.body
-        tap = exchange is not None and self._pipeline.wants_usage
+        tap = exchange is not None and self._wants_usage
         if tap and not include_usage:  # have the usage reported (then removed) where the format must ask for it
             body = client.asking_usage(body) or body
         job = StreamJob(
@@ -268,6 +347,8 @@ class Gateway:
         except (UpstreamRejected, AllAttemptsFailed) as exc:
             return self._over(exchange, _failure(client, exc, request_id), failed=exc)
         headers = _SSE_HEADERS + _served_headers(request_id, served)
+        if exchange is not None:
+            job.outcome.serving(served)
         if forwarding(served, job):  # same format: what prefetch held goes out in the head's write
             forward = relay_after_prelude(served, job)
             return self._streaming(exchange, job, forward, headers, forward.prelude)
@@ -281,10 +362,11 @@ class Gateway:
         headers: list[tuple[str, str]],
         prelude: bytes = b"",
     ) -> StreamingResponse:
-        if exchange is not None and exchange.headers:
-            headers.extend(exchange.headers)
         response = StreamingResponse(200, body, headers, prelude)
         if exchange is not None:
+            if exchange.headers:
+                headers.extend(exchange.headers)
+            exchange.streamed = True
             response.on_done = partial(self._stream_over, exchange, job)
         return response
 
@@ -295,17 +377,19 @@ class Gateway:
         served: Served | None = None,
         failed: UpstreamRejected | AllAttemptsFailed | None = None,
     ) -> Response:
-        """A non-stream request is over (or a stream failed before its head): tell the plugins, then answer."""
+        """A non-stream request is over (or a stream failed before its head): tell the plugins, then answer
+        (`handle` hands the record to the observers)."""
         if exchange is not None:
             if exchange.headers:
                 response.headers.extend(exchange.headers)
             exchange.status = response.status
             if served is not None:
-                _note_served(exchange, served)
-                exchange.usage = served.usage
+                exchange.provider, exchange.model = served.target.provider, served.target.model
+                exchange.attempts, exchange.usage = served.attempts, served.usage
             elif failed is not None:
                 exchange.attempts, exchange.error = failed.attempts, failed.message
-            self._pipeline.post(exchange)
+            if self._plugged:
+                self._pipeline.post(exchange)
         return response
 
     def _stream_over(self, exchange: Exchange, job: StreamJob, complete: bool) -> None:
@@ -313,9 +397,8 @@ class Gateway:
         served = outcome.served
         exchange.status = 200
         if served is not None:
-            _note_served(exchange, served)
-        else:
-            exchange.attempts = outcome.attempts
+            exchange.provider, exchange.model = served.target.provider, served.target.model
+        exchange.attempts = outcome.attempts
         exchange.usage, exchange.error = outcome.usage, outcome.failure
         if not complete and exchange.error is None:
             exchange.error = "the client disconnected mid-stream"
@@ -323,50 +406,79 @@ class Gateway:
             # Cut short, or never reported: charge what was relayed rather than nothing.
             exchange.usage = relayed_usage(outcome.usage, len(exchange.request.body), outcome.relayed())
             exchange.estimated = True
-        self._pipeline.post(exchange)
+        exchange.ended = self._wall_clock()
+        if self._plugged:
+            self._pipeline.post(exchange)
+        tell(self._observers, exchange)
 
     def _abandoned(self, exchange: Exchange, exc: BaseException) -> None:
         """The request ended in an exception: a gateway error (404 for an unknown model …), or the client
         left before the answer (recorded as 499, nginx's "client closed request")."""
-        if isinstance(exc, SidestepError):
-            exchange.status, exchange.error = exc.status, exc.message
-        elif isinstance(exc, asyncio.CancelledError):
-            exchange.status, exchange.error = 499, "the client disconnected before the answer"
-        else:
-            exchange.status, exchange.error = 500, f"internal error: {exc!r}"
-        self._pipeline.post(exchange)
+        _ended_by(exchange, exc)
+        if self._plugged:
+            self._pipeline.post(exchange)
 
     def configured(self, label: str) -> bool:
         """Whether the config names the target `provider/model` (a route's or a listed model)."""
         return label in self._configured
 
-    def observe_attempts(self, observer: Callable[[Attempt], None]) -> None:
-        """Tell `observer` of every try and skip at a target, as the executor records it (metrics)."""
-        self._on_attempt = self._executor.on_attempt = observer
-
     def _replan(self, names: Sequence[str]) -> Sequence[Planned]:
         return self._planner.plan(names)
 
-    async def _models(self, request: Request, request_id: str) -> Response:
-        """Every route and listed model; a virtual key with a model allow-list sees only what it may use."""
-        governance = self.governance
-        if governance is not None and (allowed := governance.allowed_models(request)) is not None:
-            return Response(200, _models_body(self.config, allowed), [_JSON])
+    async def _models(self, request: Request, request_id: str, exchange: Exchange | None) -> Response:
+        """Every route and listed model; a caller a plugin narrows (`FiltersModels`: a virtual key with a
+        model allow-list) sees only what it may use."""
+        tests = [test for plugin in self._caps.model_filters if (test := plugin.allowed_models(request)) is not None]
+        if tests:
+            return Response(200, _models_body(self.config, lambda name: all(test(name) for test in tests)), [_JSON])
         return Response(200, self._models_body, [_JSON])
 
-    async def _health(self, request: Request, request_id: str) -> Response:
+    async def _health(self, request: Request, request_id: str, exchange: Exchange | None) -> Response:
         return Response(200, b'{"status":"ok"}', [_JSON])
 
-    async def _key_info(self, request: Request, request_id: str) -> Response:
-        """The calling virtual key's limits and what it has used of them (`GET /sidestep/key`)."""
-        if self.governance is None:
-            raise NotFound("No virtual keys are configured on this gateway (governance is off).", code="not_found")
-        return Response(200, msgspec.json.encode(self.governance.describe(request)), [_JSON])
-
-    async def _ready(self, request: Request, request_id: str) -> Response:
+    async def _ready(self, request: Request, request_id: str, exchange: Exchange | None) -> Response:
         if not self._providers:
             return Response(503, b'{"status":"not ready","reason":"no providers configured"}', [_JSON])
         return Response(200, b'{"status":"ready"}', [_JSON])
+
+
+async def _plugin_endpoint(
+    handler: Callable[[Request], Awaitable[Response]], request: Request, request_id: str, exchange: Exchange | None
+) -> Response:
+    return await handler(request)
+
+
+async def _plugin_off(why: str, request: Request, request_id: str, exchange: Exchange | None) -> Response:
+    raise NotFound(why, code="not_found")
+
+
+def _unknown(path: str) -> _Route:
+    """A path no route serves: a 404 in the format the path looks like it speaks."""
+    return _Route("other", client_format(path), {})
+
+
+def _authenticator(plugins: Sequence[Authenticates]) -> Callable[[Request], Any] | None:
+    """One call that asks every authenticating plugin in order (any may refuse): the caller is the first
+    one's answer that is not None. None when no plugin authenticates."""
+    if not plugins:
+        return None
+    if len(plugins) == 1:
+        return plugins[0].authenticate
+
+    def authenticate(request: Request) -> Any:
+        found = [plugin.authenticate(request) for plugin in plugins]
+        return next((principal for principal in found if principal is not None), None)
+
+    return authenticate
+
+
+def _ended_by(exchange: Exchange, exc: BaseException) -> None:
+    if isinstance(exc, SidestepError):
+        exchange.status, exchange.error = exc.status, exc.message
+    elif isinstance(exc, asyncio.CancelledError):
+        exchange.status, exchange.error = 499, "the client disconnected before the answer"
+    else:
+        exchange.status, exchange.error = 500, f"internal error: {exc!r}"
 
 
 def _route_state(config: Config) -> RouteState:
@@ -448,11 +560,6 @@ def _served_headers(request_id: str, served: Served) -> list[tuple[str, str]]:
         ("x-sidestep-retries", str(served.retries)),
         ("x-sidestep-request-id", request_id),
     ]
-
-
-def _note_served(exchange: Exchange, served: Served) -> None:
-    exchange.provider, exchange.model = served.target.provider, served.target.model
-    exchange.attempts = served.attempts
 
 
 def _failure_headers(request_id: str, attempts: tuple[Attempt, ...]) -> list[tuple[str, str]]:

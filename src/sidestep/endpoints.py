@@ -1,10 +1,11 @@
-"""Every path the gateway answers, in one table: path → (operation, client format, method).
+"""Every path the gateway itself answers, in one table: path → (operation, client format, method).
 
 The only place that looks at a request's path: the gateway finds its endpoint here, and the server renders
 the errors it raises itself (413, 431, malformed HTTP …) in the format of the path's endpoint. An operation
 proxied upstream (POST) is named by what it asks of a provider (`chat`, `messages`, `embeddings`,
 `count_tokens`); a local one (GET) by its handler. Adding a client-facing API is one format module
-(`sidestep.formats`) and a row here.
+(`sidestep.formats`) and a row here. Plugins and observers serve paths of their own (`ServesEndpoints`); their
+errors take the format `client_format` finds for the path.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from sidestep.formats.anthropic_messages import ANTHROPIC_MESSAGES
 from sidestep.formats.base import ClientFormat
 from sidestep.formats.openai_chat import OPENAI_CHAT
 
-__all__ = ["ENDPOINTS", "OPERATIONS", "Endpoint", "client_format"]
+__all__ = ["ENDPOINTS", "Endpoint", "client_format"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,10 +45,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     "/models": _MODELS,
     "/health": Endpoint("health", OPENAI_CHAT, "GET"),
     "/ready": Endpoint("ready", OPENAI_CHAT, "GET"),
-    "/sidestep/key": Endpoint("key_info", OPENAI_CHAT, "GET"),
 }
-
-OPERATIONS: dict[str, str] = {path: endpoint.operation for path, endpoint in ENDPOINTS.items()}  # metrics' labels
 
 for _path, _endpoint in ENDPOINTS.items():  # checked once, at import: a row's format must be one clients speak
     if not isinstance(_endpoint.format, ClientFormat):

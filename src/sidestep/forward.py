@@ -32,8 +32,18 @@ class StreamOutcome:
     served: Served | None = None  # the target serving it last
     usage: Usage | None = None  # as the provider reported it (when `StreamJob.tap_usage` asked)
     failure: str | None = None  # why the stream ended with an error event
-    attempts: tuple[Attempt, ...] = ()  # when no target served it: every one tried
+    attempts: tuple[Attempt, ...] = ()  # every try and skip so far, continuations' included
     relayed: Callable[[], int] | None = None  # characters of answer relayed so far (when usage is tapped)
+
+    def serving(self, served: Served) -> None:
+        """`served` carries the stream from here on; the attempts it took count too."""
+        self.served = served
+        self.attempts = (*self.attempts, *served.attempts)
+
+    def ended(self, executor: Executor, served: Served, failure: str | None) -> None:
+        """The stream `served` carried is over: its target is judged, and a failure counts as an attempt."""
+        if (attempt := executor.stream_ended(served, failure)) is not None:
+            self.attempts = (*self.attempts, attempt)
 
 
 @dataclass(slots=True)
@@ -163,7 +173,7 @@ class Forward:
             if rest:
                 out.write(rest)
         failure, self._failure = self._failure, None
-        self._job.executor.stream_ended(self._served, failure)
+        self._job.outcome.ended(self._job.executor, self._served, failure)
         await self.aclose()
         if failure is not None:
             self._job.outcome.failure = failure
@@ -186,7 +196,7 @@ class Forward:
 
     async def _finish(self) -> bytes:
         failure, self._failure = self._failure, None
-        self._job.executor.stream_ended(self._served, failure)
+        self._job.outcome.ended(self._job.executor, self._served, failure)
         await self.aclose()
         if failure is None:
             raise StopAsyncIteration

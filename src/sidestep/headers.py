@@ -3,9 +3,9 @@ mapping handlers and adapters read — only when something reads them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
-__all__ = ["header_dict", "picked"]
+__all__ = ["header_dict"]
 
 
 def header_dict(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
@@ -17,13 +17,3 @@ def header_dict(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
         previous = headers.get(key)
         headers[key] = text if previous is None else f"{previous}, {text}"
     return headers
-
-
-def picked(headers: Iterable[tuple[str, str]], positions: Mapping[str, int]) -> list[str | None]:
-    """The values of the headers `positions` names, each at its position (None where absent, the last if
-    repeated). One membership test per header: the access log and metrics run this on every answer."""
-    found: list[str | None] = [None] * len(positions)
-    for name, value in headers:
-        if name in positions:
-            found[positions[name]] = value
-    return found

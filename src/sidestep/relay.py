@@ -65,6 +65,7 @@ async def wait_with_keepalive(task: asyncio.Task[Served], interval: float, job: 
             job.outcome.failure, job.outcome.attempts = exc.message, exc.attempts
             yield job.client.stream_error(exc.message, code="all_targets_failed")
             return
+        job.outcome.serving(served)
         body = relay(served, job)
         yield served_comment(served)
         async for piece in body:
@@ -145,7 +146,7 @@ async def _relay(
         if job.tap_usage and usage is not None:
             job.outcome.usage = usage
         if ended:
-            job.executor.stream_ended(served, failure)
+            job.outcome.ended(job.executor, served, failure)
         await served.aclose()
     job.outcome.failure = failure
     if text is None:
@@ -207,8 +208,10 @@ async def _continue(served: Served, job: StreamJob, partial: str, failure: str, 
         nxt = await job.executor.run(job.operation, body, remaining, deadline, True, source=job.client)
     except (AllAttemptsFailed, UpstreamRejected) as exc:
         job.outcome.failure = f"{failure}; continuation failed: {exc.message}"
+        job.outcome.attempts = (*job.outcome.attempts, *exc.attempts)
         yield job.client.stream_error(job.outcome.failure)
         return
+    job.outcome.serving(nxt)
     yield sse_comment(
         f"sidestep mid-stream switch from={used.label} to={nxt.target.label} reason={failure.replace(chr(10), ' ')}"
     )

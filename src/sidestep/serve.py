@@ -12,27 +12,24 @@ import asyncio
 import gc
 import logging
 import os
+import random
 import signal
 import sys
 import time
 import traceback
-from collections.abc import Awaitable, Callable
-from functools import partial
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import IO, TypeVar
 
 from sidestep.app import Gateway
-from sidestep.batch import open_sink
 from sidestep.config.model import Config
-from sidestep.endpoints import OPERATIONS, client_format
+from sidestep.endpoints import client_format
 from sidestep.errors import ConfigError
 from sidestep.loop import install_fast_loop
-from sidestep.plugins.pricing import Pricing
-from sidestep.plugins.request_log import RequestLog
-from sidestep.server.access_log import AccessLog
-from sidestep.server.metrics import Metrics
+from sidestep.outcome import Observer
+from sidestep.plugins.base import Plugin
+from sidestep.plugins.registry import build_observers
 from sidestep.server.protocol import HttpServer, ServerLimits, start_server
-from sidestep.server.types import Handler, Response
+from sidestep.server.types import Response
 from sidestep.supervise import EXIT_REFUSED, RestartPolicy, reset_child_signals, supervise
 from sidestep.transport.client import HttpClient
 
@@ -72,73 +69,42 @@ async def start_gateway(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     wall_clock: Callable[[], float] = time.time,
+    plugins: Sequence[Plugin] = (),
+    observers: Sequence[Observer] = (),
+    rng: random.Random | None = None,
 ) -> tuple[HttpServer, Gateway, HttpClient]:
     """Start a gateway on the running loop. The caller closes the server, then the client.
     `clock` and `sleep` drive breakers, cooldowns, backoff and deadlines; `wall_clock` rate limits,
-    budget periods and log times (tests pass fakes)."""
+    budget periods and log times (tests pass fakes), `rng` the weighted draws. `plugins` and `observers`
+    come before the ones the config turns on (`sidestep.plugins.registry`)."""
     client = HttpClient()
-    request_log = _open_log(
-        config, "request_log", lambda sink: RequestLog(sink, Pricing(config.governance.pricing), owns_sink=True)
+    gateway = Gateway(
+        config,
+        client,
+        clock=clock,
+        sleep=sleep,
+        plugins=plugins,
+        observers=observers,
+        wall_clock=wall_clock,
+        rng=rng,
     )
-    plugins = [request_log] if request_log is not None else []
-    gateway = Gateway(config, client, clock=clock, sleep=sleep, plugins=plugins, wall_clock=wall_clock)
+    gateway.attach(build_observers(config, gateway))
     limits = ServerLimits(max_body_bytes=config.server.max_body_bytes, shutdown_timeout=config.server.drain_timeout)
-    handler: Handler = gateway.handle
-    access = _open_log(config, "access_log", lambda sink: AccessLog(handler, sink, owns_sink=True))
-    if access is not None:
-        handler = access.handle
-    if config.server.metrics:  # outermost: a scrape is answered here, not logged as traffic
-        metrics = Metrics(
-            handler,
-            gateway.state.breakers,
-            OPERATIONS,
-            budgets=partial(_budgets, gateway),
-            stats=gateway.state.stats,
-            configured=gateway.configured,
-            key=config.server.metrics_key.reveal() if config.server.metrics_key is not None else None,
-        )
-        gateway.observe_attempts(metrics.attempt)
-        handler = metrics.handle
-    server = await start_server(
-        handler,
-        host or config.server.host,
-        config.server.port if port is None else port,
-        limits=limits,
-        error_renderer=render_server_error,
-        reuse_port=reuse_port,
-    )
-    for log_ in (access, request_log):
-        if log_ is not None:
-            server.on_closed.append(log_.close)
-    if gateway.governance is not None:
-        gateway.governance.start()
-    server.on_closed.append(partial(_close_governance, gateway))  # whichever governance serves by then
-    return server, gateway, client
-
-
-_Log = TypeVar("_Log")
-
-
-def _open_log(config: Config, setting: str, build: Callable[[IO[bytes]], _Log]) -> _Log | None:
-    """The log `server.<setting>` names (a file or stderr), or None when it is off."""
-    target = getattr(config.server, setting)
-    if target is None:
-        return None
     try:
-        sink = open_sink(target)
-    except OSError as exc:
-        reason = f"cannot open the {setting.replace('_', ' ')} '{target}': {exc.strerror or exc}"
-        raise ConfigError(reason, source=config.source, path=f"server.{setting}") from exc
-    return build(sink)
-
-
-def _budgets(gateway: Gateway) -> list[tuple[str, str, float, float]]:
-    return gateway.governance.budgets() if gateway.governance is not None else []
-
-
-def _close_governance(gateway: Gateway) -> None:
-    if gateway.governance is not None:
-        gateway.governance.close()
+        server = await start_server(
+            gateway.handle,
+            host or config.server.host,
+            config.server.port if port is None else port,
+            limits=limits,
+            error_renderer=render_server_error,
+            reuse_port=reuse_port,
+        )
+    except BaseException:
+        gateway.close()
+        raise
+    gateway.start()
+    server.on_closed.append(gateway.close)  # whichever plugins serve by then
+    return server, gateway, client
 
 
 # On a stop signal an idle keep-alive connection gets this long to send one more request (answered with

@@ -9,8 +9,9 @@ async with running_simulators("primary", "backup") as sims, running_gateway(conf
 from __future__ import annotations
 
 import asyncio
+import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,8 @@ from typing import Any
 from sidestep.app import Gateway
 from sidestep.config.load import parse_config
 from sidestep.config.model import Config
+from sidestep.outcome import Observer
+from sidestep.plugins.base import Plugin
 from sidestep.serve import start_gateway
 from sidestep.sim import Simulator, start_simulator
 
@@ -123,11 +126,24 @@ async def running_gateway(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     wall_clock: Callable[[], float] = time.time,
+    plugins: Sequence[Plugin] = (),
+    observers: Sequence[Observer] = (),
+    rng: random.Random | None = None,
 ) -> AsyncIterator[RunningGateway]:
+    """A gateway serving `config` on a free loopback port; `plugins` and `observers` (your own, in code)
+    come before the ones the config turns on."""
     if not isinstance(config, Config):
         config = parse_config(dict(config), source="<test>", env={})
     server, gateway, client = await start_gateway(
-        config, host="127.0.0.1", port=0, clock=clock, sleep=sleep, wall_clock=wall_clock
+        config,
+        host="127.0.0.1",
+        port=0,
+        clock=clock,
+        sleep=sleep,
+        wall_clock=wall_clock,
+        plugins=plugins,
+        observers=observers,
+        rng=rng,
     )
     try:
         yield RunningGateway(gateway, server.port)

@@ -1,64 +1,41 @@
-"""The plugin contract: symmetric hooks around every proxied request.
+"""The plugin contract: symmetric hooks around every proxied request, and optional capabilities.
 
 `pre` hooks run in configured order once the request is parsed; one may answer in the gateway's place
 (return a `Response`: a cache hit) or refuse (raise a `SidestepError`: a denied key, a spent budget).
 `post` hooks run in reverse order when the request is over — for a stream, when its last byte has gone
 or the client has left — and only for plugins whose `pre` ran, the refusing one included. Both are
-synchronous: they touch in-memory state only and hand any I/O to a background flush, so a plugin never
-adds an await to the request's path.
+synchronous: they touch in-memory state only and hand any I/O to a background flush.
+
+A plugin that must do I/O before the request goes upstream (a cache lookup, a shared counter in Redis, an
+embedding call) also has `pre_async` (`AwaitsPre`): it is awaited right after the plugin's own `pre`, in the
+same place in the order, and may answer or refuse the same way. The pipeline knows when it is built whether
+any plugin has one (`Pipeline.awaits`); when none has, the gateway calls the synchronous `pre` and the
+request awaits nothing extra.
+
+Everything else a plugin can do is an optional capability, a small protocol in
+`sidestep.plugins.capabilities` (authenticate a caller from the head, filter the models a caller sees,
+serve endpoints, start and stop with the server, survive a reload, export metrics), discovered once when
+the gateway builds its plugins (at start and on reload), never looked up per request. Plugins come from the
+config through `sidestep.plugins.registry` (a config section → a factory): adding one touches neither the
+gateway nor the server.
+
+What a request was and how it ended is an `Exchange` (`sidestep.outcome`): plugins fill it in while the
+request runs; observers read it once it is over.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Protocol
 
-from sidestep.errors import Attempt, SidestepError
-from sidestep.formats.base import ClientFormat
-from sidestep.server.types import Request, Response
+from sidestep.errors import SidestepError
+from sidestep.outcome import Exchange, TokenUsage
+from sidestep.server.types import Response
 
-__all__ = ["Exchange", "Pipeline", "Plugin", "TokenUsage"]
+__all__ = ["AwaitsPre", "Exchange", "Pipeline", "Plugin", "TokenUsage"]
 
 log = logging.getLogger("sidestep.plugins")
-
-
-class TokenUsage(Protocol):
-    """Token counts as every provider adapter reports them (canonical `Usage` and the wire structs)."""
-
-    @property
-    def input(self) -> int: ...
-
-    @property
-    def output(self) -> int: ...
-
-
-@dataclass(slots=True, eq=False)
-class Exchange:
-    """One proxied request as plugins see it: filled in by the gateway as the request goes."""
-
-    request: Request
-    request_id: str
-    operation: str  # "chat", "messages", "embeddings", "count_tokens"
-    format: ClientFormat  # what the client speaks (`sidestep.formats`)
-    models: Sequence[str]  # every model name the request may be served under (route, fallbacks)
-    stream: bool
-    started: float  # wall clock (seconds since the epoch) when the request was parsed
-    body: dict[str, Any]  # the request's top-level fields (nested ones stay raw JSON: `formats.body.field`)
-    status: int = 0  # the response's status (a stream that failed after its head still says 200)
-    provider: str = ""  # who served it
-    model: str = ""
-    attempts: Sequence[Attempt] = ()
-    usage: TokenUsage | None = None
-    error: str | None = None  # why it failed, also for a stream that broke after its head
-    ended: float = 0.0
-    principal: Any = None  # who is calling, once a plugin has established it (governance: a VirtualKey)
-    headers: list[tuple[str, str]] | None = None  # response headers plugins add (rate-limit state …)
-    cost_usd: float | None = None  # priced from `usage` by the plugin that knows the prices (governance)
-    reserved_usd: float = 0.0  # held against budgets while in flight (governance), released in its `post`
-    estimated: bool = False  # `usage` is an estimate: the stream ended without the provider's count
 
 
 class Plugin(Protocol):
@@ -70,14 +47,26 @@ class Plugin(Protocol):
     def post(self, exchange: Exchange) -> None: ...
 
 
+class AwaitsPre(Plugin, Protocol):
+    """A plugin whose decision needs I/O: `pre_async` runs right after its `pre`, awaited."""
+
+    async def pre_async(self, exchange: Exchange) -> Response | None: ...
+
+
 class Pipeline:
-    """Plugins in order; `pre` and `post` as the module docstring says."""
+    """Plugins in order; `pre` (or `pre_async` when `awaits`) and `post` as the module docstring says."""
 
-    __slots__ = ("_clock", "plugins", "wants_usage")
+    __slots__ = ("_steps", "awaits", "plugins", "wants_usage")
 
-    def __init__(self, plugins: Sequence[Plugin], clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, plugins: Sequence[Plugin], awaiting: Sequence[AwaitsPre] = ()) -> None:
+        """`awaiting`: those of `plugins` that have `pre_async` (found by `capabilities.discover`)."""
         self.plugins = tuple(plugins)
-        self._clock = clock  # the wall clock that stamps `Exchange.ended`
+        slow = {id(plugin): plugin for plugin in awaiting}
+        # Each plugin with its awaited half, if it has one: what `pre_async` runs, in order.
+        self._steps: tuple[tuple[Plugin, AwaitsPre | None], ...] = tuple(
+            (plugin, slow.get(id(plugin))) for plugin in self.plugins
+        )
+        self.awaits = bool(slow)
         self.wants_usage = any(plugin.wants_usage for plugin in self.plugins)
 
     def __bool__(self) -> bool:
@@ -87,25 +76,45 @@ class Pipeline:
         for ran, plugin in enumerate(self.plugins, 1):
             try:
                 answer = plugin.pre(exchange)
-            except SidestepError as refusal:
-                exchange.status, exchange.error = refusal.status, refusal.message
-                self._post(exchange, ran)
-                raise
-            except Exception as exc:  # a plugin's bug: the request fails (closed), and is still accounted for
-                exchange.status, exchange.error = 500, f"plugin {plugin.name} failed: {exc!r}"
-                self._post(exchange, ran)
+            except Exception as exc:
+                self._refused(exchange, plugin, exc, ran)
                 raise
             if answer is not None:
-                exchange.status = answer.status
-                self._post(exchange, ran)
-                return answer
+                return self._answered(exchange, answer, ran)
+        return None
+
+    async def pre_async(self, exchange: Exchange) -> Response | None:
+        """`pre`, awaiting the `pre_async` of the plugins that have one (only when `awaits`)."""
+        for ran, (plugin, slow) in enumerate(self._steps, 1):
+            try:
+                answer = plugin.pre(exchange)
+                if answer is None and slow is not None:
+                    answer = await slow.pre_async(exchange)
+            except BaseException as exc:  # a cancelled lookup too: the plugins that ran still account for it
+                self._refused(exchange, plugin, exc, ran)
+                raise
+            if answer is not None:
+                return self._answered(exchange, answer, ran)
         return None
 
     def post(self, exchange: Exchange) -> None:
         self._post(exchange, len(self.plugins))
 
+    def _answered(self, exchange: Exchange, answer: Response, ran: int) -> Response:
+        exchange.status = answer.status
+        self._post(exchange, ran)
+        return answer
+
+    def _refused(self, exchange: Exchange, plugin: Plugin, exc: BaseException, ran: int) -> None:
+        if isinstance(exc, SidestepError):
+            exchange.status, exchange.error = exc.status, exc.message
+        elif isinstance(exc, Exception):  # a plugin's bug: the request fails (closed), and is still accounted for
+            exchange.status, exchange.error = 500, f"plugin {plugin.name} failed: {exc!r}"
+        else:
+            exchange.status, exchange.error = 499, "the client disconnected before the answer"
+        self._post(exchange, ran)
+
     def _post(self, exchange: Exchange, ran: int) -> None:
-        exchange.ended = self._clock()
         for plugin in reversed(self.plugins[:ran]):
             try:
                 plugin.post(exchange)

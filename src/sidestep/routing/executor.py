@@ -83,7 +83,6 @@ class Executor:
         self._providers = providers
         self._configured = configured
         self._track = track_stats  # in-flight counts and latencies, for the strategies that read them
-        self.on_attempt: Callable[[Attempt], None] | None = None  # told of every try and skip (metrics)
         # Adapters that fetch short-lived credentials (OAuth tokens) expose `async authorize(key)`.
         self._authorizers: dict[str, Callable[[KeyConfig], Awaitable[None]]] = {
             name: hook for name, provider in providers.items() if (hook := getattr(provider, "authorize", None))
@@ -361,24 +360,23 @@ class Executor:
             raise UpstreamRejected(error, run.attempts)
         return error
 
-    def stream_ended(self, served: Served, failure: str | None) -> None:
+    def stream_ended(self, served: Served, failure: str | None) -> Attempt | None:
         """The verdict on a stream that reached the client. A failure after the first token counts against
         its target as one before it does (breaker, error rate), so the next requests go elsewhere; it is
-        recorded as an attempt of its own (metrics, request log)."""
+        recorded as an attempt of its own (metrics, request log), which is returned."""
         breaker, served.breaker = served.breaker, None
         if breaker is None:
-            return  # not a stream, or already judged
+            return None  # not a stream, or already judged
         now = self.clock()
         if failure is None:
             breaker.record_success(now)
-            return
+            return None
         breaker.record_failure(now)
         target, key = served.target, served.key.name
         attempt = Attempt(target.provider, target.model, None, failure, 0.0, key)
         served.attempts.append(attempt)
-        if self.on_attempt is not None:
-            self.on_attempt(attempt)
         event(log, logging.WARNING, "stream_failed", target=target.label, key=key, reason=failure)
+        return attempt
 
     def _request(self, provider: Provider, planned: Planned, key: KeyConfig, run: _Run) -> UpstreamRequest:
         request = provider.build(run.operation, planned.target.model, run.body, key, run.source)
@@ -439,8 +437,6 @@ class Executor:
 
     def _record(self, run: _Run, attempt: Attempt) -> None:
         run.attempts.append(attempt)
-        if self.on_attempt is not None:
-            self.on_attempt(attempt)
 
     def _skip(self, run: _Run, planned: Planned, reason: str) -> None:
         self._record(run, Attempt(planned.target.provider, planned.target.model, None, reason, 0))

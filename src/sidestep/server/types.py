@@ -17,6 +17,7 @@ from sidestep.server.heads import head_pairs, head_value, pair_value
 
 __all__ = [
     "AbortConnection",
+    "Endpoint",
     "Handler",
     "Outlet",
     "PipedBody",
@@ -142,3 +143,14 @@ class AbortConnection(Exception):
 
 
 Handler = Callable[[Request], Awaitable[Response | StreamingResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A path a plugin or an observer answers besides the gateway's own (`ServesEndpoints`). `name` labels
+    it in the outcome record (`Exchange.operation`) and metrics."""
+
+    name: str
+    handler: Callable[[Request], Awaitable[Response]]
+    method: str = "GET"
+    observed: bool = True  # False: not traffic (the metrics scrape): no outcome record, no log line

@@ -7,6 +7,11 @@ the upstream reported. Every check and count is in memory, O(1) per request. Rat
 process; budget spend is per process too unless `governance.store` names a SQLite file, which a
 background flush keeps shared across workers and restarts (`SpendStore`).
 
+Besides its hooks it authenticates callers from the head (before the body is decoded), narrows
+`GET /v1/models` to a key's allow-list, serves `GET /sidestep/key`, starts and stops its spend store with
+the server, takes over the counters of the instance a reload replaces, and exports its budgets to
+`/metrics` (the capabilities of `sidestep.plugins.capabilities`).
+
 A request admitted against a budget reserves its estimated cost (prompt bytes / 4 tokens in, its
 `max_tokens` or `reserve_output_tokens` out, at the dearest price among its targets) until `post`
 settles the real cost: admission checks spent + reserved, so a burst overshoots a budget by at most one
@@ -21,16 +26,19 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
+import msgspec
+
 from sidestep.config.model import GovernanceConfig, RouteNode, VirtualKey
 from sidestep.errors import ConfigError, Forbidden, LimitExceeded, SidestepError, Unauthorized
 from sidestep.formats.body import field
+from sidestep.observers.metrics import labels
 from sidestep.plugins.base import Exchange
 from sidestep.plugins.estimate import tokens_of
 from sidestep.plugins.governance.decide import ALLOW, Decision, decide, model_allowed
 from sidestep.plugins.governance.limits import NO_SCOPES, Scope, Scopes, iso_utc, period_end
 from sidestep.plugins.governance.store import SpendStore
-from sidestep.plugins.pricing import Pricing
-from sidestep.server.types import Request, Response
+from sidestep.pricing import Pricing
+from sidestep.server.types import Endpoint, Request, Response
 
 __all__ = ["Governance"]
 
@@ -77,9 +85,11 @@ class Governance:
                 reason = f"cannot use the spend store '{config.store}': {exc}"
                 raise ConfigError(reason, source=source, path="governance.store") from exc
 
-    def adopt(self, old: Governance) -> None:
+    def adopt(self, old: Any) -> None:
         """Carry the counters of a previous configuration's keys, teams and customers over (a reload):
         a scope keeps its minute windows, and its spend while its budget period is unchanged."""
+        if not isinstance(old, Governance):
+            return
         before = {scope.ident: scope for scopes in old._scopes.values() for scope in scopes.all}
         for scopes in self._scopes.values():
             for scope in scopes.all:
@@ -190,6 +200,29 @@ class Governance:
             "models": list(key.models) if key.models is not None else None,
             "limits": [_scope_state(scope, now) for scope in self._scopes[key.name].all],
         }
+
+    def endpoints(self) -> dict[str, Endpoint]:
+        return {"/sidestep/key": Endpoint("key_info", self._key_info)}
+
+    async def _key_info(self, request: Request) -> Response:
+        """The calling virtual key's limits and what it has used of them (`GET /sidestep/key`)."""
+        return Response(200, msgspec.json.encode(self.describe(request)), [("content-type", "application/json")])
+
+    def exposition(self) -> list[str]:
+        """Spend and budget per key, team and customer with a budget, as Prometheus gauges."""
+        spent = [
+            "# HELP sidestep_budget_spent_usd Spend in the current budget period, per key, team or customer.",
+            "# TYPE sidestep_budget_spent_usd gauge",
+        ]
+        limits = [
+            "# HELP sidestep_budget_limit_usd The budget of each key, team or customer per period.",
+            "# TYPE sidestep_budget_limit_usd gauge",
+        ]
+        for scope, period, used, limit in sorted(self.budgets()):
+            pairs = labels(scope=scope, period=period)
+            spent.append(f"sidestep_budget_spent_usd{{{pairs}}} {used!r}")
+            limits.append(f"sidestep_budget_limit_usd{{{pairs}}} {limit!r}")
+        return spent + limits
 
     def budgets(self) -> list[tuple[str, str, float, float]]:
         """(scope, period, spent, budget) for every key, team and customer with a budget (metrics)."""

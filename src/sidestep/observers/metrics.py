@@ -1,13 +1,14 @@
 """Prometheus metrics, served on `GET /metrics` (`server.metrics: true`).
 
-Counters and a latency histogram live in plain dicts: a request costs a few dictionary updates once its
-response head is ready (no lock, no I/O, nothing per stream chunk), and the text exposition format is
-built only when scraped. Breaker states are read from the live breakers at scrape time. Label sets are
-bounded: past `max_series` distinct (endpoint, status, provider, model) combinations — clients may name
-any `provider/model` — new ones are counted under `model="other"`, and so are attempts a provider
-rejected (400/404) at a model the config does not name: an invented name leaves no series of its own.
-`sidestep_state_overflow_total` counts what found a per-name table full (breakers, latency statistics,
-label sets).
+`Metrics` observes the outcome record (`sidestep.outcome`). Counters and a latency histogram live in plain
+dicts: a request costs a few dictionary updates once it is over (no lock, no I/O, nothing per stream
+chunk; the histogram still measures to the response head), and the text exposition format is built only
+when scraped; plugins add their own series then (`ExportsMetrics`: governance's budgets). Breaker states
+are read from the live breakers at scrape time. Label sets are bounded: past `max_series` distinct
+(endpoint, status, provider, model) combinations — clients may name any `provider/model` — new ones are
+counted under `model="other"`, and so are attempts a provider rejected (400/404) at a model the config
+does not name: an invented name leaves no series of its own. `sidestep_state_overflow_total` counts what
+found a per-name table full (breakers, latency statistics, label sets).
 
 With `server.metrics_key` a scrape must send `Authorization: Bearer <key>` (Prometheus's
 `authorization: {credentials: …}`): budget series name keys and teams with their spend. Without it the
@@ -20,20 +21,18 @@ each worker's port separately or sum in a recording rule once cluster mode share
 from __future__ import annotations
 
 import hmac
-import time
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from sidestep.errors import Attempt
-from sidestep.headers import picked
-from sidestep.server.types import Handler, Request, Response, StreamingResponse
+from sidestep.outcome import Exchange
+from sidestep.server.types import Endpoint, Request, Response
 
-__all__ = ["BUCKETS", "Metrics"]
+__all__ = ["BUCKETS", "Metrics", "labels"]
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
-_SERVED = {"x-sidestep-provider": 0, "x-sidestep-model": 1}
 _CONTENT_TYPE = ("content-type", "text/plain; version=0.0.4; charset=utf-8")
 _NEEDS_KEY = b"GET /metrics needs `Authorization: Bearer <server.metrics_key>`.\n"
 _REJECTED = frozenset({"400", "404"})  # outcomes that say "no such model" when the model is no configured one
@@ -53,28 +52,27 @@ class BreakerTable(Table, Protocol):
 
 
 class Metrics:
-    """Wraps a handler; `handle` is the handler to serve (it answers `GET /metrics` itself)."""
+    """An observer of every finished exchange; it serves the scrape itself (`endpoints`), unobserved."""
+
+    wants_usage = False
 
     def __init__(
         self,
-        handler: Handler,
         breakers: BreakerTable,
-        endpoints: Mapping[str, str],
         *,
         max_series: int = 5_000,
-        budgets: Callable[[], Iterable[tuple[str, str, float, float]]] | None = None,
         stats: Table | None = None,
         configured: Callable[[str], bool] | None = None,
+        exported: Callable[[], list[str]] | None = None,
         key: str | None = None,
     ) -> None:
-        """`configured` says whether a `provider/model` label is one the config names (`Gateway.configured`)."""
-        self._handler = handler
+        """`configured` says whether a `provider/model` label is one the config names (`Gateway.configured`);
+        `exported` gives the plugins' own lines at scrape time (governance's budgets)."""
         self._key = f"Bearer {key}".encode() if key is not None else None
         self._stats = stats
         self._configured = configured
         self.overflow = 0  # observations folded into model="other" because a table was full
-        self._budgets = budgets  # at scrape time: (scope, period, spent, limit) per budget (governance)
-        self._endpoints = endpoints  # path → endpoint label; other paths count as "other"
+        self._exported = exported
         self._breakers = breakers
         self._max_series = max_series
         self._requests: dict[tuple[str, int, str, str], int] = {}
@@ -82,24 +80,25 @@ class Metrics:
         self._buckets: dict[str, list[int]] = {}  # endpoint → count per bucket (the last is +Inf)
         self._sums: dict[str, float] = {}
 
-    async def handle(self, request: Request) -> Response | StreamingResponse:
-        if request.path == "/metrics" and request.method == "GET":
-            if self._key is not None and not hmac.compare_digest(
-                (request.header("authorization") or "").encode(), self._key
-            ):
-                return Response(401, _NEEDS_KEY, [_CONTENT_TYPE, ("www-authenticate", "Bearer")])
-            return Response(200, self.render().encode(), [_CONTENT_TYPE])
-        started = time.perf_counter()
-        response = await self._handler(request)
-        self.observe(self._endpoints.get(request.path, "other"), response, time.perf_counter() - started)
-        return response
+    def endpoints(self) -> Mapping[str, Endpoint]:
+        # The scrape is not traffic: it builds no outcome record, so it is neither counted nor logged.
+        return {"/metrics": Endpoint("metrics", self.scrape, observed=False)}
 
-    def observe(self, endpoint: str, response: Response | StreamingResponse, seconds: float) -> None:
-        provider, model = picked(response.headers, _SERVED)
-        key = (endpoint, response.status, provider or "", model or "")
+    async def scrape(self, request: Request) -> Response:
+        if self._key is not None and not hmac.compare_digest(
+            (request.header("authorization") or "").encode(), self._key
+        ):
+            return Response(401, _NEEDS_KEY, [_CONTENT_TYPE, ("www-authenticate", "Bearer")])
+        return Response(200, self.render().encode(), [_CONTENT_TYPE])
+
+    def observe(self, exchange: Exchange) -> None:
+        """Count the request under its endpoint, status and who served it; its time to the response head;
+        every try and skip at a target."""
+        endpoint = exchange.operation
+        key = (endpoint, exchange.status, exchange.provider, exchange.model)
         count = self._requests.get(key)
         if count is None and len(self._requests) >= self._max_series:
-            key = (endpoint, response.status, provider or "", "other")
+            key = (endpoint, exchange.status, exchange.provider, "other")
             count = self._requests.get(key)
             self.overflow += 1
         self._requests[key] = (count or 0) + 1
@@ -107,11 +106,14 @@ class Metrics:
         if buckets is None:
             buckets = self._buckets[endpoint] = [0] * (len(BUCKETS) + 1)
             self._sums[endpoint] = 0.0
+        seconds = exchange.head - exchange.started
         buckets[bisect_left(BUCKETS, seconds)] += 1
         self._sums[endpoint] += seconds
+        for attempt in exchange.attempts:
+            self.attempt(attempt)
 
     def attempt(self, attempt: Attempt) -> None:
-        """One try or skip at a target (`Gateway.observe_attempts`): its HTTP status, else what happened."""
+        """One try or skip at a target: its HTTP status, else what happened."""
         if attempt.status is not None:
             outcome = str(attempt.status)
         elif attempt.reason.startswith("skipped"):
@@ -142,8 +144,8 @@ class Metrics:
             "# TYPE sidestep_requests_total counter",
         ]
         for (endpoint, status, provider, model), count in sorted(self._requests.items()):
-            labels = _labels(endpoint=endpoint, status=str(status), provider=provider, model=model)
-            out.append(f"sidestep_requests_total{{{labels}}} {count}")
+            pairs = labels(endpoint=endpoint, status=str(status), provider=provider, model=model)
+            out.append(f"sidestep_requests_total{{{pairs}}} {count}")
         out += [
             "# HELP sidestep_upstream_attempts_total Tries at targets (retries and failovers included) and targets"
             " skipped (open breaker, resting keys, a missing capability), by outcome: an HTTP status, skipped,"
@@ -151,8 +153,8 @@ class Metrics:
             "# TYPE sidestep_upstream_attempts_total counter",
         ]
         for (provider, model, outcome), count in sorted(self._attempts.items()):
-            labels = _labels(provider=provider, model=model, outcome=outcome)
-            out.append(f"sidestep_upstream_attempts_total{{{labels}}} {count}")
+            pairs = labels(provider=provider, model=model, outcome=outcome)
+            out.append(f"sidestep_upstream_attempts_total{{{pairs}}} {count}")
         out += [
             "# HELP sidestep_request_duration_seconds Time from a request to its response head (streams: first token).",
             "# TYPE sidestep_request_duration_seconds histogram",
@@ -162,20 +164,18 @@ class Metrics:
             for bound, count in zip((*BUCKETS, None), buckets, strict=True):
                 running += count
                 le = "+Inf" if bound is None else repr(bound)
-                out.append(f"sidestep_request_duration_seconds_bucket{{{_labels(endpoint=endpoint, le=le)}}} {running}")
-            out.append(
-                f"sidestep_request_duration_seconds_sum{{{_labels(endpoint=endpoint)}}} {self._sums[endpoint]!r}"
-            )
-            out.append(f"sidestep_request_duration_seconds_count{{{_labels(endpoint=endpoint)}}} {running}")
+                out.append(f"sidestep_request_duration_seconds_bucket{{{labels(endpoint=endpoint, le=le)}}} {running}")
+            out.append(f"sidestep_request_duration_seconds_sum{{{labels(endpoint=endpoint)}}} {self._sums[endpoint]!r}")
+            out.append(f"sidestep_request_duration_seconds_count{{{labels(endpoint=endpoint)}}} {running}")
         out += [
             "# HELP sidestep_breaker_state Circuit breaker per provider, model and key: 0 closed, 1 half-open, 2 open.",
             "# TYPE sidestep_breaker_state gauge",
         ]
         for (provider, key, model), state in sorted(self._breakers.states().items()):
-            labels = _labels(provider=provider, model=model, key=key)
-            out.append(f"sidestep_breaker_state{{{labels}}} {_BREAKER_VALUES.get(state, 0)}")
-        if self._budgets is not None:
-            out += _budget_lines(self._budgets())
+            pairs = labels(provider=provider, model=model, key=key)
+            out.append(f"sidestep_breaker_state{{{pairs}}} {_BREAKER_VALUES.get(state, 0)}")
+        if self._exported is not None:
+            out += self._exported()
         out += self._overflow_lines()
         return "\n".join(out) + "\n"
 
@@ -191,23 +191,8 @@ class Metrics:
         ]
 
 
-def _budget_lines(budgets: Iterable[tuple[str, str, float, float]]) -> list[str]:
-    spent = [
-        "# HELP sidestep_budget_spent_usd Spend in the current budget period, per key, team or customer.",
-        "# TYPE sidestep_budget_spent_usd gauge",
-    ]
-    limits = [
-        "# HELP sidestep_budget_limit_usd The budget of each key, team or customer per period.",
-        "# TYPE sidestep_budget_limit_usd gauge",
-    ]
-    for scope, period, used, limit in sorted(budgets):
-        labels = _labels(scope=scope, period=period)
-        spent.append(f"sidestep_budget_spent_usd{{{labels}}} {used!r}")
-        limits.append(f"sidestep_budget_limit_usd{{{labels}}} {limit!r}")
-    return spent + limits
-
-
-def _labels(**pairs: str) -> str:
+def labels(**pairs: str) -> str:
+    """A sample's label set, values escaped as the exposition format wants."""
     return ",".join(f'{name}="{_escape(value)}"' for name, value in pairs.items())
 
 

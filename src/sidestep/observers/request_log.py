@@ -10,8 +10,8 @@ collector's sight (`gc=False`) while it waits for the flush: holding on to the r
 its headers and body alive, and the collector would walk them over and over (measured: several µs per
 request at saturation).
 
-It is the outermost plugin, so its `post` runs last and sees what every other plugin decided,
-refusals included.
+It observes the outcome record (`sidestep.outcome`), so it sees what every plugin decided, refusals
+included; of the records it is handed it keeps the proxied ones (`Exchange.proxied`).
 """
 
 from __future__ import annotations
@@ -20,16 +20,16 @@ from typing import IO
 
 from sidestep.batch import BatchWriter, thousandths
 from sidestep.config.model import VirtualKey
-from sidestep.plugins.base import Exchange
-from sidestep.plugins.pricing import Pricing
+from sidestep.outcome import Exchange
+from sidestep.pricing import Pricing
 from sidestep.records import AttemptRecord, RequestRecord, UsageRecord
-from sidestep.server.types import Response
 
 __all__ = ["RequestLog"]
 
 
 class RequestLog:
-    name = "request_log"
+    """An observer of every finished exchange that writes the proxied ones. `close()` writes what is left."""
+
     wants_usage = True
 
     def __init__(
@@ -46,10 +46,9 @@ class RequestLog:
             sink, name="request_log", interval=interval, max_lines=max_lines, owns_sink=owns_sink
         )
 
-    def pre(self, exchange: Exchange) -> Response | None:
-        return None
-
-    def post(self, exchange: Exchange) -> None:
+    def observe(self, exchange: Exchange) -> None:
+        if not exchange.proxied:
+            return
         if self._writer.full:
             self._writer.drop()
             return
@@ -57,6 +56,9 @@ class RequestLog:
 
     def flush(self) -> None:
         self._writer.flush()
+
+    def start(self) -> None:
+        """Nothing to start: the writer schedules its flush when a record arrives."""
 
     def close(self) -> None:
         self._writer.close()

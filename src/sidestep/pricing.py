@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 
 from sidestep.config.model import Price, RouteNode, TargetNode
-from sidestep.plugins.base import TokenUsage
+from sidestep.outcome import TokenUsage
 
 __all__ = ["Pricing"]
 

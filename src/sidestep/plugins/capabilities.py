@@ -1,0 +1,111 @@
+"""What a plugin (or an observer) can do besides its hooks: small optional protocols, found once.
+
+A plugin implements only what it needs; `discover` sorts the configured plugins and observers by
+capability when the gateway builds them (at start and on every reload), so the request path never asks an
+object what it can do:
+
+- `Authenticates`: tell who calls from the request's head alone, before the body is decoded (a stranger's
+  body is never parsed); raises the refusal (`Unauthorized`), returns the caller (`Exchange.principal`).
+- `FiltersModels`: narrow what `GET /v1/models` lists for the caller.
+- `ServesEndpoints`: answer extra paths (`Endpoint`): governance's `/sidestep/key`, the metrics scrape.
+- `HasLifecycle`: start background work on the running loop with the server, stop it when the server
+  closes or a reload replaces the plugin.
+- `SurvivesReload`: take over the state of the instance a reload replaces (same name, same type).
+- `ExportsMetrics`: add lines to the Prometheus page at scrape time.
+- `AwaitsPre` (`sidestep.plugins.base`): a `pre` that awaits I/O.
+
+Protocols are checked with `isinstance` here only, at build time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, cast, runtime_checkable
+
+from sidestep.plugins.base import AwaitsPre, Plugin
+from sidestep.server.types import Endpoint, Request, Response
+
+__all__ = [
+    "Authenticates",
+    "Capabilities",
+    "Endpoint",
+    "ExportsMetrics",
+    "FiltersModels",
+    "HasLifecycle",
+    "ServesEndpoints",
+    "SurvivesReload",
+    "discover",
+]
+
+
+@runtime_checkable
+class Authenticates(Protocol):
+    def authenticate(self, request: Request) -> Any: ...
+
+
+@runtime_checkable
+class FiltersModels(Protocol):
+    def allowed_models(self, request: Request) -> Callable[[str], bool] | None:
+        """The test a model name must pass for this caller, or None (every model)."""
+        ...
+
+
+@runtime_checkable
+class ServesEndpoints(Protocol):
+    def endpoints(self) -> Mapping[str, Endpoint]: ...
+
+
+@runtime_checkable
+class HasLifecycle(Protocol):
+    def start(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class SurvivesReload(Protocol):
+    def adopt(self, previous: Any) -> None: ...
+
+
+@runtime_checkable
+class ExportsMetrics(Protocol):
+    def exposition(self) -> list[str]:
+        """Prometheus text lines (HELP, TYPE and samples), read at scrape time."""
+        ...
+
+
+@runtime_checkable
+class _AwaitsPre(Protocol):
+    async def pre_async(self, exchange: Any) -> Response | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """The configured plugins and observers, sorted by what they can do."""
+
+    authenticators: tuple[Authenticates, ...] = ()
+    model_filters: tuple[FiltersModels, ...] = ()
+    endpoints: Mapping[str, Endpoint] | None = None
+    lifecycles: tuple[HasLifecycle, ...] = ()
+    exporters: tuple[ExportsMetrics, ...] = ()
+    awaiting: tuple[AwaitsPre, ...] = ()
+
+
+def discover(plugins: Sequence[Plugin], observers: Sequence[object] = ()) -> Capabilities:
+    """Sort `plugins` and `observers` by capability (in their order). A path two of them serve goes to the
+    first."""
+    every: list[object] = [*plugins, *observers]
+    endpoints: dict[str, Endpoint] = {}
+    for item in every:
+        if isinstance(item, ServesEndpoints):
+            for path, endpoint in item.endpoints().items():
+                endpoints.setdefault(path, endpoint)
+    return Capabilities(
+        authenticators=tuple(item for item in plugins if isinstance(item, Authenticates)),
+        model_filters=tuple(item for item in plugins if isinstance(item, FiltersModels)),
+        endpoints=endpoints,
+        lifecycles=tuple(item for item in every if isinstance(item, HasLifecycle)),
+        exporters=tuple(item for item in plugins if isinstance(item, ExportsMetrics)),
+        awaiting=tuple(cast(AwaitsPre, item) for item in plugins if isinstance(item, _AwaitsPre)),
+    )
