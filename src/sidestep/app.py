@@ -150,6 +150,7 @@ class Gateway:
         self._pipeline = Pipeline(plugins, caps.awaiting)
         self._plugged = bool(self._pipeline)
         self._awaits = self._pipeline.awaits
+        self._keeps_answers = caps.keeps_answers
         self._tracked = self._plugged or bool(self._observers)  # an outcome record is kept per request
         self._wants_usage = self._pipeline.wants_usage or any(o.wants_usage for o in self._observers)
         self._authenticate = _authenticator(caps.authenticators)
@@ -402,6 +403,8 @@ class Gateway:
             elif failed is not None:
                 exchange.attempts, exchange.error = failed.attempts, failed.message
             if self._plugged:
+                if self._keeps_answers and served is not None:
+                    exchange.answer = response.body
                 self._pipeline.post(exchange)
         return response
 

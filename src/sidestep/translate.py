@@ -23,6 +23,7 @@ __all__ = [
     "Reader",
     "StreamTranslator",
     "Writer",
+    "read_answer",
     "request_needs",
     "stream_reader",
     "stream_writer",
@@ -111,6 +112,11 @@ def translate_request(body: dict[str, Any], dialect: str, wire: str) -> dict[str
 
 def translate_response(raw: bytes, wire: str, dialect: str) -> bytes:
     return _WRITE_RESPONSE[dialect](_READ_RESPONSE[wire](raw))
+
+
+def read_answer(raw: bytes, wire: str) -> ChatResponse:
+    """A non-stream answer in `wire`'s format as the canonical model (a cached answer replayed as a stream)."""
+    return _READ_RESPONSE[wire](raw)
 
 
 _READ_EMBEDDINGS: dict[str, Callable[[bytes], tuple[list[list[float]], int]]] = {

@@ -12,6 +12,7 @@ object what it can do:
   closes or a reload replaces the plugin.
 - `SurvivesReload`: take over the state of the instance a reload replaces (same name, same type).
 - `ExportsMetrics`: add lines to the Prometheus page at scrape time.
+- `KeepsAnswers`: read the body of a non-stream answer in `post` (`Exchange.answer`: the cache stores it).
 - `AwaitsPre` (`sidestep.plugins.base`): a `pre` that awaits I/O.
 
 Protocols are checked with `isinstance` here only, at build time.
@@ -33,6 +34,7 @@ __all__ = [
     "ExportsMetrics",
     "FiltersModels",
     "HasLifecycle",
+    "KeepsAnswers",
     "ServesEndpoints",
     "SurvivesReload",
     "discover",
@@ -76,6 +78,13 @@ class ExportsMetrics(Protocol):
 
 
 @runtime_checkable
+class KeepsAnswers(Protocol):
+    """The gateway hands this plugin's `post` the answer's body; for every other pipeline it sets nothing."""
+
+    keeps_answers: bool
+
+
+@runtime_checkable
 class _AwaitsPre(Protocol):
     async def pre_async(self, exchange: Any) -> Response | None: ...
 
@@ -90,6 +99,7 @@ class Capabilities:
     lifecycles: tuple[HasLifecycle, ...] = ()
     exporters: tuple[ExportsMetrics, ...] = ()
     awaiting: tuple[AwaitsPre, ...] = ()
+    keeps_answers: bool = False  # some plugin reads `Exchange.answer`
 
 
 def discover(plugins: Sequence[Plugin], observers: Sequence[object] = ()) -> Capabilities:
@@ -108,4 +118,5 @@ def discover(plugins: Sequence[Plugin], observers: Sequence[object] = ()) -> Cap
         lifecycles=tuple(item for item in every if isinstance(item, HasLifecycle)),
         exporters=tuple(item for item in plugins if isinstance(item, ExportsMetrics)),
         awaiting=tuple(cast(AwaitsPre, item) for item in plugins if isinstance(item, _AwaitsPre)),
+        keeps_answers=any(isinstance(item, KeepsAnswers) and item.keeps_answers for item in plugins),
     )
