@@ -203,3 +203,22 @@ def test_an_empty_section_turns_the_cache_on() -> None:
     assert parse_config({"cache": None}, env={}).cache.enabled
     assert not parse_config({}, env={}).cache.enabled
     assert not parse_config({"cache": {"enabled": False}}, env={}).cache.enabled
+
+
+async def test_an_answer_stored_for_one_format_is_served_to_the_other(sims: Sims, claude: Any) -> None:
+    async with running_gateway(cached(sims)) as gw, client(gw) as c:
+        text, stored = await ask(c, max_tokens=64)
+        anthropic = claude(gw.url)
+        raw = await anthropic.messages.with_raw_response.create(
+            model="chat", max_tokens=64, messages=MSG, extra_body={"temperature": 0}
+        )
+        async with anthropic.messages.stream(
+            model="chat", max_tokens=64, messages=MSG, extra_body={"temperature": 0}
+        ) as stream:
+            streamed = await stream.get_final_message()
+        back = await ask(c, max_tokens=64, stream=False)
+        message = await raw.parse()
+    assert stored == "miss" and raw.headers["x-sidestep-cache"] == "hit"
+    assert message.content[0].text == text and message.usage.output_tokens > 0  # type: ignore[union-attr]
+    assert streamed.content[0].text == text and streamed.stop_reason == "end_turn"  # type: ignore[union-attr]
+    assert back == (text, "hit") and upstream(sims) == 1
