@@ -61,6 +61,10 @@ INTERPRETED: dict[str, tuple[str, ...]] = {
         "plugins/estimate.py",
     ),
     "a Protocol only (routing's provider seam): nothing runs in it": ("routing/provider.py",),
+    "the cache's optional backends, imported only when configured: Redis calls and numpy do the work": (
+        "plugins/cache/redis_store.py",
+        "plugins/cache/semantic.py",
+    ),
     "plugins found and built at start-up and reload: capability protocols checked with isinstance, the registry": (
         "plugins/capabilities.py",
         "plugins/registry.py",

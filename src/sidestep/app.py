@@ -151,6 +151,8 @@ class Gateway:
         self._plugged = bool(self._pipeline)
         self._awaits = self._pipeline.awaits
         self._keeps_answers = caps.keeps_answers
+        for sender in caps.senders:
+            sender.bind(self._side_request)
         self._tracked = self._plugged or bool(self._observers)  # an outcome record is kept per request
         self._wants_usage = self._pipeline.wants_usage or any(o.wants_usage for o in self._observers)
         self._authenticate = _authenticator(caps.authenticators)
@@ -433,6 +435,18 @@ class Gateway:
         _ended_by(exchange, exc)
         if self._plugged:
             self._pipeline.post(exchange)
+
+    async def _side_request(self, operation: str, body: dict[str, Any]) -> bytes:
+        """A plugin's own request (`SendsRequests`), routed as a client's would be, failover included; the
+        answer's body in OpenAI's format."""
+        plan = self._planner.plan([body["model"]])
+        deadline = self._executor.clock() + (plan[0].policy.deadline or self._timeout)
+        needs = request_needs(body, False, operation)
+        served = await self._executor.run(operation, body, plan, deadline, False, needs)
+        await served.aclose()
+        if served.wire != "openai" and operation == "embeddings":
+            return translate_embeddings(served.body, served.wire, served.target.model, None)
+        return served.body
 
     def configured(self, label: str) -> bool:
         """Whether the config names the target `provider/model` (a route's or a listed model)."""

@@ -10,6 +10,7 @@ cache:                          # present (even empty: `cache: {}`) turns the ca
   models: ["gpt-4o*", smart]    # only requests for these names (globs); default: every one
   backend: memory               # memory | redis
   redis: {url: "redis://127.0.0.1:6379/0", prefix: "sidestep:cache:", timeout: 0.25}
+  semantic: {route: embed, models: [smart], threshold: 0.95, max_entries: 10000}
 ```
 """
 
@@ -34,8 +35,10 @@ _KEYS = {
     "models",
     "backend",
     "redis",
+    "semantic",
 }
 _REDIS_KEYS = {"url", "prefix", "timeout"}
+_SEMANTIC_KEYS = {"route", "models", "threshold", "max_entries"}
 _BACKENDS = ("memory", "redis")
 _DEFAULT = CacheConfig()
 
@@ -56,6 +59,7 @@ def parse_cache(ctx: Ctx, value: Any) -> CacheConfig:
     if max_ttl < ttl:
         raise ctx.fail("cache.max_ttl", f"must be at least cache.ttl ({ttl:g}), got {max_ttl:g}")
     models = raw.get("models")
+    semantic = _semantic(ctx, raw["semantic"]) if raw.get("semantic") is not None else {}
     return CacheConfig(
         enabled=as_bool(ctx, raw.get("enabled", True), "cache.enabled"),
         ttl=ttl,
@@ -70,7 +74,26 @@ def parse_cache(ctx: Ctx, value: Any) -> CacheConfig:
         redis_url=url,
         redis_prefix=as_str(ctx, redis.get("prefix", _DEFAULT.redis_prefix), "cache.redis.prefix"),
         redis_timeout=positive(ctx, redis.get("timeout", _DEFAULT.redis_timeout), "cache.redis.timeout"),
+        **semantic,
     )
+
+
+def _semantic(ctx: Ctx, value: Any) -> dict[str, Any]:
+    raw = as_mapping(ctx, value, "cache.semantic", _SEMANTIC_KEYS)
+    for name in ("route", "models"):
+        if name not in raw:
+            what = "the embeddings route or model" if name == "route" else "the models that opt in (globs)"
+            raise ctx.fail("cache.semantic", f"a semantic cache needs `{name}`: {what}")
+    threshold = positive(ctx, raw.get("threshold", _DEFAULT.semantic_threshold), "cache.semantic.threshold")
+    if threshold > 1:
+        raise ctx.fail("cache.semantic.threshold", f"a cosine similarity is at most 1, got {threshold:g}")
+    most = raw.get("max_entries", _DEFAULT.semantic_max_entries)
+    return {
+        "semantic_route": as_str(ctx, raw["route"], "cache.semantic.route"),
+        "semantic_models": tuple(as_str_list(ctx, raw["models"], "cache.semantic.models")),
+        "semantic_threshold": threshold,
+        "semantic_max_entries": as_int(ctx, most, "cache.semantic.max_entries", 1),
+    }
 
 
 def _choice(ctx: Ctx, value: Any, path: str, known: tuple[str, ...]) -> str:

@@ -327,6 +327,10 @@ class CacheConfig:
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "sidestep:cache:"
     redis_timeout: float = 0.25  # seconds a Redis call may take before it counts as an outage (a miss)
+    semantic_route: str | None = None  # the embeddings route or model; None: no semantic cache
+    semantic_models: tuple[str, ...] = ()  # globs: the requests that opt in to semantic hits
+    semantic_threshold: float = 0.95  # the least cosine similarity a semantic hit needs
+    semantic_max_entries: int = 10_000  # vectors held (per process)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,10 +15,11 @@ from typing import Any
 import msgspec
 
 from sidestep.config.model import VirtualKey
+from sidestep.core.model import ChatRequest, ToolResultPart
 from sidestep.dialects.body import materialize
 from sidestep.translate import to_canonical
 
-__all__ = ["Keyed", "chat_key", "embeddings_key", "tenant_of"]
+__all__ = ["Keyed", "chat_key", "embeddings_key", "semantic_parts", "tenant_of"]
 
 # Fields that do not change the answer: who asks, how it is delivered, what the provider keeps.
 _IGNORED = frozenset(
@@ -28,13 +29,14 @@ _SHARED = "*"  # the tenant when entries are shared (`scope: global`, or no call
 
 
 class Keyed:
-    """A request's key, and whether its answer is a deterministic function of it."""
+    """A request's key, whether its answer is a deterministic function of it, and (chat) its canonical form."""
 
-    __slots__ = ("deterministic", "digest")
+    __slots__ = ("deterministic", "digest", "request")
 
-    def __init__(self, digest: str, deterministic: bool) -> None:
+    def __init__(self, digest: str, deterministic: bool, request: ChatRequest | None = None) -> None:
         self.digest = digest
         self.deterministic = deterministic
+        self.request = request
 
 
 def tenant_of(principal: Any, scope: str) -> str:
@@ -60,7 +62,20 @@ def chat_key(dialect: str, body: dict[str, Any]) -> Keyed | None:
     if extras:
         extras = {name: value for name, value in extras.items() if name not in _IGNORED}
     request = msgspec.structs.replace(request, stream=False, include_usage=False, user=None, extras=extras)
-    return Keyed(_digest(b"chat", msgspec.json.encode(request, order="sorted")), deterministic)
+    return Keyed(_digest(b"chat", msgspec.json.encode(request, order="sorted")), deterministic, request)
+
+
+def semantic_parts(request: ChatRequest) -> tuple[str, str] | None:
+    """(what a semantic neighbour must share: the request without its conversation — model, tools, sampling —,
+    the conversation's text to embed); None for a conversation with tool results (an answer that depends on
+    what a tool returned is not one to borrow from a neighbour)."""
+    lines = [f"system: {part.text}" for part in request.system]
+    for message in request.messages:
+        if message.role == "tool" or any(isinstance(part, ToolResultPart) for part in message.parts):
+            return None
+        lines.append(f"{message.role}: {message.text}")
+    rest = msgspec.structs.replace(request, messages=[], system=[])
+    return _digest(b"semantic", msgspec.json.encode(rest, order="sorted")), "\n".join(lines)
 
 
 def embeddings_key(body: dict[str, Any]) -> Keyed | None:

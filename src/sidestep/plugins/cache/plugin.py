@@ -21,19 +21,24 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from sidestep.config.model import CacheConfig
+from sidestep.core.model import ChatRequest
 from sidestep.dialects.body import field
 from sidestep.errors import BadRequest
 from sidestep.observers.metrics import labels
 from sidestep.outcome import Exchange
-from sidestep.plugins.cache.key import Keyed, chat_key, embeddings_key, tenant_of
+from sidestep.plugins.cache.key import Keyed, chat_key, embeddings_key, semantic_parts, tenant_of
 from sidestep.plugins.cache.replay import replayed, rewritten
 from sidestep.plugins.cache.store import Entry, MemoryStore, Store
+from sidestep.plugins.capabilities import SideRequest
 from sidestep.server.types import Response
+
+if TYPE_CHECKING:  # numpy is imported only when a semantic cache is configured
+    from sidestep.plugins.cache.semantic import Embedder, SemanticIndex, Vector
 
 __all__ = ["Cache", "build_cache"]
 
@@ -49,12 +54,20 @@ class Cache:
     wants_usage = False
     keeps_answers = True
 
-    def __init__(self, config: CacheConfig, store: Store, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        config: CacheConfig,
+        store: Store,
+        clock: Callable[[], float],
+        semantic: tuple[SemanticIndex, Embedder] | None = None,
+    ) -> None:
         self._config = config
         self._store = store
         self._clock = clock
+        self._index: SemanticIndex | None = semantic[0] if semantic is not None else None
+        self._embedder: Embedder | None = semantic[1] if semantic is not None else None
         self._handed_over = False  # a reload's successor took the store: closing it is not ours to do
-        self.results = {"hit": 0, "miss": 0, "bypass": 0}
+        self.results = {"hit": 0, "semantic-hit": 0, "miss": 0, "bypass": 0}
         self.stored = 0
         self.too_big = 0  # answers over `max_entry_bytes`, not stored
         self.unservable = 0  # entries that could not be served in the client's format (served as misses)
@@ -74,18 +87,47 @@ class Cache:
         if keyed is None:
             self._mark(exchange, "bypass")
             return None
-        key = f"{kind}:{tenant_of(exchange.principal, self._config.scope)}:{keyed.digest}"
+        tenant = tenant_of(exchange.principal, self._config.scope)
+        key = f"{kind}:{tenant}:{keyed.digest}"
         ttl = self._ttl(exchange)  # a bad one is refused, hit or not
+        near: tuple[str, Vector] | None = None
         if lookup:
             entry = await self._store.get(key)
             if entry is not None and (answer := self._served(entry, exchange)) is not None:
                 return answer
+            if self._index is not None and keyed.request is not None and self._opted_in(exchange):
+                answer, near = await self._semantic(exchange, keyed.request, tenant)
+                if answer is not None:
+                    return answer
         notes = exchange.notes
         if notes is None:
             notes = exchange.notes = {}
-        notes[self.name] = (key, ttl)
+        notes[self.name] = (key, ttl, near)
         self._mark(exchange, "miss")
         return None
+
+    async def _semantic(
+        self, exchange: Exchange, request: ChatRequest, tenant: str
+    ) -> tuple[Response | None, tuple[str, Vector] | None]:
+        """A semantic hit, or None and (the bucket, the vector) to file the fresh answer under."""
+        parts = semantic_parts(request)
+        if parts is None or self._index is None or self._embedder is None:
+            return None, None
+        bucket, text = parts
+        bucket = f"{tenant}:{bucket}"
+        vector = await self._embedder.embed(text)
+        if vector is None:
+            return None, None
+        found = self._index.nearest(bucket, vector, self._config.semantic_threshold)
+        if found is not None:
+            entry = await self._store.get(found[0])
+            if entry is not None and (answer := self._served(entry, exchange, found[1])) is not None:
+                return answer, None
+        return None, (bucket, vector)
+
+    def _opted_in(self, exchange: Exchange) -> bool:
+        model = exchange.models[0]
+        return any(fnmatch.fnmatchcase(model, glob) for glob in self._config.semantic_models)
 
     def post(self, exchange: Exchange) -> None:
         if exchange.cache != "miss" or exchange.status != 200 or exchange.error is not None:
@@ -96,10 +138,12 @@ class Cache:
         if len(answer) > self._config.max_entry_bytes:
             self.too_big += 1
             return
-        key, ttl = notes[self.name]
+        key, ttl, near = notes[self.name]
         now = self._clock()
         self._store.put(key, Entry(exchange.dialect, answer, now, now + ttl))
         self.stored += 1
+        if near is not None and self._index is not None:
+            self._index.add(near[0], key, near[1], now + ttl)
 
     def _keyed(self, exchange: Exchange, kind: str) -> tuple[Keyed | None, bool]:
         """The request's key (None: not cached) and whether to look it up (not on a forced refresh)."""
@@ -130,7 +174,7 @@ class Cache:
             )
         return ttl
 
-    def _served(self, entry: Entry, exchange: Exchange) -> Response | None:
+    def _served(self, entry: Entry, exchange: Exchange, similarity: float | None = None) -> Response | None:
         try:
             if exchange.stream:
                 body, kind = replayed(entry, exchange.dialect, _include_usage(exchange.body)), _SSE
@@ -140,16 +184,19 @@ class Cache:
             self.unservable += 1
             return None
         age = max(0, int(self._clock() - entry.created))
+        result = "hit" if similarity is None else "semantic-hit"
         headers = [
             kind,
-            ("x-sidestep-cache", "hit"),
+            ("x-sidestep-cache", result),
             ("x-sidestep-cache-age", str(age)),
             ("x-sidestep-request-id", exchange.request_id),
         ]
+        if similarity is not None:
+            headers.append(("x-sidestep-cache-similarity", f"{similarity:.4f}"))
         if exchange.headers:
             headers.extend(exchange.headers)
-        exchange.cache = "hit"
-        self.results["hit"] += 1
+        exchange.cache = result
+        self.results[result] += 1
         return Response(200, body, headers)
 
     def _mark(self, exchange: Exchange, result: str) -> None:
@@ -178,10 +225,23 @@ class Cache:
             "# TYPE sidestep_cache_too_big_total counter",
             f"sidestep_cache_too_big_total {self.too_big}",
         ]
-        for name, value in self._store.counters().items():
+        counters = self._store.counters()
+        if self._index is not None and self._embedder is not None:
+            counters = {
+                **counters,
+                "semantic_entries": len(self._index),
+                "semantic_evictions_total": self._index.evictions,
+                "semantic_embedding_failures_total": self._embedder.failures,
+            }
+        for name, value in counters.items():
             kind = "counter" if name.endswith("_total") else "gauge"
             lines += [f"# TYPE sidestep_cache_{name} {kind}", f"sidestep_cache_{name} {value:g}"]
         return lines
+
+    def bind(self, send: SideRequest) -> None:
+        """The semantic cache embeds through the gateway's routing (`SendsRequests`)."""
+        if self._embedder is not None:
+            self._embedder.bind(send)
 
     def start(self) -> None:
         self._store.start()
@@ -196,6 +256,8 @@ class Cache:
             self._store.close()
             self._store = previous._store
             previous._handed_over = True
+            if self._index is not None and previous._index is not None:
+                self._index = previous._index
 
 
 def _include_usage(body: dict[str, Any]) -> bool:
@@ -216,4 +278,9 @@ def build_cache(config: CacheConfig, clock: Callable[[], float]) -> Cache:
         store: Store = RedisStore(config.redis_url, config.redis_prefix, config.redis_timeout)
     else:
         store = MemoryStore(config.max_entries, config.max_bytes, clock)
-    return Cache(config, store, clock)
+    semantic = None
+    if config.semantic_route is not None:
+        from sidestep.plugins.cache.semantic import Embedder, SemanticIndex  # numpy: an optional dependency
+
+        semantic = (SemanticIndex(config.semantic_max_entries, clock), Embedder(config.semantic_route))
+    return Cache(config, store, clock, semantic)
