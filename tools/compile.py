@@ -35,6 +35,7 @@ INTERPRETED: dict[str, tuple[str, ...]] = {
         "config/load.py",
         "config/fields.py",
         "config/governance.py",
+        "config/cache.py",
     ),
     "the simulator and the test helpers, not the gateway": ("sim/*", "testing.py", "transport/fake.py"),
     _STRUCTS: ("core/model.py", "records.py", "formats/openai_chat/wire.py", "providers/anthropic.py"),
@@ -63,6 +64,10 @@ INTERPRETED: dict[str, tuple[str, ...]] = {
         "routing/provider.py",
         "core/format.py",
         "formats/base.py",
+    ),
+    "the cache's optional backends, imported only when configured: Redis calls and numpy do the work": (
+        "plugins/cache/redis_store.py",
+        "plugins/cache/semantic.py",
     ),
     "plugins found and built at start-up and reload: capability protocols checked with isinstance, the registry": (
         "plugins/capabilities.py",

@@ -38,6 +38,7 @@ from sidestep.errors import (
 )
 from sidestep.formats.base import ClientFormat, ReadsEmbeddings, WritesEmbeddings
 from sidestep.formats.body import field
+from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.request import ParsedRequest
 from sidestep.formats.translate import NO_NEEDS, request_needs, translate_embeddings, translate_response
 from sidestep.outcome import Exchange, Observer, tell
@@ -135,6 +136,9 @@ class Gateway:
         self._pipeline = Pipeline(plugins, caps.awaiting)
         self._plugged = bool(self._pipeline)
         self._awaits = self._pipeline.awaits
+        self._keeps_answers = caps.keeps_answers
+        for sender in caps.senders:
+            sender.bind(self._side_request)
         self._tracked = self._plugged or bool(self._observers)  # an outcome record is kept per request
         self._wants_usage = self._pipeline.wants_usage or any(o.wants_usage for o in self._observers)
         self._authenticate = _authenticator(caps.authenticators)
@@ -389,6 +393,8 @@ class Gateway:
             elif failed is not None:
                 exchange.attempts, exchange.error = failed.attempts, failed.message
             if self._plugged:
+                if self._keeps_answers and served is not None:
+                    exchange.answer = response.body
                 self._pipeline.post(exchange)
         return response
 
@@ -417,6 +423,19 @@ class Gateway:
         _ended_by(exchange, exc)
         if self._plugged:
             self._pipeline.post(exchange)
+
+    async def _side_request(self, operation: str, body: dict[str, Any]) -> bytes:
+        """A plugin's own request (`SendsRequests`), routed as a client's would be, failover included; the
+        answer's body in OpenAI's format."""
+        plan = self._planner.plan([body["model"]])
+        deadline = self._executor.clock() + (plan[0].policy.deadline or self._timeout)
+        needs = request_needs(body, False, operation)
+        served = await self._executor.run(operation, body, plan, deadline, False, needs, source=OPENAI_CHAT)
+        await served.aclose()
+        source = served.format
+        if source is not OPENAI_CHAT and isinstance(source, ReadsEmbeddings):
+            return translate_embeddings(served.body, source, OPENAI_CHAT, served.target.model, None)
+        return served.body
 
     def configured(self, label: str) -> bool:
         """Whether the config names the target `provider/model` (a route's or a listed model)."""

@@ -68,6 +68,9 @@ class Exchange:
     head: float = 0.0  # wall clock when the response head was ready (a stream: its first event)
     streamed: bool = False  # the answer went out as a stream (a stream that failed before its head did not)
     proxied: bool = False  # an LLM request the gateway took on: its body was read, or its key refused
+    cache: str | None = None  # what the cache did: "hit", "miss" or "bypass" (None: no cache, or not cacheable)
+    answer: bytes | None = None  # a non-stream answer's body as the client got it (for a `KeepsAnswers` plugin)
+    notes: dict[str, Any] | None = None  # what a plugin keeps from its `pre` for its `post`, under its name
 
 
 class Observer(Protocol):

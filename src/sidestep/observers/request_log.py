@@ -98,6 +98,7 @@ class RequestLog:
             UsageRecord(usage.input, usage.output, ex.estimated) if usage is not None else None,
             int(cost * 100_000_000.0 + 0.5) / 100_000_000.0 if cost is not None else None,  # USD to 8 decimals
             ex.error,
+            ex.cache,
         )
 
 

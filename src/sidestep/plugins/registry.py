@@ -22,6 +22,7 @@ from sidestep.observers.metrics import Metrics
 from sidestep.observers.request_log import RequestLog
 from sidestep.outcome import Observer
 from sidestep.plugins.base import Plugin
+from sidestep.plugins.cache.plugin import build_cache
 from sidestep.plugins.capabilities import HasLifecycle
 from sidestep.plugins.governance import Governance
 from sidestep.pricing import Pricing
@@ -57,6 +58,10 @@ class PluginEntry:
     off: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
+def _cache(config: Config, clock: Callable[[], float]) -> Plugin | None:
+    return build_cache(config.cache, clock) if config.cache.enabled else None
+
+
 def _governance(config: Config, clock: Callable[[], float]) -> Plugin | None:
     if not config.governance.enabled:
         return None
@@ -69,6 +74,8 @@ PLUGINS: tuple[PluginEntry, ...] = (
         _governance,
         {"/sidestep/key": ("key_info", "No virtual keys are configured on this gateway (governance is off).")},
     ),
+    # After governance: a hit is still counted against the caller's rate limits, and served only to its tenant.
+    PluginEntry("cache", _cache),
 )
 
 
