@@ -35,6 +35,7 @@ INTERPRETED: dict[str, tuple[str, ...]] = {
         "config/load.py",
         "config/fields.py",
         "config/governance.py",
+        "config/mcp.py",
     ),
     "the simulator and the test helpers, not the gateway": ("sim/*", "testing.py", "transport/fake.py"),
     _STRUCTS: ("core/model.py", "records.py", "dialects/openai_wire.py", "providers/anthropic.py"),

@@ -30,6 +30,7 @@ from sidestep.config.fields import (
     suggest,
 )
 from sidestep.config.governance import parse_governance
+from sidestep.config.mcp import parse_mcp
 from sidestep.config.model import (
     NO_POLICY,
     PROVIDER_TIMEOUTS,
@@ -55,7 +56,7 @@ from sidestep.routing.strategies import STRATEGIES
 
 __all__ = ["config_from_env", "load_config", "parse_config", "read_yaml"]
 
-_TOP_KEYS = {"server", "providers", "routes", "resilience", "governance"}
+_TOP_KEYS = {"server", "providers", "routes", "resilience", "governance", "mcp"}
 _RESILIENCE_KEYS = {"breaker", "rate_limit_cooldown", "rejected_key_cooldown", "max_key_cooldown"}
 _BREAKER_KEYS = {"failures", "error_rate", "min_requests", "window", "cooldown", "half_open_probes"}
 _SERVER_KEYS = {
@@ -142,14 +143,23 @@ def parse_config(
             routes[name] = route
     resilience = ctx.attempt(_resilience, ctx, top.get("resilience", {}))
     governance = ctx.attempt(parse_governance, ctx, top.get("governance", {}))
+    key_names = [key.name for key in governance.keys] if governance is not None else ()
+    mcp = ctx.attempt(parse_mcp, ctx, top.get("mcp", {}), key_names)
     if warnings is not None:
         warnings.extend(ctx.warnings)
     if ctx.errors:
         raise ctx.errors[0] if len(ctx.errors) == 1 else ConfigErrors(ctx.errors)
     assert server is not None and resilience is not None and governance is not None  # no errors: all parsed
+    assert mcp is not None
     _check_adapters(providers, source)
     return Config(
-        server=server, resilience=resilience, governance=governance, providers=providers, routes=routes, source=source
+        server=server,
+        resilience=resilience,
+        governance=governance,
+        mcp=mcp,
+        providers=providers,
+        routes=routes,
+        source=source,
     )
 
 
