@@ -61,6 +61,9 @@ INTERPRETED: dict[str, tuple[str, ...]] = {
         "plugins/estimate.py",
     ),
     "a Protocol only (routing's provider seam): nothing runs in it": ("routing/provider.py",),
+    "the MCP gateway: drives the optional mcp SDK (anyio, pydantic), off the LLM request path; an async generator": (
+        "plugins/mcp/*",
+    ),
     "plugins found and built at start-up and reload: capability protocols checked with isinstance, the registry": (
         "plugins/capabilities.py",
         "plugins/registry.py",

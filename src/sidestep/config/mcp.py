@@ -21,7 +21,6 @@ from urllib.parse import urlsplit
 
 from sidestep.config.fields import (
     Ctx,
-    as_bool,
     as_int,
     as_list,
     as_mapping,
@@ -37,7 +36,7 @@ from sidestep.config.model import McpConfig, McpServerConfig, Secret
 
 __all__ = ["parse_mcp"]
 
-_TOP_KEYS = {"servers", "separator", "keys", "log_arguments", "max_tools", "restart_backoff", "restart_max"}
+_TOP_KEYS = {"servers", "separator", "keys", "max_tools", "restart_backoff", "restart_max"}
 _COMMON_KEYS = {"transport", "timeout", "fallback"}
 _STDIO_KEYS = _COMMON_KEYS | {"command", "args", "env", "cwd"}
 _URL_KEYS = _COMMON_KEYS | {"url", "headers"}
@@ -72,7 +71,6 @@ def parse_mcp(ctx: Ctx, value: Any, virtual_keys: Collection[str] = ()) -> McpCo
         servers=servers,
         separator=separator,
         keys=keys,
-        log_arguments=as_bool(ctx, raw.get("log_arguments", False), "mcp.log_arguments"),
         max_tools=as_int(ctx, raw.get("max_tools", 1000), "mcp.max_tools", 1, 100_000),
         restart_backoff=backoff,
         restart_max=longest,

@@ -333,7 +333,6 @@ class McpConfig:
     separator: str = "__"  # between server and tool in the aggregated catalogue: github__create_issue
     # Virtual key name → globs over "server" or "server<separator>tool" it may use; empty: no allow-lists.
     keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    log_arguments: bool = False  # the request log records a call's arguments
     max_tools: int = 1000  # per server: tools, resources and prompts beyond this are dropped (and counted)
     restart_backoff: float = 0.5  # first wait before reconnecting a server that failed; doubles up to restart_max
     restart_max: float = 30.0

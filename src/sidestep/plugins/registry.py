@@ -63,11 +63,33 @@ def _governance(config: Config, clock: Callable[[], float]) -> Plugin | None:
     return Governance(config.governance, clock=clock, source=config.source, routes=config.routes)
 
 
+def _mcp(config: Config, clock: Callable[[], float]) -> Plugin | None:
+    if not config.mcp.enabled:
+        return None
+    try:  # the optional dependency: imported only by a config that uses it
+        from sidestep.plugins.mcp.plugin import McpPlugin
+    except ImportError as exc:
+        reason = f"MCP servers need the mcp package: pip install 'sidestep[mcp]' ({exc})"
+        raise ConfigError(reason, source=config.source, path="mcp") from exc
+    return McpPlugin(config.mcp, config.resilience.breaker)
+
+
+_NO_MCP = "No MCP servers are configured on this gateway (the mcp section is empty)."
+
 PLUGINS: tuple[PluginEntry, ...] = (
     PluginEntry(
         "governance",
         _governance,
         {"/sidestep/key": ("key_info", "No virtual keys are configured on this gateway (governance is off).")},
+    ),
+    PluginEntry(
+        "mcp",
+        _mcp,
+        {
+            "/mcp": ("mcp", _NO_MCP),
+            "/v1/mcp/tools/call": ("mcp_tool_call", _NO_MCP),
+            "/sidestep/mcp": ("mcp_servers", _NO_MCP),
+        },
     ),
 )
 

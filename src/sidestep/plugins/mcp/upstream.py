@@ -97,6 +97,12 @@ class Upstream:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._supervise(), name=f"mcp:{self.name}")
 
+    def stop(self) -> None:
+        """Cancel the supervisor: its session (a stdio server's process with it) closes as the task ends."""
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
     async def aclose(self) -> None:
         task, self._task = self._task, None
         if task is not None:
@@ -173,12 +179,12 @@ class Upstream:
     async def _connect(self) -> AsyncIterator[ClientSession]:
         self.connects += 1
         async with contextlib.AsyncExitStack() as stack:
-            read, write = await stack.enter_async_context(self._transport(stack))
+            read, write = await stack.enter_async_context(await self._transport(stack))
             session = await stack.enter_async_context(ClientSession(read, write, message_handler=self._on_message))
             self._capabilities = (await session.initialize()).capabilities
             yield session
 
-    def _transport(self, stack: contextlib.AsyncExitStack) -> contextlib.AbstractAsyncContextManager[Any]:
+    async def _transport(self, stack: contextlib.AsyncExitStack) -> contextlib.AbstractAsyncContextManager[Any]:
         config = self.config
         headers = {name: value.reveal() for name, value in config.headers}
         if config.transport == "stdio":
@@ -189,7 +195,9 @@ class Upstream:
         assert config.url is not None
         if config.transport == "sse":
             return sse_client(config.url, headers=headers, timeout=config.timeout)
-        return streamable_http_client(config.url, http_client=create_mcp_http_client(headers=headers))
+        # The SDK leaves a client it is given open: the stack closes it with the session.
+        client = await stack.enter_async_context(create_mcp_http_client(headers=headers))
+        return streamable_http_client(config.url, http_client=client)
 
     async def _watch(self, session: ClientSession) -> None:
         """Until the session fails: list again when told a list changed, ping when idle or after a failed call."""

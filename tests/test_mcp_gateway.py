@@ -1,0 +1,192 @@
+"""The MCP gateway end to end: real MCP servers built with the SDK (one over stdio, one over Streamable HTTP),
+the SDK's own client against the gateway's `/mcp`, governance's virtual keys, and the outcome record."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import mcp_types as types
+import pytest
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp.shared.exceptions import MCPError
+
+from sidestep.outcome import Exchange
+from sidestep.testing import RunningGateway, running_gateway
+
+SERVER = str(Path(__file__).with_name("mcp_server.py"))
+ALICE, BOB = "sk-alice-mcp", "sk-bob-mcp"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def http_server() -> Iterator[str]:
+    """A Streamable HTTP MCP server in its own process (the SDK's MCPServer on uvicorn)."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, SERVER, "web", "--http", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+class Records:
+    wants_usage = False
+
+    def __init__(self) -> None:
+        self.seen: list[Exchange] = []
+
+    def observe(self, exchange: Exchange) -> None:
+        self.seen.append(exchange)
+
+
+def _config(http_url: str, **mcp: Any) -> dict[str, Any]:
+    return {
+        "governance": {"keys": {"alice": {"key": ALICE}, "bob": {"key": BOB}}},
+        "mcp": {
+            "servers": {
+                "local": {"command": sys.executable, "args": [SERVER, "local"], "timeout": 5},
+                "web": {"url": http_url, "timeout": 5},
+            },
+            **mcp,
+        },
+    }
+
+
+@asynccontextmanager
+async def _gateway(config: dict[str, Any], records: Records | None = None) -> AsyncIterator[RunningGateway]:
+    async with running_gateway(config, observers=[records] if records else ()) as gw:
+        plugin: Any = gw.gateway.plugin("mcp")
+        for upstream in plugin.front.upstreams.values():
+            assert await upstream.ready(30), upstream.health()
+        yield gw
+
+
+@asynccontextmanager
+async def _client(gw: RunningGateway, key: str) -> AsyncIterator[ClientSession]:
+    async with AsyncExitStack() as stack:
+        http = await stack.enter_async_context(create_mcp_http_client(headers={"Authorization": f"Bearer {key}"}))
+        read, write = await stack.enter_async_context(streamable_http_client(f"{gw.url}/mcp", http_client=http))
+        session = await stack.enter_async_context(ClientSession(read, write))
+        await session.initialize()
+        yield session
+
+
+async def test_one_catalogue_of_both_servers_and_calls_routed_to_their_owner(http_server: str) -> None:
+    records = Records()
+    async with _gateway(_config(http_server), records) as gw, _client(gw, ALICE) as client:
+        names = {tool.name for tool in (await client.list_tools()).tools}
+        assert {"local__echo", "local__add", "web__echo", "web__add"} <= names
+        local = await client.call_tool("local__echo", {"text": "hi"})
+        web = await client.call_tool("web__echo", {"text": "hi"})
+        assert isinstance(local.content[0], types.TextContent) and local.content[0].text == "local: hi"
+        assert isinstance(web.content[0], types.TextContent) and web.content[0].text == "web: hi"
+        prompts = {prompt.name for prompt in (await client.list_prompts()).prompts}
+        assert {"local__greet", "web__greet"} <= prompts
+        resources = (await client.list_resources()).resources
+        assert [str(r.uri) for r in resources] == ["note://readme"]  # the first server listing a URI owns it
+    calls = [ex for ex in records.seen if ex.operation == "mcp" and ex.model == "echo"]
+    assert [(ex.provider, ex.principal.name, ex.error) for ex in calls] == [
+        ("mcp:local", "alice", None),
+        ("mcp:web", "alice", None),
+    ]
+    assert calls[0].attempts[0].status == 200 and calls[0].proxied
+
+
+async def test_allow_lists_per_virtual_key(http_server: str) -> None:
+    config = _config(http_server, keys={"alice": ["local"], "bob": ["web__add"]})
+    async with _gateway(config) as gw:
+        async with _client(gw, ALICE) as alice:
+            assert {t.name for t in (await alice.list_tools()).tools} == {
+                "local__echo",
+                "local__add",
+                "local__slow",
+                "local__crash",
+                "local__grow",
+            }
+            with pytest.raises(MCPError, match="may not use the tool 'web__echo'"):
+                await alice.call_tool("web__echo", {"text": "x"})
+        async with _client(gw, BOB) as bob:
+            assert [t.name for t in (await bob.list_tools()).tools] == ["web__add"]
+            result = await bob.call_tool("web__add", {"a": 2, "b": 3})
+            assert result.structured_content == {"result": 5}
+
+
+async def test_no_key_no_mcp(http_server: str) -> None:
+    async with _gateway(_config(http_server)) as gw, httpx.AsyncClient() as http:
+        response = await http.post(f"{gw.url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+        assert response.status_code == 401
+        response = await http.post(f"{gw.url}/v1/mcp/tools/call", json={"name": "local__add"})
+        assert response.status_code == 401
+
+
+async def test_plain_json_tool_call_and_hostile_bodies(http_server: str) -> None:
+    headers = {"Authorization": f"Bearer {ALICE}"}
+    async with _gateway(_config(http_server)) as gw, httpx.AsyncClient(headers=headers) as http:
+        url = f"{gw.url}/v1/mcp/tools/call"
+        ok = await http.post(url, json={"name": "web__add", "arguments": {"a": 1, "b": 2}})
+        assert ok.status_code == 200 and ok.json()["structuredContent"] == {"result": 3}
+        for body, status in [
+            (b"{", 400),
+            (b'{"name": 3}', 400),
+            (b'{"name": "x", "extra": 1}', 400),
+            (b'{"name": "nosuch__tool"}', 404),
+            (b'{"name": "notseparated"}', 404),
+        ]:
+            response = await http.post(url, content=body)
+            assert response.status_code == status, (body, response.text)
+            assert response.json()["error"]["message"]
+
+
+async def test_a_crashed_stdio_server_is_restarted(http_server: str) -> None:
+    config = _config(http_server, restart_backoff=0.05, restart_max=0.1)
+    async with _gateway(config) as gw, _client(gw, ALICE) as client:
+        crashed = await client.call_tool("local__crash", {})
+        assert crashed.is_error  # no equivalent server to go on to: the failure is the tool's answer
+        plugin: Any = gw.gateway.plugin("mcp")
+        local = plugin.front.upstreams["local"]
+        for _ in range(200):
+            if local.state == "up" and local.connects == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert local.health()["restarts"] == 1
+        again = await client.call_tool("local__echo", {"text": "back"})
+        assert isinstance(again.content[0], types.TextContent) and again.content[0].text == "local: back"
+
+
+async def test_list_changed_refreshes_the_catalogue(http_server: str) -> None:
+    async with _gateway(_config(http_server)) as gw, _client(gw, ALICE) as client:
+        await client.call_tool("local__grow", {})
+        for _ in range(100):
+            if "local__extra" in {t.name for t in (await client.list_tools()).tools}:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail("the catalogue never listed the new tool")
+        extra = await client.call_tool("local__extra", {})
+        assert isinstance(extra.content[0], types.TextContent) and extra.content[0].text == "extra"
