@@ -190,3 +190,52 @@ async def test_list_changed_refreshes_the_catalogue(http_server: str) -> None:
             pytest.fail("the catalogue never listed the new tool")
         extra = await client.call_tool("local__extra", {})
         assert isinstance(extra.content[0], types.TextContent) and extra.content[0].text == "extra"
+
+
+@asynccontextmanager
+async def _http_process(name: str) -> AsyncIterator[tuple[str, subprocess.Popen[bytes]]]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, SERVER, name, "--http", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        for _ in range(400):
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                await writer.wait_closed()
+                break
+            except OSError:
+                await asyncio.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/mcp", proc
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+async def test_a_dead_http_server_fails_over_to_its_replica() -> None:
+    records = Records()
+    async with _http_process("primary") as (primary, proc), _http_process("replica") as (replica, _):
+        config = {
+            "mcp": {
+                "servers": {
+                    "web": {"url": primary, "timeout": 2, "fallback": ["web2"]},
+                    "web2": {"url": replica, "timeout": 2},
+                },
+                "restart_backoff": 5,
+            },
+            "resilience": {"breaker": {"failures": 1, "cooldown": 60}},
+        }
+        async with _gateway(config, records) as gw, _client(gw, "anyone") as client:
+            first = await client.call_tool("web__echo", {"text": "a"})
+            assert isinstance(first.content[0], types.TextContent) and first.content[0].text == "primary: a"
+            proc.kill()
+            proc.wait(10)
+            second = await client.call_tool("web__echo", {"text": "b"})
+            assert isinstance(second.content[0], types.TextContent) and second.content[0].text == "replica: b"
+            third = await client.call_tool("web__echo", {"text": "c"})  # the open breaker skips the primary
+            assert isinstance(third.content[0], types.TextContent) and third.content[0].text == "replica: c"
+    calls = [ex for ex in records.seen if ex.operation == "mcp" and ex.model == "echo"]
+    assert [ex.provider for ex in calls] == ["mcp:web", "mcp:web2", "mcp:web2"]
+    assert [a.provider for a in calls[1].attempts] == ["mcp:web", "mcp:web2"] and calls[1].attempts[0].status is None
+    assert calls[2].attempts[0].reason == "skipped: circuit open"
