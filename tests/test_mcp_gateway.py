@@ -34,13 +34,16 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _spawn(name: str, port: int) -> subprocess.Popen[bytes]:
+    command = [sys.executable, SERVER, name, "--http", str(port)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 @pytest.fixture(scope="module")
 def http_server() -> Iterator[str]:
     """A Streamable HTTP MCP server in its own process (the SDK's MCPServer on uvicorn)."""
     port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, SERVER, "web", "--http", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    proc = _spawn("web", port)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
@@ -195,9 +198,7 @@ async def test_list_changed_refreshes_the_catalogue(http_server: str) -> None:
 @asynccontextmanager
 async def _http_process(name: str) -> AsyncIterator[tuple[str, subprocess.Popen[bytes]]]:
     port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, SERVER, name, "--http", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    proc = _spawn(name, port)
     try:
         for _ in range(400):
             try:
@@ -239,3 +240,22 @@ async def test_a_dead_http_server_fails_over_to_its_replica() -> None:
     assert [ex.provider for ex in calls] == ["mcp:web", "mcp:web2", "mcp:web2"]
     assert [a.provider for a in calls[1].attempts] == ["mcp:web", "mcp:web2"] and calls[1].attempts[0].status is None
     assert calls[2].attempts[0].reason == "skipped: circuit open"
+
+
+async def test_cli_lists_servers_and_calls_a_tool(http_server: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from sidestep.cli.main import main
+
+    async with _gateway(_config(http_server, keys={"alice": ["local", "web__add"]})) as gw:
+        base = ["mcp", "--url", gw.url, "--key", ALICE]
+        assert await asyncio.to_thread(main, [*base, "list"]) == 0
+        listing = capsys.readouterr().out
+        assert "local  stdio  up  breaker closed  restarts 0" in listing
+        assert "    web__add" in listing and "web__echo" not in listing
+        assert await asyncio.to_thread(main, [*base, "call", "web", "add", "--args", '{"a": 4, "b": 5}']) == 0
+        assert '"result": 9' in capsys.readouterr().out
+        assert await asyncio.to_thread(main, [*base, "call", "web", "echo", "--args", '{"text": "x"}']) == 1
+        assert "403 the caller may not use the tool 'web__echo'" in capsys.readouterr().err
+        assert await asyncio.to_thread(main, [*base, "call", "web", "add", "--args", "[1"]) == 2
+        assert "--args is not JSON" in capsys.readouterr().err
+    assert await asyncio.to_thread(main, ["mcp", "--url", gw.url, "list"]) == 1
+    assert "cannot reach the gateway" in capsys.readouterr().err
