@@ -259,3 +259,21 @@ async def test_cli_lists_servers_and_calls_a_tool(http_server: str, capsys: pyte
         assert "--args is not JSON" in capsys.readouterr().err
     assert await asyncio.to_thread(main, ["mcp", "--url", gw.url, "list"]) == 1
     assert "cannot reach the gateway" in capsys.readouterr().err
+
+
+async def test_a_reload_keeps_unchanged_servers_and_client_sessions(http_server: str) -> None:
+    from sidestep.config.load import parse_config
+
+    async with _gateway(_config(http_server)) as gw, _client(gw, ALICE) as client:
+        before: Any = gw.gateway.plugin("mcp")
+        local = before.front.upstreams["local"]
+        changed = _config(http_server)
+        changed["mcp"]["servers"]["web"]["timeout"] = 7  # changed: reconnected
+        gw.gateway.reconfigure(parse_config(changed, source="<test>", env={}))
+        after: Any = gw.gateway.plugin("mcp")
+        assert after is not before
+        assert after.front.upstreams["local"] is local and local.connects == 1  # the same process, not restarted
+        web = after.front.upstreams["web"]
+        assert web is not before.front.upstreams.get("web") and await web.ready(30)
+        result = await client.call_tool("web__echo", {"text": "still here"})  # the session survived the reload
+        assert isinstance(result.content[0], types.TextContent) and result.content[0].text == "web: still here"
