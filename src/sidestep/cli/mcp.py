@@ -53,7 +53,7 @@ def _call(args: argparse.Namespace) -> int:
         print(f"sidestep mcp call: --args is not JSON: {exc}", file=sys.stderr)
         return 2
     if not isinstance(arguments, dict):
-        print("sidestep mcp call: --args must be a JSON object, like '{\"path\": \"/tmp\"}'", file=sys.stderr)
+        print('sidestep mcp call: --args must be a JSON object, like \'{"path": "/tmp"}\'', file=sys.stderr)
         return 2
     listing = _ask(args, "/sidestep/mcp")
     if listing is None:
