@@ -83,11 +83,22 @@ def _config(http_url: str, **mcp: Any) -> dict[str, Any]:
 
 @asynccontextmanager
 async def _gateway(config: dict[str, Any], records: Records | None = None) -> AsyncIterator[RunningGateway]:
-    async with running_gateway(config, observers=[records] if records else ()) as gw:
+    async with AsyncExitStack() as stack:
+        running: list[RunningGateway] = []
+        stack.push_async_callback(_reaped, running)  # runs after the gateway closed: its children are gone
+        gw = await stack.enter_async_context(running_gateway(config, observers=[records] if records else ()))
+        running.append(gw)
         plugin: Any = gw.gateway.plugin("mcp")
         for upstream in plugin.front.upstreams.values():
             assert await upstream.ready(30), upstream.health()
         yield gw
+
+
+async def _reaped(running: list[RunningGateway]) -> None:
+    """Wait until the closed gateway's stdio servers have exited (their processes reaped)."""
+    for gw in running:
+        plugin: Any = gw.gateway.plugin("mcp")
+        await plugin.closed()
 
 
 @asynccontextmanager

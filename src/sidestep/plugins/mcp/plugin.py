@@ -95,6 +95,11 @@ class McpPlugin:
             upstream.stop()
         self.sessions.close()
 
+    async def closed(self) -> None:
+        """Wait until what `close` stopped has ended (stdio servers' processes reaped)."""
+        for upstream in self.front.upstreams.values():
+            await upstream.stopped()
+
     def adopt(self, previous: Any) -> None:
         """Keep the connections of servers configured exactly as before, and the clients' sessions."""
         if not isinstance(previous, McpPlugin):

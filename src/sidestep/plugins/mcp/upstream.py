@@ -98,17 +98,19 @@ class Upstream:
             self._task = asyncio.get_running_loop().create_task(self._supervise(), name=f"mcp:{self.name}")
 
     def stop(self) -> None:
-        """Cancel the supervisor: its session (a stdio server's process with it) closes as the task ends."""
+        """Cancel the supervisor: its session (a stdio server's process with it) closes as the task ends
+        (`stopped` waits for that)."""
         if self._task is not None:
             self._task.cancel()
-            self._task = None
+
+    async def stopped(self) -> None:
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
 
     async def aclose(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        self.stop()
+        await self.stopped()
 
     async def ready(self, timeout: float) -> bool:
         """Wait (at most `timeout`) until the first connection attempt ended; True when the server is up."""
