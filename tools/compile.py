@@ -36,6 +36,7 @@ INTERPRETED: dict[str, tuple[str, ...]] = {
         "config/fields.py",
         "config/governance.py",
         "config/cache.py",
+        "config/mcp.py",
     ),
     "the simulator and the test helpers, not the gateway": ("sim/*", "testing.py", "transport/fake.py"),
     _STRUCTS: ("core/model.py", "records.py", "formats/openai_chat/wire.py", "providers/anthropic.py"),
@@ -68,6 +69,9 @@ INTERPRETED: dict[str, tuple[str, ...]] = {
     "the cache's optional backends, imported only when configured: Redis calls and numpy do the work": (
         "plugins/cache/redis_store.py",
         "plugins/cache/semantic.py",
+    ),
+    "the MCP gateway: drives the optional mcp SDK (anyio, pydantic), off the LLM request path; an async generator": (
+        "plugins/mcp/*",
     ),
     "plugins found and built at start-up and reload: capability protocols checked with isinstance, the registry": (
         "plugins/capabilities.py",

@@ -157,9 +157,12 @@ class Gateway:
             for path, e in ENDPOINTS.items()
         }
         for path, endpoint in (caps.endpoints or {}).items():
-            handler = partial(_plugin_endpoint, endpoint.handler)
-            fmt = client_format(path)
-            routes.setdefault(path, _Route(endpoint.name, fmt, {endpoint.method: handler}, endpoint.observed))
+            if endpoint.guarded:
+                handler = partial(self._guarded, endpoint.handler)
+            else:
+                handler = partial(_plugin_endpoint, endpoint.handler)
+            methods = dict.fromkeys((endpoint.method, *endpoint.methods), handler)
+            routes.setdefault(path, _Route(endpoint.name, client_format(path), methods, endpoint.observed))
         for path, (name, why) in off_paths().items():
             routes.setdefault(path, _Route(name, client_format(path), {"GET": partial(_plugin_off, why)}))
         return routes
@@ -444,6 +447,19 @@ class Gateway:
     def _replan(self, names: Sequence[str]) -> Sequence[Planned]:
         return self._planner.plan(names)
 
+    async def _guarded(
+        self,
+        handler: Callable[[Request, Any, Exchange | None], Awaitable[Response | StreamingResponse]],
+        request: Request,
+        request_id: str,
+        exchange: Exchange | None,
+    ) -> Response | StreamingResponse:
+        """A plugin's endpoint for callers the gateway knows: authenticated from the head, as `_proxy` does."""
+        principal = self._authenticate(request) if self._authenticate is not None else None
+        if exchange is not None:
+            exchange.principal = principal
+        return await handler(request, principal, exchange)
+
     async def _models(self, request: Request, request_id: str, exchange: Exchange | None) -> Response:
         """Every route and listed model; a caller a plugin narrows (`FiltersModels`: a virtual key with a
         model allow-list) sees only what it may use."""
@@ -462,8 +478,11 @@ class Gateway:
 
 
 async def _plugin_endpoint(
-    handler: Callable[[Request], Awaitable[Response]], request: Request, request_id: str, exchange: Exchange | None
-) -> Response:
+    handler: Callable[[Request], Awaitable[Response | StreamingResponse]],
+    request: Request,
+    request_id: str,
+    exchange: Exchange | None,
+) -> Response | StreamingResponse:
     return await handler(request)
 
 

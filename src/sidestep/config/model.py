@@ -17,6 +17,8 @@ __all__ = [
     "KeyConfig",
     "Limits",
     "LoadBalanceNode",
+    "McpConfig",
+    "McpServerConfig",
     "NodePolicy",
     "Price",
     "ProviderConfig",
@@ -333,12 +335,47 @@ class CacheConfig:
     semantic_max_entries: int = 10_000  # vectors held (per process)
 
 
+MCP_TRANSPORTS = ("stdio", "http", "sse")
+
+
+@dataclass(frozen=True, slots=True)
+class McpServerConfig:
+    """One upstream MCP server: a command the gateway runs (stdio) or a URL (Streamable HTTP or SSE)."""
+
+    name: str
+    transport: str  # one of MCP_TRANSPORTS
+    command: str | None = None  # stdio
+    args: tuple[str, ...] = ()
+    env: tuple[tuple[str, Secret], ...] = ()  # added to the child's environment (values may be `env:` secrets)
+    cwd: str | None = None
+    url: str | None = None  # http, sse
+    headers: tuple[tuple[str, Secret], ...] = ()  # sent with every request (values may be `env:` secrets)
+    timeout: float = 30.0  # seconds a tool call may take before it counts as failed
+    fallback: tuple[str, ...] = ()  # equivalent servers a failed call goes on to, in order
+
+
+@dataclass(frozen=True, slots=True)
+class McpConfig:
+    servers: dict[str, McpServerConfig] = field(default_factory=dict)
+    separator: str = "__"  # between server and tool in the aggregated catalogue: github__create_issue
+    # Virtual key name → globs over "server" or "server<separator>tool" it may use; empty: no allow-lists.
+    keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    max_tools: int = 1000  # per server: tools, resources and prompts beyond this are dropped (and counted)
+    restart_backoff: float = 0.5  # first wait before reconnecting a server that failed; doubles up to restart_max
+    restart_max: float = 30.0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.servers)
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = ServerConfig()
     resilience: ResilienceConfig = ResilienceConfig()
     governance: GovernanceConfig = GovernanceConfig()
     cache: CacheConfig = CacheConfig()
+    mcp: McpConfig = McpConfig()
     providers: dict[str, ProviderConfig] = field(default_factory=dict)
     routes: dict[str, RouteNode] = field(default_factory=dict)
     source: str = "<defaults>"

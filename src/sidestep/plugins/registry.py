@@ -68,6 +68,19 @@ def _governance(config: Config, clock: Callable[[], float]) -> Plugin | None:
     return Governance(config.governance, clock=clock, source=config.source, routes=config.routes)
 
 
+def _mcp(config: Config, clock: Callable[[], float]) -> Plugin | None:
+    if not config.mcp.enabled:
+        return None
+    try:  # the optional dependency: imported only by a config that uses it
+        from sidestep.plugins.mcp.plugin import McpPlugin
+    except ImportError as exc:
+        reason = f"MCP servers need the mcp package: pip install 'sidestep[mcp]' ({exc})"
+        raise ConfigError(reason, source=config.source, path="mcp") from exc
+    return McpPlugin(config.mcp, config.resilience.breaker)
+
+
+_NO_MCP = "No MCP servers are configured on this gateway (the mcp section is empty)."
+
 PLUGINS: tuple[PluginEntry, ...] = (
     PluginEntry(
         "governance",
@@ -76,6 +89,15 @@ PLUGINS: tuple[PluginEntry, ...] = (
     ),
     # After governance: a hit is still counted against the caller's rate limits, and served only to its tenant.
     PluginEntry("cache", _cache),
+    PluginEntry(
+        "mcp",
+        _mcp,
+        {
+            "/mcp": ("mcp", _NO_MCP),
+            "/v1/mcp/tools/call": ("mcp_tool_call", _NO_MCP),
+            "/sidestep/mcp": ("mcp_servers", _NO_MCP),
+        },
+    ),
 )
 
 
