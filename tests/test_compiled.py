@@ -62,7 +62,7 @@ def test_the_module_list_is_every_module_but_the_exclusions_and_each_exclusion_s
         for pattern in patterns:  # no stale entry: each still keeps a module out
             assert any(tool.excluded_by(m) == reason and fnmatchcase(m, pattern) for m in every), pattern
     # The request path is compiled: the server, the app, routing, the upstream client, the OpenAI formats.
-    for module in ("app.py", "server/protocol.py", "routing/executor.py", "transport/client.py", "forward.py"):
+    for module in ("app.py", "server/protocol.py", "routing/executor.py", "transport/client.py", "relay/forward.py"):
         assert module in MODULES
     for module in (
         "formats/openai_chat/format.py",

@@ -40,7 +40,10 @@ INTERPRETED: dict[str, tuple[str, ...]] = {
     ),
     "the simulator and the test helpers, not the gateway": ("sim/*", "testing.py", "transport/fake.py"),
     _STRUCTS: ("core/model.py", "records.py", "formats/openai_chat/wire.py", "providers/anthropic.py"),
-    "async generators, which mypyc cannot compile": ("relay.py",),
+    "async generators, which mypyc cannot compile (the translated stream and the keep-alive relays)": (
+        "relay/translated.py",
+        "relay/keepalive.py",
+    ),
     "the error classes: subclasses override class attributes, which compiled classes do not allow": ("errors.py",),
     _NATIVE: (
         "providers/base.py",

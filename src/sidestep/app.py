@@ -326,15 +326,16 @@ class Gateway:
         tap = exchange is not None and self._wants_usage
         if tap and not include_usage:  # have the usage reported (then removed) where the format must ask for it
             body = client.asking_usage(body) or body
+        mid_stream = policy.mid_stream or "fail"
+        resume = partial(_resume, self._executor, operation, timeout, client) if mid_stream == "continue" else None
         job = StreamJob(
-            self._executor,
-            operation,
+            self._executor.stream_ended,
             body,
             plan,
-            timeout,
-            policy.mid_stream or "fail",
+            mid_stream,
             client,
             include_usage,
+            resume=resume,
             tap_usage=tap,
             drop_usage=tap and not include_usage,
         )
@@ -529,6 +530,18 @@ def _route_state(config: Config) -> RouteState:
             longest=resilience.max_key_cooldown,
         ),
     )
+
+
+async def _resume(
+    executor: Executor,
+    operation: str,
+    timeout: float,
+    client: ClientFormat,
+    body: dict[str, Any],
+    plan: Sequence[Planned],
+) -> Served:
+    """A continuation's next target (`sidestep.relay.Resume`): the request run again as a stream on `plan`."""
+    return await executor.run(operation, body, plan, executor.clock() + timeout, True, source=client)
 
 
 async def _done_within(task: asyncio.Task[Served], seconds: float | None) -> bool:

@@ -1,96 +1,18 @@
-"""The same-format stream relay (`Forward`) and the job state every relay shares.
+"""Same-format forward: the stream goes to the client byte for byte as it arrives (the common case).
 
-Kept apart from `sidestep.relay`, whose translating, continuing and keep-alive relays are async
-generators, so that the path every same-format stream takes can be compiled (`make compile`: mypyc does
-not compile async generators). `sidestep.relay` re-exports all of it.
+A hand-written iterator class, not an async generator, so that it compiles (`make compile`: mypyc does not
+compile async generators) — the path nearly every stream takes. A break ends the stream with an error event in
+the client's format; recovering mid-stream (`mid_stream: continue`) is `sidestep.relay.translated`'s.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from dataclasses import field as dc_field
-from typing import Any
-
-from sidestep.core.model import Usage
-from sidestep.errors import Attempt, UpstreamError
-from sidestep.formats.base import ClientFormat, Seams, Writer
-from sidestep.formats.translate import StreamTranslator
-from sidestep.routing.executor import Executor
-from sidestep.routing.plan import Planned
+from sidestep.errors import UpstreamError
+from sidestep.relay.job import StreamJob, stream_complete
 from sidestep.routing.served import Served
 from sidestep.server.types import Outlet
-from sidestep.usage_tap import UsageTap
 
-__all__ = ["Forward", "StreamJob", "StreamOutcome", "forwarding", "relay_after_prelude"]
-
-
-@dataclass(slots=True)
-class StreamOutcome:
-    """What the gateway learns as a stream goes (shared by a job and its continuations)."""
-
-    served: Served | None = None  # the target serving it last
-    usage: Usage | None = None  # as the provider reported it (when `StreamJob.tap_usage` asked)
-    failure: str | None = None  # why the stream ended with an error event
-    attempts: tuple[Attempt, ...] = ()  # every try and skip so far, continuations' included
-    relayed: Callable[[], int] | None = None  # characters of answer relayed so far (when usage is tapped)
-
-    def serving(self, served: Served) -> None:
-        """`served` carries the stream from here on; the attempts it took count too."""
-        self.served = served
-        self.attempts = (*self.attempts, *served.attempts)
-
-    def ended(self, executor: Executor, served: Served, failure: str | None) -> None:
-        """The stream `served` carried is over: its target is judged, and a failure counts as an attempt."""
-        if (attempt := executor.stream_ended(served, failure)) is not None:
-            self.attempts = (*self.attempts, attempt)
-
-
-@dataclass(slots=True)
-class StreamJob:
-    """What a stream needs to recover mid-way: the request and the targets not yet used."""
-
-    executor: Executor
-    operation: str
-    body: dict[str, Any]
-    plan: Sequence[Planned]
-    timeout: float
-    mid_stream: str
-    client: ClientFormat  # what the client speaks: its stream's shape, end-of-stream rule and error event
-    include_usage: bool = False
-    writer: Writer | None = None  # set once the client's stream is produced by translation
-    tap_usage: bool = False  # read the provider's usage as the stream passes (a plugin needs it)
-    drop_usage: bool = False  # the usage chunk was asked for by the gateway, not the client: remove it
-    outcome: StreamOutcome = dc_field(default_factory=StreamOutcome)
-
-    def tap(self, served: Served) -> UsageTap | None:
-        self.outcome.served = served
-        if not self.tap_usage:
-            return None
-        tap = UsageTap(self.client, drop_usage_chunk=self.drop_usage)  # only same-format streams are tapped
-        self.outcome.relayed = tap.relayed_chars
-        return tap
-
-    def translator(self, served: Served) -> StreamTranslator | None:
-        """Translate when formats differ, and always for a client that may switch mid-stream when its format
-        cannot stitch a continuation as bytes (Anthropic's event sequence must stay one message)."""
-        if self.writer is None and (served.format is not self.client or self._continuing_unseamed):
-            self.writer = self.client.stream_writer(served.target.model, self.include_usage)
-        if self.writer is None:
-            return None
-        translator = StreamTranslator(served.format, self.writer)
-        if self.tap_usage:
-            self.outcome.relayed = translator.relayed_chars
-        return translator
-
-    @property
-    def _continuing_unseamed(self) -> bool:
-        return self.mid_stream == "continue" and not isinstance(self.client, Seams)
-
-
-def forwarding(served: Served, job: StreamJob) -> bool:
-    """True when the stream goes out byte for byte, so what was held back can be sent with the head."""
-    return job.mid_stream != "continue" and served.format is job.client and job.writer is None
+__all__ = ["Forward", "relay_after_prelude"]
 
 
 def relay_after_prelude(served: Served, job: StreamJob) -> Forward:
@@ -173,7 +95,7 @@ class Forward:
             if rest:
                 out.write(rest)
         failure, self._failure = self._failure, None
-        self._job.outcome.ended(self._job.executor, self._served, failure)
+        self._job.ended(self._served, failure)
         await self.aclose()
         if failure is not None:
             self._job.outcome.failure = failure
@@ -190,13 +112,13 @@ class Forward:
         """The upstream body is over: a stream without its end marker was cut short. Returns what the
         usage tap still held (an incomplete last event)."""
         self._done = True
-        if self._failure is None and not self._job.client.stream_complete(self._tail):
+        if self._failure is None and not stream_complete(self._job, self._tail, None):
             self._failure = f"{self._served.target.label} ended the stream before it was complete"
         return self._tap.flush() if self._tap is not None else b""
 
     async def _finish(self) -> bytes:
         failure, self._failure = self._failure, None
-        self._job.outcome.ended(self._job.executor, self._served, failure)
+        self._job.ended(self._served, failure)
         await self.aclose()
         if failure is None:
             raise StopAsyncIteration

@@ -1,0 +1,102 @@
+"""What every relay of one stream shares: the job (the request, the targets not yet used, how to judge a stream
+that ended and how to ask for a continuation) and its outcome, plus the one end-of-stream rule.
+
+The relays are handed callables, not the executor: the app owns routing (`app-drives-routing` in pyproject's
+import-linter contracts). Compilable: no async generators here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+from typing import Any
+
+from sidestep.core.model import Usage
+from sidestep.errors import Attempt
+from sidestep.formats.base import ClientFormat, Seams, Writer
+from sidestep.formats.translate import StreamTranslator
+from sidestep.routing.plan import Planned
+from sidestep.routing.served import Served
+from sidestep.usage_tap import UsageTap
+
+__all__ = ["Judge", "Resume", "StreamJob", "StreamOutcome", "forwarding", "stream_complete"]
+
+# The verdict on a stream that reached the client (`Executor.stream_ended`): an attempt when it failed.
+Judge = Callable[[Served, str | None], Attempt | None]
+# Run the request `body` again on `plan` (the targets not yet used), as a stream: a continuation's target.
+Resume = Callable[[dict[str, Any], Sequence[Planned]], Awaitable[Served]]
+
+
+@dataclass(slots=True)
+class StreamOutcome:
+    """What the gateway learns as a stream goes (shared by a job and its continuations)."""
+
+    served: Served | None = None  # the target serving it last
+    usage: Usage | None = None  # as the provider reported it (when `StreamJob.tap_usage` asked)
+    failure: str | None = None  # why the stream ended with an error event
+    attempts: tuple[Attempt, ...] = ()  # every try and skip so far, continuations' included
+    relayed: Callable[[], int] | None = None  # characters of answer relayed so far (when usage is tapped)
+
+    def serving(self, served: Served) -> None:
+        """`served` carries the stream from here on; the attempts it took count too."""
+        self.served = served
+        self.attempts = (*self.attempts, *served.attempts)
+
+
+@dataclass(slots=True)
+class StreamJob:
+    """What a stream needs to end well and to recover mid-way: the request and the targets not yet used."""
+
+    judge: Judge
+    body: dict[str, Any]
+    plan: Sequence[Planned]
+    mid_stream: str
+    client: ClientFormat  # what the client speaks: its stream's shape, end-of-stream rule and error event
+    include_usage: bool = False
+    resume: Resume | None = None  # set when `mid_stream` is "continue"
+    writer: Writer | None = None  # set once the client's stream is produced by translation
+    tap_usage: bool = False  # read the provider's usage as the stream passes (a plugin needs it)
+    drop_usage: bool = False  # the usage chunk was asked for by the gateway, not the client: remove it
+    outcome: StreamOutcome = dc_field(default_factory=StreamOutcome)
+
+    def ended(self, served: Served, failure: str | None) -> None:
+        """The stream `served` carried is over: its target is judged, and a failure counts as an attempt."""
+        if (attempt := self.judge(served, failure)) is not None:
+            self.outcome.attempts = (*self.outcome.attempts, attempt)
+
+    def tap(self, served: Served) -> UsageTap | None:
+        self.outcome.served = served
+        if not self.tap_usage:
+            return None
+        tap = UsageTap(self.client, drop_usage_chunk=self.drop_usage)  # only same-format streams are tapped
+        self.outcome.relayed = tap.relayed_chars
+        return tap
+
+    def translator(self, served: Served) -> StreamTranslator | None:
+        """Translate when formats differ, and always for a client that may switch mid-stream when its format
+        cannot stitch a continuation as bytes (Anthropic's event sequence must stay one message)."""
+        if self.writer is None and (served.format is not self.client or self._continuing_unseamed):
+            self.writer = self.client.stream_writer(served.target.model, self.include_usage)
+        if self.writer is None:
+            return None
+        translator = StreamTranslator(served.format, self.writer)
+        if self.tap_usage:
+            self.outcome.relayed = translator.relayed_chars
+        return translator
+
+    @property
+    def _continuing_unseamed(self) -> bool:
+        return self.mid_stream == "continue" and not isinstance(self.client, Seams)
+
+
+def forwarding(served: Served, job: StreamJob) -> bool:
+    """True when the stream goes out byte for byte, so what was held back can be sent with the head."""
+    return job.mid_stream != "continue" and served.format is job.client and job.writer is None
+
+
+def stream_complete(job: StreamJob, tail: bytes, translator: StreamTranslator | None) -> bool:
+    """The one end-of-stream rule, the format's: did the upstream stream end properly, or was it cut short?
+    Read from the provider format's own end event when the stream is translated (its reader saw it); from the
+    last bytes when it is forwarded (then the provider's format is the client's, which knows its end marker)."""
+    return translator.ended if translator is not None else job.client.stream_complete(tail)
