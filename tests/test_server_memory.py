@@ -50,10 +50,16 @@ CASES = {
 }
 
 
+async def until(condition: Callable[[], object], seconds: float = 3.0) -> None:
+    for _ in range(int(seconds / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"not within {seconds} s")
+
+
 async def connection_of(server: HttpServer) -> weakref.ref[Connection]:
-    async with asyncio.timeout(2):
-        while not server.connections:
-            await asyncio.sleep(0.01)
+    await until(lambda: server.connections)
     return weakref.ref(next(iter(server.connections)))
 
 
@@ -69,9 +75,7 @@ async def send_and_leave(server: HttpServer, pieces: list[bytes]) -> weakref.ref
     except (ConnectionError, TimeoutError):
         pass
     writer.close()
-    async with asyncio.timeout(3):
-        while server.connections:
-            await asyncio.sleep(0.01)
+    await until(lambda: not server.connections)
     await asyncio.sleep(0.01)  # callbacks scheduled by the close run
     return conn
 
