@@ -5,6 +5,7 @@ one route across OpenAI, Anthropic, Gemini and Bedrock formats."""
 from __future__ import annotations
 
 import base64
+import random
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -70,7 +71,7 @@ async def test_a_wrong_secret_is_rejected_and_the_key_rotates(sdk: Sdk, aws: Run
     cfg = config(aws, [f"aws/{MODEL}"])
     cfg["providers"]["aws"].pop("api_key")
     cfg["providers"]["aws"]["keys"] = [{"value": f"{AKID}:wrong-secret", "weight": 100}, "ABSKbedrock-api-key"]
-    async with running_gateway(cfg) as gw:
+    async with running_gateway(cfg, rng=random.Random(1)) as gw:  # a seed whose first draw is the wrong secret
         raw = await sdk(gw.base_url).chat.completions.with_raw_response.create(model="chat", messages=MSG)
     assert raw.headers["x-sidestep-attempts"] == "2"  # the signature check failed, then the API key served
     first, second = aws.sim.received

@@ -12,6 +12,7 @@ import asyncio
 import gc
 import logging
 import os
+import random
 import signal
 import sys
 import time
@@ -70,14 +71,22 @@ async def start_gateway(
     wall_clock: Callable[[], float] = time.time,
     plugins: Sequence[Plugin] = (),
     observers: Sequence[Observer] = (),
+    rng: random.Random | None = None,
 ) -> tuple[HttpServer, Gateway, HttpClient]:
     """Start a gateway on the running loop. The caller closes the server, then the client.
     `clock` and `sleep` drive breakers, cooldowns, backoff and deadlines; `wall_clock` rate limits,
-    budget periods and log times (tests pass fakes). `plugins` and `observers` come before the ones the
-    config turns on (`sidestep.plugins.registry`)."""
+    budget periods and log times (tests pass fakes), `rng` the weighted draws. `plugins` and `observers`
+    come before the ones the config turns on (`sidestep.plugins.registry`)."""
     client = HttpClient()
     gateway = Gateway(
-        config, client, clock=clock, sleep=sleep, plugins=plugins, observers=observers, wall_clock=wall_clock
+        config,
+        client,
+        clock=clock,
+        sleep=sleep,
+        plugins=plugins,
+        observers=observers,
+        wall_clock=wall_clock,
+        rng=rng,
     )
     gateway.attach(build_observers(config, gateway))
     limits = ServerLimits(max_body_bytes=config.server.max_body_bytes, shutdown_timeout=config.server.drain_timeout)

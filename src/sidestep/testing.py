@@ -9,6 +9,7 @@ async with running_simulators("primary", "backup") as sims, running_gateway(conf
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -127,6 +128,7 @@ async def running_gateway(
     wall_clock: Callable[[], float] = time.time,
     plugins: Sequence[Plugin] = (),
     observers: Sequence[Observer] = (),
+    rng: random.Random | None = None,
 ) -> AsyncIterator[RunningGateway]:
     """A gateway serving `config` on a free loopback port; `plugins` and `observers` (your own, in code)
     come before the ones the config turns on."""
@@ -141,6 +143,7 @@ async def running_gateway(
         wall_clock=wall_clock,
         plugins=plugins,
         observers=observers,
+        rng=rng,
     )
     try:
         yield RunningGateway(gateway, server.port)

@@ -1,5 +1,7 @@
-"""The inbound HTTP/1.1 server: the protocol on httptools (`protocol`, `heads`), the handler seam (`types`),
-and the observers that wrap a handler (`access_log`, `metrics`).
+"""The inbound HTTP/1.1 server on httptools, split as uvicorn splits its protocol: the listening server and
+its limits (`protocol`), one client connection (`connection`), the request-response cycle that answers its
+requests in order (`cycle`), their flow control (`flow_control`), lazily read request heads (`heads`) and the
+handler seam (`types`: `Request` in, `Response` or `StreamingResponse` out).
 
-It knows nothing of routing or formats: what metrics read of routing's state they name by shape.
+It knows nothing of routing, formats or observers: the gateway is one handler behind `types.Handler`.
 """
