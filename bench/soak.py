@@ -261,7 +261,7 @@ def _free_ports(count: int) -> list[int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--rounds", type=int, default=14)
     parser.add_argument("--per-round", type=int, default=4000)
     parser.add_argument("--warmup", type=int, help="rounds before the baseline (default: until the tables are full)")
     parser.add_argument("--concurrency", type=int, default=32)
