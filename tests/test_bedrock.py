@@ -14,8 +14,9 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from conftest import Sdk
 from sidestep.config.load import parse_config
-from sidestep.dialects.bedrock import StreamReader
 from sidestep.errors import ConfigError
+from sidestep.formats.bedrock_converse import StreamReader
+from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.providers.registry import build_providers
 from sidestep.sim import bedrock as simwire
 from sidestep.testing import RunningSim, running_gateway, running_simulators
@@ -211,7 +212,7 @@ def test_region_picks_the_endpoint_and_settings_hold_credentials() -> None:
     }
     cfg = parse_config(raw, env={})
     provider = build_providers(cfg.providers)["aws"]
-    request = provider.build("chat", MODEL, {"model": "x", "messages": MSG}, cfg.providers["aws"].keys[0])
+    request = provider.build("chat", MODEL, {"model": "x", "messages": MSG}, cfg.providers["aws"].keys[0], OPENAI_CHAT)
     assert request.url.startswith("https://bedrock-runtime.ap-south-1.amazonaws.com/model/")
     assert dict(request.headers)["authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKID/")
     assert "wJalrSECRET" not in repr(cfg.providers["aws"].settings)  # the secret setting is a Secret

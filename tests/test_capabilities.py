@@ -8,10 +8,10 @@ import pytest
 
 from conftest import Sdk
 from sidestep.config.load import parse_config
-from sidestep.dialects.body import decode_body
 from sidestep.errors import ConfigError
+from sidestep.formats.body import decode_body
+from sidestep.formats.translate import request_needs
 from sidestep.testing import RunningSim, config_for, running_gateway
-from sidestep.translate import request_needs
 
 IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
 VISION = [{"role": "user", "content": [{"type": "text", "text": "What is this?"}, IMAGE]}]

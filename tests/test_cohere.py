@@ -10,7 +10,7 @@ import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from conftest import Sdk
-from sidestep.dialects.cohere import StreamReader
+from sidestep.formats.cohere_v2 import StreamReader
 from sidestep.sim import cohere as simwire
 from sidestep.testing import RunningSim, running_gateway
 from sim_helpers import MSG, TOOL, stream_with_both_sdks

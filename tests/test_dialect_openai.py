@@ -1,14 +1,18 @@
-"""The OpenAI dialect: request parsing errors, error shapes, SSE framing."""
+"""The OpenAI chat format: request parsing errors, error shapes, SSE framing."""
 
 from __future__ import annotations
 
 import msgspec
 import pytest
 
-from sidestep.dialects.openai import parse_body, stream_error_event, upstream_error_response
-from sidestep.dialects.openai_chat import StreamReader
-from sidestep.dialects.sse import SSESplitter, data_of
 from sidestep.errors import BadRequest, UpstreamError
+from sidestep.formats.openai_chat import OPENAI_CHAT
+from sidestep.formats.openai_chat.stream import StreamReader
+from sidestep.formats.sse import SSESplitter, data_of
+
+parse_body = OPENAI_CHAT.parse_body
+upstream_error_body = OPENAI_CHAT.upstream_error_body
+stream_error_event = OPENAI_CHAT.stream_error
 
 
 @pytest.mark.parametrize(
@@ -85,11 +89,9 @@ def test_stream_reader_reads_chunk_fields_and_ignores_odd_values_as_before() -> 
 
 def test_upstream_error_body_is_passed_through_or_wrapped() -> None:
     native = b'{"error": {"message": "bad temperature", "type": "invalid_request_error", "param": "t", "code": null}}'
-    response = upstream_error_response(UpstreamError("x", status=400, body=native), [])
-    assert response.status == 400
-    assert response.body == native
-    wrapped = upstream_error_response(UpstreamError("upstream said no", status=422, body=b"<html>"), [])
-    assert msgspec.json.decode(wrapped.body)["error"]["message"] == "upstream said no"
+    assert upstream_error_body(UpstreamError("x", status=400, body=native)) == native
+    wrapped = upstream_error_body(UpstreamError("upstream said no", status=422, body=b"<html>"))
+    assert msgspec.json.decode(wrapped)["error"]["message"] == "upstream said no"
 
 
 def test_stream_error_event_is_an_sse_error_object() -> None:

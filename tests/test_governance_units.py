@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 
 from sidestep.config.model import Limits, Secret, VirtualKey
 from sidestep.errors import BadRequest
+from sidestep.formats.anthropic_messages import ANTHROPIC_MESSAGES
+from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.plugins.base import Exchange, Pipeline
 from sidestep.plugins.governance.decide import ALLOW, decide
 from sidestep.plugins.governance.limits import NO_SCOPES, MinuteWindow, Scope, Scopes, period_end, period_start
@@ -122,7 +124,7 @@ class Recorder:
 
 def exchange() -> Exchange:
     request = Request("POST", "/v1/chat/completions", "", {}, b"")
-    return Exchange(request, "req_1", "chat", "openai", ["m"], False, 0, {})
+    return Exchange(request, "req_1", "chat", OPENAI_CHAT, ["m"], False, 0, {})
 
 
 def test_post_hooks_run_in_reverse_for_plugins_whose_pre_ran() -> None:
@@ -152,11 +154,11 @@ DONE = b"data: [DONE]\n\n"
 def test_tap_reads_openai_usage_and_drops_the_chunk_the_client_did_not_ask_for() -> None:
     stream = CHUNK + CHUNK + USAGE + DONE
     for size in (1, 7, 64, len(stream)):  # however the upstream's reads split it
-        tap = UsageTap("openai", drop_usage_chunk=True)
+        tap = UsageTap(OPENAI_CHAT, drop_usage_chunk=True)
         out = b"".join(tap.feed(stream[i : i + size]) for i in range(0, len(stream), size)) + tap.flush()
         assert out == CHUNK + CHUNK + DONE
         assert tap.usage is not None and (tap.usage.input, tap.usage.output) == (7, 3)
-    kept = UsageTap("openai")
+    kept = UsageTap(OPENAI_CHAT)
     assert kept.feed(stream) == stream and kept.usage is not None and kept.usage.output == 3
 
 
@@ -170,7 +172,7 @@ COMMENT = b": keep-alive\n\n"
 )
 def test_tap_drops_exactly_the_usage_chunks_wherever_they_fall(events: list[bytes], size: int) -> None:
     stream = b"".join(events)
-    tap = UsageTap("openai", drop_usage_chunk=True)
+    tap = UsageTap(OPENAI_CHAT, drop_usage_chunk=True)
     out = b"".join(tap.feed(stream[i : i + size]) for i in range(0, len(stream), size)) + tap.flush()
     assert out == b"".join(e for e in events if e not in (USAGE, SPACED_USAGE))
     usages = [e for e in events if e in (USAGE, SPACED_USAGE)]
@@ -180,12 +182,12 @@ def test_tap_drops_exactly_the_usage_chunks_wherever_they_fall(events: list[byte
 
 
 def test_tap_passes_complete_events_at_once_and_holds_only_a_partial_one() -> None:
-    tap = UsageTap("openai", drop_usage_chunk=True)
+    tap = UsageTap(OPENAI_CHAT, drop_usage_chunk=True)
     assert tap.feed(CHUNK + CHUNK[:10]) == CHUNK
     assert tap.feed(CHUNK[10:]) == CHUNK
     assert tap.feed(b"data: [DO") == b""
     assert tap.flush() == b"data: [DO"  # a stream that ended mid-event: passed on as it came
-    crlf = UsageTap("openai", drop_usage_chunk=True)
+    crlf = UsageTap(OPENAI_CHAT, drop_usage_chunk=True)
     out = crlf.feed(CHUNK.replace(b"\n", b"\r\n") + USAGE.replace(b"\n", b"\r\n"))
     assert b"prompt_tokens" not in out and b'"content":"hi"' in out and crlf.usage is not None
 
@@ -194,7 +196,7 @@ def test_tap_reads_anthropic_usage_from_start_and_delta() -> None:
     usage = b'{"usage":{"input_tokens":25,"output_tokens":1}}'
     start = b'event: message_start\ndata: {"type":"message_start","message":' + usage + b"}\n\n"
     delta = b'event: message_delta\ndata: {"type":"message_delta","delta":{},"usage":{"output_tokens":15}}\n\n'
-    tap = UsageTap("anthropic", drop_usage_chunk=True)  # never drops: Anthropic clients always get usage
+    tap = UsageTap(ANTHROPIC_MESSAGES, drop_usage_chunk=True)  # never drops: Anthropic clients always get usage
     assert tap.feed(start + delta) == start + delta
     assert tap.usage is not None and (tap.usage.input, tap.usage.output) == (25, 15)
 
@@ -251,6 +253,6 @@ def test_a_plugin_that_breaks_in_pre_fails_the_request_and_the_others_still_acco
 
 def test_tap_passes_an_unreadable_usage_event_on_untouched() -> None:
     broken = b'data: {"choices":[],"usage":{"prompt_tokens":\n\n'
-    tap = UsageTap("openai", drop_usage_chunk=True)
+    tap = UsageTap(OPENAI_CHAT, drop_usage_chunk=True)
     assert tap.feed(CHUNK + broken + DONE) == CHUNK + broken + DONE  # not ours to judge: the relay forwards it
     assert tap.usage is None

@@ -11,6 +11,7 @@ import pytest
 from sidestep.config.load import parse_config
 from sidestep.config.model import LoadBalanceNode, TargetNode
 from sidestep.errors import NotFound
+from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.providers.registry import build_providers
 from sidestep.routing.executor import Executor
 from sidestep.routing.plan import Planner, expand, reads_stats, resolve, resolve_all
@@ -95,7 +96,7 @@ async def test_key_choice_respects_weights_allow_lists_and_resting_keys() -> Non
     planner = Planner(config.routes, config.providers, random.Random(3))
 
     async def key_for(route: str) -> str:
-        served = await executor.run("chat", {"messages": []}, planner.plan([route]), 1e12, False)
+        served = await executor.run("chat", {"messages": []}, planner.plan([route]), 1e12, False, source=OPENAI_CHAT)
         await served.aclose()
         return served.key.name
 
@@ -105,7 +106,7 @@ async def test_key_choice_respects_weights_allow_lists_and_resting_keys() -> Non
     executor.state.cooldowns.on_failure("p#1", 429, 60, executor.clock())
     assert {await key_for("r") for _ in range(20)} == {"p#0"}  # p#1 rests after its 429
     executor.state.cooldowns.on_failure("p#0", 429, 60, executor.clock())
-    served = await executor.run("chat", {"messages": []}, planner.plan(["r"]), 1e12, False)
+    served = await executor.run("chat", {"messages": []}, planner.plan(["r"]), 1e12, False, source=OPENAI_CHAT)
     await served.aclose()  # every key resting: no key is chosen, so the target is skipped, then tried as a last resort
     assert [a.reason for a in served.attempts] == ["skipped: circuit open or keys cooling down", "ok"]
 
@@ -123,7 +124,7 @@ async def test_with_a_key_resting_the_others_keep_their_weights_share() -> None:
     executor.state.cooldowns.on_failure("p#1", 429, 1e9, executor.clock())  # "b", the heaviest, rests
     counts: Counter[str] = Counter()
     for _ in range(4000):
-        served = await executor.run("chat", {"messages": []}, plan, 1e12, False)
+        served = await executor.run("chat", {"messages": []}, plan, 1e12, False, source=OPENAI_CHAT)
         await served.aclose()
         counts[served.key.name] += 1
         assert [a.reason for a in served.attempts] == ["ok"]  # no skip recorded for the drawn resting key

@@ -35,9 +35,11 @@ INTERPRETED: dict[str, tuple[str, ...]] = {
         "config/load.py",
         "config/fields.py",
         "config/governance.py",
+        "config/cache.py",
+        "config/mcp.py",
     ),
     "the simulator and the test helpers, not the gateway": ("sim/*", "testing.py", "transport/fake.py"),
-    _STRUCTS: ("core/model.py", "records.py", "dialects/openai_wire.py", "providers/anthropic.py"),
+    _STRUCTS: ("core/model.py", "records.py", "formats/openai_chat/wire.py", "providers/anthropic.py"),
     "async generators, which mypyc cannot compile": ("relay.py",),
     "the error classes: subclasses override class attributes, which compiled classes do not allow": ("errors.py",),
     _NATIVE: (
@@ -46,9 +48,9 @@ INTERPRETED: dict[str, tuple[str, ...]] = {
         "providers/cohere.py",
         "providers/gemini.py",
         "providers/vertex.py",
-        "dialects/bedrock.py",
-        "dialects/cohere.py",
-        "dialects/gemini.py",
+        "formats/bedrock_converse.py",
+        "formats/cohere_v2.py",
+        "formats/gemini.py",
     ),
     "once per process or per hour: provider types as data, adapters built at start-up, token refresh": (
         "providers/catalog.py",
@@ -59,7 +61,18 @@ INTERPRETED: dict[str, tuple[str, ...]] = {
         "plugins/governance/store.py",
         "plugins/estimate.py",
     ),
-    "a Protocol only (routing's provider seam): nothing runs in it": ("routing/provider.py",),
+    "Protocols only (routing's provider seam, what a format is): nothing runs in them": (
+        "routing/provider.py",
+        "core/format.py",
+        "formats/base.py",
+    ),
+    "the cache's optional backends, imported only when configured: Redis calls and numpy do the work": (
+        "plugins/cache/redis_store.py",
+        "plugins/cache/semantic.py",
+    ),
+    "the MCP gateway: drives the optional mcp SDK (anyio, pydantic), off the LLM request path; an async generator": (
+        "plugins/mcp/*",
+    ),
     "plugins found and built at start-up and reload: capability protocols checked with isinstance, the registry": (
         "plugins/capabilities.py",
         "plugins/registry.py",

@@ -1,7 +1,8 @@
 """The gateway: an HTTP handler that turns an inbound OpenAI request into routed upstream attempts.
 
-`Gateway.handle` is the server's only callback. It stays thin: parse (dialect), resolve and expand the
-route (pure), run the attempts (executor), and write the answer with headers saying who served it.
+`Gateway.handle` is the server's only callback. It stays thin: find the endpoint (`sidestep.endpoints`:
+operation and client format), parse (the client format), resolve and expand the route (pure), run the
+attempts (executor), and write the answer with headers saying who served it.
 
 Plugins come from the config (`sidestep.plugins.registry`) and what they can do beyond their hooks —
 authenticate, filter models, serve endpoints, start and stop, survive a reload, export metrics — is
@@ -25,10 +26,7 @@ from typing import Any
 import msgspec
 
 from sidestep.config.model import Config
-from sidestep.dialects import anthropic
-from sidestep.dialects import openai as oai
-from sidestep.dialects.body import field
-from sidestep.dialects.openai import ParsedRequest
+from sidestep.endpoints import ENDPOINTS, client_format
 from sidestep.errors import (
     AllAttemptsFailed,
     Attempt,
@@ -38,6 +36,11 @@ from sidestep.errors import (
     UpstreamError,
     UpstreamRejected,
 )
+from sidestep.formats.base import ClientFormat, ReadsEmbeddings, WritesEmbeddings
+from sidestep.formats.body import field
+from sidestep.formats.openai_chat import OPENAI_CHAT
+from sidestep.formats.request import ParsedRequest
+from sidestep.formats.translate import NO_NEEDS, request_needs, translate_embeddings, translate_response
 from sidestep.outcome import Exchange, Observer, tell
 from sidestep.plugins.base import Pipeline, Plugin
 from sidestep.plugins.capabilities import Authenticates, Capabilities, HasLifecycle, SurvivesReload, discover
@@ -52,29 +55,12 @@ from sidestep.routing.plan import Planned, Planner, configured_targets, reads_st
 from sidestep.routing.served import Served
 from sidestep.routing.strategies import TargetStats
 from sidestep.server.types import Request, Response, StreamingResponse
-from sidestep.translate import DIALECT_OF, NO_NEEDS, request_needs, translate_embeddings, translate_response
 from sidestep.transport.types import Transport
 
-__all__ = ["ENDPOINTS", "Gateway"]
+__all__ = ["Gateway"]
 
 # A route's handler: (request, request id, its outcome record when one is kept).
 _Handler = Callable[[Request, str, Exchange | None], Awaitable[Response | StreamingResponse]]
-# Every path the gateway answers itself → its endpoint: an operation proxied upstream (POST) or a local GET.
-# Plugins and observers add theirs (`ServesEndpoints`).
-ENDPOINTS = {
-    "/v1/chat/completions": "chat",
-    "/chat/completions": "chat",
-    "/v1/embeddings": "embeddings",
-    "/embeddings": "embeddings",
-    "/v1/messages": "messages",
-    "/anthropic/v1/messages": "messages",
-    "/v1/messages/count_tokens": "count_tokens",
-    "/anthropic/v1/messages/count_tokens": "count_tokens",
-    "/v1/models": "models",
-    "/models": "models",
-    "/health": "health",
-    "/ready": "ready",
-}
 _JSON = ("content-type", "application/json")
 _SSE_HEADERS = [("content-type", "text/event-stream"), ("cache-control", "no-cache"), ("x-accel-buffering", "no")]
 
@@ -82,7 +68,7 @@ _SSE_HEADERS = [("content-type", "text/event-stream"), ("cache-control", "no-cac
 @dataclass(frozen=True, slots=True)
 class _Route:
     name: str  # the endpoint (`Exchange.operation`)
-    dialect: str  # the client's format: errors are rendered in it
+    format: ClientFormat  # the client's format: errors are rendered in it
     methods: Mapping[str, _Handler]
     observed: bool = True  # False: no outcome record (the metrics scrape)
 
@@ -150,6 +136,9 @@ class Gateway:
         self._pipeline = Pipeline(plugins, caps.awaiting)
         self._plugged = bool(self._pipeline)
         self._awaits = self._pipeline.awaits
+        self._keeps_answers = caps.keeps_answers
+        for sender in caps.senders:
+            sender.bind(self._side_request)
         self._tracked = self._plugged or bool(self._observers)  # an outcome record is kept per request
         self._wants_usage = self._pipeline.wants_usage or any(o.wants_usage for o in self._observers)
         self._authenticate = _authenticator(caps.authenticators)
@@ -159,17 +148,23 @@ class Gateway:
         local: dict[str, _Handler] = {"models": self._models, "health": self._health, "ready": self._ready}
         routes = {
             path: _Route(
-                name,
-                DIALECT_OF.get(name, "openai"),
-                {"GET": local[name]} if name in local else {"POST": partial(self._proxy, operation=name)},
+                e.operation,
+                e.format,
+                {"GET": local[e.operation]}
+                if e.method == "GET"
+                else {"POST": partial(self._proxy, operation=e.operation, client=e.format)},
             )
-            for path, name in ENDPOINTS.items()
+            for path, e in ENDPOINTS.items()
         }
         for path, endpoint in (caps.endpoints or {}).items():
-            handler = partial(_plugin_endpoint, endpoint.handler)
-            routes.setdefault(path, _Route(endpoint.name, "openai", {endpoint.method: handler}, endpoint.observed))
+            if endpoint.guarded:
+                handler = partial(self._guarded, endpoint.handler)
+            else:
+                handler = partial(_plugin_endpoint, endpoint.handler)
+            methods = dict.fromkeys((endpoint.method, *endpoint.methods), handler)
+            routes.setdefault(path, _Route(endpoint.name, client_format(path), methods, endpoint.observed))
         for path, (name, why) in off_paths().items():
-            routes.setdefault(path, _Route(name, "openai", {"GET": partial(_plugin_off, why)}))
+            routes.setdefault(path, _Route(name, client_format(path), {"GET": partial(_plugin_off, why)}))
         return routes
 
     def attach(self, observers: Sequence[Observer]) -> None:
@@ -236,7 +231,7 @@ class Gateway:
             route = _unknown(request.path)
         exchange = None
         if self._tracked and route.observed:
-            exchange = Exchange(request, request_id, route.name, route.dialect, (), False, self._wall_clock(), {})
+            exchange = Exchange(request, request_id, route.name, route.format, (), False, self._wall_clock(), {})
         try:
             handler = route.methods.get(request.method)
             if handler is None:
@@ -247,7 +242,7 @@ class Gateway:
             response = await handler(request, request_id, exchange)
         except SidestepError as exc:
             headers = [("x-sidestep-request-id", request_id), *exc.response_headers]
-            response = _DIALECTS[route.dialect].error_response(exc, headers)
+            response = _error(route.format, exc, headers)
             if exchange is not None and exchange.error is None:
                 exchange.error = exc.message
         except BaseException as exc:  # the client left (499), or a bug (500): still one record
@@ -265,9 +260,8 @@ class Gateway:
         return response
 
     async def _proxy(
-        self, request: Request, request_id: str, exchange: Exchange | None, operation: str
+        self, request: Request, request_id: str, exchange: Exchange | None, operation: str, client: ClientFormat
     ) -> Response | StreamingResponse:
-        dialect = _DIALECTS[DIALECT_OF[operation]]
         principal = None
         if self._authenticate is not None:  # who is calling, from the head: a stranger's body is never decoded
             try:
@@ -276,7 +270,7 @@ class Gateway:
                 if exchange is not None:
                     exchange.proxied = True
                 raise
-        parsed = dialect.parse_body(request.body, operation)
+        parsed = client.parse_body(request.body, operation)
         if exchange is not None:
             exchange.models, exchange.stream, exchange.body = parsed.models, parsed.stream, parsed.body
             exchange.principal, exchange.proxied = principal, True
@@ -294,18 +288,19 @@ class Gateway:
                 else NO_NEEDS
             )
             if parsed.stream:
-                return await self._stream(parsed, operation, dialect, plan, timeout, needs, request_id, exchange)
-            work = self._executor.run(operation, parsed.body, plan, deadline, False, needs)
+                return await self._stream(parsed, operation, client, plan, timeout, needs, request_id, exchange)
+            work = self._executor.run(operation, parsed.body, plan, deadline, False, needs, source=client)
             try:
                 served = await work  # awaited here, not in a helper: each await level costs per resume
             except (UpstreamRejected, AllAttemptsFailed) as exc:
-                return self._over(exchange, _failure(dialect, exc, request_id), failed=exc)
+                return self._over(exchange, _failure(client, exc, request_id), failed=exc)
             await served.aclose()
-            if served.wire != dialect.name:
+            if served.format is not client:
                 if operation == "embeddings":
                     encoding = field(parsed.body, "encoding_format")
-                    return self._over(exchange, _translated_embeddings(served, encoding, request_id), served)
-                return self._over(exchange, _translated(served, dialect.name, request_id), served)
+                    translated = _translated_embeddings(served, client, encoding, request_id)
+                    return self._over(exchange, translated, served)
+                return self._over(exchange, _translated(served, client, request_id), served)
             # Every API answer here is JSON; not asking the upstream's headers spares decoding them at all.
             response = Response(served.response.status, served.body, [_JSON, *_served_headers(request_id, served)])
             return response if exchange is None else self._over(exchange, response, served)
@@ -318,7 +313,7 @@ class Gateway:
         self,
         parsed: ParsedRequest,
         operation: str,
-        dialect: _DialectFns,
+        client: ClientFormat,
         plan: Sequence[Planned],
         timeout: float,
         needs: frozenset[str],
@@ -326,12 +321,11 @@ class Gateway:
         exchange: Exchange | None,
     ) -> Response | StreamingResponse:
         policy = plan[0].policy
-        include_usage = _include_usage(parsed.body)
+        include_usage = client.include_usage(parsed.body)
         body = parsed.body
         tap = exchange is not None and self._wants_usage
-        if tap and dialect.name == "openai" and not include_usage:  # have the usage reported, then removed
-            options = field(body, "stream_options")
-            body = {**body, "stream_options": {**(options if isinstance(options, dict) else {}), "include_usage": True}}
+        if tap and not include_usage:  # have the usage reported (then removed) where the format must ask for it
+            body = client.asking_usage(body) or body
         job = StreamJob(
             self._executor,
             operation,
@@ -339,14 +333,14 @@ class Gateway:
             plan,
             timeout,
             policy.mid_stream or "fail",
-            dialect.name,
+            client,
             include_usage,
             tap_usage=tap,
             drop_usage=tap and not include_usage,
         )
         keepalive = policy.keepalive if policy.keepalive is not None else self.config.server.sse_keepalive
         deadline = self._executor.clock() + timeout
-        task = asyncio.ensure_future(self._executor.run(operation, body, plan, deadline, True, needs))
+        task = asyncio.ensure_future(self._executor.run(operation, body, plan, deadline, True, needs, source=client))
         try:
             done = await _done_within(task, keepalive or None)
         except asyncio.CancelledError:
@@ -358,7 +352,7 @@ class Gateway:
         try:
             served = await task
         except (UpstreamRejected, AllAttemptsFailed) as exc:
-            return self._over(exchange, _failure(dialect, exc, request_id), failed=exc)
+            return self._over(exchange, _failure(client, exc, request_id), failed=exc)
         headers = _SSE_HEADERS + _served_headers(request_id, served)
         if exchange is not None:
             job.outcome.serving(served)
@@ -402,6 +396,8 @@ class Gateway:
             elif failed is not None:
                 exchange.attempts, exchange.error = failed.attempts, failed.message
             if self._plugged:
+                if self._keeps_answers and served is not None:
+                    exchange.answer = response.body
                 self._pipeline.post(exchange)
         return response
 
@@ -431,12 +427,38 @@ class Gateway:
         if self._plugged:
             self._pipeline.post(exchange)
 
+    async def _side_request(self, operation: str, body: dict[str, Any]) -> bytes:
+        """A plugin's own request (`SendsRequests`), routed as a client's would be, failover included; the
+        answer's body in OpenAI's format."""
+        plan = self._planner.plan([body["model"]])
+        deadline = self._executor.clock() + (plan[0].policy.deadline or self._timeout)
+        needs = request_needs(body, False, operation)
+        served = await self._executor.run(operation, body, plan, deadline, False, needs, source=OPENAI_CHAT)
+        await served.aclose()
+        source = served.format
+        if source is not OPENAI_CHAT and isinstance(source, ReadsEmbeddings):
+            return translate_embeddings(served.body, source, OPENAI_CHAT, served.target.model, None)
+        return served.body
+
     def configured(self, label: str) -> bool:
         """Whether the config names the target `provider/model` (a route's or a listed model)."""
         return label in self._configured
 
     def _replan(self, names: Sequence[str]) -> Sequence[Planned]:
         return self._planner.plan(names)
+
+    async def _guarded(
+        self,
+        handler: Callable[[Request, Any, Exchange | None], Awaitable[Response | StreamingResponse]],
+        request: Request,
+        request_id: str,
+        exchange: Exchange | None,
+    ) -> Response | StreamingResponse:
+        """A plugin's endpoint for callers the gateway knows: authenticated from the head, as `_proxy` does."""
+        principal = self._authenticate(request) if self._authenticate is not None else None
+        if exchange is not None:
+            exchange.principal = principal
+        return await handler(request, principal, exchange)
 
     async def _models(self, request: Request, request_id: str, exchange: Exchange | None) -> Response:
         """Every route and listed model; a caller a plugin narrows (`FiltersModels`: a virtual key with a
@@ -456,8 +478,11 @@ class Gateway:
 
 
 async def _plugin_endpoint(
-    handler: Callable[[Request], Awaitable[Response]], request: Request, request_id: str, exchange: Exchange | None
-) -> Response:
+    handler: Callable[[Request], Awaitable[Response | StreamingResponse]],
+    request: Request,
+    request_id: str,
+    exchange: Exchange | None,
+) -> Response | StreamingResponse:
     return await handler(request)
 
 
@@ -467,7 +492,7 @@ async def _plugin_off(why: str, request: Request, request_id: str, exchange: Exc
 
 def _unknown(path: str) -> _Route:
     """A path no route serves: a 404 in the format the path looks like it speaks."""
-    return _Route("other", "anthropic" if "/messages" in path else "openai", {})
+    return _Route("other", client_format(path), {})
 
 
 def _authenticator(plugins: Sequence[Authenticates]) -> Callable[[Request], Any] | None:
@@ -527,53 +552,41 @@ async def _done_within(task: asyncio.Task[Served], seconds: float | None) -> boo
     return task.done()
 
 
-@dataclass(frozen=True, slots=True)
-class _DialectFns:
-    name: str
-    parse_body: Callable[[bytes, str], ParsedRequest]
-    error_response: Callable[..., Response]
-    upstream_error_response: Callable[[UpstreamError, list[tuple[str, str]]], Response]
-
-
-_DIALECTS: dict[str, _DialectFns] = {
-    "openai": _DialectFns("openai", oai.parse_body, oai.error_response, oai.upstream_error_response),
-    "anthropic": _DialectFns(
-        "anthropic", anthropic.parse_body, anthropic.error_response, anthropic.upstream_error_response
-    ),
-}
-
-
-def _include_usage(body: dict[str, Any]) -> bool:
-    options = field(body, "stream_options")
-    return isinstance(options, dict) and bool(options.get("include_usage"))
-
-
-def _translated(served: Served, dialect: str, request_id: str) -> Response:
+def _translated(served: Served, client: ClientFormat, request_id: str) -> Response:
     """A non-stream answer in the provider's format, rewritten in the client's."""
     headers = _served_headers(request_id, served)
     try:
-        body = translate_response(served.body, served.wire, dialect)
+        body = translate_response(served.body, served.format, client)
     except (msgspec.DecodeError, TypeError, ValueError, AttributeError) as exc:
         error = UpstreamError(f"{served.target.label} returned an answer that could not be translated: {exc}")
-        return _DIALECTS[dialect].error_response(error, headers)
+        return _error(client, error, headers)
     return Response(200, body, [_JSON, *headers])
 
 
-def _translated_embeddings(served: Served, encoding: Any, request_id: str) -> Response:
+def _translated_embeddings(served: Served, client: ClientFormat, encoding: Any, request_id: str) -> Response:
     headers = _served_headers(request_id, served)
+    source = served.format
     try:
-        body = translate_embeddings(served.body, served.wire, served.target.model, encoding)
+        if not isinstance(source, ReadsEmbeddings) or not isinstance(client, WritesEmbeddings):
+            raise TypeError(f"no embeddings translation from {source.name} to {client.name}")
+        body = translate_embeddings(served.body, source, client, served.target.model, encoding)
     except (msgspec.DecodeError, TypeError, ValueError, AttributeError, KeyError) as exc:
         error = UpstreamError(f"{served.target.label} returned embeddings that could not be translated: {exc}")
-        return _DIALECTS["openai"].error_response(error, headers)
+        return _error(client, error, headers)
     return Response(200, body, [_JSON, *headers])
 
 
-def _failure(dialect: _DialectFns, exc: UpstreamRejected | AllAttemptsFailed, request_id: str) -> Response:
+def _failure(client: ClientFormat, exc: UpstreamRejected | AllAttemptsFailed, request_id: str) -> Response:
     headers = _failure_headers(request_id, exc.attempts)
     if isinstance(exc, UpstreamRejected):
-        return dialect.upstream_error_response(exc.error, headers)
-    return dialect.error_response(exc, headers)
+        error = exc.error
+        return Response(error.status, client.upstream_error_body(error), [_JSON, *headers])
+    return _error(client, exc, headers)
+
+
+def _error(client: ClientFormat, exc: SidestepError, headers: list[tuple[str, str]]) -> Response:
+    """A gateway error, in the client's format."""
+    return Response(exc.status, client.error_body(exc), [_JSON, *headers])
 
 
 def _served_headers(request_id: str, served: Served) -> list[tuple[str, str]]:

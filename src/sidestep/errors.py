@@ -19,7 +19,7 @@ SidestepError                      base; carries status, type and code for rende
 └── AllAttemptsFailed              every target of a route failed; lists each Attempt
 ```
 
-Rendering an error into a dialect's JSON lives in `sidestep.dialects`; this module only holds data.
+Rendering an error into a client format's JSON lives in `sidestep.formats`; this module only holds data.
 """
 
 from __future__ import annotations

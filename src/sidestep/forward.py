@@ -13,24 +13,16 @@ from dataclasses import field as dc_field
 from typing import Any
 
 from sidestep.core.model import Usage
-from sidestep.dialects import anthropic
-from sidestep.dialects import openai as oai
 from sidestep.errors import Attempt, UpstreamError
+from sidestep.formats.base import ClientFormat, Seams, Writer
+from sidestep.formats.translate import StreamTranslator
 from sidestep.routing.executor import Executor
 from sidestep.routing.plan import Planned
 from sidestep.routing.served import Served
 from sidestep.server.types import Outlet
-from sidestep.translate import END_MARKER, StreamTranslator, Writer, stream_writer
 from sidestep.usage_tap import UsageTap
 
-__all__ = ["Forward", "StreamJob", "StreamOutcome", "forwarding", "relay_after_prelude", "stream_error"]
-
-
-def stream_error(dialect: str, message: str, code: str = "stream_interrupted") -> bytes:
-    """The event that ends a stream in the client's dialect (its SDK raises on it)."""
-    if dialect == "anthropic":
-        return anthropic.error_event(message, "overloaded_error" if code == "all_targets_failed" else "api_error")
-    return oai.stream_error_event(message, code)
+__all__ = ["Forward", "StreamJob", "StreamOutcome", "forwarding", "relay_after_prelude"]
 
 
 @dataclass(slots=True)
@@ -64,7 +56,7 @@ class StreamJob:
     plan: Sequence[Planned]
     timeout: float
     mid_stream: str
-    dialect: str = "openai"
+    client: ClientFormat  # what the client speaks: its stream's shape, end-of-stream rule and error event
     include_usage: bool = False
     writer: Writer | None = None  # set once the client's stream is produced by translation
     tap_usage: bool = False  # read the provider's usage as the stream passes (a plugin needs it)
@@ -75,30 +67,30 @@ class StreamJob:
         self.outcome.served = served
         if not self.tap_usage:
             return None
-        tap = UsageTap(served.wire, drop_usage_chunk=self.drop_usage)
+        tap = UsageTap(self.client, drop_usage_chunk=self.drop_usage)  # only same-format streams are tapped
         self.outcome.relayed = tap.relayed_chars
         return tap
 
     def translator(self, served: Served) -> StreamTranslator | None:
-        """Translate when formats differ, and always for an Anthropic client that may switch mid-stream
-        (its event sequence must stay one message across targets)."""
-        if self.writer is None and (served.wire != self.dialect or self._continuing_anthropic):
-            self.writer = stream_writer(self.dialect, served.target.model, self.include_usage)
+        """Translate when formats differ, and always for a client that may switch mid-stream when its format
+        cannot stitch a continuation as bytes (Anthropic's event sequence must stay one message)."""
+        if self.writer is None and (served.format is not self.client or self._continuing_unseamed):
+            self.writer = self.client.stream_writer(served.target.model, self.include_usage)
         if self.writer is None:
             return None
-        translator = StreamTranslator(served.wire, self.writer)
+        translator = StreamTranslator(served.format, self.writer)
         if self.tap_usage:
             self.outcome.relayed = translator.relayed_chars
         return translator
 
     @property
-    def _continuing_anthropic(self) -> bool:
-        return self.dialect == "anthropic" and self.mid_stream == "continue"
+    def _continuing_unseamed(self) -> bool:
+        return self.mid_stream == "continue" and not isinstance(self.client, Seams)
 
 
 def forwarding(served: Served, job: StreamJob) -> bool:
     """True when the stream goes out byte for byte, so what was held back can be sent with the head."""
-    return job.mid_stream != "continue" and served.wire == job.dialect and job.writer is None
+    return job.mid_stream != "continue" and served.format is job.client and job.writer is None
 
 
 def relay_after_prelude(served: Served, job: StreamJob) -> Forward:
@@ -185,7 +177,7 @@ class Forward:
         await self.aclose()
         if failure is not None:
             self._job.outcome.failure = failure
-            out.write(stream_error(self._job.dialect, failure))
+            out.write(self._job.client.stream_error(failure))
 
     def _saw(self, piece: bytes) -> None:
         """Keep the stream's last bytes: whether it ended properly is read from them."""
@@ -198,9 +190,8 @@ class Forward:
         """The upstream body is over: a stream without its end marker was cut short. Returns what the
         usage tap still held (an incomplete last event)."""
         self._done = True
-        served = self._served
-        if self._failure is None and END_MARKER.get(served.wire, b"[DONE]") not in self._tail:
-            self._failure = f"{served.target.label} ended the stream before it was complete"
+        if self._failure is None and not self._job.client.stream_complete(self._tail):
+            self._failure = f"{self._served.target.label} ended the stream before it was complete"
         return self._tap.flush() if self._tap is not None else b""
 
     async def _finish(self) -> bytes:
@@ -210,7 +201,7 @@ class Forward:
         if failure is None:
             raise StopAsyncIteration
         self._job.outcome.failure = failure
-        return stream_error(self._job.dialect, failure)
+        return self._job.client.stream_error(failure)
 
     async def aclose(self) -> None:
         self._done = True

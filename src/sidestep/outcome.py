@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sidestep.errors import Attempt
+from sidestep.formats.base import ClientFormat
 from sidestep.server.types import Request
 
 __all__ = ["Exchange", "Observer", "TokenUsage", "tell"]
@@ -47,11 +48,11 @@ class Exchange:
     request: Request
     request_id: str
     operation: str  # the endpoint: "chat", "messages", "embeddings", "count_tokens", "health" … ("other": no route)
-    dialect: str  # the client's format: "openai" or "anthropic"
+    format: ClientFormat  # the client's format (`sidestep.formats`); for an unknown path, the one its errors take
     models: Sequence[str]  # every model name the request may be served under (route, fallbacks)
     stream: bool  # the client asked for a stream
     started: float  # wall clock (seconds since the epoch) when the request arrived
-    body: dict[str, Any]  # the request's top-level fields (nested ones stay raw JSON: `dialects.body.field`)
+    body: dict[str, Any]  # the request's top-level fields (nested ones stay raw JSON: `formats.body.field`)
     status: int = 0  # the response's status (a stream that failed after its head still says 200)
     provider: str = ""  # who served it
     model: str = ""
@@ -67,6 +68,9 @@ class Exchange:
     head: float = 0.0  # wall clock when the response head was ready (a stream: its first event)
     streamed: bool = False  # the answer went out as a stream (a stream that failed before its head did not)
     proxied: bool = False  # an LLM request the gateway took on: its body was read, or its key refused
+    cache: str | None = None  # what the cache did: "hit", "miss" or "bypass" (None: no cache, or not cacheable)
+    answer: bytes | None = None  # a non-stream answer's body as the client got it (for a `KeepsAnswers` plugin)
+    notes: dict[str, Any] | None = None  # what a plugin keeps from its `pre` for its `post`, under its name
 
 
 class Observer(Protocol):

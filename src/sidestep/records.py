@@ -61,3 +61,4 @@ class RequestRecord(msgspec.Struct, gc=False, omit_defaults=True):
     usage: UsageRecord | None = None
     cost_usd: float | None = None
     error: str | None = None
+    cache: str | None = None  # hit, miss or bypass, when a cache is configured

@@ -3,11 +3,11 @@
 Before the first content event, failover is invisible (the executor holds the stream back). While the
 executor is still looking for a first token, `: keep-alive` comments keep idle proxies from cutting the
 connection. After content has started, a failure either ends the stream with an error event in the
-client's dialect (`mid_stream: fail`, the default) or asks the next targets to continue from the text
+client's format (`mid_stream: fail`, the default) or asks the next targets to continue from the text
 already sent (`mid_stream: continue`), marking the switch with an SSE comment.
 
 Same-format streams are forwarded byte for byte; when the provider's wire format differs from the
-client's dialect, each piece is translated as it arrives (`sidestep.translate.StreamTranslator`). The
+client's, each piece is translated as it arrives (`sidestep.formats.translate.StreamTranslator`). The
 same-format relay and the job state live in `sidestep.forward` (compilable; re-exported here).
 """
 
@@ -15,18 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from typing import Any
 
-import msgspec
-
-from sidestep.dialects.body import field
-from sidestep.dialects.sse import SSESplitter, sse_comment, sse_data
 from sidestep.errors import AllAttemptsFailed, UpstreamError, UpstreamRejected
-from sidestep.forward import Forward, StreamJob, StreamOutcome, forwarding, relay_after_prelude, stream_error
+from sidestep.formats.base import Reader, Seams
+from sidestep.formats.body import field
+from sidestep.formats.sse import sse_comment
+from sidestep.formats.translate import StreamTranslator
+from sidestep.forward import Forward, StreamJob, StreamOutcome, forwarding, relay_after_prelude
 from sidestep.routing.served import Served
-from sidestep.translate import END_MARKER, Reader, StreamTranslator, stream_reader
 
 __all__ = [
     "Forward",
@@ -35,7 +33,6 @@ __all__ = [
     "forwarding",
     "relay",
     "relay_after_prelude",
-    "stream_error",
     "wait_with_keepalive",
 ]
 
@@ -62,11 +59,11 @@ async def wait_with_keepalive(task: asyncio.Task[Served], interval: float, job: 
             served = task.result()
         except UpstreamRejected as exc:
             job.outcome.failure, job.outcome.attempts = exc.error.message, exc.attempts
-            yield stream_error(job.dialect, exc.error.message, code="upstream_rejected")
+            yield job.client.stream_error(exc.error.message, code="upstream_rejected")
             return
         except AllAttemptsFailed as exc:
             job.outcome.failure, job.outcome.attempts = exc.message, exc.attempts
-            yield stream_error(job.dialect, exc.message, code="all_targets_failed")
+            yield job.client.stream_error(exc.message, code="all_targets_failed")
             return
         job.outcome.serving(served)
         body = relay(served, job)
@@ -115,15 +112,18 @@ async def _relay(
 ) -> AsyncGenerator[bytes, None]:
     """`continues`: the id of the client's stream when this one continues it ("" when that is unknown)."""
     text: list[str] | None = [] if job.mid_stream == "continue" else None
-    reader = stream_reader(served.wire) if text is not None else None
+    reader = served.format.stream_reader() if text is not None else None
     tap = job.tap(served) if translator is None else None
-    seam = _Seam(continues) if continues is not None and translator is None else None
+    client = job.client  # untranslated, a continuation is stitched by the client format's seam
+    seam = (
+        client.seam(continues) if continues is not None and translator is None and isinstance(client, Seams) else None
+    )
     stream_id = continues
     failure: str | None = None
     ended = False  # the upstream stream is over, one way or the other (not: the client left)
     try:
         try:
-            async for piece in _pieces(served, translator):
+            async for piece in _pieces(served, job, translator):
                 if reader is not None and text is not None:
                     started = _collect(reader, piece, text)
                     stream_id = started if stream_id is None else stream_id  # the client's: the first one
@@ -150,7 +150,7 @@ async def _relay(
         await served.aclose()
     job.outcome.failure = failure
     if text is None:
-        yield stream_error(job.dialect, failure)
+        yield job.client.stream_error(failure)
         return
     async for piece in _continue(served, job, "".join(text), failure, stream_id or ""):
         yield piece
@@ -160,13 +160,12 @@ class _Incomplete(Exception):
     pass
 
 
-async def _pieces(served: Served, translator: StreamTranslator | None) -> AsyncIterator[bytes]:
+async def _pieces(served: Served, job: StreamJob, translator: StreamTranslator | None) -> AsyncIterator[bytes]:
     label = served.target.label
     for piece in served.held:
         yield piece
     if served.finished or served.rest is None:
         return
-    marker = END_MARKER.get(served.wire, b"[DONE]")
     tail = served.held[-1][-24:] if served.held else b""
     try:
         async for piece in served.rest:
@@ -174,7 +173,7 @@ async def _pieces(served: Served, translator: StreamTranslator | None) -> AsyncI
             tail = (tail + piece)[-24:]
     except UpstreamError as exc:
         raise _Incomplete(f"{label} failed mid-stream: {exc.message}") from exc
-    complete = translator.ended if translator is not None else marker in tail
+    complete = translator.ended if translator is not None else job.client.stream_complete(tail)
     if not complete:
         raise _Incomplete(f"{label} ended the stream before it was complete")
 
@@ -194,68 +193,23 @@ def _collect(reader: Reader, piece: bytes, text: list[str]) -> str | None:
     return started
 
 
-class _Seam:
-    """A same-format continuation made to read as the stream it continues (the translating writers do
-    this by construction): the `role` of its opening chunk is removed — the chunk itself when nothing
-    else is in it — and its chunks carry the continued stream's id."""
-
-    def __init__(self, stream_id: str) -> None:
-        self._splitter = SSESplitter()
-        self._id = msgspec.json.encode(stream_id) if stream_id else b""
-        self._own: re.Pattern[bytes] | None = None
-        self._opened = False
-
-    def feed(self, piece: bytes) -> bytes:
-        out = []
-        for data in self._splitter.feed(piece):
-            if not self._opened and data != b"[DONE]":
-                data = self._opening(data)
-                if not data:
-                    continue
-            elif self._own is not None:
-                data = self._own.sub(b'"id":' + self._id, data, count=1)
-            out.append(sse_data(data))
-        return b"".join(out)
-
-    def _opening(self, data: bytes) -> bytes:
-        try:
-            chunk = msgspec.json.decode(data)
-        except msgspec.DecodeError:
-            return data  # not for the seam to judge: the relay reports a malformed stream
-        if not isinstance(chunk, dict) or not isinstance(chunk.get("choices"), list):
-            return data
-        self._opened = True
-        own = chunk.get("id")
-        if isinstance(own, str) and own and self._id:
-            self._own = re.compile(rb'"id":\s*' + re.escape(msgspec.json.encode(own)))
-            chunk["id"] = msgspec.json.decode(self._id)
-        deltas = [c.get("delta") for c in chunk["choices"] if isinstance(c, dict)]
-        for delta in deltas:
-            if isinstance(delta, dict):
-                delta.pop("role", None)
-        empty = all(not c.get("finish_reason") for c in chunk["choices"] if isinstance(c, dict)) and all(
-            not any(delta.values()) for delta in deltas if isinstance(delta, dict)
-        )
-        return b"" if empty and not chunk.get("usage") else msgspec.json.encode(chunk)
-
-
 async def _continue(served: Served, job: StreamJob, partial: str, failure: str, stream_id: str) -> AsyncIterator[bytes]:
     """Ask the remaining targets to carry on from `partial`; mark the switch; fail cleanly if none can."""
     used = served.target
     remaining = [p for p in job.plan if p.target != used]
     if not remaining:
-        yield stream_error(job.dialect, failure)
+        yield job.client.stream_error(failure)
         return
     messages = list(field(job.body, "messages") or [])
     messages += [{"role": "assistant", "content": partial}, {"role": "user", "content": CONTINUE_PROMPT}]
     body: dict[str, Any] = {**job.body, "messages": messages}
     deadline = job.executor.clock() + job.timeout
     try:
-        nxt = await job.executor.run(job.operation, body, remaining, deadline, stream=True)
+        nxt = await job.executor.run(job.operation, body, remaining, deadline, True, source=job.client)
     except (AllAttemptsFailed, UpstreamRejected) as exc:
         job.outcome.failure = f"{failure}; continuation failed: {exc.message}"
         job.outcome.attempts = (*job.outcome.attempts, *exc.attempts)
-        yield stream_error(job.dialect, job.outcome.failure)
+        yield job.client.stream_error(job.outcome.failure)
         return
     job.outcome.serving(nxt)
     yield sse_comment(

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from sidestep.app import Gateway
 from sidestep.config.model import Config
-from sidestep.dialects import anthropic, openai
+from sidestep.endpoints import client_format
 from sidestep.errors import ConfigError
 from sidestep.loop import install_fast_loop
 from sidestep.outcome import Observer
@@ -142,10 +142,10 @@ def reload_config(gateway: Gateway, load: Callable[[], Config]) -> bool:
 
 
 def render_server_error(status: int, message: str, path: str) -> Response:
-    """Errors the HTTP layer raises itself (413, 431, malformed HTTP …), in the dialect of the path."""
-    if "/messages" in path:
-        return anthropic.render_server_error(status, message)
-    return openai.render_server_error(status, message)
+    """Errors the HTTP layer raises itself (413, 431, malformed HTTP …), in the format of the path's endpoint."""
+    return Response(
+        status, client_format(path).server_error_body(status, message), [("content-type", "application/json")]
+    )
 
 
 async def _serve(

@@ -2,7 +2,8 @@
 
 Only events that carry usage are decoded: OpenAI's last chunk (sent when `stream_options.include_usage`
 is on, which the gateway turns on when a plugin needs usage) and Anthropic's `message_start` and
-`message_delta`. The tap passes every complete event on at once and holds back only an incomplete
+`message_delta`: where a format's usage is, and which event is nothing but usage, the format says
+(`ClientFormat.stream_usage`). The tap passes every complete event on at once and holds back only an incomplete
 trailing one — a client could not use half an event anyway — so nothing is buffered. When the client did
 not ask for usage itself, the usage-only chunk the gateway asked for is removed, as the client expects.
 
@@ -18,9 +19,8 @@ from typing import Any
 import msgspec
 
 from sidestep.core.model import Usage, merge_usage
-from sidestep.dialects import anthropic_messages, openai_chat
-from sidestep.dialects.sse import data_of
-from sidestep.translate import stream_reader
+from sidestep.formats.base import ClientFormat, Format
+from sidestep.formats.sse import data_of
 
 __all__ = ["KEEP", "UsageTap", "relayed_text"]
 
@@ -30,11 +30,11 @@ _ANSWER = frozenset({"text", "thinking", "tool_start", "tool_args"})  # event ki
 
 
 class UsageTap:
-    __slots__ = ("_drop", "_kept", "_partial", "_relayed", "_wire", "usage")
+    __slots__ = ("_drop", "_format", "_kept", "_partial", "_relayed", "usage")
 
-    def __init__(self, wire: str, *, drop_usage_chunk: bool = False) -> None:
-        self._wire = wire
-        self._drop = drop_usage_chunk and wire == "openai"
+    def __init__(self, format: ClientFormat, *, drop_usage_chunk: bool = False) -> None:
+        self._format = format
+        self._drop = drop_usage_chunk
         self._partial = b""
         self._kept: list[bytes] = []
         self._relayed = 0  # bytes of complete events passed on
@@ -44,7 +44,7 @@ class UsageTap:
         """Characters of answer (text, thinking, tool calls) in the events passed on so far; past `KEEP`
         bytes, extrapolated from the part kept."""
         kept = self._kept
-        chars = relayed_text(self._wire, kept)
+        chars = relayed_text(self._format, kept)
         size = sum(len(piece) for piece in kept)
         return chars * self._relayed // size if size and self._relayed > size else chars
 
@@ -103,24 +103,16 @@ class UsageTap:
 
     def _take(self, data: dict[str, Any]) -> bool:
         """Record the usage in `data`; True when the event should be dropped."""
-        if self._wire == "anthropic":
-            usage = data.get("usage")
-            message = data.get("message")
-            if usage is None and isinstance(message, dict):
-                usage = message.get("usage")
-            if isinstance(usage, dict):
-                self.usage = merge_usage(self.usage, anthropic_messages.read_usage(usage))
+        usage, only_usage = self._format.stream_usage(data)
+        if usage is None:
             return False
-        usage = data.get("usage")
-        if isinstance(usage, dict):
-            self.usage = merge_usage(self.usage, openai_chat.read_usage(usage))
-            return self._drop and not data.get("choices")
-        return False
+        self.usage = merge_usage(self.usage, usage)
+        return self._drop and only_usage
 
 
-def relayed_text(wire: str, pieces: list[bytes]) -> int:
-    """Characters of answer in stream bytes of `wire`'s format."""
-    reader = stream_reader(wire)
+def relayed_text(format: Format, pieces: list[bytes]) -> int:
+    """Characters of answer in stream bytes of `format`."""
+    reader = format.stream_reader()
     chars = 0
     for piece in pieces:
         try:

@@ -1,4 +1,4 @@
-"""`sidestep` command line: serve, check, sim, demo, drill."""
+"""`sidestep` command line: serve, check, sim, demo, drill, mcp."""
 
 from __future__ import annotations
 
@@ -68,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(func=_cmd_check)
 
+    from sidestep.cli.mcp import add_parser as add_mcp
     from sidestep.demo import add_parser as add_demo
     from sidestep.drill.cli import add_parser as add_drill
     from sidestep.sim.cli import add_parser as add_sim
@@ -75,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     add_sim(sub)
     add_demo(sub)
     add_drill(sub)
+    add_mcp(sub)
     return parser
 
 

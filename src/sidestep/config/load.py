@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from sidestep.config.cache import parse_cache
 from sidestep.config.fields import (
     Ctx,
     as_bool,
@@ -30,6 +31,7 @@ from sidestep.config.fields import (
     suggest,
 )
 from sidestep.config.governance import parse_governance
+from sidestep.config.mcp import parse_mcp
 from sidestep.config.model import (
     NO_POLICY,
     PROVIDER_TIMEOUTS,
@@ -55,7 +57,7 @@ from sidestep.routing.strategies import STRATEGIES
 
 __all__ = ["config_from_env", "load_config", "parse_config", "read_yaml"]
 
-_TOP_KEYS = {"server", "providers", "routes", "resilience", "governance"}
+_TOP_KEYS = {"server", "providers", "routes", "resilience", "governance", "cache", "mcp"}
 _RESILIENCE_KEYS = {"breaker", "rate_limit_cooldown", "rejected_key_cooldown", "max_key_cooldown"}
 _BREAKER_KEYS = {"failures", "error_rate", "min_requests", "window", "cooldown", "half_open_probes"}
 _SERVER_KEYS = {
@@ -142,14 +144,27 @@ def parse_config(
             routes[name] = route
     resilience = ctx.attempt(_resilience, ctx, top.get("resilience", {}))
     governance = ctx.attempt(parse_governance, ctx, top.get("governance", {}))
+    # `cache:` with nothing under it (YAML null) turns the cache on with its defaults, as `cache: {}` does.
+    cache = ctx.attempt(parse_cache, ctx, top.get("cache") or {}) if "cache" in top else parse_cache(ctx, None)
+    key_names = [key.name for key in governance.keys] if governance is not None else ()
+    mcp = ctx.attempt(parse_mcp, ctx, top.get("mcp", {}), key_names)
     if warnings is not None:
         warnings.extend(ctx.warnings)
     if ctx.errors:
         raise ctx.errors[0] if len(ctx.errors) == 1 else ConfigErrors(ctx.errors)
     assert server is not None and resilience is not None and governance is not None  # no errors: all parsed
+    assert cache is not None
+    assert mcp is not None
     _check_adapters(providers, source)
     return Config(
-        server=server, resilience=resilience, governance=governance, providers=providers, routes=routes, source=source
+        server=server,
+        resilience=resilience,
+        governance=governance,
+        cache=cache,
+        mcp=mcp,
+        providers=providers,
+        routes=routes,
+        source=source,
     )
 
 

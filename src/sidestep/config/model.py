@@ -10,12 +10,15 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "BreakerPolicy",
+    "CacheConfig",
     "Config",
     "FallbackNode",
     "GovernanceConfig",
     "KeyConfig",
     "Limits",
     "LoadBalanceNode",
+    "McpConfig",
+    "McpServerConfig",
     "NodePolicy",
     "Price",
     "ProviderConfig",
@@ -306,11 +309,73 @@ class GovernanceConfig:
         return bool(self.keys)
 
 
+CACHE_SCOPES = ("key", "team", "customer", "global")
+
+
+@dataclass(frozen=True, slots=True)
+class CacheConfig:
+    """The `cache:` section (`sidestep.plugins.cache`); off unless the section is present."""
+
+    enabled: bool = False
+    ttl: float = 3600.0  # seconds an answer is served from the cache
+    max_ttl: float = 86400.0  # the most a request may ask for (`x-sidestep-cache-ttl`)
+    max_entries: int = 10_000
+    max_bytes: int = 64 * 1024 * 1024  # answers' bytes held in memory (the memory backend)
+    max_entry_bytes: int = 1024 * 1024  # a bigger answer is not stored
+    scope: str = "key"  # who shares entries: each virtual key, its team, its customer, or everyone ("global")
+    nondeterministic: bool = False  # also cache requests with temperature > 0 (or unset) and no seed, or n > 1
+    models: tuple[str, ...] | None = None  # globs over the model names a request uses; None: every one
+    backend: str = "memory"  # "memory" (per process) or "redis" (shared)
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "sidestep:cache:"
+    redis_timeout: float = 0.25  # seconds a Redis call may take before it counts as an outage (a miss)
+    semantic_route: str | None = None  # the embeddings route or model; None: no semantic cache
+    semantic_models: tuple[str, ...] = ()  # globs: the requests that opt in to semantic hits
+    semantic_threshold: float = 0.95  # the least cosine similarity a semantic hit needs
+    semantic_max_entries: int = 10_000  # vectors held (per process)
+
+
+MCP_TRANSPORTS = ("stdio", "http", "sse")
+
+
+@dataclass(frozen=True, slots=True)
+class McpServerConfig:
+    """One upstream MCP server: a command the gateway runs (stdio) or a URL (Streamable HTTP or SSE)."""
+
+    name: str
+    transport: str  # one of MCP_TRANSPORTS
+    command: str | None = None  # stdio
+    args: tuple[str, ...] = ()
+    env: tuple[tuple[str, Secret], ...] = ()  # added to the child's environment (values may be `env:` secrets)
+    cwd: str | None = None
+    url: str | None = None  # http, sse
+    headers: tuple[tuple[str, Secret], ...] = ()  # sent with every request (values may be `env:` secrets)
+    timeout: float = 30.0  # seconds a tool call may take before it counts as failed
+    fallback: tuple[str, ...] = ()  # equivalent servers a failed call goes on to, in order
+
+
+@dataclass(frozen=True, slots=True)
+class McpConfig:
+    servers: dict[str, McpServerConfig] = field(default_factory=dict)
+    separator: str = "__"  # between server and tool in the aggregated catalogue: github__create_issue
+    # Virtual key name → globs over "server" or "server<separator>tool" it may use; empty: no allow-lists.
+    keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    max_tools: int = 1000  # per server: tools, resources and prompts beyond this are dropped (and counted)
+    restart_backoff: float = 0.5  # first wait before reconnecting a server that failed; doubles up to restart_max
+    restart_max: float = 30.0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.servers)
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = ServerConfig()
     resilience: ResilienceConfig = ResilienceConfig()
     governance: GovernanceConfig = GovernanceConfig()
+    cache: CacheConfig = CacheConfig()
+    mcp: McpConfig = McpConfig()
     providers: dict[str, ProviderConfig] = field(default_factory=dict)
     routes: dict[str, RouteNode] = field(default_factory=dict)
     source: str = "<defaults>"

@@ -1,4 +1,4 @@
-"""The canonical chat model: what every inbound dialect and every provider wire format maps to and from.
+"""The canonical chat model: what every client format and every provider wire format maps to and from.
 
 Same-format traffic never builds these (the fast path forwards bytes); they exist for cross-format pairs
 such as an Anthropic-SDK client served by an OpenAI-compatible provider. Fields a format has and the
@@ -108,7 +108,7 @@ class ChatRequest(msgspec.Struct, kw_only=True):
     thinking_budget: int | None = None  # reasoning tokens asked for; None: the provider's default
     reasoning_effort: str | None = None
     user: str | None = None
-    extras: dict[str, Any] = msgspec.field(default_factory=dict)  # dialect fields with no canonical home
+    extras: dict[str, Any] = msgspec.field(default_factory=dict)  # client-format fields with no canonical home
 
     @property
     def needs(self) -> frozenset[str]:

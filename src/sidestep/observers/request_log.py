@@ -20,7 +20,6 @@ from typing import IO
 
 from sidestep.batch import BatchWriter, thousandths
 from sidestep.config.model import VirtualKey
-from sidestep.dialects.body import field
 from sidestep.outcome import Exchange
 from sidestep.pricing import Pricing
 from sidestep.records import AttemptRecord, RequestRecord, UsageRecord
@@ -99,15 +98,12 @@ class RequestLog:
             UsageRecord(usage.input, usage.output, ex.estimated) if usage is not None else None,
             int(cost * 100_000_000.0 + 0.5) / 100_000_000.0 if cost is not None else None,  # USD to 8 decimals
             ex.error,
+            ex.cache,
         )
 
 
 def _end_user(ex: Exchange) -> str | None:
     if "user" not in ex.body and "metadata" not in ex.body:  # the usual request names none
         return None
-    if ex.dialect == "anthropic":
-        metadata = field(ex.body, "metadata")
-        user = metadata.get("user_id") if isinstance(metadata, dict) else None
-    else:
-        user = field(ex.body, "user")
-    return user[:256] if isinstance(user, str) and user else None
+    user = ex.format.end_user(ex.body)
+    return user[:256] if user is not None else None

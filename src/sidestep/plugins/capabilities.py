@@ -12,6 +12,9 @@ object what it can do:
   closes or a reload replaces the plugin.
 - `SurvivesReload`: take over the state of the instance a reload replaces (same name, same type).
 - `ExportsMetrics`: add lines to the Prometheus page at scrape time.
+- `KeepsAnswers`: read the body of a non-stream answer in `post` (`Exchange.answer`: the cache stores it).
+- `SendsRequests`: send requests of its own through the gateway's routing, failover included (`SideRequest`:
+  the semantic cache's embeddings), handed the means once when the gateway builds its plugins.
 - `AwaitsPre` (`sidestep.plugins.base`): a `pre` that awaits I/O.
 
 Protocols are checked with `isinstance` here only, at build time.
@@ -19,7 +22,7 @@ Protocols are checked with `isinstance` here only, at build time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast, runtime_checkable
 
@@ -33,7 +36,10 @@ __all__ = [
     "ExportsMetrics",
     "FiltersModels",
     "HasLifecycle",
+    "KeepsAnswers",
+    "SendsRequests",
     "ServesEndpoints",
+    "SideRequest",
     "SurvivesReload",
     "discover",
 ]
@@ -76,6 +82,23 @@ class ExportsMetrics(Protocol):
 
 
 @runtime_checkable
+class KeepsAnswers(Protocol):
+    """The gateway hands this plugin's `post` the answer's body; for every other pipeline it sets nothing."""
+
+    keeps_answers: bool
+
+
+# (operation, an OpenAI-format body naming its `model`) → the answer's body in OpenAI's format. Raises the
+# gateway's errors (`SidestepError`): an unknown model, every target failed.
+SideRequest = Callable[[str, dict[str, Any]], Awaitable[bytes]]
+
+
+@runtime_checkable
+class SendsRequests(Protocol):
+    def bind(self, send: SideRequest) -> None: ...
+
+
+@runtime_checkable
 class _AwaitsPre(Protocol):
     async def pre_async(self, exchange: Any) -> Response | None: ...
 
@@ -90,6 +113,8 @@ class Capabilities:
     lifecycles: tuple[HasLifecycle, ...] = ()
     exporters: tuple[ExportsMetrics, ...] = ()
     awaiting: tuple[AwaitsPre, ...] = ()
+    keeps_answers: bool = False  # some plugin reads `Exchange.answer`
+    senders: tuple[SendsRequests, ...] = ()
 
 
 def discover(plugins: Sequence[Plugin], observers: Sequence[object] = ()) -> Capabilities:
@@ -108,4 +133,6 @@ def discover(plugins: Sequence[Plugin], observers: Sequence[object] = ()) -> Cap
         lifecycles=tuple(item for item in every if isinstance(item, HasLifecycle)),
         exporters=tuple(item for item in plugins if isinstance(item, ExportsMetrics)),
         awaiting=tuple(cast(AwaitsPre, item) for item in plugins if isinstance(item, _AwaitsPre)),
+        keeps_answers=any(isinstance(item, KeepsAnswers) and item.keeps_answers for item in plugins),
+        senders=tuple(item for item in plugins if isinstance(item, SendsRequests)),
     )

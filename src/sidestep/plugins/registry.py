@@ -22,6 +22,7 @@ from sidestep.observers.metrics import Metrics
 from sidestep.observers.request_log import RequestLog
 from sidestep.outcome import Observer
 from sidestep.plugins.base import Plugin
+from sidestep.plugins.cache.plugin import build_cache
 from sidestep.plugins.capabilities import HasLifecycle
 from sidestep.plugins.governance import Governance
 from sidestep.pricing import Pricing
@@ -57,17 +58,45 @@ class PluginEntry:
     off: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
+def _cache(config: Config, clock: Callable[[], float]) -> Plugin | None:
+    return build_cache(config.cache, clock) if config.cache.enabled else None
+
+
 def _governance(config: Config, clock: Callable[[], float]) -> Plugin | None:
     if not config.governance.enabled:
         return None
     return Governance(config.governance, clock=clock, source=config.source, routes=config.routes)
 
 
+def _mcp(config: Config, clock: Callable[[], float]) -> Plugin | None:
+    if not config.mcp.enabled:
+        return None
+    try:  # the optional dependency: imported only by a config that uses it
+        from sidestep.plugins.mcp.plugin import McpPlugin
+    except ImportError as exc:
+        reason = f"MCP servers need the mcp package: pip install 'sidestep[mcp]' ({exc})"
+        raise ConfigError(reason, source=config.source, path="mcp") from exc
+    return McpPlugin(config.mcp, config.resilience.breaker)
+
+
+_NO_MCP = "No MCP servers are configured on this gateway (the mcp section is empty)."
+
 PLUGINS: tuple[PluginEntry, ...] = (
     PluginEntry(
         "governance",
         _governance,
         {"/sidestep/key": ("key_info", "No virtual keys are configured on this gateway (governance is off).")},
+    ),
+    # After governance: a hit is still counted against the caller's rate limits, and served only to its tenant.
+    PluginEntry("cache", _cache),
+    PluginEntry(
+        "mcp",
+        _mcp,
+        {
+            "/mcp": ("mcp", _NO_MCP),
+            "/v1/mcp/tools/call": ("mcp_tool_call", _NO_MCP),
+            "/sidestep/mcp": ("mcp_servers", _NO_MCP),
+        },
     ),
 )
 

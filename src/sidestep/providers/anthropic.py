@@ -14,9 +14,11 @@ import msgspec
 
 from sidestep.config.model import KeyConfig, ProviderConfig
 from sidestep.errors import UpstreamError
+from sidestep.formats.anthropic_messages import ANTHROPIC_MESSAGES
+from sidestep.formats.base import ClientFormat
+from sidestep.formats.translate import translate_request
 from sidestep.providers.base import classify_http_error, no_answer
 from sidestep.providers.catalog import ProviderSpec
-from sidestep.translate import DIALECT_OF, translate_request
 from sidestep.transport.types import Timeouts, UpstreamRequest
 
 __all__ = ["AnthropicProvider"]
@@ -44,7 +46,7 @@ class _Envelope(msgspec.Struct):
 
 
 class AnthropicProvider:
-    wire = "anthropic"
+    format = ANTHROPIC_MESSAGES
 
     def __init__(self, config: ProviderConfig, spec: ProviderSpec) -> None:
         self.name = config.name
@@ -68,11 +70,13 @@ class AnthropicProvider:
     def supports(self, operation: str) -> bool:
         return operation in _PATHS
 
-    def build(self, operation: str, model: str, body: dict[str, Any], key: KeyConfig) -> UpstreamRequest:
-        if DIALECT_OF[operation] == "anthropic":
+    def build(
+        self, operation: str, model: str, body: dict[str, Any], key: KeyConfig, source: ClientFormat
+    ) -> UpstreamRequest:
+        if source is ANTHROPIC_MESSAGES:
             payload = {k: v for k, v in body.items() if k not in GATEWAY_FIELDS}
         else:
-            payload = translate_request(body, DIALECT_OF[operation], "anthropic")
+            payload = translate_request(body, source, ANTHROPIC_MESSAGES)
         payload["model"] = model
         headers = list(self._static_headers)
         if payload.get("stream"):

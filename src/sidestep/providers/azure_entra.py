@@ -17,6 +17,7 @@ import msgspec
 
 from sidestep.config.model import KeyConfig, ProviderConfig
 from sidestep.errors import ConfigError, UpstreamError
+from sidestep.formats.base import ClientFormat
 from sidestep.providers.catalog import ProviderSpec
 from sidestep.providers.openai_compat import OpenAICompatProvider
 from sidestep.providers.tokens import TokenCache
@@ -65,8 +66,10 @@ class AzureEntraProvider(OpenAICompatProvider):
         if self._static is None:
             await self.tokens.get()
 
-    def build(self, operation: str, model: str, body: dict[str, Any], key: KeyConfig) -> UpstreamRequest:
-        request = super().build(operation, model, body, _NO_KEY)  # no api-key header
+    def build(
+        self, operation: str, model: str, body: dict[str, Any], key: KeyConfig, source: ClientFormat
+    ) -> UpstreamRequest:
+        request = super().build(operation, model, body, _NO_KEY, source)  # no api-key header
         request.headers.append(("authorization", f"Bearer {self._static or self.tokens.token}"))
         return request
 

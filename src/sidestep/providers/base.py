@@ -27,7 +27,7 @@ RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 520, 522, 524
 
 class NativeAdapter:
     """What the canonical-model adapters (Gemini, Bedrock, Cohere, …) share: identity, JSON codecs, the
-    provider's stage timeouts, chat from either client dialect, and the common error classification."""
+    provider's stage timeouts, chat from either client format, and the common error classification."""
 
     operations = frozenset({"chat", "messages"})
 

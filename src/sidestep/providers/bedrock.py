@@ -1,5 +1,5 @@
 """The adapter for AWS Bedrock's Converse API (`/model/{id}/converse` and `/converse-stream`), reached from
-either client dialect through the canonical model.
+either client format through the canonical model.
 
 Credentials, per key (so weighted rotation across AWS accounts works like any other provider's keys):
 `ACCESS_KEY_ID:SECRET_ACCESS_KEY[:SESSION_TOKEN]` is signed with SigV4 (botocore: `sidestep[bedrock]`);
@@ -18,11 +18,13 @@ from urllib.parse import quote
 
 from sidestep.config.model import KeyConfig, ProviderConfig
 from sidestep.core.model import Usage
-from sidestep.dialects import bedrock as wire
 from sidestep.errors import ConfigError, UpstreamError
+from sidestep.formats import bedrock_converse as wire
+from sidestep.formats.base import ClientFormat
+from sidestep.formats.bedrock_converse import BEDROCK_CONVERSE
+from sidestep.formats.translate import to_canonical
 from sidestep.providers.base import NativeAdapter, classify_http_error
 from sidestep.providers.catalog import ProviderSpec
-from sidestep.translate import DIALECT_OF, to_canonical
 from sidestep.transport.types import UpstreamRequest
 
 __all__ = ["BedrockProvider"]
@@ -33,7 +35,7 @@ _CONTEXT_PHRASES = (b"input is too long", b"too many input tokens", b"prompt is 
 
 
 class BedrockProvider(NativeAdapter):
-    wire = "bedrock"
+    format = BEDROCK_CONVERSE
 
     def __init__(self, config: ProviderConfig, spec: ProviderSpec) -> None:
         super().__init__(config, spec)
@@ -51,9 +53,11 @@ class BedrockProvider(NativeAdapter):
                 reason = "the bedrock provider signs requests with botocore: pip install 'sidestep[bedrock]'"
                 raise ConfigError(reason, path=f"providers.{config.name}.type") from None
 
-    def build(self, operation: str, model: str, body: dict[str, Any], key: KeyConfig) -> UpstreamRequest:
-        request = to_canonical(DIALECT_OF[operation], body)
-        payload = self._encode(wire.write_request(request))
+    def build(
+        self, operation: str, model: str, body: dict[str, Any], key: KeyConfig, source: ClientFormat
+    ) -> UpstreamRequest:
+        request = to_canonical(source, body)
+        payload = self._encode(self.format.write_request(request))
         action = "converse-stream" if request.stream else "converse"
         url = f"{self._base}/model/{quote(model, safe='')}/{action}"
         headers = [("content-type", "application/json"), ("accept-encoding", "identity"), *self.config.headers]
@@ -84,7 +88,7 @@ class BedrockProvider(NativeAdapter):
         if stop in wire.POLICY_STOPS:
             message = f"{self.name} refused the request: {stop}"
             raise UpstreamError(message, status=400, body=body, retryable=False, kind="content_policy")
-        return wire.read_response(body).usage
+        return self.format.read_response(body).usage
 
     def classify(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         error = classify_http_error(status, headers, body, provider=self.name)

@@ -1,4 +1,4 @@
-"""The adapter for Cohere's Chat v2 API (`POST /v2/chat`), reached from either client dialect through the
+"""The adapter for Cohere's Chat v2 API (`POST /v2/chat`), reached from either client format through the
 canonical model. 429 and 5xx fail over; "too many tokens" is a context-window error."""
 
 from __future__ import annotations
@@ -7,19 +7,21 @@ from typing import Any
 
 from sidestep.config.model import KeyConfig, ProviderConfig
 from sidestep.core.model import Usage
-from sidestep.dialects import cohere as wire
-from sidestep.dialects.body import materialize
 from sidestep.errors import BadRequest
+from sidestep.formats import cohere_v2 as wire
+from sidestep.formats.base import ClientFormat
+from sidestep.formats.body import materialize
+from sidestep.formats.cohere_v2 import COHERE_V2
+from sidestep.formats.translate import to_canonical
 from sidestep.providers.base import NativeAdapter
 from sidestep.providers.catalog import ProviderSpec
-from sidestep.translate import DIALECT_OF, to_canonical
 from sidestep.transport.types import UpstreamRequest
 
 __all__ = ["CohereProvider"]
 
 
 class CohereProvider(NativeAdapter):
-    wire = "cohere"
+    format = COHERE_V2
     operations = frozenset({"chat", "messages", "embeddings"})
 
     def __init__(self, config: ProviderConfig, spec: ProviderSpec) -> None:
@@ -30,17 +32,21 @@ class CohereProvider(NativeAdapter):
         self._embed_url = base + "/v2/embed"
         self._input_type = config.setting("input_type") or "search_document"
 
-    def build(self, operation: str, model: str, body: dict[str, Any], key: KeyConfig) -> UpstreamRequest:
+    def build(
+        self, operation: str, model: str, body: dict[str, Any], key: KeyConfig, source: ClientFormat
+    ) -> UpstreamRequest:
         if operation == "embeddings":
             return self._embed(materialize(body), model, key)
-        request = to_canonical(DIALECT_OF[operation], body)
+        request = to_canonical(source, body)
         request.model = model
         headers = list(self._static_headers)
         if key.secret is not None:
             headers.append(("authorization", f"Bearer {key.secret.reveal()}"))
         if request.stream:
             headers.append(("accept", "text/event-stream"))
-        return UpstreamRequest("POST", self._url, headers, self._encode(wire.write_request(request)), self._timeouts)
+        return UpstreamRequest(
+            "POST", self._url, headers, self._encode(self.format.write_request(request)), self._timeouts
+        )
 
     def inspect(self, operation: str, body: bytes) -> Usage:
         if operation == "embeddings":
@@ -50,7 +56,7 @@ class CohereProvider(NativeAdapter):
 
     def _embed(self, body: dict[str, Any], model: str, key: KeyConfig) -> UpstreamRequest:
         try:
-            payload = wire.write_embeddings(body, model, self._input_type)
+            payload = wire.embeddings_request(body, model, self._input_type)
         except ValueError as exc:
             raise BadRequest(str(exc), param="input") from exc
         headers = list(self._static_headers)

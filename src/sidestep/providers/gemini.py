@@ -1,4 +1,4 @@
-"""The adapter for Google Gemini (AI Studio `generateContent`), reached from either client dialect through
+"""The adapter for Google Gemini (AI Studio `generateContent`), reached from either client format through
 the canonical model. A prompt Gemini blocks (`promptFeedback.blockReason`, HTTP 200 with no candidates) is
 a content-policy error, with its own fallbacks; 429 RESOURCE_EXHAUSTED and 5xx fail over.
 """
@@ -10,18 +10,20 @@ from urllib.parse import quote
 
 from sidestep.config.model import KeyConfig, ProviderConfig
 from sidestep.core.model import Usage
-from sidestep.dialects import gemini as wire
 from sidestep.errors import UpstreamError
+from sidestep.formats import gemini as wire
+from sidestep.formats.base import ClientFormat
+from sidestep.formats.gemini import GEMINI
+from sidestep.formats.translate import to_canonical
 from sidestep.providers.base import NativeAdapter, no_answer
 from sidestep.providers.catalog import ProviderSpec
-from sidestep.translate import DIALECT_OF, to_canonical
 from sidestep.transport.types import UpstreamRequest
 
 __all__ = ["GeminiProvider"]
 
 
 class GeminiProvider(NativeAdapter):
-    wire = "gemini"
+    format = GEMINI
 
     def __init__(self, config: ProviderConfig, spec: ProviderSpec) -> None:
         super().__init__(config, spec)
@@ -29,9 +31,11 @@ class GeminiProvider(NativeAdapter):
         base = config.base_url
         self._root = base if base.endswith(("/v1beta", "/v1")) else base + "/v1beta"
 
-    def build(self, operation: str, model: str, body: dict[str, Any], key: KeyConfig) -> UpstreamRequest:
-        request = to_canonical(DIALECT_OF[operation], body)
-        payload = wire.write_request(request)
+    def build(
+        self, operation: str, model: str, body: dict[str, Any], key: KeyConfig, source: ClientFormat
+    ) -> UpstreamRequest:
+        request = to_canonical(source, body)
+        payload = self.format.write_request(request)
         headers = list(self._static_headers)
         if key.secret is not None:
             headers.append(("x-goog-api-key", key.secret.reveal()))
@@ -51,4 +55,4 @@ class GeminiProvider(NativeAdapter):
             raise UpstreamError(message, status=400, body=body, retryable=False, kind="content_policy")
         if not isinstance(data.get("candidates"), list):  # `{"error": …}`, or nothing: not an empty answer
             raise no_answer(self.name, body, "`candidates`")
-        return wire.read_response(body).usage
+        return self.format.read_response(body).usage

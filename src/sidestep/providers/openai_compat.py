@@ -14,11 +14,13 @@ from urllib.parse import quote
 import msgspec
 
 from sidestep.config.model import KeyConfig, ProviderConfig
-from sidestep.dialects.openai_wire import Envelope, Usage
 from sidestep.errors import UpstreamError
+from sidestep.formats.base import ClientFormat
+from sidestep.formats.openai_chat import OPENAI_CHAT
+from sidestep.formats.openai_chat.wire import Envelope, Usage
+from sidestep.formats.translate import translate_request
 from sidestep.providers.base import classify_http_error, no_answer
 from sidestep.providers.catalog import ProviderSpec
-from sidestep.translate import translate_request
 from sidestep.transport.types import Timeouts, UpstreamRequest
 
 __all__ = ["OpenAICompatProvider", "Usage"]
@@ -35,7 +37,7 @@ def _absent(raw: msgspec.Raw) -> bool:
 
 
 class OpenAICompatProvider:
-    wire = "openai"
+    format = OPENAI_CHAT
 
     def __init__(self, config: ProviderConfig, spec: ProviderSpec) -> None:
         self.name = config.name
@@ -57,9 +59,11 @@ class OpenAICompatProvider:
     def supports(self, operation: str) -> bool:
         return operation in _PATHS and (operation != "embeddings" or self.spec.embeddings)
 
-    def build(self, operation: str, model: str, body: dict[str, Any], key: KeyConfig) -> UpstreamRequest:
-        if operation == "messages":  # an Anthropic-format client: translate through the canonical model
-            payload = translate_request(body, "anthropic", "openai")
+    def build(
+        self, operation: str, model: str, body: dict[str, Any], key: KeyConfig, source: ClientFormat
+    ) -> UpstreamRequest:
+        if source is not OPENAI_CHAT:  # another client format: translate through the canonical model
+            payload = translate_request(body, source, OPENAI_CHAT)
         else:
             payload = dict(body)
             for name in GATEWAY_FIELDS:

@@ -1,4 +1,4 @@
-"""The adapter for Gemini models on Google Vertex AI: Gemini's wire format (`sidestep.dialects.gemini`) at
+"""The adapter for Gemini models on Google Vertex AI: Gemini's wire format (`sidestep.formats.gemini`) at
 regional `…/projects/{project}/locations/{location}/publishers/google/models/{model}:generateContent`
 URLs, authorised by an OAuth access token from a service-account file or Application Default Credentials.
 
@@ -15,6 +15,7 @@ from typing import Any
 
 from sidestep.config.model import KeyConfig, ProviderConfig
 from sidestep.errors import ConfigError
+from sidestep.formats.base import ClientFormat
 from sidestep.providers.catalog import ProviderSpec
 from sidestep.providers.gemini import GeminiProvider
 from sidestep.providers.tokens import TokenCache
@@ -26,7 +27,7 @@ SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 
 
 class VertexProvider(GeminiProvider):
-    wire = "gemini"  # same wire format as AI Studio; only the URL and the auth differ
+    # The same wire format as AI Studio (inherited); only the URL and the auth differ.
 
     def __init__(self, config: ProviderConfig, spec: ProviderSpec) -> None:
         super().__init__(config, spec)
@@ -55,8 +56,10 @@ class VertexProvider(GeminiProvider):
     async def authorize(self, key: KeyConfig) -> None:
         await self.tokens.get()
 
-    def build(self, operation: str, model: str, body: dict[str, Any], key: KeyConfig) -> UpstreamRequest:
-        request = super().build(operation, model, body, KeyConfig(None))
+    def build(
+        self, operation: str, model: str, body: dict[str, Any], key: KeyConfig, source: ClientFormat
+    ) -> UpstreamRequest:
+        request = super().build(operation, model, body, KeyConfig(None), source)
         request.headers.append(("authorization", f"Bearer {self.tokens.token}"))
         return request
 

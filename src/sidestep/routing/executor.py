@@ -53,6 +53,7 @@ class RouteState:
 @dataclass(slots=True)
 class _Run:
     operation: str
+    source: Any  # the client's format (`formats.base.ClientFormat`), what `body` is written in
     body: dict[str, Any]
     deadline: float
     stream: bool
@@ -104,8 +105,12 @@ class Executor:
         deadline: float,
         stream: bool,
         needs: frozenset[str] = frozenset(),
+        *,
+        source: Any,
     ) -> Served:
-        run = _Run(operation, body, deadline, stream, needs=needs)
+        """Try `plan`'s targets until one serves `operation`; `body` is the request as the client wrote it,
+        in `source` (each adapter passes it through or translates it to its own format)."""
+        run = _Run(operation, source, body, deadline, stream, needs=needs)
         index = 0
         while index < len(plan):
             planned = plan[index]
@@ -264,7 +269,7 @@ class Executor:
             response = await self._transport.send(request)
             if response.status >= 400:
                 raise provider.classify(response.status, response.headers, await response.read())
-            served = Served(target, key, response, run.attempts, planned.policy, index, retries, provider.wire)
+            served = Served(target, key, response, run.attempts, planned.policy, provider.format, index, retries)
             await self._complete(served, planned, run)
         except asyncio.CancelledError:
             await _close(response)
@@ -374,7 +379,7 @@ class Executor:
         return attempt
 
     def _request(self, provider: Provider, planned: Planned, key: KeyConfig, run: _Run) -> UpstreamRequest:
-        request = provider.build(run.operation, planned.target.model, run.body, key)
+        request = provider.build(run.operation, planned.target.model, run.body, key, run.source)
         stages = planned.policy.timeouts
         if stages.connect is not None or stages.headers is not None or stages.idle is not None:
             merged = stages.over(provider.config.timeouts)

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from sidestep.config.model import KeyConfig, ProviderConfig
+from sidestep.core.format import Format
 from sidestep.errors import UpstreamError
 from sidestep.transport.types import UpstreamRequest
 
@@ -20,12 +21,19 @@ class Provider(Protocol):
     """One configured upstream account speaking one wire API."""
 
     name: str
-    wire: str
     config: ProviderConfig
+
+    @property
+    def format(self) -> Format:
+        """The wire format it speaks: a request in any other client format is translated to it."""
+        ...
 
     def supports(self, operation: str) -> bool: ...
 
-    def build(self, operation: str, model: str, body: dict[str, Any], key: KeyConfig) -> UpstreamRequest: ...
+    def build(self, operation: str, model: str, body: dict[str, Any], key: KeyConfig, source: Any) -> UpstreamRequest:
+        """The upstream request for `body`, written by the client in `source` (a `formats.base.ClientFormat`,
+        which routing hands on without knowing: the formats sit above it)."""
+        ...
 
     def inspect(self, operation: str, body: bytes) -> Any:
         """Validate a successful non-stream body (raise UpstreamError if malformed); return its usage."""

@@ -9,9 +9,9 @@ from typing import Any
 import msgspec
 
 from sidestep.config.model import KeyConfig, NodePolicy, TargetNode
+from sidestep.core.format import Format, Reader
 from sidestep.errors import Attempt, UpstreamConnectionError, UpstreamError
 from sidestep.routing.breaker import Breaker
-from sidestep.translate import stream_reader
 from sidestep.transport.types import UpstreamResponse
 
 __all__ = ["Served", "prefetch"]
@@ -24,9 +24,9 @@ class Served:
     response: UpstreamResponse
     attempts: list[Attempt]
     policy: NodePolicy
+    format: Format  # the provider's wire format: the same object as the client's when no translation is needed
     fallback_index: int = 0  # position of the serving target in the plan
     retries: int = 0  # tries of the serving target before the one that served
-    wire: str = "openai"  # the provider's wire format (the client's dialect may differ)
     body: bytes = b""
     held: list[bytes] = field(default_factory=list)  # stream bytes read while waiting for content
     rest: AsyncIterator[bytes] | None = None  # the remainder of the stream
@@ -50,7 +50,7 @@ class Served:
 async def prefetch(served: Served) -> None:
     """Read the stream until its first content event; raise if it fails or ends before any content."""
     response = served.response
-    reader = stream_reader(served.wire)
+    reader = served.format.stream_reader()
     label = served.target.label
     while (piece := await response.next_chunk()) is not None:
         served.held.append(piece)
@@ -59,7 +59,7 @@ async def prefetch(served: Served) -> None:
     raise UpstreamConnectionError(f"{label} ended the stream before any content")
 
 
-def _scan(served: Served, reader: Any, piece: bytes, label: str) -> bool:
+def _scan(served: Served, reader: Reader, piece: bytes, label: str) -> bool:
     """Decode `piece` event by event until the first content (True) — not the whole piece: an upstream
     that sends a burst of events in one read would otherwise have every one of them decoded here, only
     to be forwarded as bytes. Readers accept any split, so cutting after each blank line is safe."""

@@ -151,6 +151,11 @@ class Endpoint:
     it in the outcome record (`Exchange.operation`) and metrics."""
 
     name: str
-    handler: Callable[[Request], Awaitable[Response]]
+    # `handler(request)`; a `guarded` one is `handler(request, caller, exchange)`.
+    handler: Callable[..., Awaitable[Response | StreamingResponse]]
     method: str = "GET"
     observed: bool = True  # False: not traffic (the metrics scrape): no outcome record, no log line
+    methods: tuple[str, ...] = ()  # more methods the same handler answers (MCP's GET and DELETE besides POST)
+    # The gateway authenticates the caller first, as for a proxied request (a refusal is its 401), and hands
+    # the handler who it is (the authenticating plugin's answer: a virtual key) and the outcome record, if kept.
+    guarded: bool = False

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import math
+import re
 import struct
 import time
 from collections.abc import Iterator
@@ -234,7 +236,27 @@ def embeddings(body: dict[str, Any], model: str) -> bytes:
     return _encode({"object": "list", "data": data, "model": model, "usage": usage})
 
 
+_WORDS = re.compile(r"[a-z0-9]+")
+
+
 def _vector(text: str, dims: int) -> list[float]:
+    """A unit vector that preserves similarity: hashed word unigrams and bigrams (each feature adds ±1 at a
+    few positions), so a paraphrase that shares most words lands near and an unrelated text far (cosine ~0)."""
+    words = _WORDS.findall(text.lower())
+    features = words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
+    values = [0.0] * dims
+    for feature in features:
+        digest = hashlib.blake2b(feature.encode(), digest_size=32).digest()
+        for i in range(0, 32, 4):  # 8 (position, sign) pairs per feature
+            position = int.from_bytes(digest[i : i + 3], "little") % dims
+            values[position] += 1.0 if digest[i + 3] & 1 else -1.0
+    norm = math.sqrt(sum(v * v for v in values))
+    if norm == 0.0:  # no words, or features that cancel out (tiny `dimensions`): a vector of the text itself
+        return _hashed_vector(text, dims)
+    return [v / norm for v in values]
+
+
+def _hashed_vector(text: str, dims: int) -> list[float]:
     seed = hashlib.sha256(text.encode()).digest()
     values: list[float] = []
     counter = 0

@@ -1,7 +1,7 @@
 """The governance plugin: who is calling, may they, and what did it cost them.
 
 `pre` finds the virtual key (`Authorization: Bearer …` as OpenAI SDKs send it, or `x-api-key` as
-Anthropic's do), asks `decide`, refuses in the client's dialect or counts the request against every
+Anthropic's do), asks `decide`, refuses in the client's format or counts the request against every
 scope the key belongs to (itself, its team, its customer). `post` adds the tokens and the cost that
 the upstream reported. Every check and count is in memory, O(1) per request. Rate limits hold per
 process; budget spend is per process too unless `governance.store` names a SQLite file, which a
@@ -29,8 +29,8 @@ from typing import Any
 import msgspec
 
 from sidestep.config.model import GovernanceConfig, RouteNode, VirtualKey
-from sidestep.dialects.body import field
 from sidestep.errors import ConfigError, Forbidden, LimitExceeded, SidestepError, Unauthorized
+from sidestep.formats.body import field
 from sidestep.observers.metrics import labels
 from sidestep.plugins.base import Exchange
 from sidestep.plugins.estimate import tokens_of

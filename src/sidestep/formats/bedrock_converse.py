@@ -26,9 +26,9 @@ from sidestep.core.model import (
     ToolResultPart,
     Usage,
 )
-from sidestep.dialects.anthropic_messages import append_turn
+from sidestep.formats.anthropic_messages.convert import append_turn
 
-__all__ = ["POLICY_STOPS", "StreamReader", "read_response", "write_request"]
+__all__ = ["BEDROCK_CONVERSE", "POLICY_STOPS", "BedrockConverse", "StreamReader", "read_response", "write_request"]
 
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
@@ -265,3 +265,21 @@ class StreamReader:
                 events.append(Event(kind="thinking", text=str(reasoning["text"])))
             elif "signature" in reasoning:
                 events.append(Event(kind="thinking", signature=str(reasoning["signature"])))
+
+
+class BedrockConverse:
+    """`/converse` and `/converse-stream` (AWS event-stream frames): a provider format."""
+
+    name = "bedrock"
+
+    def write_request(self, request: ChatRequest) -> dict[str, Any]:
+        return write_request(request)
+
+    def read_response(self, raw: bytes) -> ChatResponse:
+        return read_response(raw)
+
+    def stream_reader(self) -> StreamReader:
+        return StreamReader()
+
+
+BEDROCK_CONVERSE = BedrockConverse()

@@ -27,9 +27,17 @@ from sidestep.core.model import (
     ToolResultPart,
     Usage,
 )
-from sidestep.dialects.sse import SSESplitter
+from sidestep.formats.sse import SSESplitter
 
-__all__ = ["StreamReader", "read_embeddings", "read_response", "write_embeddings", "write_request"]
+__all__ = [
+    "COHERE_V2",
+    "CohereV2",
+    "StreamReader",
+    "embeddings_request",
+    "read_embeddings",
+    "read_response",
+    "write_request",
+]
 
 _decode = msgspec.json.Decoder().decode
 _FINISH: dict[str, Finish] = {
@@ -200,7 +208,7 @@ class StreamReader:
         events.append(Event(kind="end"))
 
 
-def write_embeddings(body: dict[str, Any], model: str, input_type: str) -> dict[str, Any]:
+def embeddings_request(body: dict[str, Any], model: str, input_type: str) -> dict[str, Any]:
     """An OpenAI embeddings request as Cohere's `/v2/embed`. Token-array inputs have no Cohere form."""
     raw = body.get("input")
     texts = [raw] if isinstance(raw, str) else raw
@@ -220,3 +228,24 @@ def read_embeddings(raw: bytes) -> tuple[list[list[float]], int]:
         raise ValueError("no float embeddings in the answer")
     meta = (data.get("meta") or {}).get("billed_units") or {}
     return vectors, int(meta.get("input_tokens") or 0)
+
+
+class CohereV2:
+    """`/v2/chat` (SSE streams) and `/v2/embed`: a provider format whose embeddings answer can be read."""
+
+    name = "cohere"
+
+    def write_request(self, request: ChatRequest) -> dict[str, Any]:
+        return write_request(request)
+
+    def read_response(self, raw: bytes) -> ChatResponse:
+        return read_response(raw)
+
+    def stream_reader(self) -> StreamReader:
+        return StreamReader()
+
+    def read_embeddings(self, raw: bytes) -> tuple[list[list[float]], int]:
+        return read_embeddings(raw)
+
+
+COHERE_V2 = CohereV2()

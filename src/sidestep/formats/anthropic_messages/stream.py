@@ -1,7 +1,7 @@
-"""Anthropic's Messages dialect: what a client sent, how errors look to it, and its stream events.
+"""Anthropic Messages streams: events in (`StreamReader`), Anthropic's exact event sequence out (`StreamWriter`).
 
-Same-format traffic (Anthropic client, Anthropic provider) decodes the body once and forwards it; the
-stream reader/writer here are for cross-format pairs and mid-stream switches.
+Same-format streams are relayed as bytes; these are for cross-format pairs and for mid-stream switches, where
+the client's stream must stay one message across targets.
 """
 
 from __future__ import annotations
@@ -11,75 +11,17 @@ from typing import Any
 import msgspec
 
 from sidestep.core.model import Event, Usage
-from sidestep.dialects.anthropic_messages import FINISH_IN, FINISH_OUT, message_id, read_usage, usage_out
-from sidestep.dialects.body import decode_body, field, is_nonempty_array
-from sidestep.dialects.openai import ParsedRequest, models_of
-from sidestep.dialects.sse import SSESplitter
-from sidestep.errors import BadRequest, SidestepError, UpstreamError
-from sidestep.server.types import Response
+from sidestep.formats.anthropic_messages.convert import FINISH_IN, FINISH_OUT, message_id, read_usage, usage_out
+from sidestep.formats.sse import SSESplitter
 
-__all__ = ["StreamReader", "StreamWriter", "error_payload", "error_response", "parse_body", "upstream_error_response"]
+__all__ = ["StreamReader", "StreamWriter", "error_event"]
 
-_JSON_HEADERS = [("content-type", "application/json")]
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
-_TYPE_BY_STATUS = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    402: "billing_error",
-    403: "permission_error",
-    404: "not_found_error",
-    405: "invalid_request_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    504: "timeout_error",
-    529: "overloaded_error",
-}
-
-
-def parse_body(raw: bytes, operation: str) -> ParsedRequest:
-    """Validate what routing needs, with the messages API's own rules (max_tokens is required)."""
-    body = decode_body(raw)
-    models = models_of(body)
-    if not is_nonempty_array(body, "messages"):
-        raise BadRequest("messages: Field required (a non-empty array).", param="messages")
-    if operation == "messages":
-        limit = field(body, "max_tokens")
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise BadRequest("max_tokens: Field required (an integer >= 1).", param="max_tokens")
-    stream = field(body, "stream", False)
-    if not isinstance(stream, bool):
-        raise BadRequest("stream: Input should be a valid boolean.", param="stream")
-    return ParsedRequest(body, models, stream and operation == "messages")
-
-
-def error_payload(status: int, message: str) -> bytes:
-    kind = _TYPE_BY_STATUS.get(status, "api_error" if status >= 500 else "invalid_request_error")
-    return _encode({"type": "error", "error": {"type": kind, "message": message}})
-
-
-def error_response(exc: SidestepError, headers: list[tuple[str, str]] | None = None) -> Response:
-    return Response(exc.status, error_payload(exc.status, exc.message), _JSON_HEADERS + (headers or []))
-
-
-def upstream_error_response(error: UpstreamError, headers: list[tuple[str, str]]) -> Response:
-    """A caller error from upstream: Anthropic error JSON passes through; any other shape is rewrapped."""
-    body = error.body
-    try:
-        data = _decode(body) if body else None
-    except msgspec.DecodeError:
-        data = None
-    if not (isinstance(data, dict) and data.get("type") == "error" and isinstance(data.get("error"), dict)):
-        body = error_payload(error.status, error.message)
-    return Response(error.status, body, _JSON_HEADERS + headers)
 
 
 def error_event(message: str, kind: str = "api_error") -> bytes:
     return b"event: error\ndata: " + _encode({"type": "error", "error": {"type": kind, "message": message}}) + b"\n\n"
-
-
-def render_server_error(status: int, message: str, path: str = "") -> Response:
-    return Response(status, error_payload(status, message), list(_JSON_HEADERS))
 
 
 class StreamReader:

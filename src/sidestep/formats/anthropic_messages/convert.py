@@ -1,4 +1,4 @@
-"""Anthropic's Messages API ↔ the canonical model: requests, answers and stream events, both directions.
+"""Anthropic's Messages API ↔ the canonical model: requests and answers, both directions (streams: `stream`).
 
 Used only when the client's format and the provider's differ; Anthropic-in, Anthropic-out forwards bytes.
 """
@@ -27,7 +27,18 @@ from sidestep.core.model import (
 )
 from sidestep.errors import BadRequest
 
-__all__ = ["append_turn", "read_request", "read_response", "read_usage", "write_request", "write_response"]
+__all__ = [
+    "FINISH_IN",
+    "FINISH_OUT",
+    "append_turn",
+    "message_id",
+    "read_request",
+    "read_response",
+    "read_usage",
+    "usage_out",
+    "write_request",
+    "write_response",
+]
 
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode

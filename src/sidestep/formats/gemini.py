@@ -26,9 +26,9 @@ from sidestep.core.model import (
     ToolResultPart,
     Usage,
 )
-from sidestep.dialects.sse import SSESplitter
+from sidestep.formats.sse import SSESplitter
 
-__all__ = ["StreamReader", "blocked_reason", "read_response", "write_request"]
+__all__ = ["GEMINI", "Gemini", "StreamReader", "blocked_reason", "read_response", "write_request"]
 
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
@@ -235,3 +235,21 @@ class StreamReader:
                 events.append(Event(kind="tool_args", index=index, text=_encode(call.get("args") or {}).decode()))
             elif part.get("text"):
                 events.append(Event(kind="thinking" if part.get("thought") else "text", text=part["text"]))
+
+
+class Gemini:
+    """`generateContent` / `streamGenerateContent?alt=sse`: a provider format (Google AI Studio, Vertex AI)."""
+
+    name = "gemini"
+
+    def write_request(self, request: ChatRequest) -> dict[str, Any]:
+        return write_request(request)
+
+    def read_response(self, raw: bytes) -> ChatResponse:
+        return read_response(raw)
+
+    def stream_reader(self) -> StreamReader:
+        return StreamReader()
+
+
+GEMINI = Gemini()

@@ -1,0 +1,105 @@
+"""What a format is: the Protocols a format object satisfies, one per capability.
+
+Every format (`Format`, drawn in `sidestep.core.format` so that routing can name it) writes requests and
+reads answers and streams, so a provider can speak it. A format that clients speak (`ClientFormat`) also
+parses their bodies, reads their requests, writes answers and streams back, renders errors (as body bytes:
+formats do not know the HTTP server) and in-stream errors in its own shape, says when a relayed stream is
+complete and where a stream's usage is. Smaller abilities are protocols of their own (`Seams`,
+`ReadsEmbeddings`, `WritesEmbeddings`); a format without one simply does not have the method — no stub
+raising "unsupported". They are checked with `isinstance` where a format is chosen (the endpoint table) or
+on the rare paths that need them (a continued stream, embeddings across formats), never on the usual one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+from sidestep.core.format import Format, Reader, Writer
+from sidestep.core.model import ChatRequest, ChatResponse, Usage
+from sidestep.errors import SidestepError, UpstreamError
+from sidestep.formats.request import ParsedRequest
+
+__all__ = [
+    "ClientFormat",
+    "Format",
+    "Reader",
+    "ReadsEmbeddings",
+    "Seam",
+    "Seams",
+    "Writer",
+    "WritesEmbeddings",
+]
+
+
+class Seam(Protocol):
+    def feed(self, piece: bytes) -> bytes: ...
+
+
+@runtime_checkable
+class ClientFormat(Format, Protocol):
+    """A wire API clients speak to the gateway."""
+
+    def parse_body(self, raw: bytes, operation: str) -> ParsedRequest:
+        """What routing needs, validated by the API's own rules; every other field stays undecoded."""
+        ...
+
+    def read_request(self, body: dict[str, Any]) -> ChatRequest: ...
+
+    def write_response(self, response: ChatResponse) -> bytes: ...
+
+    def stream_writer(self, model: str, include_usage: bool) -> Writer: ...
+
+    def stream_complete(self, tail: bytes) -> bool:
+        """The end-of-stream rule of a stream relayed as bytes: whether its last bytes (24 are kept) end it."""
+        ...
+
+    def stream_error(self, message: str, code: str = "stream_interrupted") -> bytes:
+        """The event that ends a stream whose upstream failed after content was sent (the SDK raises on it)."""
+        ...
+
+    def error_body(self, exc: SidestepError) -> bytes:
+        """A gateway error (its status is `exc.status`) as the API's JSON error body."""
+        ...
+
+    def upstream_error_body(self, error: UpstreamError) -> bytes:
+        """A caller error from upstream, answered with its status: the upstream's body when it is already in
+        this API's error shape, else the message rewrapped in it."""
+        ...
+
+    def server_error_body(self, status: int, message: str) -> bytes:
+        """Errors the HTTP layer raises itself (413, 431, malformed HTTP …)."""
+        ...
+
+    def include_usage(self, body: dict[str, Any]) -> bool:
+        """Whether the client asked for usage in its stream."""
+        ...
+
+    def asking_usage(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """The body with the upstream asked to report a stream's usage, when the API does not always."""
+        ...
+
+    def stream_usage(self, data: dict[str, Any]) -> tuple[Usage | None, bool]:
+        """The usage one stream event carries, and whether the event is nothing but usage (droppable)."""
+        ...
+
+    def end_user(self, body: dict[str, Any]) -> str | None:
+        """The end user the request names, if any (the request log records it)."""
+        ...
+
+
+@runtime_checkable
+class Seams(Protocol):
+    """A client format whose same-format continuation (`mid_stream: continue`) can be stitched as bytes.
+    A client format without it has every continued stream translated instead."""
+
+    def seam(self, stream_id: str) -> Seam: ...
+
+
+@runtime_checkable
+class ReadsEmbeddings(Protocol):
+    def read_embeddings(self, raw: bytes) -> tuple[list[list[float]], int]: ...
+
+
+@runtime_checkable
+class WritesEmbeddings(Protocol):
+    def write_embeddings(self, vectors: list[list[float]], tokens: int, model: str, encoding: Any) -> bytes: ...

@@ -1,0 +1,30 @@
+"""Format objects by name, for what keeps a format as text: a cached answer stored in Redis names the client
+format it was written in, and is read back as that format's object here. Nothing on the request path looks
+formats up by name; it holds the objects.
+"""
+
+from __future__ import annotations
+
+from sidestep.core.format import Format
+from sidestep.formats.anthropic_messages import ANTHROPIC_MESSAGES
+from sidestep.formats.base import ClientFormat
+from sidestep.formats.bedrock_converse import BEDROCK_CONVERSE
+from sidestep.formats.cohere_v2 import COHERE_V2
+from sidestep.formats.gemini import GEMINI
+from sidestep.formats.openai_chat import OPENAI_CHAT
+
+__all__ = ["client_format_named", "format_named"]
+
+_FORMATS: dict[str, Format] = {
+    each.name: each for each in (OPENAI_CHAT, ANTHROPIC_MESSAGES, GEMINI, BEDROCK_CONVERSE, COHERE_V2)
+}
+
+
+def format_named(name: str) -> Format | None:
+    return _FORMATS.get(name)
+
+
+def client_format_named(name: str) -> ClientFormat | None:
+    """The client format called `name`; None when there is none (an entry from another version)."""
+    found = _FORMATS.get(name)
+    return found if isinstance(found, ClientFormat) else None

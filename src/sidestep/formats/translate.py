@@ -1,0 +1,104 @@
+"""Translation between two formats, through the canonical model (`sidestep.core.model`): always
+`source.read → canonical → target.write`, with no code for any particular pair. What a request needs of a
+model (`request_needs`) is read here too, from the raw body, before any translation.
+
+Same-format pairs never come here: they forward bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from sidestep.core.model import ChatRequest, Usage, merge_usage
+from sidestep.formats.base import ClientFormat, Format, ReadsEmbeddings, Writer, WritesEmbeddings
+from sidestep.formats.body import field, materialize
+
+__all__ = [
+    "NO_NEEDS",
+    "StreamTranslator",
+    "request_needs",
+    "to_canonical",
+    "translate_embeddings",
+    "translate_request",
+    "translate_response",
+]
+
+
+def request_needs(
+    body: dict[str, Any], stream: bool, operation: str = "chat", raw_body: bytes | None = None
+) -> frozenset[str]:
+    """Capabilities a request needs, read from the raw body of either client format (no canonical model
+    built). A body without the word "image" (`raw_body`, else the raw conversation) never has its messages
+    decoded."""
+    if operation == "embeddings":
+        return _EMBEDDINGS
+    raw = body.get("messages")
+    text = raw_body if raw_body is not None else bytes(raw) if isinstance(raw, msgspec.Raw) else None
+    images = text is None or b'"image' in text
+    if not (stream or images or "tools" in body or "response_format" in body):
+        return NO_NEEDS  # the usual plain chat request
+    found = {"streaming"} if stream else set()
+    if field(body, "tools"):
+        found.add("tools")
+    fmt = field(body, "response_format")
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        found.add("json_schema")
+    if images:
+        for message in field(body, "messages") or ():
+            content = message.get("content") if isinstance(message, dict) else None
+            if isinstance(content, list) and any(isinstance(p, dict) and p.get("type") in _IMAGES for p in content):
+                found.add("vision")
+                break
+    return frozenset(found)
+
+
+NO_NEEDS: frozenset[str] = frozenset()
+_IMAGES = ("image_url", "image")
+_EMBEDDINGS = frozenset({"embeddings"})
+
+
+def to_canonical(source: ClientFormat, body: dict[str, Any]) -> ChatRequest:
+    return source.read_request(materialize(body))
+
+
+def translate_request(body: dict[str, Any], source: ClientFormat, target: Format) -> dict[str, Any]:
+    return target.write_request(source.read_request(materialize(body)))
+
+
+def translate_response(raw: bytes, source: Format, target: ClientFormat) -> bytes:
+    return target.write_response(source.read_response(raw))
+
+
+def translate_embeddings(
+    raw: bytes, source: ReadsEmbeddings, target: WritesEmbeddings, model: str, encoding: Any
+) -> bytes:
+    vectors, tokens = source.read_embeddings(raw)
+    return target.write_embeddings(vectors, tokens, model, encoding)
+
+
+class StreamTranslator:
+    """Provider stream bytes in, client-format stream bytes out, event by event (no buffering)."""
+
+    def __init__(self, source: Format, writer: Writer) -> None:
+        self.reader = source.stream_reader()
+        self.writer = writer
+        self.ended = False
+        self.usage: Usage | None = None  # what the provider reported, whatever the client asked for
+        self.chars = 0  # answer text relayed (an estimate's base when the stream ends without usage)
+
+    def feed(self, piece: bytes) -> bytes:
+        out = b""
+        for event in self.reader.feed(piece):
+            if event.kind == "end":
+                self.ended = True
+            elif event.kind == "usage" and event.usage is not None:
+                self.usage = merge_usage(self.usage, event.usage)
+            else:
+                self.chars += len(event.text)
+            out += self.writer.write(event)
+        return out
+
+    def relayed_chars(self) -> int:
+        return self.chars

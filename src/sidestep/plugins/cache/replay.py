@@ -1,0 +1,47 @@
+"""A cached answer served to the client that asks for it: in its format, whole or as a stream.
+
+An answer stored from one format is rewritten for a client of another through the canonical model
+(`sidestep.formats.translate`); a stream request gets the answer replayed as the server-sent events its format
+uses (a start, the text, each tool call, the finish and usage, the end), in one write.
+"""
+
+from __future__ import annotations
+
+from sidestep.core.model import ChatResponse, Event, ThinkingPart
+from sidestep.formats.base import ClientFormat
+from sidestep.formats.translate import translate_response
+from sidestep.plugins.cache.store import Entry
+
+__all__ = ["replayed", "rewritten"]
+
+
+def rewritten(entry: Entry, source: ClientFormat, client: ClientFormat) -> bytes:
+    """The stored answer (written in `source`) as a non-stream body in the `client`'s format."""
+    if source is client:
+        return entry.body
+    return translate_response(entry.body, source, client)
+
+
+def replayed(entry: Entry, source: ClientFormat, client: ClientFormat, include_usage: bool) -> bytes:
+    """The stored answer (written in `source`) as the whole SSE stream a `client` expects."""
+    answer = source.read_response(entry.body)
+    writer = client.stream_writer(answer.model, include_usage)
+    return b"".join(writer.write(event) for event in _events(answer))
+
+
+def _events(answer: ChatResponse) -> list[Event]:
+    events = [Event(kind="start", id=answer.id, model=answer.model)]
+    for part in answer.parts:
+        if isinstance(part, ThinkingPart):
+            events.append(Event(kind="thinking", text=part.text))
+            if part.signature:
+                events.append(Event(kind="thinking", signature=part.signature))
+        else:
+            events.append(Event(kind="text", text=part.text))
+    for index, call in enumerate(answer.tool_calls):
+        events.append(Event(kind="tool_start", index=index, id=call.id, name=call.name))
+        events.append(Event(kind="tool_args", index=index, text=call.arguments))
+    events.append(Event(kind="finish", finish=answer.finish, stop_sequence=answer.stop_sequence))
+    events.append(Event(kind="usage", usage=answer.usage))
+    events.append(Event(kind="end"))
+    return events

@@ -1,0 +1,141 @@
+"""The semantic index: vectors of cached conversations, searched for the nearest above a threshold.
+
+On an exact miss a conversation that opted in is embedded through the gateway's own routing (a configured
+embeddings route, so the call fails over like any other) and compared, by cosine similarity, with the
+conversations cached in the same bucket — the same tenant, model, tools and sampling parameters
+(`key.semantic_parts`). The nearest at or above the threshold points at the exact entry whose answer is
+served. Vectors live in each process (numpy, brute force: one matrix product per lookup, which below some
+tens of thousands of vectors beats building an approximate index), bounded by `max_entries` with the least
+recently added out first, and dropped when their entry expires.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from sidestep.errors import SidestepError
+from sidestep.plugins.capabilities import SideRequest
+
+__all__ = ["Embedder", "SemanticIndex"]
+
+Vector = npt.NDArray[np.float32]
+
+
+class Embedder:
+    """Text → a unit vector, through the gateway's routing (`bind` hands it the means)."""
+
+    def __init__(self, route: str) -> None:
+        self._route = route
+        self._send: SideRequest | None = None
+        self.failures = 0
+
+    def bind(self, send: SideRequest) -> None:
+        self._send = send
+
+    async def embed(self, text: str) -> Vector | None:
+        """The text's vector, or None when the embeddings route fails (counted: the lookup is a miss)."""
+        if self._send is None:
+            return None
+        try:
+            body = await self._send("embeddings", {"model": self._route, "input": text})
+            data = msgspec.json.decode(body)["data"][0]["embedding"]
+            vector = np.asarray(data, dtype=np.float32)
+        except (SidestepError, msgspec.DecodeError, KeyError, IndexError, TypeError, ValueError):
+            self.failures += 1
+            return None
+        norm = float(np.linalg.norm(vector))
+        if vector.ndim != 1 or norm == 0.0:
+            self.failures += 1
+            return None
+        return vector / norm
+
+
+class _Bucket:
+    """The vectors of one bucket as rows of a matrix that grows by doubling; a removed row takes the last."""
+
+    def __init__(self, dims: int) -> None:
+        self.matrix: Vector = np.empty((8, dims), dtype=np.float32)
+        self.keys: list[str] = []
+        self.expires: list[float] = []
+        self.rows: dict[str, int] = {}
+
+    def add(self, key: str, vector: Vector, expires: float) -> None:
+        row = self.rows.get(key)
+        if row is None:
+            row = len(self.keys)
+            if row == len(self.matrix):
+                self.matrix = np.concatenate([self.matrix, np.empty_like(self.matrix)])
+            self.keys.append(key)
+            self.expires.append(expires)
+            self.rows[key] = row
+        self.matrix[row] = vector
+        self.expires[row] = expires
+
+    def remove(self, key: str) -> None:
+        row = self.rows.pop(key)
+        last = len(self.keys) - 1
+        if row != last:
+            moved = self.keys[last]
+            self.matrix[row] = self.matrix[last]
+            self.keys[row], self.expires[row] = moved, self.expires[last]
+            self.rows[moved] = row
+        self.keys.pop()
+        self.expires.pop()
+
+
+class SemanticIndex:
+    def __init__(self, max_entries: int, clock: Callable[[], float]) -> None:
+        self._max_entries = max_entries
+        self._clock = clock
+        self._buckets: dict[str, _Bucket] = {}
+        self._order: OrderedDict[str, str] = OrderedDict()  # key → its bucket, oldest first
+        self.evictions = 0
+
+    def nearest(self, bucket: str, vector: Vector, threshold: float) -> tuple[str, float] | None:
+        """The key of the nearest live vector in `bucket` at or above `threshold`, and its similarity."""
+        found = self._buckets.get(bucket)
+        if found is None or not found.keys or found.matrix.shape[1] != vector.shape[0]:
+            return None
+        similarities = found.matrix[: len(found.keys)] @ vector
+        for _ in range(3):  # an expired nearest goes, and the next is tried (a few times: lookups stay cheap)
+            row = int(np.argmax(similarities))
+            similarity = float(similarities[row])
+            if similarity < threshold:
+                return None
+            if found.expires[row] > self._clock():
+                return found.keys[row], similarity
+            self._forget(found.keys[row])
+            if not found.keys:
+                return None
+            similarities = found.matrix[: len(found.keys)] @ vector
+        return None
+
+    def add(self, bucket: str, key: str, vector: Vector, expires: float) -> None:
+        found = self._buckets.get(bucket)
+        if found is None or found.matrix.shape[1] != vector.shape[0]:  # new, or the embedding model changed
+            if found is not None:
+                for old in list(found.keys):
+                    del self._order[old]
+            found = self._buckets[bucket] = _Bucket(vector.shape[0])
+        found.add(key, vector, expires)
+        self._order[key] = bucket
+        self._order.move_to_end(key)
+        while len(self._order) > self._max_entries:
+            oldest = next(iter(self._order))
+            self._forget(oldest)
+            self.evictions += 1
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def _forget(self, key: str) -> None:
+        name = self._order.pop(key)
+        bucket = self._buckets[name]
+        bucket.remove(key)
+        if not bucket.keys:
+            del self._buckets[name]

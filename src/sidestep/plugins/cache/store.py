@@ -1,0 +1,126 @@
+"""Where cached answers live: the `Store` seam, and the in-memory store (per process, the default).
+
+An `Entry` is an answer as its client got it (its format, its body) with the times it was stored and
+expires: a hit in another format or as a stream is rewritten from it (`sidestep.plugins.cache.replay`).
+The memory store is bounded by entries and by bytes, evicts the least recently used, and drops what has
+expired when it is looked up; the clock is injected (tests move a fake one).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Protocol
+
+import msgspec
+
+__all__ = ["Entry", "MemoryStore", "Store", "decode_entry", "encode_entry"]
+
+_OVERHEAD = 200  # bytes an entry costs besides its body and key (the entry object, the dict slot)
+
+
+class Entry:
+    __slots__ = ("body", "created", "dialect", "expires")
+
+    def __init__(self, dialect: str, body: bytes, created: float, expires: float) -> None:
+        self.dialect = dialect  # the name of the client format the body is in (`formats.named`)
+        self.body = body
+        self.created = created
+        self.expires = expires
+
+
+def encode_entry(entry: Entry) -> bytes:
+    """An entry as bytes (what a shared store keeps)."""
+    return msgspec.msgpack.encode((entry.dialect, entry.created, entry.expires, entry.body))
+
+
+def decode_entry(raw: bytes) -> Entry | None:
+    """The entry `raw` holds, or None when it is not one (another version wrote it, or it is damaged)."""
+    try:
+        dialect, created, expires, body = msgspec.msgpack.decode(raw)
+    except (msgspec.DecodeError, TypeError, ValueError):
+        return None
+    if not (isinstance(dialect, str) and isinstance(body, bytes)):
+        return None
+    if not (isinstance(created, int | float) and isinstance(expires, int | float)):
+        return None
+    return Entry(dialect, body, float(created), float(expires))
+
+
+class Store(Protocol):
+    """`get` may await I/O; `put` never does (a shared store writes in the background)."""
+
+    async def get(self, key: str) -> Entry | None: ...
+
+    def put(self, key: str, entry: Entry) -> None: ...
+
+    def counters(self) -> dict[str, float]:
+        """What the store counts, for the metrics page: a name ending in `_total` is a counter, else a gauge."""
+        ...
+
+    def start(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class MemoryStore:
+    """Entries in one process, least recently used first out, bounded by `max_entries` and `max_bytes`."""
+
+    def __init__(self, max_entries: int, max_bytes: int, clock: Callable[[], float]) -> None:
+        self._entries: OrderedDict[str, Entry] = OrderedDict()
+        self._max_entries = max_entries
+        self._max_bytes = max_bytes
+        self._clock = clock
+        self.bytes = 0
+        self.evictions = 0  # pushed out to make room
+        self.expirations = 0  # found expired when looked up
+
+    async def get(self, key: str) -> Entry | None:
+        return self.lookup(key)
+
+    def lookup(self, key: str) -> Entry | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry.expires <= self._clock():
+            self._drop(key, entry)
+            self.expirations += 1
+            return None
+        self._entries.move_to_end(key)
+        return entry
+
+    def put(self, key: str, entry: Entry) -> None:
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self.bytes -= _size(key, old)
+        self._entries[key] = entry
+        self.bytes += _size(key, entry)
+        while len(self._entries) > self._max_entries or self.bytes > self._max_bytes:
+            oldest, evicted = self._entries.popitem(last=False)
+            self.bytes -= _size(oldest, evicted)
+            self.evictions += 1
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def counters(self) -> dict[str, float]:
+        return {
+            "entries": len(self._entries),
+            "bytes": self.bytes,
+            "evictions_total": self.evictions,
+            "expirations_total": self.expirations,
+        }
+
+    def start(self) -> None:
+        """Nothing runs in the background."""
+
+    def close(self) -> None:
+        """Nothing to release: the entries go with the process (or to a reload's successor)."""
+
+    def _drop(self, key: str, entry: Entry) -> None:
+        del self._entries[key]
+        self.bytes -= _size(key, entry)
+
+
+def _size(key: str, entry: Entry) -> int:
+    return len(key) + len(entry.body) + _OVERHEAD

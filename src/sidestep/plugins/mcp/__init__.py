@@ -1,0 +1,1 @@
+"""The MCP gateway plugin (needs the optional `mcp` package)."""

@@ -1,0 +1,169 @@
+"""The MCP gateway as an ordinary plugin: upstream MCP servers behind one governed MCP server at `/mcp`.
+
+Capabilities (`sidestep.plugins.capabilities`), nothing else: it serves endpoints — `/mcp` (the SDK's Streamable
+HTTP transport, stateful sessions with JSON answers; POST, GET and DELETE), `POST /v1/mcp/tools/call` (one call
+as plain JSON: `{"name": "server__tool", "arguments": {…}}`) and `GET /sidestep/mcp` (each server's health and
+tools, for `sidestep mcp list`) — all guarded: the gateway authenticates the caller as for proxied requests (a
+virtual key, when governance is on) and hands it over. It starts its upstreams and the SDK's session manager
+with the server and stops them with it (`HasLifecycle`), takes over the connections of a reload's unchanged
+servers and the session manager, so clients keep their sessions (`SurvivesReload`), and exports each server's
+health (`ExportsMetrics`). Its request hooks do nothing: MCP traffic never reaches the LLM path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.shared.exceptions import MCPError
+
+from sidestep.config.model import BreakerPolicy, McpConfig
+from sidestep.errors import BadRequest, Forbidden, NotFound
+from sidestep.observers.metrics import labels
+from sidestep.outcome import Exchange
+from sidestep.plugins.mcp.asgi import ASGIApp, serve_asgi
+from sidestep.plugins.mcp.front import CALLER, RECORD, Front, build_server
+from sidestep.plugins.mcp.upstream import Upstream
+from sidestep.server.types import Endpoint, Request, Response, StreamingResponse
+
+__all__ = ["McpPlugin"]
+
+_JSON = ("content-type", "application/json")
+_UP = {"starting": 0, "down": 0, "up": 1}
+
+
+class _Sessions:
+    """The SDK's session manager, running for as long as the plugin (and its successors after reloads) serve."""
+
+    def __init__(self, front: Callable[[], Front]) -> None:
+        self.manager = StreamableHTTPSessionManager(build_server(front), json_response=True)
+        self._task: asyncio.Task[None] | None = None
+        self._running = asyncio.Event()
+        self.front = front
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="mcp:sessions")
+
+    async def _run(self) -> None:
+        async with self.manager.run():
+            self._running.set()
+            await asyncio.Event().wait()  # until cancelled
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def app(self) -> ASGIApp:
+        await self._running.wait()
+        return self.manager.handle_request
+
+
+class McpPlugin:
+    name = "mcp"
+    wants_usage = False
+
+    def __init__(self, config: McpConfig, breaker: BreakerPolicy) -> None:
+        self.config = config
+        self.front = Front(config, {n: self._upstream(s) for n, s in config.servers.items()}, breaker)
+        self._holder = [self.front]  # what the running SDK server asks: the current plugin's front
+        self.sessions = _Sessions(lambda: self._holder[0])
+
+    def _upstream(self, server: Any) -> Upstream:
+        return Upstream(server, self.config)
+
+    # -- hooks: nothing to do on the LLM path ---------------------------------------------------------
+
+    def pre(self, exchange: Exchange) -> Response | None:
+        return None
+
+    def post(self, exchange: Exchange) -> None:
+        return None
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for upstream in self.front.upstreams.values():
+            upstream.start()
+        self.sessions.start()
+
+    def close(self) -> None:
+        for upstream in self.front.upstreams.values():
+            upstream.stop()
+        self.sessions.close()
+
+    async def closed(self) -> None:
+        """Wait until what `close` stopped has ended (stdio servers' processes reaped)."""
+        for upstream in self.front.upstreams.values():
+            await upstream.stopped()
+
+    def adopt(self, previous: Any) -> None:
+        """Keep the connections of servers configured exactly as before, and the clients' sessions."""
+        if not isinstance(previous, McpPlugin):
+            return
+        old = previous.front.upstreams
+        for name, upstream in list(self.front.upstreams.items()):
+            kept = old.get(name)
+            if kept is not None and kept.config == upstream.config:
+                self.front.upstreams[name] = old.pop(name)
+                self.front.breakers[name] = previous.front.breakers[name]
+        self.sessions, previous.sessions = previous.sessions, _Sessions(previous.sessions.front)
+        self._holder = previous._holder
+        self._holder[0] = self.front
+
+    # -- endpoints ------------------------------------------------------------------------------------
+
+    def endpoints(self) -> dict[str, Endpoint]:
+        return {
+            "/mcp": Endpoint("mcp", self._mcp, "POST", methods=("GET", "DELETE"), guarded=True),
+            "/v1/mcp/tools/call": Endpoint("mcp_tool_call", self._tool_call, "POST", guarded=True),
+            "/sidestep/mcp": Endpoint("mcp_servers", self._servers, guarded=True),
+        }
+
+    async def _mcp(self, request: Request, caller: Any, exchange: Exchange | None) -> Response | StreamingResponse:
+        app = await self.sessions.app()
+        return await serve_asgi(app, request, {CALLER: caller, RECORD: exchange})
+
+    async def _tool_call(self, request: Request, caller: Any, exchange: Exchange | None) -> Response:
+        try:
+            body = msgspec.json.decode(request.body, type=_ToolCall)
+        except msgspec.DecodeError as exc:
+            shape = f'{{"name": "server{self.config.separator}tool", "arguments": {{…}}}}'
+            raise BadRequest(f"expected {shape}: {exc}") from None
+        try:
+            result = await self.front.call_tool(caller, body.name, body.arguments, exchange)
+        except MCPError as exc:
+            refused = Forbidden if "may not use" in exc.message else NotFound
+            raise refused(exc.message, code="tool_refused") from None
+        return Response(200, result.model_dump_json(by_alias=True, exclude_none=True).encode(), [_JSON])
+
+    async def _servers(self, request: Request, caller: Any, exchange: Exchange | None) -> Response:
+        servers = []
+        for name, upstream in self.front.upstreams.items():
+            entry = upstream.health()
+            entry["breaker"] = self.front.breakers[name].state
+            entry["tools"] = [t.name for t in upstream.catalogue.tools if self.front.allows(caller, name, t.name)]
+            servers.append(entry)
+        return Response(200, msgspec.json.encode({"separator": self.config.separator, "servers": servers}), [_JSON])
+
+    # -- metrics --------------------------------------------------------------------------------------
+
+    def exposition(self) -> list[str]:
+        lines = [
+            "# HELP sidestep_mcp_server_up Whether an upstream MCP server's session is up (1) or not (0).",
+            "# TYPE sidestep_mcp_server_up gauge",
+        ]
+        restarts = ["# TYPE sidestep_mcp_server_restarts_total counter"]
+        for name, upstream in sorted(self.front.upstreams.items()):
+            pairs = labels(server=name)
+            lines.append(f"sidestep_mcp_server_up{{{pairs}}} {_UP.get(upstream.state, 0)}")
+            restarts.append(f"sidestep_mcp_server_restarts_total{{{pairs}}} {max(upstream.connects - 1, 0)}")
+        return lines + restarts
+
+
+class _ToolCall(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    arguments: dict[str, Any] | None = None
