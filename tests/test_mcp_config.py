@@ -78,6 +78,11 @@ def test_no_section_is_off() -> None:
         ({"servers": {}, "restart_backoff": 5, "restart_max": 1}, "must be at least restart_backoff"),
         ({"servers": {}, "keys": {"nobody": ["a"]}}, "mcp.keys.nobody: unknown virtual key 'nobody'"),
         ({"server": {}}, "mcp.server: unknown key — did you mean 'servers'?"),
+        ({"servers": {}, "chat": {"route": {}}}, "mcp.chat.route: unknown key — did you mean 'routes'?"),
+        ({"servers": {}, "chat": {"routes": {"gpt": ["nope"]}}}, "mcp.chat.routes.gpt[0]: unknown MCP server 'nope'"),
+        ({"servers": {}, "chat": {"routes": {"gpt": "a"}}}, "mcp.chat.routes.gpt: expected a list"),
+        ({"servers": {}, "chat": {"keys": {"nobody": []}}}, "mcp.chat.keys.nobody: unknown virtual key"),
+        ({"servers": {}, "chat": ["a"]}, "mcp.chat: expected a mapping"),
     ],
 )
 def test_mistakes_name_the_key_and_reason(mcp: Any, expected: str) -> None:
@@ -94,6 +99,13 @@ def test_allow_lists_name_virtual_keys() -> None:
     config = _parse({"servers": {"a": {"url": "http://h"}}, "keys": {"alice": ["a", "b__*"]}}, governance=governance)
     assert config.mcp.keys == {"alice": ("a", "b__*")}
     assert "mcp.keys.alice[0]: expected a non-empty string" in _error({"keys": {"alice": [1]}}, governance=governance)
+
+
+def test_chat_tools_per_route_and_key() -> None:
+    governance = {"keys": {"alice": {"key": "sk-alice"}}}
+    chat = {"routes": {"gpt": ["a", "a"]}, "keys": {"alice": ["a"]}}
+    config = _parse({"servers": {"a": {"url": "http://h"}}, "chat": chat}, governance=governance)
+    assert (config.mcp.chat_routes, config.mcp.chat_keys) == ({"gpt": ("a",)}, {"alice": ("a",)})
 
 
 def test_every_mistake_is_reported_in_one_run() -> None:

@@ -9,6 +9,9 @@ mcp:
     legacy: {url: "http://127.0.0.1:9000/sse", transport: sse}
   keys:                            # virtual key → servers or server__tool globs it may use
     alice: [files, "github__list_*"]
+  chat:                            # tools added to chat requests (besides those `x-sidestep-mcp` asks for)
+    routes: {gpt-4o: [github]}     # route (model) name → servers whose tools its requests get
+    keys: {alice: [files]}         # virtual key → servers whose tools its requests get
 ```
 """
 
@@ -36,7 +39,8 @@ from sidestep.config.model import McpConfig, McpServerConfig, Secret
 
 __all__ = ["parse_mcp"]
 
-_TOP_KEYS = {"servers", "separator", "keys", "max_tools", "restart_backoff", "restart_max"}
+_TOP_KEYS = {"servers", "separator", "keys", "max_tools", "restart_backoff", "restart_max", "chat"}
+_CHAT_KEYS = {"routes", "keys"}
 _COMMON_KEYS = {"transport", "timeout", "fallback"}
 _STDIO_KEYS = _COMMON_KEYS | {"command", "args", "env", "cwd"}
 _URL_KEYS = _COMMON_KEYS | {"url", "headers"}
@@ -63,6 +67,12 @@ def parse_mcp(ctx: Ctx, value: Any, virtual_keys: Collection[str] = ()) -> McpCo
         name: tuple(ctx.attempt(_allowed, ctx, name, item, virtual_keys) or ())
         for name, item in as_mapping(ctx, raw.get("keys", {}), "mcp.keys").items()
     }
+    chat = as_mapping(ctx, raw.get("chat", {}), "mcp.chat", _CHAT_KEYS)
+    chat_routes = _chat_servers(ctx, chat.get("routes", {}), "mcp.chat.routes", servers)
+    chat_keys = _chat_servers(ctx, chat.get("keys", {}), "mcp.chat.keys", servers)
+    for name in chat_keys:
+        if name not in virtual_keys and f"key:{name}" not in ctx.broken:
+            raise ctx.fail(f"mcp.chat.keys.{name}", f"unknown virtual key '{name}'{suggest(name, virtual_keys)}")
     backoff = positive(ctx, raw.get("restart_backoff", 0.5), "mcp.restart_backoff")
     longest = positive(ctx, raw.get("restart_max", 30.0), "mcp.restart_max")
     if longest < backoff:
@@ -74,6 +84,8 @@ def parse_mcp(ctx: Ctx, value: Any, virtual_keys: Collection[str] = ()) -> McpCo
         max_tools=as_int(ctx, raw.get("max_tools", 1000), "mcp.max_tools", 1, 100_000),
         restart_backoff=backoff,
         restart_max=longest,
+        chat_routes=chat_routes,
+        chat_keys=chat_keys,
     )
 
 
@@ -174,3 +186,18 @@ def _allowed(ctx: Ctx, name: str, value: Any, virtual_keys: Collection[str]) -> 
         listed = ", ".join(sorted(virtual_keys)) or "none defined under governance.keys"
         raise ctx.fail(path, f"unknown virtual key '{name}'{suggest(name, virtual_keys)} (known: {listed})")
     return as_str_list(ctx, value, path)
+
+
+def _chat_servers(
+    ctx: Ctx, value: Any, path: str, servers: Mapping[str, McpServerConfig]
+) -> dict[str, tuple[str, ...]]:
+    """A name → the configured servers whose tools its chat requests get."""
+    found: dict[str, tuple[str, ...]] = {}
+    for name, item in as_mapping(ctx, value, path).items():
+        names = as_str_list(ctx, item, f"{path}.{name}")
+        for i, server in enumerate(names):
+            if server not in servers and f"mcp:{server}" not in ctx.broken:
+                where = f"{path}.{name}[{i}]"
+                raise ctx.fail(where, f"unknown MCP server '{server}'{suggest(server, servers)}")
+        found[name] = tuple(dict.fromkeys(names))
+    return found

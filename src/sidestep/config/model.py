@@ -363,6 +363,9 @@ class McpConfig:
     max_tools: int = 1000  # per server: tools, resources and prompts beyond this are dropped (and counted)
     restart_backoff: float = 0.5  # first wait before reconnecting a server that failed; doubles up to restart_max
     restart_max: float = 30.0
+    # Tools in chat: route (model) name / virtual key name → servers whose tools its chat requests are given.
+    chat_routes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    chat_keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def enabled(self) -> bool:

@@ -124,7 +124,7 @@ def _tool_call(body: dict[str, Any], messages: list[dict[str, Any]]) -> dict[str
 
 def _named_tool(messages: list[dict[str, Any]]) -> str | None:
     """The tool the last user message asks for by writing `tool_call=NAME`, if any."""
-    last_user = next((m for m in reversed(messages) if m.get("role") == "user"), {})
+    last_user: dict[str, Any] = next((m for m in reversed(messages) if m.get("role") == "user"), {})
     for word in _words(last_user.get("content")):
         if word.startswith("tool_call="):
             return word[len("tool_call=") :].rstrip(".,;")

@@ -7,7 +7,8 @@ tools, for `sidestep mcp list`) — all guarded: the gateway authenticates the c
 virtual key, when governance is on) and hands it over. It starts its upstreams and the SDK's session manager
 with the server and stops them with it (`HasLifecycle`), takes over the connections of a reload's unchanged
 servers and the session manager, so clients keep their sessions (`SurvivesReload`), and exports each server's
-health (`ExportsMetrics`). Its request hooks do nothing: MCP traffic never reaches the LLM path.
+health (`ExportsMetrics`). Its `pre` hook adds the MCP tools a chat request asks for (`x-sidestep-mcp`, or
+`mcp.chat` per route or key) to the request, in the client's format (`sidestep.plugins.mcp.chat`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sidestep.errors import BadRequest, Forbidden, NotFound
 from sidestep.observers.metrics import labels
 from sidestep.outcome import Exchange
 from sidestep.plugins.mcp.asgi import ASGIApp, serve_asgi
+from sidestep.plugins.mcp.chat import CHAT_OPERATIONS, add_tools, chat_tools, wanted_servers
 from sidestep.plugins.mcp.front import CALLER, RECORD, Front, build_server
 from sidestep.plugins.mcp.upstream import Upstream
 from sidestep.server.types import Endpoint, Request, Response, StreamingResponse
@@ -75,9 +77,14 @@ class McpPlugin:
     def _upstream(self, server: Any) -> Upstream:
         return Upstream(server, self.config)
 
-    # -- hooks: nothing to do on the LLM path ---------------------------------------------------------
+    # -- hooks --------------------------------------------------------------------------------------------------
 
     def pre(self, exchange: Exchange) -> Response | None:
+        """Tools in chat (`sidestep.plugins.mcp.chat`): the MCP tools a chat request asks for join its own."""
+        if exchange.operation in CHAT_OPERATIONS:
+            servers = wanted_servers(exchange, self.config)
+            if servers:
+                add_tools(exchange, chat_tools(self.front, exchange.principal, servers))
         return None
 
     def post(self, exchange: Exchange) -> None:

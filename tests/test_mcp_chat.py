@@ -1,0 +1,113 @@
+"""Tools in chat: MCP tools added to chat requests, official SDKs as clients, the simulator as the model, a real
+MCP server (tests/mcp_server.py over stdio) behind the gateway."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import httpx
+import msgspec
+import openai
+import pytest
+
+from sidestep.testing import RunningGateway, running_gateway, running_simulators
+
+SERVER = str(Path(__file__).with_name("mcp_server.py"))
+ALICE, BOB = "sk-alice-chat", "sk-bob-chat"
+
+
+def _config(sim_url: str, **mcp: Any) -> dict[str, Any]:
+    return {
+        "providers": {"sim": {"type": "openai", "base_url": sim_url, "api_key": "key-sim"}},
+        "routes": {"chat": ["sim/m"], "plain": ["sim/m"]},
+        "governance": {"keys": {"alice": {"key": ALICE}, "bob": {"key": BOB}}},
+        "mcp": {"servers": {"files": {"command": sys.executable, "args": [SERVER, "files"], "timeout": 5}}, **mcp},
+    }
+
+
+@asynccontextmanager
+async def _gateway(**mcp: Any) -> AsyncIterator[RunningGateway]:
+    async with AsyncExitStack() as stack:
+        sims = await stack.enter_async_context(running_simulators("sim"))
+        plugin: Any = None
+
+        async def reaped() -> None:  # after the gateway closed: its stdio server has exited
+            if plugin is not None:
+                await plugin.closed()
+
+        stack.push_async_callback(reaped)
+        gw = await stack.enter_async_context(running_gateway(_config(sims["sim"].base_url, **mcp)))
+        plugin = gw.gateway.plugin("mcp")
+        for upstream in plugin.front.upstreams.values():
+            assert await upstream.ready(30), upstream.health()
+        yield gw
+
+
+def _sdk(gw: RunningGateway, key: str) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=gw.base_url, api_key=key, max_retries=0, timeout=20)
+
+
+async def test_pass_through_the_model_calls_an_mcp_tool_and_the_client_runs_it() -> None:
+    async with _gateway() as gw, _sdk(gw, ALICE) as client:
+        ask: list[Any] = [{"role": "user", "content": "please tool_call=files__add"}]
+        own = {"type": "function", "function": {"name": "mine", "parameters": {"type": "object", "properties": {}}}}
+        first = await client.chat.completions.create(
+            model="chat", messages=ask, tools=[own], extra_headers={"x-sidestep-mcp": "files"}
+        )
+        calls = first.choices[0].message.tool_calls
+        assert first.choices[0].finish_reason == "tool_calls" and calls
+        call: Any = calls[0]
+        assert call.function.name == "files__add"
+        assert msgspec.json.decode(call.function.arguments) == {"a": 1, "b": 1}
+        async with httpx.AsyncClient(headers={"authorization": f"Bearer {ALICE}"}) as http:
+            ran = await http.post(
+                f"{gw.url}/v1/mcp/tools/call",
+                json={"name": call.function.name, "arguments": msgspec.json.decode(call.function.arguments)},
+            )
+        result = ran.json()["content"][0]["text"]
+        assert result == "2"
+        turns = [*ask, first.choices[0].message.model_dump(exclude_none=True)]
+        turns.append({"role": "tool", "tool_call_id": call.id, "content": result})
+        final = await client.chat.completions.create(
+            model="chat", messages=turns, extra_headers={"x-sidestep-mcp": "files"}
+        )
+        assert final.choices[0].message.content == f"Echo from sim: 2. {_filler()}"
+        plain = await client.chat.completions.create(model="chat", messages=ask)  # no header, no config: no tools
+        assert plain.choices[0].finish_reason == "stop"
+
+
+async def test_tools_per_route_and_key_in_the_anthropic_format_within_the_allow_list() -> None:
+    chat = {"routes": {"chat": ["files"]}, "keys": {"bob": ["files"]}}
+    async with _gateway(chat=chat, keys={"alice": ["files__add"], "bob": ["files"]}) as gw:
+        async with anthropic.AsyncAnthropic(base_url=gw.url, api_key=ALICE, max_retries=0) as claude:
+            ask: list[Any] = [{"role": "user", "content": "tool_call=files__echo"}]
+            used = await claude.messages.create(model="chat", max_tokens=100, messages=ask)
+            # The route gives files' tools, alice's allow-list only `add`: the named `echo` is not offered.
+            assert [(b.type, getattr(b, "name", "")) for b in used.content] == [("tool_use", "files__add")]
+            bare = await claude.messages.create(model="plain", max_tokens=100, messages=ask)
+            assert bare.stop_reason == "end_turn"
+        async with anthropic.AsyncAnthropic(base_url=gw.url, api_key=BOB, max_retries=0) as claude:
+            keyed = await claude.messages.create(model="plain", max_tokens=100, messages=ask)
+            assert [getattr(b, "name", "") for b in keyed.content] == ["files__echo"]
+
+
+async def test_an_unknown_server_in_the_header_is_a_clear_400() -> None:
+    async with _gateway() as gw, _sdk(gw, ALICE) as client:
+        with pytest.raises(openai.BadRequestError) as refused:
+            await client.chat.completions.create(
+                model="chat",
+                messages=[{"role": "user", "content": "hi"}],
+                extra_headers={"x-sidestep-mcp": "files,nope"},
+            )
+        assert "x-sidestep-mcp names an unknown MCP server 'nope' (known: files)" in str(refused.value)
+
+
+def _filler() -> str:
+    from sidestep.sim.openai import _FILLER
+
+    return _FILLER
