@@ -15,6 +15,7 @@ import msgspec
 import openai
 import pytest
 
+from sidestep.outcome import Exchange
 from sidestep.testing import RunningGateway, running_gateway, running_simulators
 
 SERVER = str(Path(__file__).with_name("mcp_server.py"))
@@ -30,8 +31,18 @@ def _config(sim_url: str, **mcp: Any) -> dict[str, Any]:
     }
 
 
+class Records:
+    wants_usage = False
+
+    def __init__(self) -> None:
+        self.seen: list[Exchange] = []
+
+    def observe(self, exchange: Exchange) -> None:
+        self.seen.append(exchange)
+
+
 @asynccontextmanager
-async def _gateway(**mcp: Any) -> AsyncIterator[RunningGateway]:
+async def _gateway(records: Records | None = None, **mcp: Any) -> AsyncIterator[RunningGateway]:
     async with AsyncExitStack() as stack:
         sims = await stack.enter_async_context(running_simulators("sim"))
         plugin: Any = None
@@ -41,7 +52,9 @@ async def _gateway(**mcp: Any) -> AsyncIterator[RunningGateway]:
                 await plugin.closed()
 
         stack.push_async_callback(reaped)
-        gw = await stack.enter_async_context(running_gateway(_config(sims["sim"].base_url, **mcp)))
+        gw = await stack.enter_async_context(
+            running_gateway(_config(sims["sim"].base_url, **mcp), observers=[records] if records else ())
+        )
         plugin = gw.gateway.plugin("mcp")
         for upstream in plugin.front.upstreams.values():
             assert await upstream.ready(30), upstream.health()
@@ -105,6 +118,39 @@ async def test_an_unknown_server_in_the_header_is_a_clear_400() -> None:
                 extra_headers={"x-sidestep-mcp": "files,nope"},
             )
         assert "x-sidestep-mcp names an unknown MCP server 'nope' (known: files)" in str(refused.value)
+
+
+async def test_agent_mode_runs_the_tool_and_returns_the_final_answer() -> None:
+    records = Records()
+    agent = {"routes": ["chat"], "max_steps": 3}
+    async with _gateway(records, agent=agent, chat={"routes": {"chat": ["files"]}}) as gw, _sdk(gw, ALICE) as client:
+        ask: list[Any] = [{"role": "user", "content": "please tool_call=files__add"}]
+        answer = await client.chat.completions.with_raw_response.create(model="chat", messages=ask)
+        final = answer.parse()
+        assert final.choices[0].finish_reason == "stop"
+        assert final.choices[0].message.content == f"Echo from sim: 2. {_filler()}"  # the tool's result: 1 + 1
+        assert answer.headers["x-sidestep-mcp-steps"] == "3"
+        plain = await client.chat.completions.create(model="plain", messages=ask)  # not an agent route
+        assert plain.choices[0].finish_reason == "stop" and "2." not in (plain.choices[0].message.content or "")
+    chat = [ex for ex in records.seen if ex.operation == "chat"]
+    steps = [(a.provider, a.model, a.status, a.reason) for a in chat[0].attempts]
+    assert steps == [
+        ("agent", "m", 200, "asked for 1 tool call(s)"),
+        ("mcp:files", "files__add", 200, "ok"),
+        ("agent", "m", 200, "answered"),
+    ]
+    assert chat[0].provider == "agent" and chat[0].usage is not None and chat[0].usage.input > 0
+
+
+async def test_agent_mode_stops_at_its_step_limit_with_a_clear_error() -> None:
+    agent = {"keys": ["alice"], "max_steps": 1}
+    async with _gateway(agent=agent, chat={"keys": {"alice": ["files"]}}) as gw, _sdk(gw, ALICE) as client:
+        with pytest.raises(openai.APIStatusError) as stopped:
+            await client.chat.completions.create(
+                model="plain", messages=[{"role": "user", "content": "tool_call=files__add"}]
+            )
+        assert stopped.value.status_code == 504
+        assert "agent mode: no final answer after 1 model turns" in str(stopped.value)
 
 
 def _filler() -> str:

@@ -83,6 +83,10 @@ def test_no_section_is_off() -> None:
         ({"servers": {}, "chat": {"routes": {"gpt": "a"}}}, "mcp.chat.routes.gpt: expected a list"),
         ({"servers": {}, "chat": {"keys": {"nobody": []}}}, "mcp.chat.keys.nobody: unknown virtual key"),
         ({"servers": {}, "chat": ["a"]}, "mcp.chat: expected a mapping"),
+        ({"servers": {}, "agent": {"max_steps": 0}}, "mcp.agent.max_steps: expected an integer between 1 and 100"),
+        ({"servers": {}, "agent": {"timeout": "soon"}}, "mcp.agent.timeout: expected a positive number"),
+        ({"servers": {}, "agent": {"keys": ["nobody"]}}, "mcp.agent.keys[0]: unknown virtual key 'nobody'"),
+        ({"servers": {}, "agent": {"route": []}}, "mcp.agent.route: unknown key — did you mean 'routes'?"),
     ],
 )
 def test_mistakes_name_the_key_and_reason(mcp: Any, expected: str) -> None:
@@ -106,6 +110,10 @@ def test_chat_tools_per_route_and_key() -> None:
     chat = {"routes": {"gpt": ["a", "a"]}, "keys": {"alice": ["a"]}}
     config = _parse({"servers": {"a": {"url": "http://h"}}, "chat": chat}, governance=governance)
     assert (config.mcp.chat_routes, config.mcp.chat_keys) == ({"gpt": ("a",)}, {"alice": ("a",)})
+    assert not config.mcp.agent
+    agent = {"routes": ["gpt"], "keys": ["alice"], "max_steps": 3, "timeout": 5}
+    config = _parse({"servers": {}, "agent": agent}, governance=governance)
+    assert (config.mcp.agent_routes, config.mcp.agent_keys, config.mcp.agent_max_steps) == ({"gpt"}, {"alice"}, 3)
 
 
 def test_every_mistake_is_reported_in_one_run() -> None:

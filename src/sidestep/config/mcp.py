@@ -12,6 +12,11 @@ mcp:
   chat:                            # tools added to chat requests (besides those `x-sidestep-mcp` asks for)
     routes: {gpt-4o: [github]}     # route (model) name → servers whose tools its requests get
     keys: {alice: [files]}         # virtual key → servers whose tools its requests get
+  agent:                           # agent mode: the gateway runs the model's MCP tool calls and loops
+    routes: [gpt-4o]               # routes (model names) and virtual keys it is on for
+    keys: [alice]
+    max_steps: 8                   # model turns at most
+    timeout: 120                   # seconds for the whole loop
 ```
 """
 
@@ -39,8 +44,9 @@ from sidestep.config.model import McpConfig, McpServerConfig, Secret
 
 __all__ = ["parse_mcp"]
 
-_TOP_KEYS = {"servers", "separator", "keys", "max_tools", "restart_backoff", "restart_max", "chat"}
+_TOP_KEYS = {"servers", "separator", "keys", "max_tools", "restart_backoff", "restart_max", "chat", "agent"}
 _CHAT_KEYS = {"routes", "keys"}
+_AGENT_KEYS = {"routes", "keys", "max_steps", "timeout"}
 _COMMON_KEYS = {"transport", "timeout", "fallback"}
 _STDIO_KEYS = _COMMON_KEYS | {"command", "args", "env", "cwd"}
 _URL_KEYS = _COMMON_KEYS | {"url", "headers"}
@@ -73,6 +79,11 @@ def parse_mcp(ctx: Ctx, value: Any, virtual_keys: Collection[str] = ()) -> McpCo
     for name in chat_keys:
         if name not in virtual_keys and f"key:{name}" not in ctx.broken:
             raise ctx.fail(f"mcp.chat.keys.{name}", f"unknown virtual key '{name}'{suggest(name, virtual_keys)}")
+    agent = as_mapping(ctx, raw.get("agent", {}), "mcp.agent", _AGENT_KEYS)
+    agent_keys = as_str_list(ctx, agent.get("keys", []), "mcp.agent.keys")
+    for i, name in enumerate(agent_keys):
+        if name not in virtual_keys and f"key:{name}" not in ctx.broken:
+            raise ctx.fail(f"mcp.agent.keys[{i}]", f"unknown virtual key '{name}'{suggest(name, virtual_keys)}")
     backoff = positive(ctx, raw.get("restart_backoff", 0.5), "mcp.restart_backoff")
     longest = positive(ctx, raw.get("restart_max", 30.0), "mcp.restart_max")
     if longest < backoff:
@@ -86,6 +97,10 @@ def parse_mcp(ctx: Ctx, value: Any, virtual_keys: Collection[str] = ()) -> McpCo
         restart_max=longest,
         chat_routes=chat_routes,
         chat_keys=chat_keys,
+        agent_routes=frozenset(as_str_list(ctx, agent.get("routes", []), "mcp.agent.routes")),
+        agent_keys=frozenset(agent_keys),
+        agent_max_steps=as_int(ctx, agent.get("max_steps", 8), "mcp.agent.max_steps", 1, 100),
+        agent_timeout=positive(ctx, agent.get("timeout", 120.0), "mcp.agent.timeout"),
     )
 
 

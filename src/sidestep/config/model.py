@@ -366,6 +366,15 @@ class McpConfig:
     # Tools in chat: route (model) name / virtual key name → servers whose tools its chat requests are given.
     chat_routes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     chat_keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Agent mode: requests to these routes or from these keys have their MCP tool calls run by the gateway.
+    agent_routes: frozenset[str] = frozenset()
+    agent_keys: frozenset[str] = frozenset()
+    agent_max_steps: int = 8  # model turns at most
+    agent_timeout: float = 120.0  # seconds for the whole loop
+
+    @property
+    def agent(self) -> bool:
+        return bool(self.agent_routes or self.agent_keys)
 
     @property
     def enabled(self) -> bool:

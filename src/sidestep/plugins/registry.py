@@ -72,11 +72,11 @@ def _mcp(config: Config, clock: Callable[[], float]) -> Plugin | None:
     if not config.mcp.enabled:
         return None
     try:  # the optional dependency: imported only by a config that uses it
-        from sidestep.plugins.mcp.plugin import McpPlugin
+        from sidestep.plugins.mcp.plugin import McpAgent, McpPlugin
     except ImportError as exc:
         reason = f"MCP servers need the mcp package: pip install 'sidestep[mcp]' ({exc})"
         raise ConfigError(reason, source=config.source, path="mcp") from exc
-    return McpPlugin(config.mcp, config.resilience.breaker)
+    return (McpAgent if config.mcp.agent else McpPlugin)(config.mcp, config.resilience.breaker)
 
 
 _NO_MCP = "No MCP servers are configured on this gateway (the mcp section is empty)."

@@ -25,13 +25,15 @@ from sidestep.config.model import BreakerPolicy, McpConfig
 from sidestep.errors import BadRequest, Forbidden, NotFound
 from sidestep.observers.metrics import labels
 from sidestep.outcome import Exchange
+from sidestep.plugins.capabilities import SideRequest
+from sidestep.plugins.mcp.agent import run_agent
 from sidestep.plugins.mcp.asgi import ASGIApp, serve_asgi
 from sidestep.plugins.mcp.chat import CHAT_OPERATIONS, add_tools, chat_tools, wanted_servers
 from sidestep.plugins.mcp.front import CALLER, RECORD, Front, build_server
 from sidestep.plugins.mcp.upstream import Upstream
 from sidestep.server.types import Endpoint, Request, Response, StreamingResponse
 
-__all__ = ["McpPlugin"]
+__all__ = ["McpAgent", "McpPlugin"]
 
 _JSON = ("content-type", "application/json")
 _UP = {"starting": 0, "down": 0, "up": 1}
@@ -169,6 +171,27 @@ class McpPlugin:
             lines.append(f"sidestep_mcp_server_up{{{pairs}}} {_UP.get(upstream.state, 0)}")
             restarts.append(f"sidestep_mcp_server_restarts_total{{{pairs}}} {max(upstream.connects - 1, 0)}")
         return lines + restarts
+
+
+class McpAgent(McpPlugin):
+    """The MCP plugin with agent mode on (`mcp.agent`; `sidestep.plugins.mcp.agent`): a separate class so that
+    without agent mode no request awaits a `pre_async` (`Pipeline.awaits`)."""
+
+    def __init__(self, config: McpConfig, breaker: BreakerPolicy) -> None:
+        super().__init__(config, breaker)
+        self._send: SideRequest | None = None
+
+    def bind(self, send: SideRequest) -> None:
+        self._send = send
+
+    async def pre_async(self, exchange: Exchange) -> Response | None:
+        if self._send is None or exchange.stream or exchange.operation not in CHAT_OPERATIONS:
+            return None
+        config = self.config
+        route = exchange.models[0] if exchange.models else ""
+        if route not in config.agent_routes and getattr(exchange.principal, "name", None) not in config.agent_keys:
+            return None
+        return await run_agent(exchange, self.front, self._send, config.agent_max_steps, config.agent_timeout)
 
 
 class _ToolCall(msgspec.Struct, forbid_unknown_fields=True):
