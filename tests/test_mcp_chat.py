@@ -4,6 +4,7 @@ MCP server (tests/mcp_server.py over stdio) behind the gateway."""
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -16,7 +17,7 @@ import openai
 import pytest
 
 from sidestep.outcome import Exchange
-from sidestep.testing import RunningGateway, running_gateway, running_simulators
+from sidestep.testing import FakeClock, RunningGateway, running_gateway, running_simulators
 
 SERVER = str(Path(__file__).with_name("mcp_server.py"))
 ALICE, BOB = "sk-alice-chat", "sk-bob-chat"
@@ -42,7 +43,9 @@ class Records:
 
 
 @asynccontextmanager
-async def _gateway(records: Records | None = None, **mcp: Any) -> AsyncIterator[RunningGateway]:
+async def _gateway(
+    records: Records | None = None, wall: FakeClock | None = None, **mcp: Any
+) -> AsyncIterator[RunningGateway]:
     async with AsyncExitStack() as stack:
         sims = await stack.enter_async_context(running_simulators("sim"))
         plugin: Any = None
@@ -53,7 +56,11 @@ async def _gateway(records: Records | None = None, **mcp: Any) -> AsyncIterator[
 
         stack.push_async_callback(reaped)
         gw = await stack.enter_async_context(
-            running_gateway(_config(sims["sim"].base_url, **mcp), observers=[records] if records else ())
+            running_gateway(
+                _config(sims["sim"].base_url, **mcp),
+                observers=[records] if records else (),
+                wall_clock=wall or time.time,
+            )
         )
         plugin = gw.gateway.plugin("mcp")
         for upstream in plugin.front.upstreams.values():
@@ -151,6 +158,26 @@ async def test_agent_mode_stops_at_its_step_limit_with_a_clear_error() -> None:
             )
         assert stopped.value.status_code == 504
         assert "agent mode: no final answer after 1 model turns" in str(stopped.value)
+
+
+async def test_tool_calls_are_rate_limited_per_key_and_per_tool() -> None:
+    wall = FakeClock(6000.0)  # the start of a minute
+    limits = {"key_calls_per_minute": 3, "tools": {"files__add": 1}}
+    async with _gateway(wall=wall, limits=limits) as gw:
+
+        async def call(key: str, name: str) -> httpx.Response:
+            async with httpx.AsyncClient(headers={"authorization": f"Bearer {key}"}) as http:
+                body = {"name": name, "arguments": {"a": 1, "b": 1} if name.endswith("add") else {"text": "x"}}
+                return await http.post(f"{gw.url}/v1/mcp/tools/call", json=body)
+
+        assert (await call(ALICE, "files__add")).status_code == 200
+        refused = await call(BOB, "files__add")  # the tool's limit is shared by every caller
+        assert refused.status_code == 429 and "the limit of 1 calls a minute on 'files__add'" in refused.text
+        assert int(refused.headers["retry-after"]) > 60  # the call this minute slides out during the next one
+        assert [(await call(ALICE, "files__echo")).status_code for _ in range(3)] == [200, 200, 429]
+        assert (await call(BOB, "files__echo")).status_code == 200  # each key its own
+        wall.advance(120)
+        assert (await call(ALICE, "files__echo")).status_code == 200
 
 
 def _filler() -> str:

@@ -17,6 +17,9 @@ mcp:
     keys: [alice]
     max_steps: 8                   # model turns at most
     timeout: 120                   # seconds for the whole loop
+  limits:                          # tool calls per minute
+    key_calls_per_minute: 120      # each virtual key, across every tool
+    tools: {"github__create_*": 10}  # each tool matching a glob, across every caller (first match counts)
 ```
 """
 
@@ -44,7 +47,8 @@ from sidestep.config.model import McpConfig, McpServerConfig, Secret
 
 __all__ = ["parse_mcp"]
 
-_TOP_KEYS = {"servers", "separator", "keys", "max_tools", "restart_backoff", "restart_max", "chat", "agent"}
+_TOP_KEYS = {"servers", "separator", "keys", "max_tools", "restart_backoff", "restart_max", "chat", "agent", "limits"}
+_LIMIT_KEYS = {"key_calls_per_minute", "tools"}
 _CHAT_KEYS = {"routes", "keys"}
 _AGENT_KEYS = {"routes", "keys", "max_steps", "timeout"}
 _COMMON_KEYS = {"transport", "timeout", "fallback"}
@@ -84,6 +88,9 @@ def parse_mcp(ctx: Ctx, value: Any, virtual_keys: Collection[str] = ()) -> McpCo
     for i, name in enumerate(agent_keys):
         if name not in virtual_keys and f"key:{name}" not in ctx.broken:
             raise ctx.fail(f"mcp.agent.keys[{i}]", f"unknown virtual key '{name}'{suggest(name, virtual_keys)}")
+    limits = as_mapping(ctx, raw.get("limits", {}), "mcp.limits", _LIMIT_KEYS)
+    per_key = limits.get("key_calls_per_minute")
+    tools = as_mapping(ctx, limits.get("tools", {}), "mcp.limits.tools")
     backoff = positive(ctx, raw.get("restart_backoff", 0.5), "mcp.restart_backoff")
     longest = positive(ctx, raw.get("restart_max", 30.0), "mcp.restart_max")
     if longest < backoff:
@@ -101,6 +108,12 @@ def parse_mcp(ctx: Ctx, value: Any, virtual_keys: Collection[str] = ()) -> McpCo
         agent_keys=frozenset(agent_keys),
         agent_max_steps=as_int(ctx, agent.get("max_steps", 8), "mcp.agent.max_steps", 1, 100),
         agent_timeout=positive(ctx, agent.get("timeout", 120.0), "mcp.agent.timeout"),
+        key_calls_per_minute=None
+        if per_key is None
+        else as_int(ctx, per_key, "mcp.limits.key_calls_per_minute", 1, 1_000_000),
+        tool_calls_per_minute=tuple(
+            (glob, as_int(ctx, n, f"mcp.limits.tools.{glob}", 1, 1_000_000)) for glob, n in tools.items()
+        ),
     )
 
 

@@ -371,6 +371,10 @@ class McpConfig:
     agent_keys: frozenset[str] = frozenset()
     agent_max_steps: int = 8  # model turns at most
     agent_timeout: float = 120.0  # seconds for the whole loop
+    # Rate limits on tool calls, per minute: each virtual key's (the keyless caller counts as one), and
+    # each tool's matching a glob (all callers together; the first matching glob counts).
+    key_calls_per_minute: int | None = None
+    tool_calls_per_minute: tuple[tuple[str, int], ...] = ()
 
     @property
     def agent(self) -> bool:

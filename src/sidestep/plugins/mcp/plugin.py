@@ -14,6 +14,7 @@ health (`ExportsMetrics`). Its `pre` hook adds the MCP tools a chat request asks
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -22,14 +23,14 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.exceptions import MCPError
 
 from sidestep.config.model import BreakerPolicy, McpConfig
-from sidestep.errors import BadRequest, Forbidden, NotFound
+from sidestep.errors import BadRequest, Forbidden, LimitExceeded, NotFound
 from sidestep.observers.metrics import labels
 from sidestep.outcome import Exchange
 from sidestep.plugins.capabilities import SideRequest
 from sidestep.plugins.mcp.agent import run_agent
 from sidestep.plugins.mcp.asgi import ASGIApp, serve_asgi
 from sidestep.plugins.mcp.chat import CHAT_OPERATIONS, add_tools, chat_tools, wanted_servers
-from sidestep.plugins.mcp.front import CALLER, RECORD, Front, build_server
+from sidestep.plugins.mcp.front import CALLER, RECORD, Front, RateLimited, build_server
 from sidestep.plugins.mcp.upstream import Upstream
 from sidestep.server.types import Endpoint, Request, Response, StreamingResponse
 
@@ -70,9 +71,10 @@ class McpPlugin:
     name = "mcp"
     wants_usage = False
 
-    def __init__(self, config: McpConfig, breaker: BreakerPolicy) -> None:
+    def __init__(self, config: McpConfig, breaker: BreakerPolicy, wall: Callable[[], float] = time.time) -> None:
         self.config = config
-        self.front = Front(config, {n: self._upstream(s) for n, s in config.servers.items()}, breaker)
+        upstreams = {n: self._upstream(s) for n, s in config.servers.items()}
+        self.front = Front(config, upstreams, breaker, wall=wall)
         self._holder = [self.front]  # what the running SDK server asks: the current plugin's front
         self.sessions = _Sessions(lambda: self._holder[0])
 
@@ -144,6 +146,11 @@ class McpPlugin:
             raise BadRequest(f"expected {shape}: {exc}") from None
         try:
             result = await self.front.call_tool(caller, body.name, body.arguments, exchange)
+        except RateLimited as exc:
+            limited = LimitExceeded(
+                exc.message, code="rate_limit_exceeded", type_="requests", retry_after=exc.retry_after
+            )
+            raise limited from None
         except MCPError as exc:
             refused = Forbidden if "may not use" in exc.message else NotFound
             raise refused(exc.message, code="tool_refused") from None
@@ -177,8 +184,8 @@ class McpAgent(McpPlugin):
     """The MCP plugin with agent mode on (`mcp.agent`; `sidestep.plugins.mcp.agent`): a separate class so that
     without agent mode no request awaits a `pre_async` (`Pipeline.awaits`)."""
 
-    def __init__(self, config: McpConfig, breaker: BreakerPolicy) -> None:
-        super().__init__(config, breaker)
+    def __init__(self, config: McpConfig, breaker: BreakerPolicy, wall: Callable[[], float] = time.time) -> None:
+        super().__init__(config, breaker, wall)
         self._send: SideRequest | None = None
 
     def bind(self, send: SideRequest) -> None:
