@@ -44,7 +44,7 @@ class Records:
 
 @asynccontextmanager
 async def _gateway(
-    records: Records | None = None, wall: FakeClock | None = None, **mcp: Any
+    records: Records | None = None, wall: FakeClock | None = None, server: dict[str, Any] | None = None, **mcp: Any
 ) -> AsyncIterator[RunningGateway]:
     async with AsyncExitStack() as stack:
         sims = await stack.enter_async_context(running_simulators("sim"))
@@ -57,7 +57,7 @@ async def _gateway(
         stack.push_async_callback(reaped)
         gw = await stack.enter_async_context(
             running_gateway(
-                _config(sims["sim"].base_url, **mcp),
+                {**_config(sims["sim"].base_url, **mcp), "server": server or {}},
                 observers=[records] if records else (),
                 wall_clock=wall or time.time,
             )
@@ -178,6 +178,19 @@ async def test_tool_calls_are_rate_limited_per_key_and_per_tool() -> None:
         assert (await call(BOB, "files__echo")).status_code == 200  # each key its own
         wall.advance(120)
         assert (await call(ALICE, "files__echo")).status_code == 200
+
+
+@pytest.mark.parametrize("logged", [True, False])
+async def test_arguments_are_in_the_request_log_only_when_enabled(tmp_path: Path, logged: bool) -> None:
+    log = tmp_path / "requests.jsonl"
+    headers = {"authorization": f"Bearer {ALICE}"}
+    async with _gateway(server={"request_log": str(log)}, log_arguments=logged) as gw, httpx.AsyncClient() as http:
+        body = {"name": "files__echo", "arguments": {"text": "secret-ish"}}
+        assert (await http.post(f"{gw.url}/v1/mcp/tools/call", json=body, headers=headers)).status_code == 200
+    records = [msgspec.json.decode(line) for line in log.read_bytes().splitlines()]
+    calls = [r for r in records if r["operation"] == "mcp_tool_call"]
+    assert calls[0]["model"] == "echo"
+    assert calls[0].get("arguments") == ('{"text":"secret-ish"}' if logged else None)
 
 
 def _filler() -> str:

@@ -86,6 +86,7 @@ def test_no_section_is_off() -> None:
         ({"servers": {}, "limits": {"key_calls_per_minute": 0}}, "mcp.limits.key_calls_per_minute: expected an"),
         ({"servers": {}, "limits": {"tools": {"a__*": "ten"}}}, "mcp.limits.tools.a__*: expected an integer"),
         ({"servers": {}, "limits": {"per_key": 1}}, "mcp.limits.per_key: unknown key"),
+        ({"servers": {}, "log_arguments": "yes"}, "mcp.log_arguments: expected true or false"),
         ({"servers": {}, "agent": {"max_steps": 0}}, "mcp.agent.max_steps: expected an integer between 1 and 100"),
         ({"servers": {}, "agent": {"timeout": "soon"}}, "mcp.agent.timeout: expected a positive number"),
         ({"servers": {}, "agent": {"keys": ["nobody"]}}, "mcp.agent.keys[0]: unknown virtual key 'nobody'"),

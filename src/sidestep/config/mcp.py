@@ -3,6 +3,7 @@
 ```yaml
 mcp:
   separator: "__"                  # github__create_issue
+  log_arguments: false             # the request log keeps each tool call's arguments (they may hold secrets)
   servers:
     files: {command: npx, args: ["-y", "@modelcontextprotocol/server-filesystem", /srv], env: {DEBUG: "0"}}
     github: {url: "https://mcp.example.com/mcp", headers: {Authorization: "env:GITHUB_MCP_TOKEN"}}
@@ -32,6 +33,7 @@ from urllib.parse import urlsplit
 
 from sidestep.config.fields import (
     Ctx,
+    as_bool,
     as_int,
     as_list,
     as_mapping,
@@ -47,7 +49,18 @@ from sidestep.config.model import McpConfig, McpServerConfig, Secret
 
 __all__ = ["parse_mcp"]
 
-_TOP_KEYS = {"servers", "separator", "keys", "max_tools", "restart_backoff", "restart_max", "chat", "agent", "limits"}
+_TOP_KEYS = {
+    "servers",
+    "separator",
+    "keys",
+    "max_tools",
+    "restart_backoff",
+    "restart_max",
+    "chat",
+    "agent",
+    "limits",
+    "log_arguments",
+}
 _LIMIT_KEYS = {"key_calls_per_minute", "tools"}
 _CHAT_KEYS = {"routes", "keys"}
 _AGENT_KEYS = {"routes", "keys", "max_steps", "timeout"}
@@ -108,6 +121,7 @@ def parse_mcp(ctx: Ctx, value: Any, virtual_keys: Collection[str] = ()) -> McpCo
         agent_keys=frozenset(agent_keys),
         agent_max_steps=as_int(ctx, agent.get("max_steps", 8), "mcp.agent.max_steps", 1, 100),
         agent_timeout=positive(ctx, agent.get("timeout", 120.0), "mcp.agent.timeout"),
+        log_arguments=as_bool(ctx, raw.get("log_arguments", False), "mcp.log_arguments"),
         key_calls_per_minute=None
         if per_key is None
         else as_int(ctx, per_key, "mcp.limits.key_calls_per_minute", 1, 1_000_000),

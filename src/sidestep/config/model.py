@@ -375,6 +375,7 @@ class McpConfig:
     # each tool's matching a glob (all callers together; the first matching glob counts).
     key_calls_per_minute: int | None = None
     tool_calls_per_minute: tuple[tuple[str, int], ...] = ()
+    log_arguments: bool = False  # the request log keeps each tool call's arguments (they may hold secrets)
 
     @property
     def agent(self) -> bool:

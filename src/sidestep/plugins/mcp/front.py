@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import mcp_types as types
+import msgspec
 from mcp.server.lowlevel.server import Server
 from mcp.shared.exceptions import MCPError
 
@@ -31,6 +32,7 @@ from sidestep.routing.breaker import Breaker
 
 __all__ = ["CALLER", "RECORD", "Front", "RateLimited", "build_server"]
 
+_MOST_LOGGED = 4096  # characters of a call's arguments the request log keeps
 CALLER = "sidestep.caller"  # ASGI scope keys: the authenticated caller and the request's outcome record
 RECORD = "sidestep.exchange"
 
@@ -142,6 +144,8 @@ class Front:
         server, tool = self.split(full)
         if record is not None:
             record.proxied, record.models, record.model = True, (full,), tool
+            if self.config.log_arguments:
+                record.arguments = msgspec.json.encode(arguments or {}).decode()[:_MOST_LOGGED]
         if not self.allows(caller, server, tool):
             raise _refused(record, f"the caller may not use the tool '{full}'")
         if self.config.key_calls_per_minute is not None or self._tool_windows:
