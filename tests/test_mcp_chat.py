@@ -149,6 +149,24 @@ async def test_agent_mode_runs_the_tool_and_returns_the_final_answer() -> None:
     assert chat[0].provider == "agent" and chat[0].usage is not None and chat[0].usage.input > 0
 
 
+async def test_agent_mode_streams_the_final_answer_to_both_sdks() -> None:
+    agent = {"routes": ["chat"]}
+    async with _gateway(agent=agent, chat={"routes": {"chat": ["files"]}}) as gw, _sdk(gw, ALICE) as client:
+        ask: list[Any] = [{"role": "user", "content": "please tool_call=files__add"}]
+        stream = await client.chat.completions.create(
+            model="chat", messages=ask, stream=True, stream_options={"include_usage": True}
+        )
+        chunks = [chunk async for chunk in stream]
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert text == f"Echo from sim: 2. {_filler()}"
+        assert chunks[-1].usage is not None and chunks[-1].usage.prompt_tokens > 0
+        async with anthropic.AsyncAnthropic(base_url=gw.url, api_key=ALICE, max_retries=0) as claude:
+            async with claude.messages.stream(model="chat", max_tokens=100, messages=ask) as events:
+                final = await events.get_final_message()
+            assert final.stop_reason == "end_turn"
+            assert [getattr(b, "text", "") for b in final.content] == [f"Echo from sim: 2. {_filler()}"]
+
+
 async def test_agent_mode_stops_at_its_step_limit_with_a_clear_error() -> None:
     agent = {"keys": ["alice"], "max_steps": 1}
     async with _gateway(agent=agent, chat={"keys": {"alice": ["files"]}}) as gw, _sdk(gw, ALICE) as client:

@@ -1,13 +1,14 @@
 """Agent mode: the gateway runs the model's MCP tool calls itself and loops until the model answers.
 
-On for the routes and virtual keys `mcp.agent` lists, for non-streaming chat requests (a stream request there is
-served pass-through). The request, with its MCP tools already added (`sidestep.plugins.mcp.chat`), is read into
-the canonical model by the client's format and sent through the gateway's own routing, failover included
-(`SendsRequests`: OpenAI's format on that seam). While the model's answer asks only for MCP tools, each call is
-run through the catalogue (`Front.call_tool`: the caller's allow-list, fallback servers, breakers), its result
-appended as a tool message and the model asked again — at most `max_steps` model turns within `timeout` seconds.
-The final answer goes back in the client's format; an answer that asks for a tool the gateway does not serve (the
-client's own) goes back as it is, for the client to run. A tool's failure goes to the model as an error result.
+On for the routes and virtual keys `mcp.agent` lists, for chat requests. The request, with its MCP tools already
+added (`sidestep.plugins.mcp.chat`), is read into the canonical model by the client's format and sent through the
+gateway's own routing, failover included (`SendsRequests`: OpenAI's format on that seam). While the model's answer
+asks only for MCP tools, each call is run through the catalogue (`Front.call_tool`: the caller's allow-list, rate
+limits, fallback servers, breakers), its result appended as a tool message and the model asked again — at most
+`max_steps` model turns within `timeout` seconds. The final answer goes back in the client's format — to a stream
+request as its whole stream of events, in one write once the loop is over (the steps are in the request log, not
+in the stream); an answer that asks for a tool the gateway does not serve (the client's own) goes back as it is,
+for the client to run. A tool's failure goes to the model as an error result.
 
 Every step is an attempt in the request's outcome record (the request log lists them): `agent` for a model turn,
 `mcp:<server>` for a tool call; the usage is the sum of the turns'.
@@ -28,6 +29,7 @@ from sidestep.errors import Attempt, SidestepError
 from sidestep.formats.body import materialize
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.outcome import Exchange
+from sidestep.plugins.cache.replay import answer_events
 from sidestep.plugins.capabilities import SideRequest
 from sidestep.plugins.mcp.front import Front
 from sidestep.server.types import Response
@@ -35,6 +37,7 @@ from sidestep.server.types import Response
 __all__ = ["AgentStopped", "run_agent"]
 
 _JSON = ("content-type", "application/json")
+_SSE = ("content-type", "text/event-stream")
 
 
 class AgentStopped(SidestepError):
@@ -64,8 +67,7 @@ async def run_agent(
                 usage = _add(usage, answer.usage)
                 if not answer.tool_calls or not all(_served(front, call) for call in answer.tool_calls):
                     exchange.model = answer.model
-                    body = exchange.format.write_response(answer)
-                    return Response(200, body, [_JSON, ("x-sidestep-mcp-steps", str(len(steps)))])
+                    return _final(exchange, answer, len(steps))
                 request.messages.append(
                     Message(role="assistant", parts=list(_texts(answer)), tool_calls=answer.tool_calls)
                 )
@@ -109,6 +111,17 @@ async def _run(front: Front, caller: Any, call: ToolCall, steps: list[Attempt], 
     return Message(
         role="tool", parts=[ToolResultPart(tool_call_id=call.id, content=[TextPart(text=text)], is_error=failed)]
     )
+
+
+def _final(exchange: Exchange, answer: ChatResponse, steps: int) -> Response:
+    """The final answer in the client's format: whole, or for a stream request as its whole SSE stream."""
+    counted = ("x-sidestep-mcp-steps", str(steps))
+    client = exchange.format
+    if not exchange.stream:
+        return Response(200, client.write_response(answer), [_JSON, counted])
+    writer = client.stream_writer(answer.model, client.include_usage(exchange.body))
+    body = b"".join(writer.write(event) for event in answer_events(answer))
+    return Response(200, body, [_SSE, ("cache-control", "no-cache"), counted])
 
 
 def _served(front: Front, call: ToolCall) -> bool:

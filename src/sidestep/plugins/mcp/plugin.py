@@ -192,7 +192,7 @@ class McpAgent(McpPlugin):
         self._send = send
 
     async def pre_async(self, exchange: Exchange) -> Response | None:
-        if self._send is None or exchange.stream or exchange.operation not in CHAT_OPERATIONS:
+        if self._send is None or exchange.operation not in CHAT_OPERATIONS:
             return None
         config = self.config
         route = exchange.models[0] if exchange.models else ""
