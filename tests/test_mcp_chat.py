@@ -44,7 +44,11 @@ class Records:
 
 @asynccontextmanager
 async def _gateway(
-    records: Records | None = None, wall: FakeClock | None = None, server: dict[str, Any] | None = None, **mcp: Any
+    records: Records | None = None,
+    wall: FakeClock | None = None,
+    server: dict[str, Any] | None = None,
+    cache: dict[str, Any] | None = None,
+    **mcp: Any,
 ) -> AsyncIterator[RunningGateway]:
     async with AsyncExitStack() as stack:
         sims = await stack.enter_async_context(running_simulators("sim"))
@@ -57,7 +61,7 @@ async def _gateway(
         stack.push_async_callback(reaped)
         gw = await stack.enter_async_context(
             running_gateway(
-                {**_config(sims["sim"].base_url, **mcp), "server": server or {}},
+                {**_config(sims["sim"].base_url, **mcp), "server": server or {}, **({"cache": cache} if cache else {})},
                 observers=[records] if records else (),
                 wall_clock=wall or time.time,
             )
@@ -114,6 +118,18 @@ async def test_tools_per_route_and_key_in_the_anthropic_format_within_the_allow_
         async with anthropic.AsyncAnthropic(base_url=gw.url, api_key=BOB, max_retries=0) as claude:
             keyed = await claude.messages.create(model="plain", max_tokens=100, messages=ask)
             assert [getattr(b, "name", "") for b in keyed.content] == ["files__echo"]
+
+
+async def test_the_cache_keys_on_the_mcp_tools_a_request_is_given() -> None:
+    async with _gateway(cache={"nondeterministic": True}) as gw, _sdk(gw, ALICE) as client:
+        ask: list[Any] = [{"role": "user", "content": "tool_call=files__add"}]
+        plain = await client.chat.completions.create(model="chat", messages=ask)
+        assert plain.choices[0].finish_reason == "stop"
+        tooled = await client.chat.completions.with_raw_response.create(
+            model="chat", messages=ask, extra_headers={"x-sidestep-mcp": "files"}
+        )
+        assert tooled.headers["x-sidestep-cache"] == "miss"  # not the answer given without the tools
+        assert tooled.parse().choices[0].finish_reason == "tool_calls"
 
 
 async def test_an_unknown_server_in_the_header_is_a_clear_400() -> None:

@@ -87,8 +87,6 @@ PLUGINS: tuple[PluginEntry, ...] = (
         _governance,
         {"/sidestep/key": ("key_info", "No virtual keys are configured on this gateway (governance is off).")},
     ),
-    # After governance: a hit is still counted against the caller's rate limits, and served only to its tenant.
-    PluginEntry("cache", _cache),
     PluginEntry(
         "mcp",
         _mcp,
@@ -98,6 +96,9 @@ PLUGINS: tuple[PluginEntry, ...] = (
             "/sidestep/mcp": ("mcp_servers", _NO_MCP),
         },
     ),
+    # After governance: a hit is still counted against the caller's rate limits, and served only to its tenant.
+    # After mcp: the MCP tools a chat request is given are part of what its answer is cached under.
+    PluginEntry("cache", _cache),
 )
 
 
