@@ -78,6 +78,19 @@ def test_no_section_is_off() -> None:
         ({"servers": {}, "restart_backoff": 5, "restart_max": 1}, "must be at least restart_backoff"),
         ({"servers": {}, "keys": {"nobody": ["a"]}}, "mcp.keys.nobody: unknown virtual key 'nobody'"),
         ({"server": {}}, "mcp.server: unknown key — did you mean 'servers'?"),
+        ({"servers": {}, "chat": {"route": {}}}, "mcp.chat.route: unknown key — did you mean 'routes'?"),
+        ({"servers": {}, "chat": {"routes": {"gpt": ["nope"]}}}, "mcp.chat.routes.gpt[0]: unknown MCP server 'nope'"),
+        ({"servers": {}, "chat": {"routes": {"gpt": "a"}}}, "mcp.chat.routes.gpt: expected a list"),
+        ({"servers": {}, "chat": {"keys": {"nobody": []}}}, "mcp.chat.keys.nobody: unknown virtual key"),
+        ({"servers": {}, "chat": ["a"]}, "mcp.chat: expected a mapping"),
+        ({"servers": {}, "limits": {"key_calls_per_minute": 0}}, "mcp.limits.key_calls_per_minute: expected an"),
+        ({"servers": {}, "limits": {"tools": {"a__*": "ten"}}}, "mcp.limits.tools.a__*: expected an integer"),
+        ({"servers": {}, "limits": {"per_key": 1}}, "mcp.limits.per_key: unknown key"),
+        ({"servers": {}, "log_arguments": "yes"}, "mcp.log_arguments: expected true or false"),
+        ({"servers": {}, "agent": {"max_steps": 0}}, "mcp.agent.max_steps: expected an integer between 1 and 100"),
+        ({"servers": {}, "agent": {"timeout": "soon"}}, "mcp.agent.timeout: expected a positive number"),
+        ({"servers": {}, "agent": {"keys": ["nobody"]}}, "mcp.agent.keys[0]: unknown virtual key 'nobody'"),
+        ({"servers": {}, "agent": {"route": []}}, "mcp.agent.route: unknown key — did you mean 'routes'?"),
     ],
 )
 def test_mistakes_name_the_key_and_reason(mcp: Any, expected: str) -> None:
@@ -94,6 +107,17 @@ def test_allow_lists_name_virtual_keys() -> None:
     config = _parse({"servers": {"a": {"url": "http://h"}}, "keys": {"alice": ["a", "b__*"]}}, governance=governance)
     assert config.mcp.keys == {"alice": ("a", "b__*")}
     assert "mcp.keys.alice[0]: expected a non-empty string" in _error({"keys": {"alice": [1]}}, governance=governance)
+
+
+def test_chat_tools_per_route_and_key() -> None:
+    governance = {"keys": {"alice": {"key": "sk-alice"}}}
+    chat = {"routes": {"gpt": ["a", "a"]}, "keys": {"alice": ["a"]}}
+    config = _parse({"servers": {"a": {"url": "http://h"}}, "chat": chat}, governance=governance)
+    assert (config.mcp.chat_routes, config.mcp.chat_keys) == ({"gpt": ("a",)}, {"alice": ("a",)})
+    assert not config.mcp.agent
+    agent = {"routes": ["gpt"], "keys": ["alice"], "max_steps": 3, "timeout": 5}
+    config = _parse({"servers": {}, "agent": agent}, governance=governance)
+    assert (config.mcp.agent_routes, config.mcp.agent_keys, config.mcp.agent_max_steps) == ({"gpt"}, {"alice"}, 3)
 
 
 def test_every_mistake_is_reported_in_one_run() -> None:

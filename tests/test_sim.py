@@ -137,6 +137,25 @@ async def test_stream_chunks_validate_and_end_with_usage_and_done() -> None:
     assert text.startswith("Echo from beta: hello simulator.")
 
 
+async def test_a_named_tool_is_called_and_its_result_answers() -> None:
+    sim = Simulator(name="sim")
+
+    def tool(name: str) -> dict[str, Any]:
+        return {"type": "function", "function": {"name": name, "parameters": {"type": "object", "properties": {}}}}
+
+    ask = [{"role": "user", "content": "please tool_call=files__add now"}]
+    body = {"model": "m", "messages": ask, "tools": [tool("files__echo"), tool("files__add")]}
+    called = ChatCompletion.model_validate_json(await collect(await sim.handle(post("/v1/chat/completions", body))))
+    calls = called.choices[0].message.tool_calls
+    assert calls is not None and calls[0].function.name == "files__add"  # type: ignore[union-attr]
+    result = {"role": "tool", "tool_call_id": calls[0].id, "content": "the sum is 42"}
+    turns = [*ask, called.choices[0].message.model_dump(exclude_none=True), result]
+    after = {**body, "messages": turns}
+    answer = ChatCompletion.model_validate_json(await collect(await sim.handle(post("/v1/chat/completions", after))))
+    assert answer.choices[0].finish_reason == "stop"
+    assert (answer.choices[0].message.content or "").startswith("Echo from sim: the sum is 42.")
+
+
 async def test_tool_calls_and_json_schema() -> None:
     sim = Simulator()
     tool = {

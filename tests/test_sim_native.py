@@ -83,6 +83,10 @@ async def test_anthropic_tool_use_tool_choice_and_tool_result() -> None:
     chosen = {"tools": [WEATHER, other], "tool_choice": {"type": "tool", "name": "other"}}
     picked = await ask(simulator, chosen)
     assert tool_use(picked).input == {"on": True}
+    asked = await ask(
+        simulator, {"tools": [WEATHER, other], "messages": [{"role": "user", "content": "tool_call=other"}]}
+    )
+    assert tool_use(asked).name == "other"
     none = await ask(simulator, {"tools": [WEATHER], "tool_choice": {"type": "none"}})
     assert none.stop_reason == "end_turn"
     result = {"type": "tool_result", "tool_use_id": block.id, "content": [{"type": "text", "text": "sunny"}]}

@@ -73,7 +73,7 @@ INTERPRETED: dict[str, tuple[str, ...]] = {
         "plugins/cache/redis_store.py",
         "plugins/cache/semantic.py",
     ),
-    "the MCP gateway: drives the optional mcp SDK (anyio, pydantic), off the LLM request path; an async generator": (
+    "the MCP gateway: drives the optional mcp SDK (anyio, pydantic); on the LLM path only its pre hook (a header)": (
         "plugins/mcp/*",
     ),
     "plugins found and built at start-up and reload: capability protocols checked with isinstance, the registry": (

@@ -71,6 +71,7 @@ class Exchange:
     cache: str | None = None  # what the cache did: "hit", "miss" or "bypass" (None: no cache, or not cacheable)
     answer: bytes | None = None  # a non-stream answer's body as the client got it (for a `KeepsAnswers` plugin)
     notes: dict[str, Any] | None = None  # what a plugin keeps from its `pre` for its `post`, under its name
+    arguments: str | None = None  # an MCP tool call's arguments as JSON, when `mcp.log_arguments` is on
 
 
 class Observer(Protocol):

@@ -62,3 +62,4 @@ class RequestRecord(msgspec.Struct, gc=False, omit_defaults=True):
     cost_usd: float | None = None
     error: str | None = None
     cache: str | None = None  # hit, miss or bypass, when a cache is configured
+    arguments: str | None = None  # an MCP tool call's arguments (JSON, at most 4 KiB), when mcp.log_arguments is on

@@ -3,12 +3,24 @@
 ```yaml
 mcp:
   separator: "__"                  # github__create_issue
+  log_arguments: false             # the request log keeps each tool call's arguments (they may hold secrets)
   servers:
     files: {command: npx, args: ["-y", "@modelcontextprotocol/server-filesystem", /srv], env: {DEBUG: "0"}}
     github: {url: "https://mcp.example.com/mcp", headers: {Authorization: "env:GITHUB_MCP_TOKEN"}}
     legacy: {url: "http://127.0.0.1:9000/sse", transport: sse}
   keys:                            # virtual key → servers or server__tool globs it may use
     alice: [files, "github__list_*"]
+  chat:                            # tools added to chat requests (besides those `x-sidestep-mcp` asks for)
+    routes: {gpt-4o: [github]}     # route (model) name → servers whose tools its requests get
+    keys: {alice: [files]}         # virtual key → servers whose tools its requests get
+  agent:                           # agent mode: the gateway runs the model's MCP tool calls and loops
+    routes: [gpt-4o]               # routes (model names) and virtual keys it is on for
+    keys: [alice]
+    max_steps: 8                   # model turns at most
+    timeout: 120                   # seconds for the whole loop
+  limits:                          # tool calls per minute
+    key_calls_per_minute: 120      # each virtual key, across every tool
+    tools: {"github__create_*": 10}  # each tool matching a glob, across every caller (first match counts)
 ```
 """
 
@@ -21,6 +33,7 @@ from urllib.parse import urlsplit
 
 from sidestep.config.fields import (
     Ctx,
+    as_bool,
     as_int,
     as_list,
     as_mapping,
@@ -36,7 +49,21 @@ from sidestep.config.model import McpConfig, McpServerConfig, Secret
 
 __all__ = ["parse_mcp"]
 
-_TOP_KEYS = {"servers", "separator", "keys", "max_tools", "restart_backoff", "restart_max"}
+_TOP_KEYS = {
+    "servers",
+    "separator",
+    "keys",
+    "max_tools",
+    "restart_backoff",
+    "restart_max",
+    "chat",
+    "agent",
+    "limits",
+    "log_arguments",
+}
+_LIMIT_KEYS = {"key_calls_per_minute", "tools"}
+_CHAT_KEYS = {"routes", "keys"}
+_AGENT_KEYS = {"routes", "keys", "max_steps", "timeout"}
 _COMMON_KEYS = {"transport", "timeout", "fallback"}
 _STDIO_KEYS = _COMMON_KEYS | {"command", "args", "env", "cwd"}
 _URL_KEYS = _COMMON_KEYS | {"url", "headers"}
@@ -63,6 +90,20 @@ def parse_mcp(ctx: Ctx, value: Any, virtual_keys: Collection[str] = ()) -> McpCo
         name: tuple(ctx.attempt(_allowed, ctx, name, item, virtual_keys) or ())
         for name, item in as_mapping(ctx, raw.get("keys", {}), "mcp.keys").items()
     }
+    chat = as_mapping(ctx, raw.get("chat", {}), "mcp.chat", _CHAT_KEYS)
+    chat_routes = _chat_servers(ctx, chat.get("routes", {}), "mcp.chat.routes", servers)
+    chat_keys = _chat_servers(ctx, chat.get("keys", {}), "mcp.chat.keys", servers)
+    for name in chat_keys:
+        if name not in virtual_keys and f"key:{name}" not in ctx.broken:
+            raise ctx.fail(f"mcp.chat.keys.{name}", f"unknown virtual key '{name}'{suggest(name, virtual_keys)}")
+    agent = as_mapping(ctx, raw.get("agent", {}), "mcp.agent", _AGENT_KEYS)
+    agent_keys = as_str_list(ctx, agent.get("keys", []), "mcp.agent.keys")
+    for i, name in enumerate(agent_keys):
+        if name not in virtual_keys and f"key:{name}" not in ctx.broken:
+            raise ctx.fail(f"mcp.agent.keys[{i}]", f"unknown virtual key '{name}'{suggest(name, virtual_keys)}")
+    limits = as_mapping(ctx, raw.get("limits", {}), "mcp.limits", _LIMIT_KEYS)
+    per_key = limits.get("key_calls_per_minute")
+    tools = as_mapping(ctx, limits.get("tools", {}), "mcp.limits.tools")
     backoff = positive(ctx, raw.get("restart_backoff", 0.5), "mcp.restart_backoff")
     longest = positive(ctx, raw.get("restart_max", 30.0), "mcp.restart_max")
     if longest < backoff:
@@ -74,6 +115,19 @@ def parse_mcp(ctx: Ctx, value: Any, virtual_keys: Collection[str] = ()) -> McpCo
         max_tools=as_int(ctx, raw.get("max_tools", 1000), "mcp.max_tools", 1, 100_000),
         restart_backoff=backoff,
         restart_max=longest,
+        chat_routes=chat_routes,
+        chat_keys=chat_keys,
+        agent_routes=frozenset(as_str_list(ctx, agent.get("routes", []), "mcp.agent.routes")),
+        agent_keys=frozenset(agent_keys),
+        agent_max_steps=as_int(ctx, agent.get("max_steps", 8), "mcp.agent.max_steps", 1, 100),
+        agent_timeout=positive(ctx, agent.get("timeout", 120.0), "mcp.agent.timeout"),
+        log_arguments=as_bool(ctx, raw.get("log_arguments", False), "mcp.log_arguments"),
+        key_calls_per_minute=None
+        if per_key is None
+        else as_int(ctx, per_key, "mcp.limits.key_calls_per_minute", 1, 1_000_000),
+        tool_calls_per_minute=tuple(
+            (glob, as_int(ctx, n, f"mcp.limits.tools.{glob}", 1, 1_000_000)) for glob, n in tools.items()
+        ),
     )
 
 
@@ -174,3 +228,18 @@ def _allowed(ctx: Ctx, name: str, value: Any, virtual_keys: Collection[str]) -> 
         listed = ", ".join(sorted(virtual_keys)) or "none defined under governance.keys"
         raise ctx.fail(path, f"unknown virtual key '{name}'{suggest(name, virtual_keys)} (known: {listed})")
     return as_str_list(ctx, value, path)
+
+
+def _chat_servers(
+    ctx: Ctx, value: Any, path: str, servers: Mapping[str, McpServerConfig]
+) -> dict[str, tuple[str, ...]]:
+    """A name → the configured servers whose tools its chat requests get."""
+    found: dict[str, tuple[str, ...]] = {}
+    for name, item in as_mapping(ctx, value, path).items():
+        names = as_str_list(ctx, item, f"{path}.{name}")
+        for i, server in enumerate(names):
+            if server not in servers and f"mcp:{server}" not in ctx.broken:
+                where = f"{path}.{name}[{i}]"
+                raise ctx.fail(where, f"unknown MCP server '{server}'{suggest(server, servers)}")
+        found[name] = tuple(dict.fromkeys(names))
+    return found

@@ -363,6 +363,23 @@ class McpConfig:
     max_tools: int = 1000  # per server: tools, resources and prompts beyond this are dropped (and counted)
     restart_backoff: float = 0.5  # first wait before reconnecting a server that failed; doubles up to restart_max
     restart_max: float = 30.0
+    # Tools in chat: route (model) name / virtual key name → servers whose tools its chat requests are given.
+    chat_routes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    chat_keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Agent mode: requests to these routes or from these keys have their MCP tool calls run by the gateway.
+    agent_routes: frozenset[str] = frozenset()
+    agent_keys: frozenset[str] = frozenset()
+    agent_max_steps: int = 8  # model turns at most
+    agent_timeout: float = 120.0  # seconds for the whole loop
+    # Rate limits on tool calls, per minute: each virtual key's (the keyless caller counts as one), and
+    # each tool's matching a glob (all callers together; the first matching glob counts).
+    key_calls_per_minute: int | None = None
+    tool_calls_per_minute: tuple[tuple[str, int], ...] = ()
+    log_arguments: bool = False  # the request log keeps each tool call's arguments (they may hold secrets)
+
+    @property
+    def agent(self) -> bool:
+        return bool(self.agent_routes or self.agent_keys)
 
     @property
     def enabled(self) -> bool:

@@ -99,6 +99,7 @@ class RequestLog:
             int(cost * 100_000_000.0 + 0.5) / 100_000_000.0 if cost is not None else None,  # USD to 8 decimals
             ex.error,
             ex.cache,
+            ex.arguments,
         )
 
 

@@ -72,11 +72,11 @@ def _mcp(config: Config, clock: Callable[[], float]) -> Plugin | None:
     if not config.mcp.enabled:
         return None
     try:  # the optional dependency: imported only by a config that uses it
-        from sidestep.plugins.mcp.plugin import McpPlugin
+        from sidestep.plugins.mcp.plugin import McpAgent, McpPlugin
     except ImportError as exc:
         reason = f"MCP servers need the mcp package: pip install 'sidestep[mcp]' ({exc})"
         raise ConfigError(reason, source=config.source, path="mcp") from exc
-    return McpPlugin(config.mcp, config.resilience.breaker)
+    return (McpAgent if config.mcp.agent else McpPlugin)(config.mcp, config.resilience.breaker, clock)
 
 
 _NO_MCP = "No MCP servers are configured on this gateway (the mcp section is empty)."
@@ -87,8 +87,6 @@ PLUGINS: tuple[PluginEntry, ...] = (
         _governance,
         {"/sidestep/key": ("key_info", "No virtual keys are configured on this gateway (governance is off).")},
     ),
-    # After governance: a hit is still counted against the caller's rate limits, and served only to its tenant.
-    PluginEntry("cache", _cache),
     PluginEntry(
         "mcp",
         _mcp,
@@ -98,6 +96,9 @@ PLUGINS: tuple[PluginEntry, ...] = (
             "/sidestep/mcp": ("mcp_servers", _NO_MCP),
         },
     ),
+    # After governance: a hit is still counted against the caller's rate limits, and served only to its tenant.
+    # After mcp: the MCP tools a chat request is given are part of what its answer is cached under.
+    PluginEntry("cache", _cache),
 )
 
 

@@ -171,12 +171,18 @@ def _tool_use(body: dict[str, Any]) -> dict[str, Any] | None:
     messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
     if not tools or choice.get("type") == "none" or (messages and _answers_tool(messages[-1])):
         return None
-    chosen = tools[0]
-    if choice.get("type") == "tool":
-        chosen = next((t for t in tools if t.get("name") == choice.get("name")), chosen)
+    wanted = choice.get("name") if choice.get("type") == "tool" else _named_tool(messages)
+    chosen = next((t for t in tools if t.get("name") == wanted), tools[0])
     arguments = _example(chosen.get("input_schema") or {})
     digest = hashlib.sha256(_encode(arguments) + str(chosen.get("name")).encode()).hexdigest()[:24]
     return {"type": "tool_use", "id": f"toolu_{digest}", "name": str(chosen.get("name", "tool")), "input": arguments}
+
+
+def _named_tool(messages: list[dict[str, Any]]) -> str | None:
+    """The tool the last user message asks for by writing `tool_call=NAME` (a tool result is no ask)."""
+    last = messages[-1] if messages else {}
+    words = _text_of(last.get("content")) if last.get("role") == "user" else []
+    return next((w[len("tool_call=") :].rstrip(".,;") for w in words if w.startswith("tool_call=")), None)
 
 
 def _answers_tool(message: dict[str, Any]) -> bool:

@@ -1,7 +1,9 @@
 """OpenAI's wire format as the simulator speaks it: completions, stream chunks, embeddings, errors.
 
 Answers are deterministic functions of the request (and the simulator's name), realistic enough that the
-official SDK's types validate them: ids, usage, finish reasons, tool calls, JSON mode.
+official SDK's types validate them: ids, usage, finish reasons, tool calls, JSON mode. With tools in the
+request the model calls one: the first, the one `tool_choice` names, or the one the last user message asks
+for by writing `tool_call=NAME`; once a tool's result comes back, the answer echoes that result.
 """
 
 from __future__ import annotations
@@ -96,7 +98,8 @@ def plan_reply(body: dict[str, Any], name: str) -> Reply:
         schema = (fmt.get("json_schema") or {}).get("schema") or {}
         text = _encode(_example(schema) if schema else {"answer": f"from {name}"}).decode()
         return Reply(text, None, "stop", prompt)
-    last_user = next((m for m in reversed(messages) if m.get("role") == "user"), {})
+    # After a tool's result the answer is built from it (an agent loop can see the result came back).
+    last_user = next((m for m in reversed(messages) if m.get("role") in ("user", "tool")), {})
     words = _words(last_user.get("content"))[:8]
     text = f"Echo from {name}: {' '.join(words)}. {_FILLER}"
     limit = body.get("max_completion_tokens") or body.get("max_tokens")
@@ -112,12 +115,20 @@ def _tool_call(body: dict[str, Any], messages: list[dict[str, Any]]) -> dict[str
         return None
     functions = [t.get("function") or {} for t in tools if isinstance(t, dict)]
     chosen = functions[0] if functions else {}
-    if isinstance(choice, dict):
-        wanted = (choice.get("function") or {}).get("name")
-        chosen = next((f for f in functions if f.get("name") == wanted), chosen)
+    wanted = (choice.get("function") or {}).get("name") if isinstance(choice, dict) else _named_tool(messages)
+    chosen = next((f for f in functions if f.get("name") == wanted), chosen)
     arguments = _encode(_example(chosen.get("parameters") or {})).decode()
     digest = hashlib.sha256(arguments.encode() + str(chosen.get("name")).encode()).hexdigest()[:24]
     return {"id": f"call_{digest}", "name": str(chosen.get("name", "tool")), "arguments": arguments}
+
+
+def _named_tool(messages: list[dict[str, Any]]) -> str | None:
+    """The tool the last user message asks for by writing `tool_call=NAME`, if any."""
+    last_user: dict[str, Any] = next((m for m in reversed(messages) if m.get("role") == "user"), {})
+    for word in _words(last_user.get("content")):
+        if word.startswith("tool_call="):
+            return word[len("tool_call=") :].rstrip(".,;")
+    return None
 
 
 def _example(schema: dict[str, Any]) -> Any:

@@ -12,7 +12,7 @@ from sidestep.formats.base import ClientFormat
 from sidestep.formats.translate import translate_response
 from sidestep.plugins.cache.store import Entry
 
-__all__ = ["replayed", "rewritten"]
+__all__ = ["answer_events", "replayed", "rewritten"]
 
 
 def rewritten(entry: Entry, source: ClientFormat, client: ClientFormat) -> bytes:
@@ -26,10 +26,11 @@ def replayed(entry: Entry, source: ClientFormat, client: ClientFormat, include_u
     """The stored answer (written in `source`) as the whole SSE stream a `client` expects."""
     answer = source.read_response(entry.body)
     writer = client.stream_writer(answer.model, include_usage)
-    return b"".join(writer.write(event) for event in _events(answer))
+    return b"".join(writer.write(event) for event in answer_events(answer))
 
 
-def _events(answer: ChatResponse) -> list[Event]:
+def answer_events(answer: ChatResponse) -> list[Event]:
+    """A whole answer as the canonical stream events that carry it (the MCP agent's streamed answer too)."""
     events = [Event(kind="start", id=answer.id, model=answer.model)]
     for part in answer.parts:
         if isinstance(part, ThinkingPart):

@@ -20,18 +20,29 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import mcp_types as types
+import msgspec
 from mcp.server.lowlevel.server import Server
 from mcp.shared.exceptions import MCPError
 
 from sidestep.config.model import BreakerPolicy, McpConfig
 from sidestep.errors import Attempt
+from sidestep.plugins.governance.limits import MinuteWindow
 from sidestep.plugins.mcp.upstream import ToolError, Unavailable, Upstream
 from sidestep.routing.breaker import Breaker
 
-__all__ = ["CALLER", "RECORD", "Front", "build_server"]
+__all__ = ["CALLER", "RECORD", "Front", "RateLimited", "build_server"]
 
+_MOST_LOGGED = 4096  # characters of a call's arguments the request log keeps
 CALLER = "sidestep.caller"  # ASGI scope keys: the authenticated caller and the request's outcome record
 RECORD = "sidestep.exchange"
+
+
+class RateLimited(MCPError):
+    """A tool call over its key's or its tool's rate limit (`mcp.limits`)."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(types.INVALID_REQUEST, message)
+        self.retry_after = retry_after
 
 
 class Front:
@@ -43,12 +54,18 @@ class Front:
         upstreams: Mapping[str, Upstream],
         breaker: BreakerPolicy,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
+        """`clock` times calls and drives the breakers; `wall` drives the rate limits' minutes."""
         self.config = config
         self.sep = config.separator
         self.upstreams = dict(upstreams)
         self._clock = clock
+        self._wall = wall
         self.breakers = {name: Breaker(f"mcp:{name}", breaker) for name in upstreams}
+        # Bounded by the config: callers are virtual keys (or the one keyless caller), tools the limits' globs.
+        self._key_windows: dict[str, MinuteWindow] = {}
+        self._tool_windows = {glob: MinuteWindow() for glob, _ in config.tool_calls_per_minute}
 
     # -- who may use what ----------------------------------------------------------------------------
 
@@ -97,6 +114,27 @@ class Front:
 
     # -- calls ---------------------------------------------------------------------------------------
 
+    def _count(self, caller: Any, full: str, record: Any) -> None:
+        """Count the call against its key's and its tool's limits, or refuse it (`RateLimited`)."""
+        now = self._wall()
+        windows: list[tuple[MinuteWindow, int, str]] = []
+        limit = self.config.key_calls_per_minute
+        if limit is not None:
+            key = getattr(caller, "name", None) or ""
+            window = self._key_windows.setdefault(key, MinuteWindow())
+            windows.append((window, limit, f"the key's limit of {limit} tool calls a minute"))
+        for glob, most in self.config.tool_calls_per_minute:
+            if fnmatch.fnmatchcase(full, glob):
+                windows.append((self._tool_windows[glob], most, f"the limit of {most} calls a minute on '{glob}'"))
+                break
+        for window, most, what in windows:
+            if window.estimate(now) + 1 > most:
+                _fail(record, f"rate limited: {what}")
+                wait = window.wait(now, most - 1)
+                raise RateLimited(f"rate limited: {what}; retry in {wait:.0f} s", wait)
+        for window, _, _ in windows:
+            window.add(now, 1)
+
     def chain(self, server: str) -> list[str]:
         return [server, *(name for name in self.upstreams[server].config.fallback if name in self.upstreams)]
 
@@ -106,8 +144,12 @@ class Front:
         server, tool = self.split(full)
         if record is not None:
             record.proxied, record.models, record.model = True, (full,), tool
+            if self.config.log_arguments:
+                record.arguments = msgspec.json.encode(arguments or {}).decode()[:_MOST_LOGGED]
         if not self.allows(caller, server, tool):
             raise _refused(record, f"the caller may not use the tool '{full}'")
+        if self.config.key_calls_per_minute is not None or self._tool_windows:
+            self._count(caller, full, record)
         attempts: list[Attempt] = []
         try:
             return await self._first_served(self.chain(server), tool, arguments, attempts, record)

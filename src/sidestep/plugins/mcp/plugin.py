@@ -7,12 +7,14 @@ tools, for `sidestep mcp list`) — all guarded: the gateway authenticates the c
 virtual key, when governance is on) and hands it over. It starts its upstreams and the SDK's session manager
 with the server and stops them with it (`HasLifecycle`), takes over the connections of a reload's unchanged
 servers and the session manager, so clients keep their sessions (`SurvivesReload`), and exports each server's
-health (`ExportsMetrics`). Its request hooks do nothing: MCP traffic never reaches the LLM path.
+health (`ExportsMetrics`). Its `pre` hook adds the MCP tools a chat request asks for (`x-sidestep-mcp`, or
+`mcp.chat` per route or key) to the request, in the client's format (`sidestep.plugins.mcp.chat`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,15 +23,18 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.exceptions import MCPError
 
 from sidestep.config.model import BreakerPolicy, McpConfig
-from sidestep.errors import BadRequest, Forbidden, NotFound
+from sidestep.errors import BadRequest, Forbidden, LimitExceeded, NotFound
 from sidestep.observers.metrics import labels
 from sidestep.outcome import Exchange
+from sidestep.plugins.capabilities import SideRequest
+from sidestep.plugins.mcp.agent import run_agent
 from sidestep.plugins.mcp.asgi import ASGIApp, serve_asgi
-from sidestep.plugins.mcp.front import CALLER, RECORD, Front, build_server
+from sidestep.plugins.mcp.chat import CHAT_OPERATIONS, add_tools, chat_tools, wanted_servers
+from sidestep.plugins.mcp.front import CALLER, RECORD, Front, RateLimited, build_server
 from sidestep.plugins.mcp.upstream import Upstream
 from sidestep.server.types import Endpoint, Request, Response, StreamingResponse
 
-__all__ = ["McpPlugin"]
+__all__ = ["McpAgent", "McpPlugin"]
 
 _JSON = ("content-type", "application/json")
 _UP = {"starting": 0, "down": 0, "up": 1}
@@ -66,18 +71,24 @@ class McpPlugin:
     name = "mcp"
     wants_usage = False
 
-    def __init__(self, config: McpConfig, breaker: BreakerPolicy) -> None:
+    def __init__(self, config: McpConfig, breaker: BreakerPolicy, wall: Callable[[], float] = time.time) -> None:
         self.config = config
-        self.front = Front(config, {n: self._upstream(s) for n, s in config.servers.items()}, breaker)
+        upstreams = {n: self._upstream(s) for n, s in config.servers.items()}
+        self.front = Front(config, upstreams, breaker, wall=wall)
         self._holder = [self.front]  # what the running SDK server asks: the current plugin's front
         self.sessions = _Sessions(lambda: self._holder[0])
 
     def _upstream(self, server: Any) -> Upstream:
         return Upstream(server, self.config)
 
-    # -- hooks: nothing to do on the LLM path ---------------------------------------------------------
+    # -- hooks --------------------------------------------------------------------------------------------------
 
     def pre(self, exchange: Exchange) -> Response | None:
+        """Tools in chat (`sidestep.plugins.mcp.chat`): the MCP tools a chat request asks for join its own."""
+        if exchange.operation in CHAT_OPERATIONS:
+            servers = wanted_servers(exchange, self.config)
+            if servers:
+                add_tools(exchange, chat_tools(self.front, exchange.principal, servers))
         return None
 
     def post(self, exchange: Exchange) -> None:
@@ -135,6 +146,11 @@ class McpPlugin:
             raise BadRequest(f"expected {shape}: {exc}") from None
         try:
             result = await self.front.call_tool(caller, body.name, body.arguments, exchange)
+        except RateLimited as exc:
+            limited = LimitExceeded(
+                exc.message, code="rate_limit_exceeded", type_="requests", retry_after=exc.retry_after
+            )
+            raise limited from None
         except MCPError as exc:
             refused = Forbidden if "may not use" in exc.message else NotFound
             raise refused(exc.message, code="tool_refused") from None
@@ -162,6 +178,27 @@ class McpPlugin:
             lines.append(f"sidestep_mcp_server_up{{{pairs}}} {_UP.get(upstream.state, 0)}")
             restarts.append(f"sidestep_mcp_server_restarts_total{{{pairs}}} {max(upstream.connects - 1, 0)}")
         return lines + restarts
+
+
+class McpAgent(McpPlugin):
+    """The MCP plugin with agent mode on (`mcp.agent`; `sidestep.plugins.mcp.agent`): a separate class so that
+    without agent mode no request awaits a `pre_async` (`Pipeline.awaits`)."""
+
+    def __init__(self, config: McpConfig, breaker: BreakerPolicy, wall: Callable[[], float] = time.time) -> None:
+        super().__init__(config, breaker, wall)
+        self._send: SideRequest | None = None
+
+    def bind(self, send: SideRequest) -> None:
+        self._send = send
+
+    async def pre_async(self, exchange: Exchange) -> Response | None:
+        if self._send is None or exchange.operation not in CHAT_OPERATIONS:
+            return None
+        config = self.config
+        route = exchange.models[0] if exchange.models else ""
+        if route not in config.agent_routes and getattr(exchange.principal, "name", None) not in config.agent_keys:
+            return None
+        return await run_agent(exchange, self.front, self._send, config.agent_max_steps, config.agent_timeout)
 
 
 class _ToolCall(msgspec.Struct, forbid_unknown_fields=True):
