@@ -101,12 +101,15 @@ async def test_tools_round_trip(sdk: Sdk, sims: Sims) -> None:
 
 
 async def test_streamed_function_call_arguments(sdk: Sdk, sims: Sims) -> None:
-    async with running_gateway(config_for(sims, {"chat": ["primary/a"]})) as gw:
-        async with sdk(gw.base_url).responses.stream(
-            model="chat", input="Weather?", tools=[WEATHER], tool_choice={"type": "function", "name": "get_weather"}
-        ) as stream:
-            kinds = [event.type async for event in stream]
-            final = await stream.get_final_response()
+    choice = {"type": "function", "name": "get_weather"}
+    async with (
+        running_gateway(config_for(sims, {"chat": ["primary/a"]})) as gw,
+        sdk(gw.base_url).responses.stream(
+            model="chat", input="Weather?", tools=[WEATHER], tool_choice=choice
+        ) as stream,
+    ):
+        kinds = [event.type async for event in stream]
+        final = await stream.get_final_response()
     assert "response.function_call_arguments.delta" in kinds and "response.function_call_arguments.done" in kinds
     call = final.output[-1]
     assert call.type == "function_call" and call.arguments == '{"city":"example"}'
@@ -152,9 +155,11 @@ async def test_text_format_json_schema(sdk: Sdk, sims: Sims) -> None:
     ],
 )
 async def test_refusals_are_clear_400s(sims: Sims, body: dict[str, Any], needle: str) -> None:
-    async with running_gateway(config_for(sims, {"chat": ["primary/a"]})) as gw:
-        async with httpx.AsyncClient(timeout=20) as client:
-            answer = await client.post(f"{gw.base_url}/responses", json={"model": "chat", "input": "hi", **body})
+    async with (
+        running_gateway(config_for(sims, {"chat": ["primary/a"]})) as gw,
+        httpx.AsyncClient(timeout=20) as client,
+    ):
+        answer = await client.post(f"{gw.base_url}/responses", json={"model": "chat", "input": "hi", **body})
     assert answer.status_code == 400, answer.text
     error = answer.json()["error"]
     assert needle in error["message"] and error["type"] == "invalid_request_error"
@@ -164,15 +169,17 @@ async def test_refusals_are_clear_400s(sims: Sims, body: dict[str, Any], needle:
 async def test_hostile_bodies_are_400s(sims: Sims) -> None:
     deep = b'{"model":"chat","input":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     bodies = [deep, b"[1,2]", b'{"model":"chat","input":"x"', b"", b'{"input":"hi"}']
-    async with running_gateway(config_for(sims, {"chat": ["primary/a"]})) as gw:
-        async with httpx.AsyncClient(timeout=20) as client:
-            for body in bodies:
-                answer = await client.post(f"{gw.base_url}/responses", content=body)
-                assert answer.status_code == 400, (body[:40], answer.text)
-                assert answer.json()["error"]["message"]
-            huge = {"model": "chat", "input": "x" * (64 * 1024 * 1024)}
-            answer = await client.post(f"{gw.base_url}/responses", json=huge)
-            assert answer.status_code == 413 and "error" in answer.json()
+    async with (
+        running_gateway(config_for(sims, {"chat": ["primary/a"]})) as gw,
+        httpx.AsyncClient(timeout=20) as client,
+    ):
+        for body in bodies:
+            answer = await client.post(f"{gw.base_url}/responses", content=body)
+            assert answer.status_code == 400, (body[:40], answer.text)
+            assert answer.json()["error"]["message"]
+        huge = {"model": "chat", "input": "x" * (64 * 1024 * 1024)}
+        answer = await client.post(f"{gw.base_url}/responses", json=huge)
+        assert answer.status_code == 413 and "error" in answer.json()
 
 
 async def test_sdk_raises_in_the_responses_error_shape(sdk: Sdk, sims: Sims) -> None:
@@ -187,3 +194,41 @@ async def test_sdk_raises_in_the_responses_error_shape(sdk: Sdk, sims: Sims) -> 
             await client.responses.create(model="chat", input="hi")
     assert refused.value.code is None or isinstance(refused.value.code, str)
     assert "web_search" in refused.value.message and failed.value.status_code >= 500
+
+
+async def test_served_by_gemini_streaming_and_not(sdk: Sdk, sims: Sims) -> None:
+    async with running_gateway(native_config(sims, {"chat": ["third/gemini-2.5-flash"]})) as gw:
+        client = sdk(gw.base_url)
+        response = await client.responses.create(model="chat", input="hello", tools=[WEATHER])
+        async with client.responses.stream(model="chat", input="hello") as stream:
+            final = await stream.get_final_response()
+    call = response.output[-1]
+    assert call.type == "function_call" and call.name == "get_weather"
+    assert "Echo from third" in final.output_text
+    assert ":generateContent" in sims["third"].sim.received[0].path
+
+
+async def test_a_stream_failing_mid_way_ends_with_an_error_event(sims: Sims) -> None:
+    route = {"chat": {"fallback": ["primary/a@drop_after=3", "backup/b"]}}
+    async with running_gateway(config_for(sims, route)) as gw:
+        events = await _raw_stream(gw.base_url, {"model": "chat", "input": "Tell me about failover", "stream": True})
+    kinds = [e["type"] for e in events]
+    assert "response.output_text.delta" in kinds and kinds[-1] == "error" and "response.completed" not in kinds
+    assert "failed mid-stream" in events[-1]["message"]
+    for event in events:
+        EVENT.validate_python(event)
+    assert sims["backup"].sim.received == []  # after the first byte, no silent switch (`mid_stream: fail`)
+
+
+async def test_a_continued_stream_carries_on_in_the_same_message(sims: Sims) -> None:
+    route = {"chat": {"fallback": ["primary/a@drop_after=3", "backup/b"], "mid_stream": "continue"}}
+    async with running_gateway(config_for(sims, route)) as gw:
+        events = await _raw_stream(gw.base_url, {"model": "chat", "input": "Tell me about failover", "stream": True})
+    kinds = [e["type"] for e in events]
+    assert kinds.count("response.created") == 1 and kinds.count("response.output_item.added") == 1
+    assert kinds[-1] == "response.completed"
+    final = Response.model_validate(events[-1]["response"])
+    assert "Echo from backup" in final.output_text
+    sent = sims["backup"].sim.received[0].body
+    assert sent is not None
+    assert [m["role"] for m in sent["messages"]] == ["user", "assistant", "user"]  # the partial answer went along

@@ -36,7 +36,7 @@ _encode = msgspec.json.Encoder().encode
 _KNOWN = {
     "model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls", "max_output_tokens",
     "temperature", "top_p", "stream", "text", "reasoning", "user", "safety_identifier", "store", "metadata",
-    "fallbacks", "models", "route", "previous_response_id", "conversation", "include", "stream_options",
+    "fallbacks", "models", "route", "messages", "previous_response_id", "conversation", "include", "stream_options",
 }  # fmt: skip
 _NO_STORAGE = "sidestep does not store responses yet, so '{}' is not available; send the whole conversation in 'input'."
 _HOSTED = "is a built-in tool hosted by OpenAI; sidestep translates Responses requests for any target and cannot run it"
@@ -57,6 +57,9 @@ def read_request(body: dict[str, Any]) -> ChatRequest:
     elif instructions is not None:
         raise BadRequest("'instructions' must be a string.", param="instructions")
     messages = _input(body.get("input"), system)
+    continued = body.get("messages")  # only the gateway puts it there (`mid_stream: continue`): clients may not
+    if isinstance(continued, list) and continued:
+        messages.extend(_input(continued, system))
     text = _object(body.get("text"), "text")
     reasoning = _object(body.get("reasoning"), "reasoning")
     mode, schema = _text_format(_object(text.get("format"), "text.format"))

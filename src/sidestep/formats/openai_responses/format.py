@@ -45,6 +45,10 @@ class OpenAIResponses:
             raise BadRequest("'stream' must be a boolean.", param="stream")
         if "input" not in body:
             raise BadRequest("'input' is required: a string or a non-empty array of items.", param="input")
+        if "messages" in body:  # the gateway's own continuation (`mid_stream: continue`) uses it
+            raise BadRequest(
+                "'messages' is a Chat Completions field; the Responses API takes 'input'.", param="messages"
+            )
         read_request(materialize(body))
         return ParsedRequest(body, models, stream)
 
