@@ -5,6 +5,7 @@ the Responses error shape."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -14,6 +15,8 @@ import pytest
 from openai.types.responses import Response, ResponseStreamEvent
 
 from conftest import Sdk
+from sidestep.core.model import Event, Usage
+from sidestep.formats.openai_responses import OPENAI_RESPONSES
 from sidestep.testing import RunningSim, config_for, running_gateway
 from test_native_providers import native_config
 
@@ -232,3 +235,37 @@ async def test_a_continued_stream_carries_on_in_the_same_message(sims: Sims) -> 
     sent = sims["backup"].sim.received[0].body
     assert sent is not None
     assert [m["role"] for m in sent["messages"]] == ["user", "assistant", "user"]  # the partial answer went along
+
+
+def test_the_writers_output_reads_back_as_the_same_answer() -> None:
+    events = [
+        Event(kind="start", id="abc", model="m"),
+        Event(kind="thinking", text="hmm"),
+        Event(kind="text", text="Hel"),
+        Event(kind="text", text="lo"),
+        Event(kind="tool_start", index=0, id="call_1", name="get_weather"),
+        Event(kind="tool_args", index=0, text='{"city":'),
+        Event(kind="tool_args", index=0, text='"Paris"}'),
+        Event(kind="finish", finish="tool_calls"),
+        Event(kind="usage", usage=Usage(input=5, output=7, reasoning=2)),
+        Event(kind="end"),
+    ]
+    writer = OPENAI_RESPONSES.stream_writer("m", True)
+    wire = b"".join(writer.write(e) for e in events)
+    back = OPENAI_RESPONSES.stream_reader().feed(wire)
+    assert [(e.kind, e.text) for e in back if e.kind in ("text", "thinking", "tool_args")] == [
+        ("thinking", "hmm"),
+        ("text", "Hel"),
+        ("text", "lo"),
+        ("tool_args", '{"city":'),
+        ("tool_args", '"Paris"}'),
+    ]
+    assert [e.kind for e in back][-3:] == ["finish", "usage", "end"]
+    assert back[-2].usage == Usage(input=5, output=7, reasoning=2)
+    completed = next(line for line in wire.split(b"\n") if b'"response.completed"' in line)
+    final = Response.model_validate(json.loads(completed[6:])["response"])
+    assert final.output_text == "Hello" and final.output[0].type == "reasoning"
+    answer = OPENAI_RESPONSES.read_response(
+        OPENAI_RESPONSES.write_response(OPENAI_RESPONSES.read_response(final.model_dump_json().encode()))
+    )
+    assert answer.tool_calls[0].arguments == '{"city":"Paris"}' and answer.finish == "tool_calls"
