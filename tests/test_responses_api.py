@@ -269,3 +269,20 @@ def test_the_writers_output_reads_back_as_the_same_answer() -> None:
         OPENAI_RESPONSES.write_response(OPENAI_RESPONSES.read_response(final.model_dump_json().encode()))
     )
     assert answer.tool_calls[0].arguments == '{"city":"Paris"}' and answer.finish == "tool_calls"
+
+
+async def test_stored_responses_are_refused_with_a_400_saying_why(sdk: Sdk, sims: Sims) -> None:
+    async with running_gateway(config_for(sims, {"chat": ["primary/a"]})) as gw:
+        client = sdk(gw.base_url)
+        with pytest.raises(openai.BadRequestError) as retrieved:
+            await client.responses.retrieve("resp_123")
+        with pytest.raises(openai.BadRequestError) as deleted:
+            await client.responses.delete("resp_123")
+        async with httpx.AsyncClient(timeout=20) as http:
+            other = await http.get(f"{gw.base_url}/nothing/here")
+    assert (
+        "does not store responses" in retrieved.value.message
+        and "GET /v1/responses/resp_123" in retrieved.value.message
+    )
+    assert "DELETE" in deleted.value.message and deleted.value.code == "storage_unavailable"
+    assert other.status_code == 404  # other unknown paths stay 404s

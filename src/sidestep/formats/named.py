@@ -17,8 +17,7 @@ from sidestep.formats.openai_responses import OPENAI_RESPONSES
 __all__ = ["client_format_named", "format_named"]
 
 _FORMATS: dict[str, Format] = {
-    each.name: each
-    for each in (OPENAI_CHAT, ANTHROPIC_MESSAGES, OPENAI_RESPONSES, GEMINI, BEDROCK_CONVERSE, COHERE_V2)
+    each.name: each for each in (OPENAI_CHAT, ANTHROPIC_MESSAGES, OPENAI_RESPONSES, GEMINI, BEDROCK_CONVERSE, COHERE_V2)
 }
 
 

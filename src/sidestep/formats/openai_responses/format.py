@@ -100,6 +100,15 @@ class OpenAIResponses:
     def stream_error(self, message: str, code: str = "stream_interrupted") -> bytes:
         return error_event(message, code)
 
+    def refuse_path(self, path: str, method: str) -> SidestepError | None:
+        """`GET`/`DELETE /v1/responses/{id}` (and `/input_items`, `/cancel`) need stored responses."""
+        return BadRequest(
+            f"{method} {path.partition('?')[0]}: sidestep does not store responses yet, so stored responses cannot"
+            " be retrieved, deleted or cancelled; keep the answers you need and send the whole conversation in"
+            " 'input'.",
+            code="storage_unavailable",
+        )
+
     # -- errors --------------------------------------------------------------------------------------------
 
     def error_body(self, exc: SidestepError) -> bytes:
