@@ -286,3 +286,21 @@ async def test_stored_responses_are_refused_with_a_400_saying_why(sdk: Sdk, sims
     )
     assert "DELETE" in deleted.value.message and deleted.value.code == "storage_unavailable"
     assert other.status_code == 404  # other unknown paths stay 404s
+
+
+async def test_targets_lacking_what_a_responses_request_needs_are_skipped(sdk: Sdk, sims: Sims) -> None:
+    config = config_for(sims, {"chat": ["primary/small", "backup/big"]})
+    config["providers"]["primary"]["lacks"] = ["vision", "json_schema"]
+    image = {"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo="}
+    schema = {"format": {"type": "json_schema", "name": "x", "schema": {"type": "object"}}}
+    async with running_gateway(config) as gw:
+        client = sdk(gw.base_url)
+        seen = await client.responses.with_raw_response.create(
+            model="chat", input=[{"role": "user", "content": [image, {"type": "input_text", "text": "what?"}]}]
+        )
+        shaped = await client.responses.with_raw_response.create(model="chat", input="hi", text=schema)
+        plain = await client.responses.with_raw_response.create(model="chat", input="hi")
+    assert seen.headers["x-sidestep-provider"] == "backup" and shaped.headers["x-sidestep-provider"] == "backup"
+    assert plain.headers["x-sidestep-provider"] == "primary"
+    sent = sims["backup"].sim.received[0].body
+    assert sent is not None and sent["messages"][0]["content"][0]["image_url"]["url"].startswith("data:image/png")
