@@ -222,3 +222,14 @@ async def test_an_answer_stored_for_one_format_is_served_to_the_other(sims: Sims
     assert message.content[0].text == text and message.usage.output_tokens > 0  # type: ignore[union-attr]
     assert streamed.content[0].text == text and streamed.stop_reason == "end_turn"  # type: ignore[union-attr]
     assert back == (text, "hit") and upstream(sims) == 1
+
+
+async def test_responses_clients_share_the_cache_with_chat_clients(sims: Sims) -> None:
+    async with running_gateway(cached(sims)) as gw, client(gw) as c:
+        text, stored = await ask(c, max_tokens=64)
+        raw = await c.responses.with_raw_response.create(model="chat", input=MSG, max_output_tokens=64, temperature=0)
+        async with c.responses.stream(model="chat", input=MSG, max_output_tokens=64, temperature=0) as stream:
+            streamed = await stream.get_final_response()
+    assert stored == "miss" and raw.headers["x-sidestep-cache"] == "hit"
+    assert raw.parse().output_text == text and streamed.output_text == text
+    assert upstream(sims) == 1

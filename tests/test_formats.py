@@ -13,10 +13,11 @@ from sidestep.formats.bedrock_converse import BEDROCK_CONVERSE
 from sidestep.formats.cohere_v2 import COHERE_V2
 from sidestep.formats.gemini import GEMINI
 from sidestep.formats.openai_chat import OPENAI_CHAT
+from sidestep.formats.openai_responses import OPENAI_RESPONSES
 from sidestep.formats.translate import to_canonical, translate_request
 
-CLIENTS = (OPENAI_CHAT, ANTHROPIC_MESSAGES)
-PROVIDERS = (OPENAI_CHAT, ANTHROPIC_MESSAGES, GEMINI, BEDROCK_CONVERSE, COHERE_V2)
+CLIENTS = (OPENAI_CHAT, ANTHROPIC_MESSAGES, OPENAI_RESPONSES)
+PROVIDERS = (OPENAI_CHAT, ANTHROPIC_MESSAGES, GEMINI, BEDROCK_CONVERSE, COHERE_V2, OPENAI_RESPONSES)
 BODIES = {
     OPENAI_CHAT: {
         "model": "m",
@@ -28,6 +29,7 @@ BODIES = {
         "system": "be brief",
         "messages": [{"role": "user", "content": "hi"}],
     },
+    OPENAI_RESPONSES: {"model": "m", "instructions": "be brief", "input": "hi"},
 }
 
 
@@ -35,6 +37,7 @@ def test_every_endpoint_names_a_client_format() -> None:
     assert {e.format for e in ENDPOINTS.values()} == set(CLIENTS)
     assert ENDPOINTS["/v1/messages"].format is ANTHROPIC_MESSAGES
     assert ENDPOINTS["/v1/chat/completions"].format is OPENAI_CHAT
+    assert ENDPOINTS["/v1/responses"].format is OPENAI_RESPONSES
     assert all(isinstance(f, ClientFormat) for f in CLIENTS)
 
 
@@ -55,6 +58,7 @@ def test_provider_only_formats_lack_what_clients_need_instead_of_stubbing_it() -
         ("/anthropic/v1/messages/count_tokens", ANTHROPIC_MESSAGES),
         ("/v1/messages/batches", ANTHROPIC_MESSAGES),  # under an Anthropic endpoint: its SDK reads the error
         ("/v1/chat/completions?x=1", OPENAI_CHAT),
+        ("/v1/responses/resp_1", OPENAI_RESPONSES),  # a stored response asked for: a Responses error
         ("/v1/nothing", OPENAI_CHAT),
         ("", OPENAI_CHAT),
     ],

@@ -26,6 +26,7 @@ MSG = [{"role": "user", "content": "hi"}]
         ("/v1/chat/completions", b'{"model":"chat","messages":%s}'),
         ("/v1/messages", b'{"model":"chat","max_tokens":5,"messages":%s}'),
         ("/v1/chat/completions", b'{"model":%s}'),
+        ("/v1/responses", b'{"model":"chat","input":%s}'),
     ],
 )
 async def test_json_nested_too_deep_is_a_400_without_a_traceback(

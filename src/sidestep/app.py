@@ -36,7 +36,7 @@ from sidestep.errors import (
     UpstreamError,
     UpstreamRejected,
 )
-from sidestep.formats.base import ClientFormat, ReadsEmbeddings, WritesEmbeddings
+from sidestep.formats.base import ClientFormat, ReadsEmbeddings, RefusesPaths, WritesEmbeddings
 from sidestep.formats.body import field
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.request import ParsedRequest
@@ -236,7 +236,8 @@ class Gateway:
             handler = route.methods.get(request.method)
             if handler is None:
                 if not route.methods:
-                    raise NotFound(f"Unknown path '{request.path}'.", code="not_found")
+                    refusal = _refusal(route.format, request)
+                    raise refusal or NotFound(f"Unknown path '{request.path}'.", code="not_found")
                 allowed = ", ".join(route.methods)
                 raise MethodNotAllowed(f"Method {request.method} is not allowed on {request.path}; use {allowed}.")
             response = await handler(request, request_id, exchange)
@@ -494,6 +495,11 @@ async def _plugin_off(why: str, request: Request, request_id: str, exchange: Exc
 def _unknown(path: str) -> _Route:
     """A path no route serves: a 404 in the format the path looks like it speaks."""
     return _Route("other", client_format(path), {})
+
+
+def _refusal(client: ClientFormat, request: Request) -> SidestepError | None:
+    """Why a path under a client format's endpoint is not served, when the format can say better than 404."""
+    return client.refuse_path(request.path, request.method) if isinstance(client, RefusesPaths) else None
 
 
 def _authenticator(plugins: Sequence[Authenticates]) -> Callable[[Request], Any] | None:

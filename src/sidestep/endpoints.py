@@ -2,8 +2,8 @@
 
 The only place that looks at a request's path: the gateway finds its endpoint here, and the server renders
 the errors it raises itself (413, 431, malformed HTTP …) in the format of the path's endpoint. An operation
-proxied upstream (POST) is named by what it asks of a provider (`chat`, `messages`, `embeddings`,
-`count_tokens`); a local one (GET) by its handler. Adding a client-facing API is one format module
+proxied upstream (POST) is named by what it asks of a provider (`chat`, `messages`, `responses`,
+`embeddings`, `count_tokens`); a local one (GET) by its handler. Adding a client-facing API is one format module
 (`sidestep.formats`) and a row here. Plugins and observers serve paths of their own (`ServesEndpoints`); their
 errors take the format `client_format` finds for the path.
 """
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from sidestep.formats.anthropic_messages import ANTHROPIC_MESSAGES
 from sidestep.formats.base import ClientFormat
 from sidestep.formats.openai_chat import OPENAI_CHAT
+from sidestep.formats.openai_responses import OPENAI_RESPONSES
 
 __all__ = ["ENDPOINTS", "Endpoint", "client_format"]
 
@@ -31,6 +32,7 @@ _EMBEDDINGS = Endpoint("embeddings", OPENAI_CHAT)
 _MESSAGES = Endpoint("messages", ANTHROPIC_MESSAGES)
 _COUNT_TOKENS = Endpoint("count_tokens", ANTHROPIC_MESSAGES)
 _MODELS = Endpoint("models", OPENAI_CHAT, "GET")
+_RESPONSES = Endpoint("responses", OPENAI_RESPONSES)  # always translated: no target speaks it yet
 
 ENDPOINTS: dict[str, Endpoint] = {
     "/v1/chat/completions": _CHAT,
@@ -41,6 +43,8 @@ ENDPOINTS: dict[str, Endpoint] = {
     "/anthropic/v1/messages": _MESSAGES,
     "/v1/messages/count_tokens": _COUNT_TOKENS,
     "/anthropic/v1/messages/count_tokens": _COUNT_TOKENS,
+    "/v1/responses": _RESPONSES,
+    "/responses": _RESPONSES,
     "/v1/models": _MODELS,
     "/models": _MODELS,
     "/health": Endpoint("health", OPENAI_CHAT, "GET"),

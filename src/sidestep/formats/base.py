@@ -24,6 +24,7 @@ __all__ = [
     "Format",
     "Reader",
     "ReadsEmbeddings",
+    "RefusesPaths",
     "Seam",
     "Seams",
     "Writer",
@@ -93,6 +94,14 @@ class Seams(Protocol):
     A client format without it has every continued stream translated instead."""
 
     def seam(self, stream_id: str) -> Seam: ...
+
+
+@runtime_checkable
+class RefusesPaths(Protocol):
+    """A client format that explains, better than a 404, why a path under its endpoint is not served (the
+    Responses API's stored responses). Asked only for paths no route serves."""
+
+    def refuse_path(self, path: str, method: str) -> SidestepError | None: ...
 
 
 @runtime_checkable

@@ -34,6 +34,8 @@ def request_needs(
     decoded."""
     if operation == "embeddings":
         return _EMBEDDINGS
+    if operation == "responses":
+        return _responses_needs(body, stream, raw_body)
     raw = body.get("messages")
     text = raw_body if raw_body is not None else bytes(raw) if isinstance(raw, msgspec.Raw) else None
     images = text is None or b'"image' in text
@@ -51,6 +53,19 @@ def request_needs(
             if isinstance(content, list) and any(isinstance(p, dict) and p.get("type") in _IMAGES for p in content):
                 found.add("vision")
                 break
+    return frozenset(found)
+
+
+def _responses_needs(body: dict[str, Any], stream: bool, raw_body: bytes | None) -> frozenset[str]:
+    """The Responses API's fields: `text.format` for a schema, `input_image` parts for vision."""
+    found = {"streaming"} if stream else set()
+    if field(body, "tools"):
+        found.add("tools")
+    fmt = field(body, "text")
+    if isinstance(fmt, dict) and isinstance(fmt.get("format"), dict) and fmt["format"].get("type") == "json_schema":
+        found.add("json_schema")
+    if raw_body is None or b'"input_image"' in raw_body:
+        found.add("vision")  # a body without the word is sure to have none; with it, a false positive is harmless
     return frozenset(found)
 
 

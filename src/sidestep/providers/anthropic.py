@@ -23,7 +23,12 @@ from sidestep.transport.types import Timeouts, UpstreamRequest
 
 __all__ = ["AnthropicProvider"]
 
-_PATHS = {"messages": "/messages", "chat": "/messages", "count_tokens": "/messages/count_tokens"}
+_PATHS = {
+    "messages": "/messages",
+    "chat": "/messages",
+    "count_tokens": "/messages/count_tokens",
+    "responses": "/messages",
+}
 GATEWAY_FIELDS = ("fallbacks", "models", "route")
 
 

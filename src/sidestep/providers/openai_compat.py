@@ -26,7 +26,12 @@ from sidestep.transport.types import Timeouts, UpstreamRequest
 __all__ = ["OpenAICompatProvider", "Usage"]
 
 
-_PATHS = {"chat": "/chat/completions", "embeddings": "/embeddings", "messages": "/chat/completions"}
+_PATHS = {
+    "chat": "/chat/completions",
+    "embeddings": "/embeddings",
+    "messages": "/chat/completions",
+    "responses": "/chat/completions",  # translated: a Responses client served by Chat Completions
+}
 # Fields only sidestep understands: they never travel upstream.
 GATEWAY_FIELDS = ("fallbacks", "models", "route")
 

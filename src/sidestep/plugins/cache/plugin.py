@@ -43,7 +43,12 @@ if TYPE_CHECKING:  # numpy is imported only when a semantic cache is configured
 
 __all__ = ["Cache", "build_cache"]
 
-_KINDS = {"chat": "chat", "messages": "chat", "embeddings": "embeddings"}  # operation → what it caches
+_KINDS = {
+    "chat": "chat",
+    "messages": "chat",
+    "responses": "chat",
+    "embeddings": "embeddings",
+}  # operation → what it caches
 _JSON = ("content-type", "application/json")
 _SSE = ("content-type", "text/event-stream")
 _TTL_HEADER = "x-sidestep-cache-ttl"

@@ -1,0 +1,125 @@
+"""The OpenAI Responses format as one object, `OPENAI_RESPONSES`: what a client sent (checked whole, once),
+how errors and in-stream errors look to it, where its streams carry usage. The conversions are in `convert`
+(requests, answers) and `stream` (events).
+
+Every request is translated through the canonical model: no provider adapter speaks Responses, so the
+byte-relay fast path never applies and the body is read whole here, where its errors become 400s.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from sidestep.core.model import ChatRequest, ChatResponse, Usage
+from sidestep.errors import BadRequest, SidestepError, UpstreamError
+from sidestep.formats.body import decode_body, field, materialize
+from sidestep.formats.openai_chat.format import error_payload
+from sidestep.formats.openai_responses.convert import (
+    read_request,
+    read_response,
+    read_usage,
+    response_object,
+    write_request,
+)
+from sidestep.formats.openai_responses.stream import StreamReader, StreamWriter, error_event
+from sidestep.formats.request import ParsedRequest, models_of
+
+__all__ = ["OPENAI_RESPONSES", "OpenAIResponses"]
+
+_encode_json = msgspec.json.Encoder().encode
+
+
+class OpenAIResponses:
+    """`POST /v1/responses`: a client format (errors in OpenAI's error shape, as the Responses API has it)."""
+
+    name = "openai-responses"
+
+    def parse_body(self, raw: bytes, operation: str) -> ParsedRequest:
+        """The whole request checked now, so that a malformed item is a 400 before any target is tried."""
+        body = decode_body(raw)
+        models = models_of(body)
+        stream = field(body, "stream", False)
+        if not isinstance(stream, bool):
+            raise BadRequest("'stream' must be a boolean.", param="stream")
+        if "input" not in body:
+            raise BadRequest("'input' is required: a string or a non-empty array of items.", param="input")
+        if "messages" in body:  # the gateway's own continuation (`mid_stream: continue`) uses it
+            raise BadRequest(
+                "'messages' is a Chat Completions field; the Responses API takes 'input'.", param="messages"
+            )
+        read_request(materialize(body))
+        return ParsedRequest(body, models, stream)
+
+    def include_usage(self, body: dict[str, Any]) -> bool:
+        return True  # `response.completed` always carries the usage
+
+    def asking_usage(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        return None  # translated upstream requests ask for usage themselves
+
+    def end_user(self, body: dict[str, Any]) -> str | None:
+        for name in ("user", "safety_identifier"):
+            user = field(body, name) if name in body else None
+            if isinstance(user, str) and user:
+                return user
+        return None
+
+    # -- the canonical model -----------------------------------------------------------------------------
+
+    def read_request(self, body: dict[str, Any]) -> ChatRequest:
+        return read_request(body)
+
+    def write_request(self, request: ChatRequest) -> dict[str, Any]:
+        return write_request(request)
+
+    def read_response(self, raw: bytes) -> ChatResponse:
+        return read_response(raw)
+
+    def write_response(self, response: ChatResponse) -> bytes:
+        return _encode_json(response_object(response))
+
+    # -- streams -----------------------------------------------------------------------------------------
+
+    def stream_reader(self) -> StreamReader:
+        return StreamReader()
+
+    def stream_writer(self, model: str, include_usage: bool) -> StreamWriter:
+        return StreamWriter(model, include_usage)
+
+    def stream_complete(self, tail: bytes) -> bool:
+        # Only relayed streams ask, and none is relayed yet (no target speaks Responses); the final event is
+        # the whole response, so its tail is the end of a JSON object and the blank line.
+        return tail.endswith(b"}\n\n")
+
+    def stream_usage(self, data: dict[str, Any]) -> tuple[Usage | None, bool]:
+        if data.get("type") not in ("response.completed", "response.incomplete"):
+            return None, False
+        return read_usage((data.get("response") or {}).get("usage")), False
+
+    def stream_error(self, message: str, code: str = "stream_interrupted") -> bytes:
+        return error_event(message, code)
+
+    def refuse_path(self, path: str, method: str) -> SidestepError | None:
+        """`GET`/`DELETE /v1/responses/{id}` (and `/input_items`, `/cancel`) need stored responses."""
+        return BadRequest(
+            f"{method} {path.partition('?')[0]}: sidestep does not store responses yet, so stored responses cannot"
+            " be retrieved, deleted or cancelled; keep the answers you need and send the whole conversation in"
+            " 'input'.",
+            code="storage_unavailable",
+        )
+
+    # -- errors --------------------------------------------------------------------------------------------
+
+    def error_body(self, exc: SidestepError) -> bytes:
+        return error_payload(exc.status, exc.message, code=exc.code, param=exc.param)
+
+    def upstream_error_body(self, error: UpstreamError) -> bytes:
+        """The upstream spoke another format: its message, rewrapped in OpenAI's error shape."""
+        return error_payload(error.status, error.message)
+
+    def server_error_body(self, status: int, message: str) -> bytes:
+        return error_payload(status, message)
+
+
+OPENAI_RESPONSES = OpenAIResponses()
