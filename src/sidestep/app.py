@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
 import random
 import time
@@ -58,6 +59,8 @@ from sidestep.server.types import Request, Response, StreamingResponse
 from sidestep.transport.types import Transport
 
 __all__ = ["Gateway"]
+
+log = logging.getLogger("sidestep.gateway")
 
 # A route's handler: (request, request id, its outcome record when one is kept).
 _Handler = Callable[[Request, str, Exchange | None], Awaitable[Response | StreamingResponse]]
@@ -137,6 +140,7 @@ class Gateway:
         self._plugged = bool(self._pipeline)
         self._awaits = self._pipeline.awaits
         self._keeps_answers = caps.keeps_answers
+        self._rescuers = caps.rescuers
         for sender in caps.senders:
             sender.bind(self._side_request)
         self._tracked = self._plugged or bool(self._observers)  # an outcome record is kept per request
@@ -293,6 +297,10 @@ class Gateway:
             try:
                 served = await work  # awaited here, not in a helper: each await level costs per resume
             except (UpstreamRejected, AllAttemptsFailed) as exc:
+                if self._rescuers and exchange is not None and isinstance(exc, AllAttemptsFailed):
+                    rescued = await self._rescued(exchange, exc)
+                    if rescued is not None:
+                        return rescued
                 return self._over(exchange, _failure(client, exc, request_id), failed=exc)
             await served.aclose()
             if served.format is not client:
@@ -352,6 +360,10 @@ class Gateway:
         try:
             served = await task
         except (UpstreamRejected, AllAttemptsFailed) as exc:
+            if self._rescuers and exchange is not None and isinstance(exc, AllAttemptsFailed):
+                rescued = await self._rescued(exchange, exc)
+                if rescued is not None:
+                    return rescued
             return self._over(exchange, _failure(client, exc, request_id), failed=exc)
         headers = _SSE_HEADERS + _served_headers(request_id, served)
         if exchange is not None:
@@ -400,6 +412,20 @@ class Gateway:
                     exchange.answer = response.body
                 self._pipeline.post(exchange)
         return response
+
+    async def _rescued(self, exchange: Exchange, failed: AllAttemptsFailed) -> Response | None:
+        """A plugin's answer to a request every target failed (`RescuesFailures`), or None (the 502 stands)."""
+        exchange.attempts = failed.attempts
+        for plugin in self._rescuers:
+            try:
+                answer = await plugin.rescue(exchange)
+            except Exception:  # a plugin's bug: the client gets the failure it would have had
+                log.exception("a plugin failed to rescue %s", exchange.request_id)
+                continue
+            if answer is not None:
+                answer.headers.extend(_failure_headers(exchange.request_id, failed.attempts))
+                return self._over(exchange, answer)
+        return None
 
     def _stream_over(self, exchange: Exchange, job: StreamJob, complete: bool) -> None:
         outcome = job.outcome
