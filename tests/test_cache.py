@@ -222,3 +222,21 @@ async def test_an_answer_stored_for_one_format_is_served_to_the_other(sims: Sims
     assert message.content[0].text == text and message.usage.output_tokens > 0  # type: ignore[union-attr]
     assert streamed.content[0].text == text and streamed.stop_reason == "end_turn"  # type: ignore[union-attr]
     assert back == (text, "hit") and upstream(sims) == 1
+
+
+async def test_an_answer_that_went_out_as_a_stream_is_stored(sims: Sims) -> None:
+    async with running_gateway(cached(sims)) as gw, client(gw) as c:
+        raw = await c.chat.completions.with_raw_response.create(model="chat", messages=MSG, temperature=0, stream=True)
+        streamed = "".join(
+            chunk.choices[0].delta.content or "" for chunk in [x async for x in raw.parse()] if chunk.choices
+        )
+        whole = await ask(c)
+        again = await c.chat.completions.with_raw_response.create(
+            model="chat", messages=MSG, temperature=0, stream=True
+        )
+        replayed = "".join(
+            chunk.choices[0].delta.content or "" for chunk in [x async for x in again.parse()] if chunk.choices
+        )
+    assert raw.headers["x-sidestep-cache"] == "miss" and streamed
+    assert whole == (streamed, "hit") and again.headers["x-sidestep-cache"] == "hit" and replayed == streamed
+    assert upstream(sims) == 1

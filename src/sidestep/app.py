@@ -27,6 +27,7 @@ from typing import Any
 import msgspec
 
 from sidestep.config.model import Config
+from sidestep.core.model import Usage
 from sidestep.endpoints import ENDPOINTS, client_format
 from sidestep.errors import (
     AllAttemptsFailed,
@@ -41,7 +42,13 @@ from sidestep.formats.base import ClientFormat, ReadsEmbeddings, WritesEmbedding
 from sidestep.formats.body import field
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.request import ParsedRequest
-from sidestep.formats.translate import NO_NEEDS, request_needs, translate_embeddings, translate_response
+from sidestep.formats.translate import (
+    NO_NEEDS,
+    collected_response,
+    request_needs,
+    translate_embeddings,
+    translate_response,
+)
 from sidestep.outcome import Exchange, Observer, tell
 from sidestep.plugins.base import Pipeline, Plugin
 from sidestep.plugins.capabilities import Authenticates, Capabilities, HasLifecycle, SurvivesReload, discover
@@ -331,7 +338,7 @@ class Gateway:
         policy = plan[0].policy
         include_usage = client.include_usage(parsed.body)
         body = parsed.body
-        tap = exchange is not None and self._wants_usage
+        tap = exchange is not None and (self._wants_usage or self._keeps_answers)  # a kept answer is read off it
         if tap and not include_usage:  # have the usage reported (then removed) where the format must ask for it
             body = client.asking_usage(body) or body
         job = StreamJob(
@@ -443,6 +450,8 @@ class Gateway:
             exchange.estimated = True
         exchange.ended = self._wall_clock()
         if self._plugged:
+            if self._keeps_answers and exchange.error is None and outcome.kept is not None:
+                exchange.answer = _collected(exchange.format, outcome.kept(), outcome.usage)
             self._pipeline.post(exchange)
         tell(self._observers, exchange)
 
@@ -600,6 +609,16 @@ def _translated_embeddings(served: Served, client: ClientFormat, encoding: Any, 
         error = UpstreamError(f"{served.target.label} returned embeddings that could not be translated: {exc}")
         return _error(client, error, headers)
     return Response(200, body, [_JSON, *headers])
+
+
+def _collected(client: ClientFormat, pieces: list[bytes] | None, usage: Usage | None) -> bytes | None:
+    """A relayed stream's events as the non-stream answer they amount to (what `KeepsAnswers` plugins get)."""
+    if pieces is None:  # more than the relay keeps
+        return None
+    try:
+        return collected_response(client, pieces, usage)
+    except (msgspec.DecodeError, TypeError, ValueError, AttributeError, KeyError):
+        return None
 
 
 def _failure(client: ClientFormat, exc: UpstreamRejected | AllAttemptsFailed, request_id: str) -> Response:

@@ -3,7 +3,8 @@
 `pre_async` files the request under its key (`sidestep.plugins.cache.key`: what determines the answer,
 within the caller's tenant) and, on a hit, answers in the gateway's place — in the client's format, whole
 or replayed as a stream (`replay`). On a miss the request goes upstream as usual and `post` stores its
-answer when it succeeded (a non-stream 200; the gateway hands it over because the plugin `keeps_answers`).
+answer when it succeeded (a 200; the gateway hands it over because the plugin `keeps_answers` — for a stream,
+the events it relayed in the client's format, reassembled, when the stream was not translated).
 Each request's answer says what happened: `x-sidestep-cache: hit | miss | bypass`, and so does its outcome
 record (`Exchange.cache`), which the request log keeps.
 
@@ -142,7 +143,7 @@ class Cache:
             return
         answer, notes = exchange.answer, exchange.notes
         if answer is None or notes is None or self.name not in notes:
-            return  # a stream: its answer is not kept (yet)
+            return  # a stream whose answer could not be kept (translated, too long, reasoning blocks)
         if len(answer) > self._config.max_entry_bytes:
             self.too_big += 1
             return
