@@ -39,14 +39,23 @@ class Contender:
 
 
 def sidestep_config(
-    kind: str, port: int, upstream: int, workdir: Path, sim: int = 0, *, nginx_sse: bool = False, stem: str = ""
+    kind: str,
+    port: int,
+    upstream: int,
+    workdir: Path,
+    sim: int = 0,
+    *,
+    nginx_sse: bool = False,
+    stem: str = "",
+    cache: bool = False,
 ) -> Path:
     """`minimal`: one provider, a one-target route. `realistic`: three weighted keys, a fallback route of
     two providers with retries, timeouts and a time-to-first-token limit, capability limits declared (so
     requests are checked against them), breakers on, an access log and a request log written, Prometheus
     metrics counted, and governance on: every request carries a virtual key whose key, team and customer
     each have rate limits and a budget (set high enough never to refuse), priced from reported usage.
-    Streams come from nginx's static SSE (`/s/`) when the simulator is elsewhere or `nginx_sse` says so."""
+    Streams come from nginx's static SSE (`/s/`) when the simulator is elsewhere or `nginx_sse` says so.
+    `cache`: the exact cache on too, in memory, with its defaults (per virtual key)."""
     base = f"http://127.0.0.1:{upstream}"
     stream = f"{base}/s/v1" if nginx_sse or (sim and sim != upstream) else f"{base}/v1"  # nginx serves SSE under /s/
     extra = f"""  stream: {{type: openai, base_url: "{stream}", api_key: bench-key}}
@@ -97,6 +106,8 @@ providers:
     deadline: 90
   chat-stream: [stream/gpt-4o-mini, backup/llama-3.3-70b]
 """
+    if cache:
+        text += "cache: {}\n"
     path = workdir / f"sidestep-{stem or kind}.yaml"
     path.write_text(text)
     return path
@@ -110,11 +121,14 @@ def start_sidestep(
     cpus: list[int] | None,
     sim: int = 0,
     compiled: Path | None = None,
+    cache: bool = False,
 ) -> Contender:
-    """`compiled`: a tree built by `tools/compile.py --into` (its `src` goes first on PYTHONPATH)."""
-    name = f"sidestep ({kind}, compiled)" if compiled is not None else f"sidestep ({kind})"
-    stem = f"{kind}-compiled" if compiled is not None else kind
-    config = sidestep_config(kind, port, upstream, workdir, sim, stem=stem)
+    """`compiled`: a tree built by `tools/compile.py --into` (its `src` goes first on PYTHONPATH); `cache`:
+    the cache on (`sidestep_config`)."""
+    label = f"{kind}, cache on" if cache else kind
+    name = f"sidestep ({label}, compiled)" if compiled is not None else f"sidestep ({label})"
+    stem = (f"{kind}-cache" if cache else kind) + ("-compiled" if compiled is not None else "")
+    config = sidestep_config(kind, port, upstream, workdir, sim, stem=stem, cache=cache)
     binary = str(Path(sys.executable).parent / "sidestep")
     argv = [binary, "--log-level", "warning", "serve", "--config", str(config)]
     env = {"PYTHONPATH": str(compiled / "src")} if compiled is not None else None

@@ -16,7 +16,7 @@ import httptools
 
 from bench.payloads import SDK_HEADERS
 
-__all__ = ["Latencies", "closed_loop", "fixed_rate", "ttfb"]
+__all__ = ["Latencies", "closed_loop", "fixed_rate", "sequence", "ttfb"]
 
 
 @dataclass(slots=True)
@@ -211,6 +211,26 @@ async def ttfb(port: int, path: str, body: bytes, count: int) -> Latencies:
             result.errors += 1
             continue
         result.seconds.append(first - began)
+    assert client.transport is not None
+    client.transport.close()
+    return result
+
+
+async def sequence(port: int, path: str, bodies: list[bytes]) -> Latencies:
+    """Each of `bodies` in turn on one keep-alive connection, every request's latency recorded (the cache
+    phase: a different body each time is a miss, the same one a hit)."""
+    payloads = [request_bytes(path, body, port) for body in bodies]
+    client = await _connect(port)
+    result = Latencies()
+    began = time.perf_counter()
+    for payload in payloads:
+        sent = time.perf_counter()
+        status, _ = await client.request(payload)
+        result.seconds.append(time.perf_counter() - sent)
+        result.sent += 1
+        if status != 200:
+            result.errors += 1
+    result.elapsed = time.perf_counter() - began
     assert client.transport is not None
     client.transport.close()
     return result

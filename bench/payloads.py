@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-__all__ = ["SDK_HEADERS", "UPSTREAM_HEADERS", "chat_request", "completion_body", "stream_body"]
+__all__ = ["SDK_HEADERS", "UPSTREAM_HEADERS", "cacheable_request", "chat_request", "completion_body", "stream_body"]
 
 # What the official OpenAI Python SDK sends besides content-type, length and authorization …
 SDK_HEADERS = (
@@ -57,6 +57,15 @@ def chat_request(model: str, *, stream: bool = False, max_tokens: int = 64) -> b
     }
     if stream:
         body["stream"] = True
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def cacheable_request(model: str, variant: int) -> bytes:
+    """`chat_request` made deterministic (temperature 0: the cache keeps it), its question numbered: one
+    `variant` is one cache entry."""
+    body = json.loads(chat_request(model))
+    body["temperature"] = 0
+    body["messages"][1]["content"] += f" (question {variant})"
     return json.dumps(body, separators=(",", ":")).encode()
 
 

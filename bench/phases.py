@@ -12,11 +12,12 @@ from typing import Any
 
 from bench import loadgen
 from bench.contenders import Contender
-from bench.payloads import chat_request
+from bench.payloads import cacheable_request, chat_request
 from bench.procs import free_port, start, wait_http
 from bench.wrk import saturate
 
 __all__ = [
+    "cache_costs",
     "cold_start",
     "import_time",
     "latency",
@@ -148,3 +149,40 @@ def per_chunk(target: Contender, seconds: float) -> dict[str, float]:
         "events_per_stream": events[100],
         "first_event_ms_of_200ms_stream": first.percentile(50) * 1e3,
     }
+
+
+def cache_costs(plain: Contender, cached: Contender, count: int, rounds: int) -> dict[str, Any]:
+    """CPU µs and latency (µs, p50 and p99) per request of the same deterministic request shape, sent in turn
+    on one connection: `proxied` through `plain` (the cache off), `miss` through `cached` with a new question
+    each time (looked up, sent upstream, stored), `hit` through `cached` with one question again and again.
+    The three alternate in `rounds`, so a noisy stretch of a shared machine falls on each alike."""
+    pooled = {name: loadgen.Latencies() for name in ("proxied", "miss", "hit")}
+    cpu = dict.fromkeys(pooled, 0.0)
+    per_round = max(count // rounds, 1)
+    asyncio.run(loadgen.sequence(cached.port, CHAT, [cacheable_request(cached.model, -1)]))  # the hit's entry
+    for round_ in range(rounds):
+        fresh = range(round_ * per_round, (round_ + 1) * per_round)
+        runs = {
+            "proxied": (plain, [cacheable_request(plain.model, i) for i in fresh]),
+            "miss": (cached, [cacheable_request(cached.model, i) for i in fresh]),
+            "hit": (cached, [cacheable_request(cached.model, -1)] * per_round),
+        }
+        for name, (target, bodies) in runs.items():
+            before = target.proc.cpu()
+            pooled[name].merge(asyncio.run(loadgen.sequence(target.port, CHAT, bodies)))
+            cpu[name] += target.proc.cpu() - before
+    out: dict[str, Any] = {}
+    for name, run in pooled.items():
+        out[name] = {
+            "cpu_us": cpu[name] / max(run.sent, 1) * 1e6,
+            "p50": run.percentile(50) * 1e6,
+            "p99": run.percentile(99) * 1e6,
+            "errors": run.errors,
+            "requests": run.sent,
+        }
+    proxied = out["proxied"]
+    out["hit_cpu_x_proxied"] = out["hit"]["cpu_us"] / proxied["cpu_us"] if proxied["cpu_us"] else float("nan")
+    out["miss_cpu_x_proxied"] = out["miss"]["cpu_us"] / proxied["cpu_us"] if proxied["cpu_us"] else float("nan")
+    out["miss_added_p50_us"] = out["miss"]["p50"] - proxied["p50"]
+    out["hit_p50_x_proxied"] = out["hit"]["p50"] / proxied["p50"] if proxied["p50"] else float("nan")
+    return out

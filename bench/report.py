@@ -107,7 +107,16 @@ def render(r: dict[str, Any]) -> str:
         f"{r['seconds']} s per saturation figure.",
         "",
     ]
-    sections = [head, _saturation(r), _latency(r), _streaming(r), _instructions(r), _verdicts(r), _startup(r)]
+    sections = [
+        head,
+        _saturation(r),
+        _latency(r),
+        _streaming(r),
+        _cache(r),
+        _instructions(r),
+        _verdicts(r),
+        _startup(r),
+    ]
     return "\n".join(line for section in sections for line in section)
 
 
@@ -123,6 +132,30 @@ def _saturation(r: dict[str, Any]) -> list[str]:
             f"{_fmt(s['cpu_us'])} ({_fmt(s['cpu_spread'][0])}–{_fmt(s['cpu_spread'][1])}) | "
             f"{_fmt(_x_nginx(s, nginx), 2)}{_spread(s.get('x_nginx_spread'))} |"
         )
+    return lines
+
+
+def _cache(r: dict[str, Any]) -> list[str]:
+    """The cache's cost against the proxied request (the realistic config, the cache off), same run."""
+    c = r.get("cache")
+    if not c:
+        return []
+    lines = [
+        "",
+        "The cache (realistic config with `cache: {}`), sequential requests on one connection:",
+        "",
+        "| request | CPU µs / request | × proxied CPU | p50 µs | p99 µs | errors |",
+        "|---|---|---|---|---|---|",
+    ]
+    proxied = c["proxied"]["cpu_us"]
+    for name in ("proxied", "miss", "hit"):
+        row = c[name]
+        ratio = row["cpu_us"] / proxied if proxied else float("nan")
+        lines.append(
+            f"| {name} | {_fmt(row['cpu_us'])} | {_fmt(ratio, 2)} | {_fmt(row['p50'])} | {_fmt(row['p99'])} | "
+            f"{row['errors']} |"
+        )
+    lines += ["", f"A miss adds {_fmt(c['miss_added_p50_us'])} µs at p50 over the proxied request."]
     return lines
 
 

@@ -118,6 +118,7 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         _streaming(results, direct, [c for c in contenders if c.name != "LiteLLM proxy"], args)
         _per_chunk(results, relays, args)
         _latency(results, direct, contenders, args)
+        _cache(results, contenders, args, work, up_port, sim_port, stack)
         results["rss_mb"] = max(c.proc.rss() for c in contenders if c.name.startswith("sidestep"))
     if not short and instructions.available():
         _log("instructions per request (callgrind)")
@@ -228,6 +229,25 @@ def _per_chunk(results: dict[str, Any], relays: list[Contender], args: argparse.
         name: {key: statistics.median(run[key] for run in samples) for key in samples[0]}
         for name, samples in runs.items()
     }
+
+
+def _cache(
+    results: dict[str, Any],
+    contenders: list[Contender],
+    args: argparse.Namespace,
+    work: Path,
+    upstream: int,
+    sim: int,
+    stack: ExitStack,
+) -> None:
+    """The cache's cost: the realistic config with `cache: {}` against the same config without, in one run."""
+    plain = next(c for c in contenders if c.name == "sidestep (realistic)")
+    cached = start_sidestep("realistic", free_port(), upstream, work, SUT, sim, cache=True)
+    stack.callback(cached.proc.stop)
+    count = 200 if args.smoke else (1500 if args.quick else 6000)
+    rounds = 1 if args.smoke else 3
+    _log(f"cache: {count} proxied, miss and hit requests in {rounds} round(s)")
+    results["cache"] = phases.cache_costs(plain, cached, count, rounds)
 
 
 def _start_sim(port: int) -> Proc:

@@ -232,4 +232,21 @@ async def test_responses_clients_share_the_cache_with_chat_clients(sims: Sims) -
             streamed = await stream.get_final_response()
     assert stored == "miss" and raw.headers["x-sidestep-cache"] == "hit"
     assert raw.parse().output_text == text and streamed.output_text == text
+
+
+async def test_an_answer_that_went_out_as_a_stream_is_stored(sims: Sims) -> None:
+    async with running_gateway(cached(sims)) as gw, client(gw) as c:
+        raw = await c.chat.completions.with_raw_response.create(model="chat", messages=MSG, temperature=0, stream=True)
+        streamed = "".join(
+            chunk.choices[0].delta.content or "" for chunk in [x async for x in raw.parse()] if chunk.choices
+        )
+        whole = await ask(c)
+        again = await c.chat.completions.with_raw_response.create(
+            model="chat", messages=MSG, temperature=0, stream=True
+        )
+        replayed = "".join(
+            chunk.choices[0].delta.content or "" for chunk in [x async for x in again.parse()] if chunk.choices
+        )
+    assert raw.headers["x-sidestep-cache"] == "miss" and streamed
+    assert whole == (streamed, "hit") and again.headers["x-sidestep-cache"] == "hit" and replayed == streamed
     assert upstream(sims) == 1

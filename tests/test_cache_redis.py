@@ -143,3 +143,32 @@ async def test_redis_killed_mid_run_turns_hits_into_misses_not_errors(
         after = [await ask(gw) for _ in range(2)]
     assert [h for _, h in before] == ["miss", "hit"] and [h for _, h in after] == ["miss", "miss"]
     assert all(text == before[0][0] for text, _ in after) and store_of(gw).errors >= 1
+
+
+async def test_a_purge_in_redis_matches_names_literally_and_keeps_the_grace(prefix: str) -> None:
+    from sidestep.plugins.cache.store import Entry, Purge
+
+    # A prefix with a glob in it: unescaped, its pattern would reach the neighbour's keys.
+    store = RedisStore(URL, prefix + "a*:", 1.0, grace=100.0)
+    other = RedisStore(URL, prefix + "ab:", 1.0)
+    store.put("chat:key:a:1f", Entry("openai", b"x", 0.0, 60.0, "chat"))
+    store.put("chat:key:b:2f", Entry("openai", b"x", 50.0, 110.0, "other"))
+    store.put("chat:key:*:3f", Entry("openai", b"x", 50.0, 110.0, "chat"))
+    other.put("chat:key:a:4f", Entry("openai", b"x", 0.0, 60.0, "chat"))
+    await store.drain()
+    await other.drain()
+    client = redis.asyncio.Redis.from_url(URL)
+    try:
+        kept_for = await client.pttl(prefix + "a*:chat:key:a:1f")
+        assert 60_000 < kept_for <= 160_000  # its TTL and the grace
+        assert await store.purge(Purge(tenant="key:*")) == 1  # the tenant literally named "key:*", no other
+        assert await store.purge(Purge(route="other")) == 1
+        assert await store.purge(Purge(before=10.0)) == 1
+        assert await store.get("chat:key:a:1f") is None and await other.get("chat:key:a:4f") is not None
+        assert await other.purge(Purge(tenant="key:a")) == 1
+    finally:
+        await client.aclose()
+        store.close()
+        other.close()
+        await store.drain()
+        await other.drain()

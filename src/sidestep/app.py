@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
 import random
 import time
@@ -26,6 +27,7 @@ from typing import Any
 import msgspec
 
 from sidestep.config.model import Config
+from sidestep.core.model import Usage
 from sidestep.endpoints import ENDPOINTS, client_format
 from sidestep.errors import (
     AllAttemptsFailed,
@@ -40,7 +42,13 @@ from sidestep.formats.base import ClientFormat, ReadsEmbeddings, RefusesPaths, W
 from sidestep.formats.body import field
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.request import ParsedRequest
-from sidestep.formats.translate import NO_NEEDS, request_needs, translate_embeddings, translate_response
+from sidestep.formats.translate import (
+    NO_NEEDS,
+    collected_response,
+    request_needs,
+    translate_embeddings,
+    translate_response,
+)
 from sidestep.outcome import Exchange, Observer, tell
 from sidestep.plugins.base import Pipeline, Plugin
 from sidestep.plugins.capabilities import Authenticates, Capabilities, HasLifecycle, SurvivesReload, discover
@@ -58,6 +66,8 @@ from sidestep.server.types import Request, Response, StreamingResponse
 from sidestep.transport.types import Transport
 
 __all__ = ["Gateway"]
+
+log = logging.getLogger("sidestep.gateway")
 
 # A route's handler: (request, request id, its outcome record when one is kept).
 _Handler = Callable[[Request, str, Exchange | None], Awaitable[Response | StreamingResponse]]
@@ -137,6 +147,7 @@ class Gateway:
         self._plugged = bool(self._pipeline)
         self._awaits = self._pipeline.awaits
         self._keeps_answers = caps.keeps_answers
+        self._rescuers = caps.rescuers
         for sender in caps.senders:
             sender.bind(self._side_request)
         self._tracked = self._plugged or bool(self._observers)  # an outcome record is kept per request
@@ -294,6 +305,10 @@ class Gateway:
             try:
                 served = await work  # awaited here, not in a helper: each await level costs per resume
             except (UpstreamRejected, AllAttemptsFailed) as exc:
+                if self._rescuers and exchange is not None and isinstance(exc, AllAttemptsFailed):
+                    rescued = await self._rescued(exchange, exc)
+                    if rescued is not None:
+                        return rescued
                 return self._over(exchange, _failure(client, exc, request_id), failed=exc)
             await served.aclose()
             if served.format is not client:
@@ -324,7 +339,7 @@ class Gateway:
         policy = plan[0].policy
         include_usage = client.include_usage(parsed.body)
         body = parsed.body
-        tap = exchange is not None and self._wants_usage
+        tap = exchange is not None and (self._wants_usage or self._keeps_answers)  # a kept answer is read off it
         if tap and not include_usage:  # have the usage reported (then removed) where the format must ask for it
             body = client.asking_usage(body) or body
         mid_stream = policy.mid_stream or "fail"
@@ -354,6 +369,10 @@ class Gateway:
         try:
             served = await task
         except (UpstreamRejected, AllAttemptsFailed) as exc:
+            if self._rescuers and exchange is not None and isinstance(exc, AllAttemptsFailed):
+                rescued = await self._rescued(exchange, exc)
+                if rescued is not None:
+                    return rescued
             return self._over(exchange, _failure(client, exc, request_id), failed=exc)
         headers = _SSE_HEADERS + _served_headers(request_id, served)
         if exchange is not None:
@@ -403,6 +422,20 @@ class Gateway:
                 self._pipeline.post(exchange)
         return response
 
+    async def _rescued(self, exchange: Exchange, failed: AllAttemptsFailed) -> Response | None:
+        """A plugin's answer to a request every target failed (`RescuesFailures`), or None (the 502 stands)."""
+        exchange.attempts = failed.attempts
+        for plugin in self._rescuers:
+            try:
+                answer = await plugin.rescue(exchange)
+            except Exception:  # a plugin's bug: the client gets the failure it would have had
+                log.exception("a plugin failed to rescue %s", exchange.request_id)
+                continue
+            if answer is not None:
+                answer.headers.extend(_failure_headers(exchange.request_id, failed.attempts))
+                return self._over(exchange, answer)
+        return None
+
     def _stream_over(self, exchange: Exchange, job: StreamJob, complete: bool) -> None:
         outcome = job.outcome
         served = outcome.served
@@ -419,6 +452,8 @@ class Gateway:
             exchange.estimated = True
         exchange.ended = self._wall_clock()
         if self._plugged:
+            if self._keeps_answers and exchange.error is None and outcome.kept is not None:
+                exchange.answer = _collected(exchange.format, outcome.kept(), outcome.usage)
             self._pipeline.post(exchange)
         tell(self._observers, exchange)
 
@@ -593,6 +628,16 @@ def _translated_embeddings(served: Served, client: ClientFormat, encoding: Any, 
         error = UpstreamError(f"{served.target.label} returned embeddings that could not be translated: {exc}")
         return _error(client, error, headers)
     return Response(200, body, [_JSON, *headers])
+
+
+def _collected(client: ClientFormat, pieces: list[bytes] | None, usage: Usage | None) -> bytes | None:
+    """A relayed stream's events as the non-stream answer they amount to (what `KeepsAnswers` plugins get)."""
+    if pieces is None:  # more than the relay keeps
+        return None
+    try:
+        return collected_response(client, pieces, usage)
+    except (msgspec.DecodeError, TypeError, ValueError, AttributeError, KeyError):
+        return None
 
 
 def _failure(client: ClientFormat, exc: UpstreamRejected | AllAttemptsFailed, request_id: str) -> Response:

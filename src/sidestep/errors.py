@@ -124,6 +124,13 @@ class Forbidden(RequestError):
     code = "model_not_allowed"
 
 
+class Unavailable(SidestepError):
+    """A gateway service the request needs cannot be reached (the cache's Redis during a purge)."""
+
+    status = 503
+    code = "unavailable"
+
+
 class LimitExceeded(RequestError):
     """A governance limit refused the request. Rate limits say when to come back (`Retry-After`); a spent
     budget tells SDKs not to retry (`x-should-retry: false`), since retrying cannot help before the period

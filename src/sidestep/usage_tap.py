@@ -48,6 +48,10 @@ class UsageTap:
         size = sum(len(piece) for piece in kept)
         return chars * self._relayed // size if size and self._relayed > size else chars
 
+    def kept(self) -> list[bytes] | None:
+        """Every complete event passed on, or None when they were more than `KEEP` bytes (only counted)."""
+        return self._kept if self._relayed <= KEEP else None
+
     def _keep(self, piece: bytes) -> bytes:
         self._relayed += len(piece)
         if self._relayed <= KEEP:

@@ -1,4 +1,4 @@
-"""`sidestep` command line: serve, check, sim, demo, drill, mcp."""
+"""`sidestep` command line: serve, check, sim, demo, drill, mcp, cache."""
 
 from __future__ import annotations
 
@@ -68,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(func=_cmd_check)
 
+    from sidestep.cli.cache import add_parser as add_cache
     from sidestep.cli.mcp import add_parser as add_mcp
     from sidestep.demo import add_parser as add_demo
     from sidestep.drill.cli import add_parser as add_drill
@@ -77,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     add_demo(sub)
     add_drill(sub)
     add_mcp(sub)
+    add_cache(sub)
     return parser
 
 

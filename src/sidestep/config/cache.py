@@ -11,6 +11,9 @@ cache:                          # present (even empty: `cache: {}`) turns the ca
   backend: memory               # memory | redis
   redis: {url: "redis://127.0.0.1:6379/0", prefix: "sidestep:cache:", timeout: 0.25}
   semantic: {route: embed, models: [smart], threshold: 0.95, max_entries: 10000}
+  serve_stale: [smart]          # globs: when every target fails, answer from an expired entry (x-sidestep-cache: stale)
+  stale_grace: 86400            # seconds an entry is kept past its TTL for serve_stale
+  admin_key: env:CACHE_ADMIN    # turns on POST /sidestep/cache/purge (header x-sidestep-admin-key)
 ```
 """
 
@@ -18,7 +21,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sidestep.config.fields import Ctx, as_bool, as_int, as_mapping, as_str, as_str_list, kind_of, positive
+from sidestep.config.fields import (
+    Ctx,
+    as_bool,
+    as_int,
+    as_mapping,
+    as_str,
+    as_str_list,
+    kind_of,
+    positive,
+    secret,
+)
 from sidestep.config.model import CACHE_SCOPES, CacheConfig
 
 __all__ = ["parse_cache"]
@@ -36,6 +49,9 @@ _KEYS = {
     "backend",
     "redis",
     "semantic",
+    "serve_stale",
+    "stale_grace",
+    "admin_key",
 }
 _REDIS_KEYS = {"url", "prefix", "timeout"}
 _SEMANTIC_KEYS = {"route", "models", "threshold", "max_entries"}
@@ -74,6 +90,9 @@ def parse_cache(ctx: Ctx, value: Any) -> CacheConfig:
         redis_url=url,
         redis_prefix=as_str(ctx, redis.get("prefix", _DEFAULT.redis_prefix), "cache.redis.prefix"),
         redis_timeout=positive(ctx, redis.get("timeout", _DEFAULT.redis_timeout), "cache.redis.timeout"),
+        serve_stale=tuple(as_str_list(ctx, raw.get("serve_stale", []), "cache.serve_stale")),
+        stale_grace=positive(ctx, raw.get("stale_grace", _DEFAULT.stale_grace), "cache.stale_grace"),
+        admin_key=secret(ctx, raw["admin_key"], "cache.admin_key") if raw.get("admin_key") is not None else None,
         **semantic,
     )
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from sidestep.core.model import ChatRequest, Usage, merge_usage
+from sidestep.core.model import ChatRequest, ChatResponse, TextPart, ToolCall, Usage, merge_usage
 from sidestep.formats.base import ClientFormat, Format, ReadsEmbeddings, Writer, WritesEmbeddings
 from sidestep.formats.body import field, materialize
 
@@ -91,6 +91,45 @@ def translate_embeddings(
 ) -> bytes:
     vectors, tokens = source.read_embeddings(raw)
     return target.write_embeddings(vectors, tokens, model, encoding)
+
+
+def collected_response(format: ClientFormat, pieces: list[bytes], usage: Usage | None) -> bytes | None:
+    """A complete stream of `format` (its event bytes) as the non-stream answer it amounts to, in the same
+    format; None when it is not a complete answer (an error event, no end). `usage`: what the provider
+    reported, when the stream's own usage event was not relayed."""
+    reader = format.stream_reader()
+    answer = ChatResponse(id="", model="")
+    calls: dict[int, ToolCall] = {}
+    text: list[str] = []
+    ended = False
+    for piece in pieces:
+        for event in reader.feed(piece):
+            kind = event.kind
+            if kind == "text":
+                text.append(event.text)
+            elif kind == "start":
+                answer.id, answer.model = answer.id or event.id, answer.model or event.model
+            elif kind == "thinking":
+                return None  # reasoning blocks (and their signatures) are not reassembled: not stored
+            elif kind == "tool_start":
+                calls[event.index] = ToolCall(id=event.id, name=event.name, arguments="")
+            elif kind == "tool_args" and event.index in calls:
+                calls[event.index].arguments += event.text
+            elif kind == "finish":
+                answer.finish, answer.stop_sequence = event.finish or answer.finish, event.stop_sequence
+            elif kind == "usage" and event.usage is not None:
+                answer.usage = event.usage
+            elif kind == "end":
+                ended = True
+            elif kind == "error":
+                return None
+    if not ended:
+        return None
+    answer.parts = [TextPart(text="".join(text))] if text else []
+    answer.tool_calls = [calls[index] for index in sorted(calls)]
+    if usage is not None:
+        answer.usage = usage
+    return format.write_response(answer)
 
 
 class StreamTranslator:

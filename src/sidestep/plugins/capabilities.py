@@ -15,6 +15,8 @@ object what it can do:
 - `KeepsAnswers`: read the body of a non-stream answer in `post` (`Exchange.answer`: the cache stores it).
 - `SendsRequests`: send requests of its own through the gateway's routing, failover included (`SideRequest`:
   the semantic cache's embeddings), handed the means once when the gateway builds its plugins.
+- `RescuesFailures`: answer a request in the gateway's place after every target of its route failed, instead
+  of the 502 (`rescue`: the cache serves an expired entry); asked in order, the first answer wins.
 - `AwaitsPre` (`sidestep.plugins.base`): a `pre` that awaits I/O.
 
 Protocols are checked with `isinstance` here only, at build time.
@@ -37,6 +39,7 @@ __all__ = [
     "FiltersModels",
     "HasLifecycle",
     "KeepsAnswers",
+    "RescuesFailures",
     "SendsRequests",
     "ServesEndpoints",
     "SideRequest",
@@ -99,6 +102,13 @@ class SendsRequests(Protocol):
 
 
 @runtime_checkable
+class RescuesFailures(Protocol):
+    async def rescue(self, exchange: Any) -> Response | None:
+        """An answer for a request every target failed (`Exchange.attempts` says how), or None (the 502)."""
+        ...
+
+
+@runtime_checkable
 class _AwaitsPre(Protocol):
     async def pre_async(self, exchange: Any) -> Response | None: ...
 
@@ -115,6 +125,7 @@ class Capabilities:
     awaiting: tuple[AwaitsPre, ...] = ()
     keeps_answers: bool = False  # some plugin reads `Exchange.answer`
     senders: tuple[SendsRequests, ...] = ()
+    rescuers: tuple[RescuesFailures, ...] = ()
 
 
 def discover(plugins: Sequence[Plugin], observers: Sequence[object] = ()) -> Capabilities:
@@ -135,4 +146,5 @@ def discover(plugins: Sequence[Plugin], observers: Sequence[object] = ()) -> Cap
         awaiting=tuple(cast(AwaitsPre, item) for item in plugins if isinstance(item, _AwaitsPre)),
         keeps_answers=any(isinstance(item, KeepsAnswers) and item.keeps_answers for item in plugins),
         senders=tuple(item for item in plugins if isinstance(item, SendsRequests)),
+        rescuers=tuple(item for item in plugins if isinstance(item, RescuesFailures)),
     )

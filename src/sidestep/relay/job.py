@@ -37,6 +37,8 @@ class StreamOutcome:
     failure: str | None = None  # why the stream ended with an error event
     attempts: tuple[Attempt, ...] = ()  # every try and skip so far, continuations' included
     relayed: Callable[[], int] | None = None  # characters of answer relayed so far (when usage is tapped)
+    # The events relayed, in the client's format (a tapped same-format stream; None past the tap's bound).
+    kept: Callable[[], list[bytes] | None] | None = None
 
     def serving(self, served: Served) -> None:
         """`served` carries the stream from here on; the attempts it took count too."""
@@ -70,7 +72,7 @@ class StreamJob:
         if not self.tap_usage:
             return None
         tap = UsageTap(self.client, drop_usage_chunk=self.drop_usage)  # only same-format streams are tapped
-        self.outcome.relayed = tap.relayed_chars
+        self.outcome.relayed, self.outcome.kept = tap.relayed_chars, tap.kept
         return tap
 
     def translator(self, served: Served) -> StreamTranslator | None:
@@ -81,6 +83,7 @@ class StreamJob:
         if self.writer is None:
             return None
         translator = StreamTranslator(served.format, self.writer)
+        self.outcome.kept = None  # a translated stream's events are not kept
         if self.tap_usage:
             self.outcome.relayed = translator.relayed_chars
         return translator

@@ -3,7 +3,8 @@
 `pre_async` files the request under its key (`sidestep.plugins.cache.key`: what determines the answer,
 within the caller's tenant) and, on a hit, answers in the gateway's place — in the client's format, whole
 or replayed as a stream (`replay`). On a miss the request goes upstream as usual and `post` stores its
-answer when it succeeded (a non-stream 200; the gateway hands it over because the plugin `keeps_answers`).
+answer when it succeeded (a 200; the gateway hands it over because the plugin `keeps_answers` — for a stream,
+the events it relayed in the client's format, reassembled, when the stream was not translated).
 Each request's answer says what happened: `x-sidestep-cache: hit | miss | bypass`, and so does its outcome
 record (`Exchange.cache`), which the request log keeps.
 
@@ -11,6 +12,11 @@ A request is not cached (`bypass`) when it says `Cache-Control: no-store`, when 
 config lists, or when its answer is not a function of the request (`temperature` above 0 or unset without a
 `seed`, or `n` > 1) unless `cache.nondeterministic` allows it. `Cache-Control: no-cache` skips the lookup
 but stores the fresh answer (a forced refresh); `x-sidestep-cache-ttl: <seconds>` sets the entry's life.
+
+With `cache.serve_stale`, entries are kept `stale_grace` seconds past their TTL; when every target of a
+route those globs name fails, `rescue` (`RescuesFailures`) answers from such an entry instead of the 502,
+marked `x-sidestep-cache: stale`. `POST /sidestep/cache/purge` (`sidestep.plugins.cache.admin`, on with
+`cache.admin_key`) drops entries by tenant, route or age.
 
 A hit is still a request: plugins before the cache in the order (governance) count it against rate limits,
 but it carries no usage, so it costs no spend. The store is a seam (`Store`): memory by default, Redis when
@@ -27,16 +33,17 @@ import msgspec
 
 from sidestep.config.model import CacheConfig
 from sidestep.core.model import ChatRequest
-from sidestep.errors import BadRequest
+from sidestep.errors import BadRequest, NotFound
 from sidestep.formats.body import field
 from sidestep.formats.named import client_format_named
 from sidestep.observers.metrics import labels
 from sidestep.outcome import Exchange
+from sidestep.plugins.cache.admin import purge_response
 from sidestep.plugins.cache.key import Keyed, chat_key, embeddings_key, semantic_parts, tenant_of
 from sidestep.plugins.cache.replay import replayed, rewritten
 from sidestep.plugins.cache.store import Entry, MemoryStore, Store
 from sidestep.plugins.capabilities import SideRequest
-from sidestep.server.types import Response
+from sidestep.server.types import Endpoint, Request, Response
 
 if TYPE_CHECKING:  # numpy is imported only when a semantic cache is configured
     from sidestep.plugins.cache.semantic import Embedder, SemanticIndex, Vector
@@ -73,7 +80,7 @@ class Cache:
         self._index: SemanticIndex | None = semantic[0] if semantic is not None else None
         self._embedder: Embedder | None = semantic[1] if semantic is not None else None
         self._handed_over = False  # a reload's successor took the store: closing it is not ours to do
-        self.results = {"hit": 0, "semantic-hit": 0, "miss": 0, "bypass": 0}
+        self.results = {"hit": 0, "semantic-hit": 0, "stale": 0, "miss": 0, "bypass": 0}
         self.stored = 0
         self.too_big = 0  # answers over `max_entry_bytes`, not stored
         self.unservable = 0  # entries that could not be served in the client's format (served as misses)
@@ -99,7 +106,7 @@ class Cache:
         near: tuple[str, Vector] | None = None
         if lookup:
             entry = await self._store.get(key)
-            if entry is not None and (answer := self._served(entry, exchange)) is not None:
+            if entry is not None and self._fresh(entry) and (answer := self._served(entry, exchange)) is not None:
                 return answer
             if self._index is not None and keyed.request is not None and self._opted_in(exchange):
                 answer, near = await self._semantic(exchange, keyed.request, tenant)
@@ -127,7 +134,8 @@ class Cache:
         found = self._index.nearest(bucket, vector, self._config.semantic_threshold)
         if found is not None:
             entry = await self._store.get(found[0])
-            if entry is not None and (answer := self._served(entry, exchange, found[1])) is not None:
+            fresh = entry is not None and self._fresh(entry)
+            if entry is not None and fresh and (answer := self._served(entry, exchange, found[1])) is not None:
                 return answer, None
         return None, (bucket, vector)
 
@@ -140,13 +148,13 @@ class Cache:
             return
         answer, notes = exchange.answer, exchange.notes
         if answer is None or notes is None or self.name not in notes:
-            return  # a stream: its answer is not kept (yet)
+            return  # a stream whose answer could not be kept (translated, too long, reasoning blocks)
         if len(answer) > self._config.max_entry_bytes:
             self.too_big += 1
             return
         key, ttl, near = notes[self.name]
         now = self._clock()
-        self._store.put(key, Entry(exchange.format.name, answer, now, now + ttl))
+        self._store.put(key, Entry(exchange.format.name, answer, now, now + ttl, exchange.models[0]))
         self.stored += 1
         if near is not None and self._index is not None:
             self._index.add(near[0], key, near[1], now + ttl)
@@ -180,7 +188,27 @@ class Cache:
             )
         return ttl
 
-    def _served(self, entry: Entry, exchange: Exchange, similarity: float | None = None) -> Response | None:
+    async def rescue(self, exchange: Exchange) -> Response | None:
+        """Every target failed: an expired entry (within `stale_grace`) for a route `serve_stale` names."""
+        notes = exchange.notes
+        if exchange.cache != "miss" or notes is None or self.name not in notes or not self._config.serve_stale:
+            return None
+        if not any(fnmatch.fnmatchcase(exchange.models[0], glob) for glob in self._config.serve_stale):
+            return None
+        entry = await self._store.get(notes[self.name][0])
+        if entry is None or entry.expires + self._config.stale_grace <= self._clock():
+            return None
+        answer = self._served(entry, exchange, result="stale")
+        if answer is not None and exchange.headers:  # the gateway adds them: the miss said first is now stale
+            exchange.headers = [h for h in exchange.headers if h[0] != "x-sidestep-cache"]
+        return answer
+
+    def _fresh(self, entry: Entry) -> bool:
+        return entry.expires > self._clock()
+
+    def _served(
+        self, entry: Entry, exchange: Exchange, similarity: float | None = None, result: str = "hit"
+    ) -> Response | None:
         source = client_format_named(entry.dialect)
         if source is None:  # written by a version that knew a format this one does not
             self.unservable += 1
@@ -194,17 +222,15 @@ class Cache:
             self.unservable += 1
             return None
         age = max(0, int(self._clock() - entry.created))
-        result = "hit" if similarity is None else "semantic-hit"
-        headers = [
-            kind,
-            ("x-sidestep-cache", result),
-            ("x-sidestep-cache-age", str(age)),
-            ("x-sidestep-request-id", exchange.request_id),
-        ]
+        if similarity is not None:
+            result = "semantic-hit"
+        headers = [kind, ("x-sidestep-cache", result), ("x-sidestep-cache-age", str(age))]
         if similarity is not None:
             headers.append(("x-sidestep-cache-similarity", f"{similarity:.4f}"))
-        if exchange.headers:
-            headers.extend(exchange.headers)
+        if result != "stale":  # a stale answer goes out through the gateway, which adds these
+            headers.append(("x-sidestep-request-id", exchange.request_id))
+            if exchange.headers:
+                headers.extend(exchange.headers)
         exchange.cache = result
         self.results[result] += 1
         return Response(200, body, headers)
@@ -218,7 +244,8 @@ class Cache:
         else:
             exchange.headers.append(header)
 
-    # Capabilities: metrics, lifecycle (the store's connections), reload (the store carries over).
+    # Capabilities: metrics, the purge endpoint, lifecycle (the store's connections), reload (the store carries
+    # over).
 
     def exposition(self) -> list[str]:
         lines = [
@@ -247,6 +274,18 @@ class Cache:
             kind = "counter" if name.endswith("_total") else "gauge"
             lines += [f"# TYPE sidestep_cache_{name} {kind}", f"sidestep_cache_{name} {value:g}"]
         return lines
+
+    def endpoints(self) -> dict[str, Endpoint]:
+        """The purge endpoint, when `cache.admin_key` turns it on."""
+        if self._config.admin_key is None:
+            return {}
+        return {"/sidestep/cache/purge": Endpoint("cache_purge", self._purge, "POST", guarded=True)}
+
+    async def _purge(self, request: Request, caller: Any, exchange: Exchange | None) -> Response:
+        key = self._config.admin_key
+        if key is None:  # endpoints() serves it only with a key
+            raise NotFound("the cache purge endpoint is off: set cache.admin_key", code="not_found")
+        return await purge_response(self._store, request, key, self._clock)
 
     def bind(self, send: SideRequest) -> None:
         """The semantic cache embeds through the gateway's routing (`SendsRequests`)."""
@@ -277,17 +316,19 @@ def _include_usage(body: dict[str, Any]) -> bool:
 
 def _same_store(old: CacheConfig, new: CacheConfig) -> bool:
     fields = ("backend", "max_entries", "max_bytes", "redis_url", "redis_prefix", "redis_timeout")
-    return all(getattr(old, name) == getattr(new, name) for name in fields)
+    kept = [(config.stale_grace if config.serve_stale else 0.0) for config in (old, new)]
+    return kept[0] == kept[1] and all(getattr(old, name) == getattr(new, name) for name in fields)
 
 
 def build_cache(config: CacheConfig, clock: Callable[[], float]) -> Cache:
     """The cache `config` describes, with its store (Redis is imported only when configured)."""
+    grace = config.stale_grace if config.serve_stale else 0.0  # kept past their TTL only to be served stale
     if config.backend == "redis":
         from sidestep.plugins.cache.redis_store import RedisStore  # an optional dependency
 
-        store: Store = RedisStore(config.redis_url, config.redis_prefix, config.redis_timeout)
+        store: Store = RedisStore(config.redis_url, config.redis_prefix, config.redis_timeout, grace=grace)
     else:
-        store = MemoryStore(config.max_entries, config.max_bytes, clock)
+        store = MemoryStore(config.max_entries, config.max_bytes, clock, grace)
     semantic = None
     if config.semantic_route is not None:
         from sidestep.plugins.cache.semantic import Embedder, SemanticIndex  # numpy: an optional dependency

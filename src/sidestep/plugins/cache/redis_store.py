@@ -6,6 +6,10 @@ failed request. After a failure the store rests for `REST` seconds — lookups a
 dropped (`redis_skipped_total`) — so that a Redis that does not answer costs requests no timeout each.
 Writes go out in the background, at most `MAX_PENDING` at a time (what overflows is counted,
 `redis_dropped_total`).
+
+An entry lives in Redis its TTL plus the configured grace (`cache.stale_grace`, with `serve_stale`): the cache
+tells a fresh entry from a stale one by the times the entry carries. A purge walks the prefix with `SCAN`
+(never `KEYS`) and matches the tenant on the key itself, so no caller's text becomes a Redis pattern.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from sidestep.plugins.cache.store import Entry, decode_entry, encode_entry
+from sidestep.plugins.cache.store import Entry, Purge, decode_entry, encode_entry, tenant_in
 
 __all__ = ["MAX_PENDING", "REST", "RedisStore"]
 
@@ -32,7 +36,14 @@ _FAILURES = (RedisError, OSError, asyncio.TimeoutError)
 
 
 class RedisStore:
-    def __init__(self, url: str, prefix: str, timeout: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        url: str,
+        prefix: str,
+        timeout: float,
+        clock: Callable[[], float] = time.monotonic,
+        grace: float = 0.0,
+    ) -> None:
         self._redis = Redis.from_url(
             url,
             socket_timeout=timeout,
@@ -41,6 +52,7 @@ class RedisStore:
             retry_on_timeout=False,
         )
         self._prefix = prefix
+        self._grace = grace
         self._pending: set[asyncio.Task[None]] = set()
         self._clock = clock
         self._down = False  # the last call failed: the next failure is not logged again
@@ -71,13 +83,36 @@ class RedisStore:
         task.add_done_callback(self._pending.discard)
 
     async def _set(self, key: str, entry: Entry) -> None:
-        ttl_ms = max(1, int((entry.expires - entry.created) * 1000))
+        ttl_ms = max(1, int((entry.expires - entry.created + self._grace) * 1000))
         try:
             await self._redis.set(self._prefix + key, encode_entry(entry), px=ttl_ms)
         except _FAILURES as exc:
             self._failed("write", exc)
         else:
             self._down = False
+
+    async def purge(self, which: Purge) -> int:
+        """Drop what `which` matches under the prefix; a Redis failure raises (`OSError`): an admin asked."""
+        pattern = _glob_escaped(self._prefix) + "*"
+        gone = 0
+        try:
+            async for raw_key in self._redis.scan_iter(match=pattern, count=500):
+                name = raw_key.decode("utf-8", "replace") if isinstance(raw_key, bytes) else str(raw_key)
+                key = name[len(self._prefix) :]
+                if which.tenant is not None and tenant_in(key) != which.tenant:
+                    continue  # decided by the key: no need to read the entry
+                entry = None
+                if which.route is not None or which.before is not None:
+                    raw = await self._redis.get(raw_key)
+                    entry = decode_entry(raw) if isinstance(raw, bytes) else None
+                    if entry is None:
+                        continue
+                if which.matches(key, entry):
+                    gone += await self._redis.delete(raw_key)
+        except _FAILURES as exc:
+            self._failed("purge", exc)
+            raise OSError(f"Redis failed during the purge: {exc!r}") from exc
+        return gone
 
     def _resting(self) -> bool:
         if self._resting_until and self._clock() < self._resting_until:
@@ -115,3 +150,8 @@ class RedisStore:
         """Wait for the background writes (tests, and a clean shutdown)."""
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
+
+
+def _glob_escaped(text: str) -> str:
+    """`text` matched literally in a Redis `MATCH` pattern."""
+    return "".join("\\" + char if char in "*?[]\\" else char for char in text)
