@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.soak                 # ~3 minutes (`make soak`)
     .venv/bin/python -m bench.soak --rounds 3 --per-round 200 --warmup 1   # a quick look
+    .venv/bin/python -m bench.soak --mix hostile --rounds 6 --per-round 4000 --warmup 1   # one kind: who grows?
 
 Two simulator processes and one gateway process (`sidestep sim`, `sidestep serve`) on loopback. Each round
 sends a fixed mix, with a bounded number of clients:
@@ -11,8 +12,9 @@ sends a fixed mix, with a bounded number of clients:
 - hostile bodies: JSON nested 100k deep, broken JSON, unsafe model names (`../`, CR/LF, non-Latin-1), a body
   over `max_body_bytes`, 1 MB of chunked trailers.
 After each round it reads the gateway's RSS and open file descriptors from /proc and the size of `/metrics`.
-The warm-up rounds fill caches, pools and bounded tables; from then on RSS, descriptors and `/metrics` must
-stay flat: the verdict compares the last round with the first measured one. Exit 1 when they did not, or when
+The warm-up rounds fill caches, pools and bounded tables (by default, as many rounds as the mix takes to name
+5,000 models, the per-name tables' limit); from then on RSS, descriptors and `/metrics` must stay flat: the
+verdict compares the last round with the first measured one. Exit 1 when they did not, or when
 the gateway answered a hostile request with a 5xx or died.
 """
 
@@ -36,7 +38,7 @@ import httpx
 
 from bench.procs import Proc, free_port, start, wait_http
 
-__all__ = ["Limits", "Sample", "main", "soak"]
+__all__ = ["KINDS", "Limits", "Sample", "main", "soak", "warmup_rounds"]
 
 _Job = Callable[[], Awaitable[str | list[str]]]
 _BAD = (" 500", " 502", " 503", " 504", "timeout")  # what hostile input must never get
@@ -153,22 +155,47 @@ async def _bounded(jobs: list[_Job], concurrency: int) -> Counter[str]:
     return statuses
 
 
-def _round_jobs(client: httpx.AsyncClient, port: int, start_index: int, count: int) -> list[_Job]:
+KINDS = ("streams", "continue", "invented", "hostile")
+_NAME_CAP = 5_000  # the gateway's per-name tables (breakers, latency statistics, metric series) hold this many
+
+
+def _kind(index: int) -> str:
+    """Which traffic job `index` sends: a fixed mix, 4:2:3:1 in every ten."""
+    kind = index % 10
+    return KINDS[0] if kind < 4 else KINDS[1] if kind < 6 else KINDS[2] if kind < 9 else KINDS[3]
+
+
+def _round_jobs(
+    client: httpx.AsyncClient, port: int, start_index: int, count: int, kinds: frozenset[str] = frozenset(KINDS)
+) -> list[_Job]:
     jobs: list[_Job] = []
-    for offset in range(count):
-        index = start_index + offset
-        kind = index % 10
-        if kind < 4:
+    for index in range(start_index, start_index + count):
+        kind = _kind(index)
+        if kind not in kinds:
+            continue
+        if kind == "streams":
             jobs.append(partial(_stream, client, "flaky"))
-        elif kind < 6:
+        elif kind == "continue":
             jobs.append(partial(_stream, client, "flaky-continue"))
-        elif kind < 9:
+        elif kind == "invented":
             jobs.append(partial(_invented, client, index))
         elif index % 50 == 9:
             jobs.append(partial(_trailers, port))
         else:
             jobs.append(partial(_hostile, client, index))
     return jobs
+
+
+def warmup_rounds(per_round: int, kinds: frozenset[str] = frozenset(KINDS)) -> int:
+    """The first round to measure: the one after the per-name tables filled up. Every invented chat and
+    every hostile job (its `модель-N` name) names a new model; until the tables are full they grow, by
+    design, and the growth that must stop is what comes after."""
+    names = sum(
+        1
+        for index in range(per_round)
+        if (_kind(index) == "invented" or (_kind(index) == "hostile" and index % 50 != 9)) and _kind(index) in kinds
+    )
+    return -(-_NAME_CAP // names) if names else 1
 
 
 def _fds(pid: int) -> int:
@@ -180,14 +207,16 @@ async def _metrics_size(client: httpx.AsyncClient) -> int:
     return len(response.content)
 
 
-async def soak(gateway: Proc, port: int, rounds: int, per_round: int, concurrency: int) -> list[Sample]:
+async def soak(
+    gateway: Proc, port: int, rounds: int, per_round: int, concurrency: int, kinds: frozenset[str] = frozenset(KINDS)
+) -> list[Sample]:
     samples = []
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     base = f"http://127.0.0.1:{port}"
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=10) as client:
         for number in range(rounds):
             started = time.perf_counter()
-            jobs = _round_jobs(client, port, number * per_round, per_round)
+            jobs = _round_jobs(client, port, number * per_round, per_round, kinds)
             statuses = await _bounded(jobs, concurrency)
             if gateway.popen.poll() is not None:
                 raise SystemExit(f"soak: the gateway exited with {gateway.popen.returncode} in round {number}")
@@ -232,12 +261,20 @@ def _free_ports(count: int) -> list[int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--rounds", type=int, default=14)
     parser.add_argument("--per-round", type=int, default=4000)
-    parser.add_argument("--warmup", type=int, default=3, help="rounds before the baseline is taken")
+    parser.add_argument("--warmup", type=int, help="rounds before the baseline (default: until the tables are full)")
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--mix", default=",".join(KINDS), help="the kinds of traffic to send (a comma list)")
     parser.add_argument("--json", type=Path, help="write the samples here")
     args = parser.parse_args(argv)
+    kinds = frozenset(args.mix.split(","))
+    if not kinds <= set(KINDS):
+        parser.error(f"--mix takes {', '.join(KINDS)}")
+    warmup = args.warmup if args.warmup is not None else warmup_rounds(args.per_round, kinds)
+    if warmup >= args.rounds:
+        parser.error(f"--rounds must exceed the warm-up ({warmup} rounds fill the per-name tables)")
+    print(f"soak: {args.rounds} rounds of {args.per_round}, measured from round {warmup}", flush=True)
     primary_port, backup_port, port = _free_ports(3)
     with tempfile.TemporaryDirectory(prefix="sidestep-soak-") as tmp:
         config = Path(tmp, "soak.yaml")
@@ -251,13 +288,13 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for each, proc in zip((primary_port, backup_port, port), procs, strict=True):
                 wait_http(each, "/health", 20, proc)
-            samples = asyncio.run(soak(gateway, port, args.rounds, args.per_round, args.concurrency))
+            samples = asyncio.run(soak(gateway, port, args.rounds, args.per_round, args.concurrency, kinds))
         finally:
             for proc in procs:
                 proc.stop()
     if args.json:
         args.json.write_text(json.dumps([{**_plain(s)} for s in samples], indent=1))
-    problems = verdict(samples, args.warmup, Limits())
+    problems = verdict(samples, warmup, Limits())
     totals: Counter[str] = Counter()
     for sample in samples:
         totals.update(sample.statuses)

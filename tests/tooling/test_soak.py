@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from bench.soak import Limits, Sample, verdict
+from bench.soak import Limits, Sample, verdict, warmup_rounds
 
 
 def sample(number: int, rss: float, fds: int = 20, metrics: int = 10_000, **statuses: int) -> Sample:
@@ -30,3 +30,9 @@ def test_hostile_input_answered_with_5xx_or_timeout_fails() -> None:
 def test_failed_streams_are_not_a_verdict_on_flatness() -> None:
     samples = [sample(0, 40, **{"stream flaky 200 broken": 10}), sample(1, 41)]
     assert verdict(samples, warmup=0, limits=Limits()) == []
+
+
+def test_the_baseline_is_taken_once_the_per_name_tables_are_full() -> None:
+    assert warmup_rounds(4000) == 4  # 1,200 invented and 320 hostile names a round: 5,000 after 3.3 rounds
+    assert warmup_rounds(4000, frozenset({"hostile"})) == 16
+    assert warmup_rounds(4000, frozenset({"streams", "continue"})) == 1  # no names: only pools to warm

@@ -43,6 +43,16 @@ class _Reject(Exception):
         self.message = message
 
 
+def _refusal(exc: httptools.HttpParserError) -> tuple[int, str]:
+    """The answer to a parse that failed. A helper, not a local in the caller: a refusal raised in a callback
+    holds frames through its traceback, and a caller's local holding it would make a cycle that keeps the
+    connection alive until a full collection."""
+    cause = exc.__cause__ or exc.__context__  # httptools wraps errors raised in callbacks
+    if isinstance(cause, _Reject):
+        return cause.status, cause.message
+    return 400, f"Malformed HTTP request: {exc}"
+
+
 class Connection(asyncio.Protocol):
     """One client connection. Parser callbacks fill `queue`; `cycle.answer` answers requests in order."""
 
@@ -81,6 +91,7 @@ class Connection(asyncio.Protocol):
         # and the bytes read since (what the header limit counts; the read holding the header is not).
         self._chunk_mark = -1
         self._trailer = 0
+        self._linger: asyncio.TimerHandle | None = None  # the close after a refusal
         self._reset_message()
 
     def _reset_message(self) -> None:
@@ -111,6 +122,23 @@ class Connection(asyncio.Protocol):
         self.server.forget(self)
         if self.task is not None and not self.task.done():
             self.task.cancel()  # abandon upstream work for a client that left
+        self._release()
+
+    def _release(self) -> None:
+        """Drop what a closed connection holds, and the cycles through it (the parser and a replay call back
+        into it, the linger timer holds its method): reference counting frees it now, with up to
+        `max_body_bytes` of reads of a refused body. Left to the cycle collector, that would wait for a full
+        collection, which `sidestep serve` makes rare (`serve._tune_gc`): RSS grew with every refused body."""
+        self.parser = httptools.HttpRequestParser(None)  # no callbacks: nothing feeds a closed connection
+        if self._replay is not None:
+            self._replay.close()
+            self._replay = None
+        self._window = []
+        self.queue.clear()
+        self._reset_message()
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
 
     def data_received(self, data: bytes) -> None:
         if self._rejected or self.closed:
@@ -145,11 +173,7 @@ class Connection(asyncio.Protocol):
         except httptools.HttpParserUpgrade:
             pass  # Upgrade requests are answered as ordinary requests; the upgrade is ignored
         except httptools.HttpParserError as exc:
-            cause = exc.__cause__ or exc.__context__  # httptools wraps errors raised in callbacks
-            if isinstance(cause, _Reject):
-                self._reject(cause.status, cause.message)
-            else:
-                self._reject(400, f"Malformed HTTP request: {exc}")
+            self._reject(*_refusal(exc))
 
     def pause_writing(self) -> None:
         self.flow.pause_writing()
@@ -167,6 +191,7 @@ class Connection(asyncio.Protocol):
         """Parse with the replay from now on (it has read what `self.parser` has): no more windows."""
         self._window = []
         if replay.failed:  # malformed bytes ahead: `self.parser` is about to refuse them
+            replay.close()
             self._replay = None
             return
         self.parser = replay.take_over(self)
@@ -305,7 +330,7 @@ class Connection(asyncio.Protocol):
             return
         transport.write_eof()
         transport.resume_reading()
-        self.loop.call_later(_LINGER, self.close)
+        self._linger = self.loop.call_later(_LINGER, self.close)
 
     def sweep(self, now: float) -> None:
         """Close the connection if it idles past keep-alive, or a request's headers are too slow."""

@@ -16,6 +16,10 @@ __all__ = ["MAX_QUEUED", "FlowControl"]
 MAX_QUEUED = 16  # pipelined requests parsed ahead before reading pauses
 
 
+def _gone() -> None:
+    pass
+
+
 class FlowControl:
     def __init__(
         self,
@@ -67,8 +71,12 @@ class FlowControl:
         self._drain = None
 
     def lost(self) -> None:
-        """The connection is gone: no timer left behind, and a waiting writer learns it."""
+        """The connection is gone: no timer left behind, a waiting writer learns it, and no callback keeps
+        the connection (or a piped body) alive."""
         if self._stall is not None:
             self._stall.cancel()
+            self._stall = None
+        self.on_stall = _gone
+        self.on_resume = None
         if self._drain is not None and not self._drain.done():
             self._drain.set_exception(ConnectionResetError("client disconnected"))

@@ -134,6 +134,13 @@ class Replay:
         self.heads = []
         return self.parser
 
+    def close(self) -> None:
+        """Break the cycles through this replay (its parser calls back into it, it into the consumer), so
+        that reference counting frees it and the connection when they are dropped."""
+        self.parser = httptools.HttpRequestParser(None)
+        self._consumer = None
+        self.heads = []
+
     def on_message_begin(self) -> None:
         self.current = []
         self._in_head = True
