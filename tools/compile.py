@@ -6,7 +6,7 @@
 
 Nothing changes in behaviour; `make check` runs the whole test suite against a compiled copy as well. Every
 module is compiled except those `INTERPRETED` names, each group with its reason (msgspec structs, async
-generators, the error classes, and what is off the request path); tests/test_compiled.py checks the list.
+generators, the error classes, and what is off the request path); tests/tooling/test_compiled.py checks the list.
 Needs a C compiler and the Python headers; mypyc comes with mypy (a development dependency).
 """
 

@@ -1,0 +1,1 @@
+"""Unit tests of `sidestep.cli`: the commands, their output and exit codes."""

@@ -1,0 +1,1 @@
+"""Unit tests of `sidestep.config`: loading, validation, error messages."""

@@ -1,0 +1,1 @@
+"""Unit tests of `sidestep.drill`: scenarios, verdicts, exit codes."""

@@ -1,0 +1,1 @@
+"""Unit tests of `sidestep.formats`: wire formats, translation, SSE framing."""

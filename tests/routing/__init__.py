@@ -1,0 +1,1 @@
+"""Unit tests of `sidestep.routing`: plans, strategies, breakers, retries, cooldowns."""

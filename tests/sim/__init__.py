@@ -1,0 +1,1 @@
+"""Unit tests of `sidestep.sim`: the provider simulator on its own."""

@@ -1,0 +1,1 @@
+"""Unit tests of `sidestep.transport`: the upstream client against raw loopback servers."""
