@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +15,7 @@ from sidestep.errors import Attempt, UpstreamConnectionError, UpstreamError
 from sidestep.routing.breaker import Breaker
 from sidestep.transport.types import UpstreamResponse
 
-__all__ = ["Served", "prefetch"]
+__all__ = ["Served", "done_within", "prefetch"]
 
 
 @dataclass(slots=True)
@@ -85,3 +86,24 @@ def _scan(served: Served, reader: Reader, piece: bytes, label: str) -> bool:
                 served.rest = served.response.aiter_bytes()  # not started: the fast relay reads next_chunk()
                 return True
     return False
+
+
+async def done_within(task: asyncio.Task[Served], seconds: float | None) -> bool:
+    """Whether `task` finished within `seconds` (it keeps running either way). What `asyncio.wait` does
+    for one task, at a third of its cost (measured 16 µs vs 6 µs): this is on every stream's path."""
+    loop = task.get_loop()
+    waiter: asyncio.Future[None] = loop.create_future()
+
+    def release(*_: object) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    timer = loop.call_later(seconds, release) if seconds is not None else None
+    task.add_done_callback(release)
+    try:
+        await waiter
+    finally:
+        task.remove_done_callback(release)
+        if timer is not None:
+            timer.cancel()
+    return task.done()
