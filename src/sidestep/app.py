@@ -36,7 +36,7 @@ from sidestep.answers import (
     translated_embeddings,
 )
 from sidestep.config.model import Config
-from sidestep.endpoints import ENDPOINTS, client_format
+from sidestep.endpoints import ENDPOINTS, client_format, model_path
 from sidestep.errors import (
     AllAttemptsFailed,
     MethodNotAllowed,
@@ -47,7 +47,7 @@ from sidestep.errors import (
 from sidestep.formats.base import ClientFormat, ReadsEmbeddings, RefusesPaths
 from sidestep.formats.body import field
 from sidestep.formats.openai_chat import OPENAI_CHAT
-from sidestep.formats.request import ParsedRequest
+from sidestep.formats.request import ParsedRequest, model_named
 from sidestep.formats.translate import (
     NO_NEEDS,
     request_needs,
@@ -158,8 +158,13 @@ class Gateway:
         self._authenticate = _authenticator(caps.authenticators)
         self._routes = self._route_table(caps)
 
+    @property
+    def _local(self) -> dict[str, Callable[..., Awaitable[Response]]]:
+        """The endpoints the gateway answers itself (GET), by operation."""
+        return {"models": self._models, "health": self._health, "ready": self._ready}
+
     def _route_table(self, caps: Capabilities) -> dict[str, _Route]:
-        local: dict[str, _Handler] = {"models": self._models, "health": self._health, "ready": self._ready}
+        local = self._local
         routes = {
             path: _Route(
                 e.operation,
@@ -180,6 +185,18 @@ class Gateway:
         for path, (name, why) in off_paths().items():
             routes.setdefault(path, _Route(name, client_format(path), {"GET": partial(_plugin_off, why)}))
         return routes
+
+    def _model_route(self, path: str) -> _Route:
+        """A path that names its model (`endpoints.MODEL_PATHS`), or one no route serves (a 404 in the
+        format the path looks like it speaks)."""
+        named = model_path(path)
+        if named is None:
+            return _Route("other", client_format(path), {})
+        e, model = named
+        if e.method == "GET":
+            return _Route(e.operation, e.format, {"GET": partial(self._local[e.operation], model=model)})
+        handler = partial(self._proxy, operation=e.operation, client=e.format, path_model=model, path_stream=e.stream)
+        return _Route(e.operation, e.format, {"POST": handler})
 
     def attach(self, observers: Sequence[Observer]) -> None:
         """Tell `observers` too of every finished exchange from now on (and serve their endpoints)."""
@@ -242,7 +259,7 @@ class Gateway:
         request_id = f"{self._id_prefix}{next(self._ids):010x}"
         route = self._routes.get(request.path)
         if route is None:
-            route = _unknown(request.path)
+            route = self._model_route(request.path)
         exchange = None
         if self._tracked and route.observed:
             exchange = Exchange(request, request_id, route.name, route.format, (), False, self._wall_clock(), {})
@@ -275,8 +292,17 @@ class Gateway:
         return response
 
     async def _proxy(
-        self, request: Request, request_id: str, exchange: Exchange | None, operation: str, client: ClientFormat
+        self,
+        request: Request,
+        request_id: str,
+        exchange: Exchange | None,
+        operation: str,
+        client: ClientFormat,
+        path_model: str | None = None,
+        path_stream: bool | None = None,
     ) -> Response | StreamingResponse:
+        """`path_model`: the model the path names (Gemini, Bedrock), in place of the body's; `path_stream`:
+        whether the path asks for a stream, when it says."""
         principal = None
         if self._authenticate is not None:  # who is calling, from the head: a stranger's body is never decoded
             try:
@@ -286,6 +312,10 @@ class Gateway:
                     exchange.proxied = True
                 raise
         parsed = client.parse_body(request.body, operation)
+        if path_model is not None:
+            parsed.models = [model_named(path_model)]
+            if path_stream is not None:
+                parsed.stream = path_stream
         if exchange is not None:
             exchange.models, exchange.stream, exchange.body = parsed.models, parsed.stream, parsed.body
             exchange.principal, exchange.proxied = principal, True
@@ -528,11 +558,6 @@ async def _plugin_endpoint(
 
 async def _plugin_off(why: str, request: Request, request_id: str, exchange: Exchange | None) -> Response:
     raise NotFound(why, code="not_found")
-
-
-def _unknown(path: str) -> _Route:
-    """A path no route serves: a 404 in the format the path looks like it speaks."""
-    return _Route("other", client_format(path), {})
 
 
 def _refusal(client: ClientFormat, request: Request) -> SidestepError | None:

@@ -6,18 +6,23 @@ proxied upstream (POST) is named by what it asks of a provider (`chat`, `message
 `embeddings`, `count_tokens`); a local one (GET) by its handler. Adding a client-facing API is one format module
 (`sidestep.formats`) and a row here. Plugins and observers serve paths of their own (`ServesEndpoints`); their
 errors take the format `client_format` finds for the path.
+
+Some APIs name the model in the path rather than the body (Gemini's `/v1beta/models/{model}:generateContent`,
+Bedrock's `/model/{modelId}/converse`): those are rows of `MODEL_PATHS`, a prefix and a suffix around the model,
+asked only when the exact table has no row (`model_path`). Such a row may also say whether the path streams.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from sidestep.formats.anthropic_messages import ANTHROPIC_MESSAGES
 from sidestep.formats.base import ClientFormat
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.openai_responses import OPENAI_RESPONSES
 
-__all__ = ["ENDPOINTS", "Endpoint", "client_format"]
+__all__ = ["ENDPOINTS", "MODEL_PATHS", "Endpoint", "ModelPath", "client_format", "model_path"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +30,16 @@ class Endpoint:
     operation: str
     format: ClientFormat  # what the client speaks here: its body's rules, its answers' and errors' shape
     method: str = "POST"  # POST: proxied upstream; GET: answered by the gateway itself
+    stream: bool | None = None  # the path says whether the answer streams (Gemini, Bedrock); None: the body does
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPath:
+    """`prefix` + a model name (percent-encoded, as SDKs send it) + `suffix` → `endpoint`."""
+
+    prefix: str
+    suffix: str
+    endpoint: Endpoint
 
 
 _CHAT = Endpoint("chat", OPENAI_CHAT)
@@ -51,9 +66,31 @@ ENDPOINTS: dict[str, Endpoint] = {
     "/ready": Endpoint("ready", OPENAI_CHAT, "GET"),
 }
 
-for _path, _endpoint in ENDPOINTS.items():  # checked once, at import: a row's format must be one clients speak
-    if not isinstance(_endpoint.format, ClientFormat):
+# Longest suffix first: `/v1/models/{m}:generateContent` must not be read as `/v1/models/{id}`.
+MODEL_PATHS: tuple[ModelPath, ...] = tuple(
+    sorted(
+        (),
+        key=lambda row: -len(row.suffix),
+    )
+)
+
+for _path, _endpoint in [
+    *ENDPOINTS.items(),
+    *((row.prefix + "{model}" + row.suffix, row.endpoint) for row in MODEL_PATHS),
+]:
+    if not isinstance(_endpoint.format, ClientFormat):  # checked once, at import: clients must speak it
         raise TypeError(f"{_path}: {_endpoint.format.name} is not a client format")
+
+
+def model_path(path: str) -> tuple[Endpoint, str] | None:
+    """The endpoint of a path that names its model, and the model (percent-decoded, not yet checked:
+    `formats.request.model_named` checks it once the caller is known); None when no row matches."""
+    for row in MODEL_PATHS:
+        if path.startswith(row.prefix) and path.endswith(row.suffix):
+            raw = path[len(row.prefix) : len(path) - len(row.suffix)]
+            if raw:
+                return row.endpoint, unquote(raw, errors="replace")
+    return None
 
 
 def client_format(path: str) -> ClientFormat:
@@ -61,6 +98,9 @@ def client_format(path: str) -> ClientFormat:
     Anthropic SDK's `/v1/messages/batches` reads Anthropic errors); OpenAI's otherwise (the most common
     client). Only errors come here: a request the gateway serves found its endpoint by one lookup."""
     path = path.partition("?")[0]
+    named = model_path(path)
+    if named is not None:
+        return named[0].format
     while path:
         endpoint = ENDPOINTS.get(path)
         if endpoint is not None:

@@ -10,7 +10,7 @@ from typing import Any
 from sidestep.errors import BadRequest
 from sidestep.formats.body import field
 
-__all__ = ["MAX_MODEL_NAME", "ParsedRequest", "models_of"]
+__all__ = ["MAX_MODEL_NAME", "ParsedRequest", "model_named", "models_of"]
 
 MAX_MODEL_NAME = 256
 # What no model id holds: control or line-breaking characters, or a "." or ".." path segment. Adapters escape
@@ -48,6 +48,14 @@ def models_of(body: dict[str, Any]) -> list[str]:
     if len(model) > MAX_MODEL_NAME or not model.isprintable() or model[:1] == "." or "/." in model:
         _check_name(model, "model")
     return [model, *extra]
+
+
+def model_named(name: str, param: str = "model") -> str:
+    """A model name taken from elsewhere than the body (a path segment), checked by the same rules."""
+    if not name:
+        raise BadRequest(f"'{param}' is required and must be a non-empty string.", param=param)
+    _check_name(name, param)
+    return name
 
 
 def _check_name(name: str, param: str) -> None:
