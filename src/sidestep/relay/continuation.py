@@ -44,7 +44,7 @@ async def resume(served: Served, job: StreamJob, partial: str, failure: str) -> 
     used = served.target
     remaining = [p for p in job.plan if p.target != used]
     if not remaining or job.resume is None:
-        return job.client.stream_error(failure)
+        return job.stream_error(failure)
     messages = list(field(job.body, "messages") or [])
     messages += [{"role": "assistant", "content": partial}, {"role": "user", "content": CONTINUE_PROMPT}]
     body: dict[str, Any] = {**job.body, "messages": messages}
@@ -53,7 +53,7 @@ async def resume(served: Served, job: StreamJob, partial: str, failure: str) -> 
     except (AllAttemptsFailed, UpstreamRejected) as exc:
         job.outcome.failure = f"{failure}; continuation failed: {exc.message}"
         job.outcome.attempts = (*job.outcome.attempts, *exc.attempts)
-        return job.client.stream_error(job.outcome.failure)
+        return job.stream_error(job.outcome.failure)
     job.outcome.serving(nxt)
     job.outcome.failure = None  # recovered, for now
     reason = failure.replace("\n", " ")

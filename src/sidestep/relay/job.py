@@ -67,6 +67,14 @@ class StreamJob:
         if (attempt := self.judge(served, failure)) is not None:
             self.outcome.attempts = (*self.outcome.attempts, attempt)
 
+    def stream_error(self, message: str) -> bytes:
+        """The event that ends the client's stream after a failure: the translating writer's when there is one
+        (it knows the stream so far: a Responses client gets `response.failed` with its response id and the
+        output items sent), else the client format's generic one (a forwarded stream's bytes are not read)."""
+        if self.writer is not None:
+            return self.writer.error(message)
+        return self.client.stream_error(message)
+
     def tap(self, served: Served) -> UsageTap | None:
         self.outcome.served = served
         if not self.tap_usage:
