@@ -3,9 +3,9 @@
 The only place that looks at a request's path: the gateway finds its endpoint here, and the server renders
 the errors it raises itself (413, 431, malformed HTTP …) in the format of the path's endpoint. An operation
 proxied upstream (POST) is named by what it asks of a provider (`chat`, `messages`, `responses`,
-`embeddings`, `count_tokens`); a local one (GET) by its handler. Adding a client-facing API is one format module
-(`sidestep.formats`) and a row here. Plugins and observers serve paths of their own (`ServesEndpoints`); their
-errors take the format `client_format` finds for the path.
+`completions`, `embeddings`, `count_tokens`); a local one (GET) by its handler. Adding a client-facing API is one
+format module (`sidestep.formats`) and a row here. Plugins and observers serve paths of their own
+(`ServesEndpoints`); their errors take the format `client_format` finds for the path.
 
 Some APIs name the model in the path rather than the body (Gemini's `/v1beta/models/{model}:generateContent`,
 Bedrock's `/model/{modelId}/converse`): those are rows of `MODEL_PATHS`, a prefix and a suffix around the model,
@@ -20,6 +20,7 @@ from urllib.parse import unquote
 from sidestep.formats.anthropic_messages import ANTHROPIC_MESSAGES
 from sidestep.formats.base import ClientFormat
 from sidestep.formats.openai_chat import OPENAI_CHAT
+from sidestep.formats.openai_completions import OPENAI_COMPLETIONS
 from sidestep.formats.openai_responses import OPENAI_RESPONSES
 
 __all__ = ["ENDPOINTS", "MODEL_PATHS", "Endpoint", "ModelPath", "client_format", "model_path"]
@@ -48,6 +49,7 @@ _MESSAGES = Endpoint("messages", ANTHROPIC_MESSAGES)
 _COUNT_TOKENS = Endpoint("count_tokens", ANTHROPIC_MESSAGES)
 _MODELS = Endpoint("models", OPENAI_CHAT, "GET")
 _RESPONSES = Endpoint("responses", OPENAI_RESPONSES)  # always translated: no target speaks it yet
+_COMPLETIONS = Endpoint("completions", OPENAI_COMPLETIONS)  # never translated: only targets that serve it
 
 ENDPOINTS: dict[str, Endpoint] = {
     "/v1/chat/completions": _CHAT,
@@ -60,6 +62,8 @@ ENDPOINTS: dict[str, Endpoint] = {
     "/anthropic/v1/messages/count_tokens": _COUNT_TOKENS,
     "/v1/responses": _RESPONSES,
     "/responses": _RESPONSES,
+    "/v1/completions": _COMPLETIONS,
+    "/completions": _COMPLETIONS,
     "/v1/models": _MODELS,
     "/models": _MODELS,
     "/health": Endpoint("health", OPENAI_CHAT, "GET"),

@@ -9,6 +9,7 @@ errors, when a relayed stream is complete and where its usage is. Smaller abilit
     openai_chat/          OPENAI_CHAT         client + provider (chat completions, embeddings answers)
     anthropic_messages/   ANTHROPIC_MESSAGES  client + provider
     openai_responses/     OPENAI_RESPONSES    client (always translated: no adapter speaks it yet)
+    openai_completions    OPENAI_COMPLETIONS  client + provider (legacy completions: passed through only)
     gemini                GEMINI              provider (AI Studio, Vertex AI)
     bedrock_converse      BEDROCK_CONVERSE    provider
     cohere_v2             COHERE_V2           provider (chat, embeddings)

@@ -34,6 +34,8 @@ def request_needs(
     decoded."""
     if operation == "embeddings":
         return _EMBEDDINGS
+    if operation == "completions":
+        return _COMPLETIONS_STREAM if stream else _COMPLETIONS
     if operation == "responses":
         return _responses_needs(body, stream, raw_body)
     raw = body.get("messages")
@@ -72,6 +74,8 @@ def _responses_needs(body: dict[str, Any], stream: bool, raw_body: bytes | None)
 NO_NEEDS: frozenset[str] = frozenset()
 _IMAGES = ("image_url", "image")
 _EMBEDDINGS = frozenset({"embeddings"})
+_COMPLETIONS = frozenset({"completions"})
+_COMPLETIONS_STREAM = frozenset({"completions", "streaming"})
 
 
 def to_canonical(source: ClientFormat, body: dict[str, Any]) -> ChatRequest:
