@@ -30,13 +30,14 @@ from sidestep.answers import (
     error_response,
     failure,
     failure_headers,
+    models_answer,
     models_body,
     served_headers,
     translated,
     translated_embeddings,
 )
 from sidestep.config.model import Config
-from sidestep.endpoints import ENDPOINTS, client_format, model_path
+from sidestep.endpoints import ENDPOINTS, client_format, model_path, models_client
 from sidestep.errors import (
     AllAttemptsFailed,
     MethodNotAllowed,
@@ -530,12 +531,16 @@ class Gateway:
             exchange.principal = principal
         return await handler(request, principal, exchange)
 
-    async def _models(self, request: Request, request_id: str, exchange: Exchange | None) -> Response:
-        """Every route and listed model; a caller a plugin narrows (`FiltersModels`: a virtual key with a
-        model allow-list) sees only what it may use."""
+    async def _models(
+        self, request: Request, request_id: str, exchange: Exchange | None, model: str | None = None
+    ) -> Response:
+        """Every route and listed model, or the one `model` names, in the asking SDK's shape; a caller a plugin
+        narrows (`FiltersModels`: a virtual key with a model allow-list) sees only what it may use."""
         tests = [test for plugin in self._caps.model_filters if (test := plugin.allowed_models(request)) is not None]
-        if tests:
-            return Response(200, models_body(self.config, lambda name: all(test(name) for test in tests)), [JSON])
+        client = models_client(request.header("anthropic-version"))
+        if tests or model is not None or client is not OPENAI_CHAT:
+            allowed = (lambda name: all(test(name) for test in tests)) if tests else None
+            return models_answer(self.config, client, request.query, model, allowed, self._configured)
         return Response(200, self._models_body, [JSON])
 
     async def _health(self, request: Request, request_id: str, exchange: Exchange | None) -> Response:

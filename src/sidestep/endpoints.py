@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from sidestep.formats.anthropic_messages import ANTHROPIC_MESSAGES
-from sidestep.formats.base import ClientFormat
+from sidestep.formats.base import ClientFormat, ListsModels
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.openai_completions import OPENAI_COMPLETIONS
 from sidestep.formats.openai_responses import OPENAI_RESPONSES
 
-__all__ = ["ENDPOINTS", "MODEL_PATHS", "Endpoint", "ModelPath", "client_format", "model_path"]
+__all__ = ["ENDPOINTS", "MODEL_PATHS", "Endpoint", "ModelPath", "client_format", "model_path", "models_client"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +73,10 @@ ENDPOINTS: dict[str, Endpoint] = {
 # Longest suffix first: `/v1/models/{m}:generateContent` must not be read as `/v1/models/{id}`.
 MODEL_PATHS: tuple[ModelPath, ...] = tuple(
     sorted(
-        (),
+        (
+            ModelPath("/v1/models/", "", _MODELS),  # `GET /v1/models/{id}`: a route or a `provider/model`
+            ModelPath("/models/", "", _MODELS),
+        ),
         key=lambda row: -len(row.suffix),
     )
 )
@@ -95,6 +98,13 @@ def model_path(path: str) -> tuple[Endpoint, str] | None:
             if raw:
                 return row.endpoint, unquote(raw, errors="replace")
     return None
+
+
+def models_client(anthropic_version: str | None) -> ListsModels:
+    """Who is asking `GET /v1/models` (and `/v1/models/{id}`), which both SDKs call: the Anthropic SDK sends
+    `anthropic-version` on every request (and the OpenAI SDK never does), so a request carrying it is answered
+    in Anthropic's shape (its list paged, its errors); any other in OpenAI's. Decided here only."""
+    return ANTHROPIC_MESSAGES if anthropic_version else OPENAI_CHAT
 
 
 def client_format(path: str) -> ClientFormat:

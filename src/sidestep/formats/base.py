@@ -5,13 +5,15 @@ reads answers and streams, so a provider can speak it. A format that clients spe
 parses their bodies, reads their requests, writes answers and streams back, renders errors (as body bytes:
 formats do not know the HTTP server) and in-stream errors in its own shape, says when a relayed stream is
 complete and where a stream's usage is. Smaller abilities are protocols of their own (`Seams`,
-`ReadsEmbeddings`, `WritesEmbeddings`); a format without one simply does not have the method — no stub
+`ReadsEmbeddings`, `WritesEmbeddings`, `ListsModels`); a format without one simply does not have the method — no stub
 raising "unsupported". They are checked with `isinstance` where a format is chosen (the endpoint table) or
 on the rare paths that need them (a continued stream, embeddings across formats), never on the usual one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from sidestep.core.format import Format, Reader, Writer
@@ -22,6 +24,8 @@ from sidestep.formats.request import ParsedRequest
 __all__ = [
     "ClientFormat",
     "Format",
+    "ListsModels",
+    "ModelCard",
     "Reader",
     "ReadsEmbeddings",
     "RefusesPaths",
@@ -112,3 +116,22 @@ class ReadsEmbeddings(Protocol):
 @runtime_checkable
 class WritesEmbeddings(Protocol):
     def write_embeddings(self, vectors: list[list[float]], tokens: int, model: str, encoding: Any) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCard:
+    """One model the gateway lists: a route (owned by `sidestep-route`) or a provider's model (`provider/model`)."""
+
+    id: str
+    owned_by: str
+
+
+@runtime_checkable
+class ListsModels(ClientFormat, Protocol):
+    """A client format whose SDK lists and retrieves models (`GET /v1/models`, `GET /v1/models/{id}`)."""
+
+    def write_models(self, cards: Sequence[ModelCard], query: str) -> bytes:
+        """The list, paged as the API's `query` asks when it pages (Anthropic's `limit`, `after_id` …)."""
+        ...
+
+    def write_model(self, card: ModelCard) -> bytes: ...
