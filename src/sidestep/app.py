@@ -448,6 +448,7 @@ class Gateway:
             if served is not None:
                 exchange.provider, exchange.model = served.target.provider, served.target.model
                 exchange.attempts, exchange.usage = served.attempts, served.usage
+                exchange.translated = served.format is not exchange.format
             elif failed is not None:
                 exchange.attempts, exchange.error = failed.attempts, failed.message
             if self._plugged:
@@ -476,6 +477,7 @@ class Gateway:
         exchange.status = 200
         if served is not None:
             exchange.provider, exchange.model = served.target.provider, served.target.model
+            exchange.translated = job.writer is not None  # a translating writer produced the client's stream
         exchange.attempts = outcome.attempts
         exchange.usage, exchange.error = outcome.usage, outcome.failure
         if not complete and exchange.error is None:

@@ -56,6 +56,7 @@ class Exchange:
     status: int = 0  # the response's status (a stream that failed after its head still says 200)
     provider: str = ""  # who served it
     model: str = ""
+    translated: bool = False  # served in another wire format than the client's (through the canonical model)
     attempts: Sequence[Attempt] = ()  # every try and skip at a target, continuations of a stream included
     usage: TokenUsage | None = None
     error: str | None = None  # why it failed, also for a stream that broke after its head
