@@ -260,3 +260,22 @@ async def _drain(stream: Any, texts: list[str]) -> None:
 async def _post(base_url: str, body: dict[str, Any]) -> httpx.Response:
     async with httpx.AsyncClient(timeout=20) as http:
         return await http.post(f"{base_url}/completions", json=body, headers={"authorization": "Bearer x"})
+
+
+async def test_a_continued_stream_extends_the_prompt_by_what_was_sent(sdk: Sdk, sims: Sims) -> None:
+    route = {"text": {"fallback": ["primary/m@drop_after=3", "backup/m"], "mid_stream": "continue"}}
+    async with running_gateway(config_for(sims, route)) as gw:
+        client = sdk(gw.base_url)
+        stream = await client.completions.create(model="text", prompt=PROMPT, stream=True)
+        chunks = [chunk async for chunk in stream]
+        several = await client.completions.create(model="text", prompt=[PROMPT, PROMPT], stream=True)
+        got: list[str] = []
+        with pytest.raises(openai.APIError, match="failed mid-stream"):
+            await _drain(several, got)  # two prompts: no single text to continue from
+    text = "".join(choice.text for chunk in chunks for choice in chunk.choices)
+    sent = next(r.body for r in sims["backup"].sim.received if r.body is not None)
+    assert "messages" not in sent and sent["prompt"].startswith(PROMPT + " Echo from primary")
+    partial = sent["prompt"][len(PROMPT) :]
+    assert text.startswith(partial) and " Echo from backup" in text[len(partial) :]
+    assert len({chunk.id for chunk in chunks}) == 1  # one stream for the client
+    assert len(sims["backup"].sim.received) == 1

@@ -5,9 +5,10 @@ reads answers and streams, so a provider can speak it. A format that clients spe
 parses their bodies, reads their requests, writes answers and streams back, renders errors (as body bytes:
 formats do not know the HTTP server) and in-stream errors in its own shape, says when a relayed stream is
 complete and where a stream's usage is. Smaller abilities are protocols of their own (`Seams`,
-`ReadsEmbeddings`, `WritesEmbeddings`, `ListsModels`); a format without one simply does not have the method — no stub
-raising "unsupported". They are checked with `isinstance` where a format is chosen (the endpoint table) or
-on the rare paths that need them (a continued stream, embeddings across formats), never on the usual one.
+`ReadsEmbeddings`, `WritesEmbeddings`, `ListsModels`, `Continues`); a format without one simply does not have
+the method — no stub raising "unsupported". They are checked with `isinstance` where a format is chosen (the
+endpoint table) or on the rare paths that need them (a continued stream, embeddings across formats), never on
+the usual one.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sidestep.formats.request import ParsedRequest
 
 __all__ = [
     "ClientFormat",
+    "Continues",
     "Format",
     "ListsModels",
     "ModelCard",
@@ -98,6 +100,15 @@ class Seams(Protocol):
     A client format without it has every continued stream translated instead."""
 
     def seam(self, stream_id: str) -> Seam: ...
+
+
+@runtime_checkable
+class Continues(Protocol):
+    """A client format whose requests are not a conversation (the legacy completions' `prompt`): it writes the
+    continuation request itself (`mid_stream: continue`), instead of the assistant turn and the request to go
+    on that a conversation gets. None: this request cannot be continued (the stream ends with its error)."""
+
+    def continued(self, body: dict[str, Any], partial: str) -> dict[str, Any] | None: ...
 
 
 @runtime_checkable

@@ -137,6 +137,14 @@ class OpenAICompletions:
             }
         )
 
+    def continued(self, body: dict[str, Any], partial: str) -> dict[str, Any] | None:
+        """A completion goes on from where it stopped by being asked to complete the prompt plus what was
+        already sent (`mid_stream: continue`); several prompts, token prompts or `echo` cannot (None)."""
+        prompt = field(body, "prompt")
+        if not isinstance(prompt, str) or field(body, "echo") is True or field(body, "n", 1) != 1:
+            return None
+        return {**body, "prompt": prompt + partial}
+
     # -- streams -----------------------------------------------------------------------------------------
 
     def stream_reader(self) -> StreamReader:
@@ -214,11 +222,13 @@ class StreamWriter:
         self._include_usage = include_usage
         self._id = "cmpl-sidestep"
         self._created = int(time.time())
+        self._started = False
         self._ended = False
 
     def write(self, event: Event) -> bytes:
         kind = event.kind
-        if kind == "start":
+        if kind == "start" and not self._started:  # a mid-stream switch keeps the client's stream id
+            self._started = True
             self._id = _completion_id(event.id) if event.id else self._id
             self._model = event.model or self._model
         elif kind == "text" and event.text:
