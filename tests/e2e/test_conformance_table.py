@@ -3,7 +3,8 @@ checked against a running gateway with one route per target format on the simula
 per endpoint. How a cell was served is read from the outcome record the gateway hands its observers
 (`Exchange.translated`, `Exchange.provider`); ineligible means a 400 before any upstream call.
 
-A new endpoint is a row in the table plus one sample request in `SAMPLES`."""
+A new endpoint is a row in the table plus one sample request in `SAMPLES` (and its name in `STREAMING` when
+`"stream": true` in its body asks for a stream: each cell is then checked streamed too)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "POST /v1/messages": {"max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]},
     "POST /v1/messages/count_tokens": {"messages": [{"role": "user", "content": "hi"}]},
 }
+STREAMING = {"POST /v1/chat/completions", "POST /v1/completions", "POST /v1/responses", "POST /v1/messages"}
 # One provider per target format (the column), all on one simulator, which speaks each by its paths.
 TARGETS: dict[str, tuple[str, str, str]] = {  # column → (provider type, URL suffix, model)
     "openai-compatible": ("openai", "/v1", "gpt-sim"),
@@ -84,6 +86,7 @@ async def served() -> AsyncIterator[tuple[RunningGateway, RunningSim, Outcomes]]
 def test_the_table_covers_every_target_format_and_every_sample() -> None:
     assert list(TARGETS) == COLUMNS
     assert set(CELLS) == set(SAMPLES), "each row needs one sample request, each sample one row"
+    assert set(SAMPLES) >= STREAMING
     for endpoint, cells in CELLS.items():
         assert re.fullmatch(r"(GET|POST) /\S+", endpoint)
         assert set(cells.values()) <= {"passthrough", "translated", "ineligible"}, endpoint
@@ -96,13 +99,17 @@ async def test_every_cell_holds(served: tuple[RunningGateway, RunningSim, Outcom
         for endpoint, cells in CELLS.items():
             method, path = endpoint.split(" ", 1)
             for column, expected in cells.items():
-                before = len(sim.sim.received)
-                outcomes.last = None
-                body = {**SAMPLES[endpoint], "model": column}
-                answer = await http.request(method, gw.url + path, json=body, headers=HEADERS)
-                got = _how(answer, outcomes.last, called=len(sim.sim.received) > before, column=column)
-                if got != expected:
-                    wrong.append(f"{endpoint} on {column}: table says {expected}, gateway did {got}")
+                for stream in (False, True) if endpoint in STREAMING else (False,):
+                    before = len(sim.sim.received)
+                    outcomes.last = None
+                    body = {**SAMPLES[endpoint], "model": column, **({"stream": True} if stream else {})}
+                    answer = await http.request(method, gw.url + path, json=body, headers=HEADERS)
+                    got = _how(answer, outcomes.last, called=len(sim.sim.received) > before, column=column)
+                    if outcomes.last is not None and got != "ineligible" and outcomes.last.streamed != stream:
+                        got = f"streamed={outcomes.last.streamed}"
+                    if got != expected:
+                        mode = " (stream)" if stream else ""
+                        wrong.append(f"{endpoint}{mode} on {column}: table says {expected}, gateway did {got}")
     assert not wrong, "\n".join(wrong)
 
 
