@@ -279,3 +279,15 @@ async def test_a_continued_stream_extends_the_prompt_by_what_was_sent(sdk: Sdk, 
     assert text.startswith(partial) and " Echo from backup" in text[len(partial) :]
     assert len({chunk.id for chunk in chunks}) == 1  # one stream for the client
     assert len(sims["backup"].sim.received) == 1
+
+
+@pytest.mark.parametrize("fault", ["error_200", "malformed", "status=429", "reset", "blocked"])
+async def test_the_simulators_faults_apply_and_fail_over(sdk: Sdk, sims: Sims, fault: str) -> None:
+    async with running_gateway(config_for(sims, {"text": [f"primary/m@{fault}", "backup/m"]})) as gw:
+        raw = await sdk(gw.base_url).completions.with_raw_response.create(model="text", prompt=PROMPT)
+    if fault == "blocked":  # a content filter is an answer, not a failure: it comes back as it is
+        assert raw.headers["x-sidestep-provider"] == "primary"
+        assert raw.parse().choices[0].finish_reason == "content_filter"
+        return
+    assert raw.headers["x-sidestep-provider"] == "backup" and raw.headers["x-sidestep-attempts"] == "2"
+    assert raw.parse().choices[0].text.startswith(" Echo from backup")
