@@ -13,7 +13,7 @@ import msgspec
 from sidestep.config.model import Config
 from sidestep.core.model import Usage
 from sidestep.errors import AllAttemptsFailed, Attempt, SidestepError, UpstreamError, UpstreamRejected
-from sidestep.formats.base import ClientFormat, ReadsEmbeddings, WritesEmbeddings
+from sidestep.formats.base import ClientFormat, NamesErrors, ReadsEmbeddings, WritesEmbeddings
 from sidestep.formats.translate import collected_response, translate_embeddings, translate_response
 from sidestep.routing.served import Served
 from sidestep.server.types import Response
@@ -21,6 +21,7 @@ from sidestep.server.types import Response
 __all__ = [
     "JSON",
     "collected",
+    "error_headers",
     "error_response",
     "failure",
     "failure_headers",
@@ -71,13 +72,19 @@ def failure(client: ClientFormat, exc: UpstreamRejected | AllAttemptsFailed, req
     headers = failure_headers(request_id, exc.attempts)
     if isinstance(exc, UpstreamRejected):
         error = exc.error
-        return Response(error.status, client.upstream_error_body(error), [JSON, *headers])
+        body = client.upstream_error_body(error)
+        return Response(error.status, body, [JSON, *error_headers(client, error.status), *headers])
     return error_response(client, exc, headers)
 
 
 def error_response(client: ClientFormat, exc: SidestepError, headers: list[tuple[str, str]]) -> Response:
     """A gateway error, in the client's format."""
-    return Response(exc.status, client.error_body(exc), [JSON, *headers])
+    return Response(exc.status, client.error_body(exc), [JSON, *error_headers(client, exc.status), *headers])
+
+
+def error_headers(client: ClientFormat, status: int) -> list[tuple[str, str]]:
+    """The headers an error carries for SDKs that read its kind from one (`NamesErrors`: Bedrock's)."""
+    return client.error_headers(status) if isinstance(client, NamesErrors) else []
 
 
 def served_headers(request_id: str, served: Served) -> list[tuple[str, str]]:

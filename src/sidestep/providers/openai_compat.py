@@ -31,6 +31,7 @@ _PATHS = {
     "embeddings": "/embeddings",
     "messages": "/chat/completions",
     "responses": "/chat/completions",  # translated: a Responses client served by Chat Completions
+    "converse": "/chat/completions",  # translated: a Bedrock (boto3) client
 }
 # Fields only sidestep understands: they never travel upstream.
 GATEWAY_FIELDS = ("fallbacks", "models", "route")
