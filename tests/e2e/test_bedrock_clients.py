@@ -227,6 +227,16 @@ async def test_converse_passes_through_to_a_bedrock_target_as_sent(sims: Sims, b
     assert first.headers["authorization"] == "Bearer ABSK-sim-key"  # the provider's key, not the client's
 
 
+async def test_a_bedrock_targets_refusal_reaches_the_client_as_bedrock_sent_it(sims: Sims) -> None:
+    cfg = config(sims, {"direct": [f"aws/{BEDROCK_MODEL}", "oai/gpt-sim"]})
+    body = {"messages": ASK, "bogus": 1}  # boto3 validates its parameters and would not send it; a raw client might
+    async with running_gateway(cfg) as gw:
+        got, headers, answer = await raw_post(gw.port, "/model/direct/converse", json.dumps(body).encode())
+    assert got == 400 and headers["x-amzn-errortype"].startswith("ValidationException")
+    assert "extraneous key [bogus]" in answer["message"]  # Bedrock's own words, passed through
+    assert not sims["openai"].sim.received  # a caller error: no failover
+
+
 async def test_invoke_model_passes_through_to_bedrock_targets_only(sims: Sims, bedrock: Boto) -> None:
     cfg = config(sims, {"direct": [f"aws/{BEDROCK_MODEL}"], "elsewhere": ["oai/gpt-sim", "ant/claude-sim"]})
     native = {
