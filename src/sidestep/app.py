@@ -60,7 +60,15 @@ from sidestep.plugins.capabilities import Authenticates, Capabilities, HasLifecy
 from sidestep.plugins.estimate import relayed_usage
 from sidestep.plugins.registry import build_plugins, off_paths
 from sidestep.providers.registry import build_providers
-from sidestep.relay import StreamJob, forwarding, relay, relay_after_prelude, wait_with_keepalive
+from sidestep.relay import (
+    StreamJob,
+    forwarding,
+    keepalive_for,
+    relay,
+    relay_after_prelude,
+    stream_headers,
+    wait_with_keepalive,
+)
 from sidestep.routing.breaker import Breakers
 from sidestep.routing.cooldown import Cooldowns
 from sidestep.routing.executor import Executor, RouteState
@@ -76,7 +84,6 @@ log = logging.getLogger("sidestep.gateway")
 
 # A route's handler: (request, request id, its outcome record when one is kept).
 _Handler = Callable[[Request, str, Exchange | None], Awaitable[Response | StreamingResponse]]
-_SSE_HEADERS = [("content-type", "text/event-stream"), ("cache-control", "no-cache"), ("x-accel-buffering", "no")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,8 +322,8 @@ class Gateway:
         parsed = client.parse_body(request.body, operation)
         if path_model is not None:
             parsed.models = [model_named(path_model)]
-            if path_stream is not None:
-                parsed.stream = path_stream
+            if path_stream is not None:  # the path decides, and every format reads it from the body
+                parsed.stream = parsed.body["stream"] = path_stream
         if exchange is not None:
             exchange.models, exchange.stream, exchange.body = parsed.models, parsed.stream, parsed.body
             exchange.principal, exchange.proxied = principal, True
@@ -389,7 +396,7 @@ class Gateway:
             tap_usage=tap,
             drop_usage=tap and not include_usage,
         )
-        keepalive = policy.keepalive if policy.keepalive is not None else self.config.server.sse_keepalive
+        keepalive = keepalive_for(client, policy.keepalive, self.config.server.sse_keepalive)
         deadline = self._executor.clock() + timeout
         task = asyncio.ensure_future(self._executor.run(operation, body, plan, deadline, True, needs, source=client))
         try:
@@ -398,7 +405,7 @@ class Gateway:
             task.cancel()
             raise
         if not done:  # still no first token: commit to a 200 stream and keep the connection warm
-            headers = [*_SSE_HEADERS, ("x-sidestep-request-id", request_id)]
+            headers = [*stream_headers(client), ("x-sidestep-request-id", request_id)]
             return self._streaming(exchange, job, wait_with_keepalive(task, keepalive, job), headers)
         try:
             served = await task
@@ -408,7 +415,7 @@ class Gateway:
                 if rescued is not None:
                     return rescued
             return self._over(exchange, failure(client, exc, request_id), failed=exc)
-        headers = _SSE_HEADERS + served_headers(request_id, served)
+        headers = stream_headers(client) + served_headers(request_id, served)
         if exchange is not None:
             job.outcome.serving(served)
         if forwarding(served, job):  # same format: what prefetch held goes out in the head's write

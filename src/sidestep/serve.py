@@ -20,6 +20,7 @@ import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
+from sidestep.answers import error_headers
 from sidestep.app import Gateway
 from sidestep.config.model import Config
 from sidestep.endpoints import client_format
@@ -143,9 +144,9 @@ def reload_config(gateway: Gateway, load: Callable[[], Config]) -> bool:
 
 def render_server_error(status: int, message: str, path: str) -> Response:
     """Errors the HTTP layer raises itself (413, 431, malformed HTTP …), in the format of the path's endpoint."""
-    return Response(
-        status, client_format(path).server_error_body(status, message), [("content-type", "application/json")]
-    )
+    client = client_format(path)
+    headers = [("content-type", "application/json"), *error_headers(client, status)]
+    return Response(status, client.server_error_body(status, message), headers)
 
 
 async def _serve(

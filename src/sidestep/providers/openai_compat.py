@@ -36,6 +36,7 @@ _PATHS = {
     "messages": "/chat/completions",
     "responses": "/chat/completions",  # translated: a Responses client served by Chat Completions
     "completions": "/completions",
+    "converse": "/chat/completions",  # translated: a Bedrock (boto3) client
 }
 # Fields only sidestep understands: they never travel upstream.
 GATEWAY_FIELDS = ("fallbacks", "models", "route")
