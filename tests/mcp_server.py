@@ -5,8 +5,8 @@
     python tests/mcp_server.py NAME --sse PORT          # the legacy SSE transport on 127.0.0.1:PORT/sse
 
 Tools: `echo` (says who answered), `add`, `slow` (sleeps), `crash` (the process exits at once), `grow`
-(adds a tool `extra` and tells the client its tool list changed) and `read_file` (a made-up file's text, for the
-README's example). One resource and one prompt.
+(adds a tool `extra` and tells the client its tool list changed), `read_file` (a made-up file's text, for the
+README's example) and `pid` (the server's process id). One resource and one prompt.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sys
 
 from mcp.server.mcpserver import Context, MCPServer
 
@@ -59,6 +60,11 @@ def build(name: str) -> MCPServer:
         """The text of the file at `path` (made up: nothing is read)."""
         return f"{name}: the text of {path}"
 
+    @app.tool()
+    def pid() -> int:
+        """The server's process id."""
+        return os.getpid()
+
     @app.resource("note://readme")
     def readme() -> str:
         """A note."""
@@ -85,6 +91,7 @@ def main() -> None:
         app.run("sse", host="127.0.0.1", port=args.sse)
     else:
         app.run("stdio")
+        print(f"mcp server {args.name} stopped", file=sys.stderr, flush=True)  # its stdin closed: a clean stop
 
 
 if __name__ == "__main__":

@@ -243,6 +243,10 @@ class Gateway:
         return self._caps.lifecycles
 
     @property
+    def capabilities(self) -> Capabilities:
+        return self._caps
+
+    @property
     def breakers(self) -> Breakers:
         return self.state.breakers
 

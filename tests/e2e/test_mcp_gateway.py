@@ -143,6 +143,7 @@ async def test_allow_lists_per_virtual_key(http_server: str) -> None:
                 "local__crash",
                 "local__grow",
                 "local__read_file",
+                "local__pid",
             }
             with pytest.raises(MCPError, match="may not use the tool 'web__echo'"):
                 await alice.call_tool("web__echo", {"text": "x"})

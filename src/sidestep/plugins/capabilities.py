@@ -9,7 +9,9 @@ object what it can do:
 - `FiltersModels`: narrow what `GET /v1/models` lists for the caller.
 - `ServesEndpoints`: answer extra paths (`Endpoint`): governance's `/sidestep/key`, the metrics scrape.
 - `HasLifecycle`: start background work on the running loop with the server, stop it when the server
-  closes or a reload replaces the plugin.
+  closes or a reload replaces the plugin. `close` is sync and quick: it stops things and writes what is left.
+- `AwaitsClose`: a lifecycle whose stopping takes a while (child processes to reap, sessions to end) says when
+  it is over with `async closed()`; the gateway's owner awaits it within the drain timeout (`await_closed`).
 - `SurvivesReload`: take over the state of the instance a reload replaces (same name, same type).
 - `ExportsMetrics`: add lines to the Prometheus page at scrape time.
 - `KeepsAnswers`: read the body of a non-stream answer in `post` (`Exchange.answer`: the cache stores it).
@@ -24,6 +26,7 @@ Protocols are checked with `isinstance` here only, at build time.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast, runtime_checkable
@@ -33,6 +36,7 @@ from sidestep.server.types import Endpoint, Request, Response
 
 __all__ = [
     "Authenticates",
+    "AwaitsClose",
     "Capabilities",
     "Endpoint",
     "ExportsMetrics",
@@ -44,6 +48,7 @@ __all__ = [
     "ServesEndpoints",
     "SideRequest",
     "SurvivesReload",
+    "await_closed",
     "discover",
 ]
 
@@ -70,6 +75,13 @@ class HasLifecycle(Protocol):
     def start(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class AwaitsClose(Protocol):
+    async def closed(self) -> None:
+        """Wait until what `close` stopped has ended (a stdio child's process reaped)."""
+        ...
 
 
 @runtime_checkable
@@ -121,6 +133,7 @@ class Capabilities:
     model_filters: tuple[FiltersModels, ...] = ()
     endpoints: Mapping[str, Endpoint] | None = None
     lifecycles: tuple[HasLifecycle, ...] = ()
+    closers: tuple[AwaitsClose, ...] = ()  # the lifecycles that say when their close is over
     exporters: tuple[ExportsMetrics, ...] = ()
     awaiting: tuple[AwaitsPre, ...] = ()
     keeps_answers: bool = False  # some plugin reads `Exchange.answer`
@@ -142,9 +155,23 @@ def discover(plugins: Sequence[Plugin], observers: Sequence[object] = ()) -> Cap
         model_filters=tuple(item for item in plugins if isinstance(item, FiltersModels)),
         endpoints=endpoints,
         lifecycles=tuple(item for item in every if isinstance(item, HasLifecycle)),
+        closers=tuple(item for item in every if isinstance(item, HasLifecycle) and isinstance(item, AwaitsClose)),
         exporters=tuple(item for item in plugins if isinstance(item, ExportsMetrics)),
         awaiting=tuple(cast(AwaitsPre, item) for item in plugins if isinstance(item, _AwaitsPre)),
         keeps_answers=any(isinstance(item, KeepsAnswers) and item.keeps_answers for item in plugins),
         senders=tuple(item for item in plugins if isinstance(item, SendsRequests)),
         rescuers=tuple(item for item in plugins if isinstance(item, RescuesFailures)),
     )
+
+
+async def await_closed(closers: Sequence[AwaitsClose], timeout: float) -> list[str]:
+    """Wait at most `timeout` seconds for every closer's `closed()` (after `close`); the names of those that
+    had not finished, or failed (`name` attribute, else the type's name)."""
+    if not closers:
+        return []
+    tasks = {asyncio.ensure_future(closer.closed()): closer for closer in closers}
+    done, pending = await asyncio.wait(tasks, timeout=max(timeout, 0.0))
+    for task in pending:
+        task.cancel()
+    late = [*pending, *(task for task in done if task.cancelled() or task.exception() is not None)]
+    return [str(getattr(tasks[task], "name", type(tasks[task]).__name__)) for task in late]

@@ -5,10 +5,11 @@ HTTP transport, stateful sessions with JSON answers; POST, GET and DELETE), `POS
 as plain JSON: `{"name": "server__tool", "arguments": {…}}`) and `GET /sidestep/mcp` (each server's health and
 tools, for `sidestep mcp list`) — all guarded: the gateway authenticates the caller as for proxied requests (a
 virtual key, when governance is on) and hands it over. It starts its upstreams and the SDK's session manager
-with the server and stops them with it (`HasLifecycle`), takes over the connections of a reload's unchanged
-servers and the session manager, so clients keep their sessions (`SurvivesReload`), and exports each server's
-health (`ExportsMetrics`). Its `pre` hook adds the MCP tools a chat request asks for (`x-sidestep-mcp`, or
-`mcp.chat` per route or key) to the request, in the client's format (`sidestep.plugins.mcp.chat`).
+with the server and stops them with it (`HasLifecycle`; `AwaitsClose`: says when the stdio servers have exited),
+takes over the connections of a reload's unchanged servers and the session manager, so clients keep their
+sessions (`SurvivesReload`), and exports each server's health (`ExportsMetrics`). Its `pre` hook adds the MCP
+tools a chat request asks for (`x-sidestep-mcp`, or `mcp.chat` per route or key) to the request, in the client's
+format (`sidestep.plugins.mcp.chat`).
 """
 
 from __future__ import annotations
@@ -62,6 +63,10 @@ class _Sessions:
         if self._task is not None:
             self._task.cancel()
 
+    async def stopped(self) -> None:
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+
     async def app(self) -> ASGIApp:
         await self._running.wait()
         return self.manager.handle_request
@@ -107,9 +112,10 @@ class McpPlugin:
         self.sessions.close()
 
     async def closed(self) -> None:
-        """Wait until what `close` stopped has ended (stdio servers' processes reaped)."""
-        for upstream in self.front.upstreams.values():
-            await upstream.stopped()
+        """Wait until what `close` stopped has ended (`AwaitsClose`: stdio servers' processes reaped, the clients'
+        sessions ended)."""
+        await asyncio.gather(*(upstream.stopped() for upstream in self.front.upstreams.values()))
+        await self.sessions.stopped()
 
     def adopt(self, previous: Any) -> None:
         """Keep the connections of servers configured exactly as before, and the clients' sessions."""
