@@ -17,6 +17,8 @@ object what it can do:
 - `KeepsAnswers`: read the body of a non-stream answer in `post` (`Exchange.answer`: the cache stores it).
 - `SendsRequests`: send requests of its own through the gateway's routing, failover included (`SideRequest`:
   the semantic cache's embeddings), handed the means once when the gateway builds its plugins.
+- `StreamsRequests`: the same, streamed (`SideStream`: the MCP agent's model turns), what routing served handed
+  over as it is (`Served`: held bytes, the rest, the provider's format) for the plugin to read and close.
 - `RescuesFailures`: answer a request in the gateway's place after every target of its route failed, instead
   of the 502 (`rescue`: the cache serves an expired entry); asked in order, the first answer wins.
 - `AwaitsPre` (`sidestep.plugins.base`): a `pre` that awaits I/O.
@@ -32,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, cast, runtime_checkable
 
 from sidestep.plugins.base import AwaitsPre, Plugin
+from sidestep.routing.served import Served
 from sidestep.server.types import Endpoint, Request, Response
 
 __all__ = [
@@ -47,6 +50,8 @@ __all__ = [
     "SendsRequests",
     "ServesEndpoints",
     "SideRequest",
+    "SideStream",
+    "StreamsRequests",
     "SurvivesReload",
     "await_closed",
     "discover",
@@ -113,6 +118,17 @@ class SendsRequests(Protocol):
     def bind(self, send: SideRequest) -> None: ...
 
 
+# (operation, an OpenAI-format body with `stream: true`) → the served stream, its first content already in (the
+# attempts before it failed over invisibly); the caller reads `held` then `rest` with `format.stream_reader()`,
+# and closes it (`aclose`). Raises like `SideRequest`.
+SideStream = Callable[[str, dict[str, Any]], Awaitable[Served]]
+
+
+@runtime_checkable
+class StreamsRequests(Protocol):
+    def bind_stream(self, stream: SideStream) -> None: ...
+
+
 @runtime_checkable
 class RescuesFailures(Protocol):
     async def rescue(self, exchange: Any) -> Response | None:
@@ -138,6 +154,7 @@ class Capabilities:
     awaiting: tuple[AwaitsPre, ...] = ()
     keeps_answers: bool = False  # some plugin reads `Exchange.answer`
     senders: tuple[SendsRequests, ...] = ()
+    streamers: tuple[StreamsRequests, ...] = ()
     rescuers: tuple[RescuesFailures, ...] = ()
 
 
@@ -160,6 +177,7 @@ def discover(plugins: Sequence[Plugin], observers: Sequence[object] = ()) -> Cap
         awaiting=tuple(cast(AwaitsPre, item) for item in plugins if isinstance(item, _AwaitsPre)),
         keeps_answers=any(isinstance(item, KeepsAnswers) and item.keeps_answers for item in plugins),
         senders=tuple(item for item in plugins if isinstance(item, SendsRequests)),
+        streamers=tuple(item for item in plugins if isinstance(item, StreamsRequests)),
         rescuers=tuple(item for item in plugins if isinstance(item, RescuesFailures)),
     )
 
