@@ -192,3 +192,16 @@ async def test_a_client_that_leaves_mid_stream_stops_the_loop() -> None:
         assert again.choices[0].message.content == f"Echo from sim: 2. {_filler()}"
     chat = [ex for ex in records.seen if ex.operation == "chat"]
     assert chat[0].error == "the client disconnected mid-stream"
+
+
+async def test_a_call_of_the_clients_own_tool_ends_the_stream_for_the_client_to_run() -> None:
+    own: Any = {"type": "function", "function": {"name": "mine", "parameters": {"type": "object", "properties": {}}}}
+    async with _gateway() as gw, _sdk(gw) as client:
+        stream = await client.chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "tool_call=mine"}], tools=[own], stream=True
+        )
+        chunks = [chunk async for chunk in stream]
+    calls = [call for c in chunks if c.choices for call in (c.choices[0].delta.tool_calls or [])]
+    assert [call.function.name for call in calls if call.function and call.function.name] == ["mine"]
+    assert "".join(call.function.arguments or "" for call in calls if call.function) == "{}"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["tool_calls"]
