@@ -24,6 +24,7 @@ with the format's in-stream error event.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -41,6 +42,8 @@ from sidestep.routing.served import Served
 from sidestep.server.types import StreamingResponse
 
 __all__ = ["stream_agent"]
+
+log = logging.getLogger("sidestep.mcp")
 
 KEEPALIVE = b": keep-alive\n\n"
 _QUEUED = 64  # pieces written ahead of a slow client before the loop waits for it
@@ -104,6 +107,9 @@ class _Run:
             self._fail(AgentStopped(f"agent mode: no final answer within {timeout:g} s"))
         except SidestepError as exc:
             self._fail(exc)
+        except Exception as exc:  # a bug: the client gets an error event, not a stream cut without a word
+            log.exception("agent mode failed for %s", self.exchange.request_id)
+            self._fail(SidestepError(f"agent mode failed: {type(exc).__name__}"))
         finally:
             self.exchange.usage = self.usage
             await self.queue.put(None)
