@@ -54,7 +54,7 @@ from sidestep.formats.translate import (
     request_needs,
     translate_embeddings,
 )
-from sidestep.outcome import Exchange, Observer, tell
+from sidestep.outcome import Exchange, Observer, tell, tell_at_end
 from sidestep.plugins.base import Pipeline, Plugin
 from sidestep.plugins.capabilities import Authenticates, Capabilities, HasLifecycle, SurvivesReload, discover
 from sidestep.plugins.estimate import relayed_usage
@@ -161,6 +161,8 @@ class Gateway:
         self._rescuers = caps.rescuers
         for sender in caps.senders:
             sender.bind(self._side_request)
+        for streamer in caps.streamers:
+            streamer.bind_stream(self._side_served)
         self._tracked = self._plugged or bool(self._observers)  # an outcome record is kept per request
         self._wants_usage = self._pipeline.wants_usage or any(o.wants_usage for o in self._observers)
         self._authenticate = _authenticator(caps.authenticators)
@@ -251,6 +253,10 @@ class Gateway:
         return self._caps.lifecycles
 
     @property
+    def capabilities(self) -> Capabilities:
+        return self._caps
+
+    @property
     def breakers(self) -> Breakers:
         return self.state.breakers
 
@@ -294,7 +300,9 @@ class Gateway:
         if exchange is not None:
             exchange.head = now = self._wall_clock()
             exchange.status = response.status
-            if not exchange.streamed:  # a stream's record is handed over at its end (`_stream_over`)
+            if isinstance(response, StreamingResponse) and not exchange.streamed:  # a plugin's: agent mode, /mcp
+                tell_at_end(self._observers, exchange, response, self._wall_clock)
+            elif not exchange.streamed:  # a stream's record is handed over at its end (`_stream_over`)
                 exchange.ended = now
                 tell(self._observers, exchange)
         return response
@@ -508,17 +516,21 @@ class Gateway:
             self._pipeline.post(exchange)
 
     async def _side_request(self, operation: str, body: dict[str, Any]) -> bytes:
-        """A plugin's own request (`SendsRequests`), routed as a client's would be, failover included; the
-        answer's body in OpenAI's format."""
-        plan = self._planner.plan([body["model"]])
-        deadline = self._executor.clock() + (plan[0].policy.deadline or self._timeout)
-        needs = request_needs(body, False, operation)
-        served = await self._executor.run(operation, body, plan, deadline, False, needs, source=OPENAI_CHAT)
+        """A plugin's own request (`SendsRequests`): the answer's body in OpenAI's format."""
+        served = await self._side_served(operation, body)
         await served.aclose()
         source = served.format
         if source is not OPENAI_CHAT and isinstance(source, ReadsEmbeddings):
             return translate_embeddings(served.body, source, OPENAI_CHAT, served.target.model, None)
         return served.body
+
+    async def _side_served(self, operation: str, body: dict[str, Any]) -> Served:
+        """A plugin's own request routed as a client's would be, failover included; streamed when its body asks
+        (`StreamsRequests`: the plugin reads and closes what is served)."""
+        plan, stream = self._planner.plan([body["model"]]), body.get("stream") is True
+        deadline = self._executor.clock() + (plan[0].policy.deadline or self._timeout)
+        needs = request_needs(body, stream, operation)
+        return await self._executor.run(operation, body, plan, deadline, stream, needs, source=OPENAI_CHAT)
 
     def configured(self, label: str) -> bool:
         """Whether the config names the target `provider/model` (a route's or a listed model)."""

@@ -28,6 +28,7 @@ from sidestep.errors import ConfigError
 from sidestep.loop import install_fast_loop
 from sidestep.outcome import Observer
 from sidestep.plugins.base import Plugin
+from sidestep.plugins.capabilities import await_closed
 from sidestep.plugins.registry import build_observers
 from sidestep.server.protocol import HttpServer, ServerLimits, start_server
 from sidestep.server.types import Response
@@ -176,8 +177,14 @@ async def _serve(
     on_ready(server.port)
     await stop.wait()
     log.info("shutting down: finishing in-flight requests (at most %g s)", config.server.drain_timeout)
-    await server.close(idle_grace=_IDLE_GRACE)
+    deadline = loop.time() + config.server.drain_timeout
+    await server.close(idle_grace=_IDLE_GRACE)  # then the gateway's plugins close (`on_closed`)
+    # What the plugins stopped ends within the drain: stdio MCP servers exit, their processes reaped.
+    late = await await_closed(gateway.capabilities.closers, deadline - loop.time())
+    if late:
+        log.warning("shutdown timeout: %s still stopping", ", ".join(late))
     await client.aclose()
+    log.info("stopped")
     return 0
 
 
