@@ -14,6 +14,7 @@ from sidestep.config.model import Config
 from sidestep.core.model import Usage
 from sidestep.errors import AllAttemptsFailed, Attempt, SidestepError, UpstreamError, UpstreamRejected
 from sidestep.formats.base import ClientFormat, ReadsEmbeddings, WritesEmbeddings
+from sidestep.formats.passthrough import relays_bytes
 from sidestep.formats.translate import collected_response, translate_embeddings, translate_response
 from sidestep.routing.served import Served
 from sidestep.server.types import Response
@@ -26,16 +27,21 @@ __all__ = [
     "failure_headers",
     "models_body",
     "served_headers",
+    "stream_head",
     "translated",
     "translated_embeddings",
 ]
 
 JSON = ("content-type", "application/json")
+_SSE_HEADERS = [("content-type", "text/event-stream"), ("cache-control", "no-cache"), ("x-accel-buffering", "no")]
 
 
 def translated(served: Served, client: ClientFormat, request_id: str) -> Response:
-    """A non-stream answer in the provider's format, rewritten in the client's."""
+    """A non-stream answer in the provider's format, rewritten in the client's; a relayed-only API's answer
+    (`formats.passthrough`) as the upstream sent it, content type included."""
     headers = served_headers(request_id, served)
+    if relays_bytes(client):
+        return Response(served.response.status, served.body, [_upstream_type(served), *headers])
     try:
         body = translate_response(served.body, served.format, client)
     except (msgspec.DecodeError, TypeError, ValueError, AttributeError) as exc:
@@ -78,6 +84,18 @@ def failure(client: ClientFormat, exc: UpstreamRejected | AllAttemptsFailed, req
 def error_response(client: ClientFormat, exc: SidestepError, headers: list[tuple[str, str]]) -> Response:
     """A gateway error, in the client's format."""
     return Response(exc.status, client.error_body(exc), [JSON, *headers])
+
+
+def stream_head(client: ClientFormat, served: Served) -> list[tuple[str, str]]:
+    """A stream's first headers: SSE's, or the upstream's content type for opaque bytes (speech audio)."""
+    if served.format is client and relays_bytes(client):
+        return [_upstream_type(served), ("cache-control", "no-cache"), ("x-accel-buffering", "no")]
+    return list(_SSE_HEADERS)
+
+
+def _upstream_type(served: Served) -> tuple[str, str]:
+    kind = served.response.headers.get("content-type") or "application/octet-stream"
+    return ("content-type", kind if kind.isprintable() else "application/octet-stream")
 
 
 def served_headers(request_id: str, served: Served) -> list[tuple[str, str]]:

@@ -287,10 +287,12 @@ class VirtualKey:
 
 @dataclass(frozen=True, slots=True)
 class Price:
-    """USD per million tokens."""
+    """USD per million tokens; `per_unit`: USD per billed unit (an image, a rerank search unit, a second of
+    audio) for the relayed-only APIs that report units."""
 
     input: float
     output: float
+    per_unit: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

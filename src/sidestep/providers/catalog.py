@@ -23,6 +23,10 @@ class ProviderSpec:
     wire: str = "openai"  # the adapter that speaks its API
     url_style: str = "openai"  # "openai": {base}/chat/completions; "azure": deployments + api-version
     embeddings: bool = True
+    # Relayed-only operations its API serves in the client's own shape (`formats.passthrough`): `rerank`
+    # (Cohere's shape), `moderations`, `images`, `transcriptions`, `speech` (OpenAI's). A target whose row lacks
+    # the operation is skipped for it.
+    serves: frozenset[str] = frozenset()
     # Body fields the provider rejects; removed before sending (a 400 for an ignorable field is a bad failover).
     drop_fields: tuple[str, ...] = ()
     default_api_version: str | None = None
@@ -33,7 +37,13 @@ class ProviderSpec:
 
 
 _ROWS = (
-    ProviderSpec("openai", "https://api.openai.com/v1", ("OPENAI_API_KEY",), url_env="OPENAI_BASE_URL"),
+    ProviderSpec(
+        "openai",
+        "https://api.openai.com/v1",
+        ("OPENAI_API_KEY",),
+        url_env="OPENAI_BASE_URL",
+        serves=frozenset({"moderations", "images", "transcriptions", "speech"}),
+    ),
     ProviderSpec(
         "anthropic",
         "https://api.anthropic.com",
@@ -53,6 +63,7 @@ _ROWS = (
         url_style="azure",
         default_api_version="2024-10-21",
         key_required=False,  # an Entra ID token may replace the key (checked by the adapter factory)
+        serves=frozenset({"images", "transcriptions", "speech"}),  # deployments of dall-e, whisper, tts
         settings=("ad_token", "tenant_id", "client_id", "client_secret", "authority"),
         secret_settings=("ad_token", "client_secret"),
     ),
@@ -82,6 +93,7 @@ _ROWS = (
         ("COHERE_API_KEY", "CO_API_KEY"),
         url_env="COHERE_BASE_URL",
         wire="cohere",
+        serves=frozenset({"rerank"}),  # /v2/rerank
         settings=("input_type",),  # /v2/embed's input_type (default search_document)
     ),
     ProviderSpec(
@@ -92,9 +104,20 @@ _ROWS = (
         embeddings=False,
         settings=("project", "location", "credentials"),
     ),
-    ProviderSpec("groq", "https://api.groq.com/openai/v1", ("GROQ_API_KEY",), drop_fields=("logit_bias",)),
+    ProviderSpec(
+        "groq",
+        "https://api.groq.com/openai/v1",
+        ("GROQ_API_KEY",),
+        drop_fields=("logit_bias",),
+        serves=frozenset({"transcriptions", "speech"}),
+    ),
     ProviderSpec("mistral", "https://api.mistral.ai/v1", ("MISTRAL_API_KEY",), drop_fields=("user",)),
-    ProviderSpec("together", "https://api.together.xyz/v1", ("TOGETHER_API_KEY", "TOGETHERAI_API_KEY")),
+    ProviderSpec(
+        "together",
+        "https://api.together.xyz/v1",
+        ("TOGETHER_API_KEY", "TOGETHERAI_API_KEY"),
+        serves=frozenset({"rerank", "images", "transcriptions", "speech"}),
+    ),
     ProviderSpec("fireworks", "https://api.fireworks.ai/inference/v1", ("FIREWORKS_API_KEY",)),
     ProviderSpec("deepseek", "https://api.deepseek.com/v1", ("DEEPSEEK_API_KEY",), embeddings=False),
     ProviderSpec("xai", "https://api.x.ai/v1", ("XAI_API_KEY",), embeddings=False),
@@ -105,7 +128,20 @@ _ROWS = (
     ),
     ProviderSpec("deepinfra", "https://api.deepinfra.com/v1/openai", ("DEEPINFRA_API_KEY",)),
     ProviderSpec("ollama", "http://localhost:11434/v1", (), url_env="OLLAMA_BASE_URL", key_required=False),
-    ProviderSpec("vllm", "http://localhost:8000/v1", ("VLLM_API_KEY",), url_env="VLLM_BASE_URL", key_required=False),
+    ProviderSpec(
+        "vllm",
+        "http://localhost:8000/v1",
+        ("VLLM_API_KEY",),
+        url_env="VLLM_BASE_URL",
+        key_required=False,
+        serves=frozenset({"rerank", "transcriptions"}),  # /v1/rerank (Cohere's shape), /v1/audio/transcriptions
+    ),
+    ProviderSpec(
+        "jina",
+        "https://api.jina.ai/v1",
+        ("JINA_API_KEY",),
+        serves=frozenset({"rerank"}),  # /v1/rerank in Cohere's shape; Voyage's rerank is another shape: not served
+    ),
     ProviderSpec("lmstudio", "http://localhost:1234/v1", (), url_env="LMSTUDIO_BASE_URL", key_required=False),
 )
 

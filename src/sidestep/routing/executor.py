@@ -62,6 +62,8 @@ class _Run:
     deadline_hit: bool = False
     reclassified: bool = False
     needs: frozenset[str] = frozenset()
+    unsupported: int = 0  # targets skipped because their API does not have the operation
+    answers_in: Any = None  # a relayed-only client format: what a stream is relayed as, whoever serves it
 
 
 class Executor:
@@ -111,6 +113,8 @@ class Executor:
         """Try `plan`'s targets until one serves `operation`; `body` is the request as the client wrote it,
         in `source` (each adapter passes it through or translates it to its own format)."""
         run = _Run(operation, source, body, deadline, stream, needs=needs)
+        if stream and getattr(source, "relays_bytes", False):  # opaque bytes, the upstream's (speech)
+            run.answers_in = source
         index = 0
         while index < len(plan):
             planned = plan[index]
@@ -138,6 +142,7 @@ class Executor:
         provider = self._providers[planned.target.provider]
         target = planned.target
         if not provider.supports(run.operation):
+            run.unsupported += 1
             self._skip(run, planned, f"skipped: no {run.operation} support")
             return None
         if run.needs:
@@ -269,7 +274,8 @@ class Executor:
             response = await self._transport.send(request)
             if response.status >= 400:
                 raise provider.classify(response.status, response.headers, await response.read())
-            served = Served(target, key, response, run.attempts, planned.policy, provider.format, index, retries)
+            served_as = provider.format if run.answers_in is None else run.answers_in
+            served = Served(target, key, response, run.attempts, planned.policy, served_as, index, retries)
             await self._complete(served, planned, run)
         except asyncio.CancelledError:
             await _close(response)
@@ -427,6 +433,9 @@ class Executor:
 
     def _all_failed(self, run: _Run) -> AllAttemptsFailed:
         statuses = [a.status for a in run.attempts if a.status is not None]
+        if run.unsupported and run.unsupported == len(run.attempts):
+            headline = f"No target of this route serves {run.operation}"
+            return AllAttemptsFailed(run.attempts, status=400, headline=headline)
         if run.deadline_hit or self.clock() >= run.deadline:
             return AllAttemptsFailed(run.attempts, status=504, headline="The request deadline was reached")
         if statuses and all(s == 429 for s in statuses):
