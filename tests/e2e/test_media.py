@@ -291,3 +291,40 @@ async def test_rerank_errors_come_in_cohere_shape(sims: Sims, co: Any) -> None:
         with pytest.raises(cohere.core.api_error.ApiError) as failed:
             await client.rerank(model="media", query="q", documents=["a"])
         assert failed.value.status_code == 502 and "All 1 attempt(s) failed" in failed.value.body["message"]
+
+
+class _Exchanges:
+    """An observer that keeps (operation, status, provider, usage) of every finished exchange."""
+
+    wants_usage = True
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, int, str | None, Any]] = []
+
+    def observe(self, exchange: Any) -> None:
+        self.seen.append((exchange.operation, exchange.status, exchange.provider, exchange.usage))
+
+
+async def test_observers_and_metrics_see_every_relayed_request(sdk: Sdk, sims: Sims, co: Any) -> None:
+    sims["primary"].sim.set_fault("status=503")
+    seen = _Exchanges()
+    extra = {"server": {"metrics": True}}
+    route = ["down/tts-1", "up/tts-1"]
+    async with running_gateway(config(sims, route, **extra), observers=[seen]) as gw:
+        client = sdk(gw.base_url)
+        await client.audio.speech.create(model="media", voice="alloy", input="four")
+        await client.moderations.create(model="up/omni-moderation-latest", input="hi")
+        with pytest.raises(openai.BadRequestError):
+            await client.moderations.create(model="media\nx", input="hi")
+        await co(gw.url).rerank(model="co/rerank-v3.5", query="q", documents=["q"])
+        async with httpx.AsyncClient() as raw:
+            metrics = (await raw.get(gw.url + "/metrics")).text
+    operations = [(op, status, provider) for op, status, provider, _ in seen.seen]
+    assert operations == [
+        ("speech", 200, "up"),
+        ("moderations", 200, "up"),
+        ("moderations", 400, ""),
+        ("rerank", 200, "co"),
+    ]
+    assert seen.seen[0][3].units == 4 and seen.seen[3][3].units == 1  # characters spoken; search units
+    assert 'endpoint="speech"' in metrics and 'endpoint="rerank"' in metrics
