@@ -211,7 +211,7 @@ def request_usage(client: object, body: dict[str, Any]) -> Usage | None:
 
 def relays_bytes(client: object) -> bool:
     """Whether `client`'s answers are relayed as opaque bytes with the upstream's content type."""
-    return getattr(client, "relays_bytes", False) is True
+    return isinstance(client, PassThrough)  # a type check: on every stream's path
 
 
 def _check(body: dict[str, Any], name: str, kind: str) -> None:
