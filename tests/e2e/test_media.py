@@ -209,6 +209,15 @@ async def test_hostile_json_bodies_are_400s_in_openai_shape(sims: Sims, path: st
     assert sims["backup"].sim.received == []
 
 
+async def test_json_cannot_pose_as_a_parsed_multipart_body(sims: Sims) -> None:
+    """The parsed-multipart slot's key cannot be filled by JSON: such a field is relayed as the client's."""
+    body = b'{"model": "media", "input": "hi", "voice": {"a": [[[[1]]]]}, "\\u0000multipart": {"raw": 1}}'
+    async with running_gateway(config(sims, ["up/tts-1"])) as gw, httpx.AsyncClient() as client:
+        response = await client.post(gw.base_url + "/audio/speech", content=body)
+    assert response.status_code == 200 and response.content.startswith(b"ID3")
+    assert sims["backup"].sim.received[-1].body["\x00multipart"] == {"raw": 1}
+
+
 @pytest.mark.parametrize(
     ("body", "content_type", "message"),
     [

@@ -19,7 +19,7 @@ from sidestep.errors import UpstreamError
 from sidestep.formats.base import ClientFormat
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.openai_chat.wire import Envelope, Usage
-from sidestep.formats.passthrough import MULTIPART
+from sidestep.formats.passthrough import MULTIPART, Multipart
 from sidestep.formats.translate import translate_request
 from sidestep.providers.base import classify_http_error, no_answer
 from sidestep.providers.catalog import ProviderSpec
@@ -116,7 +116,7 @@ class OpenAICompatProvider:
         the model field's value), under the client's content type."""
         multipart = body.get(MULTIPART)
         headers = self._headers(key, body.get("stream") is True)
-        if multipart is not None:
+        if isinstance(multipart, Multipart):  # only a multipart parse puts one there (a JSON key holds raw JSON)
             headers[0] = ("content-type", multipart.content_type)
             payload = multipart.for_model(model)
         else:
