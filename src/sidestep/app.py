@@ -393,7 +393,7 @@ class Gateway:
         )
         keepalive = policy.keepalive if policy.keepalive is not None else self.config.server.sse_keepalive
         if opaque:  # what the answer costs is in the request (speech: characters), not in its bytes
-            keepalive, job.outcome.usage = 0, request_usage(client, body)
+            keepalive, job.outcome.usage = 0.0, request_usage(client, body)
         deadline = self._executor.clock() + timeout
         task = asyncio.ensure_future(self._executor.run(operation, body, plan, deadline, True, needs, source=client))
         try:

@@ -125,9 +125,10 @@ class PassThrough:
         models = models_of(body)
         stream = self._streams
         if stream is None:
-            stream = field(body, "stream", False)
-            if not isinstance(stream, bool):
+            asked: Any = field(body, "stream", False)  # not yet a bool: compiled code checks what it assigns
+            if not isinstance(asked, bool):
                 raise BadRequest("'stream' must be a boolean.", param="stream")
+            stream = asked
         return ParsedRequest(body, models, stream)
 
     def include_usage(self, body: dict[str, Any]) -> bool:
