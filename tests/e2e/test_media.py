@@ -337,3 +337,23 @@ async def test_observers_and_metrics_see_every_relayed_request(sdk: Sdk, sims: S
     ]
     assert seen.seen[0][3].units == 4 and seen.seen[3][3].units == 1  # characters spoken; search units
     assert 'endpoint="speech"' in metrics and 'endpoint="rerank"' in metrics
+
+
+async def test_slow_audio_gets_no_keepalive_comments_and_no_continuation(sdk: Sdk, sims: Sims) -> None:
+    """SSE keep-alive comments or a continued answer would corrupt audio: a slow first byte is waited for."""
+    sims["backup"].sim.set_fault("latency=0.3")
+    route = {"fallback": ["up/tts-1", "down/tts-1"], "mid_stream": "continue"}
+    extra = {"server": {"sse_keepalive": 0.05}}
+    async with running_gateway({**config(sims, []), "routes": {"media": route}, **extra}) as gw:
+        speech = await sdk(gw.base_url).audio.speech.create(model="media", voice="alloy", input="slow")
+    assert speech.content.startswith(b"ID3") and b"keep-alive" not in speech.content
+    assert speech.response.headers["content-type"] == "audio/mpeg"
+
+
+async def test_lacks_takes_a_target_out_of_an_operation(sims: Sims, co: Any) -> None:
+    setup = config(sims, ["rr/no-reranker", "co/rerank-v3.5"])
+    setup["providers"]["rr"]["lacks"] = ["rerank"]
+    async with running_gateway(setup) as gw:
+        raw = await co(gw.url).with_raw_response.rerank(model="media", query="q", documents=["q"])
+    assert raw.headers["x-sidestep-provider"] == "co" and raw.headers["x-sidestep-attempts"] == "2"
+    assert [r.path for r in sims["third"].sim.received] == ["/v2/rerank"]
