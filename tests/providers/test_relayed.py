@@ -120,3 +120,9 @@ def test_a_200_without_its_answer_fails_over(operation: str, body: bytes) -> Non
     with pytest.raises(UpstreamError) as caught:
         relayed_usage("p", operation, body)
     assert caught.value.status == 502 and caught.value.retryable
+
+
+def test_serves_in_the_config_replaces_the_types_list() -> None:
+    config = parse_config({"providers": {"tei": {"type": "vllm", "base_url": "http://tei/v1", "serves": ["images"]}}})
+    tei = build_providers(config.providers)["tei"]
+    assert [op for op in OPERATIONS if tei.supports(op)] == ["images"]  # not its type's rerank

@@ -164,6 +164,7 @@ class ProviderConfig:
     # (model glob, capabilities it lacks): "tools", "vision", "json_schema", "streaming"
     lacks: tuple[tuple[str, frozenset[str]], ...] = ()
     drop_fields: tuple[str, ...] = ()  # body fields never sent to this provider (on top of its type's own)
+    serves: frozenset[str] | None = None  # relayed-only operations its API serves; None: its type's (catalog)
     # Adapter-specific settings (see `ProviderSpec.settings`): strings, or `Secret` for secret ones.
     settings: tuple[tuple[str, str | Secret], ...] = ()
 

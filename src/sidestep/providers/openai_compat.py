@@ -73,7 +73,7 @@ class OpenAICompatProvider:
 
     def supports(self, operation: str) -> bool:
         if operation in _RELAYED:
-            return operation in self.spec.serves
+            return operation in (self.spec.serves if self.config.serves is None else self.config.serves)
         return operation in _PATHS and (operation != "embeddings" or self.spec.embeddings)
 
     def build(
