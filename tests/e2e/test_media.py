@@ -5,7 +5,9 @@ from what the answer reports."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -165,7 +167,7 @@ async def test_no_target_serves_the_operation_is_a_400(sdk: Sdk, sims: Sims) -> 
     assert "skipped: no images support" in caught.value.message
 
 
-async def test_spend_is_priced_from_what_answers_report(sdk: Sdk, sims: Sims) -> None:
+async def test_spend_is_priced_from_what_answers_report(sdk: Sdk, sims: Sims, tmp_path: Path) -> None:
     governance = {
         "keys": {"alice": {"key": "client-key", "budget_usd": 100}},
         "pricing": {
@@ -174,7 +176,9 @@ async def test_spend_is_priced_from_what_answers_report(sdk: Sdk, sims: Sims) ->
             "tts-1": {"per_unit": 0.000015},
         },
     }
-    async with running_gateway(config(sims, ["up/gpt-image-1"], governance=governance)) as gw:
+    log = tmp_path / "requests.jsonl"
+    extra = {"governance": governance, "server": {"request_log": str(log)}}
+    async with running_gateway(config(sims, ["up/gpt-image-1"], **extra)) as gw:
         client = sdk(gw.base_url)
         await client.images.generate(model="up/gpt-image-1", prompt="two words", n=3)
         images = spent_by(gw, "key:alice")
@@ -185,6 +189,13 @@ async def test_spend_is_priced_from_what_answers_report(sdk: Sdk, sims: Sims) ->
     assert images == pytest.approx(3 * 0.04 + 2 * 10 / 1e6)  # three images, two prompt tokens
     assert heard == pytest.approx(max(1, len(AUDIO * 4) // 16000) * 0.0001)  # seconds reported
     assert spoken == pytest.approx(1000 * 0.000015)  # characters of input: speech reports nothing
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(r["operation"], r["usage"].get("units")) for r in records] == [
+        ("images", 3.0),
+        ("transcriptions", float(max(1, len(AUDIO * 4) // 16000))),
+        ("speech", 1000.0),
+    ]
+    assert records[0]["cost_usd"] == pytest.approx(images)
 
 
 @pytest.mark.parametrize(
