@@ -16,7 +16,9 @@ from sidestep.config.model import Config
 from sidestep.core.model import Usage
 from sidestep.errors import AllAttemptsFailed, Attempt, NotFound, SidestepError, UpstreamError, UpstreamRejected
 from sidestep.formats.base import ClientFormat, ListsModels, ModelCard, ReadsEmbeddings, WritesEmbeddings
+from sidestep.formats.passthrough import relays_bytes
 from sidestep.formats.translate import collected_response, translate_embeddings, translate_response
+from sidestep.relay.job import stream_headers
 from sidestep.routing.served import Served
 from sidestep.server.types import Response
 
@@ -31,6 +33,7 @@ __all__ = [
     "models_answer",
     "models_body",
     "served_headers",
+    "stream_head",
     "translated",
     "translated_embeddings",
 ]
@@ -39,8 +42,11 @@ JSON = ("content-type", "application/json")
 
 
 def translated(served: Served, client: ClientFormat, request_id: str) -> Response:
-    """A non-stream answer in the provider's format, rewritten in the client's."""
+    """A non-stream answer in the provider's format, rewritten in the client's; a relayed-only API's answer
+    (`formats.passthrough`) as the upstream sent it, content type included."""
     headers = served_headers(request_id, served)
+    if relays_bytes(client):
+        return Response(served.response.status, served.body, [_upstream_type(served), *headers])
     try:
         body = translate_response(served.body, served.format, client)
     except (msgspec.DecodeError, TypeError, ValueError, AttributeError) as exc:
@@ -94,6 +100,19 @@ def error_headers(client: ClientFormat, status: int) -> list[tuple[str, str]]:
         return []
     headers: list[tuple[str, str]] = named(status)
     return headers
+
+
+def stream_head(client: ClientFormat, served: Served) -> list[tuple[str, str]]:
+    """A stream's first headers: the client format's (`relay.job.stream_headers`), or the upstream's content
+    type for opaque bytes (speech audio)."""
+    if served.format is client and relays_bytes(client):
+        return [_upstream_type(served), ("cache-control", "no-cache"), ("x-accel-buffering", "no")]
+    return stream_headers(client)
+
+
+def _upstream_type(served: Served) -> tuple[str, str]:
+    kind = served.response.headers.get("content-type") or "application/octet-stream"
+    return ("content-type", kind if kind.isprintable() else "application/octet-stream")
 
 
 def served_headers(request_id: str, served: Served) -> list[tuple[str, str]]:

@@ -33,6 +33,7 @@ from sidestep.answers import (
     models_answer,
     models_body,
     served_headers,
+    stream_head,
     translated,
     translated_embeddings,
 )
@@ -48,6 +49,7 @@ from sidestep.errors import (
 from sidestep.formats.base import ClientFormat, ReadsEmbeddings, RefusesPaths
 from sidestep.formats.body import field
 from sidestep.formats.openai_chat import OPENAI_CHAT
+from sidestep.formats.passthrough import relays_bytes, request_usage
 from sidestep.formats.request import ParsedRequest, model_named
 from sidestep.formats.translate import (
     NO_NEEDS,
@@ -388,10 +390,11 @@ class Gateway:
         policy = plan[0].policy
         include_usage = client.include_usage(parsed.body)
         body = parsed.body
-        tap = exchange is not None and (self._wants_usage or self._keeps_answers)  # a kept answer is read off it
+        opaque = relays_bytes(client)  # speech audio: no usage tap, keep-alive comment or continuation
+        tap = not opaque and exchange is not None and (self._wants_usage or self._keeps_answers)
         if tap and not include_usage:  # have the usage reported (then removed) where the format must ask for it
             body = client.asking_usage(body) or body
-        mid_stream = policy.mid_stream or "fail"
+        mid_stream = "fail" if opaque else policy.mid_stream or "fail"
         resume = partial(_resume, self._executor, operation, timeout, client) if mid_stream == "continue" else None
         job = StreamJob(
             self._executor.stream_ended,
@@ -405,6 +408,8 @@ class Gateway:
             drop_usage=tap and not include_usage,
         )
         keepalive = keepalive_for(client, policy.keepalive, self.config.server.sse_keepalive)
+        if opaque:  # what the answer costs is in the request (speech: characters), not in its bytes
+            keepalive, job.outcome.usage = 0.0, request_usage(client, body)
         deadline = self._executor.clock() + timeout
         task = asyncio.ensure_future(self._executor.run(operation, body, plan, deadline, True, needs, source=client))
         try:
@@ -423,7 +428,7 @@ class Gateway:
                 if rescued is not None:
                     return rescued
             return self._over(exchange, failure(client, exc, request_id), failed=exc)
-        headers = stream_headers(client) + served_headers(request_id, served)
+        headers = stream_head(client, served) + served_headers(request_id, served)
         if exchange is not None:
             job.outcome.serving(served)
         if forwarding(served, job):  # same format: what prefetch held goes out in the head's write

@@ -15,6 +15,13 @@ from sidestep.formats.gemini import GEMINI
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.openai_completions import OPENAI_COMPLETIONS
 from sidestep.formats.openai_responses import OPENAI_RESPONSES
+from sidestep.formats.passthrough import (
+    OPENAI_IMAGES,
+    OPENAI_MODERATIONS,
+    OPENAI_SPEECH,
+    OPENAI_TRANSCRIPTIONS,
+    RERANK,
+)
 from sidestep.formats.translate import to_canonical, translate_request
 
 CONVERSING = (
@@ -43,7 +50,10 @@ BODIES = {
 
 
 def test_every_endpoint_names_a_client_format() -> None:
-    assert {e.format for e in ENDPOINTS.values()} | {row.endpoint.format for row in MODEL_PATHS} == set(CLIENTS)
+    relayed = {RERANK, OPENAI_MODERATIONS, OPENAI_IMAGES, OPENAI_TRANSCRIPTIONS, OPENAI_SPEECH}  # never translated
+    formats = {e.format for e in ENDPOINTS.values()} | {row.endpoint.format for row in MODEL_PATHS}
+    assert formats == {*CLIENTS, *relayed}
+    assert all(isinstance(f, ClientFormat) for f in relayed)
     assert ENDPOINTS["/v1/messages"].format is ANTHROPIC_MESSAGES
     assert ENDPOINTS["/v1/chat/completions"].format is OPENAI_CHAT
     assert ENDPOINTS["/v1/responses"].format is OPENAI_RESPONSES

@@ -84,8 +84,17 @@ _PROVIDER_KEYS = {
     "api_version",
     "lacks",
     "drop_fields",
+    "serves",
 }
-CAPABILITIES = ("tools", "vision", "json_schema", "streaming", "embeddings", "completions")
+RELAYED_OPERATIONS = ("completions", "rerank", "moderations", "images", "transcriptions", "speech")
+CAPABILITIES = (
+    "tools",
+    "vision",
+    "json_schema",
+    "streaming",
+    "embeddings",
+    *RELAYED_OPERATIONS,  # operations not every API has: `lacks: [rerank]` takes a target out of one
+)
 _KEY_KEYS = {"value", "weight", "models"}
 _TIMEOUT_KEYS = {"connect", "headers", "first_token", "idle", "read", "total"}
 _POLICY_KEYS = {"retry", "timeouts", "hedge", "mid_stream", "keepalive", "deadline", "fallbacks_on"}
@@ -315,7 +324,20 @@ def _provider(ctx: Ctx, name: str, value: Any) -> ProviderConfig:
         lacks=_lacks(ctx, raw.get("lacks"), f"{path}.lacks", spec.lacks),
         drop_fields=tuple(as_str_list(ctx, raw.get("drop_fields", []), f"{path}.drop_fields")),
         settings=_settings(ctx, raw, path, spec),
+        serves=_serves(ctx, raw, path, spec) if "serves" in raw else None,
     )
+
+
+def _serves(ctx: Ctx, raw: dict[str, Any], path: str, spec: ProviderSpec) -> frozenset[str]:
+    """`serves: [rerank]`: the relayed-only operations an OpenAI-compatible server has, in place of its type's."""
+    if spec.wire != "openai":
+        raise ctx.fail(f"{path}.serves", f"only OpenAI-compatible providers take it ('{spec.name}' speaks {spec.wire})")
+    names = as_str_list(ctx, raw["serves"], f"{path}.serves")
+    for name in names:
+        if name not in RELAYED_OPERATIONS:
+            known = ", ".join(RELAYED_OPERATIONS)
+            raise ctx.fail(f"{path}.serves", f"unknown operation '{name}'{suggest(name, RELAYED_OPERATIONS)} ({known})")
+    return frozenset(names)
 
 
 def _settings(ctx: Ctx, raw: dict[str, Any], path: str, spec: ProviderSpec) -> tuple[tuple[str, str | Secret], ...]:

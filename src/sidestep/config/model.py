@@ -164,6 +164,7 @@ class ProviderConfig:
     # (model glob, capabilities it lacks): "tools", "vision", "json_schema", "streaming"
     lacks: tuple[tuple[str, frozenset[str]], ...] = ()
     drop_fields: tuple[str, ...] = ()  # body fields never sent to this provider (on top of its type's own)
+    serves: frozenset[str] | None = None  # relayed-only operations its API serves; None: its type's (catalog)
     # Adapter-specific settings (see `ProviderSpec.settings`): strings, or `Secret` for secret ones.
     settings: tuple[tuple[str, str | Secret], ...] = ()
 
@@ -287,10 +288,12 @@ class VirtualKey:
 
 @dataclass(frozen=True, slots=True)
 class Price:
-    """USD per million tokens."""
+    """USD per million tokens; `per_unit`: USD per billed unit (an image, a rerank search unit, a second of
+    audio) for the relayed-only APIs that report units."""
 
     input: float
     output: float
+    per_unit: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

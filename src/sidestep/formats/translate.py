@@ -26,6 +26,9 @@ __all__ = [
 ]
 
 
+_RELAYED = {op: frozenset({op}) for op in ("rerank", "moderations", "images", "transcriptions", "speech")}
+
+
 def request_needs(
     body: dict[str, Any], stream: bool, operation: str = "chat", raw_body: bytes | None = None
 ) -> frozenset[str]:
@@ -36,6 +39,8 @@ def request_needs(
         return _EMBEDDINGS
     if operation == "completions":
         return _COMPLETIONS_STREAM if stream else _COMPLETIONS
+    if operation in _RELAYED:  # a relayed-only operation is a capability of its own (`lacks: [rerank]`)
+        return _RELAYED[operation]
     if operation == "responses":
         return _responses_needs(body, stream, raw_body)
     if operation == "converse":

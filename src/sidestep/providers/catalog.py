@@ -23,7 +23,10 @@ class ProviderSpec:
     wire: str = "openai"  # the adapter that speaks its API
     url_style: str = "openai"  # "openai": {base}/chat/completions; "azure": deployments + api-version
     embeddings: bool = True
-    completions: bool = False  # still serves the legacy `POST /completions` (OpenAI-compatible adapters only)
+    # Operations not every API of its kind has: the legacy `completions` (OpenAI's `POST /completions`) and the
+    # relayed-only ones served in the client's own shape (`formats.passthrough`): `rerank` (Cohere's shape),
+    # `moderations`, `images`, `transcriptions`, `speech` (OpenAI's). A target whose row lacks one is skipped for it.
+    serves: frozenset[str] = frozenset()
     # Body fields the provider rejects; removed before sending (a 400 for an ignorable field is a bad failover).
     drop_fields: tuple[str, ...] = ()
     default_api_version: str | None = None
@@ -33,9 +36,15 @@ class ProviderSpec:
     secret_settings: tuple[str, ...] = ()  # those of `settings` held as `Secret` (never logged)
 
 
+_COMPLETIONS = frozenset({"completions"})
+
 _ROWS = (
     ProviderSpec(
-        "openai", "https://api.openai.com/v1", ("OPENAI_API_KEY",), url_env="OPENAI_BASE_URL", completions=True
+        "openai",
+        "https://api.openai.com/v1",
+        ("OPENAI_API_KEY",),
+        url_env="OPENAI_BASE_URL",
+        serves=frozenset({"completions", "moderations", "images", "transcriptions", "speech"}),
     ),
     ProviderSpec(
         "anthropic",
@@ -54,9 +63,9 @@ _ROWS = (
         url_env="AZURE_OPENAI_ENDPOINT",
         auth="api-key",
         url_style="azure",
-        completions=True,  # instruct deployments (gpt-35-turbo-instruct)
         default_api_version="2024-10-21",
         key_required=False,  # an Entra ID token may replace the key (checked by the adapter factory)
+        serves=frozenset({"completions", "images", "transcriptions", "speech"}),  # instruct, dall-e, whisper, tts
         settings=("ad_token", "tenant_id", "client_id", "client_secret", "authority"),
         secret_settings=("ad_token", "client_secret"),
     ),
@@ -86,6 +95,7 @@ _ROWS = (
         ("COHERE_API_KEY", "CO_API_KEY"),
         url_env="COHERE_BASE_URL",
         wire="cohere",
+        serves=frozenset({"rerank"}),  # /v2/rerank
         settings=("input_type",),  # /v2/embed's input_type (default search_document)
     ),
     ProviderSpec(
@@ -96,24 +106,35 @@ _ROWS = (
         embeddings=False,
         settings=("project", "location", "credentials"),
     ),
-    ProviderSpec("groq", "https://api.groq.com/openai/v1", ("GROQ_API_KEY",), drop_fields=("logit_bias",)),
+    ProviderSpec(
+        "groq",
+        "https://api.groq.com/openai/v1",
+        ("GROQ_API_KEY",),
+        drop_fields=("logit_bias",),
+        serves=frozenset({"transcriptions", "speech"}),
+    ),
     ProviderSpec("mistral", "https://api.mistral.ai/v1", ("MISTRAL_API_KEY",), drop_fields=("user",)),
     ProviderSpec(
-        "together", "https://api.together.xyz/v1", ("TOGETHER_API_KEY", "TOGETHERAI_API_KEY"), completions=True
+        "together",
+        "https://api.together.xyz/v1",
+        ("TOGETHER_API_KEY", "TOGETHERAI_API_KEY"),
+        serves=frozenset({"completions", "rerank", "images", "transcriptions", "speech"}),
     ),
-    ProviderSpec("fireworks", "https://api.fireworks.ai/inference/v1", ("FIREWORKS_API_KEY",), completions=True),
+    ProviderSpec("fireworks", "https://api.fireworks.ai/inference/v1", ("FIREWORKS_API_KEY",), serves=_COMPLETIONS),
     ProviderSpec("deepseek", "https://api.deepseek.com/v1", ("DEEPSEEK_API_KEY",), embeddings=False),
-    ProviderSpec("xai", "https://api.x.ai/v1", ("XAI_API_KEY",), embeddings=False, completions=True),
-    ProviderSpec("cerebras", "https://api.cerebras.ai/v1", ("CEREBRAS_API_KEY",), embeddings=False, completions=True),
+    ProviderSpec("xai", "https://api.x.ai/v1", ("XAI_API_KEY",), embeddings=False, serves=_COMPLETIONS),
     ProviderSpec(
-        "openrouter", "https://openrouter.ai/api/v1", ("OPENROUTER_API_KEY",), embeddings=False, completions=True
+        "cerebras", "https://api.cerebras.ai/v1", ("CEREBRAS_API_KEY",), embeddings=False, serves=_COMPLETIONS
+    ),
+    ProviderSpec(
+        "openrouter", "https://openrouter.ai/api/v1", ("OPENROUTER_API_KEY",), embeddings=False, serves=_COMPLETIONS
     ),
     ProviderSpec(
         "perplexity", "https://api.perplexity.ai", ("PERPLEXITY_API_KEY",), embeddings=False, lacks=("tools",)
     ),
-    ProviderSpec("deepinfra", "https://api.deepinfra.com/v1/openai", ("DEEPINFRA_API_KEY",), completions=True),
+    ProviderSpec("deepinfra", "https://api.deepinfra.com/v1/openai", ("DEEPINFRA_API_KEY",), serves=_COMPLETIONS),
     ProviderSpec(
-        "ollama", "http://localhost:11434/v1", (), url_env="OLLAMA_BASE_URL", key_required=False, completions=True
+        "ollama", "http://localhost:11434/v1", (), url_env="OLLAMA_BASE_URL", key_required=False, serves=_COMPLETIONS
     ),
     ProviderSpec(
         "vllm",
@@ -121,10 +142,16 @@ _ROWS = (
         ("VLLM_API_KEY",),
         url_env="VLLM_BASE_URL",
         key_required=False,
-        completions=True,
+        serves=frozenset({"completions", "rerank", "transcriptions"}),  # /v1/rerank in Cohere's shape
     ),
     ProviderSpec(
-        "lmstudio", "http://localhost:1234/v1", (), url_env="LMSTUDIO_BASE_URL", key_required=False, completions=True
+        "jina",
+        "https://api.jina.ai/v1",
+        ("JINA_API_KEY",),
+        serves=frozenset({"rerank"}),  # /v1/rerank in Cohere's shape; Voyage's rerank is another shape: not served
+    ),
+    ProviderSpec(
+        "lmstudio", "http://localhost:1234/v1", (), url_env="LMSTUDIO_BASE_URL", key_required=False, serves=_COMPLETIONS
     ),
 )
 

@@ -15,6 +15,8 @@ from sidestep.formats.cohere_v2 import COHERE_V2
 from sidestep.formats.translate import to_canonical
 from sidestep.providers.base import NativeAdapter
 from sidestep.providers.catalog import ProviderSpec
+from sidestep.providers.openai_compat import GATEWAY_FIELDS
+from sidestep.providers.relayed import relayed_usage
 from sidestep.transport.types import UpstreamRequest
 
 __all__ = ["CohereProvider"]
@@ -22,7 +24,7 @@ __all__ = ["CohereProvider"]
 
 class CohereProvider(NativeAdapter):
     format = COHERE_V2
-    operations = frozenset({"chat", "messages", "responses", "converse", "embeddings"})
+    operations = frozenset({"chat", "messages", "responses", "converse", "embeddings", "rerank"})
 
     def __init__(self, config: ProviderConfig, spec: ProviderSpec) -> None:
         super().__init__(config, spec)
@@ -30,6 +32,7 @@ class CohereProvider(NativeAdapter):
         base = config.base_url.removesuffix("/v2")
         self._url = base + "/v2/chat"
         self._embed_url = base + "/v2/embed"
+        self._rerank_url = base + "/v2/rerank"
         self._input_type = config.setting("input_type") or "search_document"
 
     def build(
@@ -37,6 +40,10 @@ class CohereProvider(NativeAdapter):
     ) -> UpstreamRequest:
         if operation == "embeddings":
             return self._embed(materialize(body), model, key)
+        if operation == "rerank":  # relayed: the client's body (Cohere's own shape), the model rewritten
+            fields = {name: value for name, value in body.items() if name not in GATEWAY_FIELDS}
+            fields["model"] = model
+            return UpstreamRequest("POST", self._rerank_url, self._keyed(key), self._encode(fields), self._timeouts)
         request = to_canonical(source, body)
         request.model = model
         headers = list(self._static_headers)
@@ -49,6 +56,8 @@ class CohereProvider(NativeAdapter):
         )
 
     def inspect(self, operation: str, body: bytes) -> Usage:
+        if operation == "rerank":
+            return relayed_usage(self.name, operation, body)
         if operation == "embeddings":
             meta = self._object(body, operation, "embeddings").get("meta") or {}
             return Usage(input=int((meta.get("billed_units") or {}).get("input_tokens") or 0))
@@ -59,7 +68,11 @@ class CohereProvider(NativeAdapter):
             payload = wire.embeddings_request(body, model, self._input_type)
         except ValueError as exc:
             raise BadRequest(str(exc), param="input") from exc
+        headers = self._keyed(key)
+        return UpstreamRequest("POST", self._embed_url, headers, self._encode(payload), self._timeouts)
+
+    def _keyed(self, key: KeyConfig) -> list[tuple[str, str]]:
         headers = list(self._static_headers)
         if key.secret is not None:
             headers.append(("authorization", f"Bearer {key.secret.reveal()}"))
-        return UpstreamRequest("POST", self._embed_url, headers, self._encode(payload), self._timeouts)
+        return headers

@@ -17,14 +17,17 @@ from urllib.parse import quote
 import msgspec
 
 from sidestep.config.model import KeyConfig, ProviderConfig
+from sidestep.core.model import Usage as CanonicalUsage
 from sidestep.errors import UpstreamError
 from sidestep.formats.base import ClientFormat, Format
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.openai_chat.wire import Envelope, Usage
 from sidestep.formats.openai_completions import OPENAI_COMPLETIONS
+from sidestep.formats.passthrough import MULTIPART, Multipart
 from sidestep.formats.translate import translate_request
 from sidestep.providers.base import classify_http_error, no_answer
 from sidestep.providers.catalog import ProviderSpec
+from sidestep.providers.relayed import relayed_usage
 from sidestep.transport.types import Timeouts, UpstreamRequest
 
 __all__ = ["OpenAICompatProvider", "Usage"]
@@ -37,7 +40,15 @@ _PATHS = {
     "responses": "/chat/completions",  # translated: a Responses client served by Chat Completions
     "completions": "/completions",
     "converse": "/chat/completions",  # translated: a Bedrock (boto3) client
+    # Relayed as they are (`formats.passthrough`), where the catalog row says the API serves them (`serves`).
+    "rerank": "/rerank",
+    "moderations": "/moderations",
+    "images": "/images/generations",
+    "transcriptions": "/audio/transcriptions",
+    "speech": "/audio/speech",
 }
+_RELAYED = frozenset({"rerank", "moderations", "images", "transcriptions", "speech"})
+_LISTED = _RELAYED | {"completions"}  # operations only the APIs whose catalog row lists them (`serves`) have
 # Fields only sidestep understands: they never travel upstream.
 GATEWAY_FIELDS = ("fallbacks", "models", "route")
 
@@ -69,15 +80,15 @@ class OpenAICompatProvider:
         self._timeouts = Timeouts(connect=stages.connect, headers=stages.headers, read=stages.idle)
 
     def supports(self, operation: str) -> bool:
-        if operation == "embeddings":
-            return self.spec.embeddings
-        if operation == "completions":
-            return self.spec.completions
-        return operation in _PATHS
+        if operation in _LISTED:  # the catalog row (or the config's `serves`) says whether the API has it
+            return operation in (self.spec.serves if self.config.serves is None else self.config.serves)
+        return operation in _PATHS and (operation != "embeddings" or self.spec.embeddings)
 
     def build(
         self, operation: str, model: str, body: dict[str, Any], key: KeyConfig, source: ClientFormat
     ) -> UpstreamRequest:
+        if operation in _RELAYED:
+            return self._relayed(operation, model, body, key)
         if source is not OPENAI_CHAT and source is not self.formats.get(operation):
             # another client format: translate through the canonical model
             payload = translate_request(body, source, self.formats.get(operation, OPENAI_CHAT))
@@ -109,9 +120,28 @@ class OpenAICompatProvider:
                 headers.append(("authorization", "Bearer " + key.secret.reveal()))
         return headers
 
-    def inspect(self, operation: str, body: bytes) -> Usage | None:
+    def _relayed(self, operation: str, model: str, body: dict[str, Any], key: KeyConfig) -> UpstreamRequest:
+        """A relayed-only API: the client's body with the model rewritten (a multipart body byte for byte but
+        the model field's value), under the client's content type."""
+        multipart = body.get(MULTIPART)
+        headers = self._headers(key, body.get("stream") is True)
+        if isinstance(multipart, Multipart):  # only a multipart parse puts one there (a JSON key holds raw JSON)
+            headers[0] = ("content-type", multipart.content_type)
+            payload = multipart.for_model(model)
+        else:
+            fields = {name: value for name, value in body.items() if name not in GATEWAY_FIELDS}
+            fields["model"] = model
+            payload = self._encode(fields)
+        url = self._urls[operation]
+        if self.spec.url_style == "azure":
+            url = url.replace("{model}", quote(model, safe=""))
+        return UpstreamRequest("POST", url, headers, payload, self._timeouts)
+
+    def inspect(self, operation: str, body: bytes) -> Usage | CanonicalUsage | None:
         """Check a successful answer is well-formed JSON with an answer in it, and read its usage; a malformed
         body, or a 200 that carries `error` or no `choices` (`data`), fails over."""
+        if operation in _RELAYED:
+            return relayed_usage(self.name, operation, body)
         try:
             envelope = self._envelope(body)
         except msgspec.DecodeError as exc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from sidestep.errors import UpstreamError
 from sidestep.relay.job import StreamJob, stream_complete
 from sidestep.routing.served import Served
-from sidestep.server.types import Outlet
+from sidestep.server.types import AbortConnection, Outlet
 
 __all__ = ["Forward", "relay_after_prelude"]
 
@@ -99,7 +99,7 @@ class Forward:
         await self.aclose()
         if failure is not None:
             self._job.outcome.failure = failure
-            out.write(self._job.client.stream_error(failure))
+            out.write(_error_event(self._job, failure))
 
     def _saw(self, piece: bytes) -> None:
         """Keep the stream's last bytes: whether it ended properly is read from them."""
@@ -123,10 +123,19 @@ class Forward:
         if failure is None:
             raise StopAsyncIteration
         self._job.outcome.failure = failure
-        return self._job.client.stream_error(failure)
+        return _error_event(self._job, failure)
 
     async def aclose(self) -> None:
         self._done = True
         if self._tap is not None:
             self._job.outcome.usage = self._tap.usage
         await self._served.aclose()
+
+
+def _error_event(job: StreamJob, failure: str) -> bytes:
+    """The client's in-stream error event; a format that has none (opaque audio bytes) has the connection cut,
+    so that the client reads a truncated body, not a short one that looks complete."""
+    event = job.client.stream_error(failure)
+    if not event:
+        raise AbortConnection
+    return event
