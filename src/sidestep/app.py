@@ -33,7 +33,6 @@ from sidestep.answers import (
     models_body,
     served_headers,
     translated,
-    translated_embeddings,
 )
 from sidestep.config.model import Config
 from sidestep.endpoints import ENDPOINTS, client_format, model_path
@@ -45,7 +44,6 @@ from sidestep.errors import (
     UpstreamRejected,
 )
 from sidestep.formats.base import ClientFormat, ReadsEmbeddings, RefusesPaths
-from sidestep.formats.body import field
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.request import ParsedRequest, model_named
 from sidestep.formats.translate import (
@@ -316,6 +314,8 @@ class Gateway:
             parsed.models = [model_named(path_model)]
             if path_stream is not None:
                 parsed.stream = path_stream
+                if path_stream:  # adapters and translations read it from the body, as from other formats'
+                    parsed.body["stream"] = True
         if exchange is not None:
             exchange.models, exchange.stream, exchange.body = parsed.models, parsed.stream, parsed.body
             exchange.principal, exchange.proxied = principal, True
@@ -345,11 +345,7 @@ class Gateway:
                 return self._over(exchange, failure(client, exc, request_id), failed=exc)
             await served.aclose()
             if served.format is not client:
-                if operation == "embeddings":
-                    encoding = field(parsed.body, "encoding_format")
-                    embeddings = translated_embeddings(served, client, encoding, request_id)
-                    return self._over(exchange, embeddings, served)
-                return self._over(exchange, translated(served, client, request_id), served)
+                return self._over(exchange, translated(served, client, request_id, operation, parsed.body), served)
             # Every API answer here is JSON; not asking the upstream's headers spares decoding them at all.
             response = Response(served.response.status, served.body, [JSON, *served_headers(request_id, served)])
             return response if exchange is None else self._over(exchange, response, served)
@@ -507,7 +503,7 @@ class Gateway:
         await served.aclose()
         source = served.format
         if source is not OPENAI_CHAT and isinstance(source, ReadsEmbeddings):
-            return translate_embeddings(served.body, source, OPENAI_CHAT, served.target.model, None)
+            return translate_embeddings(served.body, source, OPENAI_CHAT, served.target.model, {})
         return served.body
 
     def configured(self, label: str) -> bool:

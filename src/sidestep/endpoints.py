@@ -19,6 +19,7 @@ from urllib.parse import unquote
 
 from sidestep.formats.anthropic_messages import ANTHROPIC_MESSAGES
 from sidestep.formats.base import ClientFormat
+from sidestep.formats.gemini import GEMINI
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.openai_responses import OPENAI_RESPONSES
 
@@ -48,6 +49,14 @@ _MESSAGES = Endpoint("messages", ANTHROPIC_MESSAGES)
 _COUNT_TOKENS = Endpoint("count_tokens", ANTHROPIC_MESSAGES)
 _MODELS = Endpoint("models", OPENAI_CHAT, "GET")
 _RESPONSES = Endpoint("responses", OPENAI_RESPONSES)  # always translated: no target speaks it yet
+# google-genai: `{api_version}/models/{model}:{method}`, v1 by default, v1beta when asked (both are served).
+_GEMINI_METHODS = {
+    ":generateContent": Endpoint("chat", GEMINI, stream=False),
+    ":streamGenerateContent": Endpoint("chat", GEMINI, stream=True),  # `?alt=sse`: SSE is the only stream served
+    ":countTokens": Endpoint("count_tokens", GEMINI),
+    ":embedContent": Endpoint("embeddings", GEMINI),
+    ":batchEmbedContents": Endpoint("embeddings", GEMINI),
+}
 
 ENDPOINTS: dict[str, Endpoint] = {
     "/v1/chat/completions": _CHAT,
@@ -69,7 +78,13 @@ ENDPOINTS: dict[str, Endpoint] = {
 # Longest suffix first: `/v1/models/{m}:generateContent` must not be read as `/v1/models/{id}`.
 MODEL_PATHS: tuple[ModelPath, ...] = tuple(
     sorted(
-        (),
+        (
+            *(
+                ModelPath(f"/{version}/models/", suffix, e)
+                for version in ("v1", "v1beta")
+                for suffix, e in _GEMINI_METHODS.items()
+            ),
+        ),
         key=lambda row: -len(row.suffix),
     )
 )
@@ -101,6 +116,9 @@ def client_format(path: str) -> ClientFormat:
     named = model_path(path)
     if named is not None:
         return named[0].format
+    for row in MODEL_PATHS:  # an unknown method of an API that names its model (`/v1beta/models/m:unknown`)
+        if path.startswith(row.prefix) and row.suffix[:1] in path[len(row.prefix) :]:
+            return row.endpoint.format
     while path:
         endpoint = ENDPOINTS.get(path)
         if endpoint is not None:

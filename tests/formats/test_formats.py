@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from sidestep.core.format import Format
-from sidestep.endpoints import ENDPOINTS, client_format
+from sidestep.endpoints import ENDPOINTS, MODEL_PATHS, client_format
 from sidestep.formats.anthropic_messages import ANTHROPIC_MESSAGES
 from sidestep.formats.base import ClientFormat, ReadsEmbeddings, Seams, WritesEmbeddings
 from sidestep.formats.bedrock_converse import BEDROCK_CONVERSE
@@ -16,7 +16,7 @@ from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.openai_responses import OPENAI_RESPONSES
 from sidestep.formats.translate import to_canonical, translate_request
 
-CLIENTS = (OPENAI_CHAT, ANTHROPIC_MESSAGES, OPENAI_RESPONSES)
+CLIENTS = (OPENAI_CHAT, ANTHROPIC_MESSAGES, OPENAI_RESPONSES, GEMINI)
 PROVIDERS = (OPENAI_CHAT, ANTHROPIC_MESSAGES, GEMINI, BEDROCK_CONVERSE, COHERE_V2, OPENAI_RESPONSES)
 BODIES = {
     OPENAI_CHAT: {
@@ -30,11 +30,15 @@ BODIES = {
         "messages": [{"role": "user", "content": "hi"}],
     },
     OPENAI_RESPONSES: {"model": "m", "instructions": "be brief", "input": "hi"},
+    GEMINI: {
+        "systemInstruction": {"parts": [{"text": "be brief"}]},
+        "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+    },
 }
 
 
 def test_every_endpoint_names_a_client_format() -> None:
-    assert {e.format for e in ENDPOINTS.values()} == set(CLIENTS)
+    assert {e.format for e in ENDPOINTS.values()} | {row.endpoint.format for row in MODEL_PATHS} == set(CLIENTS)
     assert ENDPOINTS["/v1/messages"].format is ANTHROPIC_MESSAGES
     assert ENDPOINTS["/v1/chat/completions"].format is OPENAI_CHAT
     assert ENDPOINTS["/v1/responses"].format is OPENAI_RESPONSES
@@ -42,11 +46,11 @@ def test_every_endpoint_names_a_client_format() -> None:
 
 
 def test_provider_only_formats_lack_what_clients_need_instead_of_stubbing_it() -> None:
-    for fmt in (GEMINI, BEDROCK_CONVERSE, COHERE_V2):
+    for fmt in (BEDROCK_CONVERSE, COHERE_V2):
         assert isinstance(fmt, Format)
         assert not isinstance(fmt, ClientFormat)
         assert not hasattr(fmt, "parse_body")
-    assert isinstance(COHERE_V2, ReadsEmbeddings) and not isinstance(GEMINI, ReadsEmbeddings)
+    assert isinstance(COHERE_V2, ReadsEmbeddings) and not isinstance(BEDROCK_CONVERSE, ReadsEmbeddings)
     assert isinstance(OPENAI_CHAT, WritesEmbeddings) and not isinstance(ANTHROPIC_MESSAGES, WritesEmbeddings)
     assert isinstance(OPENAI_CHAT, Seams) and not isinstance(ANTHROPIC_MESSAGES, Seams)
 
@@ -60,6 +64,9 @@ def test_provider_only_formats_lack_what_clients_need_instead_of_stubbing_it() -
         ("/v1/chat/completions?x=1", OPENAI_CHAT),
         ("/v1/responses/resp_1", OPENAI_RESPONSES),  # a stored response asked for: a Responses error
         ("/v1/nothing", OPENAI_CHAT),
+        ("/v1beta/models/gemini-2.5-flash:generateContent", GEMINI),
+        ("/v1/models/smart:unknownMethod", GEMINI),  # an unknown method of the Gemini API: a Gemini error
+        ("/v1/models/gpt-4o", OPENAI_CHAT),
         ("", OPENAI_CHAT),
     ],
 )

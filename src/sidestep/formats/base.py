@@ -5,9 +5,10 @@ reads answers and streams, so a provider can speak it. A format that clients spe
 parses their bodies, reads their requests, writes answers and streams back, renders errors (as body bytes:
 formats do not know the HTTP server) and in-stream errors in its own shape, says when a relayed stream is
 complete and where a stream's usage is. Smaller abilities are protocols of their own (`Seams`,
-`ReadsEmbeddings`, `WritesEmbeddings`); a format without one simply does not have the method — no stub
-raising "unsupported". They are checked with `isinstance` where a format is chosen (the endpoint table) or
-on the rare paths that need them (a continued stream, embeddings across formats), never on the usual one.
+`ReadsEmbeddings`, `WritesEmbeddings`, `ReadsEmbeddingInputs`, `CountsTokens`, `Comments`); a format
+without one simply does not have the method — no stub raising "unsupported". They are checked with
+`isinstance` where a format is chosen (the endpoint table) or on the rare paths that need them (a continued
+stream, embeddings and token counts across formats, a stream's notes), never on the usual one.
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ from sidestep.formats.request import ParsedRequest
 
 __all__ = [
     "ClientFormat",
+    "Comments",
+    "CountsTokens",
     "Format",
     "Reader",
+    "ReadsEmbeddingInputs",
     "ReadsEmbeddings",
     "RefusesPaths",
     "Seam",
@@ -111,4 +115,33 @@ class ReadsEmbeddings(Protocol):
 
 @runtime_checkable
 class WritesEmbeddings(Protocol):
-    def write_embeddings(self, vectors: list[list[float]], tokens: int, model: str, encoding: Any) -> bytes: ...
+    def write_embeddings(self, vectors: list[list[float]], tokens: int, model: str, request: dict[str, Any]) -> bytes:
+        """The vectors as this API's embeddings answer to `request` (the client's body: its encoding, whether
+        it asked for one vector or a batch)."""
+        ...
+
+
+@runtime_checkable
+class ReadsEmbeddingInputs(Protocol):
+    """A client format whose embeddings requests targets of other formats can serve: the texts it asks to
+    embed, in order, and the dimensions asked for (None: the model's own)."""
+
+    def embedding_request(self, body: dict[str, Any]) -> tuple[list[str], int | None]: ...
+
+
+@runtime_checkable
+class CountsTokens(Protocol):
+    """A format with a token-counting endpoint (Anthropic's `count_tokens`, Gemini's `countTokens`): its
+    answer read and written, so that a count asked in one format is served by a target of another."""
+
+    def read_token_count(self, raw: bytes) -> int: ...
+
+    def write_token_count(self, tokens: int) -> bytes: ...
+
+
+@runtime_checkable
+class Comments(Protocol):
+    """A client format whose readers choke on SSE comments (google-genai reads every line that is not
+    `data:` as JSON): what to send in place of `: text` (keep-alives, the served-by and switch notes)."""
+
+    def comment(self, text: str) -> bytes: ...

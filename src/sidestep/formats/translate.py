@@ -87,10 +87,10 @@ def translate_response(raw: bytes, source: Format, target: ClientFormat) -> byte
 
 
 def translate_embeddings(
-    raw: bytes, source: ReadsEmbeddings, target: WritesEmbeddings, model: str, encoding: Any
+    raw: bytes, source: ReadsEmbeddings, target: WritesEmbeddings, model: str, request: dict[str, Any]
 ) -> bytes:
     vectors, tokens = source.read_embeddings(raw)
-    return target.write_embeddings(vectors, tokens, model, encoding)
+    return target.write_embeddings(vectors, tokens, model, request)
 
 
 def collected_response(format: ClientFormat, pieces: list[bytes], usage: Usage | None) -> bytes | None:

@@ -30,6 +30,7 @@ _PATHS = {
     "responses": "/messages",
 }
 GATEWAY_FIELDS = ("fallbacks", "models", "route")
+_COUNTED = ("messages", "system", "tools", "tool_choice", "thinking")
 
 
 class _Usage(msgspec.Struct):
@@ -82,6 +83,8 @@ class AnthropicProvider:
             payload = {k: v for k, v in body.items() if k not in GATEWAY_FIELDS}
         else:
             payload = translate_request(body, source, ANTHROPIC_MESSAGES)
+            if operation == "count_tokens":  # another format's count: only the fields count_tokens takes
+                payload = {k: v for k, v in payload.items() if k in _COUNTED}
         payload["model"] = model
         headers = list(self._static_headers)
         if payload.get("stream"):

@@ -9,9 +9,10 @@ from sidestep.config.model import KeyConfig, ProviderConfig
 from sidestep.core.model import Usage
 from sidestep.errors import BadRequest
 from sidestep.formats import cohere_v2 as wire
-from sidestep.formats.base import ClientFormat
+from sidestep.formats.base import ClientFormat, ReadsEmbeddingInputs
 from sidestep.formats.body import materialize
 from sidestep.formats.cohere_v2 import COHERE_V2
+from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.translate import to_canonical
 from sidestep.providers.base import NativeAdapter
 from sidestep.providers.catalog import ProviderSpec
@@ -36,6 +37,9 @@ class CohereProvider(NativeAdapter):
         self, operation: str, model: str, body: dict[str, Any], key: KeyConfig, source: ClientFormat
     ) -> UpstreamRequest:
         if operation == "embeddings":
+            if source is not OPENAI_CHAT and isinstance(source, ReadsEmbeddingInputs):  # another format's texts
+                texts, dims = source.embedding_request(body)
+                body = {"input": texts, "dimensions": dims}
             return self._embed(materialize(body), model, key)
         request = to_canonical(source, body)
         request.model = model

@@ -14,8 +14,8 @@ from urllib.parse import quote
 import msgspec
 
 from sidestep.config.model import KeyConfig, ProviderConfig
-from sidestep.errors import UpstreamError
-from sidestep.formats.base import ClientFormat
+from sidestep.errors import BadRequest, UpstreamError
+from sidestep.formats.base import ClientFormat, ReadsEmbeddingInputs
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.openai_chat.wire import Envelope, Usage
 from sidestep.formats.translate import translate_request
@@ -67,7 +67,9 @@ class OpenAICompatProvider:
     def build(
         self, operation: str, model: str, body: dict[str, Any], key: KeyConfig, source: ClientFormat
     ) -> UpstreamRequest:
-        if source is not OPENAI_CHAT:  # another client format: translate through the canonical model
+        if source is not OPENAI_CHAT and operation == "embeddings":  # another format's texts to embed
+            payload = _embeddings(body, source)
+        elif source is not OPENAI_CHAT:  # another client format: translate through the canonical model
             payload = translate_request(body, source, OPENAI_CHAT)
         else:
             payload = dict(body)
@@ -120,3 +122,10 @@ class OpenAICompatProvider:
             version = self.config.api_version or self.spec.default_api_version or ""
             return f"{base}/openai/deployments/{{model}}{_PATHS[operation]}?api-version={version}"
         return base + _PATHS[operation]
+
+
+def _embeddings(body: dict[str, Any], source: ClientFormat) -> dict[str, Any]:
+    if not isinstance(source, ReadsEmbeddingInputs):
+        raise BadRequest(f"{source.name} embeddings cannot be served by an OpenAI-compatible target.")
+    texts, dims = source.embedding_request(body)
+    return {"input": texts, "dimensions": dims} if dims is not None else {"input": texts}

@@ -14,7 +14,6 @@ from typing import Any
 from sidestep.errors import AllAttemptsFailed, UpstreamRejected
 from sidestep.formats.base import Reader
 from sidestep.formats.body import field
-from sidestep.formats.sse import sse_comment
 from sidestep.relay.job import StreamJob
 from sidestep.routing.served import Served
 
@@ -57,5 +56,5 @@ async def resume(served: Served, job: StreamJob, partial: str, failure: str) -> 
     job.outcome.serving(nxt)
     job.outcome.failure = None  # recovered, for now
     reason = failure.replace("\n", " ")
-    switch = sse_comment(f"sidestep mid-stream switch from={used.label} to={nxt.target.label} reason={reason}")
+    switch = job.comment(f"sidestep mid-stream switch from={used.label} to={nxt.target.label} reason={reason}")
     return nxt, dataclasses.replace(job, body=body, plan=remaining), switch

@@ -14,7 +14,8 @@ from typing import Any
 
 from sidestep.core.model import Usage
 from sidestep.errors import Attempt
-from sidestep.formats.base import ClientFormat, Seams, Writer
+from sidestep.formats.base import ClientFormat, Comments, Seams, Writer
+from sidestep.formats.sse import sse_comment
 from sidestep.formats.translate import StreamTranslator
 from sidestep.routing.plan import Planned
 from sidestep.routing.served import Served
@@ -66,6 +67,11 @@ class StreamJob:
         """The stream `served` carried is over: its target is judged, and a failure counts as an attempt."""
         if (attempt := self.judge(served, failure)) is not None:
             self.outcome.attempts = (*self.outcome.attempts, attempt)
+
+    def comment(self, text: str) -> bytes:
+        """A note to the client between events (a keep-alive, who serves it): an SSE comment, or what the
+        client's format sends in its place (`Comments`)."""
+        return self.client.comment(text) if isinstance(self.client, Comments) else sse_comment(text)
 
     def tap(self, served: Served) -> UsageTap | None:
         self.outcome.served = served

@@ -1,11 +1,11 @@
 """The provider simulator: an HTTP handler that answers like each supported provider and fails on demand.
 
-Routes: OpenAI (`/v1/chat/completions`, `/v1/embeddings`, Azure deployment paths), Anthropic
-(`/v1/messages`, `/v1/messages/count_tokens`), Gemini (`/v1beta/models/{model}:generateContent`,
-`:streamGenerateContent`, `:countTokens`; Vertex AI's `/v1/projects/…/publishers/google/models/…` too),
-Bedrock (`/model/{id}/converse`, `/converse-stream`), Cohere (`/v2/chat`), and the OAuth token endpoints
-of Google and Entra ID (`auth.py`). Wire formats live in one module each; the fault machinery here is
-shared, so a fault plays the same way in every dialect.
+Routes: OpenAI (`/v1/chat/completions`, `/v1/embeddings`, Azure deployment paths), Anthropic (`/v1/messages`,
+`/v1/messages/count_tokens`), Gemini (`/v1beta/models/{model}:generateContent`, `:streamGenerateContent`,
+`:countTokens`, `:embedContent`, `:batchEmbedContents`; Vertex AI's
+`/v1/projects/…/publishers/google/models/…` too), Bedrock (`/model/{id}/converse`, `/converse-stream`), Cohere
+(`/v2/chat`), and the OAuth token endpoints of Google and Entra ID (`auth.py`). Wire formats live in one
+module each; the fault machinery here is shared, so a fault plays the same way in every dialect.
 
 The fault for a request is chosen, in order, from the `x-sim-fault` header, a `model@spec` suffix on the
 model name, the runtime fault (`set_fault`, or `POST /_sim/fault`), then the scenario. Every request is
@@ -231,7 +231,7 @@ class Simulator:
 
     async def _gemini(self, request: Request, body: dict[str, Any] | None) -> Response | StreamingResponse:
         raw_model, method = _gemini_target(request.path)
-        if request.method != "POST" or method not in ("generateContent", "streamGenerateContent", "countTokens"):
+        if request.method != "POST" or method not in gemini.METHODS:
             return _GEMINI.error(404, f"Method not found: {request.method} {request.path}")
         query = urllib.parse.parse_qs(request.query)
         if request.path.startswith("/v1/projects/"):  # Vertex AI: an OAuth token, not a key
@@ -244,7 +244,7 @@ class Simulator:
                 return Response(status, denied, list(_JSON))
         if body is None:
             return _GEMINI.error(400, "Invalid JSON payload received. Unexpected token.")
-        problem = gemini.invalid(body)
+        problem = gemini.invalid(body, method, raw_model)
         if problem is not None:
             return _GEMINI.error(400, problem)
         model, fault = self._fault_for(raw_model, request.headers)
@@ -252,7 +252,9 @@ class Simulator:
         if failed is not None:
             return failed
         if method == "countTokens":
-            return Response(200, _encode({"totalTokens": gemini.prompt_tokens(body)}), self._headers())
+            return Response(200, gemini.count_tokens(body), self._headers())
+        if method in ("embedContent", "batchEmbedContents"):
+            return Response(200, gemini.embeddings(body), self._headers())
         reply = gemini.plan_reply(body, self.name, _safety(fault))
         ident = self._digest(22)
         if method == "streamGenerateContent":

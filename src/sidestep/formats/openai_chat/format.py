@@ -88,8 +88,9 @@ class OpenAIChat:
     def write_response(self, response: ChatResponse) -> bytes:
         return write_response(response)
 
-    def write_embeddings(self, vectors: list[list[float]], tokens: int, model: str, encoding: Any) -> bytes:
+    def write_embeddings(self, vectors: list[list[float]], tokens: int, model: str, request: dict[str, Any]) -> bytes:
         """Vectors as OpenAI's embeddings answer (`encoding_format: base64` packs float32, as OpenAI does)."""
+        encoding = field(request, "encoding_format") if "encoding_format" in request else None
         data = [
             {
                 "object": "embedding",
@@ -100,6 +101,15 @@ class OpenAIChat:
         ]
         usage = {"prompt_tokens": tokens, "total_tokens": tokens}
         return _encode({"object": "list", "data": data, "model": model, "usage": usage})
+
+    def embedding_request(self, body: dict[str, Any]) -> tuple[list[str], int | None]:
+        """The texts `input` asks to embed (a string or an array of strings; token arrays only go to OpenAI)."""
+        value = field(body, "input")
+        texts = [value] if isinstance(value, str) else value
+        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+            raise BadRequest("'input' must be a string or an array of strings for this target.", param="input")
+        dims = field(body, "dimensions") if "dimensions" in body else None
+        return texts, dims if isinstance(dims, int) and not isinstance(dims, bool) else None
 
     # -- streams -----------------------------------------------------------------------------------------
 
