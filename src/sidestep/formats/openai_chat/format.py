@@ -102,6 +102,15 @@ class OpenAIChat:
         usage = {"prompt_tokens": tokens, "total_tokens": tokens}
         return _encode({"object": "list", "data": data, "model": model, "usage": usage})
 
+    def read_embeddings(self, raw: bytes) -> tuple[list[list[float]], int]:
+        """Vectors (in input order) and prompt tokens of an embeddings answer asked for as floats."""
+        data = _decode(raw)
+        items = sorted(data.get("data") or [], key=lambda item: item.get("index", 0))
+        vectors = [item.get("embedding") for item in items]
+        if not vectors or not all(isinstance(v, list) for v in vectors):
+            raise ValueError("no float embeddings in the answer")
+        return vectors, int((data.get("usage") or {}).get("prompt_tokens") or 0)
+
     def embedding_request(self, body: dict[str, Any]) -> tuple[list[str], int | None]:
         """The texts `input` asks to embed (a string or an array of strings; token arrays only go to OpenAI)."""
         value = field(body, "input")
