@@ -328,7 +328,7 @@ class Gateway:
             timeout = plan[0].policy.deadline or self._timeout
             deadline = self._executor.clock() + timeout
             needs = (
-                request_needs(parsed.body, parsed.stream, operation, request.body)
+                request_needs(parsed.body, parsed.stream, operation, request.body, client)
                 if self._capability_limits
                 else NO_NEEDS
             )

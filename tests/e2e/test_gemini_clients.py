@@ -347,3 +347,20 @@ async def test_other_clients_count_and_embed_on_gemini_targets(sdk: Sdk, claude:
     assert inner["model"] == "models/gemini-2.5-flash" and inner["systemInstruction"]["parts"][0]["text"] == "Be brief."
     assert [len(item.embedding) for item in vectors.data] == [8, 8]
     assert embed.path == "/v1beta/models/gemini-embedding-001:batchEmbedContents"
+
+
+async def test_targets_lacking_what_a_gemini_request_needs_are_skipped(gemini: Gemini, sims: Sims) -> None:
+    config = native_config(sims, {"chat": ["primary/text-only", "backup/claude-sonnet-4-5"]})
+    config["providers"]["primary"]["lacks"] = {"text-*": ["vision", "tools"]}
+    image = types.Part.from_bytes(data=b"\x89PNG\r\n\x1a\n", mime_type="image/png")
+    tools = types.GenerateContentConfig(tools=[types.Tool(function_declarations=[WEATHER])])
+    async with running_gateway(config) as gw:
+        client = gemini(gw.url)
+        seen = await client.aio.models.generate_content(model="chat", contents=[image, "What is this?"])
+        called = await client.aio.models.generate_content(model="chat", contents="Weather?", config=tools)
+        plain = await client.aio.models.generate_content(model="chat", contents="hi")
+    assert "Echo from backup" in (seen.text or "") and called.function_calls
+    assert "Echo from primary" in (plain.text or "")
+    assert len(sims["primary"].sim.received) == 1  # only the plain request
+    sent = sims["backup"].sim.received[0].body
+    assert sent is not None and sent["messages"][0]["content"][0]["type"] == "image"

@@ -5,7 +5,7 @@ reads answers and streams, so a provider can speak it. A format that clients spe
 parses their bodies, reads their requests, writes answers and streams back, renders errors (as body bytes:
 formats do not know the HTTP server) and in-stream errors in its own shape, says when a relayed stream is
 complete and where a stream's usage is. Smaller abilities are protocols of their own (`Seams`,
-`ReadsEmbeddings`, `WritesEmbeddings`, `ReadsEmbeddingInputs`, `CountsTokens`, `Comments`); a format
+`ReadsEmbeddings`, `WritesEmbeddings`, `ReadsEmbeddingInputs`, `CountsTokens`, `Comments`, `ReadsNeeds`); a format
 without one simply does not have the method — no stub raising "unsupported". They are checked with
 `isinstance` where a format is chosen (the endpoint table) or on the rare paths that need them (a continued
 stream, embeddings and token counts across formats, a stream's notes), never on the usual one.
@@ -28,6 +28,7 @@ __all__ = [
     "Reader",
     "ReadsEmbeddingInputs",
     "ReadsEmbeddings",
+    "ReadsNeeds",
     "RefusesPaths",
     "Seam",
     "Seams",
@@ -145,3 +146,11 @@ class Comments(Protocol):
     `data:` as JSON): what to send in place of `: text` (keep-alives, the served-by and switch notes)."""
 
     def comment(self, text: str) -> bytes: ...
+
+
+@runtime_checkable
+class ReadsNeeds(Protocol):
+    """A client format whose requests say what they need of a model in fields of their own (tools, images,
+    a response schema): the capabilities, so that targets lacking one are skipped (`formats.translate`)."""
+
+    def request_needs(self, body: dict[str, Any], stream: bool) -> frozenset[str]: ...

@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 
 from sidestep.core.model import ChatRequest, ChatResponse, TextPart, ToolCall, Usage, merge_usage
-from sidestep.formats.base import ClientFormat, Format, ReadsEmbeddings, Writer, WritesEmbeddings
+from sidestep.formats.base import ClientFormat, Format, ReadsEmbeddings, ReadsNeeds, Writer, WritesEmbeddings
 from sidestep.formats.body import field, materialize
 
 __all__ = [
@@ -27,13 +27,19 @@ __all__ = [
 
 
 def request_needs(
-    body: dict[str, Any], stream: bool, operation: str = "chat", raw_body: bytes | None = None
+    body: dict[str, Any],
+    stream: bool,
+    operation: str = "chat",
+    raw_body: bytes | None = None,
+    source: ClientFormat | None = None,
 ) -> frozenset[str]:
     """Capabilities a request needs, read from the raw body of either client format (no canonical model
     built). A body without the word "image" (`raw_body`, else the raw conversation) never has its messages
-    decoded."""
+    decoded. A format whose fields differ says itself (`ReadsNeeds`)."""
     if operation == "embeddings":
         return _EMBEDDINGS
+    if source is not None and isinstance(source, ReadsNeeds):  # (`is not None` first: mypy narrows no union)
+        return source.request_needs(body, stream)
     if operation == "responses":
         return _responses_needs(body, stream, raw_body)
     raw = body.get("messages")
