@@ -285,6 +285,12 @@ def _deep(depth: int) -> bytes:
             "stream",
         ),
         (
+            "/v1/models/smart:generateContent",
+            b'{"contents": [{"parts": [{"text": "x"}]}], "messages": []}',
+            400,
+            "messages",
+        ),
+        (
             "/v1/models/smart%0d%0aX-Evil:%201:generateContent",
             b'{"contents": [{"parts": [{"text": "x"}]}]}',
             400,
@@ -364,3 +370,20 @@ async def test_targets_lacking_what_a_gemini_request_needs_are_skipped(gemini: G
     assert len(sims["primary"].sim.received) == 1  # only the plain request
     sent = sims["backup"].sim.received[0].body
     assert sent is not None and sent["messages"][0]["content"][0]["type"] == "image"
+
+
+@pytest.mark.parametrize("second", ["third/gemini-2.5-flash", "backup/claude-sonnet-4-5"])
+async def test_mid_stream_continue_carries_on_as_one_stream(gemini: Gemini, sims: Sims, second: str) -> None:
+    route = {"chat": {"fallback": ["primary/a@drop_after=3", second], "mid_stream": "continue"}}
+    async with running_gateway(native_config(sims, route)) as gw:
+        stream = await gemini(gw.url).aio.models.generate_content_stream(model="chat", contents="hello")
+        text = "".join([chunk.text or "" async for chunk in stream])  # no error: the switch is invisible
+    name = second.partition("/")[0]
+    assert text.startswith("Echo from primary") and f"Echo from {name}" in text
+    body = sims[name].sim.received[-1].body
+    assert body is not None
+    if name == "third":  # a Gemini target: the gateway's continuation turns as Gemini contents
+        assert "messages" not in body and [c["role"] for c in body["contents"]] == ["user", "model", "user"]
+        assert body["contents"][1]["parts"][0]["text"] in text
+    else:
+        assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]

@@ -25,7 +25,7 @@ from sidestep.transport.types import UpstreamRequest
 __all__ = ["GeminiProvider"]
 
 
-_GATEWAY_FIELDS = ("stream", "model", "fallbacks", "models", "route")  # read by the gateway, never sent
+_GATEWAY_FIELDS = ("stream", "model", "fallbacks", "models", "route", "messages")  # read by the gateway, never sent
 
 
 class GeminiProvider(NativeAdapter):
@@ -47,6 +47,8 @@ class GeminiProvider(NativeAdapter):
         elif source is GEMINI:  # same format: the client's body, with the target's model where it names one
             payload = {k: v for k, v in body.items() if k not in _GATEWAY_FIELDS}
             stream = body.get("stream") is True
+            if "messages" in body:  # a continuation (`mid_stream: continue`): its turns as Gemini's
+                payload["contents"] = [*field(body, "contents"), *_turns(field(body, "messages"))]
             inner = field(payload, "generateContentRequest") if operation == "count_tokens" else None
             if isinstance(inner, dict):
                 payload["generateContentRequest"] = {**inner, "model": f"models/{model}"}
@@ -103,3 +105,10 @@ def _embeddings(body: dict[str, Any], model: str, source: ClientFormat) -> tuple
     extra = {"outputDimensionality": dims} if dims is not None else {}
     requests = [{"model": name, "content": {"parts": [{"text": text}]}, **extra} for text in texts]
     return {"requests": requests}, "batchEmbedContents"
+
+
+def _turns(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {"role": "model" if m.get("role") == "assistant" else "user", "parts": [{"text": str(m.get("content", ""))}]}
+        for m in messages
+    ]

@@ -45,7 +45,7 @@ FINISH_OUT = {
 }
 _KNOWN = {
     "contents", "systemInstruction", "system_instruction", "tools", "toolConfig", "tool_config",
-    "generationConfig", "generation_config", "stream", "model",
+    "generationConfig", "generation_config", "stream", "model", "messages",
 }  # fmt: skip
 _MODES = {"AUTO": "auto", "ANY": "required", "NONE": "none", "VALIDATED": "auto"}
 # Fields of Gemini's Schema that JSON Schema spells the same way; the rest are dropped on translation.
@@ -66,7 +66,7 @@ def read_request(body: dict[str, Any]) -> ChatRequest:
     thinking = _dict(_either(config, "thinkingConfig", "thinking_config"))
     request = ChatRequest(
         model=str(body.get("model", "")),
-        messages=_messages(body.get("contents")),
+        messages=_messages(body.get("contents")) + _continued(body.get("messages")),
         system=_system(_either(body, "systemInstruction", "system_instruction")),
         tools=_tools(body.get("tools")),
         tool_choice=_choice(_either(body, "toolConfig", "tool_config")),
@@ -144,6 +144,17 @@ def _messages(contents: Any) -> list[Message]:
         if message.parts or message.tool_calls:
             messages.append(message)
     return messages
+
+
+def _continued(messages: Any) -> list[Message]:
+    """The turns the gateway adds to continue a broken stream (`mid_stream: continue`, in OpenAI's shape:
+    the text already sent, then the ask to go on); clients may not send `messages`."""
+    turns = messages if isinstance(messages, list) else []
+    return [
+        Message(role="assistant" if m.get("role") == "assistant" else "user", parts=[TextPart(text=m["content"])])
+        for m in turns
+        if isinstance(m, dict) and isinstance(m.get("content"), str)
+    ]
 
 
 def _result(response: dict[str, Any], pending: defaultdict[str, deque[str]]) -> ToolResultPart:

@@ -46,6 +46,8 @@ class Gemini:
         body = decode_body(raw)
         if "stream" in body:
             raise BadRequest('Invalid JSON payload received. Unknown name "stream": the path says whether to stream.')
+        if "messages" in body:  # the gateway's own (`mid_stream: continue`): Gemini speaks of `contents`
+            raise BadRequest('Invalid JSON payload received. Unknown name "messages": send the turns in "contents".')
         for name in _OBJECTS:
             if name in body and not isinstance(field(body, name), dict):
                 raise BadRequest(f"Invalid value at '{name}': must be an object.", param=name)
