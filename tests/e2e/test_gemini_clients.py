@@ -17,6 +17,8 @@ from google.genai import errors, types
 
 from sidestep.testing import RunningSim, running_gateway
 from tests.conftest import Sdk
+from tests.e2e.test_conformance import PROVIDERS
+from tests.e2e.test_conformance import config as conformance_config
 from tests.e2e.test_native_providers import native_config
 
 Sims = dict[str, RunningSim]
@@ -387,3 +389,23 @@ async def test_mid_stream_continue_carries_on_as_one_stream(gemini: Gemini, sims
         assert body["contents"][1]["parts"][0]["text"] in text
     else:
         assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
+
+
+@pytest.mark.parametrize("kind", PROVIDERS)
+async def test_every_provider_format_serves_a_gemini_client(gemini: Gemini, sims: Sims, kind: str) -> None:
+    history = [
+        types.Content(role="user", parts=[types.Part(text="My name is Ada.")]),
+        types.Content(role="model", parts=[types.Part(text="Hello Ada.")]),
+        types.Content(role="user", parts=[types.Part(text="What is my name?")]),
+    ]
+    brief = types.GenerateContentConfig(system_instruction="Be brief.")
+    async with running_gateway(conformance_config(sims, kind)) as gw:
+        client = gemini(gw.url)
+        answer = await client.aio.models.generate_content(model="chat", contents=history, config=brief)
+        stream = await client.aio.models.generate_content_stream(model="chat", contents=history, config=brief)
+        chunks = [chunk async for chunk in stream]
+    assert answer.text and "Echo from primary" in answer.text
+    assert answer.usage_metadata is not None and answer.usage_metadata.prompt_token_count
+    assert "".join(c.text or "" for c in chunks) == answer.text  # the same answer, streamed
+    assert chunks[-1].candidates and chunks[-1].candidates[0].finish_reason == types.FinishReason.STOP
+    assert len(sims["primary"].sim.received) == 2 and not sims["backup"].sim.received
