@@ -409,3 +409,40 @@ async def test_every_provider_format_serves_a_gemini_client(gemini: Gemini, sims
     assert "".join(c.text or "" for c in chunks) == answer.text  # the same answer, streamed
     assert chunks[-1].candidates and chunks[-1].candidates[0].finish_reason == types.FinishReason.STOP
     assert len(sims["primary"].sim.received) == 2 and not sims["backup"].sim.received
+
+
+async def test_cached_per_model_named_in_the_path(gemini: Gemini, sims: Sims) -> None:
+    routes = {"one": ["third/gemini-2.5-flash"], "two": ["backup/claude-sonnet-4-5"], "oa": ["primary/e"]}
+    config = native_config(sims, routes)
+    config["cache"] = {}
+    deterministic = types.GenerateContentConfig(temperature=0)
+    async with running_gateway(config) as gw:
+        client = gemini(gw.url)
+        answers = [
+            await client.aio.models.generate_content(model=model, contents="same words", config=deterministic)
+            for model in ("one", "two", "one")
+        ]
+        stream = await client.aio.models.generate_content_stream(
+            model="two", contents="same words", config=deterministic
+        )
+        replayed = "".join([chunk.text or "" async for chunk in stream])
+        vectors = [await client.aio.models.embed_content(model=model, contents=["v"]) for model in ("one", "oa", "one")]
+    cache = [(a.sdk_http_response.headers or {}).get("x-sidestep-cache") for a in answers if a.sdk_http_response]
+    assert cache == ["miss", "miss", "hit"]  # "one" and "two" share the body, not the entry
+    assert "Echo from third" in (answers[0].text or "") and "Echo from backup" in (answers[1].text or "")
+    assert answers[2].text == answers[0].text and replayed == answers[1].text  # a hit replayed as a stream
+    assert len(sims["backup"].sim.received) == 1
+    assert vectors[2].embeddings == vectors[0].embeddings != vectors[1].embeddings
+    assert [r.path.rpartition(":")[2] for r in sims["third"].sim.received] == ["generateContent", "batchEmbedContents"]
+
+
+async def test_http_refusals_are_gemini_shaped(sims: Sims) -> None:
+    config = native_config(sims, FAILOVER)
+    config["server"] = {"max_body_bytes": 1024}
+    body = {"contents": [{"parts": [{"text": "x" * 2048}]}]}
+    async with running_gateway(config) as gw, httpx.AsyncClient(base_url=gw.url) as http:
+        large = await http.post("/v1beta/models/smart:generateContent", json=body)
+        wrong_method = await http.get("/v1beta/models/smart:generateContent")
+    assert large.status_code == 413 and large.json()["error"]["status"] == "INVALID_ARGUMENT"
+    assert wrong_method.status_code == 405 and wrong_method.json()["error"]["code"] == 405
+    assert all(sim.sim.received == [] for sim in sims.values())
