@@ -20,6 +20,7 @@ from tests.conftest import Sdk
 from tests.e2e.test_conformance import PROVIDERS
 from tests.e2e.test_conformance import config as conformance_config
 from tests.e2e.test_native_providers import native_config
+from tests.sim_helpers import spent_by
 
 Sims = dict[str, RunningSim]
 Gemini = Callable[..., genai.Client]
@@ -446,3 +447,20 @@ async def test_http_refusals_are_gemini_shaped(sims: Sims) -> None:
     assert large.status_code == 413 and large.json()["error"]["status"] == "INVALID_ARGUMENT"
     assert wrong_method.status_code == 405 and wrong_method.json()["error"]["code"] == 405
     assert all(sim.sim.received == [] for sim in sims.values())
+
+
+@pytest.mark.parametrize("route", ["gem", "smart"])  # passed through (usage tapped), translated
+async def test_spend_is_counted_from_gemini_streams(gemini: Gemini, sims: Sims, route: str) -> None:
+    config = native_config(sims, FAILOVER)
+    price = {"input": 1000.0, "output": 2000.0}
+    config["governance"] = {
+        "pricing": {"gemini-2.5-flash": price, "claude-sonnet-4-5": price, "gpt-4o-mini": price},
+        "keys": {"alice": {"key": "sk-alice", "budget_usd": 100}},
+    }
+    async with running_gateway(config) as gw:
+        stream = await gemini(gw.url, key="sk-alice").aio.models.generate_content_stream(model=route, contents="hi")
+        chunks = [chunk async for chunk in stream]
+        usage = chunks[-1].usage_metadata
+        assert usage is not None and usage.prompt_token_count and usage.candidates_token_count
+        expected = (usage.prompt_token_count * 1000 + usage.candidates_token_count * 2000) / 1e6
+        assert spent_by(gw, "key:alice") == pytest.approx(expected)

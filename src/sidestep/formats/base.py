@@ -1,14 +1,14 @@
 """What a format is: the Protocols a format object satisfies, one per capability.
 
-Every format (`Format`, drawn in `sidestep.core.format` so that routing can name it) writes requests and
-reads answers and streams, so a provider can speak it. A format that clients speak (`ClientFormat`) also
-parses their bodies, reads their requests, writes answers and streams back, renders errors (as body bytes:
-formats do not know the HTTP server) and in-stream errors in its own shape, says when a relayed stream is
-complete and where a stream's usage is. Smaller abilities are protocols of their own (`Seams`,
-`ReadsEmbeddings`, `WritesEmbeddings`, `ReadsEmbeddingInputs`, `CountsTokens`, `Comments`, `ReadsNeeds`); a format
-without one simply does not have the method — no stub raising "unsupported". They are checked with
-`isinstance` where a format is chosen (the endpoint table) or on the rare paths that need them (a continued
-stream, embeddings and token counts across formats, a stream's notes), never on the usual one.
+Every format (`Format`, drawn in `sidestep.core.format` so that routing can name it) writes requests and reads
+answers and streams, so a provider can speak it. A format that clients speak (`ClientFormat`) also parses their
+bodies, reads their requests, writes answers and streams back, renders errors (as body bytes: formats do not
+know the HTTP server) and in-stream errors in its own shape, says when a relayed stream is complete and where a
+stream's usage is. Smaller abilities are protocols of their own (`Seams`, `ReadsEmbeddings`, `WritesEmbeddings`,
+`ReadsEmbeddingInputs`, `CountsTokens`, `Comments`, `ReadsNeeds`, `MarksUsage`); a format without one simply
+does not have the method — no stub raising "unsupported". They are checked with `isinstance` where a format is
+chosen (the endpoint table) or on the rare paths that need them (a continued stream, embeddings and token counts
+across formats, a stream's notes), never on the usual one.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ __all__ = [
     "Comments",
     "CountsTokens",
     "Format",
+    "MarksUsage",
     "Reader",
     "ReadsEmbeddingInputs",
     "ReadsEmbeddings",
@@ -154,3 +155,11 @@ class ReadsNeeds(Protocol):
     a response schema): the capabilities, so that targets lacking one are skipped (`formats.translate`)."""
 
     def request_needs(self, body: dict[str, Any], stream: bool) -> frozenset[str]: ...
+
+
+@runtime_checkable
+class MarksUsage(Protocol):
+    """A client format whose stream events name their usage otherwise than `"usage"` (Gemini's
+    `"usageMetadata"`): what the usage tap of a forwarded stream looks for (`sidestep.usage_tap`)."""
+
+    usage_marker: bytes

@@ -38,6 +38,7 @@ class Gemini:
     """`generateContent`, `streamGenerateContent?alt=sse`, `countTokens`, `embedContent`, `batchEmbedContents`."""
 
     name = "gemini"
+    usage_marker = b'"usageMetadata"'  # in every event of a stream: the tap reads the last
 
     # -- what a client sent ------------------------------------------------------------------------------
 
