@@ -1,19 +1,21 @@
 """How what routing hands back becomes the client's response: a served answer with the headers saying who
 served it (rewritten into the client's format when the provider speaks another), a failure with every attempt
 counted, a gateway error in the client's format, and a relayed stream read back as the whole answer it was.
+The models the gateway lists (`GET /v1/models`, `GET /v1/models/{id}`) are answered here too, in the shape of
+the SDK asking (`formats.base.ListsModels`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import Any
 
 import msgspec
 
 from sidestep.config.model import Config
 from sidestep.core.model import Usage
-from sidestep.errors import AllAttemptsFailed, Attempt, SidestepError, UpstreamError, UpstreamRejected
-from sidestep.formats.base import ClientFormat, CountsTokens, ReadsEmbeddings, WritesEmbeddings
+from sidestep.errors import AllAttemptsFailed, Attempt, NotFound, SidestepError, UpstreamError, UpstreamRejected
+from sidestep.formats.base import ClientFormat, CountsTokens, ListsModels, ModelCard, ReadsEmbeddings, WritesEmbeddings
 from sidestep.formats.translate import collected_response, translate_embeddings, translate_response
 from sidestep.routing.served import Served
 from sidestep.server.types import Response
@@ -21,9 +23,12 @@ from sidestep.server.types import Response
 __all__ = [
     "JSON",
     "collected",
+    "error_headers",
     "error_response",
     "failure",
     "failure_headers",
+    "model_cards",
+    "models_answer",
     "models_body",
     "served_headers",
     "translated",
@@ -74,13 +79,24 @@ def failure(client: ClientFormat, exc: UpstreamRejected | AllAttemptsFailed, req
     headers = failure_headers(request_id, exc.attempts)
     if isinstance(exc, UpstreamRejected):
         error = exc.error
-        return Response(error.status, client.upstream_error_body(error), [JSON, *headers])
+        body = client.upstream_error_body(error)
+        return Response(error.status, body, [JSON, *error_headers(client, error.status), *headers])
     return error_response(client, exc, headers)
 
 
 def error_response(client: ClientFormat, exc: SidestepError, headers: list[tuple[str, str]]) -> Response:
     """A gateway error, in the client's format."""
-    return Response(exc.status, client.error_body(exc), [JSON, *headers])
+    return Response(exc.status, client.error_body(exc), [JSON, *error_headers(client, exc.status), *headers])
+
+
+def error_headers(client: ClientFormat, status: int) -> list[tuple[str, str]]:
+    """The headers an error carries for SDKs that read its kind from one (`NamesErrors`: Bedrock's). An attribute
+    read, not `isinstance`, which costs microseconds on a runtime-checkable protocol (a flood of 401s pays it)."""
+    named = getattr(client, "error_headers", None)
+    if named is None:
+        return []
+    headers: list[tuple[str, str]] = named(status)
+    return headers
 
 
 def served_headers(request_id: str, served: Served) -> list[tuple[str, str]]:
@@ -98,16 +114,47 @@ def failure_headers(request_id: str, attempts: tuple[Attempt, ...]) -> list[tupl
     return [("x-sidestep-attempts", str(len(attempts))), ("x-sidestep-request-id", request_id)]
 
 
-def models_body(config: Config, allowed: Callable[[str], bool] | None = None) -> bytes:
-    """`GET /v1/models`: the routes and every provider's listed models (those `allowed`, when given)."""
-    data: list[dict[str, Any]] = [
-        {"id": name, "object": "model", "created": 0, "owned_by": "sidestep-route"} for name in config.routes
-    ]
+def model_cards(config: Config, allowed: Callable[[str], bool] | None = None) -> list[ModelCard]:
+    """The routes and every provider's listed models (those `allowed`, when given), in the config's order."""
+    cards = [ModelCard(name, "sidestep-route") for name in config.routes]
     for provider in config.providers.values():
-        data.extend(
-            {"id": f"{provider.name}/{model}", "object": "model", "created": 0, "owned_by": provider.name}
-            for model in provider.models
-        )
-    if allowed is not None:
-        data = [entry for entry in data if allowed(entry["id"])]
-    return msgspec.json.encode({"object": "list", "data": data})
+        cards.extend(ModelCard(f"{provider.name}/{model}", provider.name) for model in provider.models)
+    return cards if allowed is None else [card for card in cards if allowed(card.id)]
+
+
+def models_body(config: Config, allowed: Callable[[str], bool] | None = None) -> bytes:
+    """`GET /v1/models` as OpenAI's SDK reads it."""
+    return msgspec.json.encode(
+        {
+            "object": "list",
+            "data": [
+                {"id": card.id, "object": "model", "created": 0, "owned_by": card.owned_by}
+                for card in model_cards(config, allowed)
+            ],
+        }
+    )
+
+
+def models_answer(
+    config: Config,
+    client: ListsModels,
+    query: str,
+    model: str | None = None,
+    allowed: Callable[[str], bool] | None = None,
+    targets: Container[str] = (),
+) -> Response:
+    """The list (`model` None), or the one model named: a route, a listed `provider/model` or a target a route
+    names (`targets`); a 404 in the client's shape for any other, or one the caller may not use (`allowed`)."""
+    cards = model_cards(config, allowed)
+    try:
+        if model is None:
+            return Response(200, client.write_models(cards, query), [JSON])
+        card = next((card for card in cards if card.id == model), None)
+        if card is None and model in targets and (allowed is None or allowed(model)):
+            card = ModelCard(model, model.partition("/")[0])
+        if card is None:
+            shown = model if len(model) <= 256 else model[:256] + "…"
+            raise NotFound(f"The model '{shown}' does not exist: not a route or a model this gateway serves.")
+        return Response(200, client.write_model(card), [JSON])
+    except SidestepError as exc:
+        return error_response(client, exc, [])

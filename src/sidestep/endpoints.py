@@ -1,15 +1,17 @@
 """Every path the gateway itself answers, in one table: path → (operation, client format, method).
 
-The only place that looks at a request's path: the gateway finds its endpoint here, and the server renders
-the errors it raises itself (413, 431, malformed HTTP …) in the format of the path's endpoint. An operation
-proxied upstream (POST) is named by what it asks of a provider (`chat`, `messages`, `responses`,
-`embeddings`, `count_tokens`); a local one (GET) by its handler. Adding a client-facing API is one format module
-(`sidestep.formats`) and a row here. Plugins and observers serve paths of their own (`ServesEndpoints`); their
-errors take the format `client_format` finds for the path.
+The only place that looks at a request's path: the gateway finds its endpoint here, and the server renders the
+errors it raises itself (413, 431, malformed HTTP …) in the format of the path's endpoint. An operation proxied
+upstream (POST) is named by what it asks of a provider (`chat`, `messages`, `responses`, `completions`, `converse`,
+`invoke`, `embeddings`, `count_tokens`); a local one (GET) by its handler. Adding a client-facing API is one format
+module (`sidestep.formats`) and a row here. Plugins and observers serve paths of their own (`ServesEndpoints`);
+their errors take the format `client_format` finds for the path.
 
 Some APIs name the model in the path rather than the body (Gemini's `/v1beta/models/{model}:generateContent`,
 Bedrock's `/model/{modelId}/converse`): those are rows of `MODEL_PATHS`, a prefix and a suffix around the model,
-asked only when the exact table has no row (`model_path`). Such a row may also say whether the path streams.
+asked only when the exact table has no row (`model_path`). Such a row may also say whether the path streams;
+the gateway then writes that into the body as `"stream"` (a gateway field every format reads and no adapter
+sends on as the client's), so that the path decides, whatever the body said.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from sidestep.formats.anthropic_messages import ANTHROPIC_MESSAGES
-from sidestep.formats.base import ClientFormat
+from sidestep.formats.base import ClientFormat, ListsModels
+from sidestep.formats.bedrock_converse import BEDROCK_CONVERSE
 from sidestep.formats.gemini import GEMINI
 from sidestep.formats.openai_chat import OPENAI_CHAT
+from sidestep.formats.openai_completions import OPENAI_COMPLETIONS
 from sidestep.formats.openai_responses import OPENAI_RESPONSES
 
-__all__ = ["ENDPOINTS", "MODEL_PATHS", "Endpoint", "ModelPath", "client_format", "model_path"]
+__all__ = ["ENDPOINTS", "MODEL_PATHS", "Endpoint", "ModelPath", "client_format", "model_path", "models_client"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +53,14 @@ _MESSAGES = Endpoint("messages", ANTHROPIC_MESSAGES)
 _COUNT_TOKENS = Endpoint("count_tokens", ANTHROPIC_MESSAGES)
 _MODELS = Endpoint("models", OPENAI_CHAT, "GET")
 _RESPONSES = Endpoint("responses", OPENAI_RESPONSES)  # always translated: no target speaks it yet
+_COMPLETIONS = Endpoint("completions", OPENAI_COMPLETIONS)  # never translated: only targets that serve it
+# boto3's bedrock-runtime: Converse on any target (translated, or passed through to Bedrock); InvokeModel, the
+# model's own body, on Bedrock targets only (no other adapter serves the `invoke` operation).
+_BEDROCK_PATHS = (
+    ModelPath("/model/", "/converse", Endpoint("converse", BEDROCK_CONVERSE, stream=False)),
+    ModelPath("/model/", "/converse-stream", Endpoint("converse", BEDROCK_CONVERSE, stream=True)),
+    ModelPath("/model/", "/invoke", Endpoint("invoke", BEDROCK_CONVERSE, stream=False)),
+)
 # google-genai: `{api_version}/models/{model}:{method}`, v1 by default, v1beta when asked (both are served).
 _GEMINI_METHODS = {
     ":generateContent": Endpoint("chat", GEMINI, stream=False),
@@ -69,6 +81,8 @@ ENDPOINTS: dict[str, Endpoint] = {
     "/anthropic/v1/messages/count_tokens": _COUNT_TOKENS,
     "/v1/responses": _RESPONSES,
     "/responses": _RESPONSES,
+    "/v1/completions": _COMPLETIONS,
+    "/completions": _COMPLETIONS,
     "/v1/models": _MODELS,
     "/models": _MODELS,
     "/health": Endpoint("health", OPENAI_CHAT, "GET"),
@@ -79,6 +93,9 @@ ENDPOINTS: dict[str, Endpoint] = {
 MODEL_PATHS: tuple[ModelPath, ...] = tuple(
     sorted(
         (
+            ModelPath("/v1/models/", "", _MODELS),  # `GET /v1/models/{id}`: a route or a `provider/model`
+            ModelPath("/models/", "", _MODELS),
+            *_BEDROCK_PATHS,
             *(
                 ModelPath(f"/{version}/models/", suffix, e)
                 for version in ("v1", "v1beta")
@@ -108,20 +125,27 @@ def model_path(path: str) -> tuple[Endpoint, str] | None:
     return None
 
 
+def models_client(anthropic_version: str | None) -> ListsModels:
+    """Who is asking `GET /v1/models` (and `/v1/models/{id}`), which both SDKs call: the Anthropic SDK sends
+    `anthropic-version` on every request (and the OpenAI SDK never does), so a request carrying it is answered
+    in Anthropic's shape (its list paged, its errors); any other in OpenAI's. Decided here only."""
+    return ANTHROPIC_MESSAGES if anthropic_version else OPENAI_CHAT
+
+
 def client_format(path: str) -> ClientFormat:
     """The format a client on `path` reads errors in: its endpoint's, or the endpoint's it is under (an
-    Anthropic SDK's `/v1/messages/batches` reads Anthropic errors); OpenAI's otherwise (the most common
+    Anthropic SDK's `/v1/messages/batches` reads Anthropic errors), or that of the model paths it is under (a
+    boto3 client's `/model/{id}/<unknown>` reads Bedrock errors); OpenAI's otherwise (the most common
     client). Only errors come here: a request the gateway serves found its endpoint by one lookup."""
     path = path.partition("?")[0]
     named = model_path(path)
     if named is not None:
         return named[0].format
-    for row in MODEL_PATHS:  # an unknown method of an API that names its model (`/v1beta/models/m:unknown`)
-        if path.startswith(row.prefix) and row.suffix[:1] in path[len(row.prefix) :]:
-            return row.endpoint.format
-    while path:
-        endpoint = ENDPOINTS.get(path)
+    rest = path
+    while rest:
+        endpoint = ENDPOINTS.get(rest)
         if endpoint is not None:
             return endpoint.format
-        path = path.rpartition("/")[0]
-    return OPENAI_CHAT
+        rest = rest.rpartition("/")[0]
+    # Under a prefix of paths that name their model (`/model/{id}/<unknown>`): that API's errors.
+    return next((row.endpoint.format for row in MODEL_PATHS if path.startswith(row.prefix)), OPENAI_CHAT)

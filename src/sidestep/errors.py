@@ -218,10 +218,12 @@ class AllAttemptsFailed(SidestepError):
     type = "upstream_error"
     code = "all_targets_failed"
 
-    def __init__(self, attempts: Sequence[Attempt], *, status: int = 502, headline: str = "") -> None:
+    def __init__(
+        self, attempts: Sequence[Attempt], *, status: int = 502, headline: str = "", code: str | None = None
+    ) -> None:
         lines = "; ".join(a.describe() for a in attempts) or "no target was tried"
         head = headline or f"All {len(attempts)} attempt(s) failed"
-        super().__init__(f"{head}: {lines}")
+        super().__init__(f"{head}: {lines}", code=code)
         self.attempts = tuple(attempts)
         self.status = status
 

@@ -197,7 +197,8 @@ async def test_count_tokens_passes_through_translates_or_is_ineligible(gemini: G
     sent = sims["backup"].sim.received[0]
     assert sent.path == "/v1/messages/count_tokens" and sent.body is not None
     assert set(sent.body) == {"model", "messages"}  # only what count_tokens takes
-    assert refused.value.status == "UNAVAILABLE" and "count_tokens" in (refused.value.message or "")
+    assert refused.value.code == 400 and refused.value.status == "INVALID_ARGUMENT"  # before any upstream call
+    assert "count_tokens" in (refused.value.message or "")
     assert sims["primary"].sim.received == []  # OpenAI-compatible targets have no count: skipped
 
 

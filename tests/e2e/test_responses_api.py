@@ -216,11 +216,30 @@ async def test_a_stream_failing_mid_way_ends_with_an_error_event(sims: Sims) -> 
     async with running_gateway(config_for(sims, route)) as gw:
         events = await _raw_stream(gw.base_url, {"model": "chat", "input": "Tell me about failover", "stream": True})
     kinds = [e["type"] for e in events]
-    assert "response.output_text.delta" in kinds and kinds[-1] == "error" and "response.completed" not in kinds
-    assert "failed mid-stream" in events[-1]["message"]
+    assert "response.output_text.delta" in kinds and "response.completed" not in kinds
+    assert kinds[-2:] == ["error", "response.failed"]  # the writer's failure: the response as far as it went
+    assert "failed mid-stream" in events[-2]["message"]
+    failed = Response.model_validate(events[-1]["response"])
+    assert failed.status == "failed" and failed.error is not None and "failed mid-stream" in failed.error.message
+    assert failed.id == events[0]["response"]["id"]  # the same response the stream opened
+    sent = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
+    assert sent and failed.output_text == sent  # what was output before the failure
     for event in events:
         EVENT.validate_python(event)
     assert sims["backup"].sim.received == []  # after the first byte, no silent switch (`mid_stream: fail`)
+
+
+async def test_the_sdk_sees_response_failed_when_a_stream_breaks(sdk: Sdk, sims: Sims) -> None:
+    config = native_config(sims, {"chat": {"fallback": ["backup/claude-sonnet-4-5@drop_after=4"]}})
+    async with running_gateway(config) as gw:
+        client = sdk(gw.base_url)
+        stream = await client.responses.create(model="chat", input="Tell me about failover", stream=True)
+        seen = [event async for event in stream]
+    kinds = [event.type for event in seen]
+    assert "response.output_text.delta" in kinds and kinds[-2:] == ["error", "response.failed"]
+    failed = seen[-1].response
+    assert failed.status == "failed" and failed.id == seen[0].response.id
+    assert failed.output and failed.output[0].type == "message"  # the partial answer, as the client saw it
 
 
 async def test_a_continued_stream_carries_on_in_the_same_message(sims: Sims) -> None:

@@ -13,10 +13,18 @@ from sidestep.formats.bedrock_converse import BEDROCK_CONVERSE
 from sidestep.formats.cohere_v2 import COHERE_V2
 from sidestep.formats.gemini import GEMINI
 from sidestep.formats.openai_chat import OPENAI_CHAT
+from sidestep.formats.openai_completions import OPENAI_COMPLETIONS
 from sidestep.formats.openai_responses import OPENAI_RESPONSES
 from sidestep.formats.translate import to_canonical, translate_request
 
-CLIENTS = (OPENAI_CHAT, ANTHROPIC_MESSAGES, OPENAI_RESPONSES, GEMINI)
+CONVERSING = (
+    OPENAI_CHAT,
+    ANTHROPIC_MESSAGES,
+    OPENAI_RESPONSES,
+    BEDROCK_CONVERSE,
+    GEMINI,
+)  # client formats with a system prompt
+CLIENTS = (*CONVERSING, OPENAI_COMPLETIONS)
 PROVIDERS = (OPENAI_CHAT, ANTHROPIC_MESSAGES, GEMINI, BEDROCK_CONVERSE, COHERE_V2, OPENAI_RESPONSES)
 BODIES = {
     OPENAI_CHAT: {
@@ -34,6 +42,8 @@ BODIES = {
         "systemInstruction": {"parts": [{"text": "be brief"}]},
         "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
     },
+    OPENAI_COMPLETIONS: {"model": "m", "prompt": "hi"},
+    BEDROCK_CONVERSE: {"system": [{"text": "be brief"}], "messages": [{"role": "user", "content": [{"text": "hi"}]}]},
 }
 
 
@@ -42,11 +52,12 @@ def test_every_endpoint_names_a_client_format() -> None:
     assert ENDPOINTS["/v1/messages"].format is ANTHROPIC_MESSAGES
     assert ENDPOINTS["/v1/chat/completions"].format is OPENAI_CHAT
     assert ENDPOINTS["/v1/responses"].format is OPENAI_RESPONSES
+    assert ENDPOINTS["/v1/completions"].format is OPENAI_COMPLETIONS
     assert all(isinstance(f, ClientFormat) for f in CLIENTS)
 
 
 def test_provider_only_formats_lack_what_clients_need_instead_of_stubbing_it() -> None:
-    for fmt in (BEDROCK_CONVERSE, COHERE_V2):
+    for fmt in (COHERE_V2,):
         assert isinstance(fmt, Format)
         assert not isinstance(fmt, ClientFormat)
         assert not hasattr(fmt, "parse_body")
@@ -65,8 +76,11 @@ def test_provider_only_formats_lack_what_clients_need_instead_of_stubbing_it() -
         ("/v1/responses/resp_1", OPENAI_RESPONSES),  # a stored response asked for: a Responses error
         ("/v1/nothing", OPENAI_CHAT),
         ("/v1beta/models/gemini-2.5-flash:generateContent", GEMINI),
-        ("/v1/models/smart:unknownMethod", GEMINI),  # an unknown method of the Gemini API: a Gemini error
+        ("/v1beta/models/smart:unknownMethod", GEMINI),  # an unknown method of the Gemini API: a Gemini error
         ("/v1/models/gpt-4o", OPENAI_CHAT),
+        ("/model/route/converse-stream", BEDROCK_CONVERSE),
+        ("/model/route/invoke-with-response-stream", BEDROCK_CONVERSE),  # not served: still a Bedrock error
+        ("/model/", BEDROCK_CONVERSE),
         ("", OPENAI_CHAT),
     ],
 )
@@ -79,7 +93,11 @@ def test_errors_on_a_path_take_the_format_of_its_endpoint(path: str, expected: C
 def test_any_client_format_translates_to_any_provider_format(source: ClientFormat, target: Format) -> None:
     body = BODIES[source]
     written = translate_request(dict(body), source, target)
-    assert "hi" in str(written) and "be brief" in str(written)
+    assert "hi" in str(written)
+    if source is OPENAI_COMPLETIONS:  # a prompt: one user turn, no system text
+        assert to_canonical(source, dict(body)).messages[0].text == "hi"
+        return
+    assert "be brief" in str(written)
     canonical = to_canonical(source, dict(body))
     assert canonical.system[0].text == "be brief"
     assert canonical.messages[0].parts[0].text == "hi"  # type: ignore[union-attr]

@@ -85,7 +85,7 @@ _PROVIDER_KEYS = {
     "lacks",
     "drop_fields",
 }
-CAPABILITIES = ("tools", "vision", "json_schema", "streaming", "embeddings")
+CAPABILITIES = ("tools", "vision", "json_schema", "streaming", "embeddings", "completions")
 _KEY_KEYS = {"value", "weight", "models"}
 _TIMEOUT_KEYS = {"connect", "headers", "first_token", "idle", "read", "total"}
 _POLICY_KEYS = {"retry", "timeouts", "hedge", "mid_stream", "keepalive", "deadline", "fallbacks_on"}

@@ -2,17 +2,20 @@
 
 Every format (`Format`, drawn in `sidestep.core.format` so that routing can name it) writes requests and reads
 answers and streams, so a provider can speak it. A format that clients speak (`ClientFormat`) also parses their
-bodies, reads their requests, writes answers and streams back, renders errors (as body bytes: formats do not
-know the HTTP server) and in-stream errors in its own shape, says when a relayed stream is complete and where a
-stream's usage is. Smaller abilities are protocols of their own (`Seams`, `ReadsEmbeddings`, `WritesEmbeddings`,
-`ReadsEmbeddingInputs`, `CountsTokens`, `Comments`, `ReadsNeeds`, `MarksUsage`); a format without one simply
-does not have the method — no stub raising "unsupported". They are checked with `isinstance` where a format is
-chosen (the endpoint table) or on the rare paths that need them (a continued stream, embeddings and token counts
-across formats, a stream's notes), never on the usual one.
+bodies, reads their requests, writes answers and streams back, renders errors (as body bytes: formats do not know
+the HTTP server) and in-stream errors in its own shape, says when a relayed stream is complete and where a stream's
+usage is. Smaller abilities are protocols of their own (`Seams`, `ReadsEmbeddings`, `WritesEmbeddings`,
+`FramedStreams`, `NamesErrors`, `ListsModels`, `Continues`, `ReadsEmbeddingInputs`, `CountsTokens`, `Comments`,
+`ReadsNeeds`, `MarksUsage`); a format without one simply does not have the method — no stub raising
+"unsupported". They are checked with `isinstance` where a format is chosen (the endpoint table) or on the rare
+paths that need them (a continued stream, embeddings and token counts across formats, a stream's notes), never on
+the usual one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from sidestep.core.format import Format, Reader, Writer
@@ -23,9 +26,14 @@ from sidestep.formats.request import ParsedRequest
 __all__ = [
     "ClientFormat",
     "Comments",
+    "Continues",
     "CountsTokens",
     "Format",
+    "FramedStreams",
+    "ListsModels",
     "MarksUsage",
+    "ModelCard",
+    "NamesErrors",
     "Reader",
     "ReadsEmbeddingInputs",
     "ReadsEmbeddings",
@@ -35,6 +43,7 @@ __all__ = [
     "Seams",
     "Writer",
     "WritesEmbeddings",
+    "stream_media_type",
 ]
 
 
@@ -103,11 +112,44 @@ class Seams(Protocol):
 
 
 @runtime_checkable
+class Continues(Protocol):
+    """A client format whose requests are not a conversation (the legacy completions' `prompt`): it writes the
+    continuation request itself (`mid_stream: continue`), instead of the assistant turn and the request to go
+    on that a conversation gets. None: this request cannot be continued (the stream ends with its error)."""
+
+    def continued(self, body: dict[str, Any], partial: str) -> dict[str, Any] | None: ...
+
+
+@runtime_checkable
 class RefusesPaths(Protocol):
     """A client format that explains, better than a 404, why a path under its endpoint is not served (the
     Responses API's stored responses). Asked only for paths no route serves."""
 
     def refuse_path(self, path: str, method: str) -> SidestepError | None: ...
+
+
+@runtime_checkable
+class FramedStreams(Protocol):
+    """A client format whose streams are binary frames, not Server-Sent Events (Bedrock's AWS event stream).
+    Its streams carry no comments — no keep-alives (the head waits for the first token), no note of who serves
+    or of a mid-stream switch — and are always re-framed event by event, never relayed as bytes: the usage tap
+    and the 24-byte end-of-stream tail read SSE."""
+
+    stream_media_type: str
+
+
+def stream_media_type(client: ClientFormat) -> str | None:
+    """A `FramedStreams` format's stream media type; None for SSE. Asked per stream, so an attribute read rather
+    than `isinstance` (which costs microseconds on a runtime-checkable protocol)."""
+    media: str | None = getattr(client, "stream_media_type", None)
+    return media
+
+
+@runtime_checkable
+class NamesErrors(Protocol):
+    """A client format whose SDK reads an error's kind from a header too (Bedrock's `x-amzn-errortype`)."""
+
+    def error_headers(self, status: int) -> list[tuple[str, str]]: ...
 
 
 @runtime_checkable
@@ -163,3 +205,22 @@ class MarksUsage(Protocol):
     `"usageMetadata"`): what the usage tap of a forwarded stream looks for (`sidestep.usage_tap`)."""
 
     usage_marker: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCard:
+    """One model the gateway lists: a route (owned by `sidestep-route`) or a provider's model (`provider/model`)."""
+
+    id: str
+    owned_by: str
+
+
+@runtime_checkable
+class ListsModels(ClientFormat, Protocol):
+    """A client format whose SDK lists and retrieves models (`GET /v1/models`, `GET /v1/models/{id}`)."""
+
+    def write_models(self, cards: Sequence[ModelCard], query: str) -> bytes:
+        """The list, paged as the API's `query` asks when it pages (Anthropic's `limit`, `after_id` …)."""
+        ...
+
+    def write_model(self, card: ModelCard) -> bytes: ...

@@ -40,8 +40,12 @@ def request_needs(
         return _EMBEDDINGS
     if source is not None and isinstance(source, ReadsNeeds):  # (`is not None` first: mypy narrows no union)
         return source.request_needs(body, stream)
+    if operation == "completions":
+        return _COMPLETIONS_STREAM if stream else _COMPLETIONS
     if operation == "responses":
         return _responses_needs(body, stream, raw_body)
+    if operation == "converse":
+        return _converse_needs(body, stream, raw_body)
     raw = body.get("messages")
     text = raw_body if raw_body is not None else bytes(raw) if isinstance(raw, msgspec.Raw) else None
     images = text is None or b'"image' in text
@@ -75,9 +79,21 @@ def _responses_needs(body: dict[str, Any], stream: bool, raw_body: bytes | None)
     return frozenset(found)
 
 
+def _converse_needs(body: dict[str, Any], stream: bool, raw_body: bytes | None) -> frozenset[str]:
+    """Bedrock Converse's fields: `toolConfig` for tools, `image` blocks for vision (no schema mode)."""
+    found = {"streaming"} if stream else set()
+    if field(body, "toolConfig"):
+        found.add("tools")
+    if raw_body is None or b'"image"' in raw_body:
+        found.add("vision")  # a body without the word is sure to have none; with it, a false positive is harmless
+    return frozenset(found)
+
+
 NO_NEEDS: frozenset[str] = frozenset()
 _IMAGES = ("image_url", "image")
 _EMBEDDINGS = frozenset({"embeddings"})
+_COMPLETIONS = frozenset({"completions"})
+_COMPLETIONS_STREAM = frozenset({"completions", "streaming"})
 
 
 def to_canonical(source: ClientFormat, body: dict[str, Any]) -> ChatRequest:

@@ -23,6 +23,7 @@ class ProviderSpec:
     wire: str = "openai"  # the adapter that speaks its API
     url_style: str = "openai"  # "openai": {base}/chat/completions; "azure": deployments + api-version
     embeddings: bool = True
+    completions: bool = False  # still serves the legacy `POST /completions` (OpenAI-compatible adapters only)
     # Body fields the provider rejects; removed before sending (a 400 for an ignorable field is a bad failover).
     drop_fields: tuple[str, ...] = ()
     default_api_version: str | None = None
@@ -33,7 +34,9 @@ class ProviderSpec:
 
 
 _ROWS = (
-    ProviderSpec("openai", "https://api.openai.com/v1", ("OPENAI_API_KEY",), url_env="OPENAI_BASE_URL"),
+    ProviderSpec(
+        "openai", "https://api.openai.com/v1", ("OPENAI_API_KEY",), url_env="OPENAI_BASE_URL", completions=True
+    ),
     ProviderSpec(
         "anthropic",
         "https://api.anthropic.com",
@@ -51,6 +54,7 @@ _ROWS = (
         url_env="AZURE_OPENAI_ENDPOINT",
         auth="api-key",
         url_style="azure",
+        completions=True,  # instruct deployments (gpt-35-turbo-instruct)
         default_api_version="2024-10-21",
         key_required=False,  # an Entra ID token may replace the key (checked by the adapter factory)
         settings=("ad_token", "tenant_id", "client_id", "client_secret", "authority"),
@@ -94,19 +98,34 @@ _ROWS = (
     ),
     ProviderSpec("groq", "https://api.groq.com/openai/v1", ("GROQ_API_KEY",), drop_fields=("logit_bias",)),
     ProviderSpec("mistral", "https://api.mistral.ai/v1", ("MISTRAL_API_KEY",), drop_fields=("user",)),
-    ProviderSpec("together", "https://api.together.xyz/v1", ("TOGETHER_API_KEY", "TOGETHERAI_API_KEY")),
-    ProviderSpec("fireworks", "https://api.fireworks.ai/inference/v1", ("FIREWORKS_API_KEY",)),
+    ProviderSpec(
+        "together", "https://api.together.xyz/v1", ("TOGETHER_API_KEY", "TOGETHERAI_API_KEY"), completions=True
+    ),
+    ProviderSpec("fireworks", "https://api.fireworks.ai/inference/v1", ("FIREWORKS_API_KEY",), completions=True),
     ProviderSpec("deepseek", "https://api.deepseek.com/v1", ("DEEPSEEK_API_KEY",), embeddings=False),
-    ProviderSpec("xai", "https://api.x.ai/v1", ("XAI_API_KEY",), embeddings=False),
-    ProviderSpec("cerebras", "https://api.cerebras.ai/v1", ("CEREBRAS_API_KEY",), embeddings=False),
-    ProviderSpec("openrouter", "https://openrouter.ai/api/v1", ("OPENROUTER_API_KEY",), embeddings=False),
+    ProviderSpec("xai", "https://api.x.ai/v1", ("XAI_API_KEY",), embeddings=False, completions=True),
+    ProviderSpec("cerebras", "https://api.cerebras.ai/v1", ("CEREBRAS_API_KEY",), embeddings=False, completions=True),
+    ProviderSpec(
+        "openrouter", "https://openrouter.ai/api/v1", ("OPENROUTER_API_KEY",), embeddings=False, completions=True
+    ),
     ProviderSpec(
         "perplexity", "https://api.perplexity.ai", ("PERPLEXITY_API_KEY",), embeddings=False, lacks=("tools",)
     ),
-    ProviderSpec("deepinfra", "https://api.deepinfra.com/v1/openai", ("DEEPINFRA_API_KEY",)),
-    ProviderSpec("ollama", "http://localhost:11434/v1", (), url_env="OLLAMA_BASE_URL", key_required=False),
-    ProviderSpec("vllm", "http://localhost:8000/v1", ("VLLM_API_KEY",), url_env="VLLM_BASE_URL", key_required=False),
-    ProviderSpec("lmstudio", "http://localhost:1234/v1", (), url_env="LMSTUDIO_BASE_URL", key_required=False),
+    ProviderSpec("deepinfra", "https://api.deepinfra.com/v1/openai", ("DEEPINFRA_API_KEY",), completions=True),
+    ProviderSpec(
+        "ollama", "http://localhost:11434/v1", (), url_env="OLLAMA_BASE_URL", key_required=False, completions=True
+    ),
+    ProviderSpec(
+        "vllm",
+        "http://localhost:8000/v1",
+        ("VLLM_API_KEY",),
+        url_env="VLLM_BASE_URL",
+        key_required=False,
+        completions=True,
+    ),
+    ProviderSpec(
+        "lmstudio", "http://localhost:1234/v1", (), url_env="LMSTUDIO_BASE_URL", key_required=False, completions=True
+    ),
 )
 
 CATALOG: dict[str, ProviderSpec] = {row.name: row for row in _ROWS}

@@ -30,7 +30,7 @@ _GATEWAY_FIELDS = ("stream", "model", "fallbacks", "models", "route", "messages"
 
 class GeminiProvider(NativeAdapter):
     format = GEMINI
-    operations = frozenset({"chat", "messages", "responses", "count_tokens", "embeddings"})
+    operations = NativeAdapter.operations | {"count_tokens", "embeddings"}
 
     def __init__(self, config: ProviderConfig, spec: ProviderSpec) -> None:
         super().__init__(config, spec)

@@ -1,13 +1,16 @@
 """The adapter for OpenAI's wire API, shared by every OpenAI-compatible provider in the catalog.
 
 Same-format traffic is a pass-through: the body the client sent goes upstream with only the model
-rewritten and sidestep's own fields removed; quirks (Azure's deployment URLs, fields a provider rejects)
-come from the provider's catalog row, not from branches on its name.
+rewritten and sidestep's own fields removed (chat and embeddings in `OPENAI_CHAT`; the legacy completions
+in `OPENAI_COMPLETIONS`, served only by providers whose catalog row says they still have it); quirks
+(Azure's deployment URLs, fields a provider rejects) come from the provider's catalog row, not from
+branches on its name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote
 
@@ -15,9 +18,10 @@ import msgspec
 
 from sidestep.config.model import KeyConfig, ProviderConfig
 from sidestep.errors import BadRequest, UpstreamError
-from sidestep.formats.base import ClientFormat, ReadsEmbeddingInputs
+from sidestep.formats.base import ClientFormat, Format, ReadsEmbeddingInputs
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.openai_chat.wire import Envelope, Usage
+from sidestep.formats.openai_completions import OPENAI_COMPLETIONS
 from sidestep.formats.translate import translate_request
 from sidestep.providers.base import classify_http_error, no_answer
 from sidestep.providers.catalog import ProviderSpec
@@ -31,6 +35,8 @@ _PATHS = {
     "embeddings": "/embeddings",
     "messages": "/chat/completions",
     "responses": "/chat/completions",  # translated: a Responses client served by Chat Completions
+    "completions": "/completions",
+    "converse": "/chat/completions",  # translated: a Bedrock (boto3) client
 }
 # Fields only sidestep understands: they never travel upstream.
 GATEWAY_FIELDS = ("fallbacks", "models", "route")
@@ -43,6 +49,7 @@ def _absent(raw: msgspec.Raw) -> bool:
 
 class OpenAICompatProvider:
     format = OPENAI_CHAT
+    formats: Mapping[str, Format] = MappingProxyType({"completions": OPENAI_COMPLETIONS})  # in another format
 
     def __init__(self, config: ProviderConfig, spec: ProviderSpec) -> None:
         self.name = config.name
@@ -62,15 +69,20 @@ class OpenAICompatProvider:
         self._timeouts = Timeouts(connect=stages.connect, headers=stages.headers, read=stages.idle)
 
     def supports(self, operation: str) -> bool:
-        return operation in _PATHS and (operation != "embeddings" or self.spec.embeddings)
+        if operation == "embeddings":
+            return self.spec.embeddings
+        if operation == "completions":
+            return self.spec.completions
+        return operation in _PATHS
 
     def build(
         self, operation: str, model: str, body: dict[str, Any], key: KeyConfig, source: ClientFormat
     ) -> UpstreamRequest:
         if source is not OPENAI_CHAT and operation == "embeddings":  # another format's texts to embed
             payload = _embeddings(body, source)
-        elif source is not OPENAI_CHAT:  # another client format: translate through the canonical model
-            payload = translate_request(body, source, OPENAI_CHAT)
+        elif source is not OPENAI_CHAT and source is not self.formats.get(operation):
+            # another client format: translate through the canonical model
+            payload = translate_request(body, source, self.formats.get(operation, OPENAI_CHAT))
         else:
             payload = dict(body)
             for name in GATEWAY_FIELDS:

@@ -12,7 +12,7 @@ import dataclasses
 from typing import Any
 
 from sidestep.errors import AllAttemptsFailed, UpstreamRejected
-from sidestep.formats.base import Reader
+from sidestep.formats.base import Continues, Reader
 from sidestep.formats.body import field
 from sidestep.relay.job import StreamJob
 from sidestep.routing.served import Served
@@ -42,19 +42,28 @@ async def resume(served: Served, job: StreamJob, partial: str, failure: str) -> 
     marks the switch — or, when none can, the error event that ends the client's stream."""
     used = served.target
     remaining = [p for p in job.plan if p.target != used]
-    if not remaining or job.resume is None:
-        return job.client.stream_error(failure)
-    messages = list(field(job.body, "messages") or [])
-    messages += [{"role": "assistant", "content": partial}, {"role": "user", "content": CONTINUE_PROMPT}]
-    body: dict[str, Any] = {**job.body, "messages": messages}
+    body = _continuation(job, partial)
+    if not remaining or job.resume is None or body is None:
+        return job.stream_error(failure)
     try:
         nxt = await job.resume(body, remaining)
     except (AllAttemptsFailed, UpstreamRejected) as exc:
         job.outcome.failure = f"{failure}; continuation failed: {exc.message}"
         job.outcome.attempts = (*job.outcome.attempts, *exc.attempts)
-        return job.client.stream_error(job.outcome.failure)
+        return job.stream_error(job.outcome.failure)
     job.outcome.serving(nxt)
     job.outcome.failure = None  # recovered, for now
     reason = failure.replace("\n", " ")
-    switch = job.comment(f"sidestep mid-stream switch from={used.label} to={nxt.target.label} reason={reason}")
+    note = f"sidestep mid-stream switch from={used.label} to={nxt.target.label} reason={reason}"
+    switch = job.comment(note)  # nothing in a framed stream, which has no comments
     return nxt, dataclasses.replace(job, body=body, plan=remaining), switch
+
+
+def _continuation(job: StreamJob, partial: str) -> dict[str, Any] | None:
+    """The request that carries the answer on: the client format's own (`Continues`: a completions prompt
+    extended by the text sent), or the conversation with the text sent and a request to go on."""
+    if isinstance(job.client, Continues):
+        return job.client.continued(job.body, partial)
+    messages = list(field(job.body, "messages") or [])
+    messages += [{"role": "assistant", "content": partial}, {"role": "user", "content": CONTINUE_PROMPT}]
+    return {**job.body, "messages": messages}

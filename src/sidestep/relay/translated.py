@@ -93,7 +93,7 @@ async def _relay(
         await served.aclose()
     job.outcome.failure = failure
     if text is None:
-        yield job.client.stream_error(failure)
+        yield job.stream_error(failure)
         return
     nxt = await resume(served, job, "".join(text), failure)
     if isinstance(nxt, bytes):

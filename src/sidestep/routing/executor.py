@@ -20,6 +20,7 @@ from functools import partial
 from typing import Any
 
 from sidestep.config.model import KeyConfig
+from sidestep.core.format import Format
 from sidestep.errors import AllAttemptsFailed, Attempt, UpstreamError, UpstreamRejected, UpstreamTimeout
 from sidestep.log import event
 from sidestep.routing.breaker import Breaker, BreakerPolicy, Breakers
@@ -62,6 +63,7 @@ class _Run:
     deadline_hit: bool = False
     reclassified: bool = False
     needs: frozenset[str] = frozenset()
+    ineligible: int = 0  # targets skipped because they cannot serve the operation at all
 
 
 class Executor:
@@ -86,6 +88,10 @@ class Executor:
         # Adapters that fetch short-lived credentials (OAuth tokens) expose `async authorize(key)`.
         self._authorizers: dict[str, Callable[[KeyConfig], Awaitable[None]]] = {
             name: hook for name, provider in providers.items() if (hook := getattr(provider, "authorize", None))
+        }
+        # Adapters that serve some operations in a format of their own (`formats`, see `Provider`).
+        self._formats: dict[str, Mapping[str, Format]] = {
+            name: formats for name, provider in providers.items() if (formats := getattr(provider, "formats", None))
         }
         self._replan = replan  # names (targets or routes) → a plan, for classified fallbacks
         self._transport = transport
@@ -138,11 +144,13 @@ class Executor:
         provider = self._providers[planned.target.provider]
         target = planned.target
         if not provider.supports(run.operation):
+            run.ineligible += 1
             self._skip(run, planned, f"skipped: no {run.operation} support")
             return None
         if run.needs:
             missing = run.needs & provider.config.lacks_for(target.model)
             if missing:
+                run.ineligible += int(run.operation in missing)  # a model configured as lacking the operation
                 self._skip(run, planned, f"skipped: lacks {', '.join(sorted(missing))}")
                 return None
         policy = planned.policy.retry or _NO_RETRY
@@ -269,7 +277,9 @@ class Executor:
             response = await self._transport.send(request)
             if response.status >= 400:
                 raise provider.classify(response.status, response.headers, await response.read())
-            served = Served(target, key, response, run.attempts, planned.policy, provider.format, index, retries)
+            speaks = self._formats.get(target.provider)
+            fmt = provider.format if speaks is None else speaks.get(run.operation, provider.format)
+            served = Served(target, key, response, run.attempts, planned.policy, fmt, index, retries)
             await self._complete(served, planned, run)
         except asyncio.CancelledError:
             await _close(response)
@@ -426,6 +436,9 @@ class Executor:
         return await self._target(run, index, planned, force=True)
 
     def _all_failed(self, run: _Run) -> AllAttemptsFailed:
+        if run.ineligible and run.ineligible == len(run.attempts):  # no upstream call: the request's fault
+            headline = f"No target of this route serves {run.operation}"
+            return AllAttemptsFailed(run.attempts, status=400, headline=headline, code="unsupported_operation")
         statuses = [a.status for a in run.attempts if a.status is not None]
         if run.deadline_hit or self.clock() >= run.deadline:
             return AllAttemptsFailed(run.attempts, status=504, headline="The request deadline was reached")

@@ -41,6 +41,9 @@ class Provider(Protocol):
 
     def classify(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError: ...
 
+    # Optional: `formats: Mapping[str, Format]` — operations the adapter serves in a format other than `format`
+    # (OpenAI-compatible providers speak the legacy completions in their own format); what such an attempt
+    # serves carries that format, so a client speaking it gets the bytes as they are.
     # Optional: `async def authorize(self, key: KeyConfig) -> None` — adapters whose credentials expire
     # (OAuth tokens for Vertex AI, Entra ID for Azure) refresh them here; the executor awaits it before
     # `build` and treats an `UpstreamError` from it as that attempt's failure. Keep it cheap when fresh.

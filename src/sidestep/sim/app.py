@@ -1,11 +1,11 @@
 """The provider simulator: an HTTP handler that answers like each supported provider and fails on demand.
 
-Routes: OpenAI (`/v1/chat/completions`, `/v1/embeddings`, Azure deployment paths), Anthropic (`/v1/messages`,
-`/v1/messages/count_tokens`), Gemini (`/v1beta/models/{model}:generateContent`, `:streamGenerateContent`,
-`:countTokens`, `:embedContent`, `:batchEmbedContents`; Vertex AI's
+Routes: OpenAI (`/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`, Azure deployment paths), Anthropic
+(`/v1/messages`, `/v1/messages/count_tokens`), Gemini (`/v1beta/models/{model}:generateContent`,
+`:streamGenerateContent`, `:countTokens`, `:embedContent`, `:batchEmbedContents`; Vertex AI's
 `/v1/projects/…/publishers/google/models/…` too), Bedrock (`/model/{id}/converse`, `/converse-stream`), Cohere
-(`/v2/chat`), and the OAuth token endpoints of Google and Entra ID (`auth.py`). Wire formats live in one
-module each; the fault machinery here is shared, so a fault plays the same way in every dialect.
+(`/v2/chat`), and the OAuth token endpoints of Google and Entra ID (`auth.py`). Wire formats live in one module
+each; the fault machinery here is shared, so a fault plays the same way in every dialect.
 
 The fault for a request is chosen, in order, from the `x-sim-fault` header, a `model@spec` suffix on the
 model name, the runtime fault (`set_fault`, or `POST /_sim/fault`), then the scenario. Every request is
@@ -194,12 +194,27 @@ class Simulator:
             return failed
         if operation == "embeddings":
             return Response(200, wire.embeddings(body, model), self._headers())
+        if operation == "completions":
+            return self._legacy(body, model, fault)
         reply = _filtered(wire.plan_reply(body, self.name), fault)
         ident = "chatcmpl-" + self._digest(24)
         if body.get("stream") is True:
             events = list(wire.chunk_events(body, model, reply, ident, fault.chunks or 8))
             return self._streaming(events, 1, fault, _OPENAI)
         return self._complete(wire.completion(body, model, reply, ident), fault, _OPENAI)
+
+    def _legacy(self, body: dict[str, Any], model: str, fault: FaultSpec) -> Response | StreamingResponse:
+        """`POST /v1/completions`, after the faults that come before the headers."""
+        problem = wire.legacy_problem(body)
+        if problem is not None:
+            return _error(400, problem, "prompt" if "prompt" in problem else "n")
+        ident = "cmpl-" + self._digest(24)
+        if body.get("stream") is True:
+            return self._streaming(
+                wire.legacy_events(body, model, self.name, ident, fault.chunks or 8), 0, fault, _OPENAI
+            )
+        finish = "content_filter" if fault.blocked or fault.blocked_output else None
+        return self._complete(wire.legacy_completion(body, model, self.name, ident, finish), fault, _OPENAI)
 
     async def _anthropic(
         self, request: Request, body: dict[str, Any] | None, *, counting: bool
@@ -265,7 +280,7 @@ class Simulator:
 
     async def _bedrock(self, request: Request, body: dict[str, Any] | None) -> Response | StreamingResponse:
         raw_model, action = bedrock.model_from_path(request.path)
-        if request.method != "POST" or action not in ("converse", "converse-stream"):
+        if request.method != "POST" or action not in ("converse", "converse-stream", "invoke"):
             return _BEDROCK.error(404, f"Unknown operation {request.method} {request.path}")
         denied = bedrock.check_auth(
             request.headers, request.method, request.path, request.query, request.body, self.api_keys
@@ -274,13 +289,18 @@ class Simulator:
             return _BEDROCK.error(*denied)
         if body is None:
             return _BEDROCK.error(400, "Malformed input request: the body is not valid JSON.")
-        problem = bedrock.invalid(body)
+        problem = bedrock.invalid_invoke(body) if action == "invoke" else bedrock.invalid(body)
         if problem is not None:
             return _BEDROCK.error(400, problem)
-        _model, fault = self._fault_for(raw_model, request.headers)
+        model, fault = self._fault_for(raw_model, request.headers)
         failed = await self._before_headers(fault, _BEDROCK)
         if failed is not None:
             return failed
+        if action == "invoke":  # a Claude model's own answer, as Bedrock's InvokeModel gives it
+            answer = claude.message(
+                model, claude.plan_reply(body, self.name, _safety(fault)), "msg_" + self._digest(24)
+            )
+            return self._complete(answer, fault, _BEDROCK)
         reply = bedrock.plan_reply(body, self.name, _safety(fault))
         if action == "converse-stream":
             events, first = bedrock.stream_events(reply, fault.chunks or 8)
@@ -417,9 +437,12 @@ def _operation(path: str) -> tuple[str | None, str | None]:
         return "chat", None
     if path in ("/embeddings", "/v1/embeddings"):
         return "embeddings", None
+    if path in ("/completions", "/v1/completions"):
+        return "completions", None
     if path.startswith("/openai/deployments/"):
         deployment, _, rest = path[len("/openai/deployments/") :].partition("/")
-        return {"chat/completions": "chat", "embeddings": "embeddings"}.get(rest), deployment or None
+        operations = {"chat/completions": "chat", "embeddings": "embeddings", "completions": "completions"}
+        return operations.get(rest), deployment or None
     return None, None
 
 

@@ -1,4 +1,5 @@
-"""OpenAI's wire format as the simulator speaks it: completions, stream chunks, embeddings, errors.
+"""OpenAI's wire format as the simulator speaks it: chat completions, stream chunks, the legacy completions
+(`text_completion`, `n`, `echo`, `logprobs`), embeddings, errors.
 
 Answers are deterministic functions of the request (and the simulator's name), realistic enough that the
 official SDK's types validate them: ids, usage, finish reasons, tool calls, JSON mode. With tools in the
@@ -25,6 +26,10 @@ __all__ = [
     "completion",
     "embeddings",
     "error_body",
+    "legacy_completion",
+    "legacy_events",
+    "legacy_problem",
+    "plan_legacy",
     "plan_reply",
 ]
 
@@ -216,6 +221,108 @@ def chunk_events(body: dict[str, Any], model: str, reply: Reply, ident: str, pie
     if with_usage:
         yield event({}, usage=_usage(reply), choices=False)
     yield b"data: [DONE]\n\n"
+
+
+# -- the legacy completions (`POST /v1/completions`) ----------------------------------------------------
+
+
+def _prompts(body: dict[str, Any]) -> list[str]:
+    """Each prompt as text: a string, strings, or token ids (shown as `<id>` words)."""
+    prompt = body.get("prompt")
+    if isinstance(prompt, str):
+        return [prompt]
+    if isinstance(prompt, list) and prompt and all(isinstance(p, int) for p in prompt):
+        return [" ".join(f"<{p}>" for p in prompt)]
+    if isinstance(prompt, list):
+        return [p if isinstance(p, str) else " ".join(f"<{t}>" for t in p) for p in prompt if isinstance(p, str | list)]
+    return []
+
+
+def legacy_problem(body: dict[str, Any]) -> str | None:
+    """What OpenAI would refuse with a 400 (the checks the simulator makes), or None."""
+    if "prompt" not in body or not _prompts(body):
+        return "'prompt' is a required property"
+    n = body.get("n", 1)
+    if not isinstance(n, int) or not 1 <= n <= 128:
+        return "n must be an integer between 1 and 128"
+    return None
+
+
+def plan_legacy(body: dict[str, Any], name: str, prompt: str) -> Reply:
+    """The text continuing one prompt: an echo of its first words (or, with `echo`, the prompt and then that)."""
+    words = prompt.split()
+    text = f" Echo from {name}: {' '.join(words[:8])}. {_FILLER}"
+    limit = body.get("max_tokens")
+    finish = "stop"
+    if isinstance(limit, int) and 0 < limit < len(text.split()):
+        text, finish = " " + " ".join(text.split()[:limit]), "length"
+    if body.get("echo") is True:
+        text = prompt + text
+    return Reply(text, None, finish, max(1, len(words)))
+
+
+def _legacy_choices(body: dict[str, Any], name: str) -> list[Reply]:
+    n = body.get("n") if isinstance(body.get("n"), int) else 1
+    return [plan_legacy(body, name, prompt) for prompt in _prompts(body) for _ in range(n or 1)]
+
+
+def _logprobs(body: dict[str, Any], text: str) -> dict[str, Any] | None:
+    if not isinstance(body.get("logprobs"), int):
+        return None
+    tokens = text.split(" ")
+    offsets = list(itertools.accumulate((len(t) + 1 for t in tokens[:-1]), initial=0))
+    return {"tokens": tokens, "token_logprobs": [-0.5] * len(tokens), "top_logprobs": None, "text_offset": offsets}
+
+
+def _legacy_usage(replies: list[Reply]) -> dict[str, int]:
+    prompt = sum({id(r): r.prompt for r in replies}.values()) if replies else 1
+    completion = sum(r.completion for r in replies)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def legacy_completion(body: dict[str, Any], model: str, name: str, ident: str, finish: str | None = None) -> bytes:
+    """A `text_completion`: one choice per prompt and `n`; `finish` replaces each choice's (a content filter)."""
+    replies = _legacy_choices(body, name)
+    choices = [
+        {"text": r.text, "index": i, "logprobs": _logprobs(body, r.text or ""), "finish_reason": finish or r.finish}
+        for i, r in enumerate(replies)
+    ]
+    return _encode(
+        {
+            "id": ident,
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": choices,
+            "usage": _legacy_usage(replies),
+            "system_fingerprint": "fp_sidestep_sim",
+        }
+    )
+
+
+def legacy_events(body: dict[str, Any], model: str, name: str, ident: str, pieces: int) -> list[bytes]:
+    """Every `data:` event of a completions stream, choice by choice, ending with `[DONE]` (and, when
+    `stream_options.include_usage` asks, a usage chunk with no choices before it)."""
+    created = int(time.time())
+    options = body.get("stream_options")
+    with_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+    replies = _legacy_choices(body, name)
+
+    def event(choices: list[dict[str, Any]], usage: Any = None) -> bytes:
+        payload = {"id": ident, "object": "text_completion", "created": created, "model": model, "choices": choices}
+        if with_usage:
+            payload["usage"] = usage
+        return b"data: " + _encode(payload) + b"\n\n"
+
+    events = []
+    for index, reply in enumerate(replies):
+        parts = _split_words(reply.text or "", pieces)
+        events += [event([{"text": part, "index": index, "logprobs": None, "finish_reason": None}]) for part in parts]
+        events.append(event([{"text": "", "index": index, "logprobs": None, "finish_reason": reply.finish}]))
+    if with_usage:
+        events.append(event([], _legacy_usage(replies)))
+    events.append(b"data: [DONE]\n\n")
+    return events
 
 
 def _split_words(text: str, pieces: int) -> list[str]:

@@ -7,7 +7,9 @@ Same-format traffic (Anthropic client, Anthropic provider) decodes the body once
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+from urllib.parse import parse_qs
 
 import msgspec
 
@@ -21,6 +23,7 @@ from sidestep.formats.anthropic_messages.convert import (
     write_response,
 )
 from sidestep.formats.anthropic_messages.stream import StreamReader, StreamWriter, error_event
+from sidestep.formats.base import ModelCard
 from sidestep.formats.body import decode_body, field, is_nonempty_array
 from sidestep.formats.request import ParsedRequest, models_of
 
@@ -123,6 +126,22 @@ class AnthropicMessages:
     def stream_error(self, message: str, code: str = "stream_interrupted") -> bytes:
         return error_event(message, "overloaded_error" if code == "all_targets_failed" else "api_error")
 
+    # -- models ------------------------------------------------------------------------------------------
+
+    def write_models(self, cards: Sequence[ModelCard], query: str) -> bytes:
+        """A page of `{type: "model", id, display_name, created_at}`, as `limit` (1 to 1000, default 20) and
+        `after_id` / `before_id` ask, with `has_more`, `first_id` and `last_id` for the SDK's paginator."""
+        try:
+            asked = parse_qs(query[:2048], max_num_fields=8)
+        except ValueError:
+            raise BadRequest("Too many query parameters.") from None
+        page, more = _page(list(cards), {name: values[0] for name, values in asked.items()})
+        first, last = (page[0].id, page[-1].id) if page else (None, None)
+        return _encode({"data": [_model(c) for c in page], "has_more": more, "first_id": first, "last_id": last})
+
+    def write_model(self, card: ModelCard) -> bytes:
+        return _encode(_model(card))
+
     # -- errors --------------------------------------------------------------------------------------------
 
     def error_body(self, exc: SidestepError) -> bytes:
@@ -141,6 +160,33 @@ class AnthropicMessages:
 
     def server_error_body(self, status: int, message: str) -> bytes:
         return error_payload(status, message)
+
+
+def _page(cards: list[ModelCard], query: dict[str, str]) -> tuple[list[ModelCard], bool]:
+    raw = query.get("limit", "20")
+    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+        raise BadRequest("limit: must be an integer from 1 to 1000.", param="limit")
+    limit = int(raw)
+    ids = [card.id for card in cards]
+    before, after = query.get("before_id"), query.get("after_id")
+    if before is not None:  # the page that ends just before `before_id`
+        end = ids.index(before) if before in ids else 0
+        return cards[max(0, end - limit) : end], end - limit > 0
+    start = 0 if after is None else ids.index(after) + 1 if after in ids else len(ids)
+    return cards[start : start + limit], start + limit < len(cards)
+
+
+def _model(card: ModelCard) -> dict[str, Any]:
+    """Anthropic's model object; the gateway knows no release date (the epoch, as the API allows)."""
+    return {
+        "type": "model",
+        "id": card.id,
+        "display_name": card.id,
+        "created_at": "1970-01-01T00:00:00Z",
+        "lifecycle": "active",
+        "deprecated_at": None,
+        "retires_at": None,
+    }
 
 
 def error_payload(status: int, message: str) -> bytes:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import base64
 import struct
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 
 from sidestep.core.model import ChatRequest, ChatResponse, Usage
 from sidestep.errors import AllAttemptsFailed, BadRequest, SidestepError, UpstreamError
+from sidestep.formats.base import ModelCard
 from sidestep.formats.body import decode_body, field, is_nonempty_array
 from sidestep.formats.openai_chat.convert import read_request, read_response, read_usage, write_request, write_response
 from sidestep.formats.openai_chat.stream import Seam, StreamReader, StreamWriter, error_event
@@ -120,6 +122,15 @@ class OpenAIChat:
         dims = field(body, "dimensions") if "dimensions" in body else None
         return texts, dims if isinstance(dims, int) and not isinstance(dims, bool) else None
 
+    # -- models ------------------------------------------------------------------------------------------
+
+    def write_models(self, cards: Sequence[ModelCard], query: str) -> bytes:
+        """`{"object": "list", "data": [...]}`: OpenAI's list is not paged."""
+        return _encode({"object": "list", "data": [_model(card) for card in cards]})
+
+    def write_model(self, card: ModelCard) -> bytes:
+        return _encode(_model(card))
+
     # -- streams -----------------------------------------------------------------------------------------
 
     def stream_reader(self) -> StreamReader:
@@ -164,6 +175,10 @@ class OpenAIChat:
 
     def server_error_body(self, status: int, message: str) -> bytes:
         return error_payload(status, message, code=_SERVER_CODES.get(status))
+
+
+def _model(card: ModelCard) -> dict[str, Any]:
+    return {"id": card.id, "object": "model", "created": 0, "owned_by": card.owned_by}
 
 
 def error_payload(status: int, message: str, *, type_: str | None = None, code: Any = None, param: Any = None) -> bytes:

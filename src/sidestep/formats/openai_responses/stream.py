@@ -81,6 +81,10 @@ class StreamWriter:
         return prefix
 
     def error(self, message: str, code: str = "stream_interrupted") -> bytes:
+        """`error`, then `response.failed` carrying the response so far (its id, the output items sent);
+        once only: an upstream's own error event and the relay's verdict on it are one failure."""
+        if self._ended:
+            return b""
         self._ended = True
         out = error_event(message, code, self._next())
         response = self._response("failed")
