@@ -53,7 +53,7 @@ INTERPRETED: dict[str, tuple[str, ...]] = {
         "providers/vertex.py",
         "formats/bedrock_converse/*",
         "formats/cohere_v2.py",
-        "formats/gemini.py",
+        "formats/gemini/*",
     ),
     "once per process or per hour: provider types as data, adapters built at start-up, token refresh": (
         "providers/catalog.py",

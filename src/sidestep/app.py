@@ -35,7 +35,6 @@ from sidestep.answers import (
     served_headers,
     stream_head,
     translated,
-    translated_embeddings,
 )
 from sidestep.config.model import Config
 from sidestep.endpoints import ENDPOINTS, client_format, model_path, models_client
@@ -47,7 +46,6 @@ from sidestep.errors import (
     UpstreamRejected,
 )
 from sidestep.formats.base import ClientFormat, ReadsEmbeddings, RefusesPaths
-from sidestep.formats.body import field
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.passthrough import relays_bytes, request_usage
 from sidestep.formats.request import ParsedRequest, model_named
@@ -183,7 +181,9 @@ class Gateway:
                 e.format,
                 {"GET": local[e.operation]}
                 if e.method == "GET"
-                else {"POST": partial(self._proxy, operation=e.operation, client=e.format)},
+                else {
+                    "POST": partial(self._proxy, operation=e.operation, client=e.format, opaque=relays_bytes(e.format))
+                },
             )
             for path, e in ENDPOINTS.items()
         }
@@ -318,6 +318,7 @@ class Gateway:
         client: ClientFormat,
         path_model: str | None = None,
         path_stream: bool | None = None,
+        opaque: bool = False,
     ) -> Response | StreamingResponse:
         """`path_model`: the model the path names (Gemini, Bedrock), in place of the body's; `path_stream`:
         whether the path asks for a stream, when it says."""
@@ -346,7 +347,7 @@ class Gateway:
             timeout = plan[0].policy.deadline or self._timeout
             deadline = self._executor.clock() + timeout
             needs = (
-                request_needs(parsed.body, parsed.stream, operation, request.body)
+                request_needs(parsed.body, parsed.stream, operation, request.body, client)
                 if self._capability_limits
                 else NO_NEEDS
             )
@@ -362,12 +363,8 @@ class Gateway:
                         return rescued
                 return self._over(exchange, failure(client, exc, request_id), failed=exc)
             await served.aclose()
-            if served.format is not client:
-                if operation == "embeddings":
-                    encoding = field(parsed.body, "encoding_format")
-                    embeddings = translated_embeddings(served, client, encoding, request_id)
-                    return self._over(exchange, embeddings, served)
-                return self._over(exchange, translated(served, client, request_id), served)
+            if served.format is not client or opaque:  # opaque: relayed bytes keep the upstream's content type
+                return self._over(exchange, translated(served, client, request_id, operation, parsed.body), served)
             # Every API answer here is JSON; not asking the upstream's headers spares decoding them at all.
             response = Response(served.response.status, served.body, [JSON, *served_headers(request_id, served)])
             return response if exchange is None else self._over(exchange, response, served)
@@ -526,7 +523,7 @@ class Gateway:
         await served.aclose()
         source = served.format
         if source is not OPENAI_CHAT and isinstance(source, ReadsEmbeddings):
-            return translate_embeddings(served.body, source, OPENAI_CHAT, served.target.model, None)
+            return translate_embeddings(served.body, source, OPENAI_CHAT, served.target.model, {})
         return served.body
 
     async def _side_served(self, operation: str, body: dict[str, Any]) -> Served:

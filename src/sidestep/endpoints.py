@@ -23,6 +23,7 @@ from urllib.parse import unquote
 from sidestep.formats.anthropic_messages import ANTHROPIC_MESSAGES
 from sidestep.formats.base import ClientFormat, ListsModels
 from sidestep.formats.bedrock_converse import BEDROCK_CONVERSE
+from sidestep.formats.gemini import GEMINI
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.openai_completions import OPENAI_COMPLETIONS
 from sidestep.formats.openai_responses import OPENAI_RESPONSES
@@ -74,6 +75,14 @@ _MODERATIONS = Endpoint("moderations", OPENAI_MODERATIONS)
 _IMAGES = Endpoint("images", OPENAI_IMAGES)
 _TRANSCRIPTIONS = Endpoint("transcriptions", OPENAI_TRANSCRIPTIONS)
 _SPEECH = Endpoint("speech", OPENAI_SPEECH)
+# google-genai: `{api_version}/models/{model}:{method}`, v1 by default, v1beta when asked (both are served).
+_GEMINI_METHODS = {
+    ":generateContent": Endpoint("chat", GEMINI, stream=False),
+    ":streamGenerateContent": Endpoint("chat", GEMINI, stream=True),  # `?alt=sse`: SSE is the only stream served
+    ":countTokens": Endpoint("count_tokens", GEMINI),
+    ":embedContent": Endpoint("embeddings", GEMINI),
+    ":batchEmbedContents": Endpoint("embeddings", GEMINI),
+}
 
 ENDPOINTS: dict[str, Endpoint] = {
     "/v1/chat/completions": _CHAT,
@@ -112,6 +121,11 @@ MODEL_PATHS: tuple[ModelPath, ...] = tuple(
             ModelPath("/v1/models/", "", _MODELS),  # `GET /v1/models/{id}`: a route or a `provider/model`
             ModelPath("/models/", "", _MODELS),
             *_BEDROCK_PATHS,
+            *(
+                ModelPath(f"/{version}/models/", suffix, e)
+                for version in ("v1", "v1beta")
+                for suffix, e in _GEMINI_METHODS.items()
+            ),
         ),
         key=lambda row: -len(row.suffix),
     )

@@ -29,6 +29,7 @@ CONVERSING = (
     ANTHROPIC_MESSAGES,
     OPENAI_RESPONSES,
     BEDROCK_CONVERSE,
+    GEMINI,
 )  # client formats with a system prompt
 CLIENTS = (*CONVERSING, OPENAI_COMPLETIONS)
 PROVIDERS = (OPENAI_CHAT, ANTHROPIC_MESSAGES, GEMINI, BEDROCK_CONVERSE, COHERE_V2, OPENAI_RESPONSES)
@@ -44,6 +45,10 @@ BODIES = {
         "messages": [{"role": "user", "content": "hi"}],
     },
     OPENAI_RESPONSES: {"model": "m", "instructions": "be brief", "input": "hi"},
+    GEMINI: {
+        "systemInstruction": {"parts": [{"text": "be brief"}]},
+        "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+    },
     OPENAI_COMPLETIONS: {"model": "m", "prompt": "hi"},
     BEDROCK_CONVERSE: {"system": [{"text": "be brief"}], "messages": [{"role": "user", "content": [{"text": "hi"}]}]},
 }
@@ -62,11 +67,11 @@ def test_every_endpoint_names_a_client_format() -> None:
 
 
 def test_provider_only_formats_lack_what_clients_need_instead_of_stubbing_it() -> None:
-    for fmt in (GEMINI, COHERE_V2):
+    for fmt in (COHERE_V2,):
         assert isinstance(fmt, Format)
         assert not isinstance(fmt, ClientFormat)
         assert not hasattr(fmt, "parse_body")
-    assert isinstance(COHERE_V2, ReadsEmbeddings) and not isinstance(GEMINI, ReadsEmbeddings)
+    assert isinstance(COHERE_V2, ReadsEmbeddings) and not isinstance(BEDROCK_CONVERSE, ReadsEmbeddings)
     assert isinstance(OPENAI_CHAT, WritesEmbeddings) and not isinstance(ANTHROPIC_MESSAGES, WritesEmbeddings)
     assert isinstance(OPENAI_CHAT, Seams) and not isinstance(ANTHROPIC_MESSAGES, Seams)
 
@@ -80,6 +85,9 @@ def test_provider_only_formats_lack_what_clients_need_instead_of_stubbing_it() -
         ("/v1/chat/completions?x=1", OPENAI_CHAT),
         ("/v1/responses/resp_1", OPENAI_RESPONSES),  # a stored response asked for: a Responses error
         ("/v1/nothing", OPENAI_CHAT),
+        ("/v1beta/models/gemini-2.5-flash:generateContent", GEMINI),
+        ("/v1beta/models/smart:unknownMethod", GEMINI),  # an unknown method of the Gemini API: a Gemini error
+        ("/v1/models/gpt-4o", OPENAI_CHAT),
         ("/model/route/converse-stream", BEDROCK_CONVERSE),
         ("/model/route/invoke-with-response-stream", BEDROCK_CONVERSE),  # not served: still a Bedrock error
         ("/model/", BEDROCK_CONVERSE),

@@ -3,15 +3,19 @@ canonical model. 429 and 5xx fail over; "too many tokens" is a context-window er
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from sidestep.config.model import KeyConfig, ProviderConfig
 from sidestep.core.model import Usage
 from sidestep.errors import BadRequest
 from sidestep.formats import cohere_v2 as wire
-from sidestep.formats.base import ClientFormat
+from sidestep.formats.base import ClientFormat, Format, ReadsEmbeddingInputs
 from sidestep.formats.body import materialize
 from sidestep.formats.cohere_v2 import COHERE_V2
+from sidestep.formats.openai_chat import OPENAI_CHAT
+from sidestep.formats.passthrough import RERANK
 from sidestep.formats.translate import to_canonical
 from sidestep.providers.base import NativeAdapter
 from sidestep.providers.catalog import ProviderSpec
@@ -25,6 +29,7 @@ __all__ = ["CohereProvider"]
 class CohereProvider(NativeAdapter):
     format = COHERE_V2
     operations = frozenset({"chat", "messages", "responses", "converse", "embeddings", "rerank"})
+    formats: Mapping[str, Format] = MappingProxyType({"rerank": RERANK})  # relayed in its own (Cohere's) shape
 
     def __init__(self, config: ProviderConfig, spec: ProviderSpec) -> None:
         super().__init__(config, spec)
@@ -39,6 +44,9 @@ class CohereProvider(NativeAdapter):
         self, operation: str, model: str, body: dict[str, Any], key: KeyConfig, source: ClientFormat
     ) -> UpstreamRequest:
         if operation == "embeddings":
+            if source is not OPENAI_CHAT and isinstance(source, ReadsEmbeddingInputs):  # another format's texts
+                texts, dims = source.embedding_request(body)
+                body = {"input": texts, "dimensions": dims}
             return self._embed(materialize(body), model, key)
         if operation == "rerank":  # relayed: the client's body (Cohere's own shape), the model rewritten
             fields = {name: value for name, value in body.items() if name not in GATEWAY_FIELDS}

@@ -18,12 +18,20 @@ import msgspec
 
 from sidestep.config.model import KeyConfig, ProviderConfig
 from sidestep.core.model import Usage as CanonicalUsage
-from sidestep.errors import UpstreamError
-from sidestep.formats.base import ClientFormat, Format
+from sidestep.errors import BadRequest, UpstreamError
+from sidestep.formats.base import ClientFormat, Format, ReadsEmbeddingInputs
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.openai_chat.wire import Envelope, Usage
 from sidestep.formats.openai_completions import OPENAI_COMPLETIONS
-from sidestep.formats.passthrough import MULTIPART, Multipart
+from sidestep.formats.passthrough import (
+    MULTIPART,
+    OPENAI_IMAGES,
+    OPENAI_MODERATIONS,
+    OPENAI_SPEECH,
+    OPENAI_TRANSCRIPTIONS,
+    RERANK,
+    Multipart,
+)
 from sidestep.formats.translate import translate_request
 from sidestep.providers.base import classify_http_error, no_answer
 from sidestep.providers.catalog import ProviderSpec
@@ -60,7 +68,18 @@ def _absent(raw: msgspec.Raw) -> bool:
 
 class OpenAICompatProvider:
     format = OPENAI_CHAT
-    formats: Mapping[str, Format] = MappingProxyType({"completions": OPENAI_COMPLETIONS})  # in another format
+    # Operations served in a format other than chat's: the legacy completions, and the relayed-only APIs in
+    # their own shape (so what they serve is the client's format: the byte relay, never a translation).
+    formats: Mapping[str, Format] = MappingProxyType(
+        {
+            "completions": OPENAI_COMPLETIONS,
+            "rerank": RERANK,
+            "moderations": OPENAI_MODERATIONS,
+            "images": OPENAI_IMAGES,
+            "transcriptions": OPENAI_TRANSCRIPTIONS,
+            "speech": OPENAI_SPEECH,
+        }
+    )
 
     def __init__(self, config: ProviderConfig, spec: ProviderSpec) -> None:
         self.name = config.name
@@ -89,7 +108,9 @@ class OpenAICompatProvider:
     ) -> UpstreamRequest:
         if operation in _RELAYED:
             return self._relayed(operation, model, body, key)
-        if source is not OPENAI_CHAT and source is not self.formats.get(operation):
+        if source is not OPENAI_CHAT and operation == "embeddings":  # another format's texts to embed
+            payload = _embeddings(body, source)
+        elif source is not OPENAI_CHAT and source is not self.formats.get(operation):
             # another client format: translate through the canonical model
             payload = translate_request(body, source, self.formats.get(operation, OPENAI_CHAT))
         else:
@@ -162,3 +183,10 @@ class OpenAICompatProvider:
             version = self.config.api_version or self.spec.default_api_version or ""
             return f"{base}/openai/deployments/{{model}}{_PATHS[operation]}?api-version={version}"
         return base + _PATHS[operation]
+
+
+def _embeddings(body: dict[str, Any], source: ClientFormat) -> dict[str, Any]:
+    if not isinstance(source, ReadsEmbeddingInputs):
+        raise BadRequest(f"{source.name} embeddings cannot be served by an OpenAI-compatible target.")
+    texts, dims = source.embedding_request(body)
+    return {"input": texts, "dimensions": dims} if dims is not None else {"input": texts}

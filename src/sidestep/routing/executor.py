@@ -64,7 +64,6 @@ class _Run:
     reclassified: bool = False
     needs: frozenset[str] = frozenset()
     ineligible: int = 0  # targets skipped because they cannot serve the operation at all
-    answers_in: Any = None  # a relayed-only client format: what a stream is relayed as, whoever serves it
 
 
 class Executor:
@@ -118,8 +117,6 @@ class Executor:
         """Try `plan`'s targets until one serves `operation`; `body` is the request as the client wrote it,
         in `source` (each adapter passes it through or translates it to its own format)."""
         run = _Run(operation, source, body, deadline, stream, needs=needs)
-        if stream and getattr(source, "relays_bytes", False):  # opaque bytes, the upstream's (speech)
-            run.answers_in = source
         index = 0
         while index < len(plan):
             planned = plan[index]
@@ -282,8 +279,6 @@ class Executor:
                 raise provider.classify(response.status, response.headers, await response.read())
             speaks = self._formats.get(target.provider)
             fmt = provider.format if speaks is None else speaks.get(run.operation, provider.format)
-            if run.answers_in is not None:  # opaque bytes relayed as they came (speech audio)
-                fmt = run.answers_in
             served = Served(target, key, response, run.attempts, planned.policy, fmt, index, retries)
             await self._complete(served, planned, run)
         except asyncio.CancelledError:

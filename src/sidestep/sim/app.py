@@ -2,12 +2,12 @@
 
 Routes: OpenAI (`/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`, Azure deployment paths), Anthropic
 (`/v1/messages`, `/v1/messages/count_tokens`), Gemini (`/v1beta/models/{model}:generateContent`,
-`:streamGenerateContent`, `:countTokens`; Vertex AI's `/v1/projects/…/publishers/google/models/…` too),
-Bedrock (`/model/{id}/converse`, `/converse-stream`), Cohere (`/v2/chat`, `/v2/rerank`), OpenAI's relayed-only
-APIs (`/v1/moderations`, `/v1/images/generations`, `/v1/audio/transcriptions` as multipart, `/v1/audio/speech`
-as streamed audio) and `/v1/rerank` as vLLM serves it (`media.py`), and the OAuth token endpoints
-of Google and Entra ID (`auth.py`). Wire formats live in one module each; the fault machinery here is
-shared, so a fault plays the same way in every dialect.
+`:streamGenerateContent`, `:countTokens`, `:embedContent`, `:batchEmbedContents`; Vertex AI's
+`/v1/projects/…/publishers/google/models/…` too), Bedrock (`/model/{id}/converse`, `/converse-stream`), Cohere
+(`/v2/chat`, `/v2/rerank`), OpenAI's relayed-only APIs (`/v1/moderations`, `/v1/images/generations`,
+`/v1/audio/transcriptions` as multipart, `/v1/audio/speech` as streamed audio) and `/v1/rerank` as vLLM serves it
+(`media.py`), and the OAuth token endpoints of Google and Entra ID (`auth.py`). Wire formats live in one module
+each; the fault machinery here is shared, so a fault plays the same way in every dialect.
 
 The fault for a request is chosen, in order, from the `x-sim-fault` header, a `model@spec` suffix on the
 model name, the runtime fault (`set_fault`, or `POST /_sim/fault`), then the scenario. Every request is
@@ -262,7 +262,7 @@ class Simulator:
 
     async def _gemini(self, request: Request, body: dict[str, Any] | None) -> Response | StreamingResponse:
         raw_model, method = _gemini_target(request.path)
-        if request.method != "POST" or method not in ("generateContent", "streamGenerateContent", "countTokens"):
+        if request.method != "POST" or method not in gemini.METHODS:
             return _GEMINI.error(404, f"Method not found: {request.method} {request.path}")
         query = urllib.parse.parse_qs(request.query)
         if request.path.startswith("/v1/projects/"):  # Vertex AI: an OAuth token, not a key
@@ -275,7 +275,7 @@ class Simulator:
                 return Response(status, denied, list(_JSON))
         if body is None:
             return _GEMINI.error(400, "Invalid JSON payload received. Unexpected token.")
-        problem = gemini.invalid(body)
+        problem = gemini.invalid(body, method, raw_model)
         if problem is not None:
             return _GEMINI.error(400, problem)
         model, fault = self._fault_for(raw_model, request.headers)
@@ -283,7 +283,9 @@ class Simulator:
         if failed is not None:
             return failed
         if method == "countTokens":
-            return Response(200, _encode({"totalTokens": gemini.prompt_tokens(body)}), self._headers())
+            return Response(200, gemini.count_tokens(body), self._headers())
+        if method in ("embedContent", "batchEmbedContents"):
+            return Response(200, gemini.embeddings(body), self._headers())
         reply = gemini.plan_reply(body, self.name, _safety(fault))
         ident = self._digest(22)
         if method == "streamGenerateContent":

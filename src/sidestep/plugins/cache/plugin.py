@@ -168,7 +168,10 @@ class Cache:
         models = self._config.models
         if models is not None and not any(fnmatch.fnmatchcase(exchange.models[0], glob) for glob in models):
             return None, False
-        keyed = chat_key(exchange.format, exchange.body) if kind == "chat" else embeddings_key(exchange.body)
+        model = exchange.models[0]
+        keyed = (
+            chat_key(exchange.format, exchange.body, model) if kind == "chat" else embeddings_key(exchange.body, model)
+        )
         if keyed is None or not (keyed.deterministic or self._config.nondeterministic):
             return None, False
         return keyed, "no-cache" not in control
