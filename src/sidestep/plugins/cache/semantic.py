@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Protocol
 
 import msgspec
 import numpy as np
@@ -21,9 +22,21 @@ import numpy.typing as npt
 from sidestep.errors import SidestepError
 from sidestep.plugins.capabilities import SideRequest
 
-__all__ = ["Embedder", "SemanticIndex"]
+__all__ = ["Embedder", "SemanticIndex", "VectorFeed"]
 
 Vector = npt.NDArray[np.float32]
+
+
+class VectorFeed(Protocol):
+    """How the vectors one process files reach the others' indexes (`redis_vectors.RedisVectorFeed`)."""
+
+    def publish(self, bucket: str, key: str, vector: Vector, expires: float) -> None: ...
+
+    def counters(self) -> dict[str, float]: ...
+
+    def start(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class Embedder:
@@ -86,14 +99,21 @@ class _Bucket:
             self.rows[moved] = row
         self.keys.pop()
         self.expires.pop()
+        if len(self.matrix) > 8 and len(self.keys) <= len(self.matrix) // 4:  # mostly empty: give memory back
+            self.matrix = self.matrix[: len(self.matrix) // 2].copy()
 
 
 class SemanticIndex:
-    def __init__(self, max_entries: int, clock: Callable[[], float]) -> None:
+    """Vectors by bucket, bounded by `max_entries` and by `max_bytes` (the matrices' memory), least recently
+    added out first; a vector found expired, or whose entry is gone (`forget`), is dropped."""
+
+    def __init__(self, max_entries: int, clock: Callable[[], float], max_bytes: int = 64 * 2**20) -> None:
         self._max_entries = max_entries
+        self._max_bytes = max_bytes
         self._clock = clock
         self._buckets: dict[str, _Bucket] = {}
         self._order: OrderedDict[str, str] = OrderedDict()  # key → its bucket, oldest first
+        self.bytes = 0  # the matrices' memory, grown rows included
         self.evictions = 0
 
     def nearest(self, bucket: str, vector: Vector, threshold: float) -> tuple[str, float] | None:
@@ -109,33 +129,46 @@ class SemanticIndex:
                 return None
             if found.expires[row] > self._clock():
                 return found.keys[row], similarity
-            self._forget(found.keys[row])
+            self.forget(found.keys[row])
             if not found.keys:
                 return None
             similarities = found.matrix[: len(found.keys)] @ vector
         return None
 
     def add(self, bucket: str, key: str, vector: Vector, expires: float) -> None:
+        if self._order.get(key, bucket) != bucket:
+            self.forget(key)  # the same entry filed under another bucket (a record from elsewhere): it moves
         found = self._buckets.get(bucket)
         if found is None or found.matrix.shape[1] != vector.shape[0]:  # new, or the embedding model changed
             if found is not None:
                 for old in list(found.keys):
-                    del self._order[old]
+                    self.forget(old)
             found = self._buckets[bucket] = _Bucket(vector.shape[0])
+            self.bytes += found.matrix.nbytes
+        before = found.matrix.nbytes
         found.add(key, vector, expires)
+        self.bytes += found.matrix.nbytes - before
         self._order[key] = bucket
         self._order.move_to_end(key)
-        while len(self._order) > self._max_entries:
-            oldest = next(iter(self._order))
-            self._forget(oldest)
+        while self._order and (len(self._order) > self._max_entries or self.bytes > self._max_bytes):
+            self.forget(next(iter(self._order)))
             self.evictions += 1
+
+    def forget(self, key: str) -> None:
+        """Drop `key`'s vector, if there is one."""
+        name = self._order.pop(key, None)
+        if name is None:
+            return
+        bucket = self._buckets[name]
+        before = bucket.matrix.nbytes
+        bucket.remove(key)
+        self.bytes += bucket.matrix.nbytes - before
+        if not bucket.keys:
+            self.bytes -= bucket.matrix.nbytes
+            del self._buckets[name]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._order
 
     def __len__(self) -> int:
         return len(self._order)
-
-    def _forget(self, key: str) -> None:
-        name = self._order.pop(key)
-        bucket = self._buckets[name]
-        bucket.remove(key)
-        if not bucket.keys:
-            del self._buckets[name]
