@@ -1,4 +1,5 @@
-"""The semantic index's bounds (entries and memory) and the Redis vector records' decoding, without a Redis."""
+"""The semantic index's bounds (entries and memory), its graph for big buckets (usearch), and the Redis vector
+records' decoding, without a Redis."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import msgspec
 import numpy as np
 import pytest
 
+from sidestep.plugins.cache.ann import usearch_graphs
 from sidestep.plugins.cache.redis_vectors import MAX_DIMS, decode_record, encode_record
 from sidestep.plugins.cache.semantic import SemanticIndex, Vector
 from sidestep.plugins.cache.store import decode_entry
@@ -70,3 +72,48 @@ def test_oversized_or_odd_payloads_are_refused() -> None:
     assert decode_record("text") is None and decode_record(None) is None and decode_record(b"") is None
     nested = b"\x91" * 60_000 + b"\x00"  # a list in a list in a list … (within the size bound)
     assert decode_record(nested) is None and decode_entry(nested) is None
+
+
+def test_a_big_bucket_gets_a_graph_built_a_few_vectors_at_a_time_and_answers_as_brute_force_does() -> None:
+    graphs = usearch_graphs()
+    assert graphs is not None  # usearch is in the dev extra
+    clock = FakeClock(0.0)
+    index = SemanticIndex(10_000, clock, graphs=graphs, ann_from=64)
+    plain = SemanticIndex(10_000, clock)  # brute force alone
+    rng = np.random.default_rng(15)
+    rows = rng.standard_normal((400, 32)).astype(np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    for n, row in enumerate(rows[:70]):
+        index.add("t", f"k{n}", row, expires=10.0)
+    bucket = index._buckets["t"]
+    assert bucket.ann is not None and not bucket.ann.ready  # started at 64, catching up a few per add
+    for n, row in enumerate(rows[70:], start=70):
+        index.add("t", f"k{n}", row, expires=10.0)
+    for n, row in enumerate(rows):
+        plain.add("t", f"k{n}", row, expires=10.0)
+    assert bucket.ann.ready and index.bytes > plain.bytes  # the graph's memory is counted
+    noisy = rows[:50] + 0.05 * rng.standard_normal((50, 32)).astype(np.float32)
+    noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+    agree = sum(index.nearest("t", q, 0.5) == plain.nearest("t", q, 0.5) for q in noisy)
+    assert agree >= 48  # approximate, with exact similarities: nearly always the same answer
+    hit = index.nearest("t", rows[7], 0.5)
+    assert hit is not None and hit[0] == "k7" and abs(hit[1] - 1.0) < 1e-5
+    for n in range(380):
+        index.forget(f"k{n}")
+    assert bucket.ann is None and len(index) == 20  # small again: brute force, the graph's memory given back
+    assert index.nearest("t", rows[390], 0.5) == plain.nearest("t", rows[390], 0.5)
+
+
+def test_an_expired_candidate_from_the_graph_is_dropped_and_the_next_one_served() -> None:
+    graphs = usearch_graphs()
+    assert graphs is not None
+    clock = FakeClock(0.0)
+    index = SemanticIndex(100, clock, graphs=graphs, ann_from=4)
+    near = np.array([1.0, 0.1, 0.0, 0.0], dtype=np.float32)
+    near /= np.linalg.norm(near)
+    for n, vector in enumerate([unit(4, 0), near, unit(4, 1), unit(4, 2), unit(4, 3)]):
+        index.add("t", f"k{n}", vector, expires=5.0 if n == 0 else 50.0)
+    assert index._buckets["t"].ann is not None and index._buckets["t"].ann.ready
+    clock.advance(10)
+    found = index.nearest("t", unit(4, 0), 0.9)
+    assert found is not None and found[0] == "k1" and found[1] > 0.99 and "k0" not in index

@@ -349,9 +349,11 @@ def build_cache(config: CacheConfig, clock: Callable[[], float]) -> Cache:
         store = MemoryStore(config.max_entries, config.max_bytes, clock, grace)
     if config.semantic_route is None:
         return Cache(config, store, clock)
+    from sidestep.plugins.cache.ann import usearch_graphs  # usearch, when installed: big buckets get a graph
     from sidestep.plugins.cache.semantic import Embedder, SemanticIndex  # numpy: an optional dependency
 
-    index = SemanticIndex(config.semantic_max_entries, clock, config.semantic_max_bytes)
+    graphs = usearch_graphs()
+    index = SemanticIndex(config.semantic_max_entries, clock, config.semantic_max_bytes, graphs)
     feed = None
     if config.backend == "redis":  # the vectors follow the entries into Redis, and every process follows them
         from sidestep.plugins.cache.redis_vectors import RedisVectorFeed
