@@ -30,7 +30,7 @@ import redis.asyncio
 import yaml
 
 from sidestep.plugins.cache import Cache
-from sidestep.plugins.cache.redis_store import RedisStore
+from sidestep.plugins.cache.redis_store import REST, RedisStore
 from sidestep.plugins.cache.redis_vectors import STREAM, RedisVectorFeed, encode_record
 from sidestep.plugins.cache.semantic import SemanticIndex
 from sidestep.testing import FakeClock, RunningSim, config_for, running_gateway
@@ -383,3 +383,29 @@ async def test_a_vector_whose_entry_is_gone_is_a_miss_and_is_dropped(sims: Sims,
         metrics = "\n".join(cache.exposition())
     assert first[1] == "miss" and again[1] == "miss" and "sidestep_cache_semantic_orphans_total 1" in metrics
     assert not any(key.decode().removeprefix(prefix) in cache._index for key in entries)  # type: ignore[operator]
+
+
+async def test_redis_killed_under_the_semantic_cache_is_misses_and_keeps_the_vectors_until_it_is_back(
+    sims: Sims, own_redis: tuple[asyncio.subprocess.Process, int]
+) -> None:
+    process, port = own_redis
+    async with running_gateway(semantic_config(sims, f"redis://127.0.0.1:{port}/0", "p:")) as gw:
+        cache = gw.gateway.plugin("cache")
+        assert isinstance(cache, Cache) and cache._index is not None
+        first = await ask_text(gw.port, QUESTION)
+        await store_of(gw).drain()
+        hit = await ask_text(gw.port, PARAPHRASE)
+        await _killed(process)
+        during = await ask_text(gw.port, PARAPHRASE + "?")
+        kept = len(cache._index)  # an outage is not a reason to forget what is indexed
+        process = await _redis_server(port)  # back, and empty: the entries are gone
+        await asyncio.sleep(REST + 0.1)  # the store leaves Redis alone for a moment after a failure
+        after = await ask_text(gw.port, "Tell me about failover in LLM gateways, please")
+        metrics = "\n".join(cache.exposition())
+    await _killed(process)
+    assert [first[1], hit[1], during[1], after[1]] == ["miss", "semantic-hit", "miss", "miss"]
+    assert all(answer[0] for answer in (during, after)) and kept >= 1
+    assert (
+        "sidestep_cache_semantic_orphans_total 1" in metrics and "sidestep_cache_semantic_feed_errors_total" in metrics
+    )
+    assert "sidestep_cache_semantic_feed_errors_total 0" not in metrics
