@@ -29,6 +29,7 @@ import pytest
 import redis.asyncio
 import yaml
 
+from sidestep.config.load import parse_config
 from sidestep.plugins.cache import Cache
 from sidestep.plugins.cache.redis_store import REST, RedisStore
 from sidestep.plugins.cache.redis_vectors import STREAM, RedisVectorFeed, encode_record
@@ -409,3 +410,23 @@ async def test_redis_killed_under_the_semantic_cache_is_misses_and_keeps_the_vec
         "sidestep_cache_semantic_orphans_total 1" in metrics and "sidestep_cache_semantic_feed_errors_total" in metrics
     )
     assert "sidestep_cache_semantic_feed_errors_total 0" not in metrics
+
+
+async def test_a_reload_keeps_the_follower_with_the_index_and_stops_it_when_semantic_goes(
+    sims: Sims, prefix: str
+) -> None:
+    config = semantic_config(sims, URL, prefix)
+    async with running_gateway(config) as gw:
+        before = gw.gateway.plugin("cache")
+        assert isinstance(before, Cache) and isinstance(before._feed, RedisVectorFeed)
+        feed = before._feed
+        await ask_text(gw.port, QUESTION)
+        gw.gateway.reconfigure(parse_config(config, source="<test>", env={}))
+        kept = gw.gateway.plugin("cache")
+        assert isinstance(kept, Cache) and kept is not before and kept._feed is feed and feed._follower is not None
+        hit = await ask_text(gw.port, PARAPHRASE)
+        plain = {**config, "cache": {k: v for k, v in config["cache"].items() if k != "semantic"}}
+        gw.gateway.reconfigure(parse_config(plain, source="<test>", env={}))
+        assert feed._follower is None  # the index went, and its follower with it
+        await feed.drain()
+    assert hit[1] == "semantic-hit"

@@ -309,10 +309,10 @@ class Cache:
             self._feed.start()
 
     def close(self) -> None:
+        if self._feed is not None:  # None when a reload's successor took it
+            self._feed.close()
         if not self._handed_over:
             self._store.close()
-            if self._feed is not None:
-                self._feed.close()
 
     def adopt(self, previous: Any) -> None:
         """Keep the entries across a reload when the store is configured the same."""
@@ -324,7 +324,7 @@ class Cache:
                 self._index = previous._index
                 if self._feed is not None and previous._feed is not None:  # it follows into the kept index
                     self._feed.close()
-                    self._feed = previous._feed
+                    self._feed, previous._feed = previous._feed, None
 
 
 def _include_usage(body: dict[str, Any]) -> bool:
