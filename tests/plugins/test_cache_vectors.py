@@ -59,6 +59,7 @@ def test_a_record_round_trips_with_its_vector_made_unit_length() -> None:
         (1, "o", "key:a:b", "chat:key:a:d", 1.0, "\0\0\x80?"),  # text, not bytes
         (1, "o", "key:b:b", "chat:key:a:d", 1.0, b"\0\0\x80?"),  # tenant a's key in tenant b's bucket
         (1, "o", "key:a:b", "chat:key:a:d", 1.0, b"\0\0\x80\x7f"),  # infinite
+        (1, "o", "key:a:b", "chat:key:a:d", 1.0, np.full(4, 3e38, "<f4").tobytes()),  # its length overflows
         (1, "o", ["key:a:b"], "chat:key:a:d", 1.0, b"\0\0\x80?"),  # a list for a name
         {"v": 1},
     ],

@@ -80,7 +80,8 @@ def decode_record(raw: object) -> Record | None:
     if not bucket.startswith(tenant_in(key) + ":"):  # a key of one tenant filed in another's bucket
         return None
     vector = np.frombuffer(data, dtype="<f4").astype(np.float32)
-    norm = float(np.linalg.norm(vector))
+    with np.errstate(all="ignore"):  # a norm that overflows is refused below, not warned about
+        norm = float(np.linalg.norm(vector))
     if not math.isfinite(norm) or norm == 0.0:
         return None
     return origin, bucket, key, float(expires), vector / norm
