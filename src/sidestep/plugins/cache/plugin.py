@@ -20,7 +20,9 @@ marked `x-sidestep-cache: stale`. `POST /sidestep/cache/purge` (`sidestep.plugin
 
 A hit is still a request: plugins before the cache in the order (governance) count it against rate limits,
 but it carries no usage, so it costs no spend. The store is a seam (`Store`): memory by default, Redis when
-configured; a store that fails is a miss, never a failed request.
+configured; a store that fails is a miss, never a failed request. The semantic index (`semantic`) is each
+process's own; with Redis the vectors are shared too (`redis_vectors`: every process follows a stream of them),
+and a vector whose entry the store no longer has is dropped where it is found.
 """
 
 from __future__ import annotations
