@@ -335,7 +335,8 @@ class CacheConfig:
     semantic_route: str | None = None  # the embeddings route or model; None: no semantic cache
     semantic_models: tuple[str, ...] = ()  # globs: the requests that opt in to semantic hits
     semantic_threshold: float = 0.95  # the least cosine similarity a semantic hit needs
-    semantic_max_entries: int = 10_000  # vectors held (per process)
+    semantic_max_entries: int = 10_000  # vectors held (per process; with Redis, also the stream's length)
+    semantic_max_bytes: int = 64 * 1024 * 1024  # the vectors' memory (per process)
     serve_stale: tuple[str, ...] = ()  # globs: requests for these names get an expired entry when every target fails
     stale_grace: float = 86400.0  # seconds an entry is kept past its TTL for that (only with serve_stale)
     admin_key: Secret | None = None  # guards POST /sidestep/cache/purge (header x-sidestep-admin-key); None: off
