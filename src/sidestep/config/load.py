@@ -299,9 +299,9 @@ def _provider(ctx: Ctx, name: str, value: Any) -> ProviderConfig:
     if not base_url.startswith(("http://", "https://")):
         raise ctx.fail(f"{path}.base_url", f"must start with http:// or https://, got '{base_url}'")
     keys = _keys(ctx, raw, path, spec, name)
-    if "drop_fields" in raw and spec.wire != "openai":
+    if "drop_fields" in raw and not spec.openai_compatible:
         raise ctx.fail(
-            f"{path}.drop_fields", f"only OpenAI-compatible providers take it ('{type_name}' speaks {spec.wire})"
+            f"{path}.drop_fields", f"only OpenAI-compatible providers take it ('{type_name}' speaks {spec.adapter})"
         )
     return ProviderConfig(
         name=name,
