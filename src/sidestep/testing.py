@@ -23,6 +23,8 @@ from sidestep.outcome import Observer
 from sidestep.plugins.base import Plugin
 from sidestep.serve import start_gateway
 from sidestep.sim import Simulator, start_simulator
+from sidestep.transport.client import HttpClient
+from sidestep.transport.types import Transport
 
 __all__ = [
     "FakeClock",
@@ -129,9 +131,10 @@ async def running_gateway(
     plugins: Sequence[Plugin] = (),
     observers: Sequence[Observer] = (),
     rng: random.Random | None = None,
+    wrap: Callable[[HttpClient], Transport] | None = None,
 ) -> AsyncIterator[RunningGateway]:
     """A gateway serving `config` on a free loopback port; `plugins` and `observers` (your own, in code)
-    come before the ones the config turns on."""
+    come before the ones the config turns on; `wrap` puts your transport around its HTTP client."""
     if not isinstance(config, Config):
         config = parse_config(dict(config), source="<test>", env={})
     server, gateway, client = await start_gateway(
@@ -144,6 +147,7 @@ async def running_gateway(
         plugins=plugins,
         observers=observers,
         rng=rng,
+        wrap=wrap,
     )
     try:
         yield RunningGateway(gateway, server.port)

@@ -10,7 +10,8 @@ from __future__ import annotations
 from sidestep.errors import UpstreamError
 from sidestep.relay.job import StreamJob, stream_complete
 from sidestep.routing.served import Served
-from sidestep.server.types import Outlet
+from sidestep.server.types import Outlet, PipedBody
+from sidestep.transport.types import Pipes, pipes
 
 __all__ = ["Forward", "relay_after_prelude"]
 
@@ -20,12 +21,13 @@ def relay_after_prelude(served: Served, job: StreamJob) -> Forward:
     return Forward(served, job, skip_held=True)
 
 
-class Forward:
+class Forward(PipedBody):
     """Same format, no continuation: bytes through as they arrive; a break ends the stream with an error
     event. A hand-written async iterator over `next_chunk()`: one coroutine level per relayed chunk
-    instead of a chain of async generators (they dominated the per-chunk cost)."""
+    instead of a chain of async generators (they dominated the per-chunk cost). A `PipedBody`: the server
+    has it write itself (`pipe`), which needs no await per chunk when the upstream response `Pipes`."""
 
-    __slots__ = ("_done", "_failure", "_held", "_job", "_served", "_tail", "_tap", "prelude")
+    __slots__ = ("_done", "_failure", "_held", "_job", "_pipes", "_served", "_tail", "_tap", "prelude")
 
     def __init__(self, served: Served, job: StreamJob, *, skip_held: bool = False) -> None:
         self._served = served
@@ -38,6 +40,7 @@ class Forward:
         self._tail = served.held[-1][-24:] if served.held else b""
         self._done = served.finished or served.rest is None
         self._failure: str | None = None
+        self._pipes = pipes(served.response)  # found once, here: the fast path when the transport has it
 
     def __aiter__(self) -> Forward:
         return self
@@ -65,32 +68,17 @@ class Forward:
         return await self._finish()
 
     async def pipe(self, out: Outlet) -> None:
-        """The same relay, written from the upstream's read callback (`UpstreamResponse.pipe`): the server
-        uses this instead of iterating, so a relayed chunk costs no await at all."""
+        """The same relay, written through the server's outlet (the server prefers this to iterating): from the
+        upstream's read callback when its response `Pipes`, so a relayed chunk costs no await at all; else piece
+        by piece from `next_chunk()`, waiting while the client is full."""
         for piece in self._held:
             out.write(piece)
         self._held = []
         if not self._done:
-            response = self._served.response
-            tap = self._tap
-
-            def sink(piece: bytes) -> None:
-                self._saw(piece)
-                if tap is not None:
-                    piece = tap.feed(piece)
-                    if not piece:
-                        return
-                out.write(piece)
-                if out.paused:
-                    response.pause_reading()
-
-            out.on_resume(response.resume_reading)
-            try:
-                await response.pipe(sink)
-            except UpstreamError as exc:
-                self._broke(exc)
-            finally:
-                out.on_resume(None)
+            if self._pipes is not None:
+                await self._piped(self._pipes, out)
+            else:
+                await self._each(out)
             rest = self._ended()
             if rest:
                 out.write(rest)
@@ -100,6 +88,44 @@ class Forward:
         if failure is not None:
             self._job.outcome.failure = failure
             out.write(self._job.client.stream_error(failure))
+
+    async def _piped(self, response: Pipes, out: Outlet) -> None:
+        tap = self._tap
+
+        def sink(piece: bytes) -> None:
+            self._saw(piece)
+            if tap is not None:
+                piece = tap.feed(piece)
+                if not piece:
+                    return
+            out.write(piece)
+            if out.paused:
+                response.pause_reading()
+
+        out.on_resume(response.resume_reading)
+        try:
+            await response.pipe(sink)
+        except UpstreamError as exc:
+            self._broke(exc)
+        finally:
+            out.on_resume(None)
+
+    async def _each(self, out: Outlet) -> None:
+        response, tap = self._served.response, self._tap
+        while True:
+            try:
+                piece = await response.next_chunk()
+            except UpstreamError as exc:
+                self._broke(exc)
+                return
+            if piece is None:
+                return
+            self._saw(piece)
+            if tap is not None:
+                piece = tap.feed(piece)
+            out.write(piece)
+            if out.paused:
+                await out.drain()
 
     def _saw(self, piece: bytes) -> None:
         """Keep the stream's last bytes: whether it ended properly is read from them."""

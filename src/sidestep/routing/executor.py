@@ -29,7 +29,8 @@ from sidestep.routing.provider import Provider
 from sidestep.routing.retry import RetryPolicy, backoff_delay, should_retry
 from sidestep.routing.served import Served, prefetch
 from sidestep.routing.strategies import TargetStats
-from sidestep.transport.types import Timeouts, Transport, UpstreamRequest, UpstreamResponse
+from sidestep.transport.body import read_all
+from sidestep.transport.types import Timeouts, Transport, UpstreamRequest, UpstreamResponse, budgeted
 
 __all__ = ["Executor", "RouteState", "Served"]
 
@@ -268,7 +269,7 @@ class Executor:
             request.budget = self._attempt_budget(planned, run)
             response = await self._transport.send(request)
             if response.status >= 400:
-                raise provider.classify(response.status, response.headers, await response.read())
+                raise provider.classify(response.status, response.headers, await read_all(response))
             served = Served(target, key, response, run.attempts, planned.policy, provider.format, index, retries)
             await self._complete(served, planned, run)
         except asyncio.CancelledError:
@@ -300,7 +301,7 @@ class Executor:
 
     async def _complete(self, served: Served, planned: Planned, run: _Run) -> None:
         if not run.stream:
-            served.body = await served.response.read()
+            served.body = await read_all(served.response)
             served.usage = self._providers[planned.target.provider].inspect(run.operation, served.body)
             return
         first_token = planned.policy.timeouts.first_token or self._provider_first_token(planned)
@@ -314,7 +315,8 @@ class Executor:
                 raise UpstreamTimeout(
                     f"no first token from {planned.target.label} within {first_token}s", phase="first_token"
                 ) from exc
-        served.response.lift_budget()  # from here the stream belongs to the client; idle timeouts still apply
+        if (budget := budgeted(served.response)) is not None:
+            budget.lift_budget()  # from here the stream belongs to the client; idle timeouts still apply
 
     def _provider_first_token(self, planned: Planned) -> float | None:
         return self._providers[planned.target.provider].config.timeouts.first_token

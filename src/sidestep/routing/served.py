@@ -13,6 +13,7 @@ from sidestep.config.model import KeyConfig, NodePolicy, TargetNode
 from sidestep.core.format import Format, Reader
 from sidestep.errors import Attempt, UpstreamConnectionError, UpstreamError
 from sidestep.routing.breaker import Breaker
+from sidestep.transport.body import chunks
 from sidestep.transport.types import UpstreamResponse
 
 __all__ = ["Served", "done_within", "prefetch"]
@@ -83,7 +84,7 @@ def _scan(served: Served, reader: Reader, piece: bytes, label: str) -> bool:
                 served.finished = True
                 return True
             if event.is_content:
-                served.rest = served.response.aiter_bytes()  # not started: the fast relay reads next_chunk()
+                served.rest = chunks(served.response)  # not started: the fast relay reads next_chunk()
                 return True
     return False
 

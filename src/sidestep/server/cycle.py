@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from sidestep.log import safe
 from sidestep.server.flow_control import MAX_QUEUED
 from sidestep.server.heads import sendable
-from sidestep.server.types import AbortConnection, Request, Response, StreamingResponse
+from sidestep.server.types import AbortConnection, Request, Response, StreamingResponse, piped
 
 if TYPE_CHECKING:
     from sidestep.server.connection import Connection
@@ -118,13 +118,13 @@ async def _stream(conn: Connection, request: Request, response: StreamingRespons
         data += b"%x\r\n%b\r\n" % (len(prelude), prelude) if chunked else prelude
     conn.transport.write(data)
     body = response.body
-    pipe = getattr(body, "pipe", None)  # a PipedBody writes itself, with no await per piece
+    writes_itself = piped(body)  # a PipedBody writes itself, with no await per piece
     complete = False
     conn.streaming = True
     try:
-        if request.method != "HEAD" and pipe is not None:
+        if request.method != "HEAD" and writes_itself is not None:
             try:
-                await pipe(Outlet(conn, chunked))
+                await writes_itself.pipe(Outlet(conn, chunked))
             finally:
                 conn.flow.on_resume = None
         elif request.method != "HEAD":
@@ -182,6 +182,12 @@ class Outlet:
 
     def on_resume(self, callback: Callable[[], None] | None) -> None:
         self._conn.flow.on_resume = callback
+
+    async def drain(self) -> None:
+        if self._conn.closed:
+            raise ConnectionResetError("client disconnected")
+        if self._conn.flow.write_paused:
+            await self._conn.flow.drain()
 
 
 async def _finish(response: StreamingResponse, complete: bool) -> None:
