@@ -10,11 +10,11 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionChunk
 
-from sidestep.server.types import piped
+from sidestep.server.types import writes_itself
 from sidestep.testing import RunningSim, config_for, running_gateway
 from sidestep.transport.body import chunks, read_all
 from sidestep.transport.client import HttpClient
-from sidestep.transport.types import Timeouts, UpstreamRequest, budgeted, pipes
+from sidestep.transport.types import Timeouts, UpstreamRequest, can_pipe, is_budgeted, is_buffered
 from tests.conftest import PlainResponse, PlainTransport, Sdk
 
 MSG = [{"role": "user", "content": "Hello there, plain transport"}]
@@ -44,6 +44,9 @@ class LooksLikePipes(PlainResponse):
     def lift_budget(self) -> None:
         raise AssertionError("never called")
 
+    def buffered(self) -> bytes | None:
+        raise AssertionError("never called")
+
 
 async def test_capabilities_are_declared_by_the_class_not_probed(sims: Sims) -> None:
     client = HttpClient(proxy_from_env=False)
@@ -52,15 +55,15 @@ async def test_capabilities_are_declared_by_the_class_not_probed(sims: Sims) -> 
     request = UpstreamRequest("POST", url, [("content-type", "application/json")], body, Timeouts(1, 5, 5))
     try:
         response = await client.send(request)
-        assert pipes(response) is response and budgeted(response) is response
+        assert can_pipe(response) and is_budgeted(response) and is_buffered(response)
         lookalike = LooksLikePipes(response)
-        assert pipes(lookalike) is None and budgeted(lookalike) is None
+        assert not (can_pipe(lookalike) or is_budgeted(lookalike) or is_buffered(lookalike))
         assert b'"choices"' in await read_all(lookalike)
         assert [piece async for piece in chunks(lookalike)] == []  # read to its end: nothing more
         await lookalike.aclose()
     finally:
         await client.aclose()
-    assert piped(chunks(lookalike)) is None  # an async iterator is not a body that writes itself
+    assert not writes_itself(chunks(lookalike))  # an async iterator is not a body that writes itself
 
 
 async def test_answers_and_streams_over_a_plain_transport(sdk: Sdk, sims: Sims) -> None:

@@ -7,7 +7,7 @@ import pytest
 from sidestep.errors import UpstreamConnectionError
 from sidestep.transport.body import chunks, read_all
 from sidestep.transport.fake import FakeResponse
-from sidestep.transport.types import budgeted, pipes
+from sidestep.transport.types import can_pipe, is_budgeted, is_buffered
 
 
 async def test_a_body_in_one_piece_is_returned_as_it_is() -> None:
@@ -37,5 +37,4 @@ async def test_a_failure_while_reading_is_raised_after_what_arrived() -> None:
 
 def test_the_fake_response_has_no_optional_capability() -> None:
     response = FakeResponse()
-    assert pipes(response) is None
-    assert budgeted(response) is None
+    assert not (can_pipe(response) or is_budgeted(response) or is_buffered(response))

@@ -435,3 +435,33 @@ async def test_piped_bodies_end_release_fail_and_time_out_like_read_ones(start: 
         assert info.value.phase == "read" and asyncio.get_running_loop().time() - began < 2
         await response.aclose()
     await client.aclose()
+
+
+async def test_a_body_whole_with_its_headers_is_handed_over_in_one_call(start: Callable[..., Awaitable[int]]) -> None:
+    """`Buffered`: `buffered()` is the body only once all of it is in, and only once; `read_all` takes it."""
+    rest = asyncio.Event()
+
+    async def halves(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n{}")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nfirst")
+        await rest.wait()
+        writer.write(b"-two")
+        await reader.readuntil(b"\r\n\r\n{}")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nwhole")
+        await asyncio.sleep(30)
+
+    client = HttpClient(proxy_from_env=False)
+    port = await start(halves)
+    response = await client.send(get(f"http://127.0.0.1:{port}/"))
+    assert response.buffered() is None  # half of it: read piece by piece
+    rest.set()
+    assert await read_all(response) == b"first-two"
+    response = await client.send(get(f"http://127.0.0.1:{port}/"))  # the same connection, back in the pool
+    for _ in range(100):
+        if response._conn.complete:
+            break
+        await asyncio.sleep(0.01)
+    assert response.buffered() == b"whole"
+    assert response.buffered() is None  # handed over once; the connection is released
+    assert await read_all(response) == b""
+    await client.aclose()

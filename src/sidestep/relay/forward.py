@@ -11,7 +11,7 @@ from sidestep.errors import UpstreamError
 from sidestep.relay.job import StreamJob, stream_complete
 from sidestep.routing.served import Served
 from sidestep.server.types import Outlet, PipedBody
-from sidestep.transport.types import Pipes, pipes
+from sidestep.transport.types import can_pipe
 
 __all__ = ["Forward", "relay_after_prelude"]
 
@@ -40,7 +40,8 @@ class Forward(PipedBody):
         self._tail = served.held[-1][-24:] if served.held else b""
         self._done = served.finished or served.rest is None
         self._failure: str | None = None
-        self._pipes = pipes(served.response)  # found once, here: the fast path when the transport has it
+        # Found once, here: the fast path when the transport has it.
+        self._pipes = response if can_pipe(response := served.response) else None
 
     def __aiter__(self) -> Forward:
         return self
@@ -70,15 +71,34 @@ class Forward(PipedBody):
     async def pipe(self, out: Outlet) -> None:
         """The same relay, written through the server's outlet (the server prefers this to iterating): from the
         upstream's read callback when its response `Pipes`, so a relayed chunk costs no await at all; else piece
-        by piece from `next_chunk()`, waiting while the client is full."""
+        by piece from `next_chunk()` (`_each`), waiting while the client is full."""
         for piece in self._held:
             out.write(piece)
         self._held = []
+        response = self._pipes
         if not self._done:
-            if self._pipes is not None:
-                await self._piped(self._pipes, out)
-            else:
+            if response is None:
                 await self._each(out)
+            else:
+                tap = self._tap
+
+                def sink(piece: bytes) -> None:
+                    self._saw(piece)
+                    if tap is not None:
+                        piece = tap.feed(piece)
+                        if not piece:
+                            return
+                    out.write(piece)
+                    if out.paused:
+                        response.pause_reading()
+
+                out.on_resume(response.resume_reading)
+                try:
+                    await response.pipe(sink)
+                except UpstreamError as exc:
+                    self._broke(exc)
+                finally:
+                    out.on_resume(None)
             rest = self._ended()
             if rest:
                 out.write(rest)
@@ -88,27 +108,6 @@ class Forward(PipedBody):
         if failure is not None:
             self._job.outcome.failure = failure
             out.write(self._job.client.stream_error(failure))
-
-    async def _piped(self, response: Pipes, out: Outlet) -> None:
-        tap = self._tap
-
-        def sink(piece: bytes) -> None:
-            self._saw(piece)
-            if tap is not None:
-                piece = tap.feed(piece)
-                if not piece:
-                    return
-            out.write(piece)
-            if out.paused:
-                response.pause_reading()
-
-        out.on_resume(response.resume_reading)
-        try:
-            await response.pipe(sink)
-        except UpstreamError as exc:
-            self._broke(exc)
-        finally:
-            out.on_resume(None)
 
     async def _each(self, out: Outlet) -> None:
         response, tap = self._served.response, self._tap

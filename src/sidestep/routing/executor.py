@@ -30,7 +30,7 @@ from sidestep.routing.retry import RetryPolicy, backoff_delay, should_retry
 from sidestep.routing.served import Served, prefetch
 from sidestep.routing.strategies import TargetStats
 from sidestep.transport.body import read_all
-from sidestep.transport.types import Timeouts, Transport, UpstreamRequest, UpstreamResponse, budgeted
+from sidestep.transport.types import Timeouts, Transport, UpstreamRequest, UpstreamResponse, is_budgeted
 
 __all__ = ["Executor", "RouteState", "Served"]
 
@@ -315,8 +315,8 @@ class Executor:
                 raise UpstreamTimeout(
                     f"no first token from {planned.target.label} within {first_token}s", phase="first_token"
                 ) from exc
-        if (budget := budgeted(served.response)) is not None:
-            budget.lift_budget()  # from here the stream belongs to the client; idle timeouts still apply
+        if is_budgeted(response := served.response):
+            response.lift_budget()  # from here the stream belongs to the client; idle timeouts still apply
 
     def _provider_first_token(self, planned: Planned) -> float | None:
         return self._providers[planned.target.provider].config.timeouts.first_token

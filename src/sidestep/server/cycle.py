@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from sidestep.log import safe
 from sidestep.server.flow_control import MAX_QUEUED
 from sidestep.server.heads import sendable
-from sidestep.server.types import AbortConnection, Request, Response, StreamingResponse, piped
+from sidestep.server.types import AbortConnection, Request, Response, StreamingResponse, writes_itself
 
 if TYPE_CHECKING:
     from sidestep.server.connection import Connection
@@ -118,13 +118,12 @@ async def _stream(conn: Connection, request: Request, response: StreamingRespons
         data += b"%x\r\n%b\r\n" % (len(prelude), prelude) if chunked else prelude
     conn.transport.write(data)
     body = response.body
-    writes_itself = piped(body)  # a PipedBody writes itself, with no await per piece
     complete = False
     conn.streaming = True
     try:
-        if request.method != "HEAD" and writes_itself is not None:
+        if request.method != "HEAD" and writes_itself(body):  # a PipedBody: no await per piece
             try:
-                await writes_itself.pipe(Outlet(conn, chunked))
+                await body.pipe(Outlet(conn, chunked))
             finally:
                 conn.flow.on_resume = None
         elif request.method != "HEAD":

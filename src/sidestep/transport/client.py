@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from sidestep.errors import UpstreamConnectionError, UpstreamError, UpstreamTimeout
 from sidestep.transport.connection import Connection
 from sidestep.transport.proxy import ProxyConfig, ProxyRoute
-from sidestep.transport.types import Budgeted, Pipes, Timeouts, UpstreamRequest
+from sidestep.transport.types import Budgeted, Buffered, Pipes, Timeouts, UpstreamRequest
 
 __all__ = ["HttpClient", "PoolLimits"]
 
@@ -86,9 +86,10 @@ class _Pool:
                 return
 
 
-class UpstreamResponseImpl(Pipes, Budgeted):
+class UpstreamResponseImpl(Pipes, Budgeted, Buffered):
     """A response whose body is read on demand; closing it returns or discards the connection. It can pipe its
-    body (`Pipes`) and honours the request's budget until lifted (`Budgeted`)."""
+    body (`Pipes`), honours the request's budget until lifted (`Budgeted`), and hands over a body that came
+    whole with its headers in one call (`Buffered`)."""
 
     __slots__ = ("_client", "_conn", "_deadline", "_pool", "_released", "_timeouts", "status")
 
@@ -109,6 +110,14 @@ class UpstreamResponseImpl(Pipes, Budgeted):
 
     def lift_budget(self) -> None:
         self._deadline = None
+
+    def buffered(self) -> bytes | None:
+        conn = self._conn
+        if not conn.complete or self._released:
+            return None
+        body = conn.take_body()  # typical small JSON answer: already whole, no await
+        self._release()
+        return body
 
     async def pipe(self, sink: Callable[[bytes], None]) -> None:
         conn = self._conn

@@ -7,8 +7,9 @@ read afterwards with `next_chunk()` or the helpers built on it (`sidestep.transp
 (body fully read) or is discarded (body not fully read / error).
 
 What only some responses can do is an optional capability its class declares among its bases, found once by
-whoever needs it: `Pipes` (push the body into a callback, no await per piece; `pipes()`) and `Budgeted` (the
-request's budget applies to body reads until lifted; `budgeted()`).
+whoever needs it: `Pipes` (push the body into a callback, no await per piece; `can_pipe()`), `Budgeted` (the
+request's budget applies to body reads until lifted; `is_budgeted()`) and `Buffered` (the whole body may be in
+with the headers; `is_buffered()`, which `read_all` asks).
 
 Every failure is raised as one of sidestep's errors, translated in exactly one place in the
 implementation: `UpstreamTimeout` (phase "connect", "headers" or "read") or `UpstreamConnectionError`.
@@ -19,9 +20,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Protocol, cast
+from typing import Protocol, TypeGuard
 
-__all__ = ["Budgeted", "Pipes", "Timeouts", "Transport", "UpstreamRequest", "UpstreamResponse", "budgeted", "pipes"]
+__all__ = [
+    "Budgeted",
+    "Buffered",
+    "Pipes",
+    "Timeouts",
+    "Transport",
+    "UpstreamRequest",
+    "UpstreamResponse",
+    "can_pipe",
+    "is_budgeted",
+    "is_buffered",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +88,7 @@ class UpstreamResponse(Protocol):
 
 class Pipes(Protocol):
     """Optional: the body pushed into a callback as it arrives, with no await per piece (the relay's per-chunk
-    fast path). A response class that can names `Pipes` among its bases; `pipes()` finds it."""
+    fast path). A response class that can names `Pipes` among its bases; `can_pipe()` finds it."""
 
     __slots__ = ()
 
@@ -95,7 +107,7 @@ class Pipes(Protocol):
 
 class Budgeted(Protocol):
     """Optional: a response that honours its request's `budget` while its body is read, until lifted. A response
-    class that does names `Budgeted` among its bases; `budgeted()` finds it."""
+    class that does names `Budgeted` among its bases; `is_budgeted()` finds it."""
 
     __slots__ = ()
 
@@ -104,18 +116,34 @@ class Budgeted(Protocol):
         ...
 
 
-# A capability is declared, not probed: one look in the class's MRO (~50 ns) instead of `getattr` on members or
-# `isinstance` against a runtime-checkable Protocol (~7 µs on Python 3.11, measured: more than a whole relayed chunk).
+class Buffered(Protocol):
+    """Optional: a response that may hold its whole body by the time its headers are in (a small JSON answer);
+    `transport.body.read_all` then takes it in one call instead of reading to the end piece by piece."""
+
+    __slots__ = ()
+
+    def buffered(self) -> bytes | None:
+        """The whole body when all of it is in (the connection is then released), else None."""
+        ...
 
 
-def pipes(response: UpstreamResponse) -> Pipes | None:
-    """`response` as `Pipes`, when its class declares the capability."""
-    return cast(Pipes, response) if Pipes in type(response).__mro__ else None
+# A capability is declared, not probed: one look in the class's MRO instead of `getattr` on members or `isinstance`
+# against a runtime-checkable Protocol (~7 µs on Python 3.11, measured: more than a whole relayed chunk).
 
 
-def budgeted(response: UpstreamResponse) -> Budgeted | None:
-    """`response` as `Budgeted`, when its class declares the capability."""
-    return cast(Budgeted, response) if Budgeted in type(response).__mro__ else None
+def can_pipe(response: UpstreamResponse) -> TypeGuard[Pipes]:
+    """Whether `response`'s class declares `Pipes`."""
+    return Pipes in type(response).__mro__
+
+
+def is_budgeted(response: UpstreamResponse) -> TypeGuard[Budgeted]:
+    """Whether `response`'s class declares `Budgeted`."""
+    return Budgeted in type(response).__mro__
+
+
+def is_buffered(response: UpstreamResponse) -> TypeGuard[Buffered]:
+    """Whether `response`'s class declares `Buffered`."""
+    return Buffered in type(response).__mro__
 
 
 class Transport(Protocol):
