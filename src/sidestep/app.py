@@ -59,7 +59,7 @@ from sidestep.plugins.capabilities import Authenticates, Capabilities, HasLifecy
 from sidestep.plugins.estimate import relayed_usage
 from sidestep.plugins.registry import build_plugins, off_paths
 from sidestep.providers.registry import build_providers
-from sidestep.relay import StreamJob, forwarding, relay, relay_after_prelude, wait_with_keepalive
+from sidestep.relay import Forward, StreamJob, forwarding, relay, relay_after_prelude, wait_with_keepalive
 from sidestep.routing.breaker import Breakers
 from sidestep.routing.cooldown import Cooldowns
 from sidestep.routing.executor import Executor, RouteState
@@ -423,7 +423,8 @@ class Gateway:
         headers: list[tuple[str, str]],
         prelude: bytes = b"",
     ) -> StreamingResponse:
-        response = StreamingResponse(200, body, headers, prelude)
+        pipe = body.pipe if isinstance(body, Forward) else None  # the same-format relay writes itself
+        response = StreamingResponse(200, body, headers, prelude, pipe=pipe)
         if exchange is not None:
             if exchange.headers:
                 headers.extend(exchange.headers)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from sidestep.errors import UpstreamError
 from sidestep.relay.job import StreamJob, stream_complete
 from sidestep.routing.served import Served
-from sidestep.server.types import Outlet, PipedBody
+from sidestep.server.types import Outlet
 from sidestep.transport.types import can_pipe
 
 __all__ = ["Forward", "relay_after_prelude"]
@@ -21,11 +21,12 @@ def relay_after_prelude(served: Served, job: StreamJob) -> Forward:
     return Forward(served, job, skip_held=True)
 
 
-class Forward(PipedBody):
+class Forward:
     """Same format, no continuation: bytes through as they arrive; a break ends the stream with an error
     event. A hand-written async iterator over `next_chunk()`: one coroutine level per relayed chunk
-    instead of a chain of async generators (they dominated the per-chunk cost). A `PipedBody`: the server
-    has it write itself (`pipe`), which needs no await per chunk when the upstream response `Pipes`."""
+    instead of a chain of async generators (they dominated the per-chunk cost). The app hands the server its
+    `pipe` (`StreamingResponse.pipe`): written from the upstream's read callback, no await per chunk, when the
+    upstream response `Pipes`."""
 
     __slots__ = ("_done", "_failure", "_held", "_job", "_pipes", "_served", "_tail", "_tap", "prelude")
 

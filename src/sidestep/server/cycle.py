@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from sidestep.log import safe
 from sidestep.server.flow_control import MAX_QUEUED
 from sidestep.server.heads import sendable
-from sidestep.server.types import AbortConnection, Request, Response, StreamingResponse, writes_itself
+from sidestep.server.types import AbortConnection, Request, Response, StreamingResponse
 
 if TYPE_CHECKING:
     from sidestep.server.connection import Connection
@@ -117,13 +117,13 @@ async def _stream(conn: Connection, request: Request, response: StreamingRespons
     if prelude and request.method != "HEAD":
         data += b"%x\r\n%b\r\n" % (len(prelude), prelude) if chunked else prelude
     conn.transport.write(data)
-    body = response.body
+    body, pipe = response.body, response.pipe  # a body that writes itself: no await per piece
     complete = False
     conn.streaming = True
     try:
-        if request.method != "HEAD" and writes_itself(body):  # a PipedBody: no await per piece
+        if request.method != "HEAD" and pipe is not None:
             try:
-                await body.pipe(Outlet(conn, chunked))
+                await pipe(Outlet(conn, chunked))
             finally:
                 conn.flow.on_resume = None
         elif request.method != "HEAD":

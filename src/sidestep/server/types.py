@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol, TypeGuard
+from typing import Protocol
 
 from sidestep.headers import header_dict
 from sidestep.server.heads import head_pairs, head_value, pair_value
@@ -20,11 +20,9 @@ __all__ = [
     "Endpoint",
     "Handler",
     "Outlet",
-    "PipedBody",
     "Request",
     "Response",
     "StreamingResponse",
-    "writes_itself",
 ]
 
 
@@ -110,10 +108,13 @@ class StreamingResponse:
     prelude: bytes = b""  # body bytes already in hand: sent in the same write as the head (one syscall)
     # Run once the body is over, told whether all of it was sent (False: the client left, or it failed).
     on_done: Callable[[bool], None] | None = None
+    # Writes the body itself through an `Outlet` as its pieces arrive; when set, the server calls it instead of
+    # iterating `body`, so a relayed piece costs no await (the same-format relay's `Forward.pipe`).
+    pipe: Callable[[Outlet], Awaitable[None]] | None = None
 
 
 class Outlet(Protocol):
-    """Where a piped streaming body writes (see `PipedBody`)."""
+    """Where a streaming body that writes itself writes (`StreamingResponse.pipe`)."""
 
     def write(self, piece: bytes) -> None:
         """Send `piece` at once (chunk-framed when the response is chunked); dropped once the client left."""
@@ -131,22 +132,6 @@ class Outlet(Protocol):
     async def drain(self) -> None:
         """Wait until a paused client can take more again (a writer that awaits rather than being called back)."""
         ...
-
-
-class PipedBody(Protocol):
-    """A streaming body that can write itself: `pipe` pushes pieces into the outlet as they arrive, instead of
-    the server awaiting each one. A body class that can names `PipedBody` among its bases; the server finds it
-    with `writes_itself()` and then prefers it to iterating."""
-
-    __slots__ = ()
-
-    async def pipe(self, out: Outlet) -> None: ...
-
-
-def writes_itself(body: AsyncIterator[bytes]) -> TypeGuard[PipedBody]:
-    """Whether `body`'s class declares `PipedBody`: one look in the class's MRO, not a `getattr` probe nor an
-    `isinstance` against a runtime-checkable Protocol (~7 µs on Python 3.11)."""
-    return PipedBody in type(body).__mro__
 
 
 class AbortConnection(Exception):

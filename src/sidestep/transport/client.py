@@ -86,7 +86,7 @@ class _Pool:
                 return
 
 
-class UpstreamResponseImpl(Pipes, Budgeted, Buffered):
+class UpstreamResponseImpl(Buffered, Pipes, Budgeted):  # the most often asked first: a shorter look
     """A response whose body is read on demand; closing it returns or discards the connection. It can pipe its
     body (`Pipes`), honours the request's budget until lifted (`Budgeted`), and hands over a body that came
     whole with its headers in one call (`Buffered`)."""
