@@ -39,7 +39,7 @@ class Forward:
         self.prelude = b"".join(held) if skip_held else b""
         self._held = [] if skip_held else [piece for piece in held if piece]
         self._tail = served.held[-1][-24:] if served.held else b""
-        self._done = served.finished or served.rest is None
+        self._done = served.finished or not served.unread
         self._failure: str | None = None
         # Found once, here: the fast path when the transport has it.
         self._pipes = response if can_pipe(response := served.response) else None
