@@ -423,8 +423,9 @@ class Gateway:
         headers: list[tuple[str, str]],
         prelude: bytes = b"",
     ) -> StreamingResponse:
-        pipe = body.pipe if isinstance(body, Forward) else None  # the same-format relay writes itself
-        response = StreamingResponse(200, body, headers, prelude, pipe=pipe)
+        response = StreamingResponse(200, body, headers, prelude)
+        if isinstance(body, Forward):  # the same-format relay writes itself (no kwargs: a dict per request)
+            response.pipe = body.pipe
         if exchange is not None:
             if exchange.headers:
                 headers.extend(exchange.headers)
