@@ -61,6 +61,7 @@ from sidestep.plugins.estimate import relayed_usage
 from sidestep.plugins.registry import build_plugins, off_paths
 from sidestep.providers.registry import build_providers
 from sidestep.relay import (
+    Forward,
     StreamJob,
     forwarding,
     keepalive_for,
@@ -442,6 +443,8 @@ class Gateway:
         prelude: bytes = b"",
     ) -> StreamingResponse:
         response = StreamingResponse(200, body, headers, prelude)
+        if isinstance(body, Forward):  # the same-format relay writes itself (no kwargs: a dict per request)
+            response.pipe = body.pipe
         if exchange is not None:
             if exchange.headers:
                 headers.extend(exchange.headers)

@@ -35,6 +35,7 @@ from sidestep.config.load import parse_config
 from sidestep.loop import run_async
 from sidestep.serve import start_gateway
 from sidestep.sim import Simulator, start_simulator
+from sidestep.transport.body import read_all
 from sidestep.transport.client import HttpClient
 from sidestep.transport.types import Timeouts, UpstreamRequest
 
@@ -234,7 +235,7 @@ async def _one_request(client: HttpClient, port: int, number: int) -> Outcome:
     )
     started = time.perf_counter()
     async with await client.send(request) as response:
-        await response.read()
+        await read_all(response)
         headers = response.headers
     millis = (time.perf_counter() - started) * 1000
     provider = headers.get("x-sidestep-provider", "-")

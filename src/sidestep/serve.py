@@ -34,6 +34,7 @@ from sidestep.server.protocol import HttpServer, ServerLimits, start_server
 from sidestep.server.types import Response
 from sidestep.supervise import EXIT_REFUSED, RestartPolicy, reset_child_signals, supervise
 from sidestep.transport.client import HttpClient
+from sidestep.transport.types import Transport
 
 __all__ = ["run", "start_gateway"]
 
@@ -74,15 +75,17 @@ async def start_gateway(
     plugins: Sequence[Plugin] = (),
     observers: Sequence[Observer] = (),
     rng: random.Random | None = None,
+    wrap: Callable[[HttpClient], Transport] | None = None,
 ) -> tuple[HttpServer, Gateway, HttpClient]:
     """Start a gateway on the running loop. The caller closes the server, then the client.
     `clock` and `sleep` drive breakers, cooldowns, backoff and deadlines; `wall_clock` rate limits,
     budget periods and log times (tests pass fakes), `rng` the weighted draws. `plugins` and `observers`
-    come before the ones the config turns on (`sidestep.plugins.registry`)."""
+    come before the ones the config turns on (`sidestep.plugins.registry`). `wrap` puts a transport of the
+    caller's around the HTTP client (tests: one without the optional capabilities)."""
     client = HttpClient()
     gateway = Gateway(
         config,
-        client,
+        client if wrap is None else wrap(client),
         clock=clock,
         sleep=sleep,
         plugins=plugins,

@@ -24,6 +24,8 @@ from sidestep.plugins.base import Plugin
 from sidestep.plugins.capabilities import await_closed
 from sidestep.serve import start_gateway
 from sidestep.sim import Simulator, start_simulator
+from sidestep.transport.client import HttpClient
+from sidestep.transport.types import Transport
 
 __all__ = [
     "FakeClock",
@@ -132,9 +134,10 @@ async def running_gateway(
     plugins: Sequence[Plugin] = (),
     observers: Sequence[Observer] = (),
     rng: random.Random | None = None,
+    wrap: Callable[[HttpClient], Transport] | None = None,
 ) -> AsyncIterator[RunningGateway]:
     """A gateway serving `config` on a free loopback port; `plugins` and `observers` (your own, in code)
-    come before the ones the config turns on."""
+    come before the ones the config turns on; `wrap` puts your transport around its HTTP client."""
     if not isinstance(config, Config):
         config = parse_config(dict(config), source="<test>", env={})
     server, gateway, client = await start_gateway(
@@ -147,6 +150,7 @@ async def running_gateway(
         plugins=plugins,
         observers=observers,
         rng=rng,
+        wrap=wrap,
     )
     try:
         yield RunningGateway(gateway, server.port)

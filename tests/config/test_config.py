@@ -9,6 +9,8 @@ import pytest
 from sidestep.config.load import config_from_env, load_config, parse_config
 from sidestep.config.model import FallbackNode, LoadBalanceNode, TargetNode
 from sidestep.errors import ConfigError
+from sidestep.providers.catalog import CATALOG
+from sidestep.providers.registry import ADAPTERS
 
 GOOD = """
 server: {port: 9999, request_timeout: 30}
@@ -190,3 +192,19 @@ def test_serves_names_relayed_operations_of_openai_compatible_servers() -> None:
         parse_config({"governance": {"pricing": {"x": {"per_unit": -1}}}})
     priced = parse_config({"governance": {"pricing": {"x": {"per_unit": 0.04}}}}).governance.pricing["x"]
     assert (priced.input, priced.output, priced.per_unit) == (0.0, 0.0, 0.04)
+
+
+def test_every_catalog_row_names_an_adapter_that_exists() -> None:
+    assert {spec.adapter for spec in CATALOG.values()} == set(ADAPTERS)
+    compatible = {name for name, spec in CATALOG.items() if spec.openai_compatible}
+    assert {"openai", "groq", "azure"} <= compatible
+    assert not compatible & {"anthropic", "gemini", "bedrock", "cohere", "vertex"}
+
+
+@pytest.mark.parametrize("kind", ["anthropic", "gemini", "cohere", "vertex"])
+def test_drop_fields_is_refused_for_a_provider_with_its_own_adapter(kind: str) -> None:
+    provider = {"type": kind, "api_key": "k", "drop_fields": ["x"], "base_url": "http://127.0.0.1:1"}
+    with pytest.raises(ConfigError, match=rf"providers.a.drop_fields: .*'{kind}' speaks {kind}"):
+        parse_config({"providers": {"a": provider}}, env={})
+    groq = {"type": "groq", "api_key": "k", "drop_fields": ["logit_bias", "user"]}
+    assert parse_config({"providers": {"a": groq}}, env={}).providers["a"].drop_fields == ("logit_bias", "user")

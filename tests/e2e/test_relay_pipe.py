@@ -1,5 +1,6 @@
-"""Piped stream relay: same-format streams are written from the upstream's read callback. A slow client
-must push back on the upstream (bounded memory), and its pauses must not count as upstream silence."""
+"""Piped stream relay: same-format streams are written from the upstream's read callback (or, on a transport
+without `Pipes`, piece by piece, waiting on the client). A slow client must push back on the upstream (bounded
+memory), and its pauses must not count as upstream silence."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import asyncio
 import json
 import time
 
+import pytest
+
 from sidestep.testing import running_gateway
+from tests.conftest import PlainTransport
 
 PAD = "x" * 16_000
 EVENTS = 3_000  # ~48 MB: more than loopback socket buffers on both hops can hold
@@ -49,7 +53,10 @@ async def _upstream(finished: list[float]) -> asyncio.Server:
     return await asyncio.start_server(answer, "127.0.0.1", 0)
 
 
-async def test_a_slow_client_pauses_the_upstream_and_its_pause_is_not_upstream_silence() -> None:
+@pytest.mark.parametrize("wrap", [None, PlainTransport], ids=["piped", "plain"])
+async def test_a_slow_client_pauses_the_upstream_and_its_pause_is_not_upstream_silence(
+    wrap: type[PlainTransport] | None,
+) -> None:
     finished: list[float] = []
     upstream = await _upstream(finished)
     port = upstream.sockets[0].getsockname()[1]
@@ -57,7 +64,7 @@ async def test_a_slow_client_pauses_the_upstream_and_its_pause_is_not_upstream_s
         "providers": {"up": {"type": "openai", "base_url": f"http://127.0.0.1:{port}/v1", "api_key": "k"}},
         "routes": {"chat": {"target": "up/m", "timeouts": {"idle": 0.3}}},
     }
-    async with running_gateway(config) as gw:
+    async with running_gateway(config, wrap=wrap) as gw:
         reader, writer = await _start_stream(gw.port)
         stalled_at = time.monotonic()
         await asyncio.sleep(1.0)  # the client reads nothing: over three idle timeouts

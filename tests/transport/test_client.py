@@ -11,6 +11,7 @@ import pytest
 import trustme
 
 from sidestep.errors import UpstreamConnectionError, UpstreamError, UpstreamTimeout
+from sidestep.transport.body import chunks, read_all
 from sidestep.transport.client import HttpClient, PoolLimits
 from sidestep.transport.proxy import ProxyConfig
 from sidestep.transport.types import Timeouts, UpstreamRequest
@@ -97,7 +98,7 @@ async def test_keepalive_connections_are_reused(start: Callable[..., Awaitable[i
     for _ in range(5):
         async with await client.send(get(f"http://127.0.0.1:{port}/v1/x")) as response:
             assert response.status == 200
-            assert await response.read() == b'{"ok":true}'
+            assert await read_all(response) == b'{"ok":true}'
     await client.aclose()
     assert upstream.connections == 1
     assert upstream.requests[0].startswith(b"POST /v1/x HTTP/1.1\r\nhost: 127.0.0.1:")
@@ -122,7 +123,7 @@ async def test_concurrency_opens_more_connections_up_to_the_limit(start: Callabl
 
     async def one() -> int:
         async with await client.send(get(f"http://127.0.0.1:{port}/")) as response:
-            await response.read()
+            await read_all(response)
             return response.status
 
     assert await asyncio.gather(*(one() for _ in range(6))) == [200] * 6
@@ -144,7 +145,7 @@ async def test_stale_pooled_connection_is_retried_once_on_a_fresh_one(start: Cal
     client = HttpClient(proxy_from_env=False)
     for _ in range(3):
         async with await client.send(get(f"http://127.0.0.1:{port}/")) as response:
-            assert await response.read() == b'{"ok":true}'
+            assert await read_all(response) == b'{"ok":true}'
         await asyncio.sleep(0.02)
     await client.aclose()
     assert upstream.connections == 3
@@ -171,11 +172,11 @@ async def test_chunked_and_close_delimited_bodies_stream_piece_by_piece(start: C
     client = HttpClient(proxy_from_env=False)
     port = await start(chunked)
     async with await client.send(get(f"http://127.0.0.1:{port}/")) as response:
-        pieces = [piece async for piece in response.aiter_bytes()]
+        pieces = [piece async for piece in chunks(response)]
     assert pieces == [b"data: 0\n\n", b"data: 1\n\n", b"data: 2\n\n"]
     port = await start(close_delimited)
     async with await client.send(get(f"http://127.0.0.1:{port}/")) as response:
-        assert await response.read() == b"all of it"
+        assert await read_all(response) == b"all of it"
     await client.aclose()
 
 
@@ -201,7 +202,7 @@ async def test_timeouts_name_their_phase(start: Callable[..., Awaitable[int]]) -
     port = await start(stalls_mid_body)
     response = await client.send(get(f"http://127.0.0.1:{port}/", quick))
     with pytest.raises(UpstreamTimeout) as info:
-        await response.read()
+        await read_all(response)
     assert info.value.phase == "read"
     await response.aclose()
     await client.aclose()
@@ -225,7 +226,7 @@ async def test_a_short_read_timeout_after_a_long_one_on_the_same_connection(
     client = HttpClient(proxy_from_env=False)
     port = await start(slow_then_stalled)
     response = await client.send(get(f"http://127.0.0.1:{port}/", Timeouts(connect=1, headers=1, read=20)))
-    reading = asyncio.ensure_future(response.read())
+    reading = asyncio.ensure_future(read_all(response))
     await asyncio.sleep(0.05)
     first.set()
     assert await reading == b"abc"
@@ -233,7 +234,7 @@ async def test_a_short_read_timeout_after_a_long_one_on_the_same_connection(
     response = await client.send(get(f"http://127.0.0.1:{port}/", Timeouts(connect=1, headers=1, read=0.1)))
     began = loop.time()
     with pytest.raises(UpstreamTimeout):
-        await response.read()
+        await read_all(response)
     assert loop.time() - began < 2  # not the 20 s armed for the first response
     await response.aclose()
     await client.aclose()
@@ -252,7 +253,7 @@ async def test_refused_and_dropped_connections_are_connection_errors(start: Call
     port = await start(drop_mid_body)
     response = await client.send(get(f"http://127.0.0.1:{port}/"))
     with pytest.raises(UpstreamConnectionError):
-        await response.read()
+        await read_all(response)
     await response.aclose()
     await client.aclose()
 
@@ -278,7 +279,7 @@ async def test_tls_verifies_certificates(start: Callable[..., Awaitable[int]], c
     ca.configure_trust(trusting_ctx)
     client = HttpClient(proxy_from_env=False, ssl_context=trusting_ctx)
     async with await client.send(get(f"https://localhost:{port}/")) as response:
-        assert await response.read() == b"secure"
+        assert await read_all(response) == b"secure"
     await client.aclose()
 
 
@@ -312,7 +313,7 @@ async def test_https_through_a_connect_proxy_with_credentials(
     env = {"HTTPS_PROXY": f"http://user:p%40ss@127.0.0.1:{proxy_port}", "NO_PROXY": "example.internal"}
     client = HttpClient(ssl_context=trusting_ctx, env=env)
     async with await client.send(get(f"https://localhost:{target}/v1")) as response:
-        assert await response.read() == b"secure"
+        assert await read_all(response) == b"secure"
     await client.aclose()
     assert seen[0].startswith(f"CONNECT localhost:{target} HTTP/1.1\r\n".encode())
     assert b"Proxy-Authorization: Basic dXNlcjpwQHNz" in seen[0]  # user:p@ss
@@ -336,7 +337,7 @@ async def test_plain_http_through_a_proxy_uses_absolute_form(start: Callable[...
     proxy_port = await start(upstream.serve)
     client = HttpClient(env={"HTTP_PROXY": f"http://127.0.0.1:{proxy_port}"})
     async with await client.send(get("http://upstream.example:8000/v1/chat")) as response:
-        assert await response.read() == b"via proxy"
+        assert await read_all(response) == b"via proxy"
     await client.aclose()
     assert upstream.requests[0].startswith(b"POST http://upstream.example:8000/v1/chat HTTP/1.1\r\n")
 
@@ -356,7 +357,7 @@ async def test_a_short_headers_timeout_after_a_long_wait_on_the_same_connection(
     client = HttpClient(proxy_from_env=False)
     port = await start(answers_once_then_stalls)
     response = await client.send(get(f"http://127.0.0.1:{port}/", Timeouts(connect=1, headers=20, read=20)))
-    assert await response.read() == b"ok"
+    assert await read_all(response) == b"ok"
     loop = asyncio.get_running_loop()
     began = loop.time()
     with pytest.raises(UpstreamTimeout) as info:
@@ -382,7 +383,7 @@ async def test_response_headers_are_read_from_the_final_head(start: Callable[...
     port = await start(interim_then_split_head)
     async with await client.send(get(f"http://127.0.0.1:{port}/")) as response:
         assert response.status == 429
-        assert await response.read() == b"no"
+        assert await read_all(response) == b"no"
         assert response.headers == {"x-seen": "one, two", "retry-after": "7", "content-length": "2"}
     await client.aclose()
 
@@ -433,4 +434,34 @@ async def test_piped_bodies_end_release_fail_and_time_out_like_read_ones(start: 
             await response.pipe(pieces.append)
         assert info.value.phase == "read" and asyncio.get_running_loop().time() - began < 2
         await response.aclose()
+    await client.aclose()
+
+
+async def test_a_body_whole_with_its_headers_is_handed_over_in_one_call(start: Callable[..., Awaitable[int]]) -> None:
+    """`Buffered`: `buffered()` is the body only once all of it is in, and only once; `read_all` takes it."""
+    rest = asyncio.Event()
+
+    async def halves(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n{}")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nfirst")
+        await rest.wait()
+        writer.write(b"-two")
+        await reader.readuntil(b"\r\n\r\n{}")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nwhole")
+        await asyncio.sleep(30)
+
+    client = HttpClient(proxy_from_env=False)
+    port = await start(halves)
+    response = await client.send(get(f"http://127.0.0.1:{port}/"))
+    assert response.buffered() is None  # half of it: read piece by piece
+    rest.set()
+    assert await read_all(response) == b"first-two"
+    response = await client.send(get(f"http://127.0.0.1:{port}/"))  # the same connection, back in the pool
+    for _ in range(100):
+        if response._conn.complete:
+            break
+        await asyncio.sleep(0.01)
+    assert response.buffered() == b"whole"
+    assert response.buffered() is None  # handed over once; the connection is released
+    assert await read_all(response) == b""
     await client.aclose()

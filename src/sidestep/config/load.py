@@ -308,9 +308,9 @@ def _provider(ctx: Ctx, name: str, value: Any) -> ProviderConfig:
     if not base_url.startswith(("http://", "https://")):
         raise ctx.fail(f"{path}.base_url", f"must start with http:// or https://, got '{base_url}'")
     keys = _keys(ctx, raw, path, spec, name)
-    if "drop_fields" in raw and spec.wire != "openai":
+    if "drop_fields" in raw and not spec.openai_compatible:
         raise ctx.fail(
-            f"{path}.drop_fields", f"only OpenAI-compatible providers take it ('{type_name}' speaks {spec.wire})"
+            f"{path}.drop_fields", f"only OpenAI-compatible providers take it ('{type_name}' speaks {spec.adapter})"
         )
     return ProviderConfig(
         name=name,
@@ -330,8 +330,10 @@ def _provider(ctx: Ctx, name: str, value: Any) -> ProviderConfig:
 
 def _serves(ctx: Ctx, raw: dict[str, Any], path: str, spec: ProviderSpec) -> frozenset[str]:
     """`serves: [rerank]`: the relayed-only operations an OpenAI-compatible server has, in place of its type's."""
-    if spec.wire != "openai":
-        raise ctx.fail(f"{path}.serves", f"only OpenAI-compatible providers take it ('{spec.name}' speaks {spec.wire})")
+    if not spec.openai_compatible:
+        raise ctx.fail(
+            f"{path}.serves", f"only OpenAI-compatible providers take it ('{spec.name}' speaks {spec.adapter})"
+        )
     names = as_str_list(ctx, raw["serves"], f"{path}.serves")
     for name in names:
         if name not in RELAYED_OPERATIONS:

@@ -31,6 +31,7 @@ from sidestep.drill.scenarios import DrillScenario, primary_providers, route_pro
 from sidestep.serve import start_gateway
 from sidestep.sim import Simulator, start_simulator
 from sidestep.sim.faults import Scenario
+from sidestep.transport.body import read_all
 from sidestep.transport.client import HttpClient
 from sidestep.transport.types import Timeouts, UpstreamRequest
 
@@ -226,7 +227,7 @@ class _Driver:
         start = time.monotonic() - self._started
         try:
             async with await self._client.send(request) as response:
-                raw = await response.read()
+                raw = await read_all(response)
                 status, headers = response.status, response.headers
         except Exception as exc:  # the drill reports every way a request can fail, never crashes on one
             end = time.monotonic() - self._started

@@ -22,6 +22,7 @@ from sidestep.providers.catalog import ProviderSpec
 from sidestep.providers.openai_compat import OpenAICompatProvider
 from sidestep.providers.tokens import TokenCache
 from sidestep.routing.provider import Provider
+from sidestep.transport.body import read_all
 from sidestep.transport.types import Timeouts, UpstreamRequest
 
 __all__ = ["AzureEntraProvider", "openai_family"]
@@ -89,7 +90,7 @@ class AzureEntraProvider(OpenAICompatProvider):
         client = HttpClient()
         try:
             response = await client.send(request)
-            body = await response.read()
+            body = await read_all(response)
         finally:
             await client.aclose()
         return _token(response.status, body, self.name)

@@ -20,7 +20,8 @@ class ProviderSpec:
     url_env: str | None = None  # env var that overrides base_url (e.g. AZURE_OPENAI_ENDPOINT)
     auth: str = "bearer"  # "bearer" → Authorization: Bearer; "api-key" / "x-api-key" headers; "none"
     key_required: bool = True
-    wire: str = "openai"  # the adapter that speaks its API
+    # Which adapter class serves it (`providers.registry.ADAPTERS`): "openai" for every OpenAI-compatible row.
+    adapter: str = "openai"
     url_style: str = "openai"  # "openai": {base}/chat/completions; "azure": deployments + api-version
     embeddings: bool = True
     # Operations not every API of its kind has: the legacy `completions` (OpenAI's `POST /completions`) and the
@@ -34,6 +35,11 @@ class ProviderSpec:
     # Adapter-specific config keys (region, project, …) accepted under the provider; the adapter validates them.
     settings: tuple[str, ...] = ()
     secret_settings: tuple[str, ...] = ()  # those of `settings` held as `Secret` (never logged)
+
+    @property
+    def openai_compatible(self) -> bool:
+        """Served by the OpenAI-compatible adapter (the rows that take `drop_fields`, `url_style`, …)."""
+        return self.adapter == "openai"
 
 
 _COMPLETIONS = frozenset({"completions"})
@@ -52,7 +58,7 @@ _ROWS = (
         ("ANTHROPIC_API_KEY",),
         url_env="ANTHROPIC_BASE_URL",
         auth="x-api-key",
-        wire="anthropic",
+        adapter="anthropic",
         embeddings=False,
         default_api_version="2023-06-01",
     ),
@@ -75,7 +81,7 @@ _ROWS = (
         ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
         url_env="GEMINI_BASE_URL",
         auth="x-goog-api-key",
-        wire="gemini",
+        adapter="gemini",
         embeddings=False,
     ),
     ProviderSpec(
@@ -84,7 +90,7 @@ _ROWS = (
         ("AWS_BEARER_TOKEN_BEDROCK",),
         url_env="BEDROCK_BASE_URL",
         key_required=False,  # SigV4 credentials may come from settings or the AWS environment
-        wire="bedrock",
+        adapter="bedrock",
         embeddings=False,
         settings=("region", "access_key_id", "secret_access_key", "session_token"),
         secret_settings=("secret_access_key", "session_token"),
@@ -94,7 +100,7 @@ _ROWS = (
         "https://api.cohere.com",
         ("COHERE_API_KEY", "CO_API_KEY"),
         url_env="COHERE_BASE_URL",
-        wire="cohere",
+        adapter="cohere",
         serves=frozenset({"rerank"}),  # /v2/rerank
         settings=("input_type",),  # /v2/embed's input_type (default search_document)
     ),
@@ -102,7 +108,7 @@ _ROWS = (
         "vertex",
         "https://us-central1-aiplatform.googleapis.com",  # the adapter picks the location's endpoint
         key_required=False,  # the credential is a service account / ADC, not a key
-        wire="vertex",  # the adapter; it speaks Gemini's format
+        adapter="vertex",  # speaks Gemini's format, with Google Cloud's auth and URLs
         embeddings=False,
         settings=("project", "location", "credentials"),
     ),

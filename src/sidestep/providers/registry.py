@@ -1,4 +1,4 @@
-"""Build provider adapters from configuration: one line per wire API."""
+"""Build provider adapters from configuration: one line per adapter (`ProviderSpec.adapter` names it)."""
 
 from __future__ import annotations
 
@@ -33,9 +33,9 @@ def build_providers(configs: Mapping[str, ProviderConfig], *, source: str = "<co
     providers: dict[str, Provider] = {}
     for name, config in configs.items():
         spec = CATALOG[config.type]
-        factory = ADAPTERS.get(spec.wire)
+        factory = ADAPTERS.get(spec.adapter)
         if factory is None:
-            reason = f"provider type '{config.type}' needs the '{spec.wire}' adapter, which is not installed"
+            reason = f"provider type '{config.type}' needs the '{spec.adapter}' adapter, which is not installed"
             raise ConfigError(reason, source=source, path=f"providers.{name}.type")
         try:
             providers[name] = factory(config, spec)

@@ -11,6 +11,7 @@ from sidestep.errors import UpstreamError
 from sidestep.relay.job import StreamJob, stream_complete
 from sidestep.routing.served import Served
 from sidestep.server.types import AbortConnection, Outlet
+from sidestep.transport.types import can_pipe
 
 __all__ = ["Forward", "relay_after_prelude"]
 
@@ -23,9 +24,11 @@ def relay_after_prelude(served: Served, job: StreamJob) -> Forward:
 class Forward:
     """Same format, no continuation: bytes through as they arrive; a break ends the stream with an error
     event. A hand-written async iterator over `next_chunk()`: one coroutine level per relayed chunk
-    instead of a chain of async generators (they dominated the per-chunk cost)."""
+    instead of a chain of async generators (they dominated the per-chunk cost). The app hands the server its
+    `pipe` (`StreamingResponse.pipe`): written from the upstream's read callback, no await per chunk, when the
+    upstream response `Pipes`."""
 
-    __slots__ = ("_done", "_failure", "_held", "_job", "_served", "_tail", "_tap", "prelude")
+    __slots__ = ("_done", "_failure", "_held", "_job", "_pipes", "_served", "_tail", "_tap", "prelude")
 
     def __init__(self, served: Served, job: StreamJob, *, skip_held: bool = False) -> None:
         self._served = served
@@ -36,8 +39,10 @@ class Forward:
         self.prelude = b"".join(held) if skip_held else b""
         self._held = [] if skip_held else [piece for piece in held if piece]
         self._tail = served.held[-1][-24:] if served.held else b""
-        self._done = served.finished or served.rest is None
+        self._done = served.finished or not served.unread
         self._failure: str | None = None
+        # Found once, here: the fast path when the transport has it.
+        self._pipes = response if can_pipe(response := served.response) else None
 
     def __aiter__(self) -> Forward:
         return self
@@ -65,32 +70,36 @@ class Forward:
         return await self._finish()
 
     async def pipe(self, out: Outlet) -> None:
-        """The same relay, written from the upstream's read callback (`UpstreamResponse.pipe`): the server
-        uses this instead of iterating, so a relayed chunk costs no await at all."""
+        """The same relay, written through the server's outlet (the server prefers this to iterating): from the
+        upstream's read callback when its response `Pipes`, so a relayed chunk costs no await at all; else piece
+        by piece from `next_chunk()` (`_each`), waiting while the client is full."""
         for piece in self._held:
             out.write(piece)
         self._held = []
+        response = self._pipes
         if not self._done:
-            response = self._served.response
-            tap = self._tap
+            if response is None:
+                await self._each(out)
+            else:
+                tap = self._tap
 
-            def sink(piece: bytes) -> None:
-                self._saw(piece)
-                if tap is not None:
-                    piece = tap.feed(piece)
-                    if not piece:
-                        return
-                out.write(piece)
-                if out.paused:
-                    response.pause_reading()
+                def sink(piece: bytes) -> None:
+                    self._saw(piece)
+                    if tap is not None:
+                        piece = tap.feed(piece)
+                        if not piece:
+                            return
+                    out.write(piece)
+                    if out.paused:
+                        response.pause_reading()
 
-            out.on_resume(response.resume_reading)
-            try:
-                await response.pipe(sink)
-            except UpstreamError as exc:
-                self._broke(exc)
-            finally:
-                out.on_resume(None)
+                out.on_resume(response.resume_reading)
+                try:
+                    await response.pipe(sink)
+                except UpstreamError as exc:
+                    self._broke(exc)
+                finally:
+                    out.on_resume(None)
             rest = self._ended()
             if rest:
                 out.write(rest)
@@ -100,6 +109,23 @@ class Forward:
         if failure is not None:
             self._job.outcome.failure = failure
             out.write(_error_event(self._job, failure))
+
+    async def _each(self, out: Outlet) -> None:
+        response, tap = self._served.response, self._tap
+        while True:
+            try:
+                piece = await response.next_chunk()
+            except UpstreamError as exc:
+                self._broke(exc)
+                return
+            if piece is None:
+                return
+            self._saw(piece)
+            if tap is not None:
+                piece = tap.feed(piece)
+            out.write(piece)
+            if out.paused:
+                await out.drain()
 
     def _saw(self, piece: bytes) -> None:
         """Keep the stream's last bytes: whether it ended properly is read from them."""

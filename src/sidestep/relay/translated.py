@@ -17,6 +17,7 @@ from sidestep.relay.continuation import collect, resume
 from sidestep.relay.forward import Forward
 from sidestep.relay.job import StreamJob, stream_complete
 from sidestep.routing.served import Served
+from sidestep.transport.body import chunks
 
 __all__ = ["Relaying", "relay"]
 
@@ -113,11 +114,11 @@ async def _pieces(served: Served, job: StreamJob, translator: StreamTranslator |
     label = served.target.label
     for piece in served.held:
         yield piece
-    if served.finished or served.rest is None:
+    if served.finished or not served.unread:
         return
     tail = served.held[-1][-24:] if served.held else b""
     try:
-        async for piece in served.rest:
+        async for piece in chunks(served.response):
             yield piece
             tail = (tail + piece)[-24:]
     except UpstreamError as exc:

@@ -30,7 +30,8 @@ from sidestep.routing.provider import Provider
 from sidestep.routing.retry import RetryPolicy, backoff_delay, should_retry
 from sidestep.routing.served import Served, prefetch
 from sidestep.routing.strategies import TargetStats
-from sidestep.transport.types import Timeouts, Transport, UpstreamRequest, UpstreamResponse
+from sidestep.transport.body import read_all
+from sidestep.transport.types import Timeouts, Transport, UpstreamRequest, UpstreamResponse, is_budgeted
 
 __all__ = ["Executor", "RouteState", "Served"]
 
@@ -276,7 +277,7 @@ class Executor:
             request.budget = self._attempt_budget(planned, run)
             response = await self._transport.send(request)
             if response.status >= 400:
-                raise provider.classify(response.status, response.headers, await response.read())
+                raise provider.classify(response.status, response.headers, await read_all(response))
             speaks = self._formats.get(target.provider)
             fmt = provider.format if speaks is None else speaks.get(run.operation, provider.format)
             served = Served(target, key, response, run.attempts, planned.policy, fmt, index, retries)
@@ -310,7 +311,7 @@ class Executor:
 
     async def _complete(self, served: Served, planned: Planned, run: _Run) -> None:
         if not run.stream:
-            served.body = await served.response.read()
+            served.body = await read_all(served.response)
             served.usage = self._providers[planned.target.provider].inspect(run.operation, served.body)
             return
         first_token = planned.policy.timeouts.first_token or self._provider_first_token(planned)
@@ -324,7 +325,8 @@ class Executor:
                 raise UpstreamTimeout(
                     f"no first token from {planned.target.label} within {first_token}s", phase="first_token"
                 ) from exc
-        served.response.lift_budget()  # from here the stream belongs to the client; idle timeouts still apply
+        if is_budgeted(response := served.response):
+            response.lift_budget()  # from here the stream belongs to the client; idle timeouts still apply
 
     def _provider_first_token(self, planned: Planned) -> float | None:
         return self._providers[planned.target.provider].config.timeouts.first_token

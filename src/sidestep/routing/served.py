@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +30,7 @@ class Served:
     retries: int = 0  # tries of the serving target before the one that served
     body: bytes = b""
     held: list[bytes] = field(default_factory=list)  # stream bytes read while waiting for content
-    rest: AsyncIterator[bytes] | None = None  # the remainder of the stream
+    unread: bool = False  # a stream that goes on past `held`: the rest is read from `response` by the relay
     finished: bool = False  # the stream ended ([DONE]) while held
     on_close: Callable[[], None] | None = None  # bookkeeping when the response is done with
     usage: Any = None  # token usage read from a non-stream answer, when the provider reports it
@@ -83,7 +83,7 @@ def _scan(served: Served, reader: Reader, piece: bytes, label: str) -> bool:
                 served.finished = True
                 return True
             if event.is_content:
-                served.rest = served.response.aiter_bytes()  # not started: the fast relay reads next_chunk()
+                served.unread = True  # the relay reads the rest (no iterator built here: most relays pipe)
                 return True
     return False
 

@@ -117,8 +117,7 @@ async def _stream(conn: Connection, request: Request, response: StreamingRespons
     if prelude and request.method != "HEAD":
         data += b"%x\r\n%b\r\n" % (len(prelude), prelude) if chunked else prelude
     conn.transport.write(data)
-    body = response.body
-    pipe = getattr(body, "pipe", None)  # a PipedBody writes itself, with no await per piece
+    body, pipe = response.body, response.pipe  # a body that writes itself: no await per piece
     complete = False
     conn.streaming = True
     try:
@@ -182,6 +181,12 @@ class Outlet:
 
     def on_resume(self, callback: Callable[[], None] | None) -> None:
         self._conn.flow.on_resume = callback
+
+    async def drain(self) -> None:
+        if self._conn.closed:
+            raise ConnectionResetError("client disconnected")
+        if self._conn.flow.write_paused:
+            await self._conn.flow.drain()
 
 
 async def _finish(response: StreamingResponse, complete: bool) -> None:

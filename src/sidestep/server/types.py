@@ -20,7 +20,6 @@ __all__ = [
     "Endpoint",
     "Handler",
     "Outlet",
-    "PipedBody",
     "Request",
     "Response",
     "StreamingResponse",
@@ -109,10 +108,13 @@ class StreamingResponse:
     prelude: bytes = b""  # body bytes already in hand: sent in the same write as the head (one syscall)
     # Run once the body is over, told whether all of it was sent (False: the client left, or it failed).
     on_done: Callable[[bool], None] | None = None
+    # Writes the body itself through an `Outlet` as its pieces arrive; when set, the server calls it instead of
+    # iterating `body`, so a relayed piece costs no await (the same-format relay's `Forward.pipe`).
+    pipe: Callable[[Outlet], Awaitable[None]] | None = None
 
 
 class Outlet(Protocol):
-    """Where a piped streaming body writes (see `PipedBody`)."""
+    """Where a streaming body that writes itself writes (`StreamingResponse.pipe`)."""
 
     def write(self, piece: bytes) -> None:
         """Send `piece` at once (chunk-framed when the response is chunked); dropped once the client left."""
@@ -127,12 +129,9 @@ class Outlet(Protocol):
         """Run `callback` when a paused client can take more again."""
         ...
 
-
-class PipedBody(Protocol):
-    """A streaming body that can write itself: `pipe` pushes pieces into the outlet as they arrive,
-    instead of the server awaiting each one (the server prefers it when the body has it)."""
-
-    async def pipe(self, out: Outlet) -> None: ...
+    async def drain(self) -> None:
+        """Wait until a paused client can take more again (a writer that awaits rather than being called back)."""
+        ...
 
 
 class AbortConnection(Exception):

@@ -15,7 +15,7 @@ import socket
 import ssl
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from urllib.parse import urlsplit
@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from sidestep.errors import UpstreamConnectionError, UpstreamError, UpstreamTimeout
 from sidestep.transport.connection import Connection
 from sidestep.transport.proxy import ProxyConfig, ProxyRoute
-from sidestep.transport.types import Timeouts, UpstreamRequest
+from sidestep.transport.types import Budgeted, Buffered, Pipes, Timeouts, UpstreamRequest
 
 __all__ = ["HttpClient", "PoolLimits"]
 
@@ -86,8 +86,10 @@ class _Pool:
                 return
 
 
-class UpstreamResponseImpl:
-    """A response whose body is read on demand; closing it returns or discards the connection."""
+class UpstreamResponseImpl(Buffered, Pipes, Budgeted):  # the most often asked first: a shorter look
+    """A response whose body is read on demand; closing it returns or discards the connection. It can pipe its
+    body (`Pipes`), honours the request's budget until lifted (`Budgeted`), and hands over a body that came
+    whole with its headers in one call (`Buffered`)."""
 
     __slots__ = ("_client", "_conn", "_deadline", "_pool", "_released", "_timeouts", "status")
 
@@ -109,17 +111,13 @@ class UpstreamResponseImpl:
     def lift_budget(self) -> None:
         self._deadline = None
 
-    async def read(self) -> bytes:
+    def buffered(self) -> bytes | None:
         conn = self._conn
-        if conn.complete and not self._released:  # typical small JSON answer: already whole, no generator
-            body = conn.take_body()
-            self._release()
-            return body
-        pieces = [piece async for piece in self.aiter_bytes()]
-        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
-
-    def aiter_bytes(self) -> AsyncIterator[bytes]:
-        return _Pieces(self)
+        if not conn.complete or self._released:
+            return None
+        body = conn.take_body()  # typical small JSON answer: already whole, no await
+        self._release()
+        return body
 
     async def pipe(self, sink: Callable[[bytes], None]) -> None:
         conn = self._conn
@@ -388,22 +386,3 @@ def _nodelay(conn: Connection) -> None:
     sock = conn.transport.get_extra_info("socket")
     if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-class _Pieces:
-    """`UpstreamResponse.aiter_bytes()`: `next_chunk()` until the end. A class, not an async generator,
-    so that this module can be compiled (`make compile`: mypyc does not compile async generators)."""
-
-    __slots__ = ("_response",)
-
-    def __init__(self, response: UpstreamResponseImpl) -> None:
-        self._response = response
-
-    def __aiter__(self) -> _Pieces:
-        return self
-
-    async def __anext__(self) -> bytes:
-        piece = await self._response.next_chunk()
-        if piece is None:
-            raise StopAsyncIteration
-        return piece

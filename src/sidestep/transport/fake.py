@@ -1,10 +1,13 @@
-"""A transport built from a function, for tests without sockets (httpx's MockTransport idea)."""
+"""A transport built from a function, for tests without sockets (httpx's MockTransport idea).
+
+`FakeResponse` has what `UpstreamResponse` asks and nothing more: no optional capability (`Pipes`, `Budgeted`),
+so what it drives takes the paths every transport gets (the relay iterates `next_chunk`)."""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -15,6 +18,8 @@ __all__ = ["FakeResponse", "FakeTransport"]
 
 @dataclass(slots=True)
 class FakeResponse:
+    """An answer in hand: `body` (or `chunks`) read through `next_chunk`."""
+
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
@@ -34,28 +39,8 @@ class FakeResponse:
             raise self.body_error
         return None
 
-    async def pipe(self, sink: Callable[[bytes], None]) -> None:
-        while (piece := await self.next_chunk()) is not None:
-            sink(piece)
-
-    def pause_reading(self) -> None:
-        return None
-
-    def resume_reading(self) -> None:
-        return None
-
-    async def read(self) -> bytes:
-        return b"".join([piece async for piece in self.aiter_bytes()])
-
-    async def aiter_bytes(self) -> AsyncIterator[bytes]:
-        while (piece := await self.next_chunk()) is not None:
-            yield piece
-
     async def aclose(self) -> None:
         self.closed = True
-
-    def lift_budget(self) -> None:
-        return None
 
     async def __aenter__(self) -> FakeResponse:
         return self

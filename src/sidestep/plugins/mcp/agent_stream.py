@@ -40,6 +40,7 @@ from sidestep.plugins.mcp.agent import AgentStopped, add_usage, run_tool, served
 from sidestep.plugins.mcp.front import Front
 from sidestep.routing.served import Served
 from sidestep.server.types import StreamingResponse
+from sidestep.transport.body import chunks
 
 __all__ = ["stream_agent"]
 
@@ -236,9 +237,9 @@ async def _events(served: Served) -> AsyncIterator[Event]:
     for piece in served.held:
         for event in reader.feed(piece):
             yield event
-    if served.finished or served.rest is None:
+    if served.finished or not served.unread:
         return
-    async for piece in served.rest:
+    async for piece in chunks(served.response):
         for event in reader.feed(piece):
             yield event
 
