@@ -85,7 +85,9 @@ _PROVIDER_KEYS = {
     "lacks",
     "drop_fields",
 }
-CAPABILITIES = ("tools", "vision", "json_schema", "streaming", "embeddings", "completions")
+CAPABILITIES = ("tools", "vision", "json_schema", "streaming", "embeddings", "completions", "responses")
+_NO_CAPABILITY: frozenset[str] = frozenset()
+_NO_RESPONSES = frozenset({"responses"})  # what a provider type without the Responses API never has
 _KEY_KEYS = {"value", "weight", "models"}
 _TIMEOUT_KEYS = {"connect", "headers", "first_token", "idle", "read", "total"}
 _POLICY_KEYS = {"retry", "timeouts", "hedge", "mid_stream", "keepalive", "deadline", "fallbacks_on"}
@@ -313,6 +315,7 @@ def _provider(ctx: Ctx, name: str, value: Any) -> ProviderConfig:
         models=tuple(as_str_list(ctx, raw.get("models", []), f"{path}.models")),
         api_version=as_opt_str(ctx, raw.get("api_version", spec.default_api_version), f"{path}.api_version"),
         lacks=_lacks(ctx, raw.get("lacks"), f"{path}.lacks", spec.lacks),
+        never=_NO_CAPABILITY if spec.responses else _NO_RESPONSES,
         drop_fields=tuple(as_str_list(ctx, raw.get("drop_fields", []), f"{path}.drop_fields")),
         settings=_settings(ctx, raw, path, spec),
     )

@@ -5,10 +5,10 @@ reads answers and streams, so a provider can speak it. A format that clients spe
 parses their bodies, reads their requests, writes answers and streams back, renders errors (as body bytes:
 formats do not know the HTTP server) and in-stream errors in its own shape, says when a relayed stream is
 complete and where a stream's usage is. Smaller abilities are protocols of their own (`Seams`,
-`ReadsEmbeddings`, `WritesEmbeddings`, `ListsModels`, `Continues`); a format without one simply does not have
-the method — no stub raising "unsupported". They are checked with `isinstance` where a format is chosen (the
-endpoint table) or on the rare paths that need them (a continued stream, embeddings across formats), never on
-the usual one.
+`ReadsEmbeddings`, `WritesEmbeddings`, `ListsModels`, `Continues`, `EndMarks`, `ReopensStreams`); a format
+without one simply does not have the method — no stub raising "unsupported". They are checked with
+`isinstance` where a format is chosen (the endpoint table), once per relay, or on the rare paths that need
+them (a continued stream, a broken one, embeddings across formats), never per chunk.
 """
 
 from __future__ import annotations
@@ -23,19 +23,26 @@ from sidestep.errors import SidestepError, UpstreamError
 from sidestep.formats.request import ParsedRequest
 
 __all__ = [
+    "CONTINUE_PROMPT",
     "ClientFormat",
     "Continues",
+    "EndMarks",
     "Format",
     "ListsModels",
     "ModelCard",
     "Reader",
     "ReadsEmbeddings",
     "RefusesPaths",
+    "ReopensStreams",
     "Seam",
     "Seams",
     "Writer",
     "WritesEmbeddings",
 ]
+
+
+# What a continuation asks the next target, after the text already sent (`mid_stream: continue`).
+CONTINUE_PROMPT = "Continue exactly where your previous message stopped. Do not repeat anything already written."
 
 
 class Seam(Protocol):
@@ -109,6 +116,24 @@ class Continues(Protocol):
     on that a conversation gets. None: this request cannot be continued (the stream ends with its error)."""
 
     def continued(self, body: dict[str, Any], partial: str) -> dict[str, Any] | None: ...
+
+
+@runtime_checkable
+class EndMarks(Protocol):
+    """A client format whose forwarded streams end with an event too long for the tail rule (`stream_complete`
+    sees the last 24 bytes; the Responses API's `response.completed` carries the whole response): the relay
+    watches the bytes going by for one of these marks instead — bytes only an ending event holds (an `event:`
+    line after a line break, a `"type"` member: neither can appear inside a JSON string)."""
+
+    end_marks: tuple[bytes, ...]
+
+
+@runtime_checkable
+class ReopensStreams(Protocol):
+    """A client format whose in-stream error refers to the stream it ends (the Responses API's `response.failed`
+    carries the response's id): a forwarded stream's relay hands it the stream's first bytes (`head`)."""
+
+    def stream_error_after(self, head: bytes, message: str, code: str = "stream_interrupted") -> bytes: ...
 
 
 @runtime_checkable

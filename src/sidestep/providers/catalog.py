@@ -24,6 +24,10 @@ class ProviderSpec:
     url_style: str = "openai"  # "openai": {base}/chat/completions; "azure": deployments + api-version
     embeddings: bool = True
     completions: bool = False  # still serves the legacy `POST /completions` (OpenAI-compatible adapters only)
+    # Speaks OpenAI's Responses API upstream (`POST /responses`): a Responses client is passed through, and only
+    # such a provider can serve a request using OpenAI-hosted tools or `previous_response_id` (capability
+    # `responses`, which every other provider lacks). OpenAI-compatible adapters only.
+    responses: bool = False
     # Body fields the provider rejects; removed before sending (a 400 for an ignorable field is a bad failover).
     drop_fields: tuple[str, ...] = ()
     default_api_version: str | None = None
@@ -35,7 +39,12 @@ class ProviderSpec:
 
 _ROWS = (
     ProviderSpec(
-        "openai", "https://api.openai.com/v1", ("OPENAI_API_KEY",), url_env="OPENAI_BASE_URL", completions=True
+        "openai",
+        "https://api.openai.com/v1",
+        ("OPENAI_API_KEY",),
+        url_env="OPENAI_BASE_URL",
+        completions=True,
+        responses=True,
     ),
     ProviderSpec(
         "anthropic",
@@ -55,6 +64,7 @@ _ROWS = (
         auth="api-key",
         url_style="azure",
         completions=True,  # instruct deployments (gpt-35-turbo-instruct)
+        responses=True,  # the v1 API: {endpoint}/openai/v1/responses, the deployment named in the body's model
         default_api_version="2024-10-21",
         key_required=False,  # an Entra ID token may replace the key (checked by the adapter factory)
         settings=("ad_token", "tenant_id", "client_id", "client_secret", "authority"),

@@ -2,9 +2,11 @@
 
 Same-format traffic is a pass-through: the body the client sent goes upstream with only the model
 rewritten and sidestep's own fields removed (chat and embeddings in `OPENAI_CHAT`; the legacy completions
-in `OPENAI_COMPLETIONS`, served only by providers whose catalog row says they still have it); quirks
-(Azure's deployment URLs, fields a provider rejects) come from the provider's catalog row, not from
-branches on its name.
+in `OPENAI_COMPLETIONS`, served only by providers whose catalog row says they still have it; the Responses
+API in `OPENAI_RESPONSES` by the rows that speak it — OpenAI's `/responses`, Azure's v1 `/openai/v1/responses`
+— while every other row, and a model configured as lacking `responses`, has a Responses client translated to
+Chat Completions); quirks (Azure's deployment URLs, fields a provider rejects) come from the provider's catalog
+row, not from branches on its name.
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ from sidestep.formats.base import ClientFormat, Format
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.openai_chat.wire import Envelope, Usage
 from sidestep.formats.openai_completions import OPENAI_COMPLETIONS
+from sidestep.formats.openai_responses import OPENAI_RESPONSES
+from sidestep.formats.openai_responses.wire import ResponsesEnvelope, ResponsesUsage
 from sidestep.formats.translate import translate_request
 from sidestep.providers.base import classify_http_error, no_answer
 from sidestep.providers.catalog import ProviderSpec
+from sidestep.routing.provider import speaks
 from sidestep.transport.types import Timeouts, UpstreamRequest
 
 __all__ = ["OpenAICompatProvider", "Usage"]
@@ -37,6 +42,11 @@ _PATHS = {
     "responses": "/chat/completions",  # translated: a Responses client served by Chat Completions
     "completions": "/completions",
 }
+_NATIVE_RESPONSES = "/responses"  # the rows that speak the Responses API (`ProviderSpec.responses`)
+_CHAT_FORMATS: Mapping[str, Format] = MappingProxyType({"completions": OPENAI_COMPLETIONS})
+_RESPONSES_FORMATS: Mapping[str, Format] = MappingProxyType(
+    {"completions": OPENAI_COMPLETIONS, "responses": OPENAI_RESPONSES}
+)
 # Fields only sidestep understands: they never travel upstream.
 GATEWAY_FIELDS = ("fallbacks", "models", "route")
 
@@ -48,12 +58,15 @@ def _absent(raw: msgspec.Raw) -> bool:
 
 class OpenAICompatProvider:
     format = OPENAI_CHAT
-    formats: Mapping[str, Format] = MappingProxyType({"completions": OPENAI_COMPLETIONS})  # in another format
 
     def __init__(self, config: ProviderConfig, spec: ProviderSpec) -> None:
         self.name = config.name
         self.config = config
         self.spec = spec
+        # Operations served in a format of their own (`routing.provider.speaks`): the legacy completions, and
+        # the Responses API where the catalog row speaks it.
+        self.formats = _RESPONSES_FORMATS if spec.responses else _CHAT_FORMATS
+        self._decode_responses = msgspec.json.Decoder(ResponsesEnvelope).decode
         self._encode = msgspec.json.Encoder().encode
         self._envelope = msgspec.json.Decoder(Envelope).decode
         self._static_headers = [
@@ -77,9 +90,9 @@ class OpenAICompatProvider:
     def build(
         self, operation: str, model: str, body: dict[str, Any], key: KeyConfig, source: ClientFormat
     ) -> UpstreamRequest:
-        if source is not OPENAI_CHAT and source is not self.formats.get(operation):
-            # another client format: translate through the canonical model
-            payload = translate_request(body, source, self.formats.get(operation, OPENAI_CHAT))
+        wire = speaks(self, self.formats, operation, model) if operation in self.formats else OPENAI_CHAT
+        if source is not wire:  # another client format: translate through the canonical model
+            payload = translate_request(body, source, wire)
         else:
             payload = dict(body)
             for name in GATEWAY_FIELDS:
@@ -91,7 +104,7 @@ class OpenAICompatProvider:
         headers = self._header_sets.get((key.name, key.secret is None, stream))
         if headers is None:
             headers = self._header_sets[(key.name, key.secret is None, stream)] = self._headers(key, stream)
-        url = self._urls[operation]
+        url = self._urls[operation] if wire is not OPENAI_CHAT or operation not in self.formats else self._urls["chat"]
         if self.spec.url_style == "azure":
             url = url.replace("{model}", quote(model, safe=""))  # one path segment, whatever the client wrote
         return UpstreamRequest("POST", url, list(headers), self._encode(payload), self._timeouts)
@@ -108,9 +121,13 @@ class OpenAICompatProvider:
                 headers.append(("authorization", "Bearer " + key.secret.reveal()))
         return headers
 
-    def inspect(self, operation: str, body: bytes) -> Usage | None:
+    def inspect(self, operation: str, body: bytes) -> Usage | ResponsesUsage | None:
         """Check a successful answer is well-formed JSON with an answer in it, and read its usage; a malformed
         body, or a 200 that carries `error` or no `choices` (`data`), fails over."""
+        if operation == "responses" and self.spec.responses:
+            answered = self._responses_answer(body)
+            if answered is not None:
+                return answered
         try:
             envelope = self._envelope(body)
         except msgspec.DecodeError as exc:
@@ -121,11 +138,30 @@ class OpenAICompatProvider:
             raise no_answer(self.name, body, "`data`" if operation == "embeddings" else "`choices`")
         return envelope.usage
 
+    def _responses_answer(self, body: bytes) -> ResponsesUsage | None:
+        """A Responses answer checked (an `output`, no `error`, not `failed`) and its usage read; None when the
+        body is not a Responses object (a model lacking `responses` answered in Chat Completions: `inspect`
+        goes on with that shape)."""
+        try:
+            envelope = self._decode_responses(body)
+        except msgspec.DecodeError as exc:
+            raise UpstreamError(f"{self.name} returned a malformed responses body: {exc}", status=502) from exc
+        if envelope.object != "response":
+            return None
+        if (_absent(envelope.output) and envelope.status != "incomplete") or not _absent(envelope.error):
+            raise no_answer(self.name, body, "`output`")
+        if envelope.status == "failed":
+            raise no_answer(self.name, body, "a response that did not fail")
+        return envelope.usage
+
     def classify(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         return classify_http_error(status, headers, body, provider=self.name)
 
     def _url_template(self, operation: str) -> str:
         base = self.config.base_url
+        if operation == "responses" and self.spec.responses:
+            # Azure's Responses API is its v1 API: one path for every deployment, named by the body's model.
+            return base + ("/openai/v1" if self.spec.url_style == "azure" else "") + _NATIVE_RESPONSES
         if self.spec.url_style == "azure":
             # Azure names the deployment in the path; the deployment is what targets call the "model".
             version = self.config.api_version or self.spec.default_api_version or ""

@@ -14,7 +14,7 @@ from typing import Any
 
 from sidestep.core.model import Usage
 from sidestep.errors import Attempt
-from sidestep.formats.base import ClientFormat, Seams, Writer
+from sidestep.formats.base import ClientFormat, ReopensStreams, Seams, Writer
 from sidestep.formats.translate import StreamTranslator
 from sidestep.routing.plan import Planned
 from sidestep.routing.served import Served
@@ -67,12 +67,15 @@ class StreamJob:
         if (attempt := self.judge(served, failure)) is not None:
             self.outcome.attempts = (*self.outcome.attempts, attempt)
 
-    def stream_error(self, message: str) -> bytes:
+    def stream_error(self, message: str, head: bytes = b"") -> bytes:
         """The event that ends the client's stream after a failure: the translating writer's when there is one
         (it knows the stream so far: a Responses client gets `response.failed` with its response id and the
-        output items sent), else the client format's generic one (a forwarded stream's bytes are not read)."""
+        output items sent), else the client format's (a forwarded stream's bytes are not read; a format that
+        names the stream it ends reads its first bytes, `head`)."""
         if self.writer is not None:
             return self.writer.error(message)
+        if head and isinstance(self.client, ReopensStreams):
+            return self.client.stream_error_after(head, message)
         return self.client.stream_error(message)
 
     def tap(self, served: Served) -> UsageTap | None:

@@ -26,7 +26,7 @@ from sidestep.log import event
 from sidestep.routing.breaker import Breaker, BreakerPolicy, Breakers
 from sidestep.routing.cooldown import Cooldowns
 from sidestep.routing.plan import Planned, weighted_index
-from sidestep.routing.provider import Provider
+from sidestep.routing.provider import Provider, speaks
 from sidestep.routing.retry import RetryPolicy, backoff_delay, should_retry
 from sidestep.routing.served import Served, prefetch
 from sidestep.routing.strategies import TargetStats
@@ -277,8 +277,9 @@ class Executor:
             response = await self._transport.send(request)
             if response.status >= 400:
                 raise provider.classify(response.status, response.headers, await response.read())
-            speaks = self._formats.get(target.provider)
-            fmt = provider.format if speaks is None else speaks.get(run.operation, provider.format)
+            own = self._formats.get(target.provider)
+            in_own = own is not None and run.operation in own  # chat and embeddings: no call at all
+            fmt = speaks(provider, own, run.operation, target.model) if in_own else provider.format
             served = Served(target, key, response, run.attempts, planned.policy, fmt, index, retries)
             await self._complete(served, planned, run)
         except asyncio.CancelledError:
