@@ -439,6 +439,8 @@ class Executor:
     def _all_failed(self, run: _Run) -> AllAttemptsFailed:
         if run.ineligible and run.ineligible == len(run.attempts):  # no upstream call: the request's fault
             headline = f"No target of this route serves {run.operation}"
+            if run.operation in run.needs:  # what the request uses needs a provider speaking that API upstream
+                headline += f" in its own API, which this request needs (capability '{run.operation}')"
             return AllAttemptsFailed(run.attempts, status=400, headline=headline, code="unsupported_operation")
         statuses = [a.status for a in run.attempts if a.status is not None]
         if run.deadline_hit or self.clock() >= run.deadline:

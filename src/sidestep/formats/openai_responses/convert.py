@@ -63,6 +63,8 @@ _NATIVE_ITEMS = frozenset({
     "mcp_approval_request", "mcp_approval_response", "mcp_call", "custom_tool_call", "custom_tool_call_output",
 })  # fmt: skip
 _STATE = ("previous_response_id", "conversation")
+_MAX_ID = 256
+MAX_TOOLS = 128  # as OpenAI allows
 _RESPONSES = frozenset({"responses"})
 _NONE: frozenset[str] = frozenset()
 _ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
@@ -94,6 +96,7 @@ def read_request(body: dict[str, Any], native: bool = False) -> ChatRequest:
     for name in _STATE:
         if body.get(name) is not None and not native:
             raise BadRequest(_NO_STORAGE.format(name), param=name, code="storage_unavailable")
+    _state_ids(body)
     system: list[TextPart] = []
     instructions = body.get("instructions")
     if isinstance(instructions, str):
@@ -109,7 +112,7 @@ def read_request(body: dict[str, Any], native: bool = False) -> ChatRequest:
         model=str(body.get("model", "")),
         messages=messages,
         system=system,
-        tools=[tool for i, t in enumerate(_list(body.get("tools"), "tools")) if (tool := _tool(t, i, native))],
+        tools=[tool for i, t in enumerate(_tools(body.get("tools"))) if (tool := _tool(t, i, native))],
         tool_choice=_choice(body.get("tool_choice"), body.get("parallel_tool_calls"), native),
         max_tokens=_number(body, "max_output_tokens", int),
         temperature=_number(body, "temperature", float),
@@ -124,12 +127,31 @@ def read_request(body: dict[str, Any], native: bool = False) -> ChatRequest:
     )
 
 
+def _state_ids(body: dict[str, Any]) -> None:
+    """`previous_response_id` (and a `conversation` id) are passed on as they are: a short printable string."""
+    previous = body.get("previous_response_id")
+    conversation = body.get("conversation")
+    conversation = conversation.get("id") if isinstance(conversation, dict) else conversation
+    for name, value in (("previous_response_id", previous), ("conversation", conversation)):
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value or len(value) > _MAX_ID or not value.isprintable():
+            raise BadRequest(f"'{name}' must be an id: a printable string of at most {_MAX_ID} characters.", param=name)
+
+
 def _object(value: Any, name: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise BadRequest(f"'{name}' must be an object.", param=name)
     return value
+
+
+def _tools(value: Any) -> list[Any]:
+    tools = _list(value, "tools")
+    if len(tools) > MAX_TOOLS:
+        raise BadRequest(f"'tools' may hold at most {MAX_TOOLS} tools; it has {len(tools)}.", param="tools")
+    return tools
 
 
 def _list(value: Any, name: str) -> list[Any]:
