@@ -2,9 +2,11 @@
 
     python tests/mcp_server.py NAME                     # stdio
     python tests/mcp_server.py NAME --http PORT         # Streamable HTTP on 127.0.0.1:PORT/mcp
+    python tests/mcp_server.py NAME --sse PORT          # the legacy SSE transport on 127.0.0.1:PORT/sse
 
-Tools: `echo` (says who answered), `add`, `slow` (sleeps), `crash` (the process exits at once) and `grow`
-(adds a tool `extra` and tells the client its tool list changed). One resource and one prompt.
+Tools: `echo` (says who answered), `add`, `slow` (sleeps), `crash` (the process exits at once), `grow`
+(adds a tool `extra` and tells the client its tool list changed), `read_file` (a made-up file's text, for the
+README's example) and `pid` (the server's process id). One resource and one prompt.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sys
 
 from mcp.server.mcpserver import Context, MCPServer
 
@@ -52,6 +55,16 @@ def build(name: str) -> MCPServer:
         await ctx.session.send_tool_list_changed()
         return "grown"
 
+    @app.tool()
+    def read_file(path: str) -> str:
+        """The text of the file at `path` (made up: nothing is read)."""
+        return f"{name}: the text of {path}"
+
+    @app.tool()
+    def pid() -> int:
+        """The server's process id."""
+        return os.getpid()
+
     @app.resource("note://readme")
     def readme() -> str:
         """A note."""
@@ -69,12 +82,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("name")
     parser.add_argument("--http", type=int, default=None)
+    parser.add_argument("--sse", type=int, default=None)
     args = parser.parse_args()
     app = build(args.name)
-    if args.http is None:
-        app.run("stdio")
-    else:
+    if args.http is not None:
         app.run("streamable-http", host="127.0.0.1", port=args.http, json_response=True)
+    elif args.sse is not None:
+        app.run("sse", host="127.0.0.1", port=args.sse)
+    else:
+        app.run("stdio")
+        print(f"mcp server {args.name} stopped", file=sys.stderr, flush=True)  # its stdin closed: a clean stop
 
 
 if __name__ == "__main__":

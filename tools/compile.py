@@ -57,7 +57,7 @@ INTERPRETED: dict[str, tuple[str, ...]] = {
         "providers/cohere.py",
         "providers/gemini.py",
         "providers/vertex.py",
-        "formats/bedrock_converse.py",
+        "formats/bedrock_converse/*",
         "formats/cohere_v2.py",
         "formats/gemini.py",
     ),

@@ -23,6 +23,7 @@ from sidestep.server.types import Response
 __all__ = [
     "JSON",
     "collected",
+    "error_headers",
     "error_response",
     "failure",
     "failure_headers",
@@ -75,13 +76,24 @@ def failure(client: ClientFormat, exc: UpstreamRejected | AllAttemptsFailed, req
     headers = failure_headers(request_id, exc.attempts)
     if isinstance(exc, UpstreamRejected):
         error = exc.error
-        return Response(error.status, client.upstream_error_body(error), [JSON, *headers])
+        body = client.upstream_error_body(error)
+        return Response(error.status, body, [JSON, *error_headers(client, error.status), *headers])
     return error_response(client, exc, headers)
 
 
 def error_response(client: ClientFormat, exc: SidestepError, headers: list[tuple[str, str]]) -> Response:
     """A gateway error, in the client's format."""
-    return Response(exc.status, client.error_body(exc), [JSON, *headers])
+    return Response(exc.status, client.error_body(exc), [JSON, *error_headers(client, exc.status), *headers])
+
+
+def error_headers(client: ClientFormat, status: int) -> list[tuple[str, str]]:
+    """The headers an error carries for SDKs that read its kind from one (`NamesErrors`: Bedrock's). An attribute
+    read, not `isinstance`, which costs microseconds on a runtime-checkable protocol (a flood of 401s pays it)."""
+    named = getattr(client, "error_headers", None)
+    if named is None:
+        return []
+    headers: list[tuple[str, str]] = named(status)
+    return headers
 
 
 def served_headers(request_id: str, served: Served) -> list[tuple[str, str]]:

@@ -50,13 +50,21 @@ from sidestep.formats.body import field
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.request import ParsedRequest, model_named
 from sidestep.formats.translate import request_needs, translate_embeddings
-from sidestep.outcome import Exchange, Observer, tell
+from sidestep.outcome import Exchange, Observer, tell, tell_at_end
 from sidestep.plugins.base import Pipeline, Plugin
 from sidestep.plugins.capabilities import Authenticates, Capabilities, HasLifecycle, SurvivesReload, discover
 from sidestep.plugins.estimate import relayed_usage
 from sidestep.plugins.registry import build_plugins, off_paths
 from sidestep.providers.registry import build_providers
-from sidestep.relay import StreamJob, forwarding, relay, relay_after_prelude, wait_with_keepalive
+from sidestep.relay import (
+    StreamJob,
+    forwarding,
+    keepalive_for,
+    relay,
+    relay_after_prelude,
+    stream_headers,
+    wait_with_keepalive,
+)
 from sidestep.routing.breaker import Breakers
 from sidestep.routing.cooldown import Cooldowns
 from sidestep.routing.executor import Executor, RouteState
@@ -72,7 +80,6 @@ log = logging.getLogger("sidestep.gateway")
 
 # A route's handler: (request, request id, its outcome record when one is kept).
 _Handler = Callable[[Request, str, Exchange | None], Awaitable[Response | StreamingResponse]]
-_SSE_HEADERS = [("content-type", "text/event-stream"), ("cache-control", "no-cache"), ("x-accel-buffering", "no")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +157,8 @@ class Gateway:
         self._rescuers = caps.rescuers
         for sender in caps.senders:
             sender.bind(self._side_request)
+        for streamer in caps.streamers:
+            streamer.bind_stream(self._side_served)
         self._tracked = self._plugged or bool(self._observers)  # an outcome record is kept per request
         self._wants_usage = self._pipeline.wants_usage or any(o.wants_usage for o in self._observers)
         self._authenticate = _authenticator(caps.authenticators)
@@ -240,6 +249,10 @@ class Gateway:
         return self._caps.lifecycles
 
     @property
+    def capabilities(self) -> Capabilities:
+        return self._caps
+
+    @property
     def breakers(self) -> Breakers:
         return self.state.breakers
 
@@ -283,7 +296,9 @@ class Gateway:
         if exchange is not None:
             exchange.head = now = self._wall_clock()
             exchange.status = response.status
-            if not exchange.streamed:  # a stream's record is handed over at its end (`_stream_over`)
+            if isinstance(response, StreamingResponse) and not exchange.streamed:  # a plugin's: agent mode, /mcp
+                tell_at_end(self._observers, exchange, response, self._wall_clock)
+            elif not exchange.streamed:  # a stream's record is handed over at its end (`_stream_over`)
                 exchange.ended = now
                 tell(self._observers, exchange)
         return response
@@ -311,8 +326,8 @@ class Gateway:
         parsed = client.parse_body(request.body, operation)
         if path_model is not None:
             parsed.models = [model_named(path_model)]
-            if path_stream is not None:
-                parsed.stream = path_stream
+            if path_stream is not None:  # the path decides, and every format reads it from the body
+                parsed.stream = parsed.body["stream"] = path_stream
         if exchange is not None:
             exchange.models, exchange.stream, exchange.body = parsed.models, parsed.stream, parsed.body
             exchange.principal, exchange.proxied = principal, True
@@ -387,7 +402,7 @@ class Gateway:
             tap_usage=tap,
             drop_usage=tap and not include_usage,
         )
-        keepalive = policy.keepalive if policy.keepalive is not None else self.config.server.sse_keepalive
+        keepalive = keepalive_for(client, policy.keepalive, self.config.server.sse_keepalive)
         deadline = self._executor.clock() + timeout
         task = asyncio.ensure_future(self._executor.run(operation, body, plan, deadline, True, needs, source=client))
         try:
@@ -396,7 +411,7 @@ class Gateway:
             task.cancel()
             raise
         if not done:  # still no first token: commit to a 200 stream and keep the connection warm
-            headers = [*_SSE_HEADERS, ("x-sidestep-request-id", request_id)]
+            headers = [*stream_headers(client), ("x-sidestep-request-id", request_id)]
             return self._streaming(exchange, job, wait_with_keepalive(task, keepalive, job), headers)
         try:
             served = await task
@@ -406,7 +421,7 @@ class Gateway:
                 if rescued is not None:
                     return rescued
             return self._over(exchange, failure(client, exc, request_id), failed=exc)
-        headers = _SSE_HEADERS + served_headers(request_id, served)
+        headers = stream_headers(client) + served_headers(request_id, served)
         if exchange is not None:
             job.outcome.serving(served)
         if forwarding(served, job):  # same format: what prefetch held goes out in the head's write
@@ -499,17 +514,21 @@ class Gateway:
             self._pipeline.post(exchange)
 
     async def _side_request(self, operation: str, body: dict[str, Any]) -> bytes:
-        """A plugin's own request (`SendsRequests`), routed as a client's would be, failover included; the
-        answer's body in OpenAI's format."""
-        plan = self._planner.plan([body["model"]])
-        deadline = self._executor.clock() + (plan[0].policy.deadline or self._timeout)
-        needs = request_needs(body, False, operation)
-        served = await self._executor.run(operation, body, plan, deadline, False, needs, source=OPENAI_CHAT)
+        """A plugin's own request (`SendsRequests`): the answer's body in OpenAI's format."""
+        served = await self._side_served(operation, body)
         await served.aclose()
         source = served.format
         if source is not OPENAI_CHAT and isinstance(source, ReadsEmbeddings):
             return translate_embeddings(served.body, source, OPENAI_CHAT, served.target.model, None)
         return served.body
+
+    async def _side_served(self, operation: str, body: dict[str, Any]) -> Served:
+        """A plugin's own request routed as a client's would be, failover included; streamed when its body asks
+        (`StreamsRequests`: the plugin reads and closes what is served)."""
+        plan, stream = self._planner.plan([body["model"]]), body.get("stream") is True
+        deadline = self._executor.clock() + (plan[0].policy.deadline or self._timeout)
+        needs = request_needs(body, stream, operation)
+        return await self._executor.run(operation, body, plan, deadline, stream, needs, source=OPENAI_CHAT)
 
     def configured(self, label: str) -> bool:
         """Whether the config names the target `provider/model` (a route's or a listed model)."""

@@ -1,15 +1,17 @@
 """Every path the gateway itself answers, in one table: path → (operation, client format, method).
 
-The only place that looks at a request's path: the gateway finds its endpoint here, and the server renders
-the errors it raises itself (413, 431, malformed HTTP …) in the format of the path's endpoint. An operation
-proxied upstream (POST) is named by what it asks of a provider (`chat`, `messages`, `responses`,
-`completions`, `embeddings`, `count_tokens`); a local one (GET) by its handler. Adding a client-facing API is one
-format module (`sidestep.formats`) and a row here. Plugins and observers serve paths of their own
-(`ServesEndpoints`); their errors take the format `client_format` finds for the path.
+The only place that looks at a request's path: the gateway finds its endpoint here, and the server renders the
+errors it raises itself (413, 431, malformed HTTP …) in the format of the path's endpoint. An operation proxied
+upstream (POST) is named by what it asks of a provider (`chat`, `messages`, `responses`, `completions`, `converse`,
+`invoke`, `embeddings`, `count_tokens`); a local one (GET) by its handler. Adding a client-facing API is one format
+module (`sidestep.formats`) and a row here. Plugins and observers serve paths of their own (`ServesEndpoints`);
+their errors take the format `client_format` finds for the path.
 
 Some APIs name the model in the path rather than the body (Gemini's `/v1beta/models/{model}:generateContent`,
 Bedrock's `/model/{modelId}/converse`): those are rows of `MODEL_PATHS`, a prefix and a suffix around the model,
-asked only when the exact table has no row (`model_path`). Such a row may also say whether the path streams.
+asked only when the exact table has no row (`model_path`). Such a row may also say whether the path streams;
+the gateway then writes that into the body as `"stream"` (a gateway field every format reads and no adapter
+sends on as the client's), so that the path decides, whatever the body said.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from urllib.parse import unquote
 
 from sidestep.formats.anthropic_messages import ANTHROPIC_MESSAGES
 from sidestep.formats.base import ClientFormat, ListsModels
+from sidestep.formats.bedrock_converse import BEDROCK_CONVERSE
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.openai_completions import OPENAI_COMPLETIONS
 from sidestep.formats.openai_responses import OPENAI_RESPONSES
@@ -50,6 +53,13 @@ _COUNT_TOKENS = Endpoint("count_tokens", ANTHROPIC_MESSAGES)
 _MODELS = Endpoint("models", OPENAI_CHAT, "GET")
 _RESPONSES = Endpoint("responses", OPENAI_RESPONSES)  # always translated: no target speaks it yet
 _COMPLETIONS = Endpoint("completions", OPENAI_COMPLETIONS)  # never translated: only targets that serve it
+# boto3's bedrock-runtime: Converse on any target (translated, or passed through to Bedrock); InvokeModel, the
+# model's own body, on Bedrock targets only (no other adapter serves the `invoke` operation).
+_BEDROCK_PATHS = (
+    ModelPath("/model/", "/converse", Endpoint("converse", BEDROCK_CONVERSE, stream=False)),
+    ModelPath("/model/", "/converse-stream", Endpoint("converse", BEDROCK_CONVERSE, stream=True)),
+    ModelPath("/model/", "/invoke", Endpoint("invoke", BEDROCK_CONVERSE, stream=False)),
+)
 
 ENDPOINTS: dict[str, Endpoint] = {
     "/v1/chat/completions": _CHAT,
@@ -76,6 +86,7 @@ MODEL_PATHS: tuple[ModelPath, ...] = tuple(
         (
             ModelPath("/v1/models/", "", _MODELS),  # `GET /v1/models/{id}`: a route or a `provider/model`
             ModelPath("/models/", "", _MODELS),
+            *_BEDROCK_PATHS,
         ),
         key=lambda row: -len(row.suffix),
     )
@@ -109,15 +120,18 @@ def models_client(anthropic_version: str | None) -> ListsModels:
 
 def client_format(path: str) -> ClientFormat:
     """The format a client on `path` reads errors in: its endpoint's, or the endpoint's it is under (an
-    Anthropic SDK's `/v1/messages/batches` reads Anthropic errors); OpenAI's otherwise (the most common
+    Anthropic SDK's `/v1/messages/batches` reads Anthropic errors), or that of the model paths it is under (a
+    boto3 client's `/model/{id}/<unknown>` reads Bedrock errors); OpenAI's otherwise (the most common
     client). Only errors come here: a request the gateway serves found its endpoint by one lookup."""
     path = path.partition("?")[0]
     named = model_path(path)
     if named is not None:
         return named[0].format
-    while path:
-        endpoint = ENDPOINTS.get(path)
+    rest = path
+    while rest:
+        endpoint = ENDPOINTS.get(rest)
         if endpoint is not None:
             return endpoint.format
-        path = path.rpartition("/")[0]
-    return OPENAI_CHAT
+        rest = rest.rpartition("/")[0]
+    # Under a prefix of paths that name their model (`/model/{id}/<unknown>`): that API's errors.
+    return next((row.endpoint.format for row in MODEL_PATHS if path.startswith(row.prefix)), OPENAI_CHAT)

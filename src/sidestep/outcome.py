@@ -18,15 +18,15 @@ not observe (the metrics scrape) builds no record; a gateway with neither plugin
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sidestep.errors import Attempt
 from sidestep.formats.base import ClientFormat
-from sidestep.server.types import Request
+from sidestep.server.types import Request, StreamingResponse
 
-__all__ = ["Exchange", "Observer", "TokenUsage", "tell"]
+__all__ = ["Exchange", "Observer", "TokenUsage", "tell", "tell_at_end"]
 
 log = logging.getLogger("sidestep.outcome")
 
@@ -90,3 +90,22 @@ def tell(observers: tuple[Observer, ...], exchange: Exchange) -> None:
             observer.observe(exchange)
         except Exception:
             log.exception("observer %s failed for %s", type(observer).__name__, exchange.request_id)
+
+
+def tell_at_end(
+    observers: tuple[Observer, ...], exchange: Exchange, response: StreamingResponse, clock: Callable[[], float]
+) -> None:
+    """A stream a plugin answered with (agent mode, an MCP SSE stream): its record goes to `observers` once it
+    is over (after what the stream's own `on_done` does), not when its head goes out."""
+    exchange.streamed = True
+    done = response.on_done
+
+    def over(complete: bool) -> None:
+        if done is not None:
+            done(complete)
+        if not complete and exchange.error is None:
+            exchange.error = "the client disconnected mid-stream"
+        exchange.ended = clock()
+        tell(observers, exchange)
+
+    response.on_done = over

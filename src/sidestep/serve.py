@@ -20,6 +20,7 @@ import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
+from sidestep.answers import error_headers
 from sidestep.app import Gateway
 from sidestep.config.model import Config
 from sidestep.endpoints import client_format
@@ -27,6 +28,7 @@ from sidestep.errors import ConfigError
 from sidestep.loop import install_fast_loop
 from sidestep.outcome import Observer
 from sidestep.plugins.base import Plugin
+from sidestep.plugins.capabilities import await_closed
 from sidestep.plugins.registry import build_observers
 from sidestep.server.protocol import HttpServer, ServerLimits, start_server
 from sidestep.server.types import Response
@@ -143,9 +145,9 @@ def reload_config(gateway: Gateway, load: Callable[[], Config]) -> bool:
 
 def render_server_error(status: int, message: str, path: str) -> Response:
     """Errors the HTTP layer raises itself (413, 431, malformed HTTP …), in the format of the path's endpoint."""
-    return Response(
-        status, client_format(path).server_error_body(status, message), [("content-type", "application/json")]
-    )
+    client = client_format(path)
+    headers = [("content-type", "application/json"), *error_headers(client, status)]
+    return Response(status, client.server_error_body(status, message), headers)
 
 
 async def _serve(
@@ -175,8 +177,14 @@ async def _serve(
     on_ready(server.port)
     await stop.wait()
     log.info("shutting down: finishing in-flight requests (at most %g s)", config.server.drain_timeout)
-    await server.close(idle_grace=_IDLE_GRACE)
+    deadline = loop.time() + config.server.drain_timeout
+    await server.close(idle_grace=_IDLE_GRACE)  # then the gateway's plugins close (`on_closed`)
+    # What the plugins stopped ends within the drain: stdio MCP servers exit, their processes reaped.
+    late = await await_closed(gateway.capabilities.closers, deadline - loop.time())
+    if late:
+        log.warning("shutdown timeout: %s still stopping", ", ".join(late))
     await client.aclose()
+    log.info("stopped")
     return 0
 
 

@@ -21,6 +21,7 @@ from sidestep.config.load import parse_config
 from sidestep.config.model import Config
 from sidestep.outcome import Observer
 from sidestep.plugins.base import Plugin
+from sidestep.plugins.capabilities import await_closed
 from sidestep.serve import start_gateway
 from sidestep.sim import Simulator, start_simulator
 
@@ -33,6 +34,8 @@ __all__ = [
     "running_gateway",
     "running_simulators",
 ]
+
+_CLOSE_WAIT = 30.0  # seconds a closed gateway's plugins get to finish stopping (a stdio MCP server: ~2 s at most)
 
 
 class FakeClock:
@@ -149,6 +152,7 @@ async def running_gateway(
         yield RunningGateway(gateway, server.port)
     finally:
         await server.close()
+        await await_closed(gateway.capabilities.closers, _CLOSE_WAIT)  # stdio MCP servers reaped
         await client.aclose()
 
 

@@ -4,7 +4,8 @@ per endpoint. How a cell was served is read from the outcome record the gateway 
 (`Exchange.translated`, `Exchange.provider`); ineligible means a 400 before any upstream call.
 
 A new endpoint is a row in the table plus one sample request in `SAMPLES` (and its name in `STREAMING` when
-`"stream": true` in its body asks for a stream: each cell is then checked streamed too)."""
+`"stream": true` in its body asks for a stream: each cell is then checked streamed too; in `PATH_STREAMS` when its
+path says it streams). A path that names its model (`{model}`) gets the route's name there instead of the body."""
 
 from __future__ import annotations
 
@@ -28,8 +29,16 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "POST /v1/responses": {"input": "hi"},
     "POST /v1/messages": {"max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]},
     "POST /v1/messages/count_tokens": {"messages": [{"role": "user", "content": "hi"}]},
+    "POST /model/{model}/converse": {"messages": [{"role": "user", "content": [{"text": "hi"}]}]},
+    "POST /model/{model}/converse-stream": {"messages": [{"role": "user", "content": [{"text": "hi"}]}]},
+    "POST /model/{model}/invoke": {
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": 20,
+        "messages": [{"role": "user", "content": "hi"}],
+    },
 }
 STREAMING = {"POST /v1/chat/completions", "POST /v1/completions", "POST /v1/responses", "POST /v1/messages"}
+PATH_STREAMS = {"POST /model/{model}/converse-stream"}
 # One provider per target format (the column), all on one simulator, which speaks each by its paths.
 TARGETS: dict[str, tuple[str, str, str]] = {  # column → (provider type, URL suffix, model)
     "openai": ("openai", "/v1", "gpt-sim"),  # speaks the Responses API too
@@ -87,7 +96,7 @@ async def served() -> AsyncIterator[tuple[RunningGateway, RunningSim, Outcomes]]
 def test_the_table_covers_every_target_format_and_every_sample() -> None:
     assert list(TARGETS) == COLUMNS
     assert set(CELLS) == set(SAMPLES), "each row needs one sample request, each sample one row"
-    assert set(SAMPLES) >= STREAMING
+    assert set(SAMPLES) >= STREAMING | PATH_STREAMS
     for endpoint, cells in CELLS.items():
         assert re.fullmatch(r"(GET|POST) /\S+", endpoint)
         assert set(cells.values()) <= {"passthrough", "translated", "ineligible"}, endpoint
@@ -100,11 +109,17 @@ async def test_every_cell_holds(served: tuple[RunningGateway, RunningSim, Outcom
         for endpoint, cells in CELLS.items():
             method, path = endpoint.split(" ", 1)
             for column, expected in cells.items():
-                for stream in (False, True) if endpoint in STREAMING else (False,):
+                for stream in (False, True) if endpoint in STREAMING else (endpoint in PATH_STREAMS,):
                     before = len(sim.sim.received)
                     outcomes.last = None
-                    body = {**SAMPLES[endpoint], "model": column, **({"stream": True} if stream else {})}
-                    answer = await http.request(method, gw.url + path, json=body, headers=HEADERS)
+                    named = {} if "{model}" in path else {"model": column}
+                    body = {
+                        **SAMPLES[endpoint],
+                        **named,
+                        **({"stream": True} if endpoint in STREAMING and stream else {}),
+                    }
+                    url = gw.url + path.replace("{model}", column)
+                    answer = await http.request(method, url, json=body, headers=HEADERS)
                     got = _how(answer, outcomes.last, called=len(sim.sim.received) > before, column=column)
                     if outcomes.last is not None and got != "ineligible" and outcomes.last.streamed != stream:
                         got = f"streamed={outcomes.last.streamed}"

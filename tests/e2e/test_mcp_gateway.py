@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import httpx2
 import mcp_types as types
 import pytest
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 
 from sidestep.outcome import Exchange
@@ -104,7 +104,7 @@ async def _reaped(running: list[RunningGateway]) -> None:
 @asynccontextmanager
 async def _client(gw: RunningGateway, key: str) -> AsyncIterator[ClientSession]:
     async with AsyncExitStack() as stack:
-        http = await stack.enter_async_context(create_mcp_http_client(headers={"Authorization": f"Bearer {key}"}))
+        http = await stack.enter_async_context(httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}))
         read, write = await stack.enter_async_context(streamable_http_client(f"{gw.url}/mcp", http_client=http))
         session = await stack.enter_async_context(ClientSession(read, write))
         await session.initialize()
@@ -142,6 +142,8 @@ async def test_allow_lists_per_virtual_key(http_server: str) -> None:
                 "local__slow",
                 "local__crash",
                 "local__grow",
+                "local__read_file",
+                "local__pid",
             }
             with pytest.raises(MCPError, match="may not use the tool 'web__echo'"):
                 await alice.call_tool("web__echo", {"text": "x"})

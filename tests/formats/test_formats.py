@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from sidestep.core.format import Format
-from sidestep.endpoints import ENDPOINTS, client_format
+from sidestep.endpoints import ENDPOINTS, MODEL_PATHS, client_format
 from sidestep.formats.anthropic_messages import ANTHROPIC_MESSAGES
 from sidestep.formats.base import ClientFormat, ReadsEmbeddings, Seams, WritesEmbeddings
 from sidestep.formats.bedrock_converse import BEDROCK_CONVERSE
@@ -17,7 +17,12 @@ from sidestep.formats.openai_completions import OPENAI_COMPLETIONS
 from sidestep.formats.openai_responses import OPENAI_RESPONSES
 from sidestep.formats.translate import to_canonical, translate_request
 
-CONVERSING = (OPENAI_CHAT, ANTHROPIC_MESSAGES, OPENAI_RESPONSES)  # client formats with a system prompt
+CONVERSING = (
+    OPENAI_CHAT,
+    ANTHROPIC_MESSAGES,
+    OPENAI_RESPONSES,
+    BEDROCK_CONVERSE,
+)  # client formats with a system prompt
 CLIENTS = (*CONVERSING, OPENAI_COMPLETIONS)
 PROVIDERS = (OPENAI_CHAT, ANTHROPIC_MESSAGES, GEMINI, BEDROCK_CONVERSE, COHERE_V2, OPENAI_RESPONSES)
 BODIES = {
@@ -33,11 +38,12 @@ BODIES = {
     },
     OPENAI_RESPONSES: {"model": "m", "instructions": "be brief", "input": "hi"},
     OPENAI_COMPLETIONS: {"model": "m", "prompt": "hi"},
+    BEDROCK_CONVERSE: {"system": [{"text": "be brief"}], "messages": [{"role": "user", "content": [{"text": "hi"}]}]},
 }
 
 
 def test_every_endpoint_names_a_client_format() -> None:
-    assert {e.format for e in ENDPOINTS.values()} == set(CLIENTS)
+    assert {e.format for e in ENDPOINTS.values()} | {row.endpoint.format for row in MODEL_PATHS} == set(CLIENTS)
     assert ENDPOINTS["/v1/messages"].format is ANTHROPIC_MESSAGES
     assert ENDPOINTS["/v1/chat/completions"].format is OPENAI_CHAT
     assert ENDPOINTS["/v1/responses"].format is OPENAI_RESPONSES
@@ -46,7 +52,7 @@ def test_every_endpoint_names_a_client_format() -> None:
 
 
 def test_provider_only_formats_lack_what_clients_need_instead_of_stubbing_it() -> None:
-    for fmt in (GEMINI, BEDROCK_CONVERSE, COHERE_V2):
+    for fmt in (GEMINI, COHERE_V2):
         assert isinstance(fmt, Format)
         assert not isinstance(fmt, ClientFormat)
         assert not hasattr(fmt, "parse_body")
@@ -64,6 +70,9 @@ def test_provider_only_formats_lack_what_clients_need_instead_of_stubbing_it() -
         ("/v1/chat/completions?x=1", OPENAI_CHAT),
         ("/v1/responses/resp_1", OPENAI_RESPONSES),  # a stored response asked for: a Responses error
         ("/v1/nothing", OPENAI_CHAT),
+        ("/model/route/converse-stream", BEDROCK_CONVERSE),
+        ("/model/route/invoke-with-response-stream", BEDROCK_CONVERSE),  # not served: still a Bedrock error
+        ("/model/", BEDROCK_CONVERSE),
         ("", OPENAI_CHAT),
     ],
 )

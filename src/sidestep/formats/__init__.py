@@ -4,14 +4,15 @@ A format object knows everything its API's bytes mean: how to write a request an
 stream (every format: `base.Format`), and — for the APIs clients speak to the gateway (`base.ClientFormat`) —
 how to parse a client's body, read its request, write answers and streams back, render errors and in-stream
 errors, when a relayed stream is complete and where its usage is. Smaller abilities (`base.Seams`,
-`base.ReadsEmbeddings`, `base.WritesEmbeddings`) are separate protocols; a format lacks what it does not have.
+`base.ReadsEmbeddings`, `base.WritesEmbeddings`, `base.FramedStreams`, `base.NamesErrors`) are separate
+protocols; a format lacks what it does not have.
 
     openai_chat/          OPENAI_CHAT         client + provider (chat completions, embeddings answers)
     anthropic_messages/   ANTHROPIC_MESSAGES  client + provider
     openai_responses/     OPENAI_RESPONSES    client (always translated: no adapter speaks it yet)
     openai_completions    OPENAI_COMPLETIONS  client + provider (legacy completions: passed through only)
     gemini                GEMINI              provider (AI Studio, Vertex AI)
-    bedrock_converse      BEDROCK_CONVERSE    provider
+    bedrock_converse/     BEDROCK_CONVERSE    client (boto3 bedrock-runtime; AWS event-stream frames) + provider
     cohere_v2             COHERE_V2           provider (chat, embeddings)
 
 Code outside this package never compares format names: a provider adapter holds its format object, what was

@@ -1,14 +1,14 @@
 """What a format is: the Protocols a format object satisfies, one per capability.
 
-Every format (`Format`, drawn in `sidestep.core.format` so that routing can name it) writes requests and
-reads answers and streams, so a provider can speak it. A format that clients speak (`ClientFormat`) also
-parses their bodies, reads their requests, writes answers and streams back, renders errors (as body bytes:
-formats do not know the HTTP server) and in-stream errors in its own shape, says when a relayed stream is
-complete and where a stream's usage is. Smaller abilities are protocols of their own (`Seams`,
-`ReadsEmbeddings`, `WritesEmbeddings`, `ListsModels`, `Continues`, `EndMarks`, `ReopensStreams`); a format
-without one simply does not have the method — no stub raising "unsupported". They are checked with
-`isinstance` where a format is chosen (the endpoint table), once per relay, or on the rare paths that need
-them (a continued stream, a broken one, embeddings across formats), never per chunk.
+Every format (`Format`, drawn in `sidestep.core.format` so that routing can name it) writes requests and reads
+answers and streams, so a provider can speak it. A format that clients speak (`ClientFormat`) also parses their
+bodies, reads their requests, writes answers and streams back, renders errors (as body bytes: formats do not know
+the HTTP server) and in-stream errors in its own shape, says when a relayed stream is complete and where a stream's
+usage is. Smaller abilities are protocols of their own (`Seams`, `ReadsEmbeddings`, `WritesEmbeddings`,
+`FramedStreams`, `NamesErrors`, `ListsModels`, `Continues`, `EndMarks`, `ReopensStreams`); a format without one
+simply does not have the method — no stub raising "unsupported". They are checked with `isinstance` where a format
+is chosen (the endpoint table), once per relay, or on the rare paths that need them (a continued stream, a broken
+one, embeddings across formats), never per chunk.
 """
 
 from __future__ import annotations
@@ -28,8 +28,10 @@ __all__ = [
     "Continues",
     "EndMarks",
     "Format",
+    "FramedStreams",
     "ListsModels",
     "ModelCard",
+    "NamesErrors",
     "Reader",
     "ReadsEmbeddings",
     "RefusesPaths",
@@ -38,6 +40,7 @@ __all__ = [
     "Seams",
     "Writer",
     "WritesEmbeddings",
+    "stream_media_type",
 ]
 
 
@@ -142,6 +145,30 @@ class RefusesPaths(Protocol):
     Responses API's stored responses). Asked only for paths no route serves."""
 
     def refuse_path(self, path: str, method: str) -> SidestepError | None: ...
+
+
+@runtime_checkable
+class FramedStreams(Protocol):
+    """A client format whose streams are binary frames, not Server-Sent Events (Bedrock's AWS event stream).
+    Its streams carry no comments — no keep-alives (the head waits for the first token), no note of who serves
+    or of a mid-stream switch — and are always re-framed event by event, never relayed as bytes: the usage tap
+    and the 24-byte end-of-stream tail read SSE."""
+
+    stream_media_type: str
+
+
+def stream_media_type(client: ClientFormat) -> str | None:
+    """A `FramedStreams` format's stream media type; None for SSE. Asked per stream, so an attribute read rather
+    than `isinstance` (which costs microseconds on a runtime-checkable protocol)."""
+    media: str | None = getattr(client, "stream_media_type", None)
+    return media
+
+
+@runtime_checkable
+class NamesErrors(Protocol):
+    """A client format whose SDK reads an error's kind from a header too (Bedrock's `x-amzn-errortype`)."""
+
+    def error_headers(self, status: int) -> list[tuple[str, str]]: ...
 
 
 @runtime_checkable

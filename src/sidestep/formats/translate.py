@@ -38,6 +38,8 @@ def request_needs(
         return _COMPLETIONS_STREAM if stream else _COMPLETIONS
     if operation == "responses":
         return _responses_needs(body, stream, raw_body)
+    if operation == "converse":
+        return _converse_needs(body, stream, raw_body)
     raw = body.get("messages")
     text = raw_body if raw_body is not None else bytes(raw) if isinstance(raw, msgspec.Raw) else None
     images = text is None or b'"image' in text
@@ -67,6 +69,16 @@ def _responses_needs(body: dict[str, Any], stream: bool, raw_body: bytes | None)
     if isinstance(fmt, dict) and isinstance(fmt.get("format"), dict) and fmt["format"].get("type") == "json_schema":
         found.add("json_schema")
     if raw_body is None or b'"input_image"' in raw_body:
+        found.add("vision")  # a body without the word is sure to have none; with it, a false positive is harmless
+    return frozenset(found)
+
+
+def _converse_needs(body: dict[str, Any], stream: bool, raw_body: bytes | None) -> frozenset[str]:
+    """Bedrock Converse's fields: `toolConfig` for tools, `image` blocks for vision (no schema mode)."""
+    found = {"streaming"} if stream else set()
+    if field(body, "toolConfig"):
+        found.add("tools")
+    if raw_body is None or b'"image"' in raw_body:
         found.add("vision")  # a body without the word is sure to have none; with it, a false positive is harmless
     return frozenset(found)
 

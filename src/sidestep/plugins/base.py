@@ -1,9 +1,10 @@
 """The plugin contract: symmetric hooks around every proxied request, and optional capabilities.
 
 `pre` hooks run in configured order once the request is parsed; one may answer in the gateway's place
-(return a `Response`: a cache hit) or refuse (raise a `SidestepError`: a denied key, a spent budget).
-`post` hooks run in reverse order when the request is over — for a stream, when its last byte has gone
-or the client has left — and only for plugins whose `pre` ran, the refusing one included. Both are
+(return a `Response`: a cache hit; or a `StreamingResponse`, whose post hooks run at its end) or refuse
+(raise a `SidestepError`: a denied key, a spent budget). `post` hooks run in reverse order when the request
+is over — for a stream, when its last byte has gone or the client has left — and only for plugins whose
+`pre` ran, the refusing one included. Both are
 synchronous: they touch in-memory state only and hand any I/O to a background flush.
 
 A plugin that must do I/O before the request goes upstream (a cache lookup, a shared counter in Redis, an
@@ -26,12 +27,12 @@ request runs; observers read it once it is over.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from sidestep.errors import SidestepError
 from sidestep.outcome import Exchange, TokenUsage
-from sidestep.server.types import Response
+from sidestep.server.types import Response, StreamingResponse
 
 __all__ = ["AwaitsPre", "Exchange", "Pipeline", "Plugin", "TokenUsage"]
 
@@ -50,7 +51,7 @@ class Plugin(Protocol):
 class AwaitsPre(Plugin, Protocol):
     """A plugin whose decision needs I/O: `pre_async` runs right after its `pre`, awaited."""
 
-    async def pre_async(self, exchange: Exchange) -> Response | None: ...
+    async def pre_async(self, exchange: Exchange) -> Response | StreamingResponse | None: ...
 
 
 class Pipeline:
@@ -72,7 +73,7 @@ class Pipeline:
     def __bool__(self) -> bool:
         return bool(self.plugins)
 
-    def pre(self, exchange: Exchange) -> Response | None:
+    def pre(self, exchange: Exchange) -> Response | StreamingResponse | None:
         for ran, plugin in enumerate(self.plugins, 1):
             try:
                 answer = plugin.pre(exchange)
@@ -83,11 +84,11 @@ class Pipeline:
                 return self._answered(exchange, answer, ran)
         return None
 
-    async def pre_async(self, exchange: Exchange) -> Response | None:
+    async def pre_async(self, exchange: Exchange) -> Response | StreamingResponse | None:
         """`pre`, awaiting the `pre_async` of the plugins that have one (only when `awaits`)."""
         for ran, (plugin, slow) in enumerate(self._steps, 1):
             try:
-                answer = plugin.pre(exchange)
+                answer: Response | StreamingResponse | None = plugin.pre(exchange)
                 if answer is None and slow is not None:
                     answer = await slow.pre_async(exchange)
             except BaseException as exc:  # a cancelled lookup too: the plugins that ran still account for it
@@ -100,9 +101,14 @@ class Pipeline:
     def post(self, exchange: Exchange) -> None:
         self._post(exchange, len(self.plugins))
 
-    def _answered(self, exchange: Exchange, answer: Response, ran: int) -> Response:
+    def _answered(
+        self, exchange: Exchange, answer: Response | StreamingResponse, ran: int
+    ) -> Response | StreamingResponse:
         exchange.status = answer.status
-        self._post(exchange, ran)
+        if isinstance(answer, StreamingResponse):  # a plugin's stream (agent mode): the hooks run at its end
+            answer.on_done = _then(answer.on_done, lambda: self._post(exchange, ran))
+        else:
+            self._post(exchange, ran)
         return answer
 
     def _refused(self, exchange: Exchange, plugin: Plugin, exc: BaseException, ran: int) -> None:
@@ -120,3 +126,12 @@ class Pipeline:
                 plugin.post(exchange)
             except Exception:  # one plugin's bug must not cost the others their bookkeeping
                 log.exception("plugin %s failed in post for %s", plugin.name, exchange.request_id)
+
+
+def _then(done: Callable[[bool], None] | None, after: Callable[[], None]) -> Callable[[bool], None]:
+    def both(complete: bool) -> None:
+        if done is not None:
+            done(complete)
+        after()
+
+    return both

@@ -9,12 +9,16 @@ object what it can do:
 - `FiltersModels`: narrow what `GET /v1/models` lists for the caller.
 - `ServesEndpoints`: answer extra paths (`Endpoint`): governance's `/sidestep/key`, the metrics scrape.
 - `HasLifecycle`: start background work on the running loop with the server, stop it when the server
-  closes or a reload replaces the plugin.
+  closes or a reload replaces the plugin. `close` is sync and quick: it stops things and writes what is left.
+- `AwaitsClose`: a lifecycle whose stopping takes a while (child processes to reap, sessions to end) says when
+  it is over with `async closed()`; the gateway's owner awaits it within the drain timeout (`await_closed`).
 - `SurvivesReload`: take over the state of the instance a reload replaces (same name, same type).
 - `ExportsMetrics`: add lines to the Prometheus page at scrape time.
 - `KeepsAnswers`: read the body of a non-stream answer in `post` (`Exchange.answer`: the cache stores it).
 - `SendsRequests`: send requests of its own through the gateway's routing, failover included (`SideRequest`:
   the semantic cache's embeddings), handed the means once when the gateway builds its plugins.
+- `StreamsRequests`: the same, streamed (`SideStream`: the MCP agent's model turns), what routing served handed
+  over as it is (`Served`: held bytes, the rest, the provider's format) for the plugin to read and close.
 - `RescuesFailures`: answer a request in the gateway's place after every target of its route failed, instead
   of the 502 (`rescue`: the cache serves an expired entry); asked in order, the first answer wins.
 - `AwaitsPre` (`sidestep.plugins.base`): a `pre` that awaits I/O.
@@ -24,15 +28,18 @@ Protocols are checked with `isinstance` here only, at build time.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast, runtime_checkable
 
 from sidestep.plugins.base import AwaitsPre, Plugin
+from sidestep.routing.served import Served
 from sidestep.server.types import Endpoint, Request, Response
 
 __all__ = [
     "Authenticates",
+    "AwaitsClose",
     "Capabilities",
     "Endpoint",
     "ExportsMetrics",
@@ -43,7 +50,10 @@ __all__ = [
     "SendsRequests",
     "ServesEndpoints",
     "SideRequest",
+    "SideStream",
+    "StreamsRequests",
     "SurvivesReload",
+    "await_closed",
     "discover",
 ]
 
@@ -70,6 +80,13 @@ class HasLifecycle(Protocol):
     def start(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class AwaitsClose(Protocol):
+    async def closed(self) -> None:
+        """Wait until what `close` stopped has ended (a stdio child's process reaped)."""
+        ...
 
 
 @runtime_checkable
@@ -101,6 +118,17 @@ class SendsRequests(Protocol):
     def bind(self, send: SideRequest) -> None: ...
 
 
+# (operation, an OpenAI-format body with `stream: true`) → the served stream, its first content already in (the
+# attempts before it failed over invisibly); the caller reads `held` then `rest` with `format.stream_reader()`,
+# and closes it (`aclose`). Raises like `SideRequest`.
+SideStream = Callable[[str, dict[str, Any]], Awaitable[Served]]
+
+
+@runtime_checkable
+class StreamsRequests(Protocol):
+    def bind_stream(self, stream: SideStream) -> None: ...
+
+
 @runtime_checkable
 class RescuesFailures(Protocol):
     async def rescue(self, exchange: Any) -> Response | None:
@@ -121,10 +149,12 @@ class Capabilities:
     model_filters: tuple[FiltersModels, ...] = ()
     endpoints: Mapping[str, Endpoint] | None = None
     lifecycles: tuple[HasLifecycle, ...] = ()
+    closers: tuple[AwaitsClose, ...] = ()  # the lifecycles that say when their close is over
     exporters: tuple[ExportsMetrics, ...] = ()
     awaiting: tuple[AwaitsPre, ...] = ()
     keeps_answers: bool = False  # some plugin reads `Exchange.answer`
     senders: tuple[SendsRequests, ...] = ()
+    streamers: tuple[StreamsRequests, ...] = ()
     rescuers: tuple[RescuesFailures, ...] = ()
 
 
@@ -142,9 +172,24 @@ def discover(plugins: Sequence[Plugin], observers: Sequence[object] = ()) -> Cap
         model_filters=tuple(item for item in plugins if isinstance(item, FiltersModels)),
         endpoints=endpoints,
         lifecycles=tuple(item for item in every if isinstance(item, HasLifecycle)),
+        closers=tuple(item for item in every if isinstance(item, HasLifecycle) and isinstance(item, AwaitsClose)),
         exporters=tuple(item for item in plugins if isinstance(item, ExportsMetrics)),
         awaiting=tuple(cast(AwaitsPre, item) for item in plugins if isinstance(item, _AwaitsPre)),
         keeps_answers=any(isinstance(item, KeepsAnswers) and item.keeps_answers for item in plugins),
         senders=tuple(item for item in plugins if isinstance(item, SendsRequests)),
+        streamers=tuple(item for item in plugins if isinstance(item, StreamsRequests)),
         rescuers=tuple(item for item in plugins if isinstance(item, RescuesFailures)),
     )
+
+
+async def await_closed(closers: Sequence[AwaitsClose], timeout: float) -> list[str]:
+    """Wait at most `timeout` seconds for every closer's `closed()` (after `close`); the names of those that
+    had not finished, or failed (`name` attribute, else the type's name)."""
+    if not closers:
+        return []
+    tasks = {asyncio.ensure_future(closer.closed()): closer for closer in closers}
+    done, pending = await asyncio.wait(tasks, timeout=max(timeout, 0.0))
+    for task in pending:
+        task.cancel()
+    late = [*pending, *(task for task in done if task.cancelled() or task.exception() is not None)]
+    return [str(getattr(tasks[task], "name", type(tasks[task]).__name__)) for task in late]

@@ -76,7 +76,9 @@ def _mcp(config: Config, clock: Callable[[], float]) -> Plugin | None:
     except ImportError as exc:
         reason = f"MCP servers need the mcp package: pip install 'sidestep[mcp]' ({exc})"
         raise ConfigError(reason, source=config.source, path="mcp") from exc
-    return (McpAgent if config.mcp.agent else McpPlugin)(config.mcp, config.resilience.breaker, clock)
+    if config.mcp.agent:
+        return McpAgent(config.mcp, config.resilience.breaker, clock, keepalive=config.server.sse_keepalive)
+    return McpPlugin(config.mcp, config.resilience.breaker, clock)
 
 
 _NO_MCP = "No MCP servers are configured on this gateway (the mcp section is empty)."

@@ -28,6 +28,7 @@ _PATHS = {
     "chat": "/messages",
     "count_tokens": "/messages/count_tokens",
     "responses": "/messages",
+    "converse": "/messages",  # translated: a Bedrock (boto3) client
 }
 GATEWAY_FIELDS = ("fallbacks", "models", "route")
 

@@ -29,7 +29,7 @@ class NativeAdapter:
     """What the canonical-model adapters (Gemini, Bedrock, Cohere, …) share: identity, JSON codecs, the
     provider's stage timeouts, chat from either client format, and the common error classification."""
 
-    operations = frozenset({"chat", "messages", "responses"})
+    operations = frozenset({"chat", "messages", "responses", "converse"})
 
     def __init__(self, config: ProviderConfig, spec: ProviderSpec) -> None:
         self.name = config.name

@@ -1,5 +1,6 @@
 """The adapter for AWS Bedrock's Converse API (`/model/{id}/converse` and `/converse-stream`), reached from
-either client format through the canonical model.
+every client format through the canonical model; a Bedrock client's (boto3's) body is passed through as it
+came, and so is its InvokeModel (`/model/{id}/invoke`, which no other provider serves).
 
 Credentials, per key (so weighted rotation across AWS accounts works like any other provider's keys):
 `ACCESS_KEY_ID:SECRET_ACCESS_KEY[:SESSION_TOKEN]` is signed with SigV4 (botocore: `sidestep[bedrock]`);
@@ -19,9 +20,9 @@ from urllib.parse import quote
 from sidestep.config.model import KeyConfig, ProviderConfig
 from sidestep.core.model import Usage
 from sidestep.errors import ConfigError, UpstreamError
-from sidestep.formats import bedrock_converse as wire
 from sidestep.formats.base import ClientFormat
 from sidestep.formats.bedrock_converse import BEDROCK_CONVERSE
+from sidestep.formats.bedrock_converse import convert as wire
 from sidestep.formats.translate import to_canonical
 from sidestep.providers.base import NativeAdapter, classify_http_error
 from sidestep.providers.catalog import ProviderSpec
@@ -36,6 +37,7 @@ _CONTEXT_PHRASES = (b"input is too long", b"too many input tokens", b"prompt is 
 
 class BedrockProvider(NativeAdapter):
     format = BEDROCK_CONVERSE
+    operations = frozenset({*NativeAdapter.operations, "invoke"})  # InvokeModel: Bedrock clients, passed through
 
     def __init__(self, config: ProviderConfig, spec: ProviderSpec) -> None:
         super().__init__(config, spec)
@@ -56,12 +58,16 @@ class BedrockProvider(NativeAdapter):
     def build(
         self, operation: str, model: str, body: dict[str, Any], key: KeyConfig, source: ClientFormat
     ) -> UpstreamRequest:
-        request = to_canonical(source, body)
-        payload = self._encode(self.format.write_request(request))
-        action = "converse-stream" if request.stream else "converse"
+        if source is BEDROCK_CONVERSE:  # a boto3 client: its body goes as it came, the gateway's fields taken out
+            stream = body.get("stream") is True
+            payload = self._encode({k: v for k, v in body.items() if k not in wire.GATEWAY_FIELDS})
+        else:
+            request = to_canonical(source, body)
+            stream, payload = request.stream, self._encode(self.format.write_request(request))
+        action = "invoke" if operation == "invoke" else "converse-stream" if stream else "converse"
         url = f"{self._base}/model/{quote(model, safe='')}/{action}"
         headers = [("content-type", "application/json"), ("accept-encoding", "identity"), *self.config.headers]
-        if request.stream:
+        if stream:
             headers.append(("accept", "application/vnd.amazon.eventstream"))
         secret = key.secret.reveal() if key.secret is not None else self._fallback
         if secret:
@@ -83,6 +89,8 @@ class BedrockProvider(NativeAdapter):
         return [(name.lower(), str(value)) for name, value in signed.headers.items() if name.lower() not in have]
 
     def inspect(self, operation: str, body: bytes) -> Usage:
+        if operation == "invoke":  # the model's own answer: only checked to be JSON (its usage is in headers)
+            return wire.invoked_usage(self._object(body, operation, ""))
         data = self._object(body, operation, "output")
         stop = data.get("stopReason")
         if stop in wire.POLICY_STOPS:

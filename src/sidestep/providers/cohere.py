@@ -22,7 +22,7 @@ __all__ = ["CohereProvider"]
 
 class CohereProvider(NativeAdapter):
     format = COHERE_V2
-    operations = frozenset({"chat", "messages", "responses", "embeddings"})
+    operations = frozenset({"chat", "messages", "responses", "converse", "embeddings"})
 
     def __init__(self, config: ProviderConfig, spec: ProviderSpec) -> None:
         super().__init__(config, spec)

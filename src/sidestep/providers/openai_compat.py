@@ -41,6 +41,7 @@ _PATHS = {
     "messages": "/chat/completions",
     "responses": "/chat/completions",  # translated: a Responses client served by Chat Completions
     "completions": "/completions",
+    "converse": "/chat/completions",  # translated: a Bedrock (boto3) client
 }
 _NATIVE_RESPONSES = "/responses"  # the rows that speak the Responses API (`ProviderSpec.responses`)
 _CHAT_FORMATS: Mapping[str, Format] = MappingProxyType({"completions": OPENAI_COMPLETIONS})

@@ -1,4 +1,4 @@
-"""Relaying an upstream SSE stream to the client, and what happens when it breaks.
+"""Relaying an upstream stream to the client (SSE, or a framed format's frames), and what happens when it breaks.
 
 Before the first content event, failover is invisible (the executor holds the stream back). After content has
 started, a failure either ends the stream with an error event in the client's format (`mid_stream: fail`, the
@@ -7,7 +7,8 @@ concept:
 
 - `job` — what the relays of one stream share: the request, the targets not yet used, the callables that judge
   an ended stream and resume it elsewhere (the relays never see the executor), the outcome, and the one
-  end-of-stream rule (the format's: `stream_complete`).
+  end-of-stream rule (the format's: `stream_complete`); a stream's head and keep-alive interval, which a framed
+  format (`formats.base.FramedStreams`: Bedrock's AWS event stream) changes.
 - `forward` — same format, no continuation: bytes through as they arrive (compiled; the common case).
 - `translated` — formats differ, or the stream may be continued: each piece translated as it arrives; `relay`
   picks between the two.
@@ -18,7 +19,15 @@ Modules with async generators (`translated`, `keepalive`) stay interpreted; the 
 """
 
 from sidestep.relay.forward import Forward, relay_after_prelude
-from sidestep.relay.job import Judge, Resume, StreamJob, StreamOutcome, forwarding
+from sidestep.relay.job import (
+    Judge,
+    Resume,
+    StreamJob,
+    StreamOutcome,
+    forwarding,
+    keepalive_for,
+    stream_headers,
+)
 from sidestep.relay.keepalive import wait_with_keepalive
 from sidestep.relay.translated import relay
 
@@ -29,7 +38,9 @@ __all__ = [
     "StreamJob",
     "StreamOutcome",
     "forwarding",
+    "keepalive_for",
     "relay",
     "relay_after_prelude",
+    "stream_headers",
     "wait_with_keepalive",
 ]

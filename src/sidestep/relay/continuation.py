@@ -53,7 +53,8 @@ async def resume(served: Served, job: StreamJob, partial: str, failure: str) -> 
     job.outcome.serving(nxt)
     job.outcome.failure = None  # recovered, for now
     reason = failure.replace("\n", " ")
-    switch = sse_comment(f"sidestep mid-stream switch from={used.label} to={nxt.target.label} reason={reason}")
+    note = f"sidestep mid-stream switch from={used.label} to={nxt.target.label} reason={reason}"
+    switch = b"" if job.framed else sse_comment(note)  # a framed stream has no comments
     return nxt, dataclasses.replace(job, body=body, plan=remaining), switch
 
 

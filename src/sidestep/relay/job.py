@@ -14,18 +14,43 @@ from typing import Any
 
 from sidestep.core.model import Usage
 from sidestep.errors import Attempt
-from sidestep.formats.base import ClientFormat, ReopensStreams, Seams, Writer
+from sidestep.formats.base import ClientFormat, ReopensStreams, Seams, Writer, stream_media_type
 from sidestep.formats.translate import StreamTranslator
 from sidestep.routing.plan import Planned
 from sidestep.routing.served import Served
 from sidestep.usage_tap import UsageTap
 
-__all__ = ["Judge", "Resume", "StreamJob", "StreamOutcome", "forwarding", "stream_complete"]
+__all__ = [
+    "Judge",
+    "Resume",
+    "StreamJob",
+    "StreamOutcome",
+    "forwarding",
+    "keepalive_for",
+    "stream_complete",
+    "stream_headers",
+]
 
 # The verdict on a stream that reached the client (`Executor.stream_ended`): an attempt when it failed.
 Judge = Callable[[Served, str | None], Attempt | None]
 # Run the request `body` again on `plan` (the targets not yet used), as a stream: a continuation's target.
 Resume = Callable[[dict[str, Any], Sequence[Planned]], Awaitable[Served]]
+_NO_BUFFERING = [("cache-control", "no-cache"), ("x-accel-buffering", "no")]
+_SSE_HEADERS = [("content-type", "text/event-stream"), *_NO_BUFFERING]
+
+
+def stream_headers(client: ClientFormat) -> list[tuple[str, str]]:
+    """A stream's head: Server-Sent Events, or the media type of a format that frames its streams otherwise."""
+    media = stream_media_type(client)
+    return [*_SSE_HEADERS] if media is None else [("content-type", media), *_NO_BUFFERING]
+
+
+def keepalive_for(client: ClientFormat, chosen: float | None, default: float) -> float:
+    """Seconds between keep-alive comments while a stream waits for its first token (the route's `chosen`, else
+    the server's `default`); 0 (off) for a framed stream, which has no comments: its head waits for the token."""
+    if stream_media_type(client) is not None:
+        return 0.0
+    return chosen if chosen is not None else default
 
 
 @dataclass(slots=True)
@@ -87,9 +112,10 @@ class StreamJob:
         return tap
 
     def translator(self, served: Served) -> StreamTranslator | None:
-        """Translate when formats differ, and always for a client that may switch mid-stream when its format
-        cannot stitch a continuation as bytes (Anthropic's event sequence must stay one message)."""
-        if self.writer is None and (served.format is not self.client or self._continuing_unseamed):
+        """Translate when formats differ, always for a client that may switch mid-stream when its format
+        cannot stitch a continuation as bytes (Anthropic's event sequence must stay one message), and always
+        for a framed stream (its end and its usage are read by its reader, not from SSE bytes)."""
+        if self.writer is None and (served.format is not self.client or self._continuing_unseamed or self.framed):
             self.writer = self.client.stream_writer(served.target.model, self.include_usage)
         if self.writer is None:
             return None
@@ -100,13 +126,18 @@ class StreamJob:
         return translator
 
     @property
+    def framed(self) -> bool:
+        """The client's stream is not SSE (`formats.base.FramedStreams`): no comments, never relayed as bytes."""
+        return stream_media_type(self.client) is not None
+
+    @property
     def _continuing_unseamed(self) -> bool:
         return self.mid_stream == "continue" and not isinstance(self.client, Seams)
 
 
 def forwarding(served: Served, job: StreamJob) -> bool:
     """True when the stream goes out byte for byte, so what was held back can be sent with the head."""
-    return job.mid_stream != "continue" and served.format is job.client and job.writer is None
+    return job.mid_stream != "continue" and served.format is job.client and job.writer is None and not job.framed
 
 
 def stream_complete(job: StreamJob, tail: bytes, translator: StreamTranslator | None) -> bool:

@@ -308,7 +308,7 @@ class Simulator:
 
     async def _bedrock(self, request: Request, body: dict[str, Any] | None) -> Response | StreamingResponse:
         raw_model, action = bedrock.model_from_path(request.path)
-        if request.method != "POST" or action not in ("converse", "converse-stream"):
+        if request.method != "POST" or action not in ("converse", "converse-stream", "invoke"):
             return _BEDROCK.error(404, f"Unknown operation {request.method} {request.path}")
         denied = bedrock.check_auth(
             request.headers, request.method, request.path, request.query, request.body, self.api_keys
@@ -317,13 +317,18 @@ class Simulator:
             return _BEDROCK.error(*denied)
         if body is None:
             return _BEDROCK.error(400, "Malformed input request: the body is not valid JSON.")
-        problem = bedrock.invalid(body)
+        problem = bedrock.invalid_invoke(body) if action == "invoke" else bedrock.invalid(body)
         if problem is not None:
             return _BEDROCK.error(400, problem)
-        _model, fault = self._fault_for(raw_model, request.headers)
+        model, fault = self._fault_for(raw_model, request.headers)
         failed = await self._before_headers(fault, _BEDROCK)
         if failed is not None:
             return failed
+        if action == "invoke":  # a Claude model's own answer, as Bedrock's InvokeModel gives it
+            answer = claude.message(
+                model, claude.plan_reply(body, self.name, _safety(fault)), "msg_" + self._digest(24)
+            )
+            return self._complete(answer, fault, _BEDROCK)
         reply = bedrock.plan_reply(body, self.name, _safety(fault))
         if action == "converse-stream":
             events, first = bedrock.stream_events(reply, fault.chunks or 8)

@@ -1,8 +1,11 @@
 """AWS Bedrock's Converse API as the simulator speaks it: `converse` answers, `converse-stream` as binary
-AWS event-stream frames, errors with `x-amzn-errortype`, and SigV4 checking.
+AWS event-stream frames, `invoke` (a Claude model's own body, as Bedrock serves it), errors with
+`x-amzn-errortype`, and SigV4 checking.
 
-Frames are encoded here by hand (prelude: total and header lengths + CRC32; headers; payload; message
-CRC32), so the gateway's botocore-based decoder is tested against an independent encoder. Signatures are
+Frames are written by the format's one encoder (`sidestep.formats.bedrock_converse.eventstream.frame`), the
+one the gateway writes its own Bedrock clients' streams with; the tests read both with botocore's decoder,
+which checks every length and CRC. Like Bedrock, a body with a field Converse does not have is refused
+(the gateway's own fields must never reach it). Signatures are
 checked with botocore when the simulator knows the secret for the access key (`api_keys` entries written
 `ACCESS_KEY_ID:SECRET`); Bedrock API keys (`Authorization: Bearer`) are checked like any other key.
 """
@@ -10,7 +13,6 @@ checked with botocore when the simulator knows the secret for the access key (`a
 from __future__ import annotations
 
 import re
-import struct
 import urllib.parse
 import zlib
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from sidestep.formats.bedrock_converse.eventstream import exception_frame, frame
 from sidestep.sim.openai import _FILLER, _example, _split_words
 
 __all__ = [
@@ -28,6 +31,7 @@ __all__ = [
     "error",
     "frame",
     "invalid",
+    "invalid_invoke",
     "plan_reply",
     "stream_error",
     "stream_events",
@@ -49,6 +53,20 @@ _ERRORS = {
 _AUTH = re.compile(
     r"AWS4-HMAC-SHA256 Credential=(?P<akid>[^/]+)/(?P<date>\d{8})/(?P<region>[a-z0-9-]+)/bedrock/aws4_request, "
     r"SignedHeaders=(?P<signed>[a-z0-9;-]+), Signature=(?P<signature>[0-9a-f]{64})$"
+)
+_CONVERSE_FIELDS = frozenset(
+    {
+        "messages",
+        "system",
+        "inferenceConfig",
+        "toolConfig",
+        "guardrailConfig",
+        "additionalModelRequestFields",
+        "promptVariables",
+        "additionalModelResponseFieldPaths",
+        "requestMetadata",
+        "performanceConfig",
+    }
 )
 MALFORMED_BODY = b'{"output": {"message": {"content": ['
 
@@ -97,6 +115,9 @@ def _signature(
 
 def invalid(body: dict[str, Any]) -> str | None:
     """The ValidationException message the real API would give for this body, or None."""
+    extraneous = sorted(set(body) - _CONVERSE_FIELDS)
+    if extraneous:
+        return f"Malformed input request: extraneous key [{extraneous[0]}] is not permitted, please reformat your input and try again."  # noqa: E501
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         return "The model returned the following errors: messages: at least one message is required"
@@ -111,6 +132,17 @@ def invalid(body: dict[str, Any]) -> str | None:
         previous = message["role"]
     if messages[0]["role"] != "user":
         return "A conversation must start with a user message. Try again with a conversation that starts with a user message."  # noqa: E501
+    return None
+
+
+def invalid_invoke(body: dict[str, Any]) -> str | None:
+    """InvokeModel with a Claude model: its own Messages body, with Bedrock's `anthropic_version` and no model."""
+    if not str(body.get("anthropic_version", "")).startswith("bedrock-"):
+        return "Malformed input request: #: required key [anthropic_version] not found, please reformat your input."
+    if "model" in body or "stream" in body:
+        return "Malformed input request: #: extraneous key [model or stream] is not permitted."
+    if not isinstance(body.get("messages"), list) or not body["messages"]:
+        return "Malformed input request: #/messages: expected minimum item count: 1, found: 0"
     return None
 
 
@@ -199,27 +231,13 @@ def converse(reply: Reply) -> bytes:
     )
 
 
-def frame(headers: dict[str, str], payload: bytes) -> bytes:
-    """One AWS event-stream message: string-typed headers (type 7), payload, CRC32s."""
-    encoded = b"".join(
-        struct.pack("!B", len(name)) + name.encode() + b"\x07" + struct.pack("!H", len(value)) + value.encode()
-        for name, value in headers.items()
-    )
-    total = 12 + len(encoded) + len(payload) + 4
-    prelude = struct.pack("!II", total, len(encoded))
-    prelude += struct.pack("!I", zlib.crc32(prelude))
-    message = prelude + encoded + payload
-    return message + struct.pack("!I", zlib.crc32(message))
-
-
 def _event(name: str, payload: dict[str, Any]) -> bytes:
     headers = {":event-type": name, ":content-type": "application/json", ":message-type": "event"}
     return frame(headers, _encode({**payload, "p": "abcdefghij"[: len(name) % 10]}))  # AWS pads with "p"
 
 
 def stream_error(message: str | None = None, kind: str = "modelStreamErrorException") -> bytes:
-    headers = {":exception-type": kind, ":content-type": "application/json", ":message-type": "exception"}
-    return frame(headers, _encode({"message": message or "The model stream failed."}))
+    return exception_frame(kind, message or "The model stream failed.")
 
 
 def stream_events(reply: Reply, pieces: int) -> tuple[list[bytes], int]:

@@ -1,11 +1,11 @@
 """The governance plugin: who is calling, may they, and what did it cost them.
 
-`pre` finds the virtual key (`Authorization: Bearer …` as OpenAI SDKs send it, or `x-api-key` as
-Anthropic's do), asks `decide`, refuses in the client's format or counts the request against every
-scope the key belongs to (itself, its team, its customer). `post` adds the tokens and the cost that
-the upstream reported. Every check and count is in memory, O(1) per request. Rate limits hold per
-process; budget spend is per process too unless `governance.store` names a SQLite file, which a
-background flush keeps shared across workers and restarts (`SpendStore`).
+`pre` finds the virtual key (`Authorization: Bearer …` as OpenAI SDKs send it, or `x-api-key` as Anthropic's do;
+a boto3 client's SigV4 `Authorization` is no key: `_presented_key`), asks `decide`, refuses in the client's
+format or counts the request against every scope the key belongs to (itself, its team, its customer). `post`
+adds the tokens and the cost that the upstream reported. Every check and count is in memory, O(1) per request.
+Rate limits hold per process; budget spend is per process too unless `governance.store` names a SQLite file,
+which a background flush keeps shared across workers and restarts (`SpendStore`).
 
 Besides its hooks it authenticates callers from the head (before the body is decoded), narrows
 `GET /v1/models` to a key's allow-list, serves `GET /sidestep/key`, starts and stops its spend store with
@@ -234,11 +234,17 @@ class Governance:
 
 
 def _presented_key(request: Request) -> str | None:
+    """`Authorization: Bearer <key>` (or a bare value), else `x-api-key`. An AWS SigV4 `Authorization` (what
+    boto3 signs every request with) is not a key and is not verified: such a caller sends its key as
+    `x-api-key`, or as a Bedrock API key (`AWS_BEARER_TOKEN_BEDROCK`, which boto3 sends as a Bearer token)."""
     value = request.header("authorization")
-    if value is not None:
+    if value is not None and not value.startswith(_SIGV4):
         scheme, _, token = value.partition(" ")
         return token.strip() if scheme.lower() == "bearer" else value.strip()
     return request.header("x-api-key")
+
+
+_SIGV4 = "AWS4-HMAC-SHA256 "
 
 
 def _rate_headers(scopes: Scopes, now: float) -> list[tuple[str, str]]:

@@ -5,10 +5,12 @@ added (`sidestep.plugins.mcp.chat`), is read into the canonical model by the cli
 gateway's own routing, failover included (`SendsRequests`: OpenAI's format on that seam). While the model's answer
 asks only for MCP tools, each call is run through the catalogue (`Front.call_tool`: the caller's allow-list, rate
 limits, fallback servers, breakers), its result appended as a tool message and the model asked again — at most
-`max_steps` model turns within `timeout` seconds. The final answer goes back in the client's format — to a stream
-request as its whole stream of events, in one write once the loop is over (the steps are in the request log, not
-in the stream); an answer that asks for a tool the gateway does not serve (the client's own) goes back as it is,
-for the client to run. A tool's failure goes to the model as an error result.
+`max_steps` model turns within `timeout` seconds. The final answer goes back in the client's format; an answer
+that asks for a tool the gateway does not serve (the client's own) goes back as it is, for the client to run. A
+stream request is `sidestep.plugins.mcp.agent_stream`'s (when the gateway streams side requests): its stream
+starts at once, shows the tool steps and relays the model's words as they come; without that seam it gets the
+final answer as its format's whole stream of events, written once the loop is over. A tool's failure goes to the
+model as an error result.
 
 Every step is an attempt in the request's outcome record (the request log lists them): `agent` for a model turn,
 `mcp:<server>` for a tool call; the usage is the sum of the turns'.
@@ -34,7 +36,7 @@ from sidestep.plugins.capabilities import SideRequest
 from sidestep.plugins.mcp.front import Front
 from sidestep.server.types import Response
 
-__all__ = ["AgentStopped", "run_agent"]
+__all__ = ["AgentStopped", "add_usage", "run_agent", "run_tool", "served_by"]
 
 _JSON = ("content-type", "application/json")
 _SSE = ("content-type", "text/event-stream")
@@ -64,15 +66,15 @@ async def run_agent(
         async with asyncio.timeout(timeout):
             for _ in range(max_steps):
                 answer = await _turn(request, send, steps, clock)
-                usage = _add(usage, answer.usage)
-                if not answer.tool_calls or not all(_served(front, call) for call in answer.tool_calls):
+                usage = add_usage(usage, answer.usage)
+                if not answer.tool_calls or not all(served_by(front, call) for call in answer.tool_calls):
                     exchange.model = answer.model
                     return _final(exchange, answer, len(steps))
                 request.messages.append(
                     Message(role="assistant", parts=list(_texts(answer)), tool_calls=answer.tool_calls)
                 )
                 for call in answer.tool_calls:
-                    request.messages.append(await _run(front, exchange.principal, call, steps, clock))
+                    request.messages.append(await run_tool(front, exchange.principal, call, steps, clock))
         raise AgentStopped(f"agent mode: no final answer after {max_steps} model turns")
     except TimeoutError:
         raise AgentStopped(f"agent mode: no final answer within {timeout:g} s") from None
@@ -93,7 +95,9 @@ async def _turn(request: ChatRequest, send: SideRequest, steps: list[Attempt], c
     return answer
 
 
-async def _run(front: Front, caller: Any, call: ToolCall, steps: list[Attempt], clock: Callable[[], float]) -> Message:
+async def run_tool(
+    front: Front, caller: Any, call: ToolCall, steps: list[Attempt], clock: Callable[[], float] = time.monotonic
+) -> Message:
     """One tool call's result as a tool message; a failure is an error result the model reads."""
     started = clock()
     server = call.name.partition(front.sep)[0]
@@ -124,7 +128,8 @@ def _final(exchange: Exchange, answer: ChatResponse, steps: int) -> Response:
     return Response(200, body, [_SSE, ("cache-control", "no-cache"), counted])
 
 
-def _served(front: Front, call: ToolCall) -> bool:
+def served_by(front: Front, call: ToolCall) -> bool:
+    """Whether `call` names a tool of the catalogue's servers (else it is the client's own)."""
     server, sep, tool = call.name.partition(front.sep)
     return bool(sep and tool) and server in front.upstreams
 
@@ -133,7 +138,7 @@ def _texts(answer: ChatResponse) -> list[TextPart]:
     return [part for part in answer.parts if isinstance(part, TextPart)]
 
 
-def _add(total: Usage, more: Usage) -> Usage:
+def add_usage(total: Usage, more: Usage) -> Usage:
     return Usage(
         input=total.input + more.input,
         output=total.output + more.output,

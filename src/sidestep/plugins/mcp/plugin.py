@@ -5,10 +5,11 @@ HTTP transport, stateful sessions with JSON answers; POST, GET and DELETE), `POS
 as plain JSON: `{"name": "server__tool", "arguments": {…}}`) and `GET /sidestep/mcp` (each server's health and
 tools, for `sidestep mcp list`) — all guarded: the gateway authenticates the caller as for proxied requests (a
 virtual key, when governance is on) and hands it over. It starts its upstreams and the SDK's session manager
-with the server and stops them with it (`HasLifecycle`), takes over the connections of a reload's unchanged
-servers and the session manager, so clients keep their sessions (`SurvivesReload`), and exports each server's
-health (`ExportsMetrics`). Its `pre` hook adds the MCP tools a chat request asks for (`x-sidestep-mcp`, or
-`mcp.chat` per route or key) to the request, in the client's format (`sidestep.plugins.mcp.chat`).
+with the server and stops them with it (`HasLifecycle`; `AwaitsClose`: says when the stdio servers have exited),
+takes over the connections of a reload's unchanged servers and the session manager, so clients keep their
+sessions (`SurvivesReload`), and exports each server's health (`ExportsMetrics`). Its `pre` hook adds the MCP
+tools a chat request asks for (`x-sidestep-mcp`, or `mcp.chat` per route or key) to the request, in the client's
+format (`sidestep.plugins.mcp.chat`).
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from sidestep.config.model import BreakerPolicy, McpConfig
 from sidestep.errors import BadRequest, Forbidden, LimitExceeded, NotFound
 from sidestep.observers.metrics import labels
 from sidestep.outcome import Exchange
-from sidestep.plugins.capabilities import SideRequest
+from sidestep.plugins.capabilities import SideRequest, SideStream
 from sidestep.plugins.mcp.agent import run_agent
+from sidestep.plugins.mcp.agent_stream import stream_agent
 from sidestep.plugins.mcp.asgi import ASGIApp, serve_asgi
 from sidestep.plugins.mcp.chat import CHAT_OPERATIONS, add_tools, chat_tools, wanted_servers
 from sidestep.plugins.mcp.front import CALLER, RECORD, Front, RateLimited, build_server
@@ -61,6 +63,10 @@ class _Sessions:
     def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
+
+    async def stopped(self) -> None:
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
 
     async def app(self) -> ASGIApp:
         await self._running.wait()
@@ -107,9 +113,10 @@ class McpPlugin:
         self.sessions.close()
 
     async def closed(self) -> None:
-        """Wait until what `close` stopped has ended (stdio servers' processes reaped)."""
-        for upstream in self.front.upstreams.values():
-            await upstream.stopped()
+        """Wait until what `close` stopped has ended (`AwaitsClose`: stdio servers' processes reaped, the clients'
+        sessions ended)."""
+        await asyncio.gather(*(upstream.stopped() for upstream in self.front.upstreams.values()))
+        await self.sessions.stopped()
 
     def adopt(self, previous: Any) -> None:
         """Keep the connections of servers configured exactly as before, and the clients' sessions."""
@@ -181,24 +188,39 @@ class McpPlugin:
 
 
 class McpAgent(McpPlugin):
-    """The MCP plugin with agent mode on (`mcp.agent`; `sidestep.plugins.mcp.agent`): a separate class so that
-    without agent mode no request awaits a `pre_async` (`Pipeline.awaits`)."""
+    """The MCP plugin with agent mode on (`mcp.agent`; `sidestep.plugins.mcp.agent`, and `agent_stream` for
+    stream requests): a separate class so that without agent mode no request awaits a `pre_async`
+    (`Pipeline.awaits`). `keepalive`: seconds between `: keep-alive` comments while an agent stream is quiet."""
 
-    def __init__(self, config: McpConfig, breaker: BreakerPolicy, wall: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        config: McpConfig,
+        breaker: BreakerPolicy,
+        wall: Callable[[], float] = time.time,
+        keepalive: float = 15.0,
+    ) -> None:
         super().__init__(config, breaker, wall)
         self._send: SideRequest | None = None
+        self._stream: SideStream | None = None
+        self._keepalive = keepalive
 
     def bind(self, send: SideRequest) -> None:
         self._send = send
 
-    async def pre_async(self, exchange: Exchange) -> Response | None:
+    def bind_stream(self, stream: SideStream) -> None:
+        self._stream = stream
+
+    async def pre_async(self, exchange: Exchange) -> Response | StreamingResponse | None:
         if self._send is None or exchange.operation not in CHAT_OPERATIONS:
             return None
         config = self.config
         route = exchange.models[0] if exchange.models else ""
         if route not in config.agent_routes and getattr(exchange.principal, "name", None) not in config.agent_keys:
             return None
-        return await run_agent(exchange, self.front, self._send, config.agent_max_steps, config.agent_timeout)
+        steps, timeout = config.agent_max_steps, config.agent_timeout
+        if exchange.stream and self._stream is not None:
+            return await stream_agent(exchange, self.front, self._stream, steps, timeout, self._keepalive)
+        return await run_agent(exchange, self.front, self._send, steps, timeout)
 
 
 class _ToolCall(msgspec.Struct, forbid_unknown_fields=True):

@@ -20,11 +20,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import httpx2
 import mcp_types as types
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 
 from sidestep.config.model import McpConfig, McpServerConfig
@@ -34,6 +34,8 @@ __all__ = ["PING_EVERY", "Catalogue", "ToolError", "Unavailable", "Upstream"]
 log = logging.getLogger("sidestep.mcp")
 
 PING_EVERY = 15.0  # seconds between liveness pings of an idle session
+# The SDK's own defaults for its HTTP transports: a server may hold a response stream open for long.
+_HTTP_TIMEOUT = httpx2.Timeout(30.0, read=300.0)
 _LIST_CHANGED = (
     types.ToolListChangedNotification,
     types.ResourceListChangedNotification,
@@ -198,7 +200,7 @@ class Upstream:
         if config.transport == "sse":
             return sse_client(config.url, headers=headers, timeout=config.timeout)
         # The SDK leaves a client it is given open: the stack closes it with the session.
-        client = await stack.enter_async_context(create_mcp_http_client(headers=headers))
+        client = await stack.enter_async_context(httpx2.AsyncClient(headers=headers, timeout=_HTTP_TIMEOUT))
         return streamable_http_client(config.url, http_client=client)
 
     async def _watch(self, session: ClientSession) -> None:
