@@ -10,7 +10,6 @@ too long for that (`formats.base.EndMarks`: the Responses API), from its end mar
 from __future__ import annotations
 
 from sidestep.errors import UpstreamError
-from sidestep.formats.base import EndMarks
 from sidestep.relay.job import StreamJob, stream_complete
 from sidestep.routing.served import Served
 from sidestep.server.types import Outlet
@@ -53,8 +52,8 @@ class Forward:
         self._tail = served.held[-1][-24:] if served.held else b""
         self._done = served.finished or served.rest is None
         self._failure: str | None = None
-        client = job.client
-        self._marks: tuple[bytes, ...] | None = client.end_marks if isinstance(client, EndMarks) else None
+        # An attribute read, not a runtime-protocol isinstance (`formats.base.EndMarks`): this is on every stream.
+        self._marks: tuple[bytes, ...] | None = getattr(job.client, "end_marks", None)
         self._marked = False  # an end mark went by
         self._edge = b""  # the last bytes seen, for a mark split between two pieces
         if self._marks is not None:
