@@ -173,6 +173,7 @@ async def test_attempts_name_the_skipped_targets(sims: Sims) -> None:
         {"tools": [{"type": "computer_use_preview", "display_width": 1024}]},
         {"tool_choice": {"type": "file_search"}},
         {"previous_response_id": "resp_abc"},
+        {"background": True},
         {"input": [{"type": "item_reference", "id": "msg_1"}]},
         {"input": [{"type": "computer_call_output", "call_id": "c", "output": {}}]},
     ],

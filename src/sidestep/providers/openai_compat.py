@@ -44,6 +44,8 @@ _PATHS = {
     "converse": "/chat/completions",  # translated: a Bedrock (boto3) client
 }
 _NATIVE_RESPONSES = "/responses"  # the rows that speak the Responses API (`ProviderSpec.responses`)
+# A Responses answer that may have no output yet: cut short, or a `background` one still running at the provider.
+_UNFINISHED = ("incomplete", "queued", "in_progress")
 _CHAT_FORMATS: Mapping[str, Format] = MappingProxyType({"completions": OPENAI_COMPLETIONS})
 _RESPONSES_FORMATS: Mapping[str, Format] = MappingProxyType(
     {"completions": OPENAI_COMPLETIONS, "responses": OPENAI_RESPONSES}
@@ -126,9 +128,9 @@ class OpenAICompatProvider:
         """Check a successful answer is well-formed JSON with an answer in it, and read its usage; a malformed
         body, or a 200 that carries `error` or no `choices` (`data`), fails over."""
         if operation == "responses" and self.spec.responses:
-            answered = self._responses_answer(body)
-            if answered is not None:
-                return answered
+            envelope_of_responses = self._responses_answer(body)
+            if envelope_of_responses is not None:
+                return envelope_of_responses.usage
         try:
             envelope = self._envelope(body)
         except msgspec.DecodeError as exc:
@@ -139,8 +141,8 @@ class OpenAICompatProvider:
             raise no_answer(self.name, body, "`data`" if operation == "embeddings" else "`choices`")
         return envelope.usage
 
-    def _responses_answer(self, body: bytes) -> ResponsesUsage | None:
-        """A Responses answer checked (an `output`, no `error`, not `failed`) and its usage read; None when the
+    def _responses_answer(self, body: bytes) -> ResponsesEnvelope | None:
+        """A Responses answer checked (an `output`, no `error`, not `failed`), with its usage; None when the
         body is not a Responses object (a model lacking `responses` answered in Chat Completions: `inspect`
         goes on with that shape)."""
         try:
@@ -149,11 +151,11 @@ class OpenAICompatProvider:
             raise UpstreamError(f"{self.name} returned a malformed responses body: {exc}", status=502) from exc
         if envelope.object != "response":
             return None
-        if (_absent(envelope.output) and envelope.status != "incomplete") or not _absent(envelope.error):
+        if (_absent(envelope.output) and envelope.status not in _UNFINISHED) or not _absent(envelope.error):
             raise no_answer(self.name, body, "`output`")
         if envelope.status == "failed":
             raise no_answer(self.name, body, "a response that did not fail")
-        return envelope.usage
+        return envelope
 
     def classify(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         return classify_http_error(status, headers, body, provider=self.name)

@@ -48,6 +48,7 @@ _KNOWN = {
     "model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls", "max_output_tokens",
     "temperature", "top_p", "stream", "text", "reasoning", "user", "safety_identifier", "store", "metadata",
     "fallbacks", "models", "route", "messages", "previous_response_id", "conversation", "include", "stream_options",
+    "background",
 }  # fmt: skip
 _NO_STORAGE = (
     "'{}' refers to state stored at the provider: only a target that speaks the Responses API (openai, azure) can"
@@ -76,8 +77,8 @@ _ROLES = {"user": "user", "assistant": "assistant", "system": "system", "develop
 def needs_of(body: dict[str, Any]) -> frozenset[str]:
     """`{"responses"}` when the request uses what only the Responses API carries (provider-stored state, a
     hosted tool, the items hosted tools produce), else nothing. Shapes are not checked here (`read_request`)."""
-    if any(body.get(name) is not None for name in _STATE):
-        return _RESPONSES
+    if any(body.get(name) is not None for name in _STATE) or body.get("background") is True:
+        return _RESPONSES  # state at the provider: a background response is polled there too
     tools = body.get("tools")
     if isinstance(tools, list) and any(isinstance(t, dict) and t.get("type") != "function" for t in tools):
         return _RESPONSES

@@ -1,13 +1,18 @@
-"""`routing.provider.speaks`, the one rule for the format an attempt serves in: an operation's own format where
-the adapter has one, the adapter's main format when the model is configured as lacking the operation — checked
-on the real adapters built from config (OpenAI speaks Responses, vLLM does not, Azure on its v1 path)."""
+"""The OpenAI-compatible adapter and the Responses API: `routing.provider.speaks`, the one rule for the format
+an attempt serves in (an operation's own format where the catalog row has one, the adapter's main format when
+the model is configured as lacking it) on real adapters built from config (OpenAI speaks Responses, vLLM does
+not, Azure on its v1 path), and `inspect` of a passed-through Responses answer."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+import pytest
 
 from sidestep.config.load import parse_config
 from sidestep.config.model import KeyConfig
+from sidestep.errors import UpstreamError
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.openai_completions import OPENAI_COMPLETIONS
 from sidestep.formats.openai_responses import OPENAI_RESPONSES
@@ -53,3 +58,25 @@ def test_azure_sends_responses_to_its_v1_path_with_the_deployment_in_the_body() 
     assert request.url == "http://az/openai/v1/responses" and b'"model":"my deploy/x"' in request.body
     chat = azure.build("chat", "dep", {"model": "r", "messages": []}, KeyConfig(None), OPENAI_CHAT)
     assert chat.url.startswith("http://az/openai/deployments/dep/chat/completions?api-version=")
+
+
+def test_inspect_reads_a_responses_answer_and_refuses_one_without_an_answer() -> None:
+    openai = _providers()["openai"]
+    usage = {"input_tokens": 3, "output_tokens": 5, "total_tokens": 8}
+    done = {"object": "response", "status": "completed", "output": [{"type": "message"}], "usage": usage}
+    read = openai.inspect("responses", json.dumps(done).encode())
+    assert read is not None and (read.input, read.output) == (3, 5)
+    queued = {"object": "response", "status": "queued", "output": [], "usage": None}  # `background: true`
+    assert openai.inspect("responses", json.dumps(queued).encode()) is None
+    chat = {"object": "chat.completion", "choices": [{}], "usage": {"prompt_tokens": 2, "completion_tokens": 1}}
+    assert openai.inspect("responses", json.dumps(chat).encode()).input == 2  # type: ignore[union-attr]
+    for broken in (
+        {**done, "output": []},
+        {**done, "status": "failed", "error": {"message": "boom"}},
+        {"error": {"message": "overloaded"}},
+    ):
+        with pytest.raises(UpstreamError) as failed:
+            openai.inspect("responses", json.dumps(broken).encode())
+        assert failed.value.status == 502 and failed.value.retryable
+    with pytest.raises(UpstreamError, match="malformed responses body"):
+        openai.inspect("responses", b'{"object": "response", "output": [')
