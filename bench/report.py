@@ -112,7 +112,7 @@ def render(r: dict[str, Any]) -> str:
         _saturation(r),
         _latency(r),
         _streaming(r),
-        _cache(r),
+        cache_section(r),
         _instructions(r),
         _verdicts(r),
         _startup(r),
@@ -135,7 +135,7 @@ def _saturation(r: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _cache(r: dict[str, Any]) -> list[str]:
+def cache_section(r: dict[str, Any]) -> list[str]:
     """The cache's cost against the proxied request (the realistic config, the cache off), same run."""
     c = r.get("cache")
     if not c:

@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         "--no-compiled", action="store_true", help="skip the mypyc build (it is measured too when it builds here)"
     )
     parser.add_argument("--install-litellm", action="store_true", help=f"create {LITELLM_VENV} with litellm[proxy]")
+    parser.add_argument(
+        "--only", choices=["cache"], help="one phase alone (cache: hit and miss against the proxied request)"
+    )
     args = parser.parse_args(argv)
     if args.install_litellm:
         return _install_litellm()
@@ -60,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         LOAD[:], SUT[:] = [0], [0]
     os.sched_setaffinity(0, set(LOAD))  # the built-in load generator runs in this process
     with tempfile.TemporaryDirectory(prefix="sidestep-bench-") as tmp:
+        if args.only == "cache":
+            print("\n".join(report.cache_section(measure_cache(args, Path(tmp)))))
+            return 0
         results = measure(args, Path(tmp))
     print(report.render(results))
     if args.json:
@@ -130,6 +136,24 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             results["instructions_compiled"] = instructions.count_instructions(
                 list(instructions.CONFIGS), workloads, 500, work / "instructions", compiled=args.compiled
             )
+    return results
+
+
+def measure_cache(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """The cache phase alone (`--only cache`): the same upstream and contenders as in a whole run."""
+    results: dict[str, Any] = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    with ExitStack() as stack:
+        up_port, sim_port = free_port(), free_port()
+        sim = _start_sim(sim_port)
+        stack.callback(sim.stop)
+        if args.smoke:
+            upstream, up_port = sim, sim_port
+        else:
+            upstream = start_nginx_upstream(work, up_port, LOAD)
+        stack.callback(upstream.stop)
+        plain = start_sidestep("realistic", free_port(), up_port, work, SUT, sim_port)
+        stack.callback(plain.proc.stop)
+        _cache(results, [plain], args, work, up_port, sim_port, stack)
     return results
 
 

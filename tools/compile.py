@@ -59,7 +59,7 @@ INTERPRETED: dict[str, tuple[str, ...]] = {
         "providers/vertex.py",
         "formats/bedrock_converse/*",
         "formats/cohere_v2.py",
-        "formats/gemini.py",
+        "formats/gemini/*",
     ),
     "once per process or per hour: provider types as data, adapters built at start-up, token refresh": (
         "providers/catalog.py",
@@ -75,9 +75,11 @@ INTERPRETED: dict[str, tuple[str, ...]] = {
         "core/format.py",
         "formats/base.py",
     ),
-    "the cache's optional backends, imported only when configured: Redis calls and numpy do the work": (
+    "the cache's optional backends, imported only when configured: Redis calls, numpy and usearch do the work": (
         "plugins/cache/redis_store.py",
+        "plugins/cache/redis_vectors.py",
         "plugins/cache/semantic.py",
+        "plugins/cache/ann.py",
     ),
     "the MCP gateway: drives the optional mcp SDK (anyio, pydantic); on the LLM path only its pre hook (a header)": (
         "plugins/mcp/*",

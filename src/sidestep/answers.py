@@ -15,8 +15,10 @@ import msgspec
 from sidestep.config.model import Config
 from sidestep.core.model import Usage
 from sidestep.errors import AllAttemptsFailed, Attempt, NotFound, SidestepError, UpstreamError, UpstreamRejected
-from sidestep.formats.base import ClientFormat, ListsModels, ModelCard, ReadsEmbeddings, WritesEmbeddings
+from sidestep.formats.base import ClientFormat, CountsTokens, ListsModels, ModelCard, ReadsEmbeddings, WritesEmbeddings
+from sidestep.formats.passthrough import relays_bytes
 from sidestep.formats.translate import collected_response, translate_embeddings, translate_response
+from sidestep.relay.job import stream_headers
 from sidestep.routing.served import Served
 from sidestep.server.types import Response
 
@@ -31,33 +33,40 @@ __all__ = [
     "models_answer",
     "models_body",
     "served_headers",
+    "stream_head",
     "translated",
-    "translated_embeddings",
 ]
 
 JSON = ("content-type", "application/json")
 
 
-def translated(served: Served, client: ClientFormat, request_id: str) -> Response:
-    """A non-stream answer in the provider's format, rewritten in the client's."""
+def translated(
+    served: Served,
+    client: ClientFormat,
+    request_id: str,
+    operation: str = "chat",
+    request: dict[str, Any] | None = None,
+) -> Response:
+    """A non-stream answer in the provider's format, rewritten in the client's: a chat answer, embeddings (in
+    the shape `request`, the client's body, asked for) or a token count; a relayed-only API's answer
+    (`formats.passthrough`) as the upstream sent it, content type included."""
     headers = served_headers(request_id, served)
-    try:
-        body = translate_response(served.body, served.format, client)
-    except (msgspec.DecodeError, TypeError, ValueError, AttributeError) as exc:
-        error = UpstreamError(f"{served.target.label} returned an answer that could not be translated: {exc}")
-        return error_response(client, error, headers)
-    return Response(200, body, [JSON, *headers])
-
-
-def translated_embeddings(served: Served, client: ClientFormat, encoding: Any, request_id: str) -> Response:
-    headers = served_headers(request_id, served)
+    if relays_bytes(client):
+        return Response(served.response.status, served.body, [_upstream_type(served), *headers])
     source = served.format
     try:
-        if not isinstance(source, ReadsEmbeddings) or not isinstance(client, WritesEmbeddings):
-            raise TypeError(f"no embeddings translation from {source.name} to {client.name}")
-        body = translate_embeddings(served.body, source, client, served.target.model, encoding)
+        if operation == "embeddings":
+            if not isinstance(source, ReadsEmbeddings) or not isinstance(client, WritesEmbeddings):
+                raise TypeError(f"no embeddings translation from {source.name} to {client.name}")
+            body = translate_embeddings(served.body, source, client, served.target.model, request or {})
+        elif operation == "count_tokens":
+            if not isinstance(source, CountsTokens) or not isinstance(client, CountsTokens):
+                raise TypeError(f"no token count translation from {source.name} to {client.name}")
+            body = client.write_token_count(source.read_token_count(served.body))
+        else:
+            body = translate_response(served.body, source, client)
     except (msgspec.DecodeError, TypeError, ValueError, AttributeError, KeyError) as exc:
-        error = UpstreamError(f"{served.target.label} returned embeddings that could not be translated: {exc}")
+        error = UpstreamError(f"{served.target.label} returned an answer that could not be translated: {exc}")
         return error_response(client, error, headers)
     return Response(200, body, [JSON, *headers])
 
@@ -94,6 +103,19 @@ def error_headers(client: ClientFormat, status: int) -> list[tuple[str, str]]:
         return []
     headers: list[tuple[str, str]] = named(status)
     return headers
+
+
+def stream_head(client: ClientFormat, served: Served) -> list[tuple[str, str]]:
+    """A stream's first headers: the client format's (`relay.job.stream_headers`), or the upstream's content
+    type for opaque bytes (speech audio)."""
+    if served.format is client and relays_bytes(client):
+        return [_upstream_type(served), ("cache-control", "no-cache"), ("x-accel-buffering", "no")]
+    return stream_headers(client)
+
+
+def _upstream_type(served: Served) -> tuple[str, str]:
+    kind = served.response.headers.get("content-type") or "application/octet-stream"
+    return ("content-type", kind if kind.isprintable() else "application/octet-stream")
 
 
 def served_headers(request_id: str, served: Served) -> list[tuple[str, str]]:

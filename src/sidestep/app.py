@@ -33,8 +33,8 @@ from sidestep.answers import (
     models_answer,
     models_body,
     served_headers,
+    stream_head,
     translated,
-    translated_embeddings,
 )
 from sidestep.config.model import Config
 from sidestep.endpoints import ENDPOINTS, client_format, model_path, models_client
@@ -46,8 +46,8 @@ from sidestep.errors import (
     UpstreamRejected,
 )
 from sidestep.formats.base import ClientFormat, ReadsEmbeddings, RefusesPaths
-from sidestep.formats.body import field
 from sidestep.formats.openai_chat import OPENAI_CHAT
+from sidestep.formats.passthrough import relays_bytes, request_usage
 from sidestep.formats.request import ParsedRequest, model_named
 from sidestep.formats.translate import request_needs, translate_embeddings
 from sidestep.outcome import Exchange, Observer, tell, tell_at_end
@@ -177,7 +177,9 @@ class Gateway:
                 e.format,
                 {"GET": local[e.operation]}
                 if e.method == "GET"
-                else {"POST": partial(self._proxy, operation=e.operation, client=e.format)},
+                else {
+                    "POST": partial(self._proxy, operation=e.operation, client=e.format, opaque=relays_bytes(e.format))
+                },
             )
             for path, e in ENDPOINTS.items()
         }
@@ -312,6 +314,7 @@ class Gateway:
         client: ClientFormat,
         path_model: str | None = None,
         path_stream: bool | None = None,
+        opaque: bool = False,
     ) -> Response | StreamingResponse:
         """`path_model`: the model the path names (Gemini, Bedrock), in place of the body's; `path_stream`:
         whether the path asks for a stream, when it says."""
@@ -340,7 +343,7 @@ class Gateway:
             timeout = plan[0].policy.deadline or self._timeout
             deadline = self._executor.clock() + timeout
             needs = (
-                request_needs(parsed.body, parsed.stream, operation, request.body) | parsed.needs
+                request_needs(parsed.body, parsed.stream, operation, request.body, client) | parsed.needs
                 if self._capability_limits
                 else parsed.needs
             )
@@ -356,12 +359,8 @@ class Gateway:
                         return rescued
                 return self._over(exchange, failure(client, exc, request_id), failed=exc)
             await served.aclose()
-            if served.format is not client:
-                if operation == "embeddings":
-                    encoding = field(parsed.body, "encoding_format")
-                    embeddings = translated_embeddings(served, client, encoding, request_id)
-                    return self._over(exchange, embeddings, served)
-                return self._over(exchange, translated(served, client, request_id), served)
+            if served.format is not client or opaque:  # opaque: relayed bytes keep the upstream's content type
+                return self._over(exchange, translated(served, client, request_id, operation, parsed.body), served)
             # Every API answer here is JSON; not asking the upstream's headers spares decoding them at all.
             response = Response(served.response.status, served.body, [JSON, *served_headers(request_id, served)])
             return response if exchange is None else self._over(exchange, response, served)
@@ -384,10 +383,11 @@ class Gateway:
         policy = plan[0].policy
         include_usage = client.include_usage(parsed.body)
         body = parsed.body
-        tap = exchange is not None and (self._wants_usage or self._keeps_answers)  # a kept answer is read off it
+        opaque = relays_bytes(client)  # speech audio: no usage tap, keep-alive comment or continuation
+        tap = not opaque and exchange is not None and (self._wants_usage or self._keeps_answers)
         if tap and not include_usage:  # have the usage reported (then removed) where the format must ask for it
             body = client.asking_usage(body) or body
-        mid_stream = policy.mid_stream or "fail"
+        mid_stream = "fail" if opaque else policy.mid_stream or "fail"
         resume = (
             partial(_resume, self._executor, operation, timeout, client, needs) if mid_stream == "continue" else None
         )
@@ -403,6 +403,8 @@ class Gateway:
             drop_usage=tap and not include_usage,
         )
         keepalive = keepalive_for(client, policy.keepalive, self.config.server.sse_keepalive)
+        if opaque:  # what the answer costs is in the request (speech: characters), not in its bytes
+            keepalive, job.outcome.usage = 0.0, request_usage(client, body)
         deadline = self._executor.clock() + timeout
         task = asyncio.ensure_future(self._executor.run(operation, body, plan, deadline, True, needs, source=client))
         try:
@@ -421,7 +423,7 @@ class Gateway:
                 if rescued is not None:
                     return rescued
             return self._over(exchange, failure(client, exc, request_id), failed=exc)
-        headers = stream_headers(client) + served_headers(request_id, served)
+        headers = stream_head(client, served) + served_headers(request_id, served)
         if exchange is not None:
             job.outcome.serving(served)
         if forwarding(served, job):  # same format: what prefetch held goes out in the head's write
@@ -519,7 +521,7 @@ class Gateway:
         await served.aclose()
         source = served.format
         if source is not OPENAI_CHAT and isinstance(source, ReadsEmbeddings):
-            return translate_embeddings(served.body, source, OPENAI_CHAT, served.target.model, None)
+            return translate_embeddings(served.body, source, OPENAI_CHAT, served.target.model, {})
         return served.body
 
     async def _side_served(self, operation: str, body: dict[str, Any]) -> Served:

@@ -3,9 +3,10 @@
 The only place that looks at a request's path: the gateway finds its endpoint here, and the server renders the
 errors it raises itself (413, 431, malformed HTTP …) in the format of the path's endpoint. An operation proxied
 upstream (POST) is named by what it asks of a provider (`chat`, `messages`, `responses`, `completions`, `converse`,
-`invoke`, `embeddings`, `count_tokens`); a local one (GET) by its handler. Adding a client-facing API is one format
-module (`sidestep.formats`) and a row here. Plugins and observers serve paths of their own (`ServesEndpoints`);
-their errors take the format `client_format` finds for the path.
+`invoke`, `embeddings`, `count_tokens`, and the relayed-only `rerank`, `moderations`, `images`, `transcriptions`,
+`speech`); a local one (GET) by its handler. Adding a client-facing API is one format module (`sidestep.formats`)
+and a row here. Plugins and observers serve paths of their own (`ServesEndpoints`); their errors take the format
+`client_format` finds for the path.
 
 Some APIs name the model in the path rather than the body (Gemini's `/v1beta/models/{model}:generateContent`,
 Bedrock's `/model/{modelId}/converse`): those are rows of `MODEL_PATHS`, a prefix and a suffix around the model,
@@ -22,9 +23,17 @@ from urllib.parse import unquote
 from sidestep.formats.anthropic_messages import ANTHROPIC_MESSAGES
 from sidestep.formats.base import ClientFormat, ListsModels
 from sidestep.formats.bedrock_converse import BEDROCK_CONVERSE
+from sidestep.formats.gemini import GEMINI
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.openai_completions import OPENAI_COMPLETIONS
 from sidestep.formats.openai_responses import OPENAI_RESPONSES
+from sidestep.formats.passthrough import (
+    OPENAI_IMAGES,
+    OPENAI_MODERATIONS,
+    OPENAI_SPEECH,
+    OPENAI_TRANSCRIPTIONS,
+    RERANK,
+)
 
 __all__ = ["ENDPOINTS", "MODEL_PATHS", "Endpoint", "ModelPath", "client_format", "model_path", "models_client"]
 
@@ -60,6 +69,20 @@ _BEDROCK_PATHS = (
     ModelPath("/model/", "/converse-stream", Endpoint("converse", BEDROCK_CONVERSE, stream=True)),
     ModelPath("/model/", "/invoke", Endpoint("invoke", BEDROCK_CONVERSE, stream=False)),
 )
+# Relayed same-format only (`formats.passthrough`): served by the targets whose API has the operation.
+_RERANK = Endpoint("rerank", RERANK)
+_MODERATIONS = Endpoint("moderations", OPENAI_MODERATIONS)
+_IMAGES = Endpoint("images", OPENAI_IMAGES)
+_TRANSCRIPTIONS = Endpoint("transcriptions", OPENAI_TRANSCRIPTIONS)
+_SPEECH = Endpoint("speech", OPENAI_SPEECH)
+# google-genai: `{api_version}/models/{model}:{method}`, v1 by default, v1beta when asked (both are served).
+_GEMINI_METHODS = {
+    ":generateContent": Endpoint("chat", GEMINI, stream=False),
+    ":streamGenerateContent": Endpoint("chat", GEMINI, stream=True),  # `?alt=sse`: SSE is the only stream served
+    ":countTokens": Endpoint("count_tokens", GEMINI),
+    ":embedContent": Endpoint("embeddings", GEMINI),
+    ":batchEmbedContents": Endpoint("embeddings", GEMINI),
+}
 
 ENDPOINTS: dict[str, Endpoint] = {
     "/v1/chat/completions": _CHAT,
@@ -74,6 +97,17 @@ ENDPOINTS: dict[str, Endpoint] = {
     "/responses": _RESPONSES,
     "/v1/completions": _COMPLETIONS,
     "/completions": _COMPLETIONS,
+    "/v1/rerank": _RERANK,
+    "/rerank": _RERANK,
+    "/v2/rerank": _RERANK,  # the Cohere SDK's own path
+    "/v1/moderations": _MODERATIONS,
+    "/moderations": _MODERATIONS,
+    "/v1/images/generations": _IMAGES,
+    "/images/generations": _IMAGES,
+    "/v1/audio/transcriptions": _TRANSCRIPTIONS,
+    "/audio/transcriptions": _TRANSCRIPTIONS,
+    "/v1/audio/speech": _SPEECH,
+    "/audio/speech": _SPEECH,
     "/v1/models": _MODELS,
     "/models": _MODELS,
     "/health": Endpoint("health", OPENAI_CHAT, "GET"),
@@ -87,6 +121,11 @@ MODEL_PATHS: tuple[ModelPath, ...] = tuple(
             ModelPath("/v1/models/", "", _MODELS),  # `GET /v1/models/{id}`: a route or a `provider/model`
             ModelPath("/models/", "", _MODELS),
             *_BEDROCK_PATHS,
+            *(
+                ModelPath(f"/{version}/models/", suffix, e)
+                for version in ("v1", "v1beta")
+                for suffix, e in _GEMINI_METHODS.items()
+            ),
         ),
         key=lambda row: -len(row.suffix),
     )

@@ -67,7 +67,10 @@ class Pricing:
             price = self._found[target] = self.price(provider, model)
             if price is None:
                 return None
-        return (usage.input * price.input + usage.output * price.output) / 1_000_000
+        tokens = (usage.input * price.input + usage.output * price.output) / 1_000_000
+        if price.per_unit:
+            return tokens + getattr(usage, "units", 0.0) * price.per_unit  # images, search units, audio seconds
+        return tokens
 
 
 def _targets(node: RouteNode) -> Iterator[TargetNode]:

@@ -40,6 +40,7 @@ class UsageRecord(msgspec.Struct, gc=False, omit_defaults=True):
     input: int
     output: int
     estimated: bool = False  # the stream ended without the provider's count: charged by estimate
+    units: float = 0.0  # billed units of a relayed-only API (images, search units, audio seconds, characters)
 
 
 class RequestRecord(msgspec.Struct, gc=False, omit_defaults=True):

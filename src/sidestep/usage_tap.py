@@ -1,11 +1,12 @@
 """Token usage read from a stream that is forwarded byte for byte.
 
-Only events that carry usage are decoded: OpenAI's last chunk (sent when `stream_options.include_usage`
-is on, which the gateway turns on when a plugin needs usage) and Anthropic's `message_start` and
-`message_delta`: where a format's usage is, and which event is nothing but usage, the format says
-(`ClientFormat.stream_usage`). The tap passes every complete event on at once and holds back only an incomplete
-trailing one — a client could not use half an event anyway — so nothing is buffered. When the client did
-not ask for usage itself, the usage-only chunk the gateway asked for is removed, as the client expects.
+Only events that carry usage are decoded: OpenAI's last chunk (sent when `stream_options.include_usage` is on,
+which the gateway turns on when a plugin needs usage) and Anthropic's `message_start` and `message_delta`, and
+Gemini's every event (`usageMetadata`, cumulative: the tap keeps the most): where a format's usage is, and which
+event is nothing but usage, the format says (`ClientFormat.stream_usage`, and `MarksUsage` for a name other than
+`"usage"`). The tap passes every complete event on at once and holds back only an incomplete trailing one — a
+client could not use half an event anyway — so nothing is buffered. When the client did not ask for usage
+itself, the usage-only chunk the gateway asked for is removed, as the client expects.
 
 The events passed on are also kept (up to `KEEP` bytes; past that only counted), unread: when a stream
 ends without its usage (the client left first, the upstream never reports it) `relayed_chars` reads them
@@ -19,7 +20,7 @@ from typing import Any
 import msgspec
 
 from sidestep.core.model import Usage, merge_usage
-from sidestep.formats.base import ClientFormat, Format
+from sidestep.formats.base import ClientFormat, Format, MarksUsage
 from sidestep.formats.sse import data_of
 
 __all__ = ["KEEP", "UsageTap", "relayed_text"]
@@ -30,10 +31,11 @@ _ANSWER = frozenset({"text", "thinking", "tool_start", "tool_args"})  # event ki
 
 
 class UsageTap:
-    __slots__ = ("_drop", "_format", "_kept", "_partial", "_relayed", "usage")
+    __slots__ = ("_drop", "_format", "_kept", "_marker", "_partial", "_relayed", "usage")
 
     def __init__(self, format: ClientFormat, *, drop_usage_chunk: bool = False) -> None:
         self._format = format
+        self._marker = format.usage_marker if isinstance(format, MarksUsage) else b'"usage"'  # what events name it
         self._drop = drop_usage_chunk
         self._partial = b""
         self._kept: list[bytes] = []
@@ -69,7 +71,7 @@ class UsageTap:
                 self._partial = piece
                 return b""
             piece, self._partial = piece[:cut], piece[cut:]
-        if b'"usage"' in piece:
+        if self._marker in piece:
             return self._keep(self._read(piece))
         return self._keep(piece)
 
@@ -86,10 +88,11 @@ class UsageTap:
             piece = piece.replace(b"\r\n", b"\n")
         kept: list[bytes] = []
         settled = 0  # piece[:settled] is decided: kept[] holds what of it goes on
-        at = piece.find(b'"usage"')
+        marker = self._marker
+        at = piece.find(marker)
         while at >= 0:
             if piece.startswith(b'"usage":null', at):
-                at = piece.find(b'"usage"', at + 12)
+                at = piece.find(marker, at + 12)
                 continue
             start = piece.rfind(b"\n\n", 0, at)  # the event around this mention
             start = start + 2 if start >= 0 else 0
@@ -99,7 +102,7 @@ class UsageTap:
             if data is not None and self._take(data):
                 kept.append(piece[settled:start])
                 settled = min(stop + 2, len(piece))  # the event and the blank line that ends it
-            at = piece.find(b'"usage"', stop)
+            at = piece.find(marker, stop)
         if not settled:
             return piece
         kept.append(piece[settled:])

@@ -170,3 +170,23 @@ def test_fallbacks_on_is_validated() -> None:
     expected = r"routes.r.fallbacks_on.context: unknown key — did you mean 'context_window'\? \(allowed: content_policy"
     with pytest.raises(ConfigError, match=expected):
         parse_config(bad)
+
+
+def test_serves_names_relayed_operations_of_openai_compatible_servers() -> None:
+    config = parse_config(
+        {"providers": {"tei": {"type": "vllm", "base_url": "http://tei:80/v1", "serves": ["rerank"]}}}
+    )
+    assert config.providers["tei"].serves == frozenset({"rerank"})
+    assert parse_config({"providers": {"openai": {"api_key": "k"}}}).providers["openai"].serves is None
+    with pytest.raises(ConfigError, match=r"providers\.o\.serves: unknown operation 'reranks' — did you mean 'rerank'"):
+        parse_config({"providers": {"o": {"type": "openai", "api_key": "k", "serves": ["reranks"]}}})
+    with pytest.raises(ConfigError, match="only OpenAI-compatible providers take it"):
+        parse_config({"providers": {"cohere": {"api_key": "k", "serves": ["rerank"]}}})
+    with pytest.raises(ConfigError, match=r"providers\.o\.serves"):
+        parse_config({"providers": {"o": {"type": "openai", "api_key": "k", "serves": "rerank\r\n"}}})
+    with pytest.raises(ConfigError, match=r"pricing\.x: a price needs `input`"):
+        parse_config({"governance": {"pricing": {"x": {"output": 1}}}})
+    with pytest.raises(ConfigError, match=r"pricing\.x\.per_unit"):
+        parse_config({"governance": {"pricing": {"x": {"per_unit": -1}}}})
+    priced = parse_config({"governance": {"pricing": {"x": {"per_unit": 0.04}}}}).governance.pricing["x"]
+    assert (priced.input, priced.output, priced.per_unit) == (0.0, 0.0, 0.04)

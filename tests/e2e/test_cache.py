@@ -191,6 +191,9 @@ async def test_the_cache_is_off_without_its_section_and_the_path_awaits_nothing(
         ({"redis": {"url": "localhost:6379"}}, "cache.redis.url", "redis://"),
         ({"max_entries": 0}, "cache.max_entries", "integer >= 1"),
         ({"tll": 5}, "cache", "tll"),
+        ({"semantic": {"route": "e", "models": ["*"], "max_bytes": 0}}, "cache.semantic.max_bytes", ">= 1"),
+        ({"semantic": {"route": "e", "models": ["*"], "max_bytes": "1GB"}}, "cache.semantic.max_bytes", "integer"),
+        ({"semantic": {"route": "e", "models": ["*"], "max_byte": 1}}, "cache.semantic", "max_byte"),
     ],
 )
 def test_config_mistakes_are_named(cache: dict[str, Any], where: str, reason: str) -> None:

@@ -31,6 +31,15 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "POST /v1/messages/count_tokens": {"messages": [{"role": "user", "content": "hi"}]},
     "POST /model/{model}/converse": {"messages": [{"role": "user", "content": [{"text": "hi"}]}]},
     "POST /model/{model}/converse-stream": {"messages": [{"role": "user", "content": [{"text": "hi"}]}]},
+    "POST /v1/models/{model}:generateContent": {"contents": [{"parts": [{"text": "hi"}]}]},
+    "POST /v1/models/{model}:streamGenerateContent?alt=sse": {"contents": [{"parts": [{"text": "hi"}]}]},
+    "POST /v1/models/{model}:countTokens": {"contents": [{"parts": [{"text": "hi"}]}]},
+    "POST /v1/models/{model}:embedContent": {"content": {"parts": [{"text": "hi"}]}},
+    "POST /v1/models/{model}:batchEmbedContents": {"requests": [{"content": {"parts": [{"text": "hi"}]}}]},
+    "POST /v1/rerank": {"query": "hi", "documents": ["hi", "there"]},
+    "POST /v1/moderations": {"input": "hi"},
+    "POST /v1/images/generations": {"prompt": "a cat"},
+    "POST /v1/audio/speech": {"input": "hi", "voice": "alloy"},
     "POST /model/{model}/invoke": {
         "anthropic_version": "bedrock-2023-05-31",
         "max_tokens": 20,
@@ -38,7 +47,11 @@ SAMPLES: dict[str, dict[str, Any]] = {
     },
 }
 STREAMING = {"POST /v1/chat/completions", "POST /v1/completions", "POST /v1/responses", "POST /v1/messages"}
-PATH_STREAMS = {"POST /model/{model}/converse-stream"}
+PATH_STREAMS = {  # streamed whatever the body says: the path asks for it, or the API always does (speech audio)
+    "POST /model/{model}/converse-stream",
+    "POST /v1/models/{model}:streamGenerateContent?alt=sse",
+    "POST /v1/audio/speech",
+}
 # One provider per target format (the column), all on one simulator, which speaks each by its paths.
 TARGETS: dict[str, tuple[str, str, str]] = {  # column → (provider type, URL suffix, model)
     "openai": ("openai", "/v1", "gpt-sim"),  # speaks the Responses API too

@@ -15,6 +15,13 @@ from sidestep.formats.gemini import GEMINI
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.openai_completions import OPENAI_COMPLETIONS
 from sidestep.formats.openai_responses import OPENAI_RESPONSES
+from sidestep.formats.passthrough import (
+    OPENAI_IMAGES,
+    OPENAI_MODERATIONS,
+    OPENAI_SPEECH,
+    OPENAI_TRANSCRIPTIONS,
+    RERANK,
+)
 from sidestep.formats.translate import to_canonical, translate_request
 
 CONVERSING = (
@@ -22,6 +29,7 @@ CONVERSING = (
     ANTHROPIC_MESSAGES,
     OPENAI_RESPONSES,
     BEDROCK_CONVERSE,
+    GEMINI,
 )  # client formats with a system prompt
 CLIENTS = (*CONVERSING, OPENAI_COMPLETIONS)
 PROVIDERS = (OPENAI_CHAT, ANTHROPIC_MESSAGES, GEMINI, BEDROCK_CONVERSE, COHERE_V2, OPENAI_RESPONSES)
@@ -37,13 +45,20 @@ BODIES = {
         "messages": [{"role": "user", "content": "hi"}],
     },
     OPENAI_RESPONSES: {"model": "m", "instructions": "be brief", "input": "hi"},
+    GEMINI: {
+        "systemInstruction": {"parts": [{"text": "be brief"}]},
+        "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+    },
     OPENAI_COMPLETIONS: {"model": "m", "prompt": "hi"},
     BEDROCK_CONVERSE: {"system": [{"text": "be brief"}], "messages": [{"role": "user", "content": [{"text": "hi"}]}]},
 }
 
 
 def test_every_endpoint_names_a_client_format() -> None:
-    assert {e.format for e in ENDPOINTS.values()} | {row.endpoint.format for row in MODEL_PATHS} == set(CLIENTS)
+    relayed = {RERANK, OPENAI_MODERATIONS, OPENAI_IMAGES, OPENAI_TRANSCRIPTIONS, OPENAI_SPEECH}  # never translated
+    formats = {e.format for e in ENDPOINTS.values()} | {row.endpoint.format for row in MODEL_PATHS}
+    assert formats == {*CLIENTS, *relayed}
+    assert all(isinstance(f, ClientFormat) for f in relayed)
     assert ENDPOINTS["/v1/messages"].format is ANTHROPIC_MESSAGES
     assert ENDPOINTS["/v1/chat/completions"].format is OPENAI_CHAT
     assert ENDPOINTS["/v1/responses"].format is OPENAI_RESPONSES
@@ -52,11 +67,11 @@ def test_every_endpoint_names_a_client_format() -> None:
 
 
 def test_provider_only_formats_lack_what_clients_need_instead_of_stubbing_it() -> None:
-    for fmt in (GEMINI, COHERE_V2):
+    for fmt in (COHERE_V2,):
         assert isinstance(fmt, Format)
         assert not isinstance(fmt, ClientFormat)
         assert not hasattr(fmt, "parse_body")
-    assert isinstance(COHERE_V2, ReadsEmbeddings) and not isinstance(GEMINI, ReadsEmbeddings)
+    assert isinstance(COHERE_V2, ReadsEmbeddings) and not isinstance(BEDROCK_CONVERSE, ReadsEmbeddings)
     assert isinstance(OPENAI_CHAT, WritesEmbeddings) and not isinstance(ANTHROPIC_MESSAGES, WritesEmbeddings)
     assert isinstance(OPENAI_CHAT, Seams) and not isinstance(ANTHROPIC_MESSAGES, Seams)
 
@@ -70,6 +85,9 @@ def test_provider_only_formats_lack_what_clients_need_instead_of_stubbing_it() -
         ("/v1/chat/completions?x=1", OPENAI_CHAT),
         ("/v1/responses/resp_1", OPENAI_RESPONSES),  # a stored response asked for: a Responses error
         ("/v1/nothing", OPENAI_CHAT),
+        ("/v1beta/models/gemini-2.5-flash:generateContent", GEMINI),
+        ("/v1beta/models/smart:unknownMethod", GEMINI),  # an unknown method of the Gemini API: a Gemini error
+        ("/v1/models/gpt-4o", OPENAI_CHAT),
         ("/model/route/converse-stream", BEDROCK_CONVERSE),
         ("/model/route/invoke-with-response-stream", BEDROCK_CONVERSE),  # not served: still a Bedrock error
         ("/model/", BEDROCK_CONVERSE),

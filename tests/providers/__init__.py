@@ -1,0 +1,1 @@
+"""Unit tests of `sidestep.providers`: adapters and the catalog, without a gateway."""

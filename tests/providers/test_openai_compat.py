@@ -80,3 +80,12 @@ def test_inspect_reads_a_responses_answer_and_refuses_one_without_an_answer() ->
         assert failed.value.status == 502 and failed.value.retryable
     with pytest.raises(UpstreamError, match="malformed responses body"):
         openai.inspect("responses", b'{"object": "response", "output": [')
+
+
+def test_a_config_may_say_a_server_speaks_responses() -> None:
+    raw = {"v": {"type": "vllm", "base_url": "http://up/v1", "serves": ["responses", "rerank"]}}
+    config = parse_config({"providers": raw}, env={}).providers
+    vllm = build_providers(config)["v"]
+    assert isinstance(vllm, OpenAICompatProvider) and config["v"].never == frozenset()
+    request = vllm.build("responses", "llama", {"model": "r", "input": "hi"}, KeyConfig(None), OPENAI_RESPONSES)
+    assert request.url == "http://up/v1/responses" and vllm.supports("rerank")

@@ -430,7 +430,7 @@ async def test_gemini_auth_validation_and_routes() -> None:
     assert "valid role" in decode(role)["error"]["message"]
     broken = await simulator.handle(Request("POST", path, "", GEMINI, b"{"))
     assert decode(broken)["error"]["message"].startswith("Invalid JSON payload")
-    unknown = await simulator.handle(post("/v1beta/models/gemini-sim:embedContent", body, GEMINI))
+    unknown = await simulator.handle(post("/v1beta/models/gemini-sim:predict", body, GEMINI))
     assert (unknown.status, decode(unknown)["error"]["status"]) == (404, "NOT_FOUND")
     counted = await simulator.handle(post("/v1beta/models/gemini-sim:countTokens", body, GEMINI))
     assert decode(counted) == {"totalTokens": 5}

@@ -90,3 +90,25 @@ def test_instruction_counts_are_per_request_and_a_stream_costs_more(tmp_path: Pa
     chat, stream = figures["minimal"]["chat"], figures["minimal"]["stream"]
     assert 20_000 < chat < 5_000_000  # per request, not per run: ~250 k on x86-64
     assert stream > chat  # a stream does everything a chat answer does, and relays events
+
+
+def test_the_cache_phase_runs_alone() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--only", "cache", "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith(("| proxied", "| miss", "| hit"))]
+    assert len(rows) == 3 and all(row.endswith("| 0 |") for row in rows), done.stdout  # no errors
+
+
+def test_the_vector_index_measurement_runs() -> None:
+    from bench import vector_index
+
+    rows = vector_index.measure([50], [8], queries=5, dtypes=["f16"])
+    table = vector_index.render(rows)
+    assert rows[0]["index"] == "numpy brute force" and rows[0]["recall"] == 1.0
+    assert len(rows) == 2 and rows[1]["recall"] >= 0.8 and "usearch HNSW (f16)" in table

@@ -10,7 +10,7 @@ cache:                          # present (even empty: `cache: {}`) turns the ca
   models: ["gpt-4o*", smart]    # only requests for these names (globs); default: every one
   backend: memory               # memory | redis
   redis: {url: "redis://127.0.0.1:6379/0", prefix: "sidestep:cache:", timeout: 0.25}
-  semantic: {route: embed, models: [smart], threshold: 0.95, max_entries: 10000}
+  semantic: {route: embed, models: [smart], threshold: 0.95, max_entries: 10000, max_bytes: 67108864}
   serve_stale: [smart]          # globs: when every target fails, answer from an expired entry (x-sidestep-cache: stale)
   stale_grace: 86400            # seconds an entry is kept past its TTL for serve_stale
   admin_key: env:CACHE_ADMIN    # turns on POST /sidestep/cache/purge (header x-sidestep-admin-key)
@@ -54,7 +54,7 @@ _KEYS = {
     "admin_key",
 }
 _REDIS_KEYS = {"url", "prefix", "timeout"}
-_SEMANTIC_KEYS = {"route", "models", "threshold", "max_entries"}
+_SEMANTIC_KEYS = {"route", "models", "threshold", "max_entries", "max_bytes"}
 _BACKENDS = ("memory", "redis")
 _DEFAULT = CacheConfig()
 
@@ -107,11 +107,13 @@ def _semantic(ctx: Ctx, value: Any) -> dict[str, Any]:
     if threshold > 1:
         raise ctx.fail("cache.semantic.threshold", f"a cosine similarity is at most 1, got {threshold:g}")
     most = raw.get("max_entries", _DEFAULT.semantic_max_entries)
+    most_bytes = raw.get("max_bytes", _DEFAULT.semantic_max_bytes)
     return {
         "semantic_route": as_str(ctx, raw["route"], "cache.semantic.route"),
         "semantic_models": tuple(as_str_list(ctx, raw["models"], "cache.semantic.models")),
         "semantic_threshold": threshold,
         "semantic_max_entries": as_int(ctx, most, "cache.semantic.max_entries", 1),
+        "semantic_max_bytes": as_int(ctx, most_bytes, "cache.semantic.max_bytes", 1),
     }
 
 

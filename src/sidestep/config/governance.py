@@ -40,7 +40,8 @@ _TOP_KEYS = {"keys", "teams", "customers", "pricing", "store", "rate_limit_heade
 _LIMIT_KEYS = {"rpm", "tpm", "budget_usd", "budget_period"}
 _TEAM_KEYS = _LIMIT_KEYS | {"customer"}
 _KEY_KEYS = _LIMIT_KEYS | {"key", "team", "customer", "models", "enabled", "expires"}
-_PRICE_KEYS = {"input", "output"}
+_PRICE_KEYS = ("input", "output")
+_PRICE_FIELDS = {"input", "output", "per_unit"}
 _T = TypeVar("_T")
 
 
@@ -166,11 +167,18 @@ def _ref(ctx: Ctx, value: Any, path: str, known: Mapping[str, object], what: str
 
 
 def _price(ctx: Ctx, value: Any, path: str) -> Price:
-    raw = as_mapping(ctx, value, path, _PRICE_KEYS)
+    """USD per million input and output tokens; `per_unit` (USD per image, search unit or audio second, for the
+    relayed-only APIs that bill by unit) may stand alone."""
+    raw = as_mapping(ctx, value, path, _PRICE_FIELDS)
+    per_unit = nonneg(ctx, raw["per_unit"], f"{path}.per_unit") if "per_unit" in raw else 0.0
     for name in _PRICE_KEYS:
-        if name not in raw:
-            raise ctx.fail(path, f"a price needs `{name}` (USD per million tokens)")
-    return Price(input=nonneg(ctx, raw["input"], f"{path}.input"), output=nonneg(ctx, raw["output"], f"{path}.output"))
+        if name not in raw and "per_unit" not in raw:
+            raise ctx.fail(path, f"a price needs `{name}` (USD per million tokens), or `per_unit`")
+    return Price(
+        input=nonneg(ctx, raw.get("input", 0), f"{path}.input"),
+        output=nonneg(ctx, raw.get("output", 0), f"{path}.output"),
+        per_unit=per_unit,
+    )
 
 
 def _only(raw: Mapping[str, Any], names: set[str]) -> dict[str, Any]:

@@ -84,10 +84,21 @@ _PROVIDER_KEYS = {
     "api_version",
     "lacks",
     "drop_fields",
+    "serves",
 }
-CAPABILITIES = ("tools", "vision", "json_schema", "streaming", "embeddings", "completions", "responses")
+RELAYED_OPERATIONS = ("completions", "rerank", "moderations", "images", "transcriptions", "speech")
+CAPABILITIES = (
+    "tools",
+    "vision",
+    "json_schema",
+    "streaming",
+    "embeddings",
+    *RELAYED_OPERATIONS,  # operations not every API has: `lacks: [rerank]` takes a target out of one
+    "responses",  # the Responses API upstream: `lacks: [responses]` has a model's Responses requests translated
+)
+SERVED_OPERATIONS = (*RELAYED_OPERATIONS, "responses")  # what `serves` may list
 _NO_CAPABILITY: frozenset[str] = frozenset()
-_NO_RESPONSES = frozenset({"responses"})  # what a provider type without the Responses API never has
+_NO_RESPONSES = frozenset({"responses"})  # what a provider without the Responses API upstream never has
 _KEY_KEYS = {"value", "weight", "models"}
 _TIMEOUT_KEYS = {"connect", "headers", "first_token", "idle", "read", "total"}
 _POLICY_KEYS = {"retry", "timeouts", "hedge", "mid_stream", "keepalive", "deadline", "fallbacks_on"}
@@ -305,6 +316,7 @@ def _provider(ctx: Ctx, name: str, value: Any) -> ProviderConfig:
         raise ctx.fail(
             f"{path}.drop_fields", f"only OpenAI-compatible providers take it ('{type_name}' speaks {spec.wire})"
         )
+    serves = _serves(ctx, raw, path, spec) if "serves" in raw else None
     return ProviderConfig(
         name=name,
         type=type_name,
@@ -315,10 +327,24 @@ def _provider(ctx: Ctx, name: str, value: Any) -> ProviderConfig:
         models=tuple(as_str_list(ctx, raw.get("models", []), f"{path}.models")),
         api_version=as_opt_str(ctx, raw.get("api_version", spec.default_api_version), f"{path}.api_version"),
         lacks=_lacks(ctx, raw.get("lacks"), f"{path}.lacks", spec.lacks),
-        never=_NO_CAPABILITY if spec.responses else _NO_RESPONSES,
         drop_fields=tuple(as_str_list(ctx, raw.get("drop_fields", []), f"{path}.drop_fields")),
         settings=_settings(ctx, raw, path, spec),
+        serves=serves,
+        never=_NO_CAPABILITY if "responses" in (spec.serves if serves is None else serves) else _NO_RESPONSES,
     )
+
+
+def _serves(ctx: Ctx, raw: dict[str, Any], path: str, spec: ProviderSpec) -> frozenset[str]:
+    """`serves: [rerank]`: the optional operations an OpenAI-compatible server has (the relayed-only ones, the
+    legacy completions, the Responses API upstream), in place of its type's."""
+    if spec.wire != "openai":
+        raise ctx.fail(f"{path}.serves", f"only OpenAI-compatible providers take it ('{spec.name}' speaks {spec.wire})")
+    names = as_str_list(ctx, raw["serves"], f"{path}.serves")
+    for name in names:
+        if name not in SERVED_OPERATIONS:
+            known = ", ".join(SERVED_OPERATIONS)
+            raise ctx.fail(f"{path}.serves", f"unknown operation '{name}'{suggest(name, SERVED_OPERATIONS)} ({known})")
+    return frozenset(names)
 
 
 def _settings(ctx: Ctx, raw: dict[str, Any], path: str, spec: ProviderSpec) -> tuple[tuple[str, str | Secret], ...]:

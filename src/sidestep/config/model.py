@@ -167,6 +167,7 @@ class ProviderConfig:
     # every provider that does not speak the Responses API upstream).
     never: frozenset[str] = frozenset()
     drop_fields: tuple[str, ...] = ()  # body fields never sent to this provider (on top of its type's own)
+    serves: frozenset[str] | None = None  # relayed-only operations its API serves; None: its type's (catalog)
     # Adapter-specific settings (see `ProviderSpec.settings`): strings, or `Secret` for secret ones.
     settings: tuple[tuple[str, str | Secret], ...] = ()
 
@@ -290,10 +291,12 @@ class VirtualKey:
 
 @dataclass(frozen=True, slots=True)
 class Price:
-    """USD per million tokens."""
+    """USD per million tokens; `per_unit`: USD per billed unit (an image, a rerank search unit, a second of
+    audio) for the relayed-only APIs that report units."""
 
     input: float
     output: float
+    per_unit: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,7 +338,8 @@ class CacheConfig:
     semantic_route: str | None = None  # the embeddings route or model; None: no semantic cache
     semantic_models: tuple[str, ...] = ()  # globs: the requests that opt in to semantic hits
     semantic_threshold: float = 0.95  # the least cosine similarity a semantic hit needs
-    semantic_max_entries: int = 10_000  # vectors held (per process)
+    semantic_max_entries: int = 10_000  # vectors held (per process; with Redis, also the stream's length)
+    semantic_max_bytes: int = 64 * 1024 * 1024  # the vectors' memory (per process)
     serve_stale: tuple[str, ...] = ()  # globs: requests for these names get an expired entry when every target fails
     stale_grace: float = 86400.0  # seconds an entry is kept past its TTL for that (only with serve_stale)
     admin_key: Secret | None = None  # guards POST /sidestep/cache/purge (header x-sidestep-admin-key); None: off

@@ -129,6 +129,7 @@ class Usage(msgspec.Struct, kw_only=True):
     cached: int = 0  # input tokens read from the provider's prompt cache
     cache_write: int = 0
     reasoning: int = 0  # output tokens spent thinking
+    units: float = 0.0  # billed units of a relayed-only API: images, rerank search units, audio seconds
 
 
 def merge_usage(old: Usage | None, new: Usage) -> Usage:
@@ -141,6 +142,7 @@ def merge_usage(old: Usage | None, new: Usage) -> Usage:
         cached=max(old.cached, new.cached),
         cache_write=max(old.cache_write, new.cache_write),
         reasoning=max(old.reasoning, new.reasoning),
+        units=max(old.units, new.units),
     )
 
 

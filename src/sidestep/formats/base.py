@@ -5,10 +5,11 @@ answers and streams, so a provider can speak it. A format that clients speak (`C
 bodies, reads their requests, writes answers and streams back, renders errors (as body bytes: formats do not know
 the HTTP server) and in-stream errors in its own shape, says when a relayed stream is complete and where a stream's
 usage is. Smaller abilities are protocols of their own (`Seams`, `ReadsEmbeddings`, `WritesEmbeddings`,
-`FramedStreams`, `NamesErrors`, `ListsModels`, `Continues`, `EndMarks`, `ReopensStreams`); a format without one
-simply does not have the method — no stub raising "unsupported". They are checked with `isinstance` where a format
-is chosen (the endpoint table), once per relay, or on the rare paths that need them (a continued stream, a broken
-one, embeddings across formats), never per chunk.
+`FramedStreams`, `NamesErrors`, `ListsModels`, `Continues`, `ReadsEmbeddingInputs`, `CountsTokens`, `Comments`,
+`ReadsNeeds`, `MarksUsage`, `EndMarks`, `ReopensStreams`); a format without one simply does not have the method —
+no stub raising "unsupported". They are checked with `isinstance` where a format is chosen (the endpoint table) or
+on the rare paths that need them (a continued stream, a broken one, embeddings and token counts across formats, a
+stream's notes), never on the usual one (a forward relay reads `end_marks` as an attribute, once per stream).
 """
 
 from __future__ import annotations
@@ -25,15 +26,20 @@ from sidestep.formats.request import ParsedRequest
 __all__ = [
     "CONTINUE_PROMPT",
     "ClientFormat",
+    "Comments",
     "Continues",
+    "CountsTokens",
     "EndMarks",
     "Format",
     "FramedStreams",
     "ListsModels",
+    "MarksUsage",
     "ModelCard",
     "NamesErrors",
     "Reader",
+    "ReadsEmbeddingInputs",
     "ReadsEmbeddings",
+    "ReadsNeeds",
     "RefusesPaths",
     "ReopensStreams",
     "Seam",
@@ -178,7 +184,52 @@ class ReadsEmbeddings(Protocol):
 
 @runtime_checkable
 class WritesEmbeddings(Protocol):
-    def write_embeddings(self, vectors: list[list[float]], tokens: int, model: str, encoding: Any) -> bytes: ...
+    def write_embeddings(self, vectors: list[list[float]], tokens: int, model: str, request: dict[str, Any]) -> bytes:
+        """The vectors as this API's embeddings answer to `request` (the client's body: its encoding, whether
+        it asked for one vector or a batch)."""
+        ...
+
+
+@runtime_checkable
+class ReadsEmbeddingInputs(Protocol):
+    """A client format whose embeddings requests targets of other formats can serve: the texts it asks to
+    embed, in order, and the dimensions asked for (None: the model's own)."""
+
+    def embedding_request(self, body: dict[str, Any]) -> tuple[list[str], int | None]: ...
+
+
+@runtime_checkable
+class CountsTokens(Protocol):
+    """A format with a token-counting endpoint (Anthropic's `count_tokens`, Gemini's `countTokens`): its
+    answer read and written, so that a count asked in one format is served by a target of another."""
+
+    def read_token_count(self, raw: bytes) -> int: ...
+
+    def write_token_count(self, tokens: int) -> bytes: ...
+
+
+@runtime_checkable
+class Comments(Protocol):
+    """A client format whose readers choke on SSE comments (google-genai reads every line that is not
+    `data:` as JSON): what to send in place of `: text` (keep-alives, the served-by and switch notes)."""
+
+    def comment(self, text: str) -> bytes: ...
+
+
+@runtime_checkable
+class ReadsNeeds(Protocol):
+    """A client format whose requests say what they need of a model in fields of their own (tools, images,
+    a response schema): the capabilities, so that targets lacking one are skipped (`formats.translate`)."""
+
+    def request_needs(self, body: dict[str, Any], stream: bool) -> frozenset[str]: ...
+
+
+@runtime_checkable
+class MarksUsage(Protocol):
+    """A client format whose stream events name their usage otherwise than `"usage"` (Gemini's
+    `"usageMetadata"`): what the usage tap of a forwarded stream looks for (`sidestep.usage_tap`)."""
+
+    usage_marker: bytes
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 
 from sidestep.core.model import ChatRequest, ChatResponse, TextPart, ToolCall, Usage, merge_usage
-from sidestep.formats.base import ClientFormat, Format, ReadsEmbeddings, Writer, WritesEmbeddings
+from sidestep.formats.base import ClientFormat, Format, ReadsEmbeddings, ReadsNeeds, Writer, WritesEmbeddings
 from sidestep.formats.body import field, materialize
 
 __all__ = [
@@ -26,16 +26,27 @@ __all__ = [
 ]
 
 
+_RELAYED = {op: frozenset({op}) for op in ("rerank", "moderations", "images", "transcriptions", "speech")}
+
+
 def request_needs(
-    body: dict[str, Any], stream: bool, operation: str = "chat", raw_body: bytes | None = None
+    body: dict[str, Any],
+    stream: bool,
+    operation: str = "chat",
+    raw_body: bytes | None = None,
+    source: ClientFormat | None = None,
 ) -> frozenset[str]:
     """Capabilities a request needs, read from the raw body of either client format (no canonical model
     built). A body without the word "image" (`raw_body`, else the raw conversation) never has its messages
-    decoded."""
+    decoded. A format whose fields differ says itself (`ReadsNeeds`)."""
     if operation == "embeddings":
         return _EMBEDDINGS
+    if source is not None and isinstance(source, ReadsNeeds):  # (`is not None` first: mypy narrows no union)
+        return source.request_needs(body, stream)
     if operation == "completions":
         return _COMPLETIONS_STREAM if stream else _COMPLETIONS
+    if operation in _RELAYED:  # a relayed-only operation is a capability of its own (`lacks: [rerank]`)
+        return _RELAYED[operation]
     if operation == "responses":
         return _responses_needs(body, stream, raw_body)
     if operation == "converse":
@@ -103,10 +114,10 @@ def translate_response(raw: bytes, source: Format, target: ClientFormat) -> byte
 
 
 def translate_embeddings(
-    raw: bytes, source: ReadsEmbeddings, target: WritesEmbeddings, model: str, encoding: Any
+    raw: bytes, source: ReadsEmbeddings, target: WritesEmbeddings, model: str, request: dict[str, Any]
 ) -> bytes:
     vectors, tokens = source.read_embeddings(raw)
-    return target.write_embeddings(vectors, tokens, model, encoding)
+    return target.write_embeddings(vectors, tokens, model, request)
 
 
 def collected_response(format: ClientFormat, pieces: list[bytes], usage: Usage | None) -> bytes | None:

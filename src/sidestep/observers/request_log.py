@@ -95,7 +95,9 @@ class RequestLog:
             ]
             if ex.attempts
             else None,
-            UsageRecord(usage.input, usage.output, ex.estimated) if usage is not None else None,
+            UsageRecord(usage.input, usage.output, ex.estimated, getattr(usage, "units", 0.0))
+            if usage is not None
+            else None,
             int(cost * 100_000_000.0 + 0.5) / 100_000_000.0 if cost is not None else None,  # USD to 8 decimals
             ex.error,
             ex.cache,

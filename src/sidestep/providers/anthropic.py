@@ -31,6 +31,7 @@ _PATHS = {
     "converse": "/messages",  # translated: a Bedrock (boto3) client
 }
 GATEWAY_FIELDS = ("fallbacks", "models", "route")
+_COUNTED = ("messages", "system", "tools", "tool_choice", "thinking")
 
 
 class _Usage(msgspec.Struct):
@@ -83,6 +84,8 @@ class AnthropicProvider:
             payload = {k: v for k, v in body.items() if k not in GATEWAY_FIELDS}
         else:
             payload = translate_request(body, source, ANTHROPIC_MESSAGES)
+            if operation == "count_tokens":  # another format's count: only the fields count_tokens takes
+                payload = {k: v for k, v in payload.items() if k in _COUNTED}
         payload["model"] = model
         headers = list(self._static_headers)
         if payload.get("stream"):

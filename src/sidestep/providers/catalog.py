@@ -23,11 +23,13 @@ class ProviderSpec:
     wire: str = "openai"  # the adapter that speaks its API
     url_style: str = "openai"  # "openai": {base}/chat/completions; "azure": deployments + api-version
     embeddings: bool = True
-    completions: bool = False  # still serves the legacy `POST /completions` (OpenAI-compatible adapters only)
-    # Speaks OpenAI's Responses API upstream (`POST /responses`): a Responses client is passed through, and only
-    # such a provider can serve a request using OpenAI-hosted tools or `previous_response_id` (capability
-    # `responses`, which every other provider lacks). OpenAI-compatible adapters only.
-    responses: bool = False
+    # Operations not every API of its kind has: the legacy `completions` (OpenAI's `POST /completions`) and the
+    # relayed-only ones served in the client's own shape (`formats.passthrough`): `rerank` (Cohere's shape),
+    # `moderations`, `images`, `transcriptions`, `speech` (OpenAI's). A target whose row lacks one is skipped for it.
+    # `responses`: it speaks OpenAI's Responses API upstream (`POST /responses`), so a Responses client is passed
+    # through; every other target has one translated, and lacks the capability `responses` that OpenAI-hosted
+    # tools and `previous_response_id` need (OpenAI-compatible adapters only).
+    serves: frozenset[str] = frozenset()
     # Body fields the provider rejects; removed before sending (a 400 for an ignorable field is a bad failover).
     drop_fields: tuple[str, ...] = ()
     default_api_version: str | None = None
@@ -37,14 +39,15 @@ class ProviderSpec:
     secret_settings: tuple[str, ...] = ()  # those of `settings` held as `Secret` (never logged)
 
 
+_COMPLETIONS = frozenset({"completions"})
+
 _ROWS = (
     ProviderSpec(
         "openai",
         "https://api.openai.com/v1",
         ("OPENAI_API_KEY",),
         url_env="OPENAI_BASE_URL",
-        completions=True,
-        responses=True,
+        serves=frozenset({"completions", "moderations", "images", "transcriptions", "speech", "responses"}),
     ),
     ProviderSpec(
         "anthropic",
@@ -63,10 +66,10 @@ _ROWS = (
         url_env="AZURE_OPENAI_ENDPOINT",
         auth="api-key",
         url_style="azure",
-        completions=True,  # instruct deployments (gpt-35-turbo-instruct)
-        responses=True,  # the v1 API: {endpoint}/openai/v1/responses, the deployment named in the body's model
         default_api_version="2024-10-21",
         key_required=False,  # an Entra ID token may replace the key (checked by the adapter factory)
+        # instruct, dall-e, whisper, tts; Responses through the v1 API ({endpoint}/openai/v1/responses)
+        serves=frozenset({"completions", "images", "transcriptions", "speech", "responses"}),
         settings=("ad_token", "tenant_id", "client_id", "client_secret", "authority"),
         secret_settings=("ad_token", "client_secret"),
     ),
@@ -96,6 +99,7 @@ _ROWS = (
         ("COHERE_API_KEY", "CO_API_KEY"),
         url_env="COHERE_BASE_URL",
         wire="cohere",
+        serves=frozenset({"rerank"}),  # /v2/rerank
         settings=("input_type",),  # /v2/embed's input_type (default search_document)
     ),
     ProviderSpec(
@@ -106,24 +110,35 @@ _ROWS = (
         embeddings=False,
         settings=("project", "location", "credentials"),
     ),
-    ProviderSpec("groq", "https://api.groq.com/openai/v1", ("GROQ_API_KEY",), drop_fields=("logit_bias",)),
+    ProviderSpec(
+        "groq",
+        "https://api.groq.com/openai/v1",
+        ("GROQ_API_KEY",),
+        drop_fields=("logit_bias",),
+        serves=frozenset({"transcriptions", "speech"}),
+    ),
     ProviderSpec("mistral", "https://api.mistral.ai/v1", ("MISTRAL_API_KEY",), drop_fields=("user",)),
     ProviderSpec(
-        "together", "https://api.together.xyz/v1", ("TOGETHER_API_KEY", "TOGETHERAI_API_KEY"), completions=True
+        "together",
+        "https://api.together.xyz/v1",
+        ("TOGETHER_API_KEY", "TOGETHERAI_API_KEY"),
+        serves=frozenset({"completions", "rerank", "images", "transcriptions", "speech"}),
     ),
-    ProviderSpec("fireworks", "https://api.fireworks.ai/inference/v1", ("FIREWORKS_API_KEY",), completions=True),
+    ProviderSpec("fireworks", "https://api.fireworks.ai/inference/v1", ("FIREWORKS_API_KEY",), serves=_COMPLETIONS),
     ProviderSpec("deepseek", "https://api.deepseek.com/v1", ("DEEPSEEK_API_KEY",), embeddings=False),
-    ProviderSpec("xai", "https://api.x.ai/v1", ("XAI_API_KEY",), embeddings=False, completions=True),
-    ProviderSpec("cerebras", "https://api.cerebras.ai/v1", ("CEREBRAS_API_KEY",), embeddings=False, completions=True),
+    ProviderSpec("xai", "https://api.x.ai/v1", ("XAI_API_KEY",), embeddings=False, serves=_COMPLETIONS),
     ProviderSpec(
-        "openrouter", "https://openrouter.ai/api/v1", ("OPENROUTER_API_KEY",), embeddings=False, completions=True
+        "cerebras", "https://api.cerebras.ai/v1", ("CEREBRAS_API_KEY",), embeddings=False, serves=_COMPLETIONS
+    ),
+    ProviderSpec(
+        "openrouter", "https://openrouter.ai/api/v1", ("OPENROUTER_API_KEY",), embeddings=False, serves=_COMPLETIONS
     ),
     ProviderSpec(
         "perplexity", "https://api.perplexity.ai", ("PERPLEXITY_API_KEY",), embeddings=False, lacks=("tools",)
     ),
-    ProviderSpec("deepinfra", "https://api.deepinfra.com/v1/openai", ("DEEPINFRA_API_KEY",), completions=True),
+    ProviderSpec("deepinfra", "https://api.deepinfra.com/v1/openai", ("DEEPINFRA_API_KEY",), serves=_COMPLETIONS),
     ProviderSpec(
-        "ollama", "http://localhost:11434/v1", (), url_env="OLLAMA_BASE_URL", key_required=False, completions=True
+        "ollama", "http://localhost:11434/v1", (), url_env="OLLAMA_BASE_URL", key_required=False, serves=_COMPLETIONS
     ),
     ProviderSpec(
         "vllm",
@@ -131,10 +146,16 @@ _ROWS = (
         ("VLLM_API_KEY",),
         url_env="VLLM_BASE_URL",
         key_required=False,
-        completions=True,
+        serves=frozenset({"completions", "rerank", "transcriptions"}),  # /v1/rerank in Cohere's shape
     ),
     ProviderSpec(
-        "lmstudio", "http://localhost:1234/v1", (), url_env="LMSTUDIO_BASE_URL", key_required=False, completions=True
+        "jina",
+        "https://api.jina.ai/v1",
+        ("JINA_API_KEY",),
+        serves=frozenset({"rerank"}),  # /v1/rerank in Cohere's shape; Voyage's rerank is another shape: not served
+    ),
+    ProviderSpec(
+        "lmstudio", "http://localhost:1234/v1", (), url_env="LMSTUDIO_BASE_URL", key_required=False, serves=_COMPLETIONS
     ),
 )
 

@@ -3,18 +3,24 @@ canonical model. 429 and 5xx fail over; "too many tokens" is a context-window er
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from sidestep.config.model import KeyConfig, ProviderConfig
 from sidestep.core.model import Usage
 from sidestep.errors import BadRequest
 from sidestep.formats import cohere_v2 as wire
-from sidestep.formats.base import ClientFormat
+from sidestep.formats.base import ClientFormat, Format, ReadsEmbeddingInputs
 from sidestep.formats.body import materialize
 from sidestep.formats.cohere_v2 import COHERE_V2
+from sidestep.formats.openai_chat import OPENAI_CHAT
+from sidestep.formats.passthrough import RERANK
 from sidestep.formats.translate import to_canonical
 from sidestep.providers.base import NativeAdapter
 from sidestep.providers.catalog import ProviderSpec
+from sidestep.providers.openai_compat import GATEWAY_FIELDS
+from sidestep.providers.relayed import relayed_usage
 from sidestep.transport.types import UpstreamRequest
 
 __all__ = ["CohereProvider"]
@@ -22,7 +28,8 @@ __all__ = ["CohereProvider"]
 
 class CohereProvider(NativeAdapter):
     format = COHERE_V2
-    operations = frozenset({"chat", "messages", "responses", "converse", "embeddings"})
+    operations = frozenset({"chat", "messages", "responses", "converse", "embeddings", "rerank"})
+    formats: Mapping[str, Format] = MappingProxyType({"rerank": RERANK})  # relayed in its own (Cohere's) shape
 
     def __init__(self, config: ProviderConfig, spec: ProviderSpec) -> None:
         super().__init__(config, spec)
@@ -30,13 +37,21 @@ class CohereProvider(NativeAdapter):
         base = config.base_url.removesuffix("/v2")
         self._url = base + "/v2/chat"
         self._embed_url = base + "/v2/embed"
+        self._rerank_url = base + "/v2/rerank"
         self._input_type = config.setting("input_type") or "search_document"
 
     def build(
         self, operation: str, model: str, body: dict[str, Any], key: KeyConfig, source: ClientFormat
     ) -> UpstreamRequest:
         if operation == "embeddings":
+            if source is not OPENAI_CHAT and isinstance(source, ReadsEmbeddingInputs):  # another format's texts
+                texts, dims = source.embedding_request(body)
+                body = {"input": texts, "dimensions": dims}
             return self._embed(materialize(body), model, key)
+        if operation == "rerank":  # relayed: the client's body (Cohere's own shape), the model rewritten
+            fields = {name: value for name, value in body.items() if name not in GATEWAY_FIELDS}
+            fields["model"] = model
+            return UpstreamRequest("POST", self._rerank_url, self._keyed(key), self._encode(fields), self._timeouts)
         request = to_canonical(source, body)
         request.model = model
         headers = list(self._static_headers)
@@ -49,6 +64,8 @@ class CohereProvider(NativeAdapter):
         )
 
     def inspect(self, operation: str, body: bytes) -> Usage:
+        if operation == "rerank":
+            return relayed_usage(self.name, operation, body)
         if operation == "embeddings":
             meta = self._object(body, operation, "embeddings").get("meta") or {}
             return Usage(input=int((meta.get("billed_units") or {}).get("input_tokens") or 0))
@@ -59,7 +76,11 @@ class CohereProvider(NativeAdapter):
             payload = wire.embeddings_request(body, model, self._input_type)
         except ValueError as exc:
             raise BadRequest(str(exc), param="input") from exc
+        headers = self._keyed(key)
+        return UpstreamRequest("POST", self._embed_url, headers, self._encode(payload), self._timeouts)
+
+    def _keyed(self, key: KeyConfig) -> list[tuple[str, str]]:
         headers = list(self._static_headers)
         if key.secret is not None:
             headers.append(("authorization", f"Bearer {key.secret.reveal()}"))
-        return UpstreamRequest("POST", self._embed_url, headers, self._encode(payload), self._timeouts)
+        return headers

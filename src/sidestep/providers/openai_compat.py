@@ -3,10 +3,10 @@
 Same-format traffic is a pass-through: the body the client sent goes upstream with only the model
 rewritten and sidestep's own fields removed (chat and embeddings in `OPENAI_CHAT`; the legacy completions
 in `OPENAI_COMPLETIONS`, served only by providers whose catalog row says they still have it; the Responses
-API in `OPENAI_RESPONSES` by the rows that speak it — OpenAI's `/responses`, Azure's v1 `/openai/v1/responses`
-— while every other row, and a model configured as lacking `responses`, has a Responses client translated to
-Chat Completions); quirks (Azure's deployment URLs, fields a provider rejects) come from the provider's catalog
-row, not from branches on its name.
+API in `OPENAI_RESPONSES` by the rows that serve `responses` — OpenAI's `/responses`, Azure's v1
+`/openai/v1/responses` — while every other row, and a model configured as lacking `responses`, has a Responses
+client translated to Chat Completions); quirks (Azure's deployment URLs, fields a provider rejects) come from
+the provider's catalog row, not from branches on its name.
 """
 
 from __future__ import annotations
@@ -19,16 +19,27 @@ from urllib.parse import quote
 import msgspec
 
 from sidestep.config.model import KeyConfig, ProviderConfig
-from sidestep.errors import UpstreamError
-from sidestep.formats.base import ClientFormat, Format
+from sidestep.core.model import Usage as CanonicalUsage
+from sidestep.errors import BadRequest, UpstreamError
+from sidestep.formats.base import ClientFormat, Format, ReadsEmbeddingInputs
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.openai_chat.wire import Envelope, Usage
 from sidestep.formats.openai_completions import OPENAI_COMPLETIONS
 from sidestep.formats.openai_responses import OPENAI_RESPONSES
 from sidestep.formats.openai_responses.wire import ResponsesEnvelope, ResponsesUsage
+from sidestep.formats.passthrough import (
+    MULTIPART,
+    OPENAI_IMAGES,
+    OPENAI_MODERATIONS,
+    OPENAI_SPEECH,
+    OPENAI_TRANSCRIPTIONS,
+    RERANK,
+    Multipart,
+)
 from sidestep.formats.translate import translate_request
 from sidestep.providers.base import classify_http_error, no_answer
 from sidestep.providers.catalog import ProviderSpec
+from sidestep.providers.relayed import relayed_usage
 from sidestep.routing.provider import speaks
 from sidestep.transport.types import Timeouts, UpstreamRequest
 
@@ -42,14 +53,32 @@ _PATHS = {
     "responses": "/chat/completions",  # translated: a Responses client served by Chat Completions
     "completions": "/completions",
     "converse": "/chat/completions",  # translated: a Bedrock (boto3) client
+    # Relayed as they are (`formats.passthrough`), where the catalog row says the API serves them (`serves`).
+    "rerank": "/rerank",
+    "moderations": "/moderations",
+    "images": "/images/generations",
+    "transcriptions": "/audio/transcriptions",
+    "speech": "/audio/speech",
 }
-_NATIVE_RESPONSES = "/responses"  # the rows that speak the Responses API (`ProviderSpec.responses`)
+_RELAYED = frozenset({"rerank", "moderations", "images", "transcriptions", "speech"})
+_LISTED = _RELAYED | {"completions"}  # operations only the APIs whose catalog row lists them (`serves`) have
+_NATIVE_RESPONSES = "/responses"  # the rows that serve `responses` speak the Responses API upstream
 # A Responses answer that may have no output yet: cut short, or a `background` one still running at the provider.
 _UNFINISHED = ("incomplete", "queued", "in_progress")
-_CHAT_FORMATS: Mapping[str, Format] = MappingProxyType({"completions": OPENAI_COMPLETIONS})
-_RESPONSES_FORMATS: Mapping[str, Format] = MappingProxyType(
-    {"completions": OPENAI_COMPLETIONS, "responses": OPENAI_RESPONSES}
+# Operations served in a format other than chat's: the legacy completions, and the relayed-only APIs in their own
+# shape (so what they serve is the client's format: the byte relay, never a translation); the Responses API too
+# where the row speaks it.
+_FORMATS: Mapping[str, Format] = MappingProxyType(
+    {
+        "completions": OPENAI_COMPLETIONS,
+        "rerank": RERANK,
+        "moderations": OPENAI_MODERATIONS,
+        "images": OPENAI_IMAGES,
+        "transcriptions": OPENAI_TRANSCRIPTIONS,
+        "speech": OPENAI_SPEECH,
+    }
 )
+_WITH_RESPONSES: Mapping[str, Format] = MappingProxyType({**_FORMATS, "responses": OPENAI_RESPONSES})
 # Fields only sidestep understands: they never travel upstream.
 GATEWAY_FIELDS = ("fallbacks", "models", "route")
 
@@ -66,9 +95,10 @@ class OpenAICompatProvider:
         self.name = config.name
         self.config = config
         self.spec = spec
-        # Operations served in a format of their own (`routing.provider.speaks`): the legacy completions, and
-        # the Responses API where the catalog row speaks it.
-        self.formats = _RESPONSES_FORMATS if spec.responses else _CHAT_FORMATS
+        # Operations served in a format of their own (`routing.provider.speaks`), the Responses API among them
+        # where the row (or the config's `serves`) says the API speaks it.
+        self._responses = "responses" in (spec.serves if config.serves is None else config.serves)
+        self.formats = _WITH_RESPONSES if self._responses else _FORMATS
         self._decode_responses = msgspec.json.Decoder(ResponsesEnvelope).decode
         self._encode = msgspec.json.Encoder().encode
         self._envelope = msgspec.json.Decoder(Envelope).decode
@@ -84,17 +114,19 @@ class OpenAICompatProvider:
         self._timeouts = Timeouts(connect=stages.connect, headers=stages.headers, read=stages.idle)
 
     def supports(self, operation: str) -> bool:
-        if operation == "embeddings":
-            return self.spec.embeddings
-        if operation == "completions":
-            return self.spec.completions
-        return operation in _PATHS
+        if operation in _LISTED:  # the catalog row (or the config's `serves`) says whether the API has it
+            return operation in (self.spec.serves if self.config.serves is None else self.config.serves)
+        return operation in _PATHS and (operation != "embeddings" or self.spec.embeddings)
 
     def build(
         self, operation: str, model: str, body: dict[str, Any], key: KeyConfig, source: ClientFormat
     ) -> UpstreamRequest:
+        if operation in _RELAYED:
+            return self._relayed(operation, model, body, key)
         wire = speaks(self, self.formats, operation, model) if operation in self.formats else OPENAI_CHAT
-        if source is not wire:  # another client format: translate through the canonical model
+        if source is not OPENAI_CHAT and operation == "embeddings":  # another format's texts to embed
+            payload = _embeddings(body, source)
+        elif source is not wire:  # another client format: translate through the canonical model
             payload = translate_request(body, source, wire)
         else:
             payload = dict(body)
@@ -107,7 +139,8 @@ class OpenAICompatProvider:
         headers = self._header_sets.get((key.name, key.secret is None, stream))
         if headers is None:
             headers = self._header_sets[(key.name, key.secret is None, stream)] = self._headers(key, stream)
-        url = self._urls[operation] if wire is not OPENAI_CHAT or operation not in self.formats else self._urls["chat"]
+        # A model lacking its operation's own API (`lacks: [responses]`) is sent Chat Completions.
+        url = self._urls["chat"] if operation in self.formats and wire is OPENAI_CHAT else self._urls[operation]
         if self.spec.url_style == "azure":
             url = url.replace("{model}", quote(model, safe=""))  # one path segment, whatever the client wrote
         return UpstreamRequest("POST", url, list(headers), self._encode(payload), self._timeouts)
@@ -124,10 +157,29 @@ class OpenAICompatProvider:
                 headers.append(("authorization", "Bearer " + key.secret.reveal()))
         return headers
 
-    def inspect(self, operation: str, body: bytes) -> Usage | ResponsesUsage | None:
+    def _relayed(self, operation: str, model: str, body: dict[str, Any], key: KeyConfig) -> UpstreamRequest:
+        """A relayed-only API: the client's body with the model rewritten (a multipart body byte for byte but
+        the model field's value), under the client's content type."""
+        multipart = body.get(MULTIPART)
+        headers = self._headers(key, body.get("stream") is True)
+        if isinstance(multipart, Multipart):  # only a multipart parse puts one there (a JSON key holds raw JSON)
+            headers[0] = ("content-type", multipart.content_type)
+            payload = multipart.for_model(model)
+        else:
+            fields = {name: value for name, value in body.items() if name not in GATEWAY_FIELDS}
+            fields["model"] = model
+            payload = self._encode(fields)
+        url = self._urls[operation]
+        if self.spec.url_style == "azure":
+            url = url.replace("{model}", quote(model, safe=""))
+        return UpstreamRequest("POST", url, headers, payload, self._timeouts)
+
+    def inspect(self, operation: str, body: bytes) -> Usage | CanonicalUsage | ResponsesUsage | None:
         """Check a successful answer is well-formed JSON with an answer in it, and read its usage; a malformed
-        body, or a 200 that carries `error` or no `choices` (`data`), fails over."""
-        if operation == "responses" and self.spec.responses:
+        body, or a 200 that carries `error` or no `choices` (`data`, `output`), fails over."""
+        if operation in _RELAYED:
+            return relayed_usage(self.name, operation, body)
+        if operation == "responses" and self._responses:
             envelope_of_responses = self._responses_answer(body)
             if envelope_of_responses is not None:
                 return envelope_of_responses.usage
@@ -162,7 +214,7 @@ class OpenAICompatProvider:
 
     def _url_template(self, operation: str) -> str:
         base = self.config.base_url
-        if operation == "responses" and self.spec.responses:
+        if operation == "responses" and self._responses:
             # Azure's Responses API is its v1 API: one path for every deployment, named by the body's model.
             return base + ("/openai/v1" if self.spec.url_style == "azure" else "") + _NATIVE_RESPONSES
         if self.spec.url_style == "azure":
@@ -170,3 +222,10 @@ class OpenAICompatProvider:
             version = self.config.api_version or self.spec.default_api_version or ""
             return f"{base}/openai/deployments/{{model}}{_PATHS[operation]}?api-version={version}"
         return base + _PATHS[operation]
+
+
+def _embeddings(body: dict[str, Any], source: ClientFormat) -> dict[str, Any]:
+    if not isinstance(source, ReadsEmbeddingInputs):
+        raise BadRequest(f"{source.name} embeddings cannot be served by an OpenAI-compatible target.")
+    texts, dims = source.embedding_request(body)
+    return {"input": texts, "dimensions": dims} if dims is not None else {"input": texts}

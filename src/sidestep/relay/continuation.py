@@ -14,7 +14,6 @@ from typing import Any
 from sidestep.errors import AllAttemptsFailed, UpstreamRejected
 from sidestep.formats.base import CONTINUE_PROMPT, Continues, Reader
 from sidestep.formats.body import field
-from sidestep.formats.sse import sse_comment
 from sidestep.relay.job import StreamJob
 from sidestep.routing.served import Served
 
@@ -54,7 +53,7 @@ async def resume(served: Served, job: StreamJob, partial: str, failure: str) -> 
     job.outcome.failure = None  # recovered, for now
     reason = failure.replace("\n", " ")
     note = f"sidestep mid-stream switch from={used.label} to={nxt.target.label} reason={reason}"
-    switch = b"" if job.framed else sse_comment(note)  # a framed stream has no comments
+    switch = job.comment(note)  # nothing in a framed stream, which has no comments
     return nxt, dataclasses.replace(job, body=body, plan=remaining), switch
 
 

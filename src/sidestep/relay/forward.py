@@ -12,7 +12,7 @@ from __future__ import annotations
 from sidestep.errors import UpstreamError
 from sidestep.relay.job import StreamJob, stream_complete
 from sidestep.routing.served import Served
-from sidestep.server.types import Outlet
+from sidestep.server.types import AbortConnection, Outlet
 
 __all__ = ["Forward", "relay_after_prelude"]
 
@@ -120,7 +120,7 @@ class Forward:
         await self.aclose()
         if failure is not None:
             self._job.outcome.failure = failure
-            out.write(self._job.stream_error(failure, self._head()))
+            out.write(_error_event(self._job, failure, self._head()))
 
     def _saw(self, piece: bytes) -> None:
         """Keep the stream's last bytes: whether it ended properly is read from them."""
@@ -154,7 +154,7 @@ class Forward:
         if failure is None:
             raise StopAsyncIteration
         self._job.outcome.failure = failure
-        return self._job.stream_error(failure, self._head())
+        return _error_event(self._job, failure, self._head())
 
     def _head(self) -> bytes:
         """The stream's first bytes (held back until its first content): what a format that names the stream in
@@ -166,3 +166,12 @@ class Forward:
         if self._tap is not None:
             self._job.outcome.usage = self._tap.usage
         await self._served.aclose()
+
+
+def _error_event(job: StreamJob, failure: str, head: bytes) -> bytes:
+    """The client's in-stream error event; a format that has none (opaque audio bytes) has the connection cut,
+    so that the client reads a truncated body, not a short one that looks complete."""
+    event = job.stream_error(failure, head)
+    if not event:
+        raise AbortConnection
+    return event

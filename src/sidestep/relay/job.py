@@ -14,7 +14,8 @@ from typing import Any
 
 from sidestep.core.model import Usage
 from sidestep.errors import Attempt
-from sidestep.formats.base import ClientFormat, ReopensStreams, Seams, Writer, stream_media_type
+from sidestep.formats.base import ClientFormat, Comments, ReopensStreams, Seams, Writer, stream_media_type
+from sidestep.formats.sse import sse_comment
 from sidestep.formats.translate import StreamTranslator
 from sidestep.routing.plan import Planned
 from sidestep.routing.served import Served
@@ -91,6 +92,13 @@ class StreamJob:
         """The stream `served` carried is over: its target is judged, and a failure counts as an attempt."""
         if (attempt := self.judge(served, failure)) is not None:
             self.outcome.attempts = (*self.outcome.attempts, attempt)
+
+    def comment(self, text: str) -> bytes:
+        """A note to the client between events (a keep-alive, who serves it, a mid-stream switch): an SSE
+        comment, what the client's format sends in its place (`Comments`), or nothing in a framed stream."""
+        if self.framed:
+            return b""
+        return self.client.comment(text) if isinstance(self.client, Comments) else sse_comment(text)
 
     def stream_error(self, message: str, head: bytes = b"") -> bytes:
         """The event that ends the client's stream after a failure: the translating writer's when there is one

@@ -12,7 +12,6 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from sidestep.errors import AllAttemptsFailed, UpstreamRejected
-from sidestep.formats.sse import sse_comment
 from sidestep.relay.forward import Forward
 from sidestep.relay.job import StreamJob
 from sidestep.relay.translated import Relaying, relay
@@ -23,9 +22,9 @@ __all__ = ["KEEPALIVE", "wait_with_keepalive"]
 KEEPALIVE = b": keep-alive\n\n"
 
 
-def served_comment(served: Served) -> bytes:
+def served_comment(served: Served, job: StreamJob) -> bytes:
     target = served.target
-    return sse_comment(f"sidestep provider={target.provider} model={target.model} attempts={len(served.attempts)}")
+    return job.comment(f"sidestep provider={target.provider} model={target.model} attempts={len(served.attempts)}")
 
 
 async def wait_with_keepalive(task: asyncio.Task[Served], interval: float, job: StreamJob) -> AsyncIterator[bytes]:
@@ -36,7 +35,7 @@ async def wait_with_keepalive(task: asyncio.Task[Served], interval: float, job: 
         while not task.done():
             done, _ = await asyncio.wait({task}, timeout=interval)
             if not done:
-                yield KEEPALIVE
+                yield job.comment("keep-alive")  # KEEPALIVE, or what the client reads in its place
         try:
             served = task.result()
         except UpstreamRejected as exc:
@@ -49,7 +48,7 @@ async def wait_with_keepalive(task: asyncio.Task[Served], interval: float, job: 
             return
         job.outcome.serving(served)
         body = relay(served, job)
-        yield served_comment(served)
+        yield served_comment(served, job)
         async for piece in body:
             yield piece
     finally:

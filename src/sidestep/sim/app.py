@@ -3,10 +3,12 @@
 Routes: OpenAI (`/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`, `/v1/responses`, Azure deployment
 paths and Azure's v1 `/openai/v1/responses`), Anthropic
 (`/v1/messages`, `/v1/messages/count_tokens`), Gemini (`/v1beta/models/{model}:generateContent`,
-`:streamGenerateContent`, `:countTokens`; Vertex AI's `/v1/projects/…/publishers/google/models/…` too),
-Bedrock (`/model/{id}/converse`, `/converse-stream`), Cohere (`/v2/chat`), and the OAuth token endpoints
-of Google and Entra ID (`auth.py`). Wire formats live in one module each; the fault machinery here is
-shared, so a fault plays the same way in every dialect.
+`:streamGenerateContent`, `:countTokens`, `:embedContent`, `:batchEmbedContents`; Vertex AI's
+`/v1/projects/…/publishers/google/models/…` too), Bedrock (`/model/{id}/converse`, `/converse-stream`), Cohere
+(`/v2/chat`, `/v2/rerank`), OpenAI's relayed-only APIs (`/v1/moderations`, `/v1/images/generations`,
+`/v1/audio/transcriptions` as multipart, `/v1/audio/speech` as streamed audio) and `/v1/rerank` as vLLM serves it
+(`media.py`), and the OAuth token endpoints of Google and Entra ID (`auth.py`). Wire formats live in one module
+each; the fault machinery here is shared, so a fault plays the same way in every dialect.
 
 The fault for a request is chosen, in order, from the `x-sim-fault` header, a `model@spec` suffix on the
 model name, the runtime fault (`set_fault`, or `POST /_sim/fault`), then the scenario. Every request is
@@ -31,7 +33,7 @@ import msgspec
 from sidestep.server.protocol import HttpServer, start_server
 from sidestep.server.types import AbortConnection, Request, Response, StreamingResponse
 from sidestep.sim import anthropic as claude
-from sidestep.sim import auth, bedrock, gemini
+from sidestep.sim import auth, bedrock, gemini, media
 from sidestep.sim import cohere as coral
 from sidestep.sim import openai as wire
 from sidestep.sim import responses as responses_api
@@ -56,6 +58,7 @@ class Received:
     body: dict[str, Any] | None
     at: float
     query: str = ""
+    raw: bytes = b""  # a multipart body as it came (JSON bodies are in `body`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +113,15 @@ _BEDROCK = _Dialect(
 )
 
 
+_AUDIO = _Dialect(_OPENAI.render, lambda message: b"", b"", b"")  # audio has no error event: faults cut it
+_MEDIA = {
+    "/moderations": "moderations",
+    "/images/generations": "images",
+    "/audio/transcriptions": "transcriptions",
+    "/audio/speech": "speech",
+    "/rerank": "rerank",
+}
+
 _NOT_CHAT = "This is not a chat model and thus not supported in the v1/chat/completions endpoint."
 
 
@@ -158,7 +170,9 @@ class Simulator:
         body = _json(request.body)
         if request.path.startswith("/_sim/"):  # control traffic is not provider traffic: not recorded
             return self._control(request, body)
-        received = Received(request.method, request.path, request.headers, body, self.clock(), request.query)
+        multipart = request.headers.get("content-type", "").startswith("multipart/")
+        raw = request.body if multipart else b""
+        received = Received(request.method, request.path, request.headers, body, self.clock(), request.query, raw)
         self.received.append(received)
         if len(self.received) > RECEIVED_LIMIT:
             del self.received[: RECEIVED_LIMIT // 2]
@@ -173,6 +187,8 @@ class Simulator:
         if request.path in ("/v2/chat", "/v2/embed"):
             return await self._cohere(request, body)
         path = request.path[3:] if request.path.startswith("/v1/") else request.path
+        if path in _MEDIA or request.path == "/v2/rerank":
+            return await self._media(request, body, _MEDIA.get(path, "rerank"))
         operation, deployment = _operation(path)
         if path in ("/health", "/v1/health") and request.method == "GET":
             return Response(200, b'{"status":"ok"}', list(_JSON))
@@ -276,7 +292,7 @@ class Simulator:
 
     async def _gemini(self, request: Request, body: dict[str, Any] | None) -> Response | StreamingResponse:
         raw_model, method = _gemini_target(request.path)
-        if request.method != "POST" or method not in ("generateContent", "streamGenerateContent", "countTokens"):
+        if request.method != "POST" or method not in gemini.METHODS:
             return _GEMINI.error(404, f"Method not found: {request.method} {request.path}")
         query = urllib.parse.parse_qs(request.query)
         if request.path.startswith("/v1/projects/"):  # Vertex AI: an OAuth token, not a key
@@ -289,7 +305,7 @@ class Simulator:
                 return Response(status, denied, list(_JSON))
         if body is None:
             return _GEMINI.error(400, "Invalid JSON payload received. Unexpected token.")
-        problem = gemini.invalid(body)
+        problem = gemini.invalid(body, method, raw_model)
         if problem is not None:
             return _GEMINI.error(400, problem)
         model, fault = self._fault_for(raw_model, request.headers)
@@ -297,7 +313,9 @@ class Simulator:
         if failed is not None:
             return failed
         if method == "countTokens":
-            return Response(200, _encode({"totalTokens": gemini.prompt_tokens(body)}), self._headers())
+            return Response(200, gemini.count_tokens(body), self._headers())
+        if method in ("embedContent", "batchEmbedContents"):
+            return Response(200, gemini.embeddings(body), self._headers())
         reply = gemini.plan_reply(body, self.name, _safety(fault))
         ident = self._digest(22)
         if method == "streamGenerateContent":
@@ -369,6 +387,49 @@ class Simulator:
             events, first = coral.stream_events(reply, ident, fault.chunks or 8)
             return self._streaming(events, first, fault, _COHERE)
         return self._complete(coral.chat(reply, ident), fault, _COHERE)
+
+    async def _media(
+        self, request: Request, body: dict[str, Any] | None, operation: str
+    ) -> Response | StreamingResponse:
+        """Moderations, images, transcriptions, speech (OpenAI's) and rerank (Cohere's at `/v2/rerank`)."""
+        cohere = request.path == "/v2/rerank"
+        dialect = _COHERE if cohere else _OPENAI
+        if request.method != "POST":
+            return dialect.error(404, f"Unknown request URL: {request.method} {request.path}.")
+        if not self._authorised(_bearer(request.headers)):
+            return dialect.error(401)
+        fields = None
+        if operation == "transcriptions":
+            fields = media.form_fields(request.body, request.headers.get("content-type", ""))
+            if fields is None or "file" not in fields or not fields.get("model"):
+                return dialect.error(400, "a multipart/form-data body with 'file' and 'model' is required")
+            body = {"model": fields["model"].decode("utf-8", "replace")}
+        elif body is None:
+            return dialect.error(400, "We could not parse the JSON body of your request.")
+        problem = media.invalid(operation, body)
+        if problem is not None:
+            return dialect.error(400, problem)
+        model, fault = self._fault_for(str(body.get("model", "")), request.headers)
+        if self.models is not None and model not in self.models:
+            return dialect.error(404, f"The model `{model}` does not exist or you do not have access to it.")
+        failed = await self._before_headers(fault, dialect)
+        if failed is not None:
+            return failed
+        if operation == "speech":
+            pieces, kind = media.speech(body, self.name)
+            return self._streaming(pieces, 0, fault, _AUDIO, kind)
+        if operation == "transcriptions" and fields is not None:
+            payload, kind = media.transcription(fields, self.name)
+            response = self._complete(payload, fault, dialect)
+            response.headers[0] = ("content-type", kind)
+            return response
+        if operation == "rerank":
+            payload = media.rerank(body, model, self.name, cohere)
+        elif operation == "images":
+            payload = media.image(body, model, self.name, int(time.time()))
+        else:
+            payload = media.moderation(body, model, self.name)
+        return self._complete(payload, fault, dialect)
 
     def _fault_for(self, raw_model: str, headers: dict[str, str]) -> tuple[str, FaultSpec]:
         """Split `model@spec`, count the request, and choose its fault (a healthy spec when none applies)."""

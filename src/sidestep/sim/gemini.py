@@ -12,12 +12,15 @@ from typing import Any, Literal
 
 import msgspec
 
-from sidestep.sim.openai import _FILLER, _example, _split_words
+from sidestep.sim.openai import _FILLER, _example, _split_words, _vector
 
 __all__ = [
     "MALFORMED_BODY",
     "MALFORMED_EVENT",
+    "METHODS",
     "Reply",
+    "count_tokens",
+    "embeddings",
     "error_body",
     "invalid",
     "key_error",
@@ -28,6 +31,13 @@ __all__ = [
 ]
 
 Safety = Literal["prompt", "output"] | None
+METHODS = ("generateContent", "streamGenerateContent", "countTokens", "embedContent", "batchEmbedContents")
+# What a GenerateContentRequest may hold (REST takes camelCase and snake_case); anything else is refused.
+_FIELDS = {
+    "contents", "systemInstruction", "system_instruction", "tools", "toolConfig", "tool_config",
+    "generationConfig", "generation_config", "safetySettings", "safety_settings", "cachedContent",
+    "cached_content", "labels", "model",
+}  # fmt: skip
 _encode = msgspec.json.Encoder().encode
 
 _STATUSES = {
@@ -94,8 +104,15 @@ def stream_error(message: str | None = None) -> bytes:
     return b"data: " + error_body(503, message) + _SEP
 
 
-def invalid(body: dict[str, Any]) -> str | None:
+def invalid(body: dict[str, Any], method: str = "generateContent", model: str = "") -> str | None:
     """The INVALID_ARGUMENT message the real API would give for this body, or None."""
+    if method in ("embedContent", "batchEmbedContents"):
+        return _invalid_embedding(body, method, model)
+    if method == "countTokens" and "generateContentRequest" in body:
+        inner = body["generateContentRequest"]
+        if not isinstance(inner, dict) or not str(inner.get("model", "")).startswith("models/"):
+            return "* CountTokensRequest.generate_content_request.model: a model name is required.\n"
+        body = inner
     contents = body.get("contents")
     if not isinstance(contents, list) or not contents:
         return "* GenerateContentRequest.contents: contents is not specified\n"
@@ -104,7 +121,41 @@ def invalid(body: dict[str, Any]) -> str | None:
             return "* GenerateContentRequest.contents[0].parts: contents.parts must not be empty.\n"
         if content.get("role", "user") not in ("user", "model", "function"):
             return "Please use a valid role: user, model."
+    unknown = sorted(set(body) - _FIELDS)
+    if unknown:
+        return f'Invalid JSON payload received. Unknown name "{unknown[0]}": Cannot find field.'
     return None
+
+
+def _invalid_embedding(body: dict[str, Any], method: str, model: str) -> str | None:
+    requests: Any = [body] if method == "embedContent" else body.get("requests")
+    if method == "batchEmbedContents" and (not isinstance(requests, list) or not requests or len(requests) > 100):
+        return "* BatchEmbedContentsRequest.requests: between 1 and 100 requests."
+    for request in requests:
+        content = request.get("content") if isinstance(request, dict) else None
+        if not isinstance(content, dict) or not isinstance(content.get("parts"), list) or not content["parts"]:
+            return "* EmbedContentRequest.content: content is not specified"
+        if method == "batchEmbedContents" and request.get("model") != f"models/{model}":
+            return f"Model {request.get('model')!r} in a batch request must match models/{model}."
+    return None
+
+
+def count_tokens(body: dict[str, Any]) -> bytes:
+    inner = body.get("generateContentRequest")
+    return _encode({"totalTokens": prompt_tokens(inner if isinstance(inner, dict) else body)})
+
+
+def embeddings(body: dict[str, Any]) -> bytes:
+    """`embedContent` (one vector) or `batchEmbedContents` (one per request): the OpenAI dialect's vectors."""
+    requests = body.get("requests", [body])
+    vectors = []
+    for request in requests:
+        words = _words(request.get("content"))
+        dims = request.get("outputDimensionality")
+        vectors.append(_vector(" ".join(words), dims if isinstance(dims, int) and dims > 0 else 768))
+    if "requests" in body:
+        return _encode({"embeddings": [{"values": v} for v in vectors]})
+    return _encode({"embedding": {"values": vectors[0]}})
 
 
 def _mapping(value: Any) -> dict[str, Any]:

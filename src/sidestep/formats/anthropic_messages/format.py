@@ -93,6 +93,17 @@ class AnthropicMessages:
     def write_response(self, response: ChatResponse) -> bytes:
         return write_response(response)
 
+    # -- token counts ------------------------------------------------------------------------------------
+
+    def read_token_count(self, raw: bytes) -> int:
+        count = _decode(raw).get("input_tokens")
+        if not isinstance(count, int):
+            raise ValueError("no input_tokens in the answer")
+        return count
+
+    def write_token_count(self, tokens: int) -> bytes:
+        return _encode({"input_tokens": tokens})
+
     # -- streams -----------------------------------------------------------------------------------------
 
     def stream_reader(self) -> StreamReader:

@@ -90,8 +90,9 @@ class OpenAIChat:
     def write_response(self, response: ChatResponse) -> bytes:
         return write_response(response)
 
-    def write_embeddings(self, vectors: list[list[float]], tokens: int, model: str, encoding: Any) -> bytes:
+    def write_embeddings(self, vectors: list[list[float]], tokens: int, model: str, request: dict[str, Any]) -> bytes:
         """Vectors as OpenAI's embeddings answer (`encoding_format: base64` packs float32, as OpenAI does)."""
+        encoding = field(request, "encoding_format") if "encoding_format" in request else None
         data = [
             {
                 "object": "embedding",
@@ -102,6 +103,24 @@ class OpenAIChat:
         ]
         usage = {"prompt_tokens": tokens, "total_tokens": tokens}
         return _encode({"object": "list", "data": data, "model": model, "usage": usage})
+
+    def read_embeddings(self, raw: bytes) -> tuple[list[list[float]], int]:
+        """Vectors (in input order) and prompt tokens of an embeddings answer asked for as floats."""
+        data = _decode(raw)
+        items = sorted(data.get("data") or [], key=lambda item: item.get("index", 0))
+        vectors = [item.get("embedding") for item in items]
+        if not vectors or not all(isinstance(v, list) for v in vectors):
+            raise ValueError("no float embeddings in the answer")
+        return vectors, int((data.get("usage") or {}).get("prompt_tokens") or 0)
+
+    def embedding_request(self, body: dict[str, Any]) -> tuple[list[str], int | None]:
+        """The texts `input` asks to embed (a string or an array of strings; token arrays only go to OpenAI)."""
+        value = field(body, "input")
+        texts = [value] if isinstance(value, str) else value
+        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+            raise BadRequest("'input' must be a string or an array of strings for this target.", param="input")
+        dims = field(body, "dimensions") if "dimensions" in body else None
+        return texts, dims if isinstance(dims, int) and not isinstance(dims, bool) else None
 
     # -- models ------------------------------------------------------------------------------------------
 

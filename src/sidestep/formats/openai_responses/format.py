@@ -4,7 +4,7 @@ how errors and in-stream errors look to it, where its streams carry usage. The c
 
 The body is read whole here, where its errors become 400s, and what it needs of a target is found
 (`ParsedRequest.needs`: `responses` when it uses what only the Responses API carries). A target speaking the
-Responses API (`ProviderSpec.responses`) gets it passed through and its answer relayed as bytes (streams: the
+Responses API (`responses` in its `serves`) gets it passed through and its answer relayed as bytes (streams: the
 end marks and the in-stream error here, `EndMarks`, `ReopensStreams`); any other target gets it translated.
 """
 

@@ -52,12 +52,14 @@ def tenant_of(principal: Any, scope: str) -> str:
     return "key:" + principal.name
 
 
-def chat_key(source: ClientFormat, body: dict[str, Any]) -> Keyed | None:
-    """The key of a chat request in either format; None when it cannot be read (the provider says why)."""
+def chat_key(source: ClientFormat, body: dict[str, Any], model: str = "") -> Keyed | None:
+    """The key of a chat request in any format; None when it cannot be read (the provider says why). `model`:
+    the model asked for, which a format naming it in the path (Gemini) has not in its body."""
     try:
         request = to_canonical(source, body)
     except (TypeError, ValueError, KeyError, AttributeError, IndexError, msgspec.MsgspecError):
         return None
+    request.model = request.model or model
     extras = request.extras
     deterministic = (request.temperature == 0 or extras.get("seed") is not None) and extras.get("n") in (None, 1)
     if extras:
@@ -79,9 +81,10 @@ def semantic_parts(request: ChatRequest) -> tuple[str, str] | None:
     return _digest(b"semantic", msgspec.json.encode(rest, order="sorted")), "\n".join(lines)
 
 
-def embeddings_key(body: dict[str, Any]) -> Keyed | None:
+def embeddings_key(body: dict[str, Any], model: str = "") -> Keyed | None:
     try:
         fields = {name: value for name, value in materialize(body).items() if name not in _IGNORED}
+        fields.setdefault("model", model)
         return Keyed(_digest(b"embeddings", msgspec.json.encode(fields, order="sorted")), True)
     except (TypeError, ValueError, msgspec.MsgspecError):
         return None

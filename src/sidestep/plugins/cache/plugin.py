@@ -20,7 +20,9 @@ marked `x-sidestep-cache: stale`. `POST /sidestep/cache/purge` (`sidestep.plugin
 
 A hit is still a request: plugins before the cache in the order (governance) count it against rate limits,
 but it carries no usage, so it costs no spend. The store is a seam (`Store`): memory by default, Redis when
-configured; a store that fails is a miss, never a failed request.
+configured; a store that fails is a miss, never a failed request. The semantic index (`semantic`) is each
+process's own; with Redis the vectors are shared too (`redis_vectors`: every process follows a stream of them),
+and a vector whose entry the store no longer has is dropped where it is found.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from sidestep.plugins.capabilities import SideRequest
 from sidestep.server.types import Endpoint, Request, Response
 
 if TYPE_CHECKING:  # numpy is imported only when a semantic cache is configured
-    from sidestep.plugins.cache.semantic import Embedder, SemanticIndex, Vector
+    from sidestep.plugins.cache.semantic import Embedder, SemanticIndex, Vector, VectorFeed
 
 __all__ = ["Cache", "build_cache"]
 
@@ -73,17 +75,20 @@ class Cache:
         store: Store,
         clock: Callable[[], float],
         semantic: tuple[SemanticIndex, Embedder] | None = None,
+        feed: VectorFeed | None = None,
     ) -> None:
         self._config = config
         self._store = store
         self._clock = clock
         self._index: SemanticIndex | None = semantic[0] if semantic is not None else None
         self._embedder: Embedder | None = semantic[1] if semantic is not None else None
+        self._feed = feed  # the other processes' vectors (Redis), or None: this process's alone
         self._handed_over = False  # a reload's successor took the store: closing it is not ours to do
         self.results = {"hit": 0, "semantic-hit": 0, "stale": 0, "miss": 0, "bypass": 0}
         self.stored = 0
         self.too_big = 0  # answers over `max_entry_bytes`, not stored
         self.unservable = 0  # entries that could not be served in the client's format (served as misses)
+        self.orphans = 0  # vectors whose entry was gone (evicted, purged, expired elsewhere), dropped
 
     @property
     def store(self) -> Store:
@@ -134,6 +139,9 @@ class Cache:
         found = self._index.nearest(bucket, vector, self._config.semantic_threshold)
         if found is not None:
             entry = await self._store.get(found[0])
+            if entry is None and self._store.reachable():  # gone (an outage is not a reason to forget it)
+                self._index.forget(found[0])
+                self.orphans += 1
             fresh = entry is not None and self._fresh(entry)
             if entry is not None and fresh and (answer := self._served(entry, exchange, found[1])) is not None:
                 return answer, None
@@ -158,6 +166,8 @@ class Cache:
         self.stored += 1
         if near is not None and self._index is not None:
             self._index.add(near[0], key, near[1], now + ttl)
+            if self._feed is not None:
+                self._feed.publish(near[0], key, near[1], now + ttl)
 
     def _keyed(self, exchange: Exchange, kind: str) -> tuple[Keyed | None, bool]:
         """The request's key (None: not cached) and whether to look it up (not on a forced refresh)."""
@@ -168,7 +178,10 @@ class Cache:
         models = self._config.models
         if models is not None and not any(fnmatch.fnmatchcase(exchange.models[0], glob) for glob in models):
             return None, False
-        keyed = chat_key(exchange.format, exchange.body) if kind == "chat" else embeddings_key(exchange.body)
+        model = exchange.models[0]
+        keyed = (
+            chat_key(exchange.format, exchange.body, model) if kind == "chat" else embeddings_key(exchange.body, model)
+        )
         if keyed is None or not (keyed.deterministic or self._config.nondeterministic):
             return None, False
         return keyed, "no-cache" not in control
@@ -267,8 +280,11 @@ class Cache:
             counters = {
                 **counters,
                 "semantic_entries": len(self._index),
+                "semantic_bytes": self._index.bytes,
                 "semantic_evictions_total": self._index.evictions,
+                "semantic_orphans_total": self.orphans,
                 "semantic_embedding_failures_total": self._embedder.failures,
+                **(self._feed.counters() if self._feed is not None else {}),
             }
         for name, value in counters.items():
             kind = "counter" if name.endswith("_total") else "gauge"
@@ -294,8 +310,12 @@ class Cache:
 
     def start(self) -> None:
         self._store.start()
+        if self._feed is not None:
+            self._feed.start()
 
     def close(self) -> None:
+        if self._feed is not None:  # None when a reload's successor took it
+            self._feed.close()
         if not self._handed_over:
             self._store.close()
 
@@ -307,6 +327,9 @@ class Cache:
             previous._handed_over = True
             if self._index is not None and previous._index is not None:
                 self._index = previous._index
+                if self._feed is not None and previous._feed is not None:  # it follows into the kept index
+                    self._feed.close()
+                    self._feed, previous._feed = previous._feed, None
 
 
 def _include_usage(body: dict[str, Any]) -> bool:
@@ -329,9 +352,25 @@ def build_cache(config: CacheConfig, clock: Callable[[], float]) -> Cache:
         store: Store = RedisStore(config.redis_url, config.redis_prefix, config.redis_timeout, grace=grace)
     else:
         store = MemoryStore(config.max_entries, config.max_bytes, clock, grace)
-    semantic = None
-    if config.semantic_route is not None:
-        from sidestep.plugins.cache.semantic import Embedder, SemanticIndex  # numpy: an optional dependency
+    if config.semantic_route is None:
+        return Cache(config, store, clock)
+    from sidestep.plugins.cache.ann import usearch_graphs  # usearch, when installed: big buckets get a graph
+    from sidestep.plugins.cache.semantic import Embedder, SemanticIndex  # numpy: an optional dependency
 
-        semantic = (SemanticIndex(config.semantic_max_entries, clock), Embedder(config.semantic_route))
-    return Cache(config, store, clock, semantic)
+    graphs = usearch_graphs()
+    index = SemanticIndex(config.semantic_max_entries, clock, config.semantic_max_bytes, graphs)
+    feed = None
+    if config.backend == "redis":  # the vectors follow the entries into Redis, and every process follows them
+        from sidestep.plugins.cache.redis_vectors import RedisVectorFeed
+
+        life = config.max_ttl + grace
+        feed = RedisVectorFeed(
+            config.redis_url,
+            config.redis_prefix,
+            config.redis_timeout,
+            index,
+            clock,
+            max_len=config.semantic_max_entries,
+            life=life,
+        )
+    return Cache(config, store, clock, (index, Embedder(config.semantic_route)), feed)

@@ -9,7 +9,9 @@ Writes go out in the background, at most `MAX_PENDING` at a time (what overflows
 
 An entry lives in Redis its TTL plus the configured grace (`cache.stale_grace`, with `serve_stale`): the cache
 tells a fresh entry from a stale one by the times the entry carries. A purge walks the prefix with `SCAN`
-(never `KEYS`) and matches the tenant on the key itself, so no caller's text becomes a Redis pattern.
+(never `KEYS`) and matches the tenant on the key itself, so no caller's text becomes a Redis pattern; it leaves
+the semantic vectors' stream (`<prefix>semantic:vectors`, `redis_vectors`) alone: a vector whose entry was
+purged is a miss where it is found, and dropped there.
 """
 
 from __future__ import annotations
@@ -26,12 +28,13 @@ from redis.exceptions import RedisError
 
 from sidestep.plugins.cache.store import Entry, Purge, decode_entry, encode_entry, tenant_in
 
-__all__ = ["MAX_PENDING", "REST", "RedisStore"]
+__all__ = ["MAX_PENDING", "REST", "VECTORS", "RedisStore"]
 
 log = logging.getLogger("sidestep.cache")
 
 MAX_PENDING = 256  # background writes in flight; beyond it a write is dropped (and counted)
 REST = 1.0  # seconds without calls after a failure
+VECTORS = "semantic:vectors"  # under the prefix: the semantic vectors' stream (`redis_vectors`), not an entry
 _FAILURES = (RedisError, OSError, asyncio.TimeoutError)
 
 
@@ -99,6 +102,8 @@ class RedisStore:
             async for raw_key in self._redis.scan_iter(match=pattern, count=500):
                 name = raw_key.decode("utf-8", "replace") if isinstance(raw_key, bytes) else str(raw_key)
                 key = name[len(self._prefix) :]
+                if key == VECTORS:
+                    continue
                 if which.tenant is not None and tenant_in(key) != which.tenant:
                     continue  # decided by the key: no need to read the entry
                 entry = None
@@ -126,6 +131,9 @@ class RedisStore:
         if not self._down:
             self._down = True
             log.warning("cache: Redis %s failed, serving misses until it is back: %r", what, exc)
+
+    def reachable(self) -> bool:
+        return not self._down
 
     def counters(self) -> dict[str, float]:
         return {

@@ -4,26 +4,41 @@ On an exact miss a conversation that opted in is embedded through the gateway's 
 embeddings route, so the call fails over like any other) and compared, by cosine similarity, with the
 conversations cached in the same bucket — the same tenant, model, tools and sampling parameters
 (`key.semantic_parts`). The nearest at or above the threshold points at the exact entry whose answer is
-served. Vectors live in each process (numpy, brute force: one matrix product per lookup, which below some
-tens of thousands of vectors beats building an approximate index), bounded by `max_entries` with the least
-recently added out first, and dropped when their entry expires.
+served. Vectors live in each process, a float32 matrix per bucket searched by brute force (one matrix
+product); a bucket of `ann.ANN_FROM` vectors and more also gets an approximate graph when usearch is installed
+(`ann`: measured, brute force loses from about a thousand vectors on). They are bounded by `max_entries` and
+`max_bytes` with the least recently added out first, and dropped when their entry expires or is gone.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Protocol
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
 
 from sidestep.errors import SidestepError
+from sidestep.plugins.cache.ann import ANN_FROM, Ann
 from sidestep.plugins.capabilities import SideRequest
 
-__all__ = ["Embedder", "SemanticIndex"]
+__all__ = ["Embedder", "SemanticIndex", "VectorFeed"]
 
 Vector = npt.NDArray[np.float32]
+
+
+class VectorFeed(Protocol):
+    """How the vectors one process files reach the others' indexes (`redis_vectors.RedisVectorFeed`)."""
+
+    def publish(self, bucket: str, key: str, vector: Vector, expires: float) -> None: ...
+
+    def counters(self) -> dict[str, float]: ...
+
+    def start(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class Embedder:
@@ -56,13 +71,21 @@ class Embedder:
 
 
 class _Bucket:
-    """The vectors of one bucket as rows of a matrix that grows by doubling; a removed row takes the last."""
+    """The vectors of one bucket as rows of a matrix that grows by doubling; a removed row takes the last.
+    From `ann_from` vectors on, a graph (`ann.Ann`) beside it when one can be made."""
 
-    def __init__(self, dims: int) -> None:
+    def __init__(self, dims: int, graphs: Callable[[int], Ann] | None, ann_from: int) -> None:
         self.matrix: Vector = np.empty((8, dims), dtype=np.float32)
         self.keys: list[str] = []
         self.expires: list[float] = []
         self.rows: dict[str, int] = {}
+        self._graphs = graphs
+        self._ann_from = ann_from
+        self.ann: Ann | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return self.matrix.nbytes + (self.ann.nbytes if self.ann is not None else 0)
 
     def add(self, key: str, vector: Vector, expires: float) -> None:
         row = self.rows.get(key)
@@ -75,6 +98,30 @@ class _Bucket:
             self.rows[key] = row
         self.matrix[row] = vector
         self.expires[row] = expires
+        if self.ann is None and self._graphs is not None and len(self.keys) >= self._ann_from:
+            self.ann = self._graphs(self.matrix.shape[1])
+            self.ann.backlog = [old for old in self.keys if old != key]
+        if self.ann is not None:
+            self.ann.put(key, vector)
+            self.ann.catch_up(self._vector_of)
+
+    def _vector_of(self, key: str) -> Vector | None:
+        row = self.rows.get(key)
+        return self.matrix[row] if row is not None else None
+
+    def candidates(self, vector: Vector) -> list[tuple[str, float]]:
+        """The nearest few, nearest first, with their exact similarity (the graph only proposes them)."""
+        count = len(self.keys)
+        if self.ann is not None and self.ann.ready:
+            keys = self.ann.search(vector)
+            rows = [self.rows[key] for key in keys if key in self.rows]
+            similarities = self.matrix[rows] @ vector
+            ranked = sorted(zip(similarities.tolist(), rows, strict=True), reverse=True)
+        else:
+            similarities = self.matrix[:count] @ vector
+            top = np.argpartition(-similarities, 3)[:3] if count > 3 else np.arange(count)
+            ranked = sorted(((float(similarities[row]), int(row)) for row in top), reverse=True)
+        return [(self.keys[row], similarity) for similarity, row in ranked]
 
     def remove(self, key: str) -> None:
         row = self.rows.pop(key)
@@ -86,14 +133,35 @@ class _Bucket:
             self.rows[moved] = row
         self.keys.pop()
         self.expires.pop()
+        if self.ann is not None:
+            self.ann.remove(key)
+            if len(self.keys) < self._ann_from // 2:  # small again: brute force, and the graph's memory back
+                self.ann = None
+        if len(self.matrix) > 8 and len(self.keys) <= len(self.matrix) // 4:  # mostly empty: give memory back
+            self.matrix = self.matrix[: len(self.matrix) // 2].copy()
 
 
 class SemanticIndex:
-    def __init__(self, max_entries: int, clock: Callable[[], float]) -> None:
+    """Vectors by bucket, bounded by `max_entries` and by `max_bytes` (the matrices' and graphs' memory), least
+    recently added out first; a vector found expired, or whose entry is gone (`forget`), is dropped. `graphs`
+    (`ann.usearch_graphs()`): big buckets get an approximate index; None: brute force at every size."""
+
+    def __init__(
+        self,
+        max_entries: int,
+        clock: Callable[[], float],
+        max_bytes: int = 64 * 2**20,
+        graphs: Callable[[int], Ann] | None = None,
+        ann_from: int = ANN_FROM,
+    ) -> None:
         self._max_entries = max_entries
+        self._max_bytes = max_bytes
         self._clock = clock
+        self._graphs = graphs
+        self._ann_from = ann_from
         self._buckets: dict[str, _Bucket] = {}
         self._order: OrderedDict[str, str] = OrderedDict()  # key → its bucket, oldest first
+        self.bytes = 0  # the matrices' memory, grown rows included, and the graphs'
         self.evictions = 0
 
     def nearest(self, bucket: str, vector: Vector, threshold: float) -> tuple[str, float] | None:
@@ -101,41 +169,48 @@ class SemanticIndex:
         found = self._buckets.get(bucket)
         if found is None or not found.keys or found.matrix.shape[1] != vector.shape[0]:
             return None
-        similarities = found.matrix[: len(found.keys)] @ vector
-        for _ in range(3):  # an expired nearest goes, and the next is tried (a few times: lookups stay cheap)
-            row = int(np.argmax(similarities))
-            similarity = float(similarities[row])
+        for key, similarity in found.candidates(vector):  # an expired nearest goes, and the next is tried
             if similarity < threshold:
                 return None
-            if found.expires[row] > self._clock():
-                return found.keys[row], similarity
-            self._forget(found.keys[row])
-            if not found.keys:
-                return None
-            similarities = found.matrix[: len(found.keys)] @ vector
+            if found.expires[found.rows[key]] > self._clock():
+                return key, similarity
+            self.forget(key)
         return None
 
     def add(self, bucket: str, key: str, vector: Vector, expires: float) -> None:
+        if self._order.get(key, bucket) != bucket:
+            self.forget(key)  # the same entry filed under another bucket (a record from elsewhere): it moves
         found = self._buckets.get(bucket)
         if found is None or found.matrix.shape[1] != vector.shape[0]:  # new, or the embedding model changed
             if found is not None:
                 for old in list(found.keys):
-                    del self._order[old]
-            found = self._buckets[bucket] = _Bucket(vector.shape[0])
+                    self.forget(old)
+            found = self._buckets[bucket] = _Bucket(vector.shape[0], self._graphs, self._ann_from)
+            self.bytes += found.nbytes
+        before = found.nbytes
         found.add(key, vector, expires)
+        self.bytes += found.nbytes - before
         self._order[key] = bucket
         self._order.move_to_end(key)
-        while len(self._order) > self._max_entries:
-            oldest = next(iter(self._order))
-            self._forget(oldest)
+        while self._order and (len(self._order) > self._max_entries or self.bytes > self._max_bytes):
+            self.forget(next(iter(self._order)))
             self.evictions += 1
+
+    def forget(self, key: str) -> None:
+        """Drop `key`'s vector, if there is one."""
+        name = self._order.pop(key, None)
+        if name is None:
+            return
+        bucket = self._buckets[name]
+        before = bucket.nbytes
+        bucket.remove(key)
+        self.bytes += bucket.nbytes - before
+        if not bucket.keys:
+            self.bytes -= bucket.nbytes
+            del self._buckets[name]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._order
 
     def __len__(self) -> int:
         return len(self._order)
-
-    def _forget(self, key: str) -> None:
-        name = self._order.pop(key)
-        bucket = self._buckets[name]
-        bucket.remove(key)
-        if not bucket.keys:
-            del self._buckets[name]

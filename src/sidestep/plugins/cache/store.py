@@ -42,7 +42,7 @@ def decode_entry(raw: bytes) -> Entry | None:
     """The entry `raw` holds, or None when it is not one (another version wrote it, or it is damaged)."""
     try:
         fields = msgspec.msgpack.decode(raw)
-    except (msgspec.DecodeError, TypeError, ValueError):
+    except (msgspec.DecodeError, TypeError, ValueError, RecursionError):  # nested deep: damaged, not a crash
         return None
     if not isinstance(fields, list) or len(fields) not in (4, 5):  # 4: written before entries named a route
         return None
@@ -90,6 +90,10 @@ class Store(Protocol):
 
     async def purge(self, which: Purge) -> int:
         """Drop the entries `which` matches; how many went. Raises `OSError` when the store cannot be reached."""
+        ...
+
+    def reachable(self) -> bool:
+        """Whether its last call was answered (a `get` that found nothing means the entry is not there)."""
         ...
 
     def counters(self) -> dict[str, float]:
@@ -155,6 +159,9 @@ class MemoryStore:
             "evictions_total": self.evictions,
             "expirations_total": self.expirations,
         }
+
+    def reachable(self) -> bool:
+        return True
 
     def start(self) -> None:
         """Nothing runs in the background."""

@@ -27,7 +27,7 @@ ALLOW = Decision(True)
 _NO_KEY = Decision(
     False,
     "invalid_api_key",
-    "This gateway requires a virtual key: send it as `Authorization: Bearer <key>` or `x-api-key`.",
+    "This gateway requires a virtual key: send it as `Authorization: Bearer <key>`, `x-api-key` or `x-goog-api-key`.",
 )
 _UNKNOWN_KEY = Decision(False, "invalid_api_key", "The virtual key is not known to this gateway.")
 

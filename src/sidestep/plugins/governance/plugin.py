@@ -1,11 +1,12 @@
 """The governance plugin: who is calling, may they, and what did it cost them.
 
-`pre` finds the virtual key (`Authorization: Bearer …` as OpenAI SDKs send it, or `x-api-key` as Anthropic's do;
-a boto3 client's SigV4 `Authorization` is no key: `_presented_key`), asks `decide`, refuses in the client's
-format or counts the request against every scope the key belongs to (itself, its team, its customer). `post`
-adds the tokens and the cost that the upstream reported. Every check and count is in memory, O(1) per request.
-Rate limits hold per process; budget spend is per process too unless `governance.store` names a SQLite file,
-which a background flush keeps shared across workers and restarts (`SpendStore`).
+`pre` finds the virtual key (`Authorization: Bearer …` as OpenAI SDKs send it, `x-api-key` as Anthropic's do,
+`x-goog-api-key` or `?key=` as Google's do; a boto3 client's SigV4 `Authorization` is no key: `_presented_key`),
+asks `decide`, refuses in the client's format or counts the request against every scope the key belongs to
+(itself, its team, its customer). `post` adds the tokens and the cost that the upstream reported. Every check
+and count is in memory, O(1) per request. Rate limits hold per process; budget spend is per process too unless
+`governance.store` names a SQLite file, which a background flush keeps shared across workers and restarts
+(`SpendStore`).
 
 Besides its hooks it authenticates callers from the head (before the body is decoded), narrows
 `GET /v1/models` to a key's allow-list, serves `GET /sidestep/key`, starts and stops its spend store with
@@ -25,6 +26,7 @@ import time
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
+from urllib.parse import parse_qs
 
 import msgspec
 
@@ -234,14 +236,18 @@ class Governance:
 
 
 def _presented_key(request: Request) -> str | None:
-    """`Authorization: Bearer <key>` (or a bare value), else `x-api-key`. An AWS SigV4 `Authorization` (what
-    boto3 signs every request with) is not a key and is not verified: such a caller sends its key as
-    `x-api-key`, or as a Bedrock API key (`AWS_BEARER_TOKEN_BEDROCK`, which boto3 sends as a Bearer token)."""
+    """`Authorization: Bearer <key>` (or a bare value), else `x-api-key`, `x-goog-api-key` or `?key=` (google-genai
+    and Gemini's REST API). An AWS SigV4 `Authorization` (what boto3 signs every request with) is not a key and is
+    not verified: such a caller sends its key as `x-api-key`, or as a Bedrock API key (`AWS_BEARER_TOKEN_BEDROCK`,
+    which boto3 sends as a Bearer token)."""
     value = request.header("authorization")
     if value is not None and not value.startswith(_SIGV4):
         scheme, _, token = value.partition(" ")
         return token.strip() if scheme.lower() == "bearer" else value.strip()
-    return request.header("x-api-key")
+    value = request.header("x-api-key") or request.header("x-goog-api-key")
+    if value is None and "key=" in request.query:
+        value = next(iter(parse_qs(request.query).get("key", ())), None)
+    return value
 
 
 _SIGV4 = "AWS4-HMAC-SHA256 "

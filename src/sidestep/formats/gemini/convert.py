@@ -1,5 +1,5 @@
-"""Google Gemini's `generateContent` wire format ↔ the canonical model (requests out; answers and
-`streamGenerateContent?alt=sse` events in). Gemini is a provider format only: no client speaks it here.
+"""Gemini's `generateContent` ↔ the canonical model, provider side: requests written for a Gemini target,
+its answers read back (its streams: `stream`). What a Gemini *client* sends and gets is in `client`.
 
 Gemini's function calls carry no ids in most models, so sidestep names them `call_<n>` and, when a
 conversation comes back with tool results, finds each result's function name from the assistant turn
@@ -16,7 +16,6 @@ import msgspec
 from sidestep.core.model import (
     ChatRequest,
     ChatResponse,
-    Event,
     Finish,
     ImagePart,
     Message,
@@ -26,13 +25,12 @@ from sidestep.core.model import (
     ToolResultPart,
     Usage,
 )
-from sidestep.formats.sse import SSESplitter
 
-__all__ = ["GEMINI", "Gemini", "StreamReader", "blocked_reason", "read_response", "write_request"]
+__all__ = ["FINISH", "blocked_reason", "read_response", "read_usage", "write_request"]
 
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
-_FINISH: dict[str, Finish] = {
+FINISH: dict[str, Finish] = {
     "STOP": "stop",
     "MAX_TOKENS": "length",
     "SAFETY": "content_filter",
@@ -154,19 +152,19 @@ def read_response(raw: bytes) -> ChatResponse:
             )
         elif "text" in part:
             parts.append(ThinkingPart(text=part["text"]) if part.get("thought") else TextPart(text=part["text"]))
-    finish = _FINISH.get(str(candidate.get("finishReason")), "stop")
+    finish = FINISH.get(str(candidate.get("finishReason")), "stop")
     return ChatResponse(
         id=str(data.get("responseId") or f"gemini-{int(time.time() * 1000)}"),
         model=str(data.get("modelVersion", "")),
         parts=parts,
         tool_calls=calls,
         finish="tool_calls" if calls and finish == "stop" else finish,
-        usage=_usage(data.get("usageMetadata")),
+        usage=read_usage(data.get("usageMetadata")),
         created=int(time.time()),
     )
 
 
-def _usage(meta: Any) -> Usage:
+def read_usage(meta: Any) -> Usage:
     if not isinstance(meta, dict):
         return Usage()
     thoughts = int(meta.get("thoughtsTokenCount") or 0)
@@ -176,80 +174,3 @@ def _usage(meta: Any) -> Usage:
         cached=int(meta.get("cachedContentTokenCount") or 0),
         reasoning=thoughts,
     )
-
-
-class StreamReader:
-    """`streamGenerateContent?alt=sse` bytes in, canonical events out. Each event is a whole
-    GenerateContentResponse; the one carrying `finishReason` ends the answer."""
-
-    def __init__(self) -> None:
-        self._splitter = SSESplitter()
-        self._started = False
-        self._calls = 0
-
-    def feed(self, piece: bytes) -> list[Event]:
-        events: list[Event] = []
-        for data in self._splitter.feed(piece):
-            item = _decode(data)
-            if isinstance(item, dict):
-                self._item(item, events)
-        return events
-
-    def _item(self, item: dict[str, Any], events: list[Event]) -> None:
-        if "error" in item:
-            error = item["error"] if isinstance(item["error"], dict) else {"message": str(item["error"])}
-            events.append(Event(kind="error", text=str(error.get("message", "")), error_type=error.get("status")))
-            return
-        blocked = blocked_reason(item)
-        if blocked is not None:
-            events.append(Event(kind="error", text=f"prompt blocked: {blocked}", error_type="content_policy"))
-            return
-        if not self._started:
-            self._started = True
-            events.append(
-                Event(kind="start", id=str(item.get("responseId", "gemini")), model=str(item.get("modelVersion", "")))
-            )
-        candidate = (item.get("candidates") or [{}])[0]
-        self._parts((candidate.get("content") or {}).get("parts") or [], events)
-        reason = candidate.get("finishReason")
-        if reason:
-            finish = _FINISH.get(str(reason), "stop")
-            events.append(Event(kind="finish", finish="tool_calls" if self._calls and finish == "stop" else finish))
-            events.append(Event(kind="usage", usage=_usage(item.get("usageMetadata"))))
-            events.append(Event(kind="end"))
-
-    def _parts(self, parts: list[dict[str, Any]], events: list[Event]) -> None:
-        for part in parts:
-            if "functionCall" in part:
-                call = part["functionCall"]
-                index = self._calls
-                self._calls += 1
-                events.append(
-                    Event(
-                        kind="tool_start",
-                        index=index,
-                        id=call.get("id") or f"call_{index}",
-                        name=str(call.get("name", "")),
-                    )
-                )
-                events.append(Event(kind="tool_args", index=index, text=_encode(call.get("args") or {}).decode()))
-            elif part.get("text"):
-                events.append(Event(kind="thinking" if part.get("thought") else "text", text=part["text"]))
-
-
-class Gemini:
-    """`generateContent` / `streamGenerateContent?alt=sse`: a provider format (Google AI Studio, Vertex AI)."""
-
-    name = "gemini"
-
-    def write_request(self, request: ChatRequest) -> dict[str, Any]:
-        return write_request(request)
-
-    def read_response(self, raw: bytes) -> ChatResponse:
-        return read_response(raw)
-
-    def stream_reader(self) -> StreamReader:
-        return StreamReader()
-
-
-GEMINI = Gemini()

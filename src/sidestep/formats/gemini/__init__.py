@@ -1,0 +1,16 @@
+"""Google Gemini's `generateContent` wire format: a provider format (AI Studio, Vertex AI) and a client format
+(google-genai pointed at sidestep).
+
+- `format`: the `GEMINI` object — parsing a client's body by Gemini's rules, Google's error shape, the
+  end-of-stream rule, usage, embeddings and token counts;
+- `convert`: provider side — canonical requests written for a Gemini target, its answers read back;
+- `client`: client side — a Gemini client's request read into the canonical model, answers written for it;
+- `stream`: stream events ↔ canonical events (reader for targets, writer for clients);
+- `errors`: `{"error": {"code", "message", "status"}}`.
+"""
+
+from sidestep.formats.gemini.convert import blocked_reason, read_response, write_request
+from sidestep.formats.gemini.format import GEMINI, Gemini
+from sidestep.formats.gemini.stream import StreamReader
+
+__all__ = ["GEMINI", "Gemini", "StreamReader", "blocked_reason", "read_response", "write_request"]
