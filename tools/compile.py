@@ -132,14 +132,20 @@ def compile_in(src: Path) -> int:
     if not mypyc.exists():
         print("tools/compile.py: mypyc not found next to this Python (pip install mypy)", file=sys.stderr)
         return 2
-    argv = [str(mypyc), *(f"sidestep/{module}" for module in MODULES)]
-    done = subprocess.run(argv, cwd=src, capture_output=True, text=True)
+    done = subprocess.run([str(mypyc), *mypyc_args(MODULES)], cwd=src, capture_output=True, text=True)
     shutil.rmtree(src / "build", ignore_errors=True)  # mypyc's C sources and objects
     if done.returncode != 0:
         print(done.stdout[-4000:] + done.stderr[-4000:], file=sys.stderr)
         return done.returncode
     print(f"compiled {len(MODULES)} modules in {src}")
     return 0
+
+
+def mypyc_args(modules: tuple[str, ...]) -> list[str]:
+    """mypyc's arguments: the repository's mypy settings, named by path — mypy looks for its config only in
+    the working directory and its parents up to a repository root, and a copy built outside the repository
+    (`--into /tmp/...`, as `bench.instructions --compiled` does) has none above it — then the modules."""
+    return [f"--config-file={ROOT / 'pyproject.toml'}", *(f"sidestep/{module}" for module in modules)]
 
 
 def clean(src: Path) -> int:

@@ -54,12 +54,6 @@ class UsageTap:
         """Every complete event passed on, or None when they were more than `KEEP` bytes (only counted)."""
         return self._kept if self._relayed <= KEEP else None
 
-    def _keep(self, piece: bytes) -> bytes:
-        self._relayed += len(piece)
-        if self._relayed <= KEEP:
-            self._kept.append(piece)
-        return piece
-
     def feed(self, piece: bytes) -> bytes:
         """The complete events in what has arrived so far, usage chunk removed when asked."""
         if self._partial:
@@ -72,8 +66,11 @@ class UsageTap:
                 return b""
             piece, self._partial = piece[:cut], piece[cut:]
         if self._marker in piece:
-            return self._keep(self._read(piece))
-        return self._keep(piece)
+            piece = self._read(piece)
+        self._relayed += len(piece)
+        if self._relayed <= KEEP:  # kept for `relayed_chars`
+            self._kept.append(piece)
+        return piece
 
     def flush(self) -> bytes:
         """What is left when the stream ends (an incomplete last event, passed on as it came)."""

@@ -8,6 +8,7 @@ import pytest
 from sidestep.errors import BadRequest, UpstreamError
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.openai_chat.stream import StreamReader
+from sidestep.formats.openai_chat.wire import Envelope
 from sidestep.formats.sse import SSESplitter, data_of
 
 parse_body = OPENAI_CHAT.parse_body
@@ -98,3 +99,10 @@ def test_stream_error_event_is_an_sse_error_object() -> None:
     event = stream_error_event("boom")
     assert event.startswith(b"data: ") and event.endswith(b"\n\n")
     assert msgspec.json.decode(event[6:])["error"]["message"] == "boom"
+
+
+def test_an_answers_usage_reads_under_the_names_every_adapter_uses() -> None:
+    body = b'{"choices": [{}], "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8}}'
+    usage = msgspec.json.decode(body, type=Envelope).usage
+    assert usage is not None and (usage.input, usage.output) == (3, 5)
+    assert msgspec.json.decode(b'{"choices": [{}], "usage": {}}', type=Envelope).usage == type(usage)()  # zeros

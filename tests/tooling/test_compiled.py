@@ -127,3 +127,20 @@ def test_the_tool_cleans_what_it_built_and_reports_a_failed_build(tmp_path: Path
     assert not any(path.exists() for path in built) and not (src / "build").exists()
     assert (src / "sidestep" / "server" / "heads.py").exists()  # sources untouched
     assert tool.compile_in(src) != 0  # its modules are missing here: mypyc fails, and the tool says so
+
+
+def test_a_copy_built_outside_the_repository_gets_the_repositorys_mypy_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`compile.py --into /tmp/...` runs mypyc in a directory with no pyproject.toml above it: mypyc must be
+    told where the settings are, or it builds under mypy's defaults (`bench.instructions --compiled` failed so)."""
+    from mypy.main import process_options
+
+    (tmp_path / "sidestep").mkdir()
+    (tmp_path / "sidestep" / "app.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    _, found = process_options(["sidestep/app.py"])
+    assert not found.warn_unreachable and not found.disallow_untyped_defs  # nothing found from here
+    _, told = process_options(_tool().mypyc_args(("app.py",)))
+    assert told.warn_unreachable and told.disallow_untyped_defs  # pyproject.toml's [tool.mypy]: strict
+    assert told.config_file == str(ROOT / "pyproject.toml")

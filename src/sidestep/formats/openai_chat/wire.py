@@ -15,17 +15,12 @@ __all__ = ["Chunk", "ChunkChoice", "ChunkDelta", "Envelope", "Usage"]
 
 
 class Usage(msgspec.Struct):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
+    """An answer's token counts under the names every adapter's usage has: OpenAI's `prompt_tokens` and
+    `completion_tokens` decoded straight into `input` and `output`, plain fields (governance, pricing and
+    the request log read them on every answer; a property was a Python call per read)."""
 
-    @property
-    def input(self) -> int:
-        return self.prompt_tokens
-
-    @property
-    def output(self) -> int:
-        return self.completion_tokens
+    input: int = msgspec.field(default=0, name="prompt_tokens")
+    output: int = msgspec.field(default=0, name="completion_tokens")
 
 
 class Envelope(msgspec.Struct):

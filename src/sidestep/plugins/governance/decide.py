@@ -53,8 +53,9 @@ def decide(key: VirtualKey | None, presented: bool, models: Sequence[str], scope
                 allowed = ", ".join(key.models)
                 reason = f"Key '{key.name}' may not use '{model}' (allowed: {allowed})."
                 return Decision(False, "model_not_allowed", reason)
-    for scope in scopes.budgets:
-        if scope.spend.committed(now) >= scope.limits.budget_usd:  # type: ignore[operator]  # grouped: it is set
+    for scope in scopes.budgets:  # spent in this period, and held by requests in flight
+        spend = scope.spend
+        if spend.spent(now) + spend.reserved >= scope.limits.budget_usd:  # type: ignore[operator]  # grouped: set
             return _spent(scope, now)
     for scope in scopes.rpm:
         if scope.requests.estimate(now) + 1 > scope.limits.rpm:  # type: ignore[operator]

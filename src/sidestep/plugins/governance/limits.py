@@ -103,8 +103,9 @@ class Spend:
     With a store (`sidestep.plugins.governance.store`), `take` hands over what was spent here since the
     last flush and `settle` takes back the period's total as every process sharing the store counted it.
 
-    `reserved` is what the requests in flight here may still cost (their estimates, `reserve`d when
-    admitted and `release`d when over); it outlives a period's turn, since those requests still end."""
+    `reserved` is what the requests in flight here may still cost (their estimates, reserved when admitted
+    and released when over: `Scopes.reserve`, `Scopes.release`); admission checks spent + reserved. It
+    outlives a period's turn, since those requests still end."""
 
     __slots__ = ("_delta", "_end", "_start", "_usd", "period", "reserved")
 
@@ -129,20 +130,9 @@ class Spend:
             return self._usd
         return 0.0
 
-    def committed(self, now: float) -> float:
-        """Spent in this period plus reserved by requests in flight: what admission is checked against."""
-        return self.spent(now) + self.reserved
-
-    def reserve(self, usd: float) -> None:
-        self.reserved += usd
-
-    def release(self, usd: float) -> None:
-        # Never below zero: a reload may hand a request's release to counters that never held it.
-        self.reserved = max(0.0, self.reserved - usd)
-
     def add(self, now: float, usd: float) -> None:
-        if not self._current(now):
-            self._turn(now)
+        if not (self._start <= now and (now < self._end or self.period == "total")):  # inlined `_current`:
+            self._turn(now)  # this runs for every priced answer, per budget
         self._usd += usd
         self._delta += usd
 
@@ -195,6 +185,19 @@ class Scopes:
     budgets: tuple[Scope, ...] = ()
     rpm: tuple[Scope, ...] = ()
     tpm: tuple[Scope, ...] = ()
+
+    def reserve(self, usd: float) -> None:
+        """Hold a request's estimated cost against every budget while it is in flight."""
+        for scope in self.budgets:
+            scope.spend.reserved += usd
+
+    def release(self, usd: float) -> None:
+        """Give back what `reserve` held. Never below zero: a reload may hand a request's release to
+        counters that never held it."""
+        for scope in self.budgets:
+            spend = scope.spend
+            left = spend.reserved - usd
+            spend.reserved = left if left > 0.0 else 0.0  # not `max()`, which parses keywords: 3x the cost
 
     @classmethod
     def of(cls, scopes: tuple[Scope, ...]) -> Scopes:

@@ -61,6 +61,7 @@ class Governance:
         self._clock = clock
         self._keys = {key.secret.reveal(): key for key in config.keys}
         self.pricing = Pricing(config.pricing, routes)
+        self._priced = bool(self.pricing)  # asked twice a request: a plain flag, not `Pricing.__bool__`
         self._reserve_output = config.reserve_output_tokens
         self._headers = config.rate_limit_headers
         teams = {name: Scope(f"team '{name}'", team.limits, f"team:{name}") for name, team in config.teams.items()}
@@ -131,10 +132,9 @@ class Governance:
         exchange.principal = key
         for scope in scopes.rpm:
             scope.requests.add(now, 1)
-        if scopes.budgets and self.pricing:
-            usd = exchange.reserved_usd = self._estimate(exchange)
-            for scope in scopes.budgets:
-                scope.spend.reserve(usd)
+        if scopes.budgets and self._priced:
+            exchange.reserved_usd = self._estimate(exchange)
+            scopes.reserve(exchange.reserved_usd)
         if self._headers and (scopes.rpm or scopes.tpm):
             exchange.headers = _rate_headers(scopes, now)
         return None
@@ -145,7 +145,8 @@ class Governance:
         if price is None:
             return 0.0
         body = exchange.body
-        limit = field(body, "max_completion_tokens") or field(body, "max_tokens")
+        limit = field(body, "max_completion_tokens") if "max_completion_tokens" in body else None  # the rarer name
+        limit = limit or field(body, "max_tokens")
         output = limit if isinstance(limit, int) and limit > 0 else self._reserve_output
         return (tokens_of(len(exchange.request.body)) * price.input + output * price.output) / 1_000_000
 
@@ -155,13 +156,12 @@ class Governance:
             return
         scopes = self._scopes.get(key.name, NO_SCOPES)  # a reload may have removed the key meanwhile
         if exchange.reserved_usd:
-            for scope in scopes.budgets:
-                scope.spend.release(exchange.reserved_usd)
+            scopes.release(exchange.reserved_usd)
             exchange.reserved_usd = 0.0
         usage = exchange.usage
         if usage is None:
             return
-        cost = self.pricing.cost(exchange.provider, exchange.model, usage) if self.pricing else None
+        cost = self.pricing.cost(exchange.provider, exchange.model, usage) if self._priced else None
         if cost is not None:
             exchange.cost_usd = cost
         now = self._clock()
