@@ -39,7 +39,13 @@ INTERPRETED: dict[str, tuple[str, ...]] = {
         "config/mcp.py",
     ),
     "the simulator and the test helpers, not the gateway": ("sim/*", "testing.py", "transport/fake.py"),
-    _STRUCTS: ("core/model.py", "records.py", "formats/openai_chat/wire.py", "providers/anthropic.py"),
+    _STRUCTS: (
+        "core/model.py",
+        "records.py",
+        "formats/openai_chat/wire.py",
+        "formats/openai_responses/wire.py",
+        "providers/anthropic.py",
+    ),
     "async generators, which mypyc cannot compile (the translated stream and the keep-alive relays)": (
         "relay/translated.py",
         "relay/keepalive.py",

@@ -49,11 +49,7 @@ from sidestep.formats.base import ClientFormat, ReadsEmbeddings, RefusesPaths
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.passthrough import relays_bytes, request_usage
 from sidestep.formats.request import ParsedRequest, model_named
-from sidestep.formats.translate import (
-    NO_NEEDS,
-    request_needs,
-    translate_embeddings,
-)
+from sidestep.formats.translate import request_needs, translate_embeddings
 from sidestep.outcome import Exchange, Observer, tell, tell_at_end
 from sidestep.plugins.base import Pipeline, Plugin
 from sidestep.plugins.capabilities import Authenticates, Capabilities, HasLifecycle, SurvivesReload, discover
@@ -348,9 +344,9 @@ class Gateway:
             timeout = plan[0].policy.deadline or self._timeout
             deadline = self._executor.clock() + timeout
             needs = (
-                request_needs(parsed.body, parsed.stream, operation, request.body, client)
+                request_needs(parsed.body, parsed.stream, operation, request.body, client) | parsed.needs
                 if self._capability_limits
-                else NO_NEEDS
+                else parsed.needs
             )
             if parsed.stream:
                 return await self._stream(parsed, operation, client, plan, timeout, needs, request_id, exchange)
@@ -393,7 +389,9 @@ class Gateway:
         if tap and not include_usage:  # have the usage reported (then removed) where the format must ask for it
             body = client.asking_usage(body) or body
         mid_stream = "fail" if opaque else policy.mid_stream or "fail"
-        resume = partial(_resume, self._executor, operation, timeout, client) if mid_stream == "continue" else None
+        resume = (
+            partial(_resume, self._executor, operation, timeout, client, needs) if mid_stream == "continue" else None
+        )
         job = StreamJob(
             self._executor.stream_ended,
             body,
@@ -637,8 +635,10 @@ async def _resume(
     operation: str,
     timeout: float,
     client: ClientFormat,
+    needs: frozenset[str],
     body: dict[str, Any],
     plan: Sequence[Planned],
 ) -> Served:
-    """A continuation's next target (`sidestep.relay.Resume`): the request run again as a stream on `plan`."""
-    return await executor.run(operation, body, plan, executor.clock() + timeout, True, source=client)
+    """A continuation's next target (`sidestep.relay.Resume`): the request run again as a stream on `plan`,
+    skipping the targets that lack what it needs, as the first run did."""
+    return await executor.run(operation, body, plan, executor.clock() + timeout, True, needs, source=client)

@@ -25,7 +25,9 @@ def test_lacks_is_parsed_per_model_glob_and_validated() -> None:
     config = parse_config({"providers": providers})
     assert config.providers["p"].lacks_for("small-1") == {"vision", "tools"}
     assert config.providers["p"].lacks_for("big") == {"vision"}
-    assert config.providers["q"].lacks_for("sonar") == {"tools"}  # the catalog's default
+    # the catalog's default, and what the provider type never has (no Responses API upstream)
+    assert config.providers["q"].lacks_for("sonar") == {"tools", "responses"}
+    assert config.providers["p"].never == frozenset() and config.providers["q"].never == {"responses"}
     with pytest.raises(ConfigError, match=r"providers.p.lacks: unknown capability 'sight'"):
         parse_config({"providers": {"p": {"type": "openai", "api_key": "k", "lacks": ["sight"]}}})
 

@@ -54,7 +54,8 @@ PATH_STREAMS = {  # streamed whatever the body says: the path asks for it, or th
 }
 # One provider per target format (the column), all on one simulator, which speaks each by its paths.
 TARGETS: dict[str, tuple[str, str, str]] = {  # column → (provider type, URL suffix, model)
-    "openai-compatible": ("openai", "/v1", "gpt-sim"),
+    "openai": ("openai", "/v1", "gpt-sim"),  # speaks the Responses API too
+    "openai-compatible": ("vllm", "/v1", "llama-sim"),  # Chat Completions only
     "anthropic": ("anthropic", "", "claude-sim"),
     "gemini": ("gemini", "/v1beta", "gemini-sim"),
     "bedrock": ("bedrock", "", "anthropic.claude-sim"),

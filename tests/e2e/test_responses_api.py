@@ -1,7 +1,7 @@
 """OpenAI-SDK clients on the Responses API (`client.responses.create` / `.stream`): served through the
-canonical model by Chat Completions, Anthropic and Gemini targets, streaming and not, tools round trip,
+canonical model by Chat-Completions-only, Anthropic and Gemini targets, streaming and not, tools round trip,
 `text.format`, failover; every answer and event validated against the SDK's own types; refusals are 400s in
-the Responses error shape."""
+the Responses error shape. (Passed through to targets that speak Responses: tests/e2e/test_responses_passthrough.py.)"""
 
 from __future__ import annotations
 
@@ -22,6 +22,16 @@ from tests.e2e.test_native_providers import native_config
 
 Sims = dict[str, RunningSim]
 EVENT: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(ResponseStreamEvent)
+
+
+def chat_only(sims: Sims, routes: dict[str, Any]) -> dict[str, Any]:
+    """`config_for`, its providers typed `vllm`: OpenAI-compatible, Chat Completions only (no Responses API)."""
+    config = config_for(sims, routes)
+    for provider in config["providers"].values():
+        provider["type"] = "vllm"
+    return config
+
+
 WEATHER = {
     "type": "function",
     "name": "get_weather",
@@ -31,7 +41,7 @@ WEATHER = {
 
 
 async def test_create_served_by_chat_completions(sdk: Sdk, sims: Sims) -> None:
-    async with running_gateway(config_for(sims, {"chat": ["primary/gpt-4o-mini"]})) as gw:
+    async with running_gateway(chat_only(sims, {"chat": ["primary/gpt-4o-mini"]})) as gw:
         raw = await sdk(gw.base_url).responses.with_raw_response.create(
             model="chat", input="Tell me about failover", instructions="Be brief.", max_output_tokens=200
         )
@@ -106,7 +116,7 @@ async def test_tools_round_trip(sdk: Sdk, sims: Sims) -> None:
 async def test_streamed_function_call_arguments(sdk: Sdk, sims: Sims) -> None:
     choice = {"type": "function", "name": "get_weather"}
     async with (
-        running_gateway(config_for(sims, {"chat": ["primary/a"]})) as gw,
+        running_gateway(chat_only(sims, {"chat": ["primary/a"]})) as gw,
         sdk(gw.base_url).responses.stream(
             model="chat", input="Weather?", tools=[WEATHER], tool_choice=choice
         ) as stream,
@@ -123,7 +133,7 @@ async def test_streamed_function_call_arguments(sdk: Sdk, sims: Sims) -> None:
 async def test_text_format_json_schema(sdk: Sdk, sims: Sims) -> None:
     schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
     fmt = {"format": {"type": "json_schema", "name": "place", "schema": schema, "strict": True}}
-    async with running_gateway(config_for(sims, {"chat": ["primary/a"]})) as gw:
+    async with running_gateway(chat_only(sims, {"chat": ["primary/a"]})) as gw:
         response = await sdk(gw.base_url).responses.create(model="chat", input="Where?", text=fmt)
     assert response.status == "completed"
     sent = sims["primary"].sim.received[0].body
@@ -134,19 +144,25 @@ async def test_text_format_json_schema(sdk: Sdk, sims: Sims) -> None:
     }
 
 
+_NATIVE_ONLY = "serves responses in its own API, which this request needs (capability 'responses')"
+
+
 @pytest.mark.parametrize(
     ("body", "needle"),
     [
-        ({"previous_response_id": "resp_1"}, "does not store responses"),
-        ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "does not store responses"),
-        ({"tools": [{"type": "web_search"}]}, "'web_search' is a built-in tool hosted by OpenAI"),
-        ({"tools": [{"type": "file_search", "vector_store_ids": ["v"]}]}, "'file_search' is a built-in tool"),
-        ({"tools": [{"type": "computer_use_preview"}]}, "'computer_use_preview' is a built-in tool"),
+        ({"previous_response_id": "resp_1"}, _NATIVE_ONLY),
+        ({"input": [{"type": "item_reference", "id": "msg_1"}]}, _NATIVE_ONLY),
+        ({"tools": [{"type": "web_search"}]}, _NATIVE_ONLY),
+        ({"tools": [{"type": "file_search", "vector_store_ids": ["v"]}]}, _NATIVE_ONLY),
+        ({"tools": [{"type": "computer_use_preview"}]}, _NATIVE_ONLY),
+        ({"tool_choice": {"type": "web_search"}}, _NATIVE_ONLY),
+        ({"input": [{"type": "web_search_call"}]}, _NATIVE_ONLY),
         ({"input": [3]}, "input[0] must be an object"),
         ({"input": [{"role": "robot", "content": "x"}]}, "input[0].role must be one of"),
         ({"input": [{"role": "user", "content": [{"type": "input_text"}]}]}, "content[0].text must be a string"),
         ({"input": [{"type": "function_call_output", "output": "x"}]}, "call_id is required"),
-        ({"input": [{"type": "web_search_call"}]}, "'web_search_call' is not supported"),
+        ({"input": [{"type": "robot_call"}]}, "'robot_call' is not supported"),
+        ({"tools": [{"type": "web_search"}, {"type": "function"}]}, "tools[1].name is required"),
         ({"input": []}, "'input' is required"),
         ({"input": {"a": 1}}, "'input' is required"),
         ({"instructions": ["x"]}, "'instructions' must be a string"),
@@ -154,18 +170,19 @@ async def test_text_format_json_schema(sdk: Sdk, sims: Sims) -> None:
         ({"text": {"format": {"type": "json_schema", "name": "x"}}}, "'text.format.schema' must be an object"),
         ({"max_output_tokens": "many"}, "'max_output_tokens' must be a number"),
         ({"stream": "yes"}, "'stream' must be a boolean"),
-        ({"tool_choice": {"type": "web_search"}}, "'tool_choice' 'web_search' is not supported"),
+        ({"tool_choice": "sometimes"}, "'tool_choice' 'sometimes' is not supported"),
     ],
 )
 async def test_refusals_are_clear_400s(sims: Sims, body: dict[str, Any], needle: str) -> None:
+    """A route without a target that speaks Responses: what only that API carries is a 400 before any call."""
     async with (
-        running_gateway(config_for(sims, {"chat": ["primary/a"]})) as gw,
+        running_gateway(chat_only(sims, {"chat": ["primary/a"]})) as gw,
         httpx.AsyncClient(timeout=20) as client,
     ):
         answer = await client.post(f"{gw.base_url}/responses", json={"model": "chat", "input": "hi", **body})
     assert answer.status_code == 400, answer.text
     error = answer.json()["error"]
-    assert needle in error["message"] and error["type"] == "invalid_request_error"
+    assert needle in error["message"] and error["type"] in ("invalid_request_error", "upstream_error")
     assert sims["primary"].sim.received == []  # refused before any target was tried
 
 
@@ -187,7 +204,7 @@ async def test_hostile_bodies_are_400s(sims: Sims) -> None:
 
 async def test_sdk_raises_in_the_responses_error_shape(sdk: Sdk, sims: Sims) -> None:
     sims["primary"].sim.set_fault("status=503")
-    async with running_gateway(config_for(sims, {"chat": ["primary/a"]})) as gw:
+    async with running_gateway(chat_only(sims, {"chat": ["primary/a"]})) as gw:
         client = sdk(gw.base_url)
         with pytest.raises(openai.BadRequestError) as refused:
             await client.responses.create(model="chat", input="hi", tools=[{"type": "web_search"}])
@@ -196,7 +213,8 @@ async def test_sdk_raises_in_the_responses_error_shape(sdk: Sdk, sims: Sims) -> 
         with pytest.raises(openai.APIStatusError) as failed:
             await client.responses.create(model="chat", input="hi")
     assert refused.value.code is None or isinstance(refused.value.code, str)
-    assert "web_search" in refused.value.message and failed.value.status_code >= 500
+    assert _NATIVE_ONLY in refused.value.message and refused.value.code == "unsupported_operation"
+    assert failed.value.status_code >= 500
 
 
 async def test_served_by_gemini_streaming_and_not(sdk: Sdk, sims: Sims) -> None:
@@ -213,7 +231,7 @@ async def test_served_by_gemini_streaming_and_not(sdk: Sdk, sims: Sims) -> None:
 
 async def test_a_stream_failing_mid_way_ends_with_an_error_event(sims: Sims) -> None:
     route = {"chat": {"fallback": ["primary/a@drop_after=3", "backup/b"]}}
-    async with running_gateway(config_for(sims, route)) as gw:
+    async with running_gateway(chat_only(sims, route)) as gw:
         events = await _raw_stream(gw.base_url, {"model": "chat", "input": "Tell me about failover", "stream": True})
     kinds = [e["type"] for e in events]
     assert "response.output_text.delta" in kinds and "response.completed" not in kinds
@@ -244,7 +262,7 @@ async def test_the_sdk_sees_response_failed_when_a_stream_breaks(sdk: Sdk, sims:
 
 async def test_a_continued_stream_carries_on_in_the_same_message(sims: Sims) -> None:
     route = {"chat": {"fallback": ["primary/a@drop_after=3", "backup/b"], "mid_stream": "continue"}}
-    async with running_gateway(config_for(sims, route)) as gw:
+    async with running_gateway(chat_only(sims, route)) as gw:
         events = await _raw_stream(gw.base_url, {"model": "chat", "input": "Tell me about failover", "stream": True})
     kinds = [e["type"] for e in events]
     assert kinds.count("response.created") == 1 and kinds.count("response.output_item.added") == 1
@@ -254,6 +272,7 @@ async def test_a_continued_stream_carries_on_in_the_same_message(sims: Sims) -> 
     sent = sims["backup"].sim.received[0].body
     assert sent is not None
     assert [m["role"] for m in sent["messages"]] == ["user", "assistant", "user"]  # the partial answer went along
+    assert sent["messages"][1]["content"] and sent["messages"][2]["content"].startswith("Continue exactly")
 
 
 def test_the_writers_output_reads_back_as_the_same_answer() -> None:
@@ -308,7 +327,7 @@ async def test_stored_responses_are_refused_with_a_400_saying_why(sdk: Sdk, sims
 
 
 async def test_targets_lacking_what_a_responses_request_needs_are_skipped(sdk: Sdk, sims: Sims) -> None:
-    config = config_for(sims, {"chat": ["primary/small", "backup/big"]})
+    config = chat_only(sims, {"chat": ["primary/small", "backup/big"]})
     config["providers"]["primary"]["lacks"] = ["vision", "json_schema"]
     image = {"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo="}
     schema = {"format": {"type": "json_schema", "name": "x", "schema": {"type": "object"}}}

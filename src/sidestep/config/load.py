@@ -94,7 +94,11 @@ CAPABILITIES = (
     "streaming",
     "embeddings",
     *RELAYED_OPERATIONS,  # operations not every API has: `lacks: [rerank]` takes a target out of one
+    "responses",  # the Responses API upstream: `lacks: [responses]` has a model's Responses requests translated
 )
+SERVED_OPERATIONS = (*RELAYED_OPERATIONS, "responses")  # what `serves` may list
+_NO_CAPABILITY: frozenset[str] = frozenset()
+_NO_RESPONSES = frozenset({"responses"})  # what a provider without the Responses API upstream never has
 _KEY_KEYS = {"value", "weight", "models"}
 _TIMEOUT_KEYS = {"connect", "headers", "first_token", "idle", "read", "total"}
 _POLICY_KEYS = {"retry", "timeouts", "hedge", "mid_stream", "keepalive", "deadline", "fallbacks_on"}
@@ -312,6 +316,7 @@ def _provider(ctx: Ctx, name: str, value: Any) -> ProviderConfig:
         raise ctx.fail(
             f"{path}.drop_fields", f"only OpenAI-compatible providers take it ('{type_name}' speaks {spec.adapter})"
         )
+    serves = _serves(ctx, raw, path, spec) if "serves" in raw else None
     return ProviderConfig(
         name=name,
         type=type_name,
@@ -324,21 +329,23 @@ def _provider(ctx: Ctx, name: str, value: Any) -> ProviderConfig:
         lacks=_lacks(ctx, raw.get("lacks"), f"{path}.lacks", spec.lacks),
         drop_fields=tuple(as_str_list(ctx, raw.get("drop_fields", []), f"{path}.drop_fields")),
         settings=_settings(ctx, raw, path, spec),
-        serves=_serves(ctx, raw, path, spec) if "serves" in raw else None,
+        serves=serves,
+        never=_NO_CAPABILITY if "responses" in (spec.serves if serves is None else serves) else _NO_RESPONSES,
     )
 
 
 def _serves(ctx: Ctx, raw: dict[str, Any], path: str, spec: ProviderSpec) -> frozenset[str]:
-    """`serves: [rerank]`: the relayed-only operations an OpenAI-compatible server has, in place of its type's."""
+    """`serves: [rerank]`: the optional operations an OpenAI-compatible server has (the relayed-only ones, the
+    legacy completions, the Responses API upstream), in place of its type's."""
     if not spec.openai_compatible:
         raise ctx.fail(
             f"{path}.serves", f"only OpenAI-compatible providers take it ('{spec.name}' speaks {spec.adapter})"
         )
     names = as_str_list(ctx, raw["serves"], f"{path}.serves")
     for name in names:
-        if name not in RELAYED_OPERATIONS:
-            known = ", ".join(RELAYED_OPERATIONS)
-            raise ctx.fail(f"{path}.serves", f"unknown operation '{name}'{suggest(name, RELAYED_OPERATIONS)} ({known})")
+        if name not in SERVED_OPERATIONS:
+            known = ", ".join(SERVED_OPERATIONS)
+            raise ctx.fail(f"{path}.serves", f"unknown operation '{name}'{suggest(name, SERVED_OPERATIONS)} ({known})")
     return frozenset(names)
 
 

@@ -163,6 +163,9 @@ class ProviderConfig:
     api_version: str | None = None
     # (model glob, capabilities it lacks): "tools", "vision", "json_schema", "streaming"
     lacks: tuple[tuple[str, frozenset[str]], ...] = ()
+    # Capabilities no model of the provider's type has, whatever `lacks` says (its catalog row: `responses` for
+    # every provider that does not speak the Responses API upstream).
+    never: frozenset[str] = frozenset()
     drop_fields: tuple[str, ...] = ()  # body fields never sent to this provider (on top of its type's own)
     serves: frozenset[str] | None = None  # relayed-only operations its API serves; None: its type's (catalog)
     # Adapter-specific settings (see `ProviderSpec.settings`): strings, or `Secret` for secret ones.
@@ -184,8 +187,8 @@ class ProviderConfig:
     def lacks_for(self, model: str) -> frozenset[str]:
         """Capabilities `model` does not have here; a request needing one skips this target."""
         if not self.lacks:
-            return frozenset()
-        found: set[str] = set()
+            return self.never
+        found: set[str] = set(self.never)
         for glob, missing in self.lacks:
             if glob == "*" or fnmatch.fnmatchcase(model, glob):
                 found |= missing

@@ -6,10 +6,10 @@ bodies, reads their requests, writes answers and streams back, renders errors (a
 the HTTP server) and in-stream errors in its own shape, says when a relayed stream is complete and where a stream's
 usage is. Smaller abilities are protocols of their own (`Seams`, `ReadsEmbeddings`, `WritesEmbeddings`,
 `FramedStreams`, `NamesErrors`, `ListsModels`, `Continues`, `ReadsEmbeddingInputs`, `CountsTokens`, `Comments`,
-`ReadsNeeds`, `MarksUsage`); a format without one simply does not have the method — no stub raising
-"unsupported". They are checked with `isinstance` where a format is chosen (the endpoint table) or on the rare
-paths that need them (a continued stream, embeddings and token counts across formats, a stream's notes), never on
-the usual one.
+`ReadsNeeds`, `MarksUsage`, `EndMarks`, `ReopensStreams`); a format without one simply does not have the method —
+no stub raising "unsupported". They are checked with `isinstance` where a format is chosen (the endpoint table) or
+on the rare paths that need them (a continued stream, a broken one, embeddings and token counts across formats, a
+stream's notes), never on the usual one (a forward relay reads `end_marks` as an attribute, once per stream).
 """
 
 from __future__ import annotations
@@ -24,10 +24,12 @@ from sidestep.errors import SidestepError, UpstreamError
 from sidestep.formats.request import ParsedRequest
 
 __all__ = [
+    "CONTINUE_PROMPT",
     "ClientFormat",
     "Comments",
     "Continues",
     "CountsTokens",
+    "EndMarks",
     "Format",
     "FramedStreams",
     "ListsModels",
@@ -39,12 +41,17 @@ __all__ = [
     "ReadsEmbeddings",
     "ReadsNeeds",
     "RefusesPaths",
+    "ReopensStreams",
     "Seam",
     "Seams",
     "Writer",
     "WritesEmbeddings",
     "stream_media_type",
 ]
+
+
+# What a continuation asks the next target, after the text already sent (`mid_stream: continue`).
+CONTINUE_PROMPT = "Continue exactly where your previous message stopped. Do not repeat anything already written."
 
 
 class Seam(Protocol):
@@ -118,6 +125,24 @@ class Continues(Protocol):
     on that a conversation gets. None: this request cannot be continued (the stream ends with its error)."""
 
     def continued(self, body: dict[str, Any], partial: str) -> dict[str, Any] | None: ...
+
+
+@runtime_checkable
+class EndMarks(Protocol):
+    """A client format whose forwarded streams end with an event too long for the tail rule (`stream_complete`
+    sees the last 24 bytes; the Responses API's `response.completed` carries the whole response): the relay
+    watches the bytes going by for one of these marks instead — bytes only an ending event holds (an `event:`
+    line after a line break, a `"type"` member: neither can appear inside a JSON string)."""
+
+    end_marks: tuple[bytes, ...]
+
+
+@runtime_checkable
+class ReopensStreams(Protocol):
+    """A client format whose in-stream error refers to the stream it ends (the Responses API's `response.failed`
+    carries the response's id): a forwarded stream's relay hands it the stream's first bytes (`head`)."""
+
+    def stream_error_after(self, head: bytes, message: str, code: str = "stream_interrupted") -> bytes: ...
 
 
 @runtime_checkable

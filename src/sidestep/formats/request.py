@@ -23,6 +23,9 @@ class ParsedRequest:
     body: dict[str, Any]
     models: list[str]  # the primary model first, then per-request fallbacks, in order
     stream: bool
+    # Capabilities the request needs of a target whatever the config says (`responses`: it uses what only the
+    # Responses API carries); the ones a config's `lacks` may rule out are `translate.request_needs`'.
+    needs: frozenset[str] = frozenset()
 
 
 def models_of(body: dict[str, Any]) -> list[str]:

@@ -27,6 +27,9 @@ class ProviderSpec:
     # Operations not every API of its kind has: the legacy `completions` (OpenAI's `POST /completions`) and the
     # relayed-only ones served in the client's own shape (`formats.passthrough`): `rerank` (Cohere's shape),
     # `moderations`, `images`, `transcriptions`, `speech` (OpenAI's). A target whose row lacks one is skipped for it.
+    # `responses`: it speaks OpenAI's Responses API upstream (`POST /responses`), so a Responses client is passed
+    # through; every other target has one translated, and lacks the capability `responses` that OpenAI-hosted
+    # tools and `previous_response_id` need (OpenAI-compatible adapters only).
     serves: frozenset[str] = frozenset()
     # Body fields the provider rejects; removed before sending (a 400 for an ignorable field is a bad failover).
     drop_fields: tuple[str, ...] = ()
@@ -50,7 +53,7 @@ _ROWS = (
         "https://api.openai.com/v1",
         ("OPENAI_API_KEY",),
         url_env="OPENAI_BASE_URL",
-        serves=frozenset({"completions", "moderations", "images", "transcriptions", "speech"}),
+        serves=frozenset({"completions", "moderations", "images", "transcriptions", "speech", "responses"}),
     ),
     ProviderSpec(
         "anthropic",
@@ -71,7 +74,8 @@ _ROWS = (
         url_style="azure",
         default_api_version="2024-10-21",
         key_required=False,  # an Entra ID token may replace the key (checked by the adapter factory)
-        serves=frozenset({"completions", "images", "transcriptions", "speech"}),  # instruct, dall-e, whisper, tts
+        # instruct, dall-e, whisper, tts; Responses through the v1 API ({endpoint}/openai/v1/responses)
+        serves=frozenset({"completions", "images", "transcriptions", "speech", "responses"}),
         settings=("ad_token", "tenant_id", "client_id", "client_secret", "authority"),
         secret_settings=("ad_token", "client_secret"),
     ),

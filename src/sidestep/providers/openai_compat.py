@@ -2,9 +2,11 @@
 
 Same-format traffic is a pass-through: the body the client sent goes upstream with only the model
 rewritten and sidestep's own fields removed (chat and embeddings in `OPENAI_CHAT`; the legacy completions
-in `OPENAI_COMPLETIONS`, served only by providers whose catalog row says they still have it); quirks
-(Azure's deployment URLs, fields a provider rejects) come from the provider's catalog row, not from
-branches on its name.
+in `OPENAI_COMPLETIONS`, served only by providers whose catalog row says they still have it; the Responses
+API in `OPENAI_RESPONSES` by the rows that serve `responses` — OpenAI's `/responses`, Azure's v1
+`/openai/v1/responses` — while every other row, and a model configured as lacking `responses`, has a Responses
+client translated to Chat Completions); quirks (Azure's deployment URLs, fields a provider rejects) come from
+the provider's catalog row, not from branches on its name.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from sidestep.formats.base import ClientFormat, Format, ReadsEmbeddingInputs
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.openai_chat.wire import Envelope, Usage
 from sidestep.formats.openai_completions import OPENAI_COMPLETIONS
+from sidestep.formats.openai_responses import OPENAI_RESPONSES
+from sidestep.formats.openai_responses.wire import ResponsesEnvelope, ResponsesUsage
 from sidestep.formats.passthrough import (
     MULTIPART,
     OPENAI_IMAGES,
@@ -36,6 +40,7 @@ from sidestep.formats.translate import translate_request
 from sidestep.providers.base import classify_http_error, no_answer
 from sidestep.providers.catalog import ProviderSpec
 from sidestep.providers.relayed import relayed_usage
+from sidestep.routing.provider import speaks
 from sidestep.transport.types import Timeouts, UpstreamRequest
 
 __all__ = ["OpenAICompatProvider", "Usage"]
@@ -57,6 +62,23 @@ _PATHS = {
 }
 _RELAYED = frozenset({"rerank", "moderations", "images", "transcriptions", "speech"})
 _LISTED = _RELAYED | {"completions"}  # operations only the APIs whose catalog row lists them (`serves`) have
+_NATIVE_RESPONSES = "/responses"  # the rows that serve `responses` speak the Responses API upstream
+# A Responses answer that may have no output yet: cut short, or a `background` one still running at the provider.
+_UNFINISHED = ("incomplete", "queued", "in_progress")
+# Operations served in a format other than chat's: the legacy completions, and the relayed-only APIs in their own
+# shape (so what they serve is the client's format: the byte relay, never a translation); the Responses API too
+# where the row speaks it.
+_FORMATS: Mapping[str, Format] = MappingProxyType(
+    {
+        "completions": OPENAI_COMPLETIONS,
+        "rerank": RERANK,
+        "moderations": OPENAI_MODERATIONS,
+        "images": OPENAI_IMAGES,
+        "transcriptions": OPENAI_TRANSCRIPTIONS,
+        "speech": OPENAI_SPEECH,
+    }
+)
+_WITH_RESPONSES: Mapping[str, Format] = MappingProxyType({**_FORMATS, "responses": OPENAI_RESPONSES})
 # Fields only sidestep understands: they never travel upstream.
 GATEWAY_FIELDS = ("fallbacks", "models", "route")
 
@@ -68,23 +90,16 @@ def _absent(raw: msgspec.Raw) -> bool:
 
 class OpenAICompatProvider:
     format = OPENAI_CHAT
-    # Operations served in a format other than chat's: the legacy completions, and the relayed-only APIs in
-    # their own shape (so what they serve is the client's format: the byte relay, never a translation).
-    formats: Mapping[str, Format] = MappingProxyType(
-        {
-            "completions": OPENAI_COMPLETIONS,
-            "rerank": RERANK,
-            "moderations": OPENAI_MODERATIONS,
-            "images": OPENAI_IMAGES,
-            "transcriptions": OPENAI_TRANSCRIPTIONS,
-            "speech": OPENAI_SPEECH,
-        }
-    )
 
     def __init__(self, config: ProviderConfig, spec: ProviderSpec) -> None:
         self.name = config.name
         self.config = config
         self.spec = spec
+        # Operations served in a format of their own (`routing.provider.speaks`), the Responses API among them
+        # where the row (or the config's `serves`) says the API speaks it.
+        self._responses = "responses" in (spec.serves if config.serves is None else config.serves)
+        self.formats = _WITH_RESPONSES if self._responses else _FORMATS
+        self._decode_responses = msgspec.json.Decoder(ResponsesEnvelope).decode
         self._encode = msgspec.json.Encoder().encode
         self._envelope = msgspec.json.Decoder(Envelope).decode
         self._static_headers = [
@@ -108,11 +123,11 @@ class OpenAICompatProvider:
     ) -> UpstreamRequest:
         if operation in _RELAYED:
             return self._relayed(operation, model, body, key)
+        wire = speaks(self, self.formats, operation, model) if operation in self.formats else OPENAI_CHAT
         if source is not OPENAI_CHAT and operation == "embeddings":  # another format's texts to embed
             payload = _embeddings(body, source)
-        elif source is not OPENAI_CHAT and source is not self.formats.get(operation):
-            # another client format: translate through the canonical model
-            payload = translate_request(body, source, self.formats.get(operation, OPENAI_CHAT))
+        elif source is not wire:  # another client format: translate through the canonical model
+            payload = translate_request(body, source, wire)
         else:
             payload = dict(body)
             for name in GATEWAY_FIELDS:
@@ -124,7 +139,8 @@ class OpenAICompatProvider:
         headers = self._header_sets.get((key.name, key.secret is None, stream))
         if headers is None:
             headers = self._header_sets[(key.name, key.secret is None, stream)] = self._headers(key, stream)
-        url = self._urls[operation]
+        # A model lacking its operation's own API (`lacks: [responses]`) is sent Chat Completions.
+        url = self._urls["chat"] if operation in self.formats and wire is OPENAI_CHAT else self._urls[operation]
         if self.spec.url_style == "azure":
             url = url.replace("{model}", quote(model, safe=""))  # one path segment, whatever the client wrote
         return UpstreamRequest("POST", url, list(headers), self._encode(payload), self._timeouts)
@@ -158,11 +174,15 @@ class OpenAICompatProvider:
             url = url.replace("{model}", quote(model, safe=""))
         return UpstreamRequest("POST", url, headers, payload, self._timeouts)
 
-    def inspect(self, operation: str, body: bytes) -> Usage | CanonicalUsage | None:
+    def inspect(self, operation: str, body: bytes) -> Usage | CanonicalUsage | ResponsesUsage | None:
         """Check a successful answer is well-formed JSON with an answer in it, and read its usage; a malformed
-        body, or a 200 that carries `error` or no `choices` (`data`), fails over."""
+        body, or a 200 that carries `error` or no `choices` (`data`, `output`), fails over."""
         if operation in _RELAYED:
             return relayed_usage(self.name, operation, body)
+        if operation == "responses" and self._responses:
+            envelope_of_responses = self._responses_answer(body)
+            if envelope_of_responses is not None:
+                return envelope_of_responses.usage
         try:
             envelope = self._envelope(body)
         except msgspec.DecodeError as exc:
@@ -173,11 +193,30 @@ class OpenAICompatProvider:
             raise no_answer(self.name, body, "`data`" if operation == "embeddings" else "`choices`")
         return envelope.usage
 
+    def _responses_answer(self, body: bytes) -> ResponsesEnvelope | None:
+        """A Responses answer checked (an `output`, no `error`, not `failed`), with its usage; None when the
+        body is not a Responses object (a model lacking `responses` answered in Chat Completions: `inspect`
+        goes on with that shape)."""
+        try:
+            envelope = self._decode_responses(body)
+        except msgspec.DecodeError as exc:
+            raise UpstreamError(f"{self.name} returned a malformed responses body: {exc}", status=502) from exc
+        if envelope.object != "response":
+            return None
+        if (_absent(envelope.output) and envelope.status not in _UNFINISHED) or not _absent(envelope.error):
+            raise no_answer(self.name, body, "`output`")
+        if envelope.status == "failed":
+            raise no_answer(self.name, body, "a response that did not fail")
+        return envelope
+
     def classify(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         return classify_http_error(status, headers, body, provider=self.name)
 
     def _url_template(self, operation: str) -> str:
         base = self.config.base_url
+        if operation == "responses" and self._responses:
+            # Azure's Responses API is its v1 API: one path for every deployment, named by the body's model.
+            return base + ("/openai/v1" if self.spec.url_style == "azure" else "") + _NATIVE_RESPONSES
         if self.spec.url_style == "azure":
             # Azure names the deployment in the path; the deployment is what targets call the "model".
             version = self.config.api_version or self.spec.default_api_version or ""

@@ -12,14 +12,12 @@ import dataclasses
 from typing import Any
 
 from sidestep.errors import AllAttemptsFailed, UpstreamRejected
-from sidestep.formats.base import Continues, Reader
+from sidestep.formats.base import CONTINUE_PROMPT, Continues, Reader
 from sidestep.formats.body import field
 from sidestep.relay.job import StreamJob
 from sidestep.routing.served import Served
 
 __all__ = ["CONTINUE_PROMPT", "collect", "resume"]
-
-CONTINUE_PROMPT = "Continue exactly where your previous message stopped. Do not repeat anything already written."
 
 
 def collect(reader: Reader, piece: bytes, text: list[str]) -> str | None:

@@ -2,7 +2,9 @@
 
 A hand-written iterator class, not an async generator, so that it compiles (`make compile`: mypyc does not
 compile async generators) — the path nearly every stream takes. A break ends the stream with an error event in
-the client's format; recovering mid-stream (`mid_stream: continue`) is `sidestep.relay.translated`'s.
+the client's format; recovering mid-stream (`mid_stream: continue`) is `sidestep.relay.translated`'s. Whether the
+stream ended properly is read from its last bytes (the format's rule), or, for a format whose last event is
+too long for that (`formats.base.EndMarks`: the Responses API), from its end marks seen going by.
 """
 
 from __future__ import annotations
@@ -28,7 +30,20 @@ class Forward:
     `pipe` (`StreamingResponse.pipe`): written from the upstream's read callback, no await per chunk, when the
     upstream response `Pipes`."""
 
-    __slots__ = ("_done", "_failure", "_held", "_job", "_pipes", "_served", "_tail", "_tap", "prelude")
+    __slots__ = (
+        "_done",
+        "_edge",
+        "_failure",
+        "_held",
+        "_job",
+        "_marked",
+        "_marks",
+        "_pipes",
+        "_served",
+        "_tail",
+        "_tap",
+        "prelude",
+    )
 
     def __init__(self, served: Served, job: StreamJob, *, skip_held: bool = False) -> None:
         self._served = served
@@ -43,6 +58,13 @@ class Forward:
         self._failure: str | None = None
         # Found once, here: the fast path when the transport has it.
         self._pipes = response if can_pipe(response := served.response) else None
+        # An attribute read, not a runtime-protocol isinstance (`formats.base.EndMarks`): this is on every stream.
+        self._marks: tuple[bytes, ...] | None = getattr(job.client, "end_marks", None)
+        self._marked = False  # an end mark went by
+        self._edge = b""  # the last bytes seen, for a mark split between two pieces
+        if self._marks is not None:
+            for piece in served.held:
+                self._mark(piece)
 
     def __aiter__(self) -> Forward:
         return self
@@ -108,7 +130,7 @@ class Forward:
         await self.aclose()
         if failure is not None:
             self._job.outcome.failure = failure
-            out.write(_error_event(self._job, failure))
+            out.write(_error_event(self._job, failure, self._head()))
 
     async def _each(self, out: Outlet) -> None:
         response, tap = self._served.response, self._tap
@@ -129,7 +151,16 @@ class Forward:
 
     def _saw(self, piece: bytes) -> None:
         """Keep the stream's last bytes: whether it ended properly is read from them."""
+        if self._marks is not None:
+            self._mark(piece)
         self._tail = (self._tail + piece)[-24:] if len(piece) < 24 else piece[-24:]
+
+    def _mark(self, piece: bytes) -> None:
+        """Look for an end mark in `piece`, and across its seam with the bytes before it."""
+        if not self._marked and self._marks is not None:
+            window = self._edge + piece[:64]
+            self._marked = any(mark in piece or mark in window for mark in self._marks)
+            self._edge = (self._edge + piece)[-64:] if len(piece) < 64 else piece[-64:]
 
     def _broke(self, exc: UpstreamError) -> None:
         self._failure = f"{self._served.target.label} failed mid-stream: {exc.message}"
@@ -138,7 +169,8 @@ class Forward:
         """The upstream body is over: a stream without its end marker was cut short. Returns what the
         usage tap still held (an incomplete last event)."""
         self._done = True
-        if self._failure is None and not stream_complete(self._job, self._tail, None):
+        complete = self._marked if self._marks is not None else stream_complete(self._job, self._tail, None)
+        if self._failure is None and not complete:
             self._failure = f"{self._served.target.label} ended the stream before it was complete"
         return self._tap.flush() if self._tap is not None else b""
 
@@ -149,7 +181,12 @@ class Forward:
         if failure is None:
             raise StopAsyncIteration
         self._job.outcome.failure = failure
-        return _error_event(self._job, failure)
+        return _error_event(self._job, failure, self._head())
+
+    def _head(self) -> bytes:
+        """The stream's first bytes (held back until its first content): what a format that names the stream in
+        its error event reads (`formats.base.ReopensStreams`)."""
+        return b"".join(self._served.held)
 
     async def aclose(self) -> None:
         self._done = True
@@ -158,10 +195,10 @@ class Forward:
         await self._served.aclose()
 
 
-def _error_event(job: StreamJob, failure: str) -> bytes:
+def _error_event(job: StreamJob, failure: str, head: bytes) -> bytes:
     """The client's in-stream error event; a format that has none (opaque audio bytes) has the connection cut,
     so that the client reads a truncated body, not a short one that looks complete."""
-    event = job.client.stream_error(failure)
+    event = job.stream_error(failure, head)
     if not event:
         raise AbortConnection
     return event

@@ -14,7 +14,7 @@ from typing import Any
 
 from sidestep.core.model import Usage
 from sidestep.errors import Attempt
-from sidestep.formats.base import ClientFormat, Comments, Seams, Writer, stream_media_type
+from sidestep.formats.base import ClientFormat, Comments, ReopensStreams, Seams, Writer, stream_media_type
 from sidestep.formats.sse import sse_comment
 from sidestep.formats.translate import StreamTranslator
 from sidestep.routing.plan import Planned
@@ -100,12 +100,15 @@ class StreamJob:
             return b""
         return self.client.comment(text) if isinstance(self.client, Comments) else sse_comment(text)
 
-    def stream_error(self, message: str) -> bytes:
+    def stream_error(self, message: str, head: bytes = b"") -> bytes:
         """The event that ends the client's stream after a failure: the translating writer's when there is one
         (it knows the stream so far: a Responses client gets `response.failed` with its response id and the
-        output items sent), else the client format's generic one (a forwarded stream's bytes are not read)."""
+        output items sent), else the client format's (a forwarded stream's bytes are not read; a format that
+        names the stream it ends reads its first bytes, `head`)."""
         if self.writer is not None:
             return self.writer.error(message)
+        if head and isinstance(self.client, ReopensStreams):
+            return self.client.stream_error_after(head, message)
         return self.client.stream_error(message)
 
     def tap(self, served: Served) -> UsageTap | None:

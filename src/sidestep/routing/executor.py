@@ -26,7 +26,7 @@ from sidestep.log import event
 from sidestep.routing.breaker import Breaker, BreakerPolicy, Breakers
 from sidestep.routing.cooldown import Cooldowns
 from sidestep.routing.plan import Planned, weighted_index
-from sidestep.routing.provider import Provider
+from sidestep.routing.provider import Provider, speaks
 from sidestep.routing.retry import RetryPolicy, backoff_delay, should_retry
 from sidestep.routing.served import Served, prefetch
 from sidestep.routing.strategies import TargetStats
@@ -278,8 +278,9 @@ class Executor:
             response = await self._transport.send(request)
             if response.status >= 400:
                 raise provider.classify(response.status, response.headers, await read_all(response))
-            speaks = self._formats.get(target.provider)
-            fmt = provider.format if speaks is None else speaks.get(run.operation, provider.format)
+            own = self._formats.get(target.provider)
+            in_own = own is not None and run.operation in own  # chat and embeddings: no call at all
+            fmt = speaks(provider, own, run.operation, target.model) if in_own else provider.format
             served = Served(target, key, response, run.attempts, planned.policy, fmt, index, retries)
             await self._complete(served, planned, run)
         except asyncio.CancelledError:
@@ -440,6 +441,8 @@ class Executor:
     def _all_failed(self, run: _Run) -> AllAttemptsFailed:
         if run.ineligible and run.ineligible == len(run.attempts):  # no upstream call: the request's fault
             headline = f"No target of this route serves {run.operation}"
+            if run.operation in run.needs:  # what the request uses needs a provider speaking that API upstream
+                headline += f" in its own API, which this request needs (capability '{run.operation}')"
             return AllAttemptsFailed(run.attempts, status=400, headline=headline, code="unsupported_operation")
         statuses = [a.status for a in run.attempts if a.status is not None]
         if run.deadline_hit or self.clock() >= run.deadline:

@@ -14,7 +14,7 @@ from sidestep.core.format import Format
 from sidestep.errors import UpstreamError
 from sidestep.transport.types import UpstreamRequest
 
-__all__ = ["Provider"]
+__all__ = ["Provider", "speaks"]
 
 
 class Provider(Protocol):
@@ -42,8 +42,19 @@ class Provider(Protocol):
     def classify(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError: ...
 
     # Optional: `formats: Mapping[str, Format]` — operations the adapter serves in a format other than `format`
-    # (OpenAI-compatible providers speak the legacy completions in their own format); what such an attempt
-    # serves carries that format, so a client speaking it gets the bytes as they are.
+    # (OpenAI-compatible providers speak the legacy completions, and OpenAI's rows the Responses API, in their
+    # own formats); what such an attempt serves carries that format, so a client speaking it gets the bytes as
+    # they are. `speaks` is the one rule that picks it.
     # Optional: `async def authorize(self, key: KeyConfig) -> None` — adapters whose credentials expire
     # (OAuth tokens for Vertex AI, Entra ID for Azure) refresh them here; the executor awaits it before
     # `build` and treats an `UpstreamError` from it as that attempt's failure. Keep it cheap when fresh.
+
+
+def speaks(provider: Provider, formats: Mapping[str, Format] | None, operation: str, model: str) -> Format:
+    """The format an attempt at `model` serves `operation` in: the adapter's own format for the operation
+    (`formats`), unless the model is configured as lacking it (`lacks: {"gpt-4o*": [responses]}`), then the
+    adapter's `format` (the request translated). The adapter builds by it and the executor labels by it."""
+    own = formats.get(operation) if formats is not None else None
+    if own is None or operation in provider.config.lacks_for(model):
+        return provider.format
+    return own

@@ -1,6 +1,7 @@
 """The provider simulator: an HTTP handler that answers like each supported provider and fails on demand.
 
-Routes: OpenAI (`/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`, Azure deployment paths), Anthropic
+Routes: OpenAI (`/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`, `/v1/responses`, Azure deployment
+paths and Azure's v1 `/openai/v1/responses`), Anthropic
 (`/v1/messages`, `/v1/messages/count_tokens`), Gemini (`/v1beta/models/{model}:generateContent`,
 `:streamGenerateContent`, `:countTokens`, `:embedContent`, `:batchEmbedContents`; Vertex AI's
 `/v1/projects/…/publishers/google/models/…` too), Bedrock (`/model/{id}/converse`, `/converse-stream`), Cohere
@@ -35,11 +36,13 @@ from sidestep.sim import anthropic as claude
 from sidestep.sim import auth, bedrock, gemini, media
 from sidestep.sim import cohere as coral
 from sidestep.sim import openai as wire
+from sidestep.sim import responses as responses_api
 from sidestep.sim.faults import FaultSpec, Scenario, parse_fault
 
 __all__ = ["RECEIVED_LIMIT", "Received", "Simulator", "start_simulator"]
 
 RECEIVED_LIMIT = 10_000  # requests kept in `Simulator.received`
+RESPONSES_LIMIT = 10_000  # response ids remembered for `previous_response_id`
 _JSON = [("content-type", "application/json")]
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
@@ -79,6 +82,12 @@ _OPENAI = _Dialect(
     lambda message: b"data: " + wire.error_body(500, message) + b"\n\n",
     b'{"id": "chatcmpl-broken", "choices": [',
     b"data: {not json\n\n",
+)
+_RESPONSES = _Dialect(
+    lambda status, message, _: wire.error_body(status, message),
+    responses_api.stream_error,
+    responses_api.MALFORMED_BODY,
+    responses_api.MALFORMED_EVENT,
 )
 _ANTHROPIC = _Dialect(
     lambda status, message, _: claude.error_body(status, message),
@@ -144,6 +153,7 @@ class Simulator:
         self._fault: FaultSpec | None = None
         self._started = clock()
         self._count = 0
+        self.response_ids: dict[str, None] = {}  # the responses made, oldest first (bounded: RESPONSES_LIMIT)
         self.token_lifetime = 3600  # seconds, for tokens from the simulated OAuth endpoints
         self.tokens_issued = 0
 
@@ -205,9 +215,11 @@ class Simulator:
             return _error(400, "'messages' is a required property", "messages")
         if operation == "chat" and "embed" in model.lower():  # as OpenAI answers a chat with an embedding model
             return _error(404, _NOT_CHAT, "model")
-        failed = await self._before_headers(fault, _OPENAI)
+        failed = await self._before_headers(fault, _RESPONSES if operation == "responses" else _OPENAI)
         if failed is not None:
             return failed
+        if operation == "responses":
+            return self._responses(body, model, fault)
         if operation == "embeddings":
             return Response(200, wire.embeddings(body, model), self._headers())
         if operation == "completions":
@@ -231,6 +243,24 @@ class Simulator:
             )
         finish = "content_filter" if fault.blocked or fault.blocked_output else None
         return self._complete(wire.legacy_completion(body, model, self.name, ident, finish), fault, _OPENAI)
+
+    def _responses(self, body: dict[str, Any], model: str, fault: FaultSpec) -> Response | StreamingResponse:
+        """`POST /v1/responses`, after the faults that come before the headers."""
+        problem = responses_api.problem(body)
+        previous = body.get("previous_response_id")
+        if problem is None and previous is not None and previous not in self.response_ids:
+            problem = f"Previous response with id '{previous}' not found."
+        if problem is not None:
+            return _error(400, problem, "previous_response_id" if previous else "input")
+        ident = self._digest(24)
+        self.response_ids[f"resp_{ident}"] = None
+        if len(self.response_ids) > RESPONSES_LIMIT:
+            del self.response_ids[next(iter(self.response_ids))]
+        reply = _filtered(responses_api.plan(body, self.name), fault)
+        if body.get("stream") is True:
+            events, first = responses_api.events(body, model, reply, ident, fault.chunks or 8)
+            return self._streaming(events, first, fault, _RESPONSES)
+        return self._complete(responses_api.response(body, model, reply, ident), fault, _RESPONSES)
 
     async def _anthropic(
         self, request: Request, body: dict[str, Any] | None, *, counting: bool
@@ -498,6 +528,8 @@ def _operation(path: str) -> tuple[str | None, str | None]:
         return "embeddings", None
     if path in ("/completions", "/v1/completions"):
         return "completions", None
+    if path in ("/responses", "/v1/responses", "/openai/v1/responses"):
+        return "responses", None
     if path.startswith("/openai/deployments/"):
         deployment, _, rest = path[len("/openai/deployments/") :].partition("/")
         operations = {"chat/completions": "chat", "embeddings": "embeddings", "completions": "completions"}

@@ -1,8 +1,11 @@
 """Responses API requests and answers ↔ the canonical model (streams: `stream`).
 
 A request is checked whole here, once, when the gateway parses it (`format.parse_body`): every item of
-`input`, every tool, `text.format`. What the canonical model cannot carry is refused with a 400 naming it —
-stored state (`previous_response_id`, `item_reference`) and the tools only OpenAI hosts — never dropped.
+`input`, every tool, `text.format`. What the canonical model cannot carry — state stored at the provider
+(`previous_response_id`, `conversation`, `item_reference`) and the tools only OpenAI hosts (`web_search`,
+`file_search`, `computer_use_preview` …, and the items they produce) — is never dropped: such a request needs a
+target that speaks the Responses API (`needs_of`: capability `responses`), which gets it passed through, and
+translating it is refused with a 400 naming what it uses.
 """
 
 from __future__ import annotations
@@ -29,7 +32,15 @@ from sidestep.core.model import (
 )
 from sidestep.errors import BadRequest
 
-__all__ = ["read_request", "read_response", "read_usage", "response_object", "usage_out", "write_request"]
+__all__ = [
+    "needs_of",
+    "read_request",
+    "read_response",
+    "read_usage",
+    "response_object",
+    "usage_out",
+    "write_request",
+]
 
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
@@ -37,29 +48,63 @@ _KNOWN = {
     "model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls", "max_output_tokens",
     "temperature", "top_p", "stream", "text", "reasoning", "user", "safety_identifier", "store", "metadata",
     "fallbacks", "models", "route", "messages", "previous_response_id", "conversation", "include", "stream_options",
+    "background",
 }  # fmt: skip
-_NO_STORAGE = "sidestep does not store responses yet, so '{}' is not available; send the whole conversation in 'input'."
-_HOSTED = "is a built-in tool hosted by OpenAI; sidestep translates Responses requests for any target and cannot run it"
+_NO_STORAGE = (
+    "'{}' refers to state stored at the provider: only a target that speaks the Responses API (openai, azure) can"
+    " serve it, and sidestep does not store responses itself; send the whole conversation in 'input' otherwise."
+)
+_HOSTED = "is a built-in tool hosted by OpenAI: only a target that speaks the Responses API (openai, azure) can run it"
+# Items only the Responses API carries: what hosted tools produce (sent back in `input` on the next turn), and
+# references to stored ones. A message, a function call or its output translates to any target.
+_NATIVE_ITEMS = frozenset({
+    "item_reference", "web_search_call", "file_search_call", "computer_call", "computer_call_output",
+    "code_interpreter_call", "image_generation_call", "local_shell_call", "local_shell_call_output",
+    "shell_call", "shell_call_output", "apply_patch_call", "apply_patch_call_output", "mcp_list_tools",
+    "mcp_approval_request", "mcp_approval_response", "mcp_call", "custom_tool_call", "custom_tool_call_output",
+})  # fmt: skip
+_STATE = ("previous_response_id", "conversation")
+_MAX_ID = 256
+MAX_TOOLS = 128  # as OpenAI allows
+_RESPONSES = frozenset({"responses"})
+_NONE: frozenset[str] = frozenset()
 _ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
 
 
 # -- requests -----------------------------------------------------------------------------------------
 
 
-def read_request(body: dict[str, Any]) -> ChatRequest:
-    for name in ("previous_response_id", "conversation"):
-        if body.get(name) is not None:
+def needs_of(body: dict[str, Any]) -> frozenset[str]:
+    """`{"responses"}` when the request uses what only the Responses API carries (provider-stored state, a
+    hosted tool, the items hosted tools produce), else nothing. Shapes are not checked here (`read_request`)."""
+    if any(body.get(name) is not None for name in _STATE) or body.get("background") is True:
+        return _RESPONSES  # state at the provider: a background response is polled there too
+    tools = body.get("tools")
+    if isinstance(tools, list) and any(isinstance(t, dict) and t.get("type") != "function" for t in tools):
+        return _RESPONSES
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") not in ("function", None):
+        return _RESPONSES
+    items = body.get("input")
+    if isinstance(items, list) and any(isinstance(i, dict) and i.get("type") in _NATIVE_ITEMS for i in items):
+        return _RESPONSES
+    return _NONE
+
+
+def read_request(body: dict[str, Any], native: bool = False) -> ChatRequest:
+    """The canonical request. `native`: the request is only checked (it goes to a target speaking Responses,
+    as it is), so what only the Responses API carries is let through instead of refused."""
+    for name in _STATE:
+        if body.get(name) is not None and not native:
             raise BadRequest(_NO_STORAGE.format(name), param=name, code="storage_unavailable")
+    _state_ids(body)
     system: list[TextPart] = []
     instructions = body.get("instructions")
     if isinstance(instructions, str):
         system.append(TextPart(text=instructions))
     elif instructions is not None:
         raise BadRequest("'instructions' must be a string.", param="instructions")
-    messages = _input(body.get("input"), system)
-    continued = body.get("messages")  # only the gateway puts it there (`mid_stream: continue`): clients may not
-    if isinstance(continued, list) and continued:
-        messages.extend(_input(continued, system))
+    messages = _input(body.get("input"), system, native)
     text = _object(body.get("text"), "text")
     reasoning = _object(body.get("reasoning"), "reasoning")
     mode, schema = _text_format(_object(text.get("format"), "text.format"))
@@ -68,8 +113,8 @@ def read_request(body: dict[str, Any]) -> ChatRequest:
         model=str(body.get("model", "")),
         messages=messages,
         system=system,
-        tools=[_tool(t, i) for i, t in enumerate(_list(body.get("tools"), "tools"))],
-        tool_choice=_choice(body.get("tool_choice"), body.get("parallel_tool_calls")),
+        tools=[tool for i, t in enumerate(_tools(body.get("tools"))) if (tool := _tool(t, i, native))],
+        tool_choice=_choice(body.get("tool_choice"), body.get("parallel_tool_calls"), native),
         max_tokens=_number(body, "max_output_tokens", int),
         temperature=_number(body, "temperature", float),
         top_p=_number(body, "top_p", float),
@@ -83,12 +128,31 @@ def read_request(body: dict[str, Any]) -> ChatRequest:
     )
 
 
+def _state_ids(body: dict[str, Any]) -> None:
+    """`previous_response_id` (and a `conversation` id) are passed on as they are: a short printable string."""
+    previous = body.get("previous_response_id")
+    conversation = body.get("conversation")
+    conversation = conversation.get("id") if isinstance(conversation, dict) else conversation
+    for name, value in (("previous_response_id", previous), ("conversation", conversation)):
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value or len(value) > _MAX_ID or not value.isprintable():
+            raise BadRequest(f"'{name}' must be an id: a printable string of at most {_MAX_ID} characters.", param=name)
+
+
 def _object(value: Any, name: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise BadRequest(f"'{name}' must be an object.", param=name)
     return value
+
+
+def _tools(value: Any) -> list[Any]:
+    tools = _list(value, "tools")
+    if len(tools) > MAX_TOOLS:
+        raise BadRequest(f"'tools' may hold at most {MAX_TOOLS} tools; it has {len(tools)}.", param="tools")
+    return tools
 
 
 def _list(value: Any, name: str) -> list[Any]:
@@ -108,7 +172,7 @@ def _number(body: dict[str, Any], name: str, kind: type[int] | type[float]) -> A
     return value
 
 
-def _input(value: Any, system: list[TextPart]) -> list[Message]:
+def _input(value: Any, system: list[TextPart], native: bool = False) -> list[Message]:
     if isinstance(value, str):
         return [Message(role="user", parts=[TextPart(text=value)])]
     if not isinstance(value, list) or not value:
@@ -140,8 +204,14 @@ def _input(value: Any, system: list[TextPart]) -> list[Message]:
             messages.append(Message(role="tool", parts=[result]))
         elif kind == "reasoning":
             continue  # a previous turn's reasoning: no target of another format can take it back
-        elif kind == "item_reference":
-            raise BadRequest(_NO_STORAGE.format(f"{where}: item_reference"), param=where, code="storage_unavailable")
+        elif kind in _NATIVE_ITEMS:
+            if native:
+                continue  # passed through as it is: the target that speaks Responses reads it
+            if kind == "item_reference":
+                raise BadRequest(
+                    _NO_STORAGE.format(f"{where}: item_reference"), param=where, code="storage_unavailable"
+                )
+            raise BadRequest(f"{where}.type {kind!r} {_HOSTED}.", param=where)
         else:
             raise BadRequest(f"{where}.type {kind!r} is not supported by sidestep.", param=where)
     return messages
@@ -197,13 +267,15 @@ def _output(item: dict[str, Any], where: str) -> list[TextPart | ImagePart]:
     return [p for p in _content(output, f"{where}.output") if isinstance(p, TextPart | ImagePart)]
 
 
-def _tool(raw: Any, index: int) -> Tool:
+def _tool(raw: Any, index: int, native: bool = False) -> Tool | None:
     where = f"tools[{index}]"
     if not isinstance(raw, dict):
         raise BadRequest(f"{where} must be an object.", param=where)
     kind = raw.get("type")
     if kind != "function":
-        raise BadRequest(f"{where}: {kind!r} {_HOSTED}; only function tools can be used.", param=where)
+        if native and isinstance(kind, str) and kind:
+            return None  # a hosted tool: passed through as it is
+        raise BadRequest(f"{where}: {kind!r} {_HOSTED}; other targets take only function tools.", param=where)
     params = raw.get("parameters") or {"type": "object", "properties": {}}
     if not isinstance(params, dict):
         raise BadRequest(f"{where}.parameters must be an object (a JSON schema).", param=where)
@@ -215,7 +287,7 @@ def _tool(raw: Any, index: int) -> Tool:
     )
 
 
-def _choice(value: Any, parallel: Any) -> ToolChoice | None:
+def _choice(value: Any, parallel: Any, native: bool = False) -> ToolChoice | None:
     flag = parallel if isinstance(parallel, bool) else None
     if value is None:
         return ToolChoice(parallel=flag) if flag is not None else None
@@ -224,6 +296,8 @@ def _choice(value: Any, parallel: Any) -> ToolChoice | None:
     if isinstance(value, dict) and value.get("type") == "function" and isinstance(value.get("name"), str):
         return ToolChoice(mode="tool", name=value["name"], parallel=flag)
     kind = value.get("type") if isinstance(value, dict) else value
+    if native and isinstance(kind, str):
+        return None  # a hosted tool (or allowed_tools): passed through as it is
     raise BadRequest(
         f"'tool_choice' {kind!r} is not supported: use auto, none, required or a function.", param="tool_choice"
     )

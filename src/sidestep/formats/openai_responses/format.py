@@ -2,8 +2,10 @@
 how errors and in-stream errors look to it, where its streams carry usage. The conversions are in `convert`
 (requests, answers) and `stream` (events).
 
-Every request is translated through the canonical model: no provider adapter speaks Responses, so the
-byte-relay fast path never applies and the body is read whole here, where its errors become 400s.
+The body is read whole here, where its errors become 400s, and what it needs of a target is found
+(`ParsedRequest.needs`: `responses` when it uses what only the Responses API carries). A target speaking the
+Responses API (`responses` in its `serves`) gets it passed through and its answer relayed as bytes (streams: the
+end marks and the in-stream error here, `EndMarks`, `ReopensStreams`); any other target gets it translated.
 """
 
 from __future__ import annotations
@@ -14,16 +16,18 @@ import msgspec
 
 from sidestep.core.model import ChatRequest, ChatResponse, Usage
 from sidestep.errors import BadRequest, SidestepError, UpstreamError
+from sidestep.formats.base import CONTINUE_PROMPT
 from sidestep.formats.body import decode_body, field, materialize
 from sidestep.formats.openai_chat.format import error_payload
 from sidestep.formats.openai_responses.convert import (
+    needs_of,
     read_request,
     read_response,
     read_usage,
     response_object,
     write_request,
 )
-from sidestep.formats.openai_responses.stream import StreamReader, StreamWriter, error_event
+from sidestep.formats.openai_responses.stream import END_MARKS, StreamReader, StreamWriter, failed_events
 from sidestep.formats.request import ParsedRequest, models_of
 
 __all__ = ["OPENAI_RESPONSES", "OpenAIResponses"]
@@ -35,6 +39,7 @@ class OpenAIResponses:
     """`POST /v1/responses`: a client format (errors in OpenAI's error shape, as the Responses API has it)."""
 
     name = "openai-responses"
+    end_marks = END_MARKS
 
     def parse_body(self, raw: bytes, operation: str) -> ParsedRequest:
         """The whole request checked now, so that a malformed item is a 400 before any target is tried."""
@@ -49,8 +54,18 @@ class OpenAIResponses:
             raise BadRequest(
                 "'messages' is a Chat Completions field; the Responses API takes 'input'.", param="messages"
             )
-        read_request(materialize(body))
-        return ParsedRequest(body, models, stream)
+        whole = materialize(body)
+        needs = needs_of(whole)
+        read_request(whole, native=bool(needs))
+        return ParsedRequest(body, models, stream, needs)
+
+    def continued(self, body: dict[str, Any], partial: str) -> dict[str, Any]:
+        """`mid_stream: continue`: the input so far, the text already sent as the assistant's, and a request to
+        go on — a Responses body still, so that a target speaking Responses takes it as it is."""
+        items = field(body, "input")
+        items = [{"role": "user", "content": items}] if isinstance(items, str) else list(items or [])
+        items += [{"role": "assistant", "content": partial}, {"role": "user", "content": CONTINUE_PROMPT}]
+        return {**body, "input": items}
 
     def include_usage(self, body: dict[str, Any]) -> bool:
         return True  # `response.completed` always carries the usage
@@ -88,8 +103,8 @@ class OpenAIResponses:
         return StreamWriter(model, include_usage)
 
     def stream_complete(self, tail: bytes) -> bool:
-        # Only relayed streams ask, and none is relayed yet (no target speaks Responses); the final event is
-        # the whole response, so its tail is the end of a JSON object and the blank line.
+        # Forwarded streams are judged by `end_marks` (the final event is the whole response, too long for a
+        # tail); this is the weaker rule for a caller without them: the tail ends a JSON event.
         return tail.endswith(b"}\n\n")
 
     def stream_usage(self, data: dict[str, Any]) -> tuple[Usage | None, bool]:
@@ -98,14 +113,19 @@ class OpenAIResponses:
         return read_usage((data.get("response") or {}).get("usage")), False
 
     def stream_error(self, message: str, code: str = "stream_interrupted") -> bytes:
-        return error_event(message, code)
+        return failed_events(b"", message, code)
+
+    def stream_error_after(self, head: bytes, message: str, code: str = "stream_interrupted") -> bytes:
+        return failed_events(head, message, code)
 
     def refuse_path(self, path: str, method: str) -> SidestepError | None:
-        """`GET`/`DELETE /v1/responses/{id}` (and `/input_items`, `/cancel`) need stored responses."""
+        """`GET`/`DELETE /v1/responses/{id}` (and `/input_items`, `/cancel`) need stored responses: they stay at
+        the provider that made them, and a path names no route to find it by."""
         return BadRequest(
-            f"{method} {path.partition('?')[0]}: sidestep does not store responses yet, so stored responses cannot"
-            " be retrieved, deleted or cancelled; keep the answers you need and send the whole conversation in"
-            " 'input'.",
+            f"{method} {path.partition('?')[0]}: sidestep does not store responses, so stored responses cannot"
+            " be retrieved, deleted or cancelled through it (a response stored by a provider is reached at that"
+            " provider); keep the answers you need, or send 'previous_response_id' to a route whose target"
+            " speaks the Responses API.",
             code="storage_unavailable",
         )
 

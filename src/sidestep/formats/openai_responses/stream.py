@@ -17,7 +17,7 @@ from sidestep.core.model import ChatResponse, Event, Finish, TextPart, ThinkingP
 from sidestep.formats.openai_responses.convert import call_item, message_item, read_usage, response_object
 from sidestep.formats.sse import SSESplitter
 
-__all__ = ["StreamReader", "StreamWriter", "error_event"]
+__all__ = ["END_MARKS", "StreamReader", "StreamWriter", "error_event", "failed_events"]
 
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
@@ -30,6 +30,39 @@ def _sse(payload: dict[str, Any]) -> bytes:
 
 def error_event(message: str, code: str | None = "stream_interrupted", sequence: int = 0) -> bytes:
     return _sse({"type": "error", "code": code, "message": message, "param": None, "sequence_number": sequence})
+
+
+_ENDS = ("response.completed", "response.incomplete", "response.failed")
+# What only the event that ends a stream holds, however the upstream writes it (`formats.base.EndMarks`).
+END_MARKS = tuple(
+    mark
+    for kind in _ENDS
+    for mark in (
+        b"\nevent: " + kind.encode() + b"\n",
+        b'"type":"' + kind.encode() + b'"',
+        b'"type": "' + kind.encode() + b'"',
+    )
+)
+
+
+def failed_events(head: bytes, message: str, code: str = "stream_interrupted") -> bytes:
+    """`error`, then `response.failed` carrying the response the stream opened (its `response.created`, found
+    in the stream's first bytes `head`: the same id and model), for a stream whose events were relayed as they
+    came (not read: the failed response lists no output). Without such a head, a response of its own."""
+    response: dict[str, Any] = {}
+    try:
+        for data in SSESplitter().feed(head):
+            event = _decode(data)
+            if isinstance(event, dict) and event.get("type") == "response.created":
+                response = dict(event.get("response") or {})
+                break
+    except (msgspec.DecodeError, ValueError):
+        response = {}
+    if not isinstance(response.get("id"), str):
+        response = response_object(ChatResponse(id="sidestep", model=""), "failed")
+    response.update(status="failed", error={"code": "server_error", "message": message}, output=[], usage=None)
+    failed = {"type": "response.failed", "response": response, "sequence_number": 1}
+    return error_event(message, code) + _sse(failed)
 
 
 class _Item:
