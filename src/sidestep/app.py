@@ -19,8 +19,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -37,7 +36,7 @@ from sidestep.answers import (
     translated,
 )
 from sidestep.config.model import Config
-from sidestep.endpoints import ENDPOINTS, client_format, model_path, models_client
+from sidestep.endpoints import models_client
 from sidestep.errors import (
     AllAttemptsFailed,
     MethodNotAllowed,
@@ -45,16 +44,18 @@ from sidestep.errors import (
     SidestepError,
     UpstreamRejected,
 )
-from sidestep.formats.base import ClientFormat, ReadsEmbeddings, RefusesPaths
+from sidestep.formats.base import ClientFormat, ReadsEmbeddings
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.passthrough import relays_bytes, request_usage
 from sidestep.formats.request import ParsedRequest, model_named
 from sidestep.formats.translate import request_needs, translate_embeddings
 from sidestep.outcome import Exchange, Observer, tell, tell_at_end
+from sidestep.paths import model_route, route_table
+from sidestep.paths import refusal as refusal_for
 from sidestep.plugins.base import Pipeline, Plugin
 from sidestep.plugins.capabilities import Authenticates, Capabilities, HasLifecycle, SurvivesReload, discover
 from sidestep.plugins.estimate import relayed_usage
-from sidestep.plugins.registry import build_plugins, off_paths
+from sidestep.plugins.registry import build_plugins
 from sidestep.providers.registry import build_providers
 from sidestep.relay import (
     Forward,
@@ -78,17 +79,6 @@ from sidestep.transport.types import Transport
 __all__ = ["Gateway"]
 
 log = logging.getLogger("sidestep.gateway")
-
-# A route's handler: (request, request id, its outcome record when one is kept).
-_Handler = Callable[[Request, str, Exchange | None], Awaitable[Response | StreamingResponse]]
-
-
-@dataclass(frozen=True, slots=True)
-class _Route:
-    name: str  # the endpoint (`Exchange.operation`)
-    format: ClientFormat  # the client's format: errors are rendered in it
-    methods: Mapping[str, _Handler]
-    observed: bool = True  # False: no outcome record (the metrics scrape)
 
 
 class Gateway:
@@ -163,49 +153,12 @@ class Gateway:
         self._tracked = self._plugged or bool(self._observers)  # an outcome record is kept per request
         self._wants_usage = self._pipeline.wants_usage or any(o.wants_usage for o in self._observers)
         self._authenticate = _authenticator(caps.authenticators)
-        self._routes = self._route_table(caps)
+        self._routes = route_table(self._proxy, self._local, self._guarded, caps.endpoints)
 
     @property
     def _local(self) -> dict[str, Callable[..., Awaitable[Response]]]:
         """The endpoints the gateway answers itself (GET), by operation."""
         return {"models": self._models, "health": self._health, "ready": self._ready}
-
-    def _route_table(self, caps: Capabilities) -> dict[str, _Route]:
-        local = self._local
-        routes = {
-            path: _Route(
-                e.operation,
-                e.format,
-                {"GET": local[e.operation]}
-                if e.method == "GET"
-                else {
-                    "POST": partial(self._proxy, operation=e.operation, client=e.format, opaque=relays_bytes(e.format))
-                },
-            )
-            for path, e in ENDPOINTS.items()
-        }
-        for path, endpoint in (caps.endpoints or {}).items():
-            if endpoint.guarded:
-                handler = partial(self._guarded, endpoint.handler)
-            else:
-                handler = partial(_plugin_endpoint, endpoint.handler)
-            methods = dict.fromkeys((endpoint.method, *endpoint.methods), handler)
-            routes.setdefault(path, _Route(endpoint.name, client_format(path), methods, endpoint.observed))
-        for path, (name, why) in off_paths().items():
-            routes.setdefault(path, _Route(name, client_format(path), {"GET": partial(_plugin_off, why)}))
-        return routes
-
-    def _model_route(self, path: str) -> _Route:
-        """A path that names its model (`endpoints.MODEL_PATHS`), or one no route serves (a 404 in the
-        format the path looks like it speaks)."""
-        named = model_path(path)
-        if named is None:
-            return _Route("other", client_format(path), {})
-        e, model = named
-        if e.method == "GET":
-            return _Route(e.operation, e.format, {"GET": partial(self._local[e.operation], model=model)})
-        handler = partial(self._proxy, operation=e.operation, client=e.format, path_model=model, path_stream=e.stream)
-        return _Route(e.operation, e.format, {"POST": handler})
 
     def attach(self, observers: Sequence[Observer]) -> None:
         """Tell `observers` too of every finished exchange from now on (and serve their endpoints)."""
@@ -272,7 +225,7 @@ class Gateway:
         request_id = f"{self._id_prefix}{next(self._ids):010x}"
         route = self._routes.get(request.path)
         if route is None:
-            route = self._model_route(request.path)
+            route = model_route(request.path, self._proxy, self._local)
         exchange = None
         if self._tracked and route.observed:
             exchange = Exchange(request, request_id, route.name, route.format, (), False, self._wall_clock(), {})
@@ -280,7 +233,7 @@ class Gateway:
             handler = route.methods.get(request.method)
             if handler is None:
                 if not route.methods:
-                    refusal = _refusal(route.format, request)
+                    refusal = refusal_for(route.format, request)
                     raise refusal or NotFound(f"Unknown path '{request.path}'.", code="not_found")
                 allowed = ", ".join(route.methods)
                 raise MethodNotAllowed(f"Method {request.method} is not allowed on {request.path}; use {allowed}.")
@@ -574,24 +527,6 @@ class Gateway:
         if not self._providers:
             return Response(503, b'{"status":"not ready","reason":"no providers configured"}', [JSON])
         return Response(200, b'{"status":"ready"}', [JSON])
-
-
-async def _plugin_endpoint(
-    handler: Callable[[Request], Awaitable[Response | StreamingResponse]],
-    request: Request,
-    request_id: str,
-    exchange: Exchange | None,
-) -> Response | StreamingResponse:
-    return await handler(request)
-
-
-async def _plugin_off(why: str, request: Request, request_id: str, exchange: Exchange | None) -> Response:
-    raise NotFound(why, code="not_found")
-
-
-def _refusal(client: ClientFormat, request: Request) -> SidestepError | None:
-    """Why a path under a client format's endpoint is not served, when the format can say better than 404."""
-    return client.refuse_path(request.path, request.method) if isinstance(client, RefusesPaths) else None
 
 
 def _authenticator(plugins: Sequence[Authenticates]) -> Callable[[Request], Any] | None:
