@@ -40,6 +40,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "POST /v1/moderations": {"input": "hi"},
     "POST /v1/images/generations": {"prompt": "a cat"},
     "POST /v1/audio/speech": {"input": "hi", "voice": "alloy"},
+    "POST /v1/audio/transcriptions": {},  # multipart: the form's fields and file are in `FORMS`
     "POST /model/{model}/invoke": {
         "anthropic_version": "bedrock-2023-05-31",
         "max_tokens": 20,
@@ -47,6 +48,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     },
 }
 STREAMING = {"POST /v1/chat/completions", "POST /v1/completions", "POST /v1/responses", "POST /v1/messages"}
+FORMS = {"POST /v1/audio/transcriptions": {"file": ("hi.wav", b"RIFF\x00\x00\x00\x00WAVE", "audio/wav")}}
 PATH_STREAMS = {  # streamed whatever the body says: the path asks for it, or the API always does (speech audio)
     "POST /model/{model}/converse-stream",
     "POST /v1/models/{model}:streamGenerateContent?alt=sse",
@@ -132,7 +134,10 @@ async def test_every_cell_holds(served: tuple[RunningGateway, RunningSim, Outcom
                         **({"stream": True} if endpoint in STREAMING and stream else {}),
                     }
                     url = gw.url + path.replace("{model}", column)
-                    answer = await http.request(method, url, json=body, headers=HEADERS)
+                    if endpoint in FORMS:  # a multipart body: its fields as form data, beside the file
+                        answer = await http.request(method, url, data=body, files=FORMS[endpoint], headers=HEADERS)
+                    else:
+                        answer = await http.request(method, url, json=body, headers=HEADERS)
                     got = _how(answer, outcomes.last, called=len(sim.sim.received) > before, column=column)
                     if outcomes.last is not None and got != "ineligible" and outcomes.last.streamed != stream:
                         got = f"streamed={outcomes.last.streamed}"
