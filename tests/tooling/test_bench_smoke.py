@@ -86,7 +86,10 @@ def test_saturation_ratios_are_taken_within_rounds() -> None:
 @pytest.mark.skipif(not instructions.available(), reason="needs valgrind and nginx (bench/setup.sh)")
 def test_instruction_counts_are_per_request_and_a_stream_costs_more(tmp_path: Path) -> None:
     workloads = list(instructions.WORKLOADS.values())
-    figures = instructions.count_instructions(["minimal"], workloads, requests=20, workdir=tmp_path, warmup=5)
+    try:
+        figures = instructions.count_instructions(["minimal"], workloads, requests=20, workdir=tmp_path, warmup=5)
+    except ConnectionError:  # once, under valgrind on a loaded 2-core machine (CI beside other work): once more
+        figures = instructions.count_instructions(["minimal"], workloads, requests=20, workdir=tmp_path, warmup=5)
     chat, stream = figures["minimal"]["chat"], figures["minimal"]["stream"]
     assert 20_000 < chat < 5_000_000  # per request, not per run: ~250 k on x86-64
     assert stream > chat  # a stream does everything a chat answer does, and relays events
