@@ -105,12 +105,12 @@ def error_headers(client: ClientFormat, status: int) -> list[tuple[str, str]]:
     return headers
 
 
-def stream_head(client: ClientFormat, served: Served) -> list[tuple[str, str]]:
+def stream_head(client: ClientFormat, served: Served, media: str | None, opaque: bool) -> list[tuple[str, str]]:
     """A stream's first headers: the client format's (`relay.job.stream_headers`), or the upstream's content
     type for opaque bytes (speech audio)."""
-    if served.format is client and relays_bytes(client):
+    if opaque and served.format is client:
         return [_upstream_type(served), ("cache-control", "no-cache"), ("x-accel-buffering", "no")]
-    return stream_headers(client)
+    return stream_headers(media)
 
 
 def _upstream_type(served: Served) -> tuple[str, str]:

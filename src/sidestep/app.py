@@ -44,7 +44,7 @@ from sidestep.errors import (
     SidestepError,
     UpstreamRejected,
 )
-from sidestep.formats.base import ClientFormat, ReadsEmbeddings
+from sidestep.formats.base import ClientFormat, ReadsEmbeddings, stream_media_type
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.passthrough import relays_bytes, request_usage
 from sidestep.formats.request import ParsedRequest, model_named
@@ -61,7 +61,6 @@ from sidestep.relay import (
     Forward,
     StreamJob,
     forwarding,
-    keepalive_for,
     relay,
     relay_after_prelude,
     stream_headers,
@@ -338,6 +337,7 @@ class Gateway:
         include_usage = client.include_usage(parsed.body)
         body = parsed.body
         opaque = relays_bytes(client)  # speech audio: no usage tap, keep-alive comment or continuation
+        media = stream_media_type(client)  # a framed stream (Bedrock's event stream): no comments, no byte relay
         tap = not opaque and exchange is not None and (self._wants_usage or self._keeps_answers)
         if tap and not include_usage:  # have the usage reported (then removed) where the format must ask for it
             body = client.asking_usage(body) or body
@@ -355,8 +355,12 @@ class Gateway:
             resume=resume,
             tap_usage=tap,
             drop_usage=tap and not include_usage,
+            media=media,
         )
-        keepalive = keepalive_for(client, policy.keepalive, self.config.server.sse_keepalive)
+        # Seconds between keep-alive comments while the first token is awaited; none in a framed stream.
+        keepalive = self.config.server.sse_keepalive if policy.keepalive is None else policy.keepalive
+        if media is not None:
+            keepalive = 0.0
         if opaque:  # what the answer costs is in the request (speech: characters), not in its bytes
             keepalive, job.outcome.usage = 0.0, request_usage(client, body)
         deadline = self._executor.clock() + timeout
@@ -367,7 +371,7 @@ class Gateway:
             task.cancel()
             raise
         if not done:  # still no first token: commit to a 200 stream and keep the connection warm
-            headers = [*stream_headers(client), ("x-sidestep-request-id", request_id)]
+            headers = [*stream_headers(media), ("x-sidestep-request-id", request_id)]
             return self._streaming(exchange, job, wait_with_keepalive(task, keepalive, job), headers)
         try:
             served = await task
@@ -377,7 +381,7 @@ class Gateway:
                 if rescued is not None:
                     return rescued
             return self._over(exchange, failure(client, exc, request_id), failed=exc)
-        headers = stream_head(client, served) + served_headers(request_id, served)
+        headers = stream_head(client, served, media, opaque) + served_headers(request_id, served)
         if exchange is not None:
             job.outcome.serving(served)
         if forwarding(served, job):  # same format: what prefetch held goes out in the head's write

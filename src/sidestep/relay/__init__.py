@@ -25,7 +25,6 @@ from sidestep.relay.job import (
     StreamJob,
     StreamOutcome,
     forwarding,
-    keepalive_for,
     stream_headers,
 )
 from sidestep.relay.keepalive import wait_with_keepalive
@@ -38,7 +37,6 @@ __all__ = [
     "StreamJob",
     "StreamOutcome",
     "forwarding",
-    "keepalive_for",
     "relay",
     "relay_after_prelude",
     "stream_headers",

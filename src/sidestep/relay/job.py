@@ -14,7 +14,7 @@ from typing import Any
 
 from sidestep.core.model import Usage
 from sidestep.errors import Attempt
-from sidestep.formats.base import ClientFormat, Comments, ReopensStreams, Seams, Writer, stream_media_type
+from sidestep.formats.base import ClientFormat, Comments, ReopensStreams, Seams, Writer
 from sidestep.formats.sse import sse_comment
 from sidestep.formats.translate import StreamTranslator
 from sidestep.routing.plan import Planned
@@ -27,7 +27,6 @@ __all__ = [
     "StreamJob",
     "StreamOutcome",
     "forwarding",
-    "keepalive_for",
     "stream_complete",
     "stream_headers",
 ]
@@ -40,18 +39,10 @@ _NO_BUFFERING = [("cache-control", "no-cache"), ("x-accel-buffering", "no")]
 _SSE_HEADERS = [("content-type", "text/event-stream"), *_NO_BUFFERING]
 
 
-def stream_headers(client: ClientFormat) -> list[tuple[str, str]]:
-    """A stream's head: Server-Sent Events, or the media type of a format that frames its streams otherwise."""
-    media = stream_media_type(client)
+def stream_headers(media: str | None) -> list[tuple[str, str]]:
+    """A stream's head: Server-Sent Events, or `media`, the type of a format that frames its streams otherwise
+    (`formats.base.stream_media_type`, asked once per stream: `StreamJob.media`)."""
     return [*_SSE_HEADERS] if media is None else [("content-type", media), *_NO_BUFFERING]
-
-
-def keepalive_for(client: ClientFormat, chosen: float | None, default: float) -> float:
-    """Seconds between keep-alive comments while a stream waits for its first token (the route's `chosen`, else
-    the server's `default`); 0 (off) for a framed stream, which has no comments: its head waits for the token."""
-    if stream_media_type(client) is not None:
-        return 0.0
-    return chosen if chosen is not None else default
 
 
 @dataclass(slots=True)
@@ -87,6 +78,9 @@ class StreamJob:
     tap_usage: bool = False  # read the provider's usage as the stream passes (a plugin needs it)
     drop_usage: bool = False  # the usage chunk was asked for by the gateway, not the client: remove it
     outcome: StreamOutcome = dc_field(default_factory=StreamOutcome)
+    # The client's stream media type when it is not SSE (`formats.base.FramedStreams`): no comments, never
+    # relayed as bytes. Asked once by whoever builds the job (`stream_media_type`), read here as a field.
+    media: str | None = None
 
     def ended(self, served: Served, failure: str | None) -> None:
         """The stream `served` carried is over: its target is judged, and a failure counts as an attempt."""
@@ -96,7 +90,7 @@ class StreamJob:
     def comment(self, text: str) -> bytes:
         """A note to the client between events (a keep-alive, who serves it, a mid-stream switch): an SSE
         comment, what the client's format sends in its place (`Comments`), or nothing in a framed stream."""
-        if self.framed:
+        if self.media is not None:
             return b""
         return self.client.comment(text) if isinstance(self.client, Comments) else sse_comment(text)
 
@@ -123,7 +117,9 @@ class StreamJob:
         """Translate when formats differ, always for a client that may switch mid-stream when its format
         cannot stitch a continuation as bytes (Anthropic's event sequence must stay one message), and always
         for a framed stream (its end and its usage are read by its reader, not from SSE bytes)."""
-        if self.writer is None and (served.format is not self.client or self._continuing_unseamed or self.framed):
+        if self.writer is None and (
+            served.format is not self.client or self._continuing_unseamed or self.media is not None
+        ):
             self.writer = self.client.stream_writer(served.target.model, self.include_usage)
         if self.writer is None:
             return None
@@ -134,18 +130,13 @@ class StreamJob:
         return translator
 
     @property
-    def framed(self) -> bool:
-        """The client's stream is not SSE (`formats.base.FramedStreams`): no comments, never relayed as bytes."""
-        return stream_media_type(self.client) is not None
-
-    @property
     def _continuing_unseamed(self) -> bool:
         return self.mid_stream == "continue" and not isinstance(self.client, Seams)
 
 
 def forwarding(served: Served, job: StreamJob) -> bool:
     """True when the stream goes out byte for byte, so what was held back can be sent with the head."""
-    return job.mid_stream != "continue" and served.format is job.client and job.writer is None and not job.framed
+    return job.mid_stream != "continue" and served.format is job.client and job.writer is None and job.media is None
 
 
 def stream_complete(job: StreamJob, tail: bytes, translator: StreamTranslator | None) -> bool:
