@@ -46,7 +46,7 @@ from sidestep.errors import (
 )
 from sidestep.formats.base import ClientFormat, ReadsEmbeddings, stream_media_type
 from sidestep.formats.openai_chat import OPENAI_CHAT
-from sidestep.formats.passthrough import relays_bytes, request_usage
+from sidestep.formats.passthrough import request_usage
 from sidestep.formats.request import ParsedRequest, model_named
 from sidestep.formats.translate import request_needs, translate_embeddings
 from sidestep.outcome import Exchange, Observer, tell, tell_at_end
@@ -152,12 +152,13 @@ class Gateway:
         self._tracked = self._plugged or bool(self._observers)  # an outcome record is kept per request
         self._wants_usage = self._pipeline.wants_usage or any(o.wants_usage for o in self._observers)
         self._authenticate = _authenticator(caps.authenticators)
+        # The endpoints the gateway answers itself (GET), by operation: the exact table's and the model paths'.
+        self._local: dict[str, Callable[..., Awaitable[Response]]] = {
+            "models": self._models,
+            "health": self._health,
+            "ready": self._ready,
+        }
         self._routes = route_table(self._proxy, self._local, self._guarded, caps.endpoints)
-
-    @property
-    def _local(self) -> dict[str, Callable[..., Awaitable[Response]]]:
-        """The endpoints the gateway answers itself (GET), by operation."""
-        return {"models": self._models, "health": self._health, "ready": self._ready}
 
     def attach(self, observers: Sequence[Observer]) -> None:
         """Tell `observers` too of every finished exchange from now on (and serve their endpoints)."""
@@ -301,7 +302,7 @@ class Gateway:
                 else parsed.needs
             )
             if parsed.stream:
-                return await self._stream(parsed, operation, client, plan, timeout, needs, request_id, exchange)
+                return await self._stream(parsed, operation, client, plan, timeout, needs, request_id, exchange, opaque)
             work = self._executor.run(operation, parsed.body, plan, deadline, False, needs, source=client)
             try:
                 served = await work  # awaited here, not in a helper: each await level costs per resume
@@ -332,11 +333,11 @@ class Gateway:
         needs: frozenset[str],
         request_id: str,
         exchange: Exchange | None,
+        opaque: bool,  # opaque bytes relayed as they come (speech audio): no usage tap, comment or continuation
     ) -> Response | StreamingResponse:
         policy = plan[0].policy
         include_usage = client.include_usage(parsed.body)
         body = parsed.body
-        opaque = relays_bytes(client)  # speech audio: no usage tap, keep-alive comment or continuation
         media = stream_media_type(client)  # a framed stream (Bedrock's event stream): no comments, no byte relay
         tap = not opaque and exchange is not None and (self._wants_usage or self._keeps_answers)
         if tap and not include_usage:  # have the usage reported (then removed) where the format must ask for it
