@@ -44,13 +44,13 @@ from sidestep.errors import (
     SidestepError,
     UpstreamRejected,
 )
-from sidestep.formats.base import ClientFormat, ReadsEmbeddings, stream_media_type
+from sidestep.formats.base import ClientFormat, ReadsEmbeddings
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.passthrough import request_usage
 from sidestep.formats.request import ParsedRequest, model_named
 from sidestep.formats.translate import request_needs, translate_embeddings
 from sidestep.outcome import Exchange, Observer, tell, tell_at_end
-from sidestep.paths import model_route, route_table
+from sidestep.paths import Proxied, Route, model_route, route_table
 from sidestep.paths import refusal as refusal_for
 from sidestep.plugins.base import Pipeline, Plugin
 from sidestep.plugins.capabilities import Authenticates, Capabilities, HasLifecycle, SurvivesReload, discover
@@ -230,14 +230,14 @@ class Gateway:
         if self._tracked and route.observed:
             exchange = Exchange(request, request_id, route.name, route.format, (), False, self._wall_clock(), {})
         try:
-            handler = route.methods.get(request.method)
-            if handler is None:
-                if not route.methods:
-                    refusal = refusal_for(route.format, request)
-                    raise refusal or NotFound(f"Unknown path '{request.path}'.", code="not_found")
-                allowed = ", ".join(route.methods)
-                raise MethodNotAllowed(f"Method {request.method} is not allowed on {request.path}; use {allowed}.")
-            response = await handler(request, request_id, exchange)
+            proxied = route.proxied
+            if proxied is not None and request.method == "POST":  # a direct call: no handler in between
+                response = await self._proxy(request, request_id, exchange, proxied)
+            else:
+                handler = route.methods.get(request.method)
+                if handler is None:
+                    raise self._unrouted(route, request)
+                response = await handler(request, request_id, exchange)
         except SidestepError as exc:
             headers = [("x-sidestep-request-id", request_id), *exc.response_headers]
             response = error_response(route.format, exc, headers)
@@ -259,19 +259,21 @@ class Gateway:
                 tell(self._observers, exchange)
         return response
 
+    @staticmethod
+    def _unrouted(route: Route, request: Request) -> SidestepError:
+        """Why `request` has no handler: a path nothing serves (404, or the format's own refusal) or a method the
+        path does not take (405)."""
+        if not route.methods:
+            return refusal_for(route.format, request) or NotFound(f"Unknown path '{request.path}'.", code="not_found")
+        allowed = ", ".join(route.methods)
+        return MethodNotAllowed(f"Method {request.method} is not allowed on {request.path}; use {allowed}.")
+
     async def _proxy(
-        self,
-        request: Request,
-        request_id: str,
-        exchange: Exchange | None,
-        operation: str,
-        client: ClientFormat,
-        path_model: str | None = None,
-        path_stream: bool | None = None,
-        opaque: bool = False,
+        self, request: Request, request_id: str, exchange: Exchange | None, proxied: Proxied
     ) -> Response | StreamingResponse:
-        """`path_model`: the model the path names (Gemini, Bedrock), in place of the body's; `path_stream`:
-        whether the path asks for a stream, when it says."""
+        """A proxied POST (`paths.Proxied`: the operation, the client's format, the model and stream the path
+        names, if it does)."""
+        operation, client, path_model = proxied.operation, proxied.client, proxied.model
         principal = None
         if self._authenticate is not None:  # who is calling, from the head: a stranger's body is never decoded
             try:
@@ -283,8 +285,8 @@ class Gateway:
         parsed = client.parse_body(request.body, operation)
         if path_model is not None:
             parsed.models = [model_named(path_model)]
-            if path_stream is not None:  # the path decides, and every format reads it from the body
-                parsed.stream = parsed.body["stream"] = path_stream
+            if proxied.stream is not None:  # the path decides, and every format reads it from the body
+                parsed.stream = parsed.body["stream"] = proxied.stream
         if exchange is not None:
             exchange.models, exchange.stream, exchange.body = parsed.models, parsed.stream, parsed.body
             exchange.principal, exchange.proxied = principal, True
@@ -302,7 +304,7 @@ class Gateway:
                 else parsed.needs
             )
             if parsed.stream:
-                return await self._stream(parsed, operation, client, plan, timeout, needs, request_id, exchange, opaque)
+                return await self._stream(parsed, proxied, plan, timeout, needs, request_id, exchange)
             work = self._executor.run(operation, parsed.body, plan, deadline, False, needs, source=client)
             try:
                 served = await work  # awaited here, not in a helper: each await level costs per resume
@@ -313,7 +315,7 @@ class Gateway:
                         return rescued
                 return self._over(exchange, failure(client, exc, request_id), failed=exc)
             await served.aclose()
-            if served.format is not client or opaque:  # opaque: relayed bytes keep the upstream's content type
+            if served.format is not client or proxied.opaque:  # relayed bytes keep the upstream's content type
                 return self._over(exchange, translated(served, client, request_id, operation, parsed.body), served)
             # Every API answer here is JSON; not asking the upstream's headers spares decoding them at all.
             response = Response(served.response.status, served.body, [JSON, *served_headers(request_id, served)])
@@ -326,19 +328,19 @@ class Gateway:
     async def _stream(
         self,
         parsed: ParsedRequest,
-        operation: str,
-        client: ClientFormat,
+        proxied: Proxied,
         plan: Sequence[Planned],
         timeout: float,
         needs: frozenset[str],
         request_id: str,
         exchange: Exchange | None,
-        opaque: bool,  # opaque bytes relayed as they come (speech audio): no usage tap, comment or continuation
     ) -> Response | StreamingResponse:
+        # The stream's shape is the route's: opaque bytes relayed as they come (speech audio: no usage tap,
+        # comment or continuation), or a framed stream (Bedrock's event stream: no comments, no byte relay).
+        operation, client, opaque, media = proxied.operation, proxied.client, proxied.opaque, proxied.media
         policy = plan[0].policy
         include_usage = client.include_usage(parsed.body)
         body = parsed.body
-        media = stream_media_type(client)  # a framed stream (Bedrock's event stream): no comments, no byte relay
         tap = not opaque and exchange is not None and (self._wants_usage or self._keeps_answers)
         if tap and not include_usage:  # have the usage reported (then removed) where the format must ask for it
             body = client.asking_usage(body) or body

@@ -16,18 +16,35 @@ from typing import Any
 
 from sidestep.endpoints import ENDPOINTS, client_format, model_path
 from sidestep.errors import NotFound, SidestepError
-from sidestep.formats.base import ClientFormat, RefusesPaths
+from sidestep.formats.base import ClientFormat, RefusesPaths, stream_media_type
 from sidestep.formats.passthrough import relays_bytes
 from sidestep.outcome import Exchange
 from sidestep.plugins.registry import off_paths
 from sidestep.server.types import Endpoint, Request, Response, StreamingResponse
 
-__all__ = ["Handler", "Route", "model_route", "refusal", "route_table"]
+__all__ = ["Handler", "Proxied", "Route", "model_route", "refusal", "route_table"]
 
 # A route's handler: (request, request id, its outcome record when one is kept).
 Handler = Callable[[Request, str, Exchange | None], Awaitable[Response | StreamingResponse]]
-Proxy = Callable[..., Awaitable[Response | StreamingResponse]]  # `Gateway._proxy`, keywords bound per route
+Proxy = Callable[..., Awaitable[Response | StreamingResponse]]  # `Gateway._proxy`
 Guarded = Callable[..., Awaitable[Response | StreamingResponse]]  # a plugin endpoint behind authentication
+
+
+@dataclass(frozen=True, slots=True)
+class Proxied:
+    """What a proxied path asks of routing, decided once per route rather than on every request: the operation,
+    the client's format and the shape of its streams."""
+
+    operation: str
+    client: ClientFormat
+    opaque: bool = False  # bytes relayed as they come, with the upstream's content type (`relays_bytes`: speech)
+    media: str | None = None  # the stream's media type when it is not SSE (`stream_media_type`: Bedrock's frames)
+    model: str | None = None  # the model the path names (Gemini, Bedrock), in place of the body's
+    stream: bool | None = None  # whether the path asks for a stream, when it says
+
+    @classmethod
+    def of(cls, operation: str, client: ClientFormat, model: str | None = None, stream: bool | None = None) -> Proxied:
+        return cls(operation, client, relays_bytes(client), stream_media_type(client), model, stream)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +53,7 @@ class Route:
     format: ClientFormat  # the client's format: errors are rendered in it
     methods: Mapping[str, Handler]
     observed: bool = True  # False: no outcome record (the metrics scrape)
+    proxied: Proxied | None = None  # a proxied POST: the app calls its proxy with this, no handler in between
 
 
 def route_table(
@@ -46,13 +64,9 @@ def route_table(
 ) -> dict[str, Route]:
     """Every exact path: the endpoint table's (`local` answers its GETs, by operation), then the plugins'."""
     routes = {
-        path: Route(
-            e.operation,
-            e.format,
-            {"GET": local[e.operation]}
-            if e.method == "GET"
-            else {"POST": partial(proxy, operation=e.operation, client=e.format, opaque=relays_bytes(e.format))},
-        )
+        path: Route(e.operation, e.format, {"GET": local[e.operation]})
+        if e.method == "GET"
+        else _proxied_route(proxy, Proxied.of(e.operation, e.format))
         for path, e in ENDPOINTS.items()
     }
     for path, endpoint in (plugin_endpoints or {}).items():
@@ -75,8 +89,12 @@ def model_route(path: str, proxy: Proxy, local: Mapping[str, Callable[..., Await
     e, model = named
     if e.method == "GET":
         return Route(e.operation, e.format, {"GET": partial(local[e.operation], model=model)})
-    handler = partial(proxy, operation=e.operation, client=e.format, path_model=model, path_stream=e.stream)
-    return Route(e.operation, e.format, {"POST": handler})
+    return _proxied_route(proxy, Proxied.of(e.operation, e.format, model, e.stream))
+
+
+def _proxied_route(proxy: Proxy, proxied: Proxied) -> Route:
+    handler = partial(proxy, proxied=proxied)  # for callers other than the app's own fast path
+    return Route(proxied.operation, proxied.client, {"POST": handler}, proxied=proxied)
 
 
 def refusal(client: ClientFormat, request: Request) -> SidestepError | None:
