@@ -298,11 +298,15 @@ class Gateway:
             plan = self._planner.plan(parsed.models)
             timeout = plan[0].policy.deadline or self._timeout
             deadline = self._executor.clock() + timeout
-            needs = (
-                request_needs(parsed.body, parsed.stream, operation, request.body, client) | parsed.needs
-                if self._capability_limits
-                else parsed.needs
-            )
+            needs = parsed.needs
+            if self._capability_limits:
+                own = proxied.needs  # the format's own reading (Gemini's fields), else the common one
+                found = (
+                    own(parsed.body, parsed.stream)
+                    if own is not None
+                    else request_needs(parsed.body, parsed.stream, operation, request.body)
+                )
+                needs = found | needs if needs else found
             if parsed.stream:
                 return await self._stream(parsed, proxied, plan, timeout, needs, request_id, exchange)
             work = self._executor.run(operation, parsed.body, plan, deadline, False, needs, source=client)

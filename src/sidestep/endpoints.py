@@ -17,11 +17,14 @@ sends on as the client's), so that the path decides, whatever the body said.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import field as dc_field
+from typing import Any
 from urllib.parse import unquote
 
 from sidestep.formats.anthropic_messages import ANTHROPIC_MESSAGES
-from sidestep.formats.base import ClientFormat, ListsModels
+from sidestep.formats.base import ClientFormat, ListsModels, ReadsNeeds, stream_media_type
 from sidestep.formats.bedrock_converse import BEDROCK_CONVERSE
 from sidestep.formats.gemini import GEMINI
 from sidestep.formats.openai_chat import OPENAI_CHAT
@@ -33,6 +36,7 @@ from sidestep.formats.passthrough import (
     OPENAI_SPEECH,
     OPENAI_TRANSCRIPTIONS,
     RERANK,
+    relays_bytes,
 )
 
 __all__ = ["ENDPOINTS", "MODEL_PATHS", "Endpoint", "ModelPath", "client_format", "model_path", "models_client"]
@@ -44,6 +48,19 @@ class Endpoint:
     format: ClientFormat  # what the client speaks here: its body's rules, its answers' and errors' shape
     method: str = "POST"  # POST: proxied upstream; GET: answered by the gateway itself
     stream: bool | None = None  # the path says whether the answer streams (Gemini, Bedrock); None: the body does
+    # Read off the format once, when the row is made, for every request to it: bytes relayed as they come, with
+    # the upstream's content type (`relays_bytes`: speech); the stream's media type when it is not SSE
+    # (`stream_media_type`: Bedrock's frames); the format's own reading of what a request needs of a model
+    # (`ReadsNeeds`), else None (the common rule, `formats.translate.request_needs`).
+    opaque: bool = dc_field(init=False)
+    media: str | None = dc_field(init=False)
+    needs: Callable[[dict[str, Any], bool], frozenset[str]] | None = dc_field(init=False)
+
+    def __post_init__(self) -> None:
+        fmt = self.format
+        object.__setattr__(self, "opaque", relays_bytes(fmt))
+        object.__setattr__(self, "media", stream_media_type(fmt))
+        object.__setattr__(self, "needs", fmt.request_needs if isinstance(fmt, ReadsNeeds) else None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from sidestep import endpoints
 from sidestep.endpoints import ENDPOINTS, client_format, model_path
 from sidestep.errors import NotFound, SidestepError
-from sidestep.formats.base import ClientFormat, RefusesPaths, stream_media_type
-from sidestep.formats.passthrough import relays_bytes
+from sidestep.formats.base import ClientFormat, RefusesPaths
 from sidestep.outcome import Exchange
 from sidestep.plugins.registry import off_paths
 from sidestep.server.types import Endpoint, Request, Response, StreamingResponse
@@ -33,18 +33,19 @@ Guarded = Callable[..., Awaitable[Response | StreamingResponse]]  # a plugin end
 @dataclass(frozen=True, slots=True)
 class Proxied:
     """What a proxied path asks of routing, decided once per route rather than on every request: the operation,
-    the client's format and the shape of its streams."""
+    the client's format and the shape of its streams (`endpoints.Endpoint` read them off the format)."""
 
     operation: str
     client: ClientFormat
-    opaque: bool = False  # bytes relayed as they come, with the upstream's content type (`relays_bytes`: speech)
-    media: str | None = None  # the stream's media type when it is not SSE (`stream_media_type`: Bedrock's frames)
+    opaque: bool  # bytes relayed as they come, with the upstream's content type (speech)
+    media: str | None  # the stream's media type when it is not SSE (Bedrock's frames)
+    needs: Callable[[dict[str, Any], bool], frozenset[str]] | None  # the format's own reading of a request's needs
     model: str | None = None  # the model the path names (Gemini, Bedrock), in place of the body's
     stream: bool | None = None  # whether the path asks for a stream, when it says
 
     @classmethod
-    def of(cls, operation: str, client: ClientFormat, model: str | None = None, stream: bool | None = None) -> Proxied:
-        return cls(operation, client, relays_bytes(client), stream_media_type(client), model, stream)
+    def of(cls, e: endpoints.Endpoint, model: str | None = None) -> Proxied:
+        return cls(e.operation, e.format, e.opaque, e.media, e.needs, model, e.stream)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +67,7 @@ def route_table(
     routes = {
         path: Route(e.operation, e.format, {"GET": local[e.operation]})
         if e.method == "GET"
-        else _proxied_route(proxy, Proxied.of(e.operation, e.format))
+        else _proxied_route(proxy, Proxied.of(e))
         for path, e in ENDPOINTS.items()
     }
     for path, endpoint in (plugin_endpoints or {}).items():
@@ -89,7 +90,7 @@ def model_route(path: str, proxy: Proxy, local: Mapping[str, Callable[..., Await
     e, model = named
     if e.method == "GET":
         return Route(e.operation, e.format, {"GET": partial(local[e.operation], model=model)})
-    return _proxied_route(proxy, Proxied.of(e.operation, e.format, model, e.stream))
+    return _proxied_route(proxy, Proxied.of(e, model))
 
 
 def _proxied_route(proxy: Proxy, proxied: Proxied) -> Route:
