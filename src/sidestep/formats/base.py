@@ -109,6 +109,12 @@ class ClientFormat(Format, Protocol):
         """The end user the request names, if any (the request log records it)."""
         ...
 
+    def output_limit(self, body: dict[str, Any]) -> int | None:
+        """How many tokens the request lets its answer have, where the API names that limit (`max_tokens`,
+        `max_output_tokens`, `generationConfig.maxOutputTokens` …); None when it declares none or a value that
+        is no limit (`formats.body.output_limit`). Never raises: governance reserves budget by it."""
+        ...
+
 
 @runtime_checkable
 class Seams(Protocol):

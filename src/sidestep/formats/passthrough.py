@@ -151,6 +151,9 @@ class PassThrough:
         user = field(body, "user") if "user" in body else None
         return user if isinstance(user, str) and user else None
 
+    def output_limit(self, body: dict[str, Any]) -> int | None:
+        return None  # these APIs answer with no tokens to limit (images, audio, scores …)
+
     # -- the canonical model: never used (nothing translates these APIs) ---------------------------------
 
     def read_request(self, body: dict[str, Any]) -> ChatRequest:

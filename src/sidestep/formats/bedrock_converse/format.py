@@ -19,7 +19,7 @@ from sidestep.core.model import ChatRequest, ChatResponse, Usage
 from sidestep.errors import BadRequest, NotFound, SidestepError, UpstreamError
 from sidestep.formats.bedrock_converse import convert
 from sidestep.formats.bedrock_converse.eventstream import EXCEPTIONS, StreamReader, StreamWriter, exception_frame
-from sidestep.formats.body import decode_body, field
+from sidestep.formats.body import decode_body, field, limit_of, output_limit
 from sidestep.formats.request import ParsedRequest
 
 __all__ = ["BEDROCK_CONVERSE", "ERROR_TYPES", "BedrockConverse", "check_request", "error_payload"]
@@ -72,6 +72,14 @@ class BedrockConverse:
 
     def end_user(self, body: dict[str, Any]) -> str | None:
         return None
+
+    def output_limit(self, body: dict[str, Any]) -> int | None:
+        """Converse's `inferenceConfig.maxTokens`; an InvokeModel body (the model's own, which has no
+        `inferenceConfig`) is read for `max_tokens`, as Anthropic's and Mistral's models on Bedrock name it."""
+        if "inferenceConfig" not in body:
+            return output_limit(body, "max_tokens")
+        config = field(body, "inferenceConfig")
+        return limit_of(config.get("maxTokens")) if isinstance(config, dict) else None
 
     # -- the canonical model -----------------------------------------------------------------------------
 
