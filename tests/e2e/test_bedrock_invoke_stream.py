@@ -14,6 +14,7 @@ import asyncio
 import json
 from typing import Any
 
+import httpx
 import pytest
 from botocore.exceptions import ClientError, EventStreamError
 
@@ -55,11 +56,18 @@ def text_of(events: list[dict[str, Any]]) -> str:
     return "".join(e["delta"].get("text", "") for e in events if e["type"] == "content_block_delta")
 
 
-async def test_the_models_own_events_come_through_with_their_usage(sims: Sims, bedrock: Boto, tmp_path: Any) -> None:
+async def test_the_models_own_events_come_through_and_their_usage_is_charged(
+    sims: Sims, bedrock: Boto, tmp_path: Any
+) -> None:
     log = tmp_path / "requests.log"
-    cfg = config(sims, {"claude": [f"aws/{BEDROCK_MODEL}"]}, server={"request_log": str(log)})
-    async with running_gateway(cfg) as gw:
-        got = await invoke_stream(bedrock(gw.url), "claude")
+    governance = {
+        "keys": {"app": {"key": "sk-app", "budget_usd": 1}},
+        "pricing": {BEDROCK_MODEL: {"input": 1000, "output": 2000}},  # USD per million tokens
+    }
+    cfg = config(sims, {"claude": [f"aws/{BEDROCK_MODEL}"]}, server={"request_log": str(log)}, governance=governance)
+    async with running_gateway(cfg) as gw, httpx.AsyncClient() as http:
+        got = await invoke_stream(bedrock(gw.url, key="sk-app"), "claude")
+        key = (await http.get(gw.url + "/sidestep/key", headers={"authorization": "Bearer sk-app"})).json()
     events, headers = got["events"], got["response"]["ResponseMetadata"]["HTTPHeaders"]
     assert got["error"] is None
     assert [e["type"] for e in events[:3]] == ["message_start", "content_block_start", "ping"]
@@ -72,6 +80,9 @@ async def test_the_models_own_events_come_through_with_their_usage(sims: Sims, b
     record = json.loads(log.read_text().splitlines()[-1])
     assert record["usage"]["input"] == metrics["inputTokenCount"] > 0
     assert record["usage"]["output"] == metrics["outputTokenCount"] > 0 and not record.get("estimated")
+    cost = (metrics["inputTokenCount"] * 1000 + metrics["outputTokenCount"] * 2000) / 1e6
+    assert record["cost_usd"] == pytest.approx(cost) and record["key"] == "app"
+    assert key["limits"][0]["budget"]["spent_usd"] == pytest.approx(cost)
 
 
 async def test_a_503_target_fails_over_before_the_first_frame(sims: Sims, bedrock: Boto) -> None:
