@@ -25,7 +25,7 @@ from urllib.parse import unquote
 
 from sidestep.formats.anthropic_messages import ANTHROPIC_MESSAGES
 from sidestep.formats.base import ClientFormat, ListsModels, ReadsNeeds, stream_media_type
-from sidestep.formats.bedrock_converse import BEDROCK_CONVERSE
+from sidestep.formats.bedrock_converse import BEDROCK_CONVERSE, BEDROCK_INVOKE
 from sidestep.formats.gemini import GEMINI
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.openai_completions import OPENAI_COMPLETIONS
@@ -79,12 +79,13 @@ _COUNT_TOKENS = Endpoint("count_tokens", ANTHROPIC_MESSAGES)
 _MODELS = Endpoint("models", OPENAI_CHAT, "GET")
 _RESPONSES = Endpoint("responses", OPENAI_RESPONSES)  # always translated: no target speaks it yet
 _COMPLETIONS = Endpoint("completions", OPENAI_COMPLETIONS)  # never translated: only targets that serve it
-# boto3's bedrock-runtime: Converse on any target (translated, or passed through to Bedrock); InvokeModel, the
-# model's own body, on Bedrock targets only (no other adapter serves the `invoke` operation).
+# boto3's bedrock-runtime: Converse on any target (translated, or passed through to Bedrock); InvokeModel and
+# InvokeModelWithResponseStream, the model's own body, on Bedrock targets only (no other adapter serves `invoke`).
 _BEDROCK_PATHS = (
     ModelPath("/model/", "/converse", Endpoint("converse", BEDROCK_CONVERSE, stream=False)),
     ModelPath("/model/", "/converse-stream", Endpoint("converse", BEDROCK_CONVERSE, stream=True)),
-    ModelPath("/model/", "/invoke", Endpoint("invoke", BEDROCK_CONVERSE, stream=False)),
+    ModelPath("/model/", "/invoke", Endpoint("invoke", BEDROCK_INVOKE, stream=False)),
+    ModelPath("/model/", "/invoke-with-response-stream", Endpoint("invoke", BEDROCK_INVOKE, stream=True)),
 )
 # Relayed same-format only (`formats.passthrough`): served by the targets whose API has the operation.
 _RERANK = Endpoint("rerank", RERANK)

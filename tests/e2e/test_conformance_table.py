@@ -46,11 +46,17 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "max_tokens": 20,
         "messages": [{"role": "user", "content": "hi"}],
     },
+    "POST /model/{model}/invoke-with-response-stream": {
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": 20,
+        "messages": [{"role": "user", "content": "hi"}],
+    },
 }
 STREAMING = {"POST /v1/chat/completions", "POST /v1/completions", "POST /v1/responses", "POST /v1/messages"}
 FORMS = {"POST /v1/audio/transcriptions": {"file": ("hi.wav", b"RIFF\x00\x00\x00\x00WAVE", "audio/wav")}}
 PATH_STREAMS = {  # streamed whatever the body says: the path asks for it, or the API always does (speech audio)
     "POST /model/{model}/converse-stream",
+    "POST /model/{model}/invoke-with-response-stream",
     "POST /v1/models/{model}:streamGenerateContent?alt=sse",
     "POST /v1/audio/speech",
 }

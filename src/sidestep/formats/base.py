@@ -6,10 +6,11 @@ bodies, reads their requests, writes answers and streams back, renders errors (a
 the HTTP server) and in-stream errors in its own shape, says when a relayed stream is complete and where a stream's
 usage is. Smaller abilities are protocols of their own (`Seams`, `ReadsEmbeddings`, `WritesEmbeddings`,
 `FramedStreams`, `NamesErrors`, `ListsModels`, `Continues`, `ReadsEmbeddingInputs`, `CountsTokens`, `Comments`,
-`ReadsNeeds`, `MarksUsage`, `EndMarks`, `ReopensStreams`); a format without one simply does not have the method —
-no stub raising "unsupported". They are checked with `isinstance` where a format is chosen (the endpoint table) or
-on the rare paths that need them (a continued stream, a broken one, embeddings and token counts across formats, a
-stream's notes), never on the usual one (a forward relay reads `end_marks` as an attribute, once per stream).
+`ReadsNeeds`, `MarksUsage`, `EndMarks`, `ReopensStreams`, `RelaysFrames`); a format without one simply does not
+have the method — no stub raising "unsupported". They are checked with `isinstance` where a format is chosen (the
+endpoint table) or on the rare paths that need them (a continued stream, a broken one, embeddings and token counts
+across formats, a stream's notes), never on the usual one (a forward relay reads `end_marks` as an attribute, once
+per stream).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ __all__ = [
     "CountsTokens",
     "EndMarks",
     "Format",
+    "FrameReader",
     "FramedStreams",
     "ListsModels",
     "MarksUsage",
@@ -41,11 +43,13 @@ __all__ = [
     "ReadsEmbeddings",
     "ReadsNeeds",
     "RefusesPaths",
+    "RelaysFrames",
     "ReopensStreams",
     "Seam",
     "Seams",
     "Writer",
     "WritesEmbeddings",
+    "frame_reader",
     "stream_media_type",
 ]
 
@@ -174,6 +178,36 @@ def stream_media_type(client: ClientFormat) -> str | None:
     than `isinstance` (which costs microseconds on a runtime-checkable protocol)."""
     media: str | None = getattr(client, "stream_media_type", None)
     return media
+
+
+class FrameReader(Protocol):
+    """A framed stream cut into whole frames as it passes, each read for what the gateway needs."""
+
+    usage: Usage | None  # as the frames reported it so far
+    ended: bool  # the stream's last frame went by
+    failure: str | None  # an exception frame the upstream sent
+    chars: int  # answer text seen so far
+
+    def frames(self, piece: bytes) -> bytes:
+        """The whole frames in what has arrived so far, untouched; an incomplete last one is held back. Raises
+        `ValueError` for bytes that are not frames."""
+        ...
+
+
+@runtime_checkable
+class RelaysFrames(Protocol):
+    """A `FramedStreams` format whose streams are relayed frame by frame as they came, never re-framed: the
+    frames hold the model's own events (Bedrock's InvokeModelWithResponseStream), which no canonical event
+    carries. `relay.frames` relays them; asked once per framed stream (`frame_reader`)."""
+
+    def frame_reader(self) -> FrameReader: ...
+
+
+def frame_reader(client: ClientFormat) -> FrameReader | None:
+    """A `RelaysFrames` format's frame reader for one stream; None for any other. An attribute read."""
+    make = getattr(client, "frame_reader", None)
+    reader: FrameReader | None = make() if make is not None else None
+    return reader
 
 
 @runtime_checkable

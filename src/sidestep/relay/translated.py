@@ -1,7 +1,8 @@
 """Translated stream: a stream that is not simply forwarded — its provider's format differs from the client's
 (each piece is translated as it arrives, `sidestep.formats.translate.StreamTranslator`), or it may have to be
 continued by another target (`mid_stream: continue`, `sidestep.relay.continuation`). `relay` picks the relay for
-a served stream: this one, or the same-format forward (`sidestep.relay.forward`) in the common case.
+a served stream: this one, the same-format forward (`sidestep.relay.forward`) in the common case, or a framed
+stream's frames as they came (`sidestep.relay.frames`).
 
 An async generator, so it stays interpreted (tools/compile.py's INTERPRETED says why).
 """
@@ -11,10 +12,11 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 
 from sidestep.errors import UpstreamError
-from sidestep.formats.base import Seams
+from sidestep.formats.base import Seams, frame_reader
 from sidestep.formats.translate import StreamTranslator
 from sidestep.relay.continuation import collect, resume
 from sidestep.relay.forward import Forward
+from sidestep.relay.frames import Frames
 from sidestep.relay.job import StreamJob, stream_complete
 from sidestep.routing.served import Served
 from sidestep.transport.body import chunks
@@ -22,8 +24,13 @@ from sidestep.transport.body import chunks
 __all__ = ["Relaying", "relay"]
 
 
-def relay(served: Served, job: StreamJob) -> Forward | Relaying:
-    """Forward what was held back, then upstream bytes as they arrive (translated when formats differ)."""
+def relay(served: Served, job: StreamJob) -> Forward | Relaying | Frames:
+    """Forward what was held back, then upstream bytes as they arrive (translated when formats differ); a
+    framed stream of the client's own format that is relayed frame by frame (`RelaysFrames`) goes to `Frames`."""
+    if job.media is not None and served.format is job.client:  # asked only of framed streams (Bedrock's)
+        reader = frame_reader(job.client)
+        if reader is not None:
+            return Frames(served, job, reader)
     translator = job.translator(served)
     if translator is None and job.mid_stream != "continue":
         return Forward(served, job)  # the common case

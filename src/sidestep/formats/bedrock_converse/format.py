@@ -1,6 +1,6 @@
 """The Bedrock Converse format as one object, `BEDROCK_CONVERSE`: a provider format (the Bedrock adapter speaks
-it) and a client format (boto3's `bedrock-runtime` client pointed at the gateway: `/model/{modelId}/converse`,
-`/converse-stream` and, passed through to Bedrock targets only, `/invoke`).
+it) and a client format (boto3's `bedrock-runtime` client pointed at the gateway: `/model/{modelId}/converse` and
+`/converse-stream`; InvokeModel's `/invoke` and `/invoke-with-response-stream` are `invoke.BEDROCK_INVOKE`'s).
 
 What a client sent is checked by Converse's own rules before routing (`check_request`); errors are Bedrock's:
 a `{"message": …}` body and an `x-amzn-errortype` header naming the exception botocore raises
@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from sidestep.core.format import Reader
 from sidestep.core.model import ChatRequest, ChatResponse, Usage
 from sidestep.errors import BadRequest, NotFound, SidestepError, UpstreamError
 from sidestep.formats.bedrock_converse import convert
@@ -44,13 +45,13 @@ ERROR_TYPES = {
     503: "ServiceUnavailableException",
     504: "ModelTimeoutException",
 }
-_OPERATIONS = ("converse", "converse-stream", "invoke")
+_OPERATIONS = ("converse", "converse-stream", "invoke", "invoke-with-response-stream")
 _ROLES = ("user", "assistant")
 
 
 class BedrockConverse:
-    """`/model/{modelId}/converse` and `/converse-stream` (AWS event-stream frames), and `/invoke` (the model's
-    own body, passed through): a client format and a provider format."""
+    """`/model/{modelId}/converse` and `/converse-stream` (AWS event-stream frames): a client format and a
+    provider format."""
 
     name = "bedrock"
     stream_media_type = "application/vnd.amazon.eventstream"  # `FramedStreams`
@@ -60,8 +61,7 @@ class BedrockConverse:
     def parse_body(self, raw: bytes, operation: str) -> ParsedRequest:
         """The model is the path's (the gateway sets it), and so is whether it streams."""
         body = decode_body(raw)
-        if operation != "invoke":  # InvokeModel's body is the model's own: passed through unread
-            check_request(body)
+        check_request(body)
         return ParsedRequest(body, [], False)
 
     def include_usage(self, body: dict[str, Any]) -> bool:
@@ -97,7 +97,7 @@ class BedrockConverse:
 
     # -- streams -----------------------------------------------------------------------------------------
 
-    def stream_reader(self) -> StreamReader:
+    def stream_reader(self) -> Reader:
         return StreamReader()
 
     def stream_writer(self, model: str, include_usage: bool) -> StreamWriter:
@@ -142,12 +142,6 @@ class BedrockConverse:
         """`RefusesPaths`: an operation under `/model/{modelId}/` that is not served, named as such."""
         operation = path.rpartition("/")[2][:64]
         served = ", ".join(_OPERATIONS)
-        if operation == "invoke-with-response-stream":
-            return BadRequest(
-                "InvokeModelWithResponseStream is not served by this gateway: use ConverseStream "
-                f"(`converse_stream`), which every target of a route can serve. Served here: {served}.",
-                code="unsupported_operation",
-            )
         return NotFound(f"Unknown operation {operation!r} under /model/{{modelId}}/; served: {served}.")
 
 
