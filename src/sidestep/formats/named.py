@@ -12,12 +12,25 @@ from sidestep.formats.bedrock_converse import BEDROCK_CONVERSE
 from sidestep.formats.cohere_v2 import COHERE_V2
 from sidestep.formats.gemini import GEMINI
 from sidestep.formats.openai_chat import OPENAI_CHAT
+from sidestep.formats.openai_completions import OPENAI_COMPLETIONS
 from sidestep.formats.openai_responses import OPENAI_RESPONSES
+from sidestep.formats.passthrough import OPENAI_MODERATIONS, RERANK
 
 __all__ = ["client_format_named", "format_named"]
 
 _FORMATS: dict[str, Format] = {
-    each.name: each for each in (OPENAI_CHAT, ANTHROPIC_MESSAGES, OPENAI_RESPONSES, GEMINI, BEDROCK_CONVERSE, COHERE_V2)
+    each.name: each
+    for each in (
+        OPENAI_CHAT,
+        ANTHROPIC_MESSAGES,
+        OPENAI_RESPONSES,
+        GEMINI,
+        BEDROCK_CONVERSE,
+        COHERE_V2,
+        OPENAI_COMPLETIONS,
+        RERANK,
+        OPENAI_MODERATIONS,
+    )
 }
 
 
