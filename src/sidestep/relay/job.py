@@ -27,6 +27,7 @@ __all__ = [
     "StreamJob",
     "StreamOutcome",
     "forwarding",
+    "mend",
     "stream_complete",
     "stream_headers",
 ]
@@ -144,3 +145,17 @@ def stream_complete(job: StreamJob, tail: bytes, translator: StreamTranslator | 
     Read from the provider format's own end event when the stream is translated (its reader saw it); from the
     last bytes when it is forwarded (then the provider's format is the client's, which knows its end marker)."""
     return translator.ended if translator is not None else job.client.stream_complete(tail)
+
+
+def mend(tail: bytes) -> bytes | None:
+    """What ends an SSE event cut short so that an event of the gateway's (an error, a switch) can follow, when
+    the client's bytes end in `tail`: nothing between two events; a line end after a whole line (that event is
+    then complete); None inside a line, which nothing can mend: the caller cuts the connection, so that the
+    client reads a truncated body rather than half an event glued to the next."""
+    if not tail or tail.endswith((b"\n\n", b"\r\n\r\n", b"\r\r")):
+        return b""
+    if tail.endswith(b"\n"):
+        return b"\n"
+    if tail.endswith(b"\r"):
+        return b"\r\n"
+    return None

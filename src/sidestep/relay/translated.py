@@ -17,8 +17,9 @@ from sidestep.formats.translate import StreamTranslator
 from sidestep.relay.continuation import collect, resume
 from sidestep.relay.forward import Forward
 from sidestep.relay.frames import Frames
-from sidestep.relay.job import StreamJob, stream_complete
+from sidestep.relay.job import StreamJob, mend, stream_complete
 from sidestep.routing.served import Served
+from sidestep.server.types import AbortConnection
 from sidestep.transport.body import chunks
 
 __all__ = ["Relaying", "relay"]
@@ -72,6 +73,8 @@ async def _relay(
     stream_id = continues
     failure: str | None = None
     ended = False  # the upstream stream is over, one way or the other (not: the client left)
+    raw = translator is None and tap is None  # the upstream's bytes as they come: they may stop inside an event
+    sent = b""  # the last bytes the client got, when raw
     try:
         try:
             async for piece in _pieces(served, job, translator):
@@ -84,11 +87,13 @@ async def _relay(
                     piece = seam.feed(piece) if seam is not None else piece
                     piece = tap.feed(piece) if tap is not None else piece
                 if piece:
+                    if raw:
+                        sent = (sent + piece)[-4:]
                     yield piece
         except _Incomplete as exc:
             failure = str(exc)
         ended = True
-        if tap is not None and (rest := tap.flush()):
+        if tap is not None and (rest := tap.flush()) and failure is None:  # a cut stream's half event stays
             yield rest
         if failure is None:
             return
@@ -100,15 +105,18 @@ async def _relay(
             job.ended(served, failure)
         await served.aclose()
     job.outcome.failure = failure
+    closing = mend(sent) if raw else b""  # what the client holds must end between events before more is sent
+    if closing is None:
+        raise AbortConnection
     if text is None:
-        yield job.stream_error(failure)
+        yield closing + job.stream_error(failure)
         return
     nxt = await resume(served, job, "".join(text), failure)
     if isinstance(nxt, bytes):
-        yield nxt  # no target could carry on: the error event
+        yield closing + nxt  # no target could carry on: the error event
         return
     served, job, switch = nxt
-    yield switch
+    yield closing + switch
     async for piece in _relay(served, job, job.translator(served), stream_id or ""):
         yield piece
 

@@ -505,6 +505,9 @@ class Simulator:
         for index, event in enumerate(events):
             if fault.drop_after is not None and index >= fault.drop_after:
                 raise AbortConnection
+            if fault.drop_mid_event is not None and index >= fault.drop_mid_event:
+                yield event[: len(event) // 2]  # a line cut in two: what a client must never be left holding
+                raise AbortConnection
             if fault.stream_error_after is not None and index >= fault.stream_error_after:
                 yield dialect.stream_error(fault.message)
                 return
