@@ -75,6 +75,9 @@ def model_route(path: str, proxy: Proxy, local: Mapping[str, Callable[..., Await
     e, model = named
     if e.method == "GET":
         return Route(e.operation, e.format, {"GET": partial(local[e.operation], model=model)})
+    if e.by_query is not None:  # the client format is the query's pick (Gemini's `alt`), made once per request
+        proxied = partial(proxy, operation=e.operation, path_model=model, path_stream=e.stream)
+        return Route(e.operation, e.format, {"POST": partial(_by_query, e.by_query, proxied)})
     handler = partial(proxy, operation=e.operation, client=e.format, path_model=model, path_stream=e.stream)
     return Route(e.operation, e.format, {"POST": handler})
 
@@ -82,6 +85,17 @@ def model_route(path: str, proxy: Proxy, local: Mapping[str, Callable[..., Await
 def refusal(client: ClientFormat, request: Request) -> SidestepError | None:
     """Why a path under a client format's endpoint is not served, when the format can say better than 404."""
     return client.refuse_path(request.path, request.method) if isinstance(client, RefusesPaths) else None
+
+
+async def _by_query(
+    pick: Callable[[str], ClientFormat], proxy: Proxy, request: Request, request_id: str, exchange: Exchange | None
+) -> Response | StreamingResponse:
+    """Proxy with the client format the query string picks; a query it refuses is a 400 in the route's format.
+    The outcome record takes the pick too: a plugin answering in the client's place (a cache hit) writes its shape."""
+    client = pick(request.query)
+    if exchange is not None:
+        exchange.format = client
+    return await proxy(request, request_id, exchange, client=client)
 
 
 async def _plugin_endpoint(
