@@ -265,3 +265,21 @@ async def test_alt_sse_and_other_methods_are_unchanged(sims: Sims) -> None:
     assert sse.headers["content-type"] == "text/event-stream" and sse.text.startswith("data: {")
     assert sse.text.endswith("\r\n\r\n") and sse_events(sse.text)[-1]["candidates"][0]["finishReason"] == "STOP"
     assert plain.status_code == 200 and plain.json()["candidates"]
+
+
+@pytest.mark.parametrize("target", ["openai", "gemini"])
+async def test_a_cached_answer_is_replayed_as_the_array(sims: Sims, target: str) -> None:
+    config = native_config(sims, {"chat": [TARGETS[target]]})
+    config["cache"] = {}
+    deterministic = {**BODY, "generationConfig": {"temperature": 0}}
+    async with running_gateway(config) as gw, httpx.AsyncClient(timeout=20) as http:
+        stored = await http.post(f"{gw.url}/v1beta/models/chat:generateContent", json=deterministic)
+        response, raw, reader, _ = await stream_array(stream_url(gw), body=deterministic)
+        sse = await http.post(stream_url(gw) + "?alt=sse", json=deterministic)
+    assert stored.headers["x-sidestep-cache"] == "miss"
+    assert response.headers["x-sidestep-cache"] == "hit" and response.headers["content-type"] == "application/json"
+    whole = json.loads(raw)
+    assert raw.startswith("[{") and raw.endswith("}]") and reader.elements == whole
+    assert sse.headers["x-sidestep-cache"] == "hit" and sse.headers["content-type"] == "text/event-stream"
+    assert whole == sse_events(sse.text)  # the same replay, framed for each
+    assert text_of(whole) == text_of([stored.json()])

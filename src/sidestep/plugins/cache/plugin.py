@@ -42,7 +42,7 @@ from sidestep.observers.metrics import labels
 from sidestep.outcome import Exchange
 from sidestep.plugins.cache.admin import purge_response
 from sidestep.plugins.cache.key import Keyed, chat_key, embeddings_key, semantic_parts, tenant_of
-from sidestep.plugins.cache.replay import replayed, rewritten
+from sidestep.plugins.cache.replay import replayed, replayed_type, rewritten
 from sidestep.plugins.cache.store import Entry, MemoryStore, Store
 from sidestep.plugins.capabilities import SideRequest
 from sidestep.server.types import Endpoint, Request, Response
@@ -59,7 +59,6 @@ _KINDS = {
     "embeddings": "embeddings",
 }  # operation → what it caches
 _JSON = ("content-type", "application/json")
-_SSE = ("content-type", "text/event-stream")
 _TTL_HEADER = "x-sidestep-cache-ttl"
 _UNSERVABLE = (msgspec.MsgspecError, ValueError, TypeError, KeyError, AttributeError, IndexError)
 
@@ -228,7 +227,8 @@ class Cache:
             return None
         try:
             if exchange.stream:
-                body, kind = replayed(entry, source, exchange.format, _include_usage(exchange.body)), _SSE
+                body = replayed(entry, source, exchange.format, _include_usage(exchange.body))
+                kind = replayed_type(exchange.format)
             else:
                 body, kind = rewritten(entry, source, exchange.format), _JSON
         except _UNSERVABLE:
