@@ -44,7 +44,7 @@ from sidestep.errors import (
     SidestepError,
     UpstreamRejected,
 )
-from sidestep.formats.base import ClientFormat, ReadsEmbeddings
+from sidestep.formats.base import ClientFormat, Comments, ReadsEmbeddings, stream_opening
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.passthrough import request_usage
 from sidestep.formats.request import ParsedRequest, model_named
@@ -364,10 +364,14 @@ class Gateway:
             drop_usage=tap and not include_usage,
             media=media,
         )
-        # Seconds between keep-alive comments while the first token is awaited; none in a framed stream.
+        # Seconds between keep-alive comments while the first token is awaited. A framed stream has them only in
+        # a form of its own (`Comments`: the JSON array's whitespace), and sends its opening bytes with the head.
         keepalive = self.config.server.sse_keepalive if policy.keepalive is None else policy.keepalive
+        opening = b""
         if media is not None:
-            keepalive = 0.0
+            opening = stream_opening(client)
+            if not isinstance(client, Comments):
+                keepalive = 0.0
         if opaque:  # what the answer costs is in the request (speech: characters), not in its bytes
             keepalive, job.outcome.usage = 0.0, request_usage(client, body)
         deadline = self._executor.clock() + timeout
@@ -379,7 +383,7 @@ class Gateway:
             raise
         if not done:  # still no first token: commit to a 200 stream and keep the connection warm
             headers = [*stream_headers(media), ("x-sidestep-request-id", request_id)]
-            return self._streaming(exchange, job, wait_with_keepalive(task, keepalive, job), headers)
+            return self._streaming(exchange, job, wait_with_keepalive(task, keepalive, job), headers, opening)
         try:
             served = await task
         except (UpstreamRejected, AllAttemptsFailed) as exc:
@@ -394,7 +398,7 @@ class Gateway:
         if forwarding(served, job):  # same format: what prefetch held goes out in the head's write
             forward = relay_after_prelude(served, job)
             return self._streaming(exchange, job, forward, headers, forward.prelude)
-        return self._streaming(exchange, job, relay(served, job), headers)
+        return self._streaming(exchange, job, relay(served, job), headers, opening)
 
     def _streaming(
         self,

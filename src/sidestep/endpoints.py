@@ -12,7 +12,9 @@ Some APIs name the model in the path rather than the body (Gemini's `/v1beta/mod
 Bedrock's `/model/{modelId}/converse`): those are rows of `MODEL_PATHS`, a prefix and a suffix around the model,
 asked only when the exact table has no row (`model_path`). Such a row may also say whether the path streams;
 the gateway then writes that into the body as `"stream"` (a gateway field every format reads and no adapter
-sends on as the client's), so that the path decides, whatever the body said.
+sends on as the client's), so that the path decides, whatever the body said. A row whose stream's shape the
+query string picks (Gemini's `alt`: SSE, or one JSON array) names the function that picks the client format
+(`by_query`); the route calls it once per request, before anything else is read.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from urllib.parse import unquote
 from sidestep.formats.anthropic_messages import ANTHROPIC_MESSAGES
 from sidestep.formats.base import ClientFormat, ListsModels, ReadsNeeds, stream_media_type
 from sidestep.formats.bedrock_converse import BEDROCK_CONVERSE, BEDROCK_INVOKE
-from sidestep.formats.gemini import GEMINI
+from sidestep.formats.gemini import GEMINI, stream_format
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.openai_completions import OPENAI_COMPLETIONS
 from sidestep.formats.openai_responses import OPENAI_RESPONSES
@@ -48,6 +50,9 @@ class Endpoint:
     format: ClientFormat  # what the client speaks here: its body's rules, its answers' and errors' shape
     method: str = "POST"  # POST: proxied upstream; GET: answered by the gateway itself
     stream: bool | None = None  # the path says whether the answer streams (Gemini, Bedrock); None: the body does
+    # The client format the query string picks, once per request, in place of `format` (Gemini's `alt`: SSE or one
+    # JSON array); it raises the request's 400 for a query it refuses. None: `format`, whatever the query.
+    by_query: Callable[[str], ClientFormat] | None = None
     # Read off the format once, when the row is made, for every request to it: bytes relayed as they come, with
     # the upstream's content type (`relays_bytes`: speech); the stream's media type when it is not SSE
     # (`stream_media_type`: Bedrock's frames); the format's own reading of what a request needs of a model
@@ -77,7 +82,7 @@ _EMBEDDINGS = Endpoint("embeddings", OPENAI_CHAT)
 _MESSAGES = Endpoint("messages", ANTHROPIC_MESSAGES)
 _COUNT_TOKENS = Endpoint("count_tokens", ANTHROPIC_MESSAGES)
 _MODELS = Endpoint("models", OPENAI_CHAT, "GET")
-_RESPONSES = Endpoint("responses", OPENAI_RESPONSES)  # always translated: no target speaks it yet
+_RESPONSES = Endpoint("responses", OPENAI_RESPONSES)  # passed through to targets that serve it, else translated
 _COMPLETIONS = Endpoint("completions", OPENAI_COMPLETIONS)  # never translated: only targets that serve it
 # boto3's bedrock-runtime: Converse on any target (translated, or passed through to Bedrock); InvokeModel and
 # InvokeModelWithResponseStream, the model's own body, on Bedrock targets only (no other adapter serves `invoke`).
@@ -96,7 +101,8 @@ _SPEECH = Endpoint("speech", OPENAI_SPEECH)
 # google-genai: `{api_version}/models/{model}:{method}`, v1 by default, v1beta when asked (both are served).
 _GEMINI_METHODS = {
     ":generateContent": Endpoint("chat", GEMINI, stream=False),
-    ":streamGenerateContent": Endpoint("chat", GEMINI, stream=True),  # `?alt=sse`: SSE is the only stream served
+    # `?alt=sse`: Server-Sent Events; no `alt` or `alt=json`: one JSON array, as Google's REST API answers.
+    ":streamGenerateContent": Endpoint("chat", GEMINI, stream=True, by_query=stream_format),
     ":countTokens": Endpoint("count_tokens", GEMINI),
     ":embedContent": Endpoint("embeddings", GEMINI),
     ":batchEmbedContents": Endpoint("embeddings", GEMINI),

@@ -44,7 +44,10 @@ class Proxied:
     stream: bool | None = None  # whether the path asks for a stream, when it says
 
     @classmethod
-    def of(cls, e: endpoints.Endpoint, model: str | None = None) -> Proxied:
+    def of(cls, e: endpoints.Endpoint, model: str | None = None, client: ClientFormat | None = None) -> Proxied:
+        """`e`'s, or with `client` in place of its format (the query's pick: `Endpoint.by_query`)."""
+        if client is not None and client is not e.format:
+            e = endpoints.Endpoint(e.operation, client, e.method, e.stream)  # the shape read off `client`
         return cls(e.operation, e.format, e.opaque, e.media, e.needs, model, e.stream)
 
 
@@ -90,6 +93,8 @@ def model_route(path: str, proxy: Proxy, local: Mapping[str, Callable[..., Await
     e, model = named
     if e.method == "GET":
         return Route(e.operation, e.format, {"GET": partial(local[e.operation], model=model)})
+    if e.by_query is not None:  # the client format is the query's pick (Gemini's `alt`), made once per request
+        return Route(e.operation, e.format, {"POST": partial(_by_query, e, model, proxy)})
     return _proxied_route(proxy, Proxied.of(e, model))
 
 
@@ -101,6 +106,18 @@ def _proxied_route(proxy: Proxy, proxied: Proxied) -> Route:
 def refusal(client: ClientFormat, request: Request) -> SidestepError | None:
     """Why a path under a client format's endpoint is not served, when the format can say better than 404."""
     return client.refuse_path(request.path, request.method) if isinstance(client, RefusesPaths) else None
+
+
+async def _by_query(
+    e: endpoints.Endpoint, model: str, proxy: Proxy, request: Request, request_id: str, exchange: Exchange | None
+) -> Response | StreamingResponse:
+    """Proxy with the client format the query string picks; a query it refuses is a 400 in the route's format.
+    The outcome record takes the pick too: a plugin answering in the client's place (a cache hit) writes its shape."""
+    assert e.by_query is not None
+    client = e.by_query(request.query)
+    if exchange is not None:
+        exchange.format = client
+    return await proxy(request, request_id, exchange, Proxied.of(e, model, client))
 
 
 async def _plugin_endpoint(

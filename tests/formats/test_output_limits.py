@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from sidestep.endpoints import ENDPOINTS, MODEL_PATHS
 from sidestep.formats.anthropic_messages import ANTHROPIC_MESSAGES
 from sidestep.formats.base import ClientFormat
-from sidestep.formats.bedrock_converse import BEDROCK_CONVERSE
+from sidestep.formats.bedrock_converse import BEDROCK_CONVERSE, BEDROCK_INVOKE
 from sidestep.formats.body import MAX_OUTPUT_LIMIT, decode_body, limit_of, output_limit
 from sidestep.formats.cohere_v2 import COHERE_V2
 from sidestep.formats.gemini import GEMINI
@@ -36,7 +36,7 @@ PLACES: list[tuple[ClientFormat, str, dict[str, Any], str]] = [
     (OPENAI_COMPLETIONS, "completions", {"model": "m", "prompt": "hi"}, "max_tokens"),
     (GEMINI, "chat", {"contents": CONTENTS}, "generationConfig.maxOutputTokens"),
     (BEDROCK_CONVERSE, "converse", {"messages": CONVERSE}, "inferenceConfig.maxTokens"),
-    (BEDROCK_CONVERSE, "invoke", {"anthropic_version": "bedrock-2023-05-31", "messages": CHAT}, "max_tokens"),
+    (BEDROCK_INVOKE, "invoke", {"anthropic_version": "bedrock-2023-05-31", "messages": CHAT}, "max_tokens"),
 ]
 IDS = [f"{fmt.name}:{place}" for fmt, _, _, place in PLACES]
 # Values no API takes as a limit: each falls back to the default reservation.

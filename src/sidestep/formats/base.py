@@ -6,11 +6,11 @@ bodies, reads their requests, writes answers and streams back, renders errors (a
 the HTTP server) and in-stream errors in its own shape, says when a relayed stream is complete and where a stream's
 usage is. Smaller abilities are protocols of their own (`Seams`, `ReadsEmbeddings`, `WritesEmbeddings`,
 `FramedStreams`, `NamesErrors`, `ListsModels`, `Continues`, `ReadsEmbeddingInputs`, `CountsTokens`, `Comments`,
-`ReadsNeeds`, `MarksUsage`, `EndMarks`, `ReopensStreams`, `RelaysFrames`); a format without one simply does not
-have the method — no stub raising "unsupported". They are checked with `isinstance` where a format is chosen (the
-endpoint table) or on the rare paths that need them (a continued stream, a broken one, embeddings and token counts
-across formats, a stream's notes), never on the usual one (a forward relay reads `end_marks` as an attribute, once
-per stream).
+`ReadsNeeds`, `MarksUsage`, `EndMarks`, `ReopensStreams`, `RelaysFrames`, `TranslatesStreams`); a format
+without one simply does not have the method — no stub raising "unsupported". They are checked with
+`isinstance` where a format is chosen (the endpoint table) or on the rare paths that need them (a continued
+stream, a broken one, embeddings and token counts across formats, a stream's notes, a framed stream), never
+on the usual one (a forward relay reads `end_marks` as an attribute, once per stream).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from sidestep.core.format import Format, Reader, Writer
+from sidestep.core.format import Format, Reader, Translator, Writer
 from sidestep.core.model import ChatRequest, ChatResponse, Usage
 from sidestep.errors import SidestepError, UpstreamError
 from sidestep.formats.request import ParsedRequest
@@ -47,10 +47,13 @@ __all__ = [
     "ReopensStreams",
     "Seam",
     "Seams",
+    "TranslatesStreams",
+    "Translator",
     "Writer",
     "WritesEmbeddings",
     "frame_reader",
     "stream_media_type",
+    "stream_opening",
 ]
 
 
@@ -165,10 +168,13 @@ class RefusesPaths(Protocol):
 
 @runtime_checkable
 class FramedStreams(Protocol):
-    """A client format whose streams are binary frames, not Server-Sent Events (Bedrock's AWS event stream).
-    Its streams carry no comments — no keep-alives (the head waits for the first token), no note of who serves
-    or of a mid-stream switch — and are always re-framed event by event, never relayed as bytes: the usage tap
-    and the 24-byte end-of-stream tail read SSE."""
+    """A client format whose streams are framed otherwise than as Server-Sent Events: binary frames (Bedrock's
+    AWS event stream), or one JSON array (Gemini without `alt=sse`). Its streams are always re-framed event by
+    event, never relayed as bytes: the usage tap and the 24-byte end-of-stream tail read SSE. They carry no
+    comments — no keep-alives (the head waits for the first token), no note of who serves or of a mid-stream
+    switch — unless the format says what to send in their place (`Comments`: the array's whitespace). A framed
+    stream that opens with bytes of its own before any event (the array's `[`) names them in `stream_opening`;
+    they go out with the response head."""
 
     stream_media_type: str
 
@@ -208,6 +214,23 @@ def frame_reader(client: ClientFormat) -> FrameReader | None:
     make = getattr(client, "frame_reader", None)
     reader: FrameReader | None = make() if make is not None else None
     return reader
+
+
+def stream_opening(client: ClientFormat) -> bytes:
+    """The bytes a `FramedStreams` format's stream opens with, before its first event (b"" for most). Asked only
+    of framed streams."""
+    opening: bytes = getattr(client, "stream_opening", b"")
+    return opening
+
+
+@runtime_checkable
+class TranslatesStreams(Protocol):
+    """A framed client format that builds the translator of a stream from `source` itself, writing through
+    `writer` (its own stream writer); None: the canonical one. Gemini's array re-frames a Gemini target's
+    events as they came, instead of rebuilding them from the canonical model (which keeps no safety ratings,
+    grounding or thought signatures). Asked once per framed stream (`relay.job.StreamJob.translator`)."""
+
+    def stream_translator(self, source: Format, writer: Writer) -> Translator | None: ...
 
 
 @runtime_checkable

@@ -14,7 +14,7 @@ from typing import Any
 
 from sidestep.core.model import Usage
 from sidestep.errors import Attempt
-from sidestep.formats.base import ClientFormat, Comments, ReopensStreams, Seams, Writer
+from sidestep.formats.base import ClientFormat, Comments, ReopensStreams, Seams, TranslatesStreams, Translator, Writer
 from sidestep.formats.sse import sse_comment
 from sidestep.formats.translate import StreamTranslator
 from sidestep.routing.plan import Planned
@@ -90,10 +90,11 @@ class StreamJob:
 
     def comment(self, text: str) -> bytes:
         """A note to the client between events (a keep-alive, who serves it, a mid-stream switch): an SSE
-        comment, what the client's format sends in its place (`Comments`), or nothing in a framed stream."""
-        if self.media is not None:
-            return b""
-        return self.client.comment(text) if isinstance(self.client, Comments) else sse_comment(text)
+        comment, what the client's format sends in its place (`Comments`: also in a framed stream, Gemini's JSON array),
+        or nothing in a framed stream (Bedrock's)."""
+        if isinstance(self.client, Comments):
+            return self.client.comment(text)
+        return b"" if self.media is not None else sse_comment(text)
 
     def stream_error(self, message: str, head: bytes = b"") -> bytes:
         """The event that ends the client's stream after a failure: the translating writer's when there is one
@@ -114,17 +115,23 @@ class StreamJob:
         self.outcome.relayed, self.outcome.kept = tap.relayed_chars, tap.kept
         return tap
 
-    def translator(self, served: Served) -> StreamTranslator | None:
+    def translator(self, served: Served) -> Translator | None:
         """Translate when formats differ, always for a client that may switch mid-stream when its format
         cannot stitch a continuation as bytes (Anthropic's event sequence must stay one message), and always
-        for a framed stream (its end and its usage are read by its reader, not from SSE bytes)."""
+        for a framed stream (its end and its usage are read by its reader, not from SSE bytes) — by the client
+        format's own translator when it builds one (`TranslatesStreams`: asked of framed streams only)."""
         if self.writer is None and (
             served.format is not self.client or self._continuing_unseamed or self.media is not None
         ):
             self.writer = self.client.stream_writer(served.target.model, self.include_usage)
         if self.writer is None:
             return None
-        translator = StreamTranslator(served.format, self.writer)
+        own = (
+            self.client.stream_translator(served.format, self.writer)
+            if self.media is not None and isinstance(self.client, TranslatesStreams)
+            else None
+        )
+        translator = own if own is not None else StreamTranslator(served.format, self.writer)
         self.outcome.kept = None  # a translated stream's events are not kept
         if self.tap_usage:
             self.outcome.relayed = translator.relayed_chars
@@ -140,7 +147,7 @@ def forwarding(served: Served, job: StreamJob) -> bool:
     return job.mid_stream != "continue" and served.format is job.client and job.writer is None and job.media is None
 
 
-def stream_complete(job: StreamJob, tail: bytes, translator: StreamTranslator | None) -> bool:
+def stream_complete(job: StreamJob, tail: bytes, translator: Translator | None) -> bool:
     """The one end-of-stream rule, the format's: did the upstream stream end properly, or was it cut short?
     Read from the provider format's own end event when the stream is translated (its reader saw it); from the
     last bytes when it is forwarded (then the provider's format is the client's, which knows its end marker)."""

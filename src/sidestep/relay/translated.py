@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 
+from sidestep.core.format import Translator
 from sidestep.errors import UpstreamError
 from sidestep.formats.base import Seams, frame_reader
-from sidestep.formats.translate import StreamTranslator
 from sidestep.relay.continuation import collect, resume
 from sidestep.relay.forward import Forward
 from sidestep.relay.frames import Frames
@@ -60,7 +60,7 @@ class Relaying:
 
 
 async def _relay(
-    served: Served, job: StreamJob, translator: StreamTranslator | None, continues: str | None = None
+    served: Served, job: StreamJob, translator: Translator | None, continues: str | None = None
 ) -> AsyncGenerator[bytes, None]:
     """`continues`: the id of the client's stream when this one continues it ("" when that is unknown)."""
     text: list[str] | None = [] if job.mid_stream == "continue" else None
@@ -125,7 +125,7 @@ class _Incomplete(Exception):
     pass
 
 
-async def _pieces(served: Served, job: StreamJob, translator: StreamTranslator | None) -> AsyncIterator[bytes]:
+async def _pieces(served: Served, job: StreamJob, translator: Translator | None) -> AsyncIterator[bytes]:
     label = served.target.label
     for piece in served.held:
         yield piece

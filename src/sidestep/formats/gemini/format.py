@@ -35,7 +35,8 @@ _CONFIG_NUMBERS = ("temperature", "topP", "presencePenalty", "frequencyPenalty")
 
 
 class Gemini:
-    """`generateContent`, `streamGenerateContent?alt=sse`, `countTokens`, `embedContent`, `batchEmbedContents`."""
+    """`generateContent`, `streamGenerateContent?alt=sse`, `countTokens`, `embedContent`, `batchEmbedContents`
+    (a stream asked without `alt=sse` is `GEMINI_ARRAY`'s: `formats.gemini.array`)."""
 
     name = "gemini"
     usage_marker = b'"usageMetadata"'  # in every event of a stream: the tap reads the last

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from sidestep.formats.anthropic_messages import ANTHROPIC_MESSAGES
 from sidestep.formats.base import ClientFormat
 from sidestep.formats.bedrock_converse import BEDROCK_CONVERSE
-from sidestep.formats.gemini import GEMINI
+from sidestep.formats.gemini import GEMINI, GEMINI_ARRAY
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.openai_completions import OPENAI_COMPLETIONS
 from sidestep.formats.openai_responses import OPENAI_RESPONSES
@@ -62,6 +62,8 @@ _GEMINI = Sampling(
     count=(("generationConfig", "candidateCount"), ("generation_config", "candidate_count")),
 )
 
+_GEMINI_CHAT = Cacheable("chat", sampling=_GEMINI, conversation=("contents", "systemInstruction", "system_instruction"))
+
 CACHED: dict[tuple[str, ClientFormat], Cacheable] = {
     ("chat", OPENAI_CHAT): _CONVERSATION,
     ("messages", ANTHROPIC_MESSAGES): _CONVERSATION,
@@ -74,9 +76,8 @@ CACHED: dict[tuple[str, ClientFormat], Cacheable] = {
         raw=("include", "text", "reasoning"),
         stateful=("previous_response_id", "conversation", "background", "store"),
     ),
-    ("chat", GEMINI): Cacheable(
-        "chat", sampling=_GEMINI, conversation=("contents", "systemInstruction", "system_instruction")
-    ),
+    ("chat", GEMINI): _GEMINI_CHAT,
+    ("chat", GEMINI_ARRAY): _GEMINI_CHAT,  # the same body and entries, streamed as one JSON array (no `alt=sse`)
     ("converse", BEDROCK_CONVERSE): Cacheable(
         "chat",
         sampling=Sampling(temperature=(("inferenceConfig", "temperature"),)),

@@ -37,14 +37,13 @@ import msgspec
 
 from sidestep.config.model import CacheConfig
 from sidestep.errors import BadRequest, NotFound
-from sidestep.formats.base import stream_media_type
 from sidestep.formats.named import client_format_named
 from sidestep.observers.metrics import labels
 from sidestep.outcome import Exchange
 from sidestep.plugins.cache.admin import purge_response
 from sidestep.plugins.cache.cacheable import CACHED, Cacheable
 from sidestep.plugins.cache.key import Keyed, request_key, semantic_parts, tenant_of
-from sidestep.plugins.cache.replay import replayed, rewritten
+from sidestep.plugins.cache.replay import replayed, replayed_type, rewritten
 from sidestep.plugins.cache.store import Entry, MemoryStore, Store
 from sidestep.plugins.capabilities import SideRequest
 from sidestep.server.types import Endpoint, Request, Response
@@ -223,7 +222,7 @@ class Cache:
             if exchange.stream:
                 client = exchange.format
                 body = replayed(entry, source, client, client.include_usage(exchange.body))
-                kind = ("content-type", stream_media_type(client) or "text/event-stream")
+                kind = replayed_type(client)
             else:
                 body, kind = rewritten(entry, source, exchange.format), _JSON
         except _UNSERVABLE:
