@@ -15,7 +15,15 @@ import msgspec
 from sidestep.config.model import Config
 from sidestep.core.model import Usage
 from sidestep.errors import AllAttemptsFailed, Attempt, NotFound, SidestepError, UpstreamError, UpstreamRejected
-from sidestep.formats.base import ClientFormat, CountsTokens, ListsModels, ModelCard, ReadsEmbeddings, WritesEmbeddings
+from sidestep.formats.base import (
+    ClientFormat,
+    CountsTokens,
+    ListsModels,
+    ModelCard,
+    ReadsEmbeddings,
+    WritesEmbeddings,
+    capability,
+)
 from sidestep.formats.passthrough import relays_bytes
 from sidestep.formats.translate import collected_response, translate_embeddings, translate_response
 from sidestep.relay.job import stream_headers
@@ -98,7 +106,7 @@ def error_response(client: ClientFormat, exc: SidestepError, headers: list[tuple
 def error_headers(client: ClientFormat, status: int) -> list[tuple[str, str]]:
     """The headers an error carries for SDKs that read its kind from one (`NamesErrors`: Bedrock's). An attribute
     read, not `isinstance`, which costs microseconds on a runtime-checkable protocol (a flood of 401s pays it)."""
-    named = getattr(client, "error_headers", None)
+    named = capability(client, "error_headers", None)
     if named is None:
         return []
     headers: list[tuple[str, str]] = named(status)

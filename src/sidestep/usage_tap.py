@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from sidestep.core.model import Usage, merge_usage
-from sidestep.formats.base import ClientFormat, Format
+from sidestep.formats.base import ClientFormat, Format, capability
 from sidestep.formats.sse import data_of
 
 __all__ = ["KEEP", "UsageTap", "relayed_text"]
@@ -37,7 +37,7 @@ class UsageTap:
         self._format = format
         # What events name it (`formats.base.MarksUsage`), read as an attribute: a runtime-protocol isinstance
         # costs ~7 µs, on every tapped stream.
-        self._marker: bytes = getattr(format, "usage_marker", b'"usage"')
+        self._marker: bytes = capability(format, "usage_marker", b'"usage"')
         self._drop = drop_usage_chunk
         self._partial = b""
         self._kept: list[bytes] = []

@@ -10,6 +10,7 @@ too long for that (`formats.base.EndMarks`: the Responses API), from its end mar
 from __future__ import annotations
 
 from sidestep.errors import UpstreamError
+from sidestep.formats.base import capability
 from sidestep.relay.job import StreamJob, mend, stream_complete
 from sidestep.routing.served import Served
 from sidestep.server.types import AbortConnection, Outlet
@@ -59,7 +60,7 @@ class Forward:
         # Found once, here: the fast path when the transport has it.
         self._pipes = response if can_pipe(response := served.response) else None
         # An attribute read, not a runtime-protocol isinstance (`formats.base.EndMarks`): this is on every stream.
-        self._marks: tuple[bytes, ...] | None = getattr(job.client, "end_marks", None)
+        self._marks: tuple[bytes, ...] | None = capability(job.client, "end_marks", None)
         self._marked = False  # an end mark went by
         self._edge = b""  # the last bytes seen, for a mark split between two pieces
         if self._marks is not None:
