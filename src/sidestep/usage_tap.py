@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from sidestep.core.model import Usage, merge_usage
-from sidestep.formats.base import ClientFormat, Format, capability
+from sidestep.formats.base import ClientFormat, Format
 from sidestep.formats.sse import data_of
 
 __all__ = ["KEEP", "UsageTap", "relayed_text"]
@@ -33,11 +33,11 @@ _ANSWER = frozenset({"text", "thinking", "tool_start", "tool_args"})  # event ki
 class UsageTap:
     __slots__ = ("_drop", "_format", "_kept", "_marker", "_partial", "_relayed", "usage")
 
-    def __init__(self, format: ClientFormat, *, drop_usage_chunk: bool = False) -> None:
+    def __init__(self, format: ClientFormat, drop_usage_chunk: bool = False) -> None:
         self._format = format
         # What events name it (`formats.base.MarksUsage`), read as an attribute: a runtime-protocol isinstance
         # costs ~7 µs, on every tapped stream.
-        self._marker: bytes = capability(format, "usage_marker", b'"usage"')
+        self._marker: bytes = format.usage_marker if hasattr(format, "usage_marker") else b'"usage"'  # `capability`
         self._drop = drop_usage_chunk
         self._partial = b""
         self._kept: list[bytes] = []

@@ -10,7 +10,6 @@ too long for that (`formats.base.EndMarks`: the Responses API), from its end mar
 from __future__ import annotations
 
 from sidestep.errors import UpstreamError
-from sidestep.formats.base import capability
 from sidestep.relay.job import StreamJob, mend, stream_complete
 from sidestep.routing.served import Served
 from sidestep.server.types import AbortConnection, Outlet
@@ -21,7 +20,7 @@ __all__ = ["Forward", "relay_after_prelude"]
 
 def relay_after_prelude(served: Served, job: StreamJob) -> Forward:
     """The rest of a forwarded stream whose held bytes went out with the response head."""
-    return Forward(served, job, skip_held=True)
+    return Forward(served, job, True)  # skip_held, positional: no keywords to parse per stream
 
 
 class Forward:
@@ -46,7 +45,7 @@ class Forward:
         "prelude",
     )
 
-    def __init__(self, served: Served, job: StreamJob, *, skip_held: bool = False) -> None:
+    def __init__(self, served: Served, job: StreamJob, skip_held: bool = False) -> None:
         self._served = served
         self._job = job
         self._tap = tap = job.tap(served)
@@ -59,8 +58,9 @@ class Forward:
         self._failure: str | None = None
         # Found once, here: the fast path when the transport has it.
         self._pipes = response if can_pipe(response := served.response) else None
-        # An attribute read, not a runtime-protocol isinstance (`formats.base.EndMarks`): this is on every stream.
-        self._marks: tuple[bytes, ...] | None = capability(job.client, "end_marks", None)
+        # `formats.base.EndMarks`, read as `formats.base.capability` does (inline: this is on every stream).
+        client = job.client
+        self._marks: tuple[bytes, ...] | None = client.end_marks if hasattr(client, "end_marks") else None
         self._marked = False  # an end mark went by
         self._edge = b""  # the last bytes seen, for a mark split between two pieces
         if self._marks is not None:

@@ -111,7 +111,7 @@ class StreamJob:
         self.outcome.served = served
         if not self.tap_usage:
             return None
-        tap = UsageTap(self.client, drop_usage_chunk=self.drop_usage)  # only same-format streams are tapped
+        tap = UsageTap(self.client, self.drop_usage)  # only same-format streams are tapped (positional: no kwargs)
         self.outcome.relayed, self.outcome.kept = tap.relayed_chars, tap.kept
         return tap
 
