@@ -31,6 +31,7 @@ from sidestep.answers import (
     failure_headers,
     models_answer,
     models_body,
+    relayed,
     served_headers,
     stream_head,
     translated,
@@ -44,7 +45,7 @@ from sidestep.errors import (
     SidestepError,
     UpstreamRejected,
 )
-from sidestep.formats.base import ClientFormat, ReadsEmbeddings, stream_media_type
+from sidestep.formats.base import ClientFormat, Converses, ReadsEmbeddings, stream_media_type
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.passthrough import request_usage
 from sidestep.formats.request import ParsedRequest, model_named
@@ -266,12 +267,13 @@ class Gateway:
         exchange: Exchange | None,
         operation: str,
         client: ClientFormat,
+        converses: Converses | None,
         path_model: str | None = None,
         path_stream: bool | None = None,
-        opaque: bool = False,
     ) -> Response | StreamingResponse:
-        """`path_model`: the model the path names (Gemini, Bedrock), in place of the body's; `path_stream`:
-        whether the path asks for a stream, when it says."""
+        """`converses`: the client's format as it converses through the canonical model, bound with the route
+        (None: a relayed-only API, whose answers are the upstream's bytes); `path_model`: the model the path names
+        (Gemini, Bedrock), in place of the body's; `path_stream`: whether the path asks for a stream, when it says."""
         principal = None
         if self._authenticate is not None:  # who is calling, from the head: a stranger's body is never decoded
             try:
@@ -287,7 +289,7 @@ class Gateway:
                 parsed.stream = parsed.body["stream"] = path_stream
         if exchange is not None:
             exchange.models, exchange.stream, exchange.body = parsed.models, parsed.stream, parsed.body
-            exchange.principal, exchange.proxied = principal, True
+            exchange.principal, exchange.proxied, exchange.converses = principal, True, converses
             if self._plugged:  # a refusal raises: handle() renders it, post hooks ran
                 answer = await self._pipeline.pre_async(exchange) if self._awaits else self._pipeline.pre(exchange)
                 if answer is not None:
@@ -302,8 +304,10 @@ class Gateway:
                 else parsed.needs
             )
             if parsed.stream:
-                return await self._stream(parsed, operation, client, plan, timeout, needs, request_id, exchange, opaque)
-            work = self._executor.run(operation, parsed.body, plan, deadline, False, needs, source=client)
+                return await self._stream(
+                    parsed, operation, client, plan, timeout, needs, request_id, exchange, converses
+                )
+            work = self._executor.run(operation, parsed.body, plan, deadline, False, needs, source=converses)
             try:
                 served = await work  # awaited here, not in a helper: each await level costs per resume
             except (UpstreamRejected, AllAttemptsFailed) as exc:
@@ -313,8 +317,10 @@ class Gateway:
                         return rescued
                 return self._over(exchange, failure(client, exc, request_id), failed=exc)
             await served.aclose()
-            if served.format is not client or opaque:  # opaque: relayed bytes keep the upstream's content type
-                return self._over(exchange, translated(served, client, request_id, operation, parsed.body), served)
+            if converses is None:  # a relayed-only API: the upstream's bytes, with its content type
+                return self._over(exchange, relayed(served, request_id), served)
+            if served.format is not converses:
+                return self._over(exchange, translated(served, converses, request_id, operation, parsed.body), served)
             # Every API answer here is JSON; not asking the upstream's headers spares decoding them at all.
             response = Response(served.response.status, served.body, [JSON, *served_headers(request_id, served)])
             return response if exchange is None else self._over(exchange, response, served)
@@ -333,18 +339,22 @@ class Gateway:
         needs: frozenset[str],
         request_id: str,
         exchange: Exchange | None,
-        opaque: bool,  # opaque bytes relayed as they come (speech audio): no usage tap, comment or continuation
+        converses: Converses | None,  # None: opaque bytes relayed as they come (speech audio): no tap or continuation
     ) -> Response | StreamingResponse:
         policy = plan[0].policy
-        include_usage = client.include_usage(parsed.body)
         body = parsed.body
         media = stream_media_type(client)  # a framed stream (Bedrock's event stream): no comments, no byte relay
-        tap = not opaque and exchange is not None and (self._wants_usage or self._keeps_answers)
-        if tap and not include_usage:  # have the usage reported (then removed) where the format must ask for it
-            body = client.asking_usage(body) or body
+        if converses is not None:
+            opaque = False
+            include_usage = converses.include_usage(body)
+            tap = exchange is not None and (self._wants_usage or self._keeps_answers)
+            if tap and not include_usage:  # have the usage reported (then removed) where the format must ask for it
+                body = converses.asking_usage(body) or body
+        else:
+            opaque, include_usage, tap = True, False, False
         mid_stream = "fail" if opaque else policy.mid_stream or "fail"
         resume = (
-            partial(_resume, self._executor, operation, timeout, client, needs) if mid_stream == "continue" else None
+            partial(_resume, self._executor, operation, timeout, converses, needs) if mid_stream == "continue" else None
         )
         job = StreamJob(
             self._executor.stream_ended,
@@ -357,6 +367,7 @@ class Gateway:
             tap_usage=tap,
             drop_usage=tap and not include_usage,
             media=media,
+            converses=converses,
         )
         # Seconds between keep-alive comments while the first token is awaited; none in a framed stream.
         keepalive = self.config.server.sse_keepalive if policy.keepalive is None else policy.keepalive
@@ -365,7 +376,7 @@ class Gateway:
         if opaque:  # what the answer costs is in the request (speech: characters), not in its bytes
             keepalive, job.outcome.usage = 0.0, request_usage(client, body)
         deadline = self._executor.clock() + timeout
-        task = asyncio.ensure_future(self._executor.run(operation, body, plan, deadline, True, needs, source=client))
+        task = asyncio.ensure_future(self._executor.run(operation, body, plan, deadline, True, needs, source=converses))
         try:
             done = await done_within(task, keepalive or None)
         except asyncio.CancelledError:
@@ -464,8 +475,9 @@ class Gateway:
             exchange.estimated = True
         exchange.ended = self._wall_clock()
         if self._plugged:
-            if self._keeps_answers and exchange.error is None and outcome.kept is not None:
-                exchange.answer = collected(exchange.format, outcome.kept(), outcome.usage)
+            kept, client = outcome.kept, job.converses  # events are kept only of a tapped stream: one that converses
+            if self._keeps_answers and exchange.error is None and kept is not None and client is not None:
+                exchange.answer = collected(client, kept(), outcome.usage)
             self._pipeline.post(exchange)
         tell(self._observers, exchange)
 
@@ -574,11 +586,11 @@ async def _resume(
     executor: Executor,
     operation: str,
     timeout: float,
-    client: ClientFormat,
+    source: Converses | None,
     needs: frozenset[str],
     body: dict[str, Any],
     plan: Sequence[Planned],
 ) -> Served:
     """A continuation's next target (`sidestep.relay.Resume`): the request run again as a stream on `plan`,
     skipping the targets that lack what it needs, as the first run did."""
-    return await executor.run(operation, body, plan, executor.clock() + timeout, True, needs, source=client)
+    return await executor.run(operation, body, plan, executor.clock() + timeout, True, needs, source=source)

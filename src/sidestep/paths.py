@@ -17,7 +17,6 @@ from typing import Any
 from sidestep.endpoints import ENDPOINTS, client_format, model_path
 from sidestep.errors import NotFound, SidestepError
 from sidestep.formats.base import ClientFormat, RefusesPaths
-from sidestep.formats.passthrough import relays_bytes
 from sidestep.outcome import Exchange
 from sidestep.plugins.registry import off_paths
 from sidestep.server.types import Endpoint, Request, Response, StreamingResponse
@@ -26,7 +25,9 @@ __all__ = ["Handler", "Route", "model_route", "refusal", "route_table"]
 
 # A route's handler: (request, request id, its outcome record when one is kept).
 Handler = Callable[[Request, str, Exchange | None], Awaitable[Response | StreamingResponse]]
-Proxy = Callable[..., Awaitable[Response | StreamingResponse]]  # `Gateway._proxy`, keywords bound per route
+# `Gateway._proxy`, keywords bound per route: the operation, the client's format and its conversing side (None: a
+# relayed-only API, its answers the upstream's bytes), and what a path that names its model says.
+Proxy = Callable[..., Awaitable[Response | StreamingResponse]]
 Guarded = Callable[..., Awaitable[Response | StreamingResponse]]  # a plugin endpoint behind authentication
 
 
@@ -51,7 +52,7 @@ def route_table(
             e.format,
             {"GET": local[e.operation]}
             if e.method == "GET"
-            else {"POST": partial(proxy, operation=e.operation, client=e.format, opaque=relays_bytes(e.format))},
+            else {"POST": partial(proxy, operation=e.operation, client=e.format, converses=e.converses)},
         )
         for path, e in ENDPOINTS.items()
     }
@@ -75,7 +76,9 @@ def model_route(path: str, proxy: Proxy, local: Mapping[str, Callable[..., Await
     e, model = named
     if e.method == "GET":
         return Route(e.operation, e.format, {"GET": partial(local[e.operation], model=model)})
-    handler = partial(proxy, operation=e.operation, client=e.format, path_model=model, path_stream=e.stream)
+    handler = partial(
+        proxy, operation=e.operation, client=e.format, converses=e.converses, path_model=model, path_stream=e.stream
+    )
     return Route(e.operation, e.format, {"POST": handler})
 
 

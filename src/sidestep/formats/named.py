@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from sidestep.core.format import Format
 from sidestep.formats.anthropic_messages import ANTHROPIC_MESSAGES
-from sidestep.formats.base import ClientFormat
+from sidestep.formats.base import Converses
 from sidestep.formats.bedrock_converse import BEDROCK_CONVERSE
 from sidestep.formats.cohere_v2 import COHERE_V2
 from sidestep.formats.gemini import GEMINI
@@ -16,16 +16,17 @@ from sidestep.formats.openai_responses import OPENAI_RESPONSES
 
 __all__ = ["client_format_named", "format_named"]
 
-_FORMATS: dict[str, Format] = {
-    each.name: each for each in (OPENAI_CHAT, ANTHROPIC_MESSAGES, OPENAI_RESPONSES, GEMINI, BEDROCK_CONVERSE, COHERE_V2)
+_CLIENTS: dict[str, Converses] = {
+    each.name: each for each in (OPENAI_CHAT, ANTHROPIC_MESSAGES, OPENAI_RESPONSES, GEMINI, BEDROCK_CONVERSE)
 }
+_FORMATS: dict[str, Format] = {**_CLIENTS, COHERE_V2.name: COHERE_V2}
 
 
 def format_named(name: str) -> Format | None:
     return _FORMATS.get(name)
 
 
-def client_format_named(name: str) -> ClientFormat | None:
-    """The client format called `name`; None when there is none (an entry from another version)."""
-    found = _FORMATS.get(name)
-    return found if isinstance(found, ClientFormat) else None
+def client_format_named(name: str) -> Converses | None:
+    """The client format called `name`, as it converses (what the cache stores answers in); None when there is
+    none (an entry from another version)."""
+    return _CLIENTS.get(name)

@@ -20,11 +20,11 @@ from urllib.parse import quote
 from sidestep.config.model import KeyConfig, ProviderConfig
 from sidestep.core.model import Usage
 from sidestep.errors import ConfigError, UpstreamError
-from sidestep.formats.base import ClientFormat
+from sidestep.formats.base import Converses
 from sidestep.formats.bedrock_converse import BEDROCK_CONVERSE
 from sidestep.formats.bedrock_converse import convert as wire
 from sidestep.formats.translate import to_canonical
-from sidestep.providers.base import NativeAdapter, classify_http_error
+from sidestep.providers.base import NativeAdapter, classify_http_error, not_relayed
 from sidestep.providers.catalog import ProviderSpec
 from sidestep.transport.types import UpstreamRequest
 
@@ -56,8 +56,10 @@ class BedrockProvider(NativeAdapter):
                 raise ConfigError(reason, path=f"providers.{config.name}.type") from None
 
     def build(
-        self, operation: str, model: str, body: dict[str, Any], key: KeyConfig, source: ClientFormat
+        self, operation: str, model: str, body: dict[str, Any], key: KeyConfig, source: Converses | None
     ) -> UpstreamRequest:
+        if source is None:
+            raise not_relayed(self.name, operation)
         if source is BEDROCK_CONVERSE:  # a boto3 client: its body goes as it came, the gateway's fields taken out
             stream = body.get("stream") is True
             payload = self._encode({k: v for k, v in body.items() if k not in wire.GATEWAY_FIELDS})

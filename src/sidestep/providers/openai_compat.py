@@ -21,7 +21,7 @@ import msgspec
 from sidestep.config.model import KeyConfig, ProviderConfig
 from sidestep.core.model import Usage as CanonicalUsage
 from sidestep.errors import BadRequest, UpstreamError
-from sidestep.formats.base import ClientFormat, Format, ReadsEmbeddingInputs
+from sidestep.formats.base import Converses, Format, ReadsEmbeddingInputs, Wire
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.openai_chat.wire import Envelope, Usage
 from sidestep.formats.openai_completions import OPENAI_COMPLETIONS
@@ -68,9 +68,12 @@ _UNFINISHED = ("incomplete", "queued", "in_progress")
 # Operations served in a format other than chat's: the legacy completions, and the relayed-only APIs in their own
 # shape (so what they serve is the client's format: the byte relay, never a translation); the Responses API too
 # where the row speaks it.
-_FORMATS: Mapping[str, Format] = MappingProxyType(
+# The ones a request is built in (`build`: the relayed-only APIs' bodies go as they came, never through a format).
+_OWN: Mapping[str, Format] = MappingProxyType({"completions": OPENAI_COMPLETIONS})
+_OWN_WITH_RESPONSES: Mapping[str, Format] = MappingProxyType({**_OWN, "responses": OPENAI_RESPONSES})
+_FORMATS: Mapping[str, Wire] = MappingProxyType(
     {
-        "completions": OPENAI_COMPLETIONS,
+        **_OWN,
         "rerank": RERANK,
         "moderations": OPENAI_MODERATIONS,
         "images": OPENAI_IMAGES,
@@ -78,7 +81,7 @@ _FORMATS: Mapping[str, Format] = MappingProxyType(
         "speech": OPENAI_SPEECH,
     }
 )
-_WITH_RESPONSES: Mapping[str, Format] = MappingProxyType({**_FORMATS, "responses": OPENAI_RESPONSES})
+_WITH_RESPONSES: Mapping[str, Wire] = MappingProxyType({**_FORMATS, "responses": OPENAI_RESPONSES})
 # Fields only sidestep understands: they never travel upstream.
 GATEWAY_FIELDS = ("fallbacks", "models", "route")
 
@@ -99,6 +102,7 @@ class OpenAICompatProvider:
         # where the row (or the config's `serves`) says the API speaks it.
         self._responses = "responses" in (spec.serves if config.serves is None else config.serves)
         self.formats = _WITH_RESPONSES if self._responses else _FORMATS
+        self._own = _OWN_WITH_RESPONSES if self._responses else _OWN
         self._decode_responses = msgspec.json.Decoder(ResponsesEnvelope).decode
         self._encode = msgspec.json.Encoder().encode
         self._envelope = msgspec.json.Decoder(Envelope).decode
@@ -119,11 +123,11 @@ class OpenAICompatProvider:
         return operation in _PATHS and (operation != "embeddings" or self.spec.embeddings)
 
     def build(
-        self, operation: str, model: str, body: dict[str, Any], key: KeyConfig, source: ClientFormat
+        self, operation: str, model: str, body: dict[str, Any], key: KeyConfig, source: Converses | None
     ) -> UpstreamRequest:
-        if operation in _RELAYED:
+        if source is None:  # a relayed-only API (`formats.passthrough`): its body goes as it came
             return self._relayed(operation, model, body, key)
-        wire = speaks(self, self.formats, operation, model) if operation in self.formats else OPENAI_CHAT
+        wire = speaks(self, self._own, operation, model) if operation in self._own else OPENAI_CHAT
         if source is not OPENAI_CHAT and operation == "embeddings":  # another format's texts to embed
             payload = _embeddings(body, source)
         elif source is not wire:  # another client format: translate through the canonical model
@@ -140,7 +144,7 @@ class OpenAICompatProvider:
         if headers is None:
             headers = self._header_sets[(key.name, key.secret is None, stream)] = self._headers(key, stream)
         # A model lacking its operation's own API (`lacks: [responses]`) is sent Chat Completions.
-        url = self._urls["chat"] if operation in self.formats and wire is OPENAI_CHAT else self._urls[operation]
+        url = self._urls["chat"] if operation in self._own and wire is OPENAI_CHAT else self._urls[operation]
         if self.spec.url_style == "azure":
             url = url.replace("{model}", quote(model, safe=""))  # one path segment, whatever the client wrote
         return UpstreamRequest("POST", url, list(headers), self._encode(payload), self._timeouts)
@@ -224,7 +228,7 @@ class OpenAICompatProvider:
         return base + _PATHS[operation]
 
 
-def _embeddings(body: dict[str, Any], source: ClientFormat) -> dict[str, Any]:
+def _embeddings(body: dict[str, Any], source: Converses) -> dict[str, Any]:
     if not isinstance(source, ReadsEmbeddingInputs):
         raise BadRequest(f"{source.name} embeddings cannot be served by an OpenAI-compatible target.")
     texts, dims = source.embedding_request(body)

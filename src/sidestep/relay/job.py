@@ -14,7 +14,7 @@ from typing import Any
 
 from sidestep.core.model import Usage
 from sidestep.errors import Attempt
-from sidestep.formats.base import ClientFormat, Comments, ReopensStreams, Seams, Writer
+from sidestep.formats.base import ClientFormat, Comments, Converses, ReopensStreams, Seams, Writer
 from sidestep.formats.sse import sse_comment
 from sidestep.formats.translate import StreamTranslator
 from sidestep.routing.plan import Planned
@@ -81,6 +81,9 @@ class StreamJob:
     # The client's stream media type when it is not SSE (`formats.base.FramedStreams`): no comments, never
     # relayed as bytes. Asked once by whoever builds the job (`stream_media_type`), read here as a field.
     media: str | None = None
+    # The client's format as it converses through the canonical model (translation, the usage tap), bound with
+    # the route; None for a relayed-only API: its stream goes out as the upstream's bytes, never read.
+    converses: Converses | None = None
 
     def ended(self, served: Served, failure: str | None) -> None:
         """The stream `served` carried is over: its target is judged, and a failure counts as an attempt."""
@@ -107,20 +110,24 @@ class StreamJob:
 
     def tap(self, served: Served) -> UsageTap | None:
         self.outcome.served = served
-        if not self.tap_usage:
+        if not self.tap_usage or self.converses is None:
             return None
-        tap = UsageTap(self.client, drop_usage_chunk=self.drop_usage)  # only same-format streams are tapped
+        tap = UsageTap(self.converses, drop_usage_chunk=self.drop_usage)  # only same-format streams are tapped
         self.outcome.relayed, self.outcome.kept = tap.relayed_chars, tap.kept
         return tap
 
     def translator(self, served: Served) -> StreamTranslator | None:
         """Translate when formats differ, always for a client that may switch mid-stream when its format
         cannot stitch a continuation as bytes (Anthropic's event sequence must stay one message), and always
-        for a framed stream (its end and its usage are read by its reader, not from SSE bytes)."""
-        if self.writer is None and (
-            served.format is not self.client or self._continuing_unseamed or self.media is not None
+        for a framed stream (its end and its usage are read by its reader, not from SSE bytes). A relayed-only
+        client's stream is never translated (`converses` None)."""
+        converses = self.converses
+        if (
+            self.writer is None
+            and converses is not None
+            and (served.format is not self.client or self._continuing_unseamed or self.media is not None)
         ):
-            self.writer = self.client.stream_writer(served.target.model, self.include_usage)
+            self.writer = converses.stream_writer(served.target.model, self.include_usage)
         if self.writer is None:
             return None
         translator = StreamTranslator(served.format, self.writer)

@@ -16,7 +16,7 @@ import msgspec
 
 from sidestep.config.model import VirtualKey
 from sidestep.core.model import ChatRequest, ToolResultPart
-from sidestep.formats.base import ClientFormat
+from sidestep.formats.base import Converses
 from sidestep.formats.body import materialize
 from sidestep.formats.translate import to_canonical
 
@@ -52,7 +52,7 @@ def tenant_of(principal: Any, scope: str) -> str:
     return "key:" + principal.name
 
 
-def chat_key(source: ClientFormat, body: dict[str, Any], model: str = "") -> Keyed | None:
+def chat_key(source: Converses, body: dict[str, Any], model: str = "") -> Keyed | None:
     """The key of a chat request in any format; None when it cannot be read (the provider says why). `model`:
     the model asked for, which a format naming it in the path (Gemini) has not in its body."""
     try:

@@ -36,6 +36,7 @@ import msgspec
 from sidestep.config.model import CacheConfig
 from sidestep.core.model import ChatRequest
 from sidestep.errors import BadRequest, NotFound
+from sidestep.formats.base import Converses
 from sidestep.formats.body import field
 from sidestep.formats.named import client_format_named
 from sidestep.observers.metrics import labels
@@ -99,9 +100,10 @@ class Cache:
 
     async def pre_async(self, exchange: Exchange) -> Response | None:
         kind = _KINDS.get(exchange.operation)
-        if kind is None:
+        client = exchange.converses
+        if kind is None or client is None:
             return None
-        keyed, lookup = self._keyed(exchange, kind)
+        keyed, lookup = self._keyed(exchange, client, kind)
         if keyed is None:
             self._mark(exchange, "bypass")
             return None
@@ -169,7 +171,7 @@ class Cache:
             if self._feed is not None:
                 self._feed.publish(near[0], key, near[1], now + ttl)
 
-    def _keyed(self, exchange: Exchange, kind: str) -> tuple[Keyed | None, bool]:
+    def _keyed(self, exchange: Exchange, client: Converses, kind: str) -> tuple[Keyed | None, bool]:
         """The request's key (None: not cached) and whether to look it up (not on a forced refresh)."""
         control = exchange.request.header("cache-control")
         control = control.lower() if control is not None else ""
@@ -179,9 +181,7 @@ class Cache:
         if models is not None and not any(fnmatch.fnmatchcase(exchange.models[0], glob) for glob in models):
             return None, False
         model = exchange.models[0]
-        keyed = (
-            chat_key(exchange.format, exchange.body, model) if kind == "chat" else embeddings_key(exchange.body, model)
-        )
+        keyed = chat_key(client, exchange.body, model) if kind == "chat" else embeddings_key(exchange.body, model)
         if keyed is None or not (keyed.deterministic or self._config.nondeterministic):
             return None, False
         return keyed, "no-cache" not in control
@@ -222,15 +222,15 @@ class Cache:
     def _served(
         self, entry: Entry, exchange: Exchange, similarity: float | None = None, result: str = "hit"
     ) -> Response | None:
-        source = client_format_named(entry.dialect)
-        if source is None:  # written by a version that knew a format this one does not
+        source, client = client_format_named(entry.dialect), exchange.converses
+        if source is None or client is None:  # written by a version that knew a format this one does not
             self.unservable += 1
             return None
         try:
             if exchange.stream:
-                body, kind = replayed(entry, source, exchange.format, _include_usage(exchange.body)), _SSE
+                body, kind = replayed(entry, source, client, _include_usage(exchange.body)), _SSE
             else:
-                body, kind = rewritten(entry, source, exchange.format), _JSON
+                body, kind = rewritten(entry, source, client), _JSON
         except _UNSERVABLE:
             self.unservable += 1
             return None

@@ -8,21 +8,21 @@ uses (a start, the text, each tool call, the finish and usage, the end), in one 
 from __future__ import annotations
 
 from sidestep.core.model import ChatResponse, Event, ThinkingPart
-from sidestep.formats.base import ClientFormat
+from sidestep.formats.base import Converses
 from sidestep.formats.translate import translate_response
 from sidestep.plugins.cache.store import Entry
 
 __all__ = ["answer_events", "replayed", "rewritten"]
 
 
-def rewritten(entry: Entry, source: ClientFormat, client: ClientFormat) -> bytes:
+def rewritten(entry: Entry, source: Converses, client: Converses) -> bytes:
     """The stored answer (written in `source`) as a non-stream body in the `client`'s format."""
     if source is client:
         return entry.body
     return translate_response(entry.body, source, client)
 
 
-def replayed(entry: Entry, source: ClientFormat, client: ClientFormat, include_usage: bool) -> bytes:
+def replayed(entry: Entry, source: Converses, client: Converses, include_usage: bool) -> bytes:
     """The stored answer (written in `source`) as the whole SSE stream a `client` expects."""
     answer = source.read_response(entry.body)
     writer = client.stream_writer(answer.model, include_usage)
