@@ -362,12 +362,12 @@ class Gateway:
             plan,
             mid_stream,
             client,
+            converses,
             include_usage,
             resume=resume,
             tap_usage=tap,
             drop_usage=tap and not include_usage,
             media=media,
-            converses=converses,
         )
         # Seconds between keep-alive comments while the first token is awaited; none in a framed stream.
         keepalive = self.config.server.sse_keepalive if policy.keepalive is None else policy.keepalive

@@ -72,6 +72,10 @@ class StreamJob:
     plan: Sequence[Planned]
     mid_stream: str
     client: ClientFormat  # what the client speaks: its stream's shape, end-of-stream rule and error event
+    # The same format as it converses through the canonical model (translation, the usage tap), bound with the
+    # route; None for a relayed-only API: its stream goes out as the upstream's bytes, never read. Positional:
+    # one keyword more in the app's call cost ~1.4k instructions per stream (measured, the interpreted build).
+    converses: Converses | None
     include_usage: bool = False
     resume: Resume | None = None  # set when `mid_stream` is "continue"
     writer: Writer | None = None  # set once the client's stream is produced by translation
@@ -81,9 +85,6 @@ class StreamJob:
     # The client's stream media type when it is not SSE (`formats.base.FramedStreams`): no comments, never
     # relayed as bytes. Asked once by whoever builds the job (`stream_media_type`), read here as a field.
     media: str | None = None
-    # The client's format as it converses through the canonical model (translation, the usage tap), bound with
-    # the route; None for a relayed-only API: its stream goes out as the upstream's bytes, never read.
-    converses: Converses | None = None
 
     def ended(self, served: Served, failure: str | None) -> None:
         """The stream `served` carried is over: its target is judged, and a failure counts as an attempt."""
