@@ -368,3 +368,26 @@ async def test_lacks_takes_a_target_out_of_an_operation(sims: Sims, co: Any) -> 
         raw = await co(gw.url).with_raw_response.rerank(model="media", query="q", documents=["q"])
     assert raw.headers["x-sidestep-provider"] == "co" and raw.headers["x-sidestep-attempts"] == "2"
     assert [r.path for r in sims["third"].sim.received] == ["/v2/rerank"]
+
+
+async def test_with_the_cache_on_relayed_answers_go_as_they_came_and_are_never_cached(
+    sdk: Sdk, sims: Sims, co: Any
+) -> None:
+    """A relayed-only API has no conversing side (`Endpoint.converses` None): with the cache on (a plugin that
+    reads requests and keeps answers through the canonical model) its answers and streams still go out as the
+    upstream's bytes, and none is cached or read back."""
+    extra = {"cache": {"nondeterministic": True}}
+    async with running_gateway(config(sims, ["co/rerank-v3.5"], **extra)) as gw:
+        client = sdk(gw.base_url)
+        for _ in range(2):
+            ranked = await co(gw.url).rerank(model="media", query="q", documents=["a", "b"])
+            assert len(ranked.results) == 2
+            async with client.audio.speech.with_streaming_response.create(
+                model="up/tts-1", voice="alloy", input="not cached"
+            ) as response:
+                assert response.headers["content-type"] == "audio/mpeg"
+                assert "x-sidestep-cache" not in response.headers
+                audio = b"".join([piece async for piece in response.iter_bytes()])
+            assert audio.startswith(b"ID3")
+    assert len([r for r in sims["third"].sim.received if r.path == "/v2/rerank"]) == 2  # both went upstream
+    assert len([r for r in sims["backup"].sim.received if r.path == "/v1/audio/speech"]) == 2

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sidestep.config.load import parse_config
-from sidestep.errors import UpstreamError
+from sidestep.errors import BadRequest, UpstreamError
 from sidestep.formats.passthrough import OPENAI_SPEECH, OPENAI_TRANSCRIPTIONS, RERANK
 from sidestep.providers.catalog import CATALOG
 from sidestep.providers.registry import build_providers
@@ -126,3 +126,24 @@ def test_serves_in_the_config_replaces_the_types_list() -> None:
     config = parse_config({"providers": {"tei": {"type": "vllm", "base_url": "http://tei/v1", "serves": ["images"]}}})
     tei = build_providers(config.providers)["tei"]
     assert [op for op in OPERATIONS if tei.supports(op)] == ["images"]  # not its type's rerank
+
+
+@pytest.mark.parametrize("name", ["anthropic", "gemini", "cohere", "bedrock"])
+def test_an_adapter_that_does_not_relay_an_api_refuses_its_request_rather_than_read_it(name: str) -> None:
+    """A relayed-only API's request reaches an adapter with no conversing side (`source` None). Routing sends it
+    only to adapters whose `supports` has the operation; one that has not refuses with a 400, never a translation."""
+    config = parse_config(
+        {
+            "providers": {
+                "anthropic": {"api_key": "k"},
+                "gemini": {"api_key": "k"},
+                "cohere": {"api_key": "k"},
+                "bedrock": {"api_key": "k", "region": "us-east-1"},
+            }
+        }
+    )
+    provider = build_providers(config.providers)[name]
+    assert not provider.supports("images")
+    with pytest.raises(BadRequest, match="'images' requests cannot be served by") as refused:
+        provider.build("images", "m", {"model": "m", "prompt": "a cat"}, config.providers[name].keys[0], None)
+    assert refused.value.status == 400
