@@ -65,10 +65,10 @@ _LISTED = _RELAYED | {"completions"}  # operations only the APIs whose catalog r
 _NATIVE_RESPONSES = "/responses"  # the rows that serve `responses` speak the Responses API upstream
 # A Responses answer that may have no output yet: cut short, or a `background` one still running at the provider.
 _UNFINISHED = ("incomplete", "queued", "in_progress")
-# Operations served in a format other than chat's: the legacy completions, and the relayed-only APIs in their own
-# shape (so what they serve is the client's format: the byte relay, never a translation); the Responses API too
-# where the row speaks it.
-# The ones a request is built in (`build`: the relayed-only APIs' bodies go as they came, never through a format).
+# Operations served in a format other than chat's (`formats`, what the executor labels an answer with): the legacy
+# completions, and the relayed-only APIs in their own shape (so what they serve is the client's format: the byte
+# relay, never a translation); the Responses API too where the row speaks it. `_OWN`: those a request is written
+# in (`build`; a relayed-only API's body goes as it came, and its format is a `Wire`, never a `Format`).
 _OWN: Mapping[str, Format] = MappingProxyType({"completions": OPENAI_COMPLETIONS})
 _OWN_WITH_RESPONSES: Mapping[str, Format] = MappingProxyType({**_OWN, "responses": OPENAI_RESPONSES})
 _FORMATS: Mapping[str, Wire] = MappingProxyType(
