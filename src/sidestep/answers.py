@@ -23,6 +23,7 @@ from sidestep.formats.base import (
     ModelCard,
     ReadsEmbeddings,
     WritesEmbeddings,
+    capability,
     translatable,
 )
 from sidestep.formats.translate import collected_response, translate_embeddings, translate_response
@@ -50,7 +51,8 @@ JSON = ("content-type", "application/json")
 
 
 def relayed(served: Served, request_id: str) -> Response:
-    """A relayed-only API's answer (`formats.passthrough`) as the upstream sent it, content type included."""
+    """A relayed-only API's answer (`formats.passthrough`: `Endpoint.opaque`) as the upstream sent it, content type
+    included."""
     return Response(served.response.status, served.body, [_upstream_type(served), *served_headers(request_id, served)])
 
 
@@ -111,7 +113,7 @@ def error_response(client: ClientFormat, exc: SidestepError, headers: list[tuple
 def error_headers(client: ClientFormat, status: int) -> list[tuple[str, str]]:
     """The headers an error carries for SDKs that read its kind from one (`NamesErrors`: Bedrock's). An attribute
     read, not `isinstance`, which costs microseconds on a runtime-checkable protocol (a flood of 401s pays it)."""
-    named = getattr(client, "error_headers", None)
+    named = capability(client, "error_headers", None)
     if named is None:
         return []
     headers: list[tuple[str, str]] = named(status)

@@ -45,13 +45,13 @@ from sidestep.errors import (
     SidestepError,
     UpstreamRejected,
 )
-from sidestep.formats.base import ClientFormat, Converses, ReadsEmbeddings, stream_media_type
+from sidestep.formats.base import Comments, Converses, ReadsEmbeddings, stream_opening
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.passthrough import request_usage
 from sidestep.formats.request import ParsedRequest, model_named
 from sidestep.formats.translate import request_needs, translate_embeddings
 from sidestep.outcome import Exchange, Observer, tell, tell_at_end
-from sidestep.paths import model_route, route_table
+from sidestep.paths import Proxied, Route, model_route, route_table
 from sidestep.paths import refusal as refusal_for
 from sidestep.plugins.base import Pipeline, Plugin
 from sidestep.plugins.capabilities import Authenticates, Capabilities, HasLifecycle, SurvivesReload, discover
@@ -231,14 +231,14 @@ class Gateway:
         if self._tracked and route.observed:
             exchange = Exchange(request, request_id, route.name, route.format, (), False, self._wall_clock(), {})
         try:
-            handler = route.methods.get(request.method)
-            if handler is None:
-                if not route.methods:
-                    refusal = refusal_for(route.format, request)
-                    raise refusal or NotFound(f"Unknown path '{request.path}'.", code="not_found")
-                allowed = ", ".join(route.methods)
-                raise MethodNotAllowed(f"Method {request.method} is not allowed on {request.path}; use {allowed}.")
-            response = await handler(request, request_id, exchange)
+            proxied = route.proxied
+            if proxied is not None and request.method == "POST":  # a direct call: no handler in between
+                response = await self._proxy(request, request_id, exchange, proxied)
+            else:
+                handler = route.methods.get(request.method)
+                if handler is None:
+                    raise self._unrouted(route, request)
+                response = await handler(request, request_id, exchange)
         except SidestepError as exc:
             headers = [("x-sidestep-request-id", request_id), *exc.response_headers]
             response = error_response(route.format, exc, headers)
@@ -260,20 +260,21 @@ class Gateway:
                 tell(self._observers, exchange)
         return response
 
+    @staticmethod
+    def _unrouted(route: Route, request: Request) -> SidestepError:
+        """Why `request` has no handler: a path nothing serves (404, or the format's own refusal) or a method the
+        path does not take (405)."""
+        if not route.methods:
+            return refusal_for(route.format, request) or NotFound(f"Unknown path '{request.path}'.", code="not_found")
+        allowed = ", ".join(route.methods)
+        return MethodNotAllowed(f"Method {request.method} is not allowed on {request.path}; use {allowed}.")
+
     async def _proxy(
-        self,
-        request: Request,
-        request_id: str,
-        exchange: Exchange | None,
-        operation: str,
-        client: ClientFormat,
-        converses: Converses | None,
-        path_model: str | None = None,
-        path_stream: bool | None = None,
+        self, request: Request, request_id: str, exchange: Exchange | None, proxied: Proxied
     ) -> Response | StreamingResponse:
-        """`converses`: the client's format as it converses through the canonical model, bound with the route
-        (None: a relayed-only API, whose answers are the upstream's bytes); `path_model`: the model the path names
-        (Gemini, Bedrock), in place of the body's; `path_stream`: whether the path asks for a stream, when it says."""
+        """A proxied POST (`paths.Proxied`: the operation, the client's format, the model and stream the path
+        names, if it does)."""
+        operation, client, path_model = proxied.operation, proxied.client, proxied.model
         principal = None
         if self._authenticate is not None:  # who is calling, from the head: a stranger's body is never decoded
             try:
@@ -285,11 +286,11 @@ class Gateway:
         parsed = client.parse_body(request.body, operation)
         if path_model is not None:
             parsed.models = [model_named(path_model)]
-            if path_stream is not None:  # the path decides, and every format reads it from the body
-                parsed.stream = parsed.body["stream"] = path_stream
+            if proxied.stream is not None:  # the path decides, and every format reads it from the body
+                parsed.stream = parsed.body["stream"] = proxied.stream
         if exchange is not None:
             exchange.models, exchange.stream, exchange.body = parsed.models, parsed.stream, parsed.body
-            exchange.principal, exchange.proxied, exchange.converses = principal, True, converses
+            exchange.principal, exchange.proxied, exchange.converses = principal, True, proxied.converses
             if self._plugged:  # a refusal raises: handle() renders it, post hooks ran
                 answer = await self._pipeline.pre_async(exchange) if self._awaits else self._pipeline.pre(exchange)
                 if answer is not None:
@@ -298,16 +299,18 @@ class Gateway:
             plan = self._planner.plan(parsed.models)
             timeout = plan[0].policy.deadline or self._timeout
             deadline = self._executor.clock() + timeout
-            needs = (
-                request_needs(parsed.body, parsed.stream, operation, request.body, client) | parsed.needs
-                if self._capability_limits
-                else parsed.needs
-            )
-            if parsed.stream:
-                return await self._stream(
-                    parsed, operation, client, plan, timeout, needs, request_id, exchange, converses
+            needs = parsed.needs
+            if self._capability_limits:
+                own = proxied.needs  # the format's own reading (Gemini's fields), else the common one
+                found = (
+                    own(parsed.body, parsed.stream)
+                    if own is not None
+                    else request_needs(parsed.body, parsed.stream, operation, request.body)
                 )
-            work = self._executor.run(operation, parsed.body, plan, deadline, False, needs, source=converses)
+                needs = found | needs if needs else found
+            if parsed.stream:
+                return await self._stream(parsed, proxied, plan, timeout, needs, request_id, exchange)
+            work = self._executor.run(operation, parsed.body, plan, deadline, False, needs, source=proxied.converses)
             try:
                 served = await work  # awaited here, not in a helper: each await level costs per resume
             except (UpstreamRejected, AllAttemptsFailed) as exc:
@@ -317,10 +320,14 @@ class Gateway:
                         return rescued
                 return self._over(exchange, failure(client, exc, request_id), failed=exc)
             await served.aclose()
-            if converses is None:  # a relayed-only API: the upstream's bytes, with its content type
-                return self._over(exchange, relayed(served, request_id), served)
-            if served.format is not converses:
-                return self._over(exchange, translated(served, converses, request_id, operation, parsed.body), served)
+            if served.format is not client or proxied.opaque:  # relayed bytes keep the upstream's content type
+                converses = proxied.converses  # None: a relayed-only API, whose answers are never translated
+                answer = (
+                    relayed(served, request_id)
+                    if converses is None
+                    else translated(served, converses, request_id, operation, parsed.body)
+                )
+                return self._over(exchange, answer, served)
             # Every API answer here is JSON; not asking the upstream's headers spares decoding them at all.
             response = Response(served.response.status, served.body, [JSON, *served_headers(request_id, served)])
             return response if exchange is None else self._over(exchange, response, served)
@@ -332,26 +339,26 @@ class Gateway:
     async def _stream(
         self,
         parsed: ParsedRequest,
-        operation: str,
-        client: ClientFormat,
+        proxied: Proxied,
         plan: Sequence[Planned],
         timeout: float,
         needs: frozenset[str],
         request_id: str,
         exchange: Exchange | None,
-        converses: Converses | None,  # None: opaque bytes relayed as they come (speech audio): no tap or continuation
     ) -> Response | StreamingResponse:
+        # The stream's shape is the route's: opaque bytes relayed as they come (speech audio: no usage tap,
+        # comment or continuation), or a framed stream (Bedrock's event stream: no comments, no byte relay); the
+        # client's conversing side translates and taps it (None: a relayed-only API's, never translated).
+        operation, client, opaque, media = proxied.operation, proxied.client, proxied.opaque, proxied.media
+        converses = proxied.converses
         policy = plan[0].policy
         body = parsed.body
-        media = stream_media_type(client)  # a framed stream (Bedrock's event stream): no comments, no byte relay
-        if converses is not None:
-            opaque = False
+        tap = not opaque and exchange is not None and (self._wants_usage or self._keeps_answers)
+        include_usage = False
+        if converses is not None:  # a relayed-only API's stream (InvokeModel's frames) is not read for its usage here
             include_usage = converses.include_usage(body)
-            tap = exchange is not None and (self._wants_usage or self._keeps_answers)
             if tap and not include_usage:  # have the usage reported (then removed) where the format must ask for it
                 body = converses.asking_usage(body) or body
-        else:
-            opaque, include_usage, tap = True, False, False
         mid_stream = "fail" if opaque else policy.mid_stream or "fail"
         resume = (
             partial(_resume, self._executor, operation, timeout, converses, needs) if mid_stream == "continue" else None
@@ -364,15 +371,19 @@ class Gateway:
             client,
             converses,
             include_usage,
-            resume=resume,
-            tap_usage=tap,
-            drop_usage=tap and not include_usage,
-            media=media,
+            resume,
+            tap,
+            tap and not include_usage,
+            media,
         )
-        # Seconds between keep-alive comments while the first token is awaited; none in a framed stream.
+        # Seconds between keep-alive comments while the first token is awaited. A framed stream has them only in
+        # a form of its own (`Comments`: the JSON array's whitespace), and sends its opening bytes with the head.
         keepalive = self.config.server.sse_keepalive if policy.keepalive is None else policy.keepalive
+        opening = b""
         if media is not None:
-            keepalive = 0.0
+            opening = stream_opening(client)
+            if not isinstance(client, Comments):
+                keepalive = 0.0
         if opaque:  # what the answer costs is in the request (speech: characters), not in its bytes
             keepalive, job.outcome.usage = 0.0, request_usage(client, body)
         deadline = self._executor.clock() + timeout
@@ -384,7 +395,7 @@ class Gateway:
             raise
         if not done:  # still no first token: commit to a 200 stream and keep the connection warm
             headers = [*stream_headers(media), ("x-sidestep-request-id", request_id)]
-            return self._streaming(exchange, job, wait_with_keepalive(task, keepalive, job), headers)
+            return self._streaming(exchange, job, wait_with_keepalive(task, keepalive, job), headers, opening)
         try:
             served = await task
         except (UpstreamRejected, AllAttemptsFailed) as exc:
@@ -399,7 +410,7 @@ class Gateway:
         if forwarding(served, job):  # same format: what prefetch held goes out in the head's write
             forward = relay_after_prelude(served, job)
             return self._streaming(exchange, job, forward, headers, forward.prelude)
-        return self._streaming(exchange, job, relay(served, job), headers)
+        return self._streaming(exchange, job, relay(served, job), headers, opening)
 
     def _streaming(
         self,

@@ -15,18 +15,23 @@ Some APIs name the model in the path rather than the body (Gemini's `/v1beta/mod
 Bedrock's `/model/{modelId}/converse`): those are rows of `MODEL_PATHS`, a prefix and a suffix around the model,
 asked only when the exact table has no row (`model_path`). Such a row may also say whether the path streams;
 the gateway then writes that into the body as `"stream"` (a gateway field every format reads and no adapter
-sends on as the client's), so that the path decides, whatever the body said.
+sends on as the client's), so that the path decides, whatever the body said. A row whose stream's shape the
+query string picks (Gemini's `alt`: SSE, or one JSON array) names the function that picks the client format
+(`by_query`); the route calls it once per request, before anything else is read.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import field as dc_field
+from typing import Any
 from urllib.parse import unquote
 
 from sidestep.formats.anthropic_messages import ANTHROPIC_MESSAGES
-from sidestep.formats.base import ClientFormat, Converses, ListsModels
-from sidestep.formats.bedrock_converse import BEDROCK_CONVERSE
-from sidestep.formats.gemini import GEMINI
+from sidestep.formats.base import ClientFormat, Converses, ListsModels, ReadsNeeds, capability, stream_media_type
+from sidestep.formats.bedrock_converse import BEDROCK_CONVERSE, BEDROCK_INVOKE
+from sidestep.formats.gemini import GEMINI, stream_format
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.openai_completions import OPENAI_COMPLETIONS
 from sidestep.formats.openai_responses import OPENAI_RESPONSES
@@ -36,7 +41,6 @@ from sidestep.formats.passthrough import (
     OPENAI_SPEECH,
     OPENAI_TRANSCRIPTIONS,
     RERANK,
-    PassThrough,
 )
 
 __all__ = ["ENDPOINTS", "MODEL_PATHS", "Endpoint", "ModelPath", "client_format", "model_path", "models_client"]
@@ -51,16 +55,41 @@ class Endpoint:
     converses: Converses | None
     method: str = "POST"  # POST: proxied upstream; GET: answered by the gateway itself
     stream: bool | None = None  # the path says whether the answer streams (Gemini, Bedrock); None: the body does
+    # The client format the query string picks, once per request, in place of `format` (Gemini's `alt`: SSE or one
+    # JSON array); it raises the request's 400 for a query it refuses. None: `format`, whatever the query.
+    # A conversing format only (the pick is its own conversing side too).
+    by_query: Callable[[str], Converses] | None = None
+    # Read off the format once, when the row is made, for every request to it: bytes relayed as they come, with
+    # the upstream's content type (`PassThrough.relays_bytes`: speech); the stream's media type when it is not SSE
+    # (`stream_media_type`: Bedrock's frames); the format's own reading of what a request needs of a model
+    # (`ReadsNeeds`), else None (the common rule, `formats.translate.request_needs`).
+    opaque: bool = dc_field(init=False)
+    media: str | None = dc_field(init=False)
+    needs: Callable[[dict[str, Any], bool], frozenset[str]] | None = dc_field(init=False)
+
+    def __post_init__(self) -> None:
+        fmt = self.format
+        object.__setattr__(self, "opaque", capability(fmt, "relays_bytes", False))
+        object.__setattr__(self, "media", stream_media_type(fmt))
+        object.__setattr__(self, "needs", fmt.request_needs if isinstance(fmt, ReadsNeeds) else None)
 
 
-def _api(operation: str, format: Converses, method: str = "POST", stream: bool | None = None) -> Endpoint:
+def _api(
+    operation: str,
+    format: Converses,
+    method: str = "POST",
+    stream: bool | None = None,
+    by_query: Callable[[str], Converses] | None = None,
+) -> Endpoint:
     """A row of a client API that converses through the canonical model (mypy checks that `format` does)."""
-    return Endpoint(operation, format, format, method, stream)
+    return Endpoint(operation, format, format, method, stream, by_query)
 
 
-def _relayed(operation: str, format: PassThrough) -> Endpoint:
-    """A row of a relayed-only API (`formats.passthrough`): served only by targets that speak it, as bytes."""
-    return Endpoint(operation, format, None)
+def _relayed(operation: str, format: ClientFormat, stream: bool | None = None) -> Endpoint:
+    """A row of a relayed-only API (`formats.passthrough`, Bedrock's InvokeModel): served only by targets that
+    speak it, its answers as they came, never translated (the import-time check below holds that `format` has no
+    conversing side)."""
+    return Endpoint(operation, format, None, "POST", stream)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,14 +106,16 @@ _EMBEDDINGS = _api("embeddings", OPENAI_CHAT)
 _MESSAGES = _api("messages", ANTHROPIC_MESSAGES)
 _COUNT_TOKENS = _api("count_tokens", ANTHROPIC_MESSAGES)
 _MODELS = _api("models", OPENAI_CHAT, "GET")
-_RESPONSES = _api("responses", OPENAI_RESPONSES)  # always translated: no target speaks it yet
+_RESPONSES = _api("responses", OPENAI_RESPONSES)  # passed through to targets that serve it, else translated
 _COMPLETIONS = _api("completions", OPENAI_COMPLETIONS)  # never translated: only targets that serve it
-# boto3's bedrock-runtime: Converse on any target (translated, or passed through to Bedrock); InvokeModel, the
-# model's own body, on Bedrock targets only (no other adapter serves the `invoke` operation).
+# boto3's bedrock-runtime: Converse on any target (translated, or passed through to Bedrock); InvokeModel and
+# InvokeModelWithResponseStream, the model's own body, on Bedrock targets only (no other adapter serves `invoke`):
+# relayed-only, as they came.
 _BEDROCK_PATHS = (
     ModelPath("/model/", "/converse", _api("converse", BEDROCK_CONVERSE, stream=False)),
     ModelPath("/model/", "/converse-stream", _api("converse", BEDROCK_CONVERSE, stream=True)),
-    ModelPath("/model/", "/invoke", _api("invoke", BEDROCK_CONVERSE, stream=False)),
+    ModelPath("/model/", "/invoke", _relayed("invoke", BEDROCK_INVOKE, stream=False)),
+    ModelPath("/model/", "/invoke-with-response-stream", _relayed("invoke", BEDROCK_INVOKE, stream=True)),
 )
 # Relayed same-format only (`formats.passthrough`): served by the targets whose API has the operation.
 _RERANK = _relayed("rerank", RERANK)
@@ -95,7 +126,8 @@ _SPEECH = _relayed("speech", OPENAI_SPEECH)
 # google-genai: `{api_version}/models/{model}:{method}`, v1 by default, v1beta when asked (both are served).
 _GEMINI_METHODS = {
     ":generateContent": _api("chat", GEMINI, stream=False),
-    ":streamGenerateContent": _api("chat", GEMINI, stream=True),  # `?alt=sse`: SSE is the only stream served
+    # `?alt=sse`: Server-Sent Events; no `alt` or `alt=json`: one JSON array, as Google's REST API answers.
+    ":streamGenerateContent": _api("chat", GEMINI, stream=True, by_query=stream_format),
     ":countTokens": _api("count_tokens", GEMINI),
     ":embedContent": _api("embeddings", GEMINI),
     ":batchEmbedContents": _api("embeddings", GEMINI),

@@ -22,11 +22,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from sidestep.core.model import Usage
 from sidestep.errors import Attempt
 from sidestep.formats.base import ClientFormat, Converses
 from sidestep.server.types import Request, StreamingResponse
 
-__all__ = ["Exchange", "Observer", "TokenUsage", "tell", "tell_at_end"]
+__all__ = ["Exchange", "Observer", "TokenUsage", "tell", "tell_at_end", "units_of"]
 
 log = logging.getLogger("sidestep.outcome")
 
@@ -39,6 +40,12 @@ class TokenUsage(Protocol):
 
     @property
     def output(self) -> int: ...
+
+
+def units_of(usage: TokenUsage) -> float:
+    """Billed units of a relayed-only API (images, search units, audio seconds): only the canonical `Usage` has
+    them. A class check, not `getattr` with a default (compiled, a missing attribute raises and catches)."""
+    return usage.units if isinstance(usage, Usage) else 0.0
 
 
 @dataclass(slots=True, eq=False)

@@ -14,21 +14,46 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from sidestep import endpoints
 from sidestep.endpoints import ENDPOINTS, client_format, model_path
 from sidestep.errors import NotFound, SidestepError
-from sidestep.formats.base import ClientFormat, RefusesPaths
+from sidestep.formats.base import ClientFormat, Converses, RefusesPaths
 from sidestep.outcome import Exchange
 from sidestep.plugins.registry import off_paths
 from sidestep.server.types import Endpoint, Request, Response, StreamingResponse
 
-__all__ = ["Handler", "Route", "model_route", "refusal", "route_table"]
+__all__ = ["Handler", "Proxied", "Route", "model_route", "refusal", "route_table"]
 
 # A route's handler: (request, request id, its outcome record when one is kept).
 Handler = Callable[[Request, str, Exchange | None], Awaitable[Response | StreamingResponse]]
-# `Gateway._proxy`, keywords bound per route: the operation, the client's format and its conversing side (None: a
-# relayed-only API, its answers the upstream's bytes), and what a path that names its model says.
-Proxy = Callable[..., Awaitable[Response | StreamingResponse]]
+Proxy = Callable[..., Awaitable[Response | StreamingResponse]]  # `Gateway._proxy`
 Guarded = Callable[..., Awaitable[Response | StreamingResponse]]  # a plugin endpoint behind authentication
+
+
+@dataclass(frozen=True, slots=True)
+class Proxied:
+    """What a proxied path asks of routing, decided once per route rather than on every request: the operation,
+    the client's format, its conversing side and the shape of its streams (`endpoints.Endpoint` read them off
+    the format)."""
+
+    operation: str
+    client: ClientFormat
+    # `client` as it converses through the canonical model (translated answers and streams, the usage tap, the
+    # cache, the MCP agent); None for a relayed-only API, whose answers are the upstream's (`Endpoint.converses`).
+    converses: Converses | None
+    opaque: bool  # bytes relayed as they come, with the upstream's content type (speech)
+    media: str | None  # the stream's media type when it is not SSE (Bedrock's frames)
+    needs: Callable[[dict[str, Any], bool], frozenset[str]] | None  # the format's own reading of a request's needs
+    model: str | None = None  # the model the path names (Gemini, Bedrock), in place of the body's
+    stream: bool | None = None  # whether the path asks for a stream, when it says
+
+    @classmethod
+    def of(cls, e: endpoints.Endpoint, model: str | None = None, client: Converses | None = None) -> Proxied:
+        """`e`'s, or with `client` in place of its format (the query's pick: `Endpoint.by_query`, a conversing
+        format, which is its own conversing side)."""
+        if client is not None and client is not e.format:
+            e = endpoints.Endpoint(e.operation, client, client, e.method, e.stream)  # the shape read off `client`
+        return cls(e.operation, e.format, e.converses, e.opaque, e.media, e.needs, model, e.stream)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +62,7 @@ class Route:
     format: ClientFormat  # the client's format: errors are rendered in it
     methods: Mapping[str, Handler]
     observed: bool = True  # False: no outcome record (the metrics scrape)
+    proxied: Proxied | None = None  # a proxied POST: the app calls its proxy with this, no handler in between
 
 
 def route_table(
@@ -47,13 +73,9 @@ def route_table(
 ) -> dict[str, Route]:
     """Every exact path: the endpoint table's (`local` answers its GETs, by operation), then the plugins'."""
     routes = {
-        path: Route(
-            e.operation,
-            e.format,
-            {"GET": local[e.operation]}
-            if e.method == "GET"
-            else {"POST": partial(proxy, operation=e.operation, client=e.format, converses=e.converses)},
-        )
+        path: Route(e.operation, e.format, {"GET": local[e.operation]})
+        if e.method == "GET"
+        else _proxied_route(proxy, Proxied.of(e))
         for path, e in ENDPOINTS.items()
     }
     for path, endpoint in (plugin_endpoints or {}).items():
@@ -76,15 +98,31 @@ def model_route(path: str, proxy: Proxy, local: Mapping[str, Callable[..., Await
     e, model = named
     if e.method == "GET":
         return Route(e.operation, e.format, {"GET": partial(local[e.operation], model=model)})
-    handler = partial(
-        proxy, operation=e.operation, client=e.format, converses=e.converses, path_model=model, path_stream=e.stream
-    )
-    return Route(e.operation, e.format, {"POST": handler})
+    if e.by_query is not None:  # the client format is the query's pick (Gemini's `alt`), made once per request
+        return Route(e.operation, e.format, {"POST": partial(_by_query, e, model, proxy)})
+    return _proxied_route(proxy, Proxied.of(e, model))
+
+
+def _proxied_route(proxy: Proxy, proxied: Proxied) -> Route:
+    handler = partial(proxy, proxied=proxied)  # for callers other than the app's own fast path
+    return Route(proxied.operation, proxied.client, {"POST": handler}, proxied=proxied)
 
 
 def refusal(client: ClientFormat, request: Request) -> SidestepError | None:
     """Why a path under a client format's endpoint is not served, when the format can say better than 404."""
     return client.refuse_path(request.path, request.method) if isinstance(client, RefusesPaths) else None
+
+
+async def _by_query(
+    e: endpoints.Endpoint, model: str, proxy: Proxy, request: Request, request_id: str, exchange: Exchange | None
+) -> Response | StreamingResponse:
+    """Proxy with the client format the query string picks; a query it refuses is a 400 in the route's format.
+    The outcome record takes the pick too: a plugin answering in the client's place (a cache hit) writes its shape."""
+    assert e.by_query is not None
+    client = e.by_query(request.query)
+    if exchange is not None:
+        exchange.format = client
+    return await proxy(request, request_id, exchange, Proxied.of(e, model, client))
 
 
 async def _plugin_endpoint(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 
 from sidestep.config.model import Price, RouteNode, TargetNode
-from sidestep.outcome import TokenUsage
+from sidestep.outcome import TokenUsage, units_of
 
 __all__ = ["Pricing"]
 
@@ -69,7 +69,7 @@ class Pricing:
                 return None
         tokens = (usage.input * price.input + usage.output * price.output) / 1_000_000
         if price.per_unit:
-            return tokens + getattr(usage, "units", 0.0) * price.per_unit  # images, search units, audio seconds
+            return tokens + units_of(usage) * price.per_unit  # images, search units, audio seconds
         return tokens
 
 

@@ -3,7 +3,7 @@
 Only events that carry usage are decoded: OpenAI's last chunk (sent when `stream_options.include_usage` is on,
 which the gateway turns on when a plugin needs usage) and Anthropic's `message_start` and `message_delta`, and
 Gemini's every event (`usageMetadata`, cumulative: the tap keeps the most): where a format's usage is, and which
-event is nothing but usage, the format says (`ClientFormat.stream_usage`, and `MarksUsage` for a name other than
+event is nothing but usage, the format says (`Converses.stream_usage`, and `MarksUsage` for a name other than
 `"usage"`). The tap passes every complete event on at once and holds back only an incomplete trailing one — a
 client could not use half an event anyway — so nothing is buffered. When the client did not ask for usage
 itself, the usage-only chunk the gateway asked for is removed, as the client expects.
@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from sidestep.core.model import Usage, merge_usage
-from sidestep.formats.base import Converses, Wire
+from sidestep.formats.base import Converses, Wire, capability
 from sidestep.formats.sse import data_of
 
 __all__ = ["KEEP", "UsageTap", "relayed_text"]
@@ -37,7 +37,7 @@ class UsageTap:
         self._format = format
         # What events name it (`formats.base.MarksUsage`), read as an attribute: a runtime-protocol isinstance
         # costs ~7 µs, on every tapped stream.
-        self._marker: bytes = getattr(format, "usage_marker", b'"usage"')
+        self._marker: bytes = capability(format, "usage_marker", b'"usage"')
         self._drop = drop_usage_chunk
         self._partial = b""
         self._kept: list[bytes] = []

@@ -33,6 +33,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "POST /model/{model}/converse-stream": {"messages": [{"role": "user", "content": [{"text": "hi"}]}]},
     "POST /v1/models/{model}:generateContent": {"contents": [{"parts": [{"text": "hi"}]}]},
     "POST /v1/models/{model}:streamGenerateContent?alt=sse": {"contents": [{"parts": [{"text": "hi"}]}]},
+    "POST /v1/models/{model}:streamGenerateContent": {"contents": [{"parts": [{"text": "hi"}]}]},  # a JSON array
     "POST /v1/models/{model}:countTokens": {"contents": [{"parts": [{"text": "hi"}]}]},
     "POST /v1/models/{model}:embedContent": {"content": {"parts": [{"text": "hi"}]}},
     "POST /v1/models/{model}:batchEmbedContents": {"requests": [{"content": {"parts": [{"text": "hi"}]}}]},
@@ -46,12 +47,19 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "max_tokens": 20,
         "messages": [{"role": "user", "content": "hi"}],
     },
+    "POST /model/{model}/invoke-with-response-stream": {
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": 20,
+        "messages": [{"role": "user", "content": "hi"}],
+    },
 }
 STREAMING = {"POST /v1/chat/completions", "POST /v1/completions", "POST /v1/responses", "POST /v1/messages"}
 FORMS = {"POST /v1/audio/transcriptions": {"file": ("hi.wav", b"RIFF\x00\x00\x00\x00WAVE", "audio/wav")}}
 PATH_STREAMS = {  # streamed whatever the body says: the path asks for it, or the API always does (speech audio)
     "POST /model/{model}/converse-stream",
+    "POST /model/{model}/invoke-with-response-stream",
     "POST /v1/models/{model}:streamGenerateContent?alt=sse",
+    "POST /v1/models/{model}:streamGenerateContent",
     "POST /v1/audio/speech",
 }
 # One provider per target format (the column), all on one simulator, which speaks each by its paths.

@@ -9,7 +9,7 @@ from sidestep.core.format import Format
 from sidestep.endpoints import ENDPOINTS, MODEL_PATHS, client_format
 from sidestep.formats.anthropic_messages import ANTHROPIC_MESSAGES
 from sidestep.formats.base import ClientFormat, ReadsEmbeddings, Seams, WritesEmbeddings
-from sidestep.formats.bedrock_converse import BEDROCK_CONVERSE
+from sidestep.formats.bedrock_converse import BEDROCK_CONVERSE, BEDROCK_INVOKE
 from sidestep.formats.cohere_v2 import COHERE_V2
 from sidestep.formats.gemini import GEMINI
 from sidestep.formats.openai_chat import OPENAI_CHAT
@@ -55,7 +55,7 @@ BODIES = {
 
 
 def test_every_endpoint_names_a_client_format() -> None:
-    relayed = {RERANK, OPENAI_MODERATIONS, OPENAI_IMAGES, OPENAI_TRANSCRIPTIONS, OPENAI_SPEECH}  # never translated
+    relayed = {RERANK, OPENAI_MODERATIONS, OPENAI_IMAGES, OPENAI_TRANSCRIPTIONS, OPENAI_SPEECH, BEDROCK_INVOKE}
     formats = {e.format for e in ENDPOINTS.values()} | {row.endpoint.format for row in MODEL_PATHS}
     assert formats == {*CLIENTS, *relayed}
     assert all(isinstance(f, ClientFormat) for f in relayed)
@@ -89,8 +89,9 @@ def test_provider_only_formats_lack_what_clients_need_instead_of_stubbing_it() -
         ("/v1beta/models/smart:unknownMethod", GEMINI),  # an unknown method of the Gemini API: a Gemini error
         ("/v1/models/gpt-4o", OPENAI_CHAT),
         ("/model/route/converse-stream", BEDROCK_CONVERSE),
-        ("/model/route/invoke-with-response-stream", BEDROCK_CONVERSE),  # not served: still a Bedrock error
-        ("/model/", BEDROCK_CONVERSE),
+        ("/model/route/invoke-with-response-stream", BEDROCK_INVOKE),
+        ("/model/route/bogus", BEDROCK_INVOKE),  # not served: a Bedrock error (InvokeModel's are Converse's)
+        ("/model/", BEDROCK_INVOKE),
         ("", OPENAI_CHAT),
     ],
 )

@@ -10,11 +10,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sidestep.config.model import Limits, Secret, VirtualKey
+from sidestep.config.model import GovernanceConfig, Limits, Price, Secret, VirtualKey
 from sidestep.errors import BadRequest
 from sidestep.formats.anthropic_messages import ANTHROPIC_MESSAGES
+from sidestep.formats.base import ClientFormat
+from sidestep.formats.bedrock_converse import BEDROCK_CONVERSE
+from sidestep.formats.body import decode_body
+from sidestep.formats.gemini import GEMINI
 from sidestep.formats.openai_chat import OPENAI_CHAT
+from sidestep.formats.openai_completions import OPENAI_COMPLETIONS
+from sidestep.formats.openai_responses import OPENAI_RESPONSES
 from sidestep.plugins.base import Exchange, Pipeline
+from sidestep.plugins.governance import Governance
 from sidestep.plugins.governance.decide import ALLOW, decide
 from sidestep.plugins.governance.limits import NO_SCOPES, MinuteWindow, Scope, Scopes, period_end, period_start
 from sidestep.server.types import Request, Response
@@ -256,3 +263,36 @@ def test_tap_passes_an_unreadable_usage_event_on_untouched() -> None:
     tap = UsageTap(OPENAI_CHAT, drop_usage_chunk=True)
     assert tap.feed(CHUNK + broken + DONE) == CHUNK + broken + DONE  # not ours to judge: the relay forwards it
     assert tap.usage is None
+
+
+# -- reservations -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fmt", "body"),
+    [
+        (OPENAI_CHAT, b'{"max_completion_tokens":1000}'),
+        (OPENAI_CHAT, b'{"max_tokens":1000}'),
+        (ANTHROPIC_MESSAGES, b'{"max_tokens":1000}'),
+        (OPENAI_RESPONSES, b'{"max_output_tokens":1000}'),
+        (OPENAI_COMPLETIONS, b'{"max_tokens":1000}'),
+        (GEMINI, b'{"generationConfig":{"maxOutputTokens":1000}}'),
+        (BEDROCK_CONVERSE, b'{"inferenceConfig":{"maxTokens":1000}}'),
+    ],
+    ids=lambda v: v.name if isinstance(v, ClientFormat) else v.decode(),
+)
+def test_a_reservation_holds_the_output_limit_the_clients_format_declares(fmt: ClientFormat, body: bytes) -> None:
+    """$1 per million output tokens, nothing for input: the reservation is the output tokens, in millionths."""
+    config = GovernanceConfig(
+        keys=(VirtualKey("alice", Secret("sk-alice"), limits=Limits(budget_usd=5.0)),),
+        pricing={"m": Price(input=0.0, output=1.0)},
+        reserve_output_tokens=7,
+    )
+    governance = Governance(config)
+    for raw, held in ((body, 1000), (body.replace(b"1000", b"true"), 7), (body.replace(b"1000", b"1e9"), 7)):
+        request = Request("POST", "/", "", {"authorization": "Bearer sk-alice"}, raw)
+        ex = Exchange(request, "req_1", "chat", fmt, ["m"], False, 0, decode_body(raw))
+        governance.pre(ex)
+        assert ex.reserved_usd == pytest.approx(held / 1e6)
+        governance.post(ex)
+        assert ex.reserved_usd == 0

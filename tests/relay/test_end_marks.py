@@ -70,9 +70,11 @@ async def test_a_stream_without_its_end_event_is_incomplete_even_when_text_names
 async def test_a_break_names_the_response_the_stream_opened() -> None:
     wire = _stream()
     head_end = wire.index(b"response.output_text.delta")
-    out, verdicts = await _relay([wire[:head_end], wire[head_end : head_end + 40]], UpstreamConnectionError("reset"))
+    cut = wire.index(b"\n\n", head_end) + 2  # the break comes after the first delta, between two events
+    out, verdicts = await _relay([wire[:head_end], wire[head_end:cut]], UpstreamConnectionError("reset"))
     assert verdicts[0] is not None and "failed mid-stream" in verdicts[0]
-    ending = out[out.index(b"event: error\n") :]  # after the half event that was relayed as it came
+    assert out.startswith(wire[:cut])
+    ending = out[cut:]
     events = [json.loads(line[6:]) for line in ending.decode().split("\n") if line.startswith("data: ")]
     assert [e["type"] for e in events] == ["error", "response.failed"]
     assert events[-1]["response"]["id"] == "resp_abc"

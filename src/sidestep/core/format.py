@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
-from sidestep.core.model import ChatRequest, ChatResponse, Event
+from sidestep.core.model import ChatRequest, ChatResponse, Event, Usage
 
-__all__ = ["Format", "Reader", "Wire", "Writer"]
+__all__ = ["Format", "Reader", "Translator", "Wire", "Writer"]
 
 
 class Reader(Protocol):
@@ -27,6 +27,19 @@ class Writer(Protocol):
     def write(self, event: Event) -> bytes: ...
 
     def error(self, message: str, code: str = "stream_interrupted") -> bytes: ...
+
+
+class Translator(Protocol):
+    """A provider's stream bytes in, the client's stream bytes out, as they arrive: the canonical reader-to-writer
+    translation (`formats.translate.StreamTranslator`), or what a client format builds itself
+    (`formats.base.TranslatesStreams`). `ended`: the provider's stream reached its end event."""
+
+    ended: bool
+    usage: Usage | None  # what the provider reported
+
+    def feed(self, piece: bytes) -> bytes: ...
+
+    def relayed_chars(self) -> int: ...
 
 
 @runtime_checkable

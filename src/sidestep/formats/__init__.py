@@ -4,7 +4,8 @@ A format object knows everything its API's bytes mean. Every format has a name a
 canonical events (`base.Wire`); a format a provider speaks also writes requests and reads answers
 (`base.Format`). A format clients speak to the gateway (`base.ClientFormat`) parses a client's body, renders
 errors and in-stream errors, says when a relayed stream is complete and who the end user is — what every
-client API does, the relayed-only ones (`passthrough`: rerank, moderations, images, audio) included. One that
+client API does, the relayed-only ones (`passthrough`: rerank, moderations, images, audio; Bedrock's
+InvokeModel) included. One that
 converses through the canonical model (`base.Converses`: all but the relayed-only ones) also reads its clients'
 requests, writes answers and streams back and reads its streams' usage; the endpoint table hands that side to
 the route, typed, once per row (`sidestep.endpoints.Endpoint.converses`, None for a relayed-only API), so a
@@ -17,7 +18,9 @@ are separate protocols; a format lacks what it does not have.
     openai_responses/     OPENAI_RESPONSES    client + provider (the catalog rows that serve `responses`)
     openai_completions    OPENAI_COMPLETIONS  client + provider (legacy completions: passed through only)
     gemini/               GEMINI              client (google-genai) + provider (AI Studio, Vertex AI)
+                          GEMINI_ARRAY        client (`streamGenerateContent` without `alt=sse`: one JSON array)
     bedrock_converse/     BEDROCK_CONVERSE    client (boto3 bedrock-runtime; AWS event-stream frames) + provider
+                          BEDROCK_INVOKE      client + provider, relayed only (InvokeModel: the model's own body)
     cohere_v2             COHERE_V2           provider (chat, embeddings)
     passthrough           RERANK, OPENAI_*    client + provider, relayed only (a `ClientFormat`, not `Converses`)
 

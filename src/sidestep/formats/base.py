@@ -11,10 +11,11 @@ that side as its own typed value, found once per endpoint row (`sidestep.endpoin
 relayed-only format has no canonical method at all — not a stub raising "unsupported" — and mypy sees that none is
 called on it. Smaller abilities are protocols of their own (`Seams`, `ReadsEmbeddings`, `WritesEmbeddings`,
 `FramedStreams`, `NamesErrors`, `ListsModels`, `Continues`, `ReadsEmbeddingInputs`, `CountsTokens`, `Comments`,
-`ReadsNeeds`, `MarksUsage`, `EndMarks`, `ReopensStreams`); a format without one simply does not have the method.
-They are checked with `isinstance` where a format is chosen (the endpoint table) or on the rare paths that need
-them (a continued stream, a broken one, embeddings and token counts across formats, a stream's notes), never on the
-usual one (a forward relay reads `end_marks` as an attribute, once per stream).
+`ReadsNeeds`, `MarksUsage`, `EndMarks`, `ReopensStreams`, `RelaysFrames`, `TranslatesStreams`); a format
+without one simply does not have the method. They are checked with `isinstance` where a format is chosen (the
+endpoint table) or on the rare paths that need them (a continued stream, a broken one, embeddings and token counts
+across formats, a stream's notes, a framed stream), never on the usual one (a forward relay reads `end_marks` as an
+attribute, once per stream).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeGuard, runtime_checkable
 
-from sidestep.core.format import Format, Reader, Wire, Writer
+from sidestep.core.format import Format, Reader, Translator, Wire, Writer
 from sidestep.core.model import ChatRequest, ChatResponse, Usage
 from sidestep.errors import SidestepError, UpstreamError
 from sidestep.formats.request import ParsedRequest
@@ -37,6 +38,7 @@ __all__ = [
     "CountsTokens",
     "EndMarks",
     "Format",
+    "FrameReader",
     "FramedStreams",
     "ListsModels",
     "MarksUsage",
@@ -47,13 +49,19 @@ __all__ = [
     "ReadsEmbeddings",
     "ReadsNeeds",
     "RefusesPaths",
+    "RelaysFrames",
     "ReopensStreams",
     "Seam",
     "Seams",
+    "TranslatesStreams",
+    "Translator",
     "Wire",
     "Writer",
     "WritesEmbeddings",
+    "capability",
+    "frame_reader",
     "stream_media_type",
+    "stream_opening",
     "translatable",
 ]
 
@@ -100,6 +108,12 @@ class ClientFormat(Wire, Protocol):
         """The end user the request names, if any (the request log records it)."""
         ...
 
+    def output_limit(self, body: dict[str, Any]) -> int | None:
+        """How many tokens the request lets its answer have, where the API names that limit (`max_tokens`,
+        `max_output_tokens`, `generationConfig.maxOutputTokens` …); None when it declares none or a value that
+        is no limit (`formats.body.output_limit`). Never raises: governance reserves budget by it."""
+        ...
+
 
 @runtime_checkable
 class Converses(ClientFormat, Format, Protocol):
@@ -126,13 +140,6 @@ class Converses(ClientFormat, Format, Protocol):
     def stream_usage(self, data: dict[str, Any]) -> tuple[Usage | None, bool]:
         """The usage one stream event carries, and whether the event is nothing but usage (droppable)."""
         ...
-
-
-def translatable(served: Wire) -> TypeGuard[Format]:
-    """Whether an answer served in `served` is read through the canonical model: every format but a relayed-only
-    API's, whose class says `relays_bytes` (`formats.passthrough`). One attribute look, for the served side of a
-    translation (what routing hands back is typed `Wire`): a runtime-protocol isinstance costs ~7 µs."""
-    return not getattr(served, "relays_bytes", False)
 
 
 @runtime_checkable
@@ -180,19 +187,84 @@ class RefusesPaths(Protocol):
 
 @runtime_checkable
 class FramedStreams(Protocol):
-    """A client format whose streams are binary frames, not Server-Sent Events (Bedrock's AWS event stream).
-    Its streams carry no comments — no keep-alives (the head waits for the first token), no note of who serves
-    or of a mid-stream switch — and are always re-framed event by event, never relayed as bytes: the usage tap
-    and the 24-byte end-of-stream tail read SSE."""
+    """A client format whose streams are framed otherwise than as Server-Sent Events: binary frames (Bedrock's
+    AWS event stream), or one JSON array (Gemini without `alt=sse`). Its streams are always re-framed event by
+    event, never relayed as bytes: the usage tap and the 24-byte end-of-stream tail read SSE. They carry no
+    comments — no keep-alives (the head waits for the first token), no note of who serves or of a mid-stream
+    switch — unless the format says what to send in their place (`Comments`: the array's whitespace). A framed
+    stream that opens with bytes of its own before any event (the array's `[`) names them in `stream_opening`;
+    they go out with the response head."""
 
     stream_media_type: str
 
 
+def capability(client: object, name: str, default: Any) -> Any:
+    """An optional capability's attribute (`EndMarks.end_marks`, `MarksUsage.usage_marker` …), or `default` when
+    the format lacks it: an attribute look-up rather than `isinstance` on a runtime-checkable protocol (which
+    costs microseconds), and `hasattr` before it rather than `getattr` with a default, which compiled raises and
+    catches a formatted AttributeError (~3k instructions) whenever the attribute is missing — the usual case."""
+    return getattr(client, name) if hasattr(client, name) else default
+
+
+def translatable(served: Wire) -> TypeGuard[Format]:
+    """Whether an answer served in `served` is read through the canonical model (a `Format`): every format but a
+    relayed-only API's (`formats.passthrough`, Bedrock's InvokeModel), which has no `read_response`. One
+    attribute look, for the served side of a translation (what routing hands back is typed `Wire`): a
+    runtime-protocol isinstance costs ~7 µs, and `hasattr` spares the compiled build a formatted AttributeError."""
+    return hasattr(served, "read_response")
+
+
 def stream_media_type(client: ClientFormat) -> str | None:
-    """A `FramedStreams` format's stream media type; None for SSE. Asked per stream, so an attribute read rather
-    than `isinstance` (which costs microseconds on a runtime-checkable protocol)."""
-    media: str | None = getattr(client, "stream_media_type", None)
+    """A `FramedStreams` format's stream media type; None for SSE (read once per endpoint row)."""
+    media: str | None = capability(client, "stream_media_type", None)
     return media
+
+
+class FrameReader(Protocol):
+    """A framed stream cut into whole frames as it passes, each read for what the gateway needs."""
+
+    usage: Usage | None  # as the frames reported it so far
+    ended: bool  # the stream's last frame went by
+    failure: str | None  # an exception frame the upstream sent
+    chars: int  # answer text seen so far
+
+    def frames(self, piece: bytes) -> bytes:
+        """The whole frames in what has arrived so far, untouched; an incomplete last one is held back. Raises
+        `ValueError` for bytes that are not frames."""
+        ...
+
+
+@runtime_checkable
+class RelaysFrames(Protocol):
+    """A `FramedStreams` format whose streams are relayed frame by frame as they came, never re-framed: the
+    frames hold the model's own events (Bedrock's InvokeModelWithResponseStream), which no canonical event
+    carries. `relay.frames` relays them; asked once per framed stream (`frame_reader`)."""
+
+    def frame_reader(self) -> FrameReader: ...
+
+
+def frame_reader(client: ClientFormat) -> FrameReader | None:
+    """A `RelaysFrames` format's frame reader for one stream; None for any other. An attribute read."""
+    make = capability(client, "frame_reader", None)
+    reader: FrameReader | None = make() if make is not None else None
+    return reader
+
+
+def stream_opening(client: ClientFormat) -> bytes:
+    """The bytes a `FramedStreams` format's stream opens with, before its first event (b"" for most). Asked only
+    of framed streams."""
+    opening: bytes = capability(client, "stream_opening", b"")
+    return opening
+
+
+@runtime_checkable
+class TranslatesStreams(Protocol):
+    """A framed client format that builds the translator of a stream from `source` itself, writing through
+    `writer` (its own stream writer); None: the canonical one. Gemini's array re-frames a Gemini target's
+    events as they came, instead of rebuilding them from the canonical model (which keeps no safety ratings,
+    grounding or thought signatures). Asked once per framed stream (`relay.job.StreamJob.translator`)."""
+
+    def stream_translator(self, source: Wire, writer: Writer) -> Translator | None: ...
 
 
 @runtime_checkable

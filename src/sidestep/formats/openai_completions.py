@@ -20,7 +20,7 @@ import msgspec
 
 from sidestep.core.model import ChatRequest, ChatResponse, Event, Message, TextPart, Usage
 from sidestep.errors import BadRequest, SidestepError, UpstreamError
-from sidestep.formats.body import decode_body, field
+from sidestep.formats.body import decode_body, field, output_limit
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.openai_chat.convert import FINISH_IN, read_usage, usage_out
 from sidestep.formats.openai_chat.stream import error_event
@@ -70,6 +70,9 @@ class OpenAICompletions:
 
     def end_user(self, body: dict[str, Any]) -> str | None:
         return OPENAI_CHAT.end_user(body)
+
+    def output_limit(self, body: dict[str, Any]) -> int | None:
+        return output_limit(body, "max_tokens")
 
     # -- the canonical model -----------------------------------------------------------------------------
 

@@ -86,7 +86,7 @@ class _Opaque:
 class PassThrough:
     """A client API served only by targets that speak it (see the module docstring)."""
 
-    # Answers keep the upstream's content type and streams are opaque bytes; what `formats.base.translatable` reads.
+    # Answers keep the upstream's content type and streams are opaque bytes; what `endpoints.Endpoint.opaque` reads.
     relays_bytes = True
 
     def __init__(
@@ -142,6 +142,9 @@ class PassThrough:
     def end_user(self, body: dict[str, Any]) -> str | None:
         user = field(body, "user") if "user" in body else None
         return user if isinstance(user, str) and user else None
+
+    def output_limit(self, body: dict[str, Any]) -> int | None:
+        return None  # these APIs answer with no tokens to limit (images, audio, scores …)
 
     # -- streams: opaque bytes -----------------------------------------------------------------------------
 

@@ -30,10 +30,21 @@ class ParsedRequest:
 
 def models_of(body: dict[str, Any]) -> list[str]:
     model = field(body, "model")
+    # OpenRouter-style `models`, LiteLLM-style `fallbacks`: rarely sent, so looked for before anything is built.
+    extra = _fallbacks(body) if "models" in body or "fallbacks" in body else None
+    if model is None and extra:
+        return extra
+    if not isinstance(model, str) or not model:
+        raise BadRequest("'model' is required and must be a non-empty string.", param="model")
+    # The usual name is printable and has no segment starting with '.': a check in C, no regex, no call.
+    if len(model) > MAX_MODEL_NAME or not model.isprintable() or model[0] == "." or "/." in model:
+        _check_name(model, "model")
+    return [model, *extra] if extra else [model]
+
+
+def _fallbacks(body: dict[str, Any]) -> list[str]:
     extra: list[str] = []
-    for name in ("models", "fallbacks"):  # OpenRouter-style `models`, LiteLLM-style `fallbacks`
-        if name not in body:
-            continue
+    for name in ("models", "fallbacks"):
         value = field(body, name)
         if value is None:
             continue
@@ -43,14 +54,7 @@ def models_of(body: dict[str, Any]) -> list[str]:
             if len(each) > MAX_MODEL_NAME or not each.isprintable() or each[:1] == "." or "/." in each:
                 _check_name(each, name)
         extra.extend(value)
-    if model is None and extra:
-        return extra
-    if not isinstance(model, str) or not model:
-        raise BadRequest("'model' is required and must be a non-empty string.", param="model")
-    # The usual name is printable and has no segment starting with '.': a check in C, no regex, no call.
-    if len(model) > MAX_MODEL_NAME or not model.isprintable() or model[:1] == "." or "/." in model:
-        _check_name(model, "model")
-    return [model, *extra]
+    return extra
 
 
 def model_named(name: str, param: str = "model") -> str:

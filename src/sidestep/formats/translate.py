@@ -7,13 +7,12 @@ Same-format pairs never come here: they forward bytes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
 from sidestep.core.model import ChatRequest, ChatResponse, TextPart, ToolCall, Usage, merge_usage
-from sidestep.formats.base import ClientFormat, Converses, Format, ReadsEmbeddings, Wire, Writer, WritesEmbeddings
+from sidestep.formats.base import Converses, Format, ReadsEmbeddings, Wire, Writer, WritesEmbeddings
 from sidestep.formats.body import field, materialize
 
 __all__ = [
@@ -31,29 +30,22 @@ _RELAYED = {op: frozenset({op}) for op in ("rerank", "moderations", "images", "t
 
 
 def request_needs(
-    body: dict[str, Any],
-    stream: bool,
-    operation: str = "chat",
-    raw_body: bytes | None = None,
-    source: ClientFormat | None = None,
+    body: dict[str, Any], stream: bool, operation: str = "chat", raw_body: bytes | None = None
 ) -> frozenset[str]:
-    """Capabilities a request needs, read from the raw body of either client format (no canonical model
-    built). A body without the word "image" (`raw_body`, else the raw conversation) never has its messages
-    decoded. A format whose fields differ says itself (`ReadsNeeds`)."""
-    if operation == "embeddings":
-        return _EMBEDDINGS
-    # An attribute read, not `isinstance(source, ReadsNeeds)`: a runtime-protocol check costs ~7 µs a request.
-    own: Callable[[dict[str, Any], bool], frozenset[str]] | None = getattr(source, "request_needs", None)
-    if own is not None:
-        return own(body, stream)
-    if operation == "completions":
-        return _COMPLETIONS_STREAM if stream else _COMPLETIONS
-    if operation in _RELAYED:  # a relayed-only operation is a capability of its own (`lacks: [rerank]`)
-        return _RELAYED[operation]
-    if operation == "responses":
-        return _responses_needs(body, stream, raw_body)
-    if operation == "converse":
-        return _converse_needs(body, stream, raw_body)
+    """Capabilities a request needs, read from the raw body (no canonical model built). A body without the word
+    "image" (`raw_body`, else the raw conversation) never has its messages decoded. A format whose fields differ
+    reads its own (`ReadsNeeds`: the caller asks it instead, having found it once per route)."""
+    if operation != "chat":  # chat first: nearly every request is one
+        if operation == "embeddings":
+            return _EMBEDDINGS
+        if operation == "completions":
+            return _COMPLETIONS_STREAM if stream else _COMPLETIONS
+        if operation in _RELAYED:  # a relayed-only operation is a capability of its own (`lacks: [rerank]`)
+            return _RELAYED[operation]
+        if operation == "responses":
+            return _responses_needs(body, stream, raw_body)
+        if operation == "converse":
+            return _converse_needs(body, stream, raw_body)
     raw = body.get("messages")
     text = raw_body if raw_body is not None else bytes(raw) if isinstance(raw, msgspec.Raw) else None
     images = text is None or b'"image' in text

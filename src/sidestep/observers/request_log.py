@@ -20,7 +20,7 @@ from typing import IO
 
 from sidestep.batch import BatchWriter, thousandths
 from sidestep.config.model import VirtualKey
-from sidestep.outcome import Exchange
+from sidestep.outcome import Exchange, units_of
 from sidestep.pricing import Pricing
 from sidestep.records import AttemptRecord, RequestRecord, UsageRecord
 
@@ -95,9 +95,7 @@ class RequestLog:
             ]
             if ex.attempts
             else None,
-            UsageRecord(usage.input, usage.output, ex.estimated, getattr(usage, "units", 0.0))
-            if usage is not None
-            else None,
+            UsageRecord(usage.input, usage.output, ex.estimated, units_of(usage)) if usage is not None else None,
             int(cost * 100_000_000.0 + 0.5) / 100_000_000.0 if cost is not None else None,  # USD to 8 decimals
             ex.error,
             ex.cache,

@@ -1,6 +1,7 @@
 """The adapter for AWS Bedrock's Converse API (`/model/{id}/converse` and `/converse-stream`), reached from
 every client format through the canonical model; a Bedrock client's (boto3's) body is passed through as it
-came, and so is its InvokeModel (`/model/{id}/invoke`, which no other provider serves).
+came, and so is its InvokeModel (`/model/{id}/invoke` and `/invoke-with-response-stream`, which no other provider
+serves), served in `BEDROCK_INVOKE` so that its answers and frames reach the client untranslated.
 
 Credentials, per key (so weighted rotation across AWS accounts works like any other provider's keys):
 `ACCESS_KEY_ID:SECRET_ACCESS_KEY[:SESSION_TOKEN]` is signed with SigV4 (botocore: `sidestep[bedrock]`);
@@ -14,14 +15,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote
 
 from sidestep.config.model import KeyConfig, ProviderConfig
+from sidestep.core.format import Wire
 from sidestep.core.model import Usage
 from sidestep.errors import ConfigError, UpstreamError
 from sidestep.formats.base import Converses
-from sidestep.formats.bedrock_converse import BEDROCK_CONVERSE
+from sidestep.formats.bedrock_converse import BEDROCK_CONVERSE, BEDROCK_INVOKE
 from sidestep.formats.bedrock_converse import convert as wire
 from sidestep.formats.translate import to_canonical
 from sidestep.providers.base import NativeAdapter, classify_http_error, not_relayed
@@ -38,6 +41,7 @@ _CONTEXT_PHRASES = (b"input is too long", b"too many input tokens", b"prompt is 
 class BedrockProvider(NativeAdapter):
     format = BEDROCK_CONVERSE
     operations = frozenset({*NativeAdapter.operations, "invoke"})  # InvokeModel: Bedrock clients, passed through
+    formats: Mapping[str, Wire] = MappingProxyType({"invoke": BEDROCK_INVOKE})  # the model's own answers
 
     def __init__(self, config: ProviderConfig, spec: ProviderSpec) -> None:
         super().__init__(config, spec)
@@ -58,15 +62,20 @@ class BedrockProvider(NativeAdapter):
     def build(
         self, operation: str, model: str, body: dict[str, Any], key: KeyConfig, source: Converses | None
     ) -> UpstreamRequest:
-        if source is None:
+        if source is None and operation != "invoke":
             raise not_relayed(self.name, operation)
-        if source is BEDROCK_CONVERSE:  # a boto3 client: its body goes as it came, the gateway's fields taken out
+        # A boto3 client: its body goes as it came, the gateway's fields taken out — Converse's, or InvokeModel's,
+        # the model's own (relayed-only, `BEDROCK_INVOKE`: no conversing side, `source` None).
+        if source is None or source is BEDROCK_CONVERSE:
             stream = body.get("stream") is True
             payload = self._encode({k: v for k, v in body.items() if k not in wire.GATEWAY_FIELDS})
         else:
             request = to_canonical(source, body)
             stream, payload = request.stream, self._encode(self.format.write_request(request))
-        action = "invoke" if operation == "invoke" else "converse-stream" if stream else "converse"
+        if operation == "invoke":
+            action = "invoke-with-response-stream" if stream else "invoke"
+        else:
+            action = "converse-stream" if stream else "converse"
         url = f"{self._base}/model/{quote(model, safe='')}/{action}"
         headers = [("content-type", "application/json"), ("accept-encoding", "identity"), *self.config.headers]
         if stream:

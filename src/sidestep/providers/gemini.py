@@ -16,7 +16,7 @@ from sidestep.errors import BadRequest, UpstreamError
 from sidestep.formats import gemini as wire
 from sidestep.formats.base import Converses, ReadsEmbeddingInputs
 from sidestep.formats.body import field
-from sidestep.formats.gemini import GEMINI
+from sidestep.formats.gemini import GEMINI, GEMINI_BODIES
 from sidestep.formats.translate import to_canonical
 from sidestep.providers.base import NativeAdapter, no_answer, not_relayed
 from sidestep.providers.catalog import ProviderSpec
@@ -46,7 +46,7 @@ class GeminiProvider(NativeAdapter):
         stream = False
         if operation == "embeddings":
             payload, method = _embeddings(body, model, source)
-        elif source is GEMINI:  # same format: the client's body, with the target's model where it names one
+        elif source in GEMINI_BODIES:  # a Gemini body (SSE or array stream): as it came, with the target's model
             payload = {k: v for k, v in body.items() if k not in _GATEWAY_FIELDS}
             stream = body.get("stream") is True
             if "messages" in body:  # a continuation (`mid_stream: continue`): its turns as Gemini's

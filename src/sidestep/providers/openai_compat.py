@@ -113,6 +113,7 @@ class OpenAICompatProvider:
         ]
         self._urls = {op: self._url_template(op) for op in _PATHS}
         self._drop = spec.drop_fields + config.drop_fields  # fields this provider rejects
+        self._azure = spec.url_style == "azure"  # the deployment (model) is a path segment
         self._header_sets: dict[tuple[str, bool, bool], list[tuple[str, str]]] = {}  # (key, keyless, stream)
         stages = config.timeouts
         self._timeouts = Timeouts(connect=stages.connect, headers=stages.headers, read=stages.idle)
@@ -127,25 +128,30 @@ class OpenAICompatProvider:
     ) -> UpstreamRequest:
         if source is None:  # a relayed-only API (`formats.passthrough`): its body goes as it came
             return self._relayed(operation, model, body, key)
-        wire = speaks(self, self._own, operation, model) if operation in self._own else OPENAI_CHAT
+        if operation in self._own:  # an API of its own here (chat and embeddings have none: no call at all)
+            wire = speaks(self, self._own, operation, model)
+            # A model lacking its operation's own API (`lacks: [responses]`) is sent Chat Completions.
+            url = self._urls["chat"] if wire is OPENAI_CHAT else self._urls[operation]
+        else:
+            wire, url = OPENAI_CHAT, self._urls[operation]
         if source is not OPENAI_CHAT and operation == "embeddings":  # another format's texts to embed
             payload = _embeddings(body, source)
         elif source is not wire:  # another client format: translate through the canonical model
             payload = translate_request(body, source, wire)
         else:
             payload = dict(body)
-            for name in GATEWAY_FIELDS:
+            if "models" in payload or "fallbacks" in payload or "route" in payload:  # GATEWAY_FIELDS, rarely sent
+                for name in GATEWAY_FIELDS:
+                    payload.pop(name, None)
+        if self._drop:
+            for name in self._drop:
                 payload.pop(name, None)
-        for name in self._drop:
-            payload.pop(name, None)
         payload["model"] = model
         stream = payload.get("stream") is True
         headers = self._header_sets.get((key.name, key.secret is None, stream))
         if headers is None:
             headers = self._header_sets[(key.name, key.secret is None, stream)] = self._headers(key, stream)
-        # A model lacking its operation's own API (`lacks: [responses]`) is sent Chat Completions.
-        url = self._urls["chat"] if operation in self._own and wire is OPENAI_CHAT else self._urls[operation]
-        if self.spec.url_style == "azure":
+        if self._azure:
             url = url.replace("{model}", quote(model, safe=""))  # one path segment, whatever the client wrote
         return UpstreamRequest("POST", url, list(headers), self._encode(payload), self._timeouts)
 
@@ -181,12 +187,13 @@ class OpenAICompatProvider:
     def inspect(self, operation: str, body: bytes) -> Usage | CanonicalUsage | ResponsesUsage | None:
         """Check a successful answer is well-formed JSON with an answer in it, and read its usage; a malformed
         body, or a 200 that carries `error` or no `choices` (`data`, `output`), fails over."""
-        if operation in _RELAYED:
-            return relayed_usage(self.name, operation, body)
-        if operation == "responses" and self._responses:
-            envelope_of_responses = self._responses_answer(body)
-            if envelope_of_responses is not None:
-                return envelope_of_responses.usage
+        if operation != "chat":  # chat first: nearly every answer is one
+            if operation in _RELAYED:
+                return relayed_usage(self.name, operation, body)
+            if operation == "responses" and self._responses:
+                envelope_of_responses = self._responses_answer(body)
+                if envelope_of_responses is not None:
+                    return envelope_of_responses.usage
         try:
             envelope = self._envelope(body)
         except msgspec.DecodeError as exc:

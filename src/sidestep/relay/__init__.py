@@ -10,8 +10,10 @@ concept:
   end-of-stream rule (the format's: `stream_complete`); a stream's head and keep-alive interval, which a framed
   format (`formats.base.FramedStreams`: Bedrock's AWS event stream) changes.
 - `forward` — same format, no continuation: bytes through as they arrive (compiled; the common case).
+- `frames` — a framed stream relayed frame by frame as it came (`formats.base.RelaysFrames`: Bedrock's
+  InvokeModelWithResponseStream): whole frames only, its usage and end read from them (compiled).
 - `translated` — formats differ, or the stream may be continued: each piece translated as it arrives; `relay`
-  picks between the two.
+  picks among the three.
 - `continuation` — carrying a broken stream on with the remaining targets.
 - `keepalive` — `: keep-alive` comments while no target has answered yet, then the relay.
 

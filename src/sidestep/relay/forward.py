@@ -10,7 +10,8 @@ too long for that (`formats.base.EndMarks`: the Responses API), from its end mar
 from __future__ import annotations
 
 from sidestep.errors import UpstreamError
-from sidestep.relay.job import StreamJob, stream_complete
+from sidestep.formats.base import capability
+from sidestep.relay.job import StreamJob, mend, stream_complete
 from sidestep.routing.served import Served
 from sidestep.server.types import AbortConnection, Outlet
 from sidestep.transport.types import can_pipe
@@ -59,7 +60,7 @@ class Forward:
         # Found once, here: the fast path when the transport has it.
         self._pipes = response if can_pipe(response := served.response) else None
         # An attribute read, not a runtime-protocol isinstance (`formats.base.EndMarks`): this is on every stream.
-        self._marks: tuple[bytes, ...] | None = getattr(job.client, "end_marks", None)
+        self._marks: tuple[bytes, ...] | None = capability(job.client, "end_marks", None)
         self._marked = False  # an end mark went by
         self._edge = b""  # the last bytes seen, for a mark split between two pieces
         if self._marks is not None:
@@ -130,7 +131,7 @@ class Forward:
         await self.aclose()
         if failure is not None:
             self._job.outcome.failure = failure
-            out.write(_error_event(self._job, failure, self._head()))
+            out.write(self._error_event(failure))
 
     async def _each(self, out: Outlet) -> None:
         response, tap = self._served.response, self._tap
@@ -172,7 +173,8 @@ class Forward:
         complete = self._marked if self._marks is not None else stream_complete(self._job, self._tail, None)
         if self._failure is None and not complete:
             self._failure = f"{self._served.target.label} ended the stream before it was complete"
-        return self._tap.flush() if self._tap is not None else b""
+        rest = self._tap.flush() if self._tap is not None else b""
+        return rest if self._failure is None else b""  # a stream cut short: its half event is not sent
 
     async def _finish(self) -> bytes:
         failure, self._failure = self._failure, None
@@ -181,12 +183,23 @@ class Forward:
         if failure is None:
             raise StopAsyncIteration
         self._job.outcome.failure = failure
-        return _error_event(self._job, failure, self._head())
+        return self._error_event(failure)
 
-    def _head(self) -> bytes:
-        """The stream's first bytes (held back until its first content): what a format that names the stream in
-        its error event reads (`formats.base.ReopensStreams`)."""
-        return b"".join(self._served.held)
+    def _error_event(self, failure: str) -> bytes:
+        """The client's in-stream error event, on an event of its own. With a usage tap the client holds whole
+        events only (the tap passes nothing else on, and what it held is dropped at a failure); without one the
+        client's bytes are the upstream's, which may end inside an event: after a whole line, a line end closes
+        that event first; inside a line nothing can mend it, and the connection is cut (`AbortConnection`: the
+        client reads a truncated body, never half an event glued to the error)."""
+        # The stream's first bytes (held back until its first content): what a format that names the stream in
+        # its error event reads (`formats.base.ReopensStreams`).
+        event = _error_event(self._job, failure, b"".join(self._served.held))
+        if self._tap is not None:
+            return event
+        closing = mend(self._tail)
+        if closing is None:
+            raise AbortConnection
+        return closing + event if closing else event
 
     async def aclose(self) -> None:
         self._done = True

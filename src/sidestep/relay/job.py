@@ -14,7 +14,16 @@ from typing import Any
 
 from sidestep.core.model import Usage
 from sidestep.errors import Attempt
-from sidestep.formats.base import ClientFormat, Comments, Converses, ReopensStreams, Seams, Writer
+from sidestep.formats.base import (
+    ClientFormat,
+    Comments,
+    Converses,
+    ReopensStreams,
+    Seams,
+    TranslatesStreams,
+    Translator,
+    Writer,
+)
 from sidestep.formats.sse import sse_comment
 from sidestep.formats.translate import StreamTranslator
 from sidestep.routing.plan import Planned
@@ -27,6 +36,7 @@ __all__ = [
     "StreamJob",
     "StreamOutcome",
     "forwarding",
+    "mend",
     "stream_complete",
     "stream_headers",
 ]
@@ -73,18 +83,19 @@ class StreamJob:
     mid_stream: str
     client: ClientFormat  # what the client speaks: its stream's shape, end-of-stream rule and error event
     # The same format as it converses through the canonical model (translation, the usage tap), bound with the
-    # route; None for a relayed-only API: its stream goes out as the upstream's bytes, never read. Positional:
-    # one keyword more in the app's call cost ~1.4k instructions per stream (measured, the interpreted build).
+    # route; None for a relayed-only API: its stream goes out as the upstream's bytes (or frames), never
+    # translated. The app passes every field up to `media` positionally: keywords cost ~1.4k instructions per
+    # stream (measured, the interpreted build).
     converses: Converses | None
     include_usage: bool = False
     resume: Resume | None = None  # set when `mid_stream` is "continue"
-    writer: Writer | None = None  # set once the client's stream is produced by translation
     tap_usage: bool = False  # read the provider's usage as the stream passes (a plugin needs it)
     drop_usage: bool = False  # the usage chunk was asked for by the gateway, not the client: remove it
-    outcome: StreamOutcome = dc_field(default_factory=StreamOutcome)
     # The client's stream media type when it is not SSE (`formats.base.FramedStreams`): no comments, never
     # relayed as bytes. Asked once by whoever builds the job (`stream_media_type`), read here as a field.
     media: str | None = None
+    writer: Writer | None = None  # set once the client's stream is produced by translation
+    outcome: StreamOutcome = dc_field(default_factory=StreamOutcome)
 
     def ended(self, served: Served, failure: str | None) -> None:
         """The stream `served` carried is over: its target is judged, and a failure counts as an attempt."""
@@ -93,10 +104,11 @@ class StreamJob:
 
     def comment(self, text: str) -> bytes:
         """A note to the client between events (a keep-alive, who serves it, a mid-stream switch): an SSE
-        comment, what the client's format sends in its place (`Comments`), or nothing in a framed stream."""
-        if self.media is not None:
-            return b""
-        return self.client.comment(text) if isinstance(self.client, Comments) else sse_comment(text)
+        comment, what the client's format sends in its place (`Comments`: also in a framed stream, Gemini's JSON array),
+        or nothing in a framed stream (Bedrock's)."""
+        if isinstance(self.client, Comments):
+            return self.client.comment(text)
+        return b"" if self.media is not None else sse_comment(text)
 
     def stream_error(self, message: str, head: bytes = b"") -> bytes:
         """The event that ends the client's stream after a failure: the translating writer's when there is one
@@ -117,11 +129,12 @@ class StreamJob:
         self.outcome.relayed, self.outcome.kept = tap.relayed_chars, tap.kept
         return tap
 
-    def translator(self, served: Served) -> StreamTranslator | None:
+    def translator(self, served: Served) -> Translator | None:
         """Translate when formats differ, always for a client that may switch mid-stream when its format
         cannot stitch a continuation as bytes (Anthropic's event sequence must stay one message), and always
-        for a framed stream (its end and its usage are read by its reader, not from SSE bytes). A relayed-only
-        client's stream is never translated (`converses` None)."""
+        for a framed stream (its end and its usage are read by its reader, not from SSE bytes) — by the client
+        format's own translator when it builds one (`TranslatesStreams`: asked of framed streams only). A
+        relayed-only client's stream is never translated (`converses` None)."""
         converses = self.converses
         if (
             self.writer is None
@@ -131,7 +144,12 @@ class StreamJob:
             self.writer = converses.stream_writer(served.target.model, self.include_usage)
         if self.writer is None:
             return None
-        translator = StreamTranslator(served.format, self.writer)
+        own = (
+            self.client.stream_translator(served.format, self.writer)
+            if self.media is not None and isinstance(self.client, TranslatesStreams)
+            else None
+        )
+        translator = own if own is not None else StreamTranslator(served.format, self.writer)
         self.outcome.kept = None  # a translated stream's events are not kept
         if self.tap_usage:
             self.outcome.relayed = translator.relayed_chars
@@ -147,8 +165,22 @@ def forwarding(served: Served, job: StreamJob) -> bool:
     return job.mid_stream != "continue" and served.format is job.client and job.writer is None and job.media is None
 
 
-def stream_complete(job: StreamJob, tail: bytes, translator: StreamTranslator | None) -> bool:
+def stream_complete(job: StreamJob, tail: bytes, translator: Translator | None) -> bool:
     """The one end-of-stream rule, the format's: did the upstream stream end properly, or was it cut short?
     Read from the provider format's own end event when the stream is translated (its reader saw it); from the
     last bytes when it is forwarded (then the provider's format is the client's, which knows its end marker)."""
     return translator.ended if translator is not None else job.client.stream_complete(tail)
+
+
+def mend(tail: bytes) -> bytes | None:
+    """What ends an SSE event cut short so that an event of the gateway's (an error, a switch) can follow, when
+    the client's bytes end in `tail`: nothing between two events; a line end after a whole line (that event is
+    then complete); None inside a line, which nothing can mend: the caller cuts the connection, so that the
+    client reads a truncated body rather than half an event glued to the next."""
+    if not tail or tail.endswith((b"\n\n", b"\r\n\r\n", b"\r\r")):
+        return b""
+    if tail.endswith(b"\n"):
+        return b"\n"
+    if tail.endswith(b"\r"):
+        return b"\r\n"
+    return None

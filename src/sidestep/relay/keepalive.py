@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 
 from sidestep.errors import AllAttemptsFailed, UpstreamRejected
 from sidestep.relay.forward import Forward
+from sidestep.relay.frames import Frames
 from sidestep.relay.job import StreamJob
 from sidestep.relay.translated import Relaying, relay
 from sidestep.routing.served import Served
@@ -30,7 +31,7 @@ def served_comment(served: Served, job: StreamJob) -> bytes:
 async def wait_with_keepalive(task: asyncio.Task[Served], interval: float, job: StreamJob) -> AsyncIterator[bytes]:
     """Closed early (the client left), it closes what it relays: an iterator inside an async generator is not
     closed with it, and an upstream stream left open holds its connection and buffers for good."""
-    body: Forward | Relaying | None = None
+    body: Forward | Relaying | Frames | None = None
     try:
         while not task.done():
             done, _ = await asyncio.wait({task}, timeout=interval)

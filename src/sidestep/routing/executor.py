@@ -30,7 +30,7 @@ from sidestep.routing.provider import Provider, speaks
 from sidestep.routing.retry import RetryPolicy, backoff_delay, should_retry
 from sidestep.routing.served import Served, prefetch
 from sidestep.routing.strategies import TargetStats
-from sidestep.transport.body import read_all
+from sidestep.transport.body import in_hand, read_all
 from sidestep.transport.types import Timeouts, Transport, UpstreamRequest, UpstreamResponse, is_budgeted
 
 __all__ = ["Executor", "RouteState", "Served"]
@@ -312,7 +312,8 @@ class Executor:
 
     async def _complete(self, served: Served, planned: Planned, run: _Run) -> None:
         if not run.stream:
-            served.body = await read_all(served.response)
+            body = in_hand(served.response)
+            served.body = body if body is not None else await read_all(served.response)
             served.usage = self._providers[planned.target.provider].inspect(run.operation, served.body)
             return
         first_token = planned.policy.timeouts.first_token or self._provider_first_token(planned)

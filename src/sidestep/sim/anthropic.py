@@ -241,24 +241,28 @@ def _sse(name: str, data: dict[str, Any]) -> bytes:
 
 def stream_events(model: str, reply: Reply, ident: str, pieces: int) -> tuple[list[bytes], int]:
     """Every event of a stream in order, and the index of the first content delta (where TTFT is felt)."""
-    events = [_sse("message_start", {"type": "message_start", "message": _envelope(model, reply, ident, started=True)})]
+    payloads, first = stream_payloads(model, reply, ident, pieces)
+    return [_sse(str(data["type"]), data) for data in payloads], first
+
+
+def stream_payloads(model: str, reply: Reply, ident: str, pieces: int) -> tuple[list[dict[str, Any]], int]:
+    """Every event of a stream as its JSON object (Bedrock's InvokeModelWithResponseStream carries these in its
+    frames), and the index of the first content delta."""
+    events: list[dict[str, Any]] = [{"type": "message_start", "message": _envelope(model, reply, ident, started=True)}]
     first = 0
     for index, block in enumerate(reply.blocks):
-        start = {"type": "content_block_start", "index": index, "content_block": _opening(block)}
-        events.append(_sse("content_block_start", start))
+        events.append({"type": "content_block_start", "index": index, "content_block": _opening(block)})
         if index == 0:
-            events.append(_sse("ping", {"type": "ping"}))
+            events.append({"type": "ping"})
             first = len(events)
-        events += [_sse("content_block_delta", _delta(index, delta)) for delta in _deltas(block, pieces)]
-        events.append(_sse("content_block_stop", {"type": "content_block_stop", "index": index}))
+        events += [_delta(index, delta) for delta in _deltas(block, pieces)]
+        events.append({"type": "content_block_stop", "index": index})
     if not reply.blocks:
-        events.append(_sse("ping", {"type": "ping"}))
+        events.append({"type": "ping"})
         first = len(events)
     stop = {"stop_reason": reply.stop_reason, "stop_sequence": reply.stop_sequence}
-    events.append(
-        _sse("message_delta", {"type": "message_delta", "delta": stop, "usage": {"output_tokens": reply.output_tokens}})
-    )
-    events.append(_sse("message_stop", {"type": "message_stop"}))
+    events.append({"type": "message_delta", "delta": stop, "usage": {"output_tokens": reply.output_tokens}})
+    events.append({"type": "message_stop"})
     return events, first
 
 

@@ -4,11 +4,11 @@ Routes: OpenAI (`/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`, `/v
 paths and Azure's v1 `/openai/v1/responses`), Anthropic
 (`/v1/messages`, `/v1/messages/count_tokens`), Gemini (`/v1beta/models/{model}:generateContent`,
 `:streamGenerateContent`, `:countTokens`, `:embedContent`, `:batchEmbedContents`; Vertex AI's
-`/v1/projects/…/publishers/google/models/…` too), Bedrock (`/model/{id}/converse`, `/converse-stream`), Cohere
-(`/v2/chat`, `/v2/rerank`), OpenAI's relayed-only APIs (`/v1/moderations`, `/v1/images/generations`,
-`/v1/audio/transcriptions` as multipart, `/v1/audio/speech` as streamed audio) and `/v1/rerank` as vLLM serves it
-(`media.py`), and the OAuth token endpoints of Google and Entra ID (`auth.py`). Wire formats live in one module
-each; the fault machinery here is shared, so a fault plays the same way in every dialect.
+`/v1/projects/…/publishers/google/models/…` too), Bedrock (`/model/{id}/converse`, `/converse-stream`, `/invoke`,
+`/invoke-with-response-stream`), Cohere (`/v2/chat`, `/v2/rerank`), OpenAI's relayed-only APIs (`/v1/moderations`,
+`/v1/images/generations`, `/v1/audio/transcriptions` as multipart, `/v1/audio/speech` as streamed audio) and
+`/v1/rerank` as vLLM serves it (`media.py`), and the OAuth token endpoints of Google and Entra ID (`auth.py`). Wire
+formats live in one module each; the fault machinery here is shared, so a fault plays the same way in every dialect.
 
 The fault for a request is chosen, in order, from the `x-sim-fault` header, a `model@spec` suffix on the
 model name, the runtime fault (`set_fault`, or `POST /_sim/fault`), then the scenario. Every request is
@@ -111,8 +111,18 @@ _BEDROCK = _Dialect(
     "x-amzn-requestid",
     lambda status: bedrock.error(status)[1],
 )
+# InvokeModelWithResponseStream: the same errors; a malformed event is a `chunk` whose bytes are not JSON.
+_BEDROCK_INVOKE = _Dialect(
+    _BEDROCK.render,
+    bedrock.stream_error,
+    bedrock.MALFORMED_BODY,
+    bedrock.invoke_chunk(b"{not json"),
+    "x-amzn-requestid",
+    _BEDROCK.error_headers,
+)
 
 
+_BEDROCK_ACTIONS = ("converse", "converse-stream", "invoke", "invoke-with-response-stream")
 _AUDIO = _Dialect(_OPENAI.render, lambda message: b"", b"", b"")  # audio has no error event: faults cut it
 _MEDIA = {
     "/moderations": "moderations",
@@ -326,7 +336,7 @@ class Simulator:
 
     async def _bedrock(self, request: Request, body: dict[str, Any] | None) -> Response | StreamingResponse:
         raw_model, action = bedrock.model_from_path(request.path)
-        if request.method != "POST" or action not in ("converse", "converse-stream", "invoke"):
+        if request.method != "POST" or action not in _BEDROCK_ACTIONS:
             return _BEDROCK.error(404, f"Unknown operation {request.method} {request.path}")
         denied = bedrock.check_auth(
             request.headers, request.method, request.path, request.query, request.body, self.api_keys
@@ -335,18 +345,21 @@ class Simulator:
             return _BEDROCK.error(*denied)
         if body is None:
             return _BEDROCK.error(400, "Malformed input request: the body is not valid JSON.")
-        problem = bedrock.invalid_invoke(body) if action == "invoke" else bedrock.invalid(body)
+        invoking = action.startswith("invoke")
+        problem = bedrock.invalid_invoke(body) if invoking else bedrock.invalid(body)
         if problem is not None:
             return _BEDROCK.error(400, problem)
         model, fault = self._fault_for(raw_model, request.headers)
         failed = await self._before_headers(fault, _BEDROCK)
         if failed is not None:
             return failed
-        if action == "invoke":  # a Claude model's own answer, as Bedrock's InvokeModel gives it
-            answer = claude.message(
-                model, claude.plan_reply(body, self.name, _safety(fault)), "msg_" + self._digest(24)
-            )
-            return self._complete(answer, fault, _BEDROCK)
+        if invoking:  # a Claude model's own answer, as Bedrock's InvokeModel gives it (or streams it, framed)
+            own, ident = claude.plan_reply(body, self.name, _safety(fault)), "msg_" + self._digest(24)
+            if action == "invoke":
+                return self._complete(claude.message(model, own, ident), fault, _BEDROCK)
+            payloads = claude.stream_payloads(model, own, ident, fault.chunks or 8)
+            events, first = bedrock.invoke_stream_events(*payloads)
+            return self._streaming(events, first, fault, _BEDROCK_INVOKE, "application/vnd.amazon.eventstream")
         reply = bedrock.plan_reply(body, self.name, _safety(fault))
         if action == "converse-stream":
             events, first = bedrock.stream_events(reply, fault.chunks or 8)
@@ -491,6 +504,9 @@ class Simulator:
         """Play a stream's events with the fault's timing; `first` is the first content event (TTFT lands there)."""
         for index, event in enumerate(events):
             if fault.drop_after is not None and index >= fault.drop_after:
+                raise AbortConnection
+            if fault.drop_mid_event is not None and index >= fault.drop_mid_event:
+                yield event[: len(event) // 2]  # a line cut in two: what a client must never be left holding
                 raise AbortConnection
             if fault.stream_error_after is not None and index >= fault.stream_error_after:
                 yield dialect.stream_error(fault.message)

@@ -1,6 +1,7 @@
 """AWS Bedrock's Converse API as the simulator speaks it: `converse` answers, `converse-stream` as binary
-AWS event-stream frames, `invoke` (a Claude model's own body, as Bedrock serves it), errors with
-`x-amzn-errortype`, and SigV4 checking.
+AWS event-stream frames, `invoke` (a Claude model's own body, as Bedrock serves it) and
+`invoke-with-response-stream` (Claude's own events, each base64 in a `chunk` frame, Bedrock's invocation
+metrics appended to the last), errors with `x-amzn-errortype`, and SigV4 checking.
 
 Frames are written by the format's one encoder (`sidestep.formats.bedrock_converse.eventstream.frame`), the
 one the gateway writes its own Bedrock clients' streams with; the tests read both with botocore's decoder,
@@ -12,6 +13,7 @@ checked with botocore when the simulator knows the secret for the access key (`a
 
 from __future__ import annotations
 
+import base64
 import re
 import urllib.parse
 import zlib
@@ -32,6 +34,8 @@ __all__ = [
     "frame",
     "invalid",
     "invalid_invoke",
+    "invoke_chunk",
+    "invoke_stream_events",
     "plan_reply",
     "stream_error",
     "stream_events",
@@ -260,6 +264,28 @@ def stream_events(reply: Reply, pieces: int) -> tuple[list[bytes], int]:
     frames.append(_event("messageStop", {"stopReason": reply.stop}))
     frames.append(_event("metadata", {"usage": _usage(reply), "metrics": {"latencyMs": 42}}))
     return frames, 1
+
+
+def invoke_chunk(data: bytes) -> bytes:
+    """One `chunk` frame of InvokeModelWithResponseStream: `data`, the model's event, base64 in `bytes`."""
+    return _event("chunk", {"bytes": base64.b64encode(data).decode()})
+
+
+def invoke_stream_events(payloads: list[dict[str, Any]], first: int) -> tuple[list[bytes], int]:
+    """A Claude stream's events (`sim.anthropic.stream_payloads`) as Bedrock frames them, its invocation metrics
+    appended to the last event (as Bedrock does), and the index of the first content frame."""
+    start = payloads[0].get("message") or {}
+    usage = start.get("usage") or {}
+    output = next((p["usage"].get("output_tokens", 0) for p in payloads if p.get("type") == "message_delta"), 0)
+    metrics = {
+        "inputTokenCount": usage.get("input_tokens", 0),
+        "outputTokenCount": output,
+        "invocationLatency": 42,
+        "firstByteLatency": 21,
+    }
+    *body, last = payloads
+    events = [*body, {**last, "amazon-bedrock-invocationMetrics": metrics}]
+    return [invoke_chunk(_encode(event)) for event in events], first
 
 
 def model_from_path(path: str) -> tuple[str, str]:

@@ -1,7 +1,8 @@
 """Fault specs and scenarios for the provider simulator.
 
 A `FaultSpec` is written compactly, e.g. `status=503,retry_after=2` or `ttft=1.5,chunk_delay=0.05` or
-`drop_after=3` (cut the connection) or `stream_error_after=3` (a well-formed in-stream error event) or
+`drop_after=3` (cut the connection) or `drop_mid_event=3` (send half of the fourth event, then cut) or
+`stream_error_after=3` (a well-formed in-stream error event) or
 `blocked` / `blocked_output` (a safety block of the prompt, or of the answer half-way) or `error_200` (a 200
 whose body is the format's error body: no answer).
 A `Scenario` is an ordered list of rules (time window relative to the simulator's start,
@@ -21,7 +22,7 @@ import yaml
 __all__ = ["FaultSpec", "Rule", "Scenario", "parse_fault"]
 
 _FLOATS = {"retry_after", "latency", "ttft", "chunk_delay", "rate"}
-_INTS = {"status", "chunks", "drop_after", "stream_error_after"}
+_INTS = {"status", "chunks", "drop_after", "drop_mid_event", "stream_error_after"}
 _FLAGS = {"hang", "reset", "malformed", "retry_after_date", "blocked", "blocked_output", "error_200"}
 _STRINGS = {"message"}
 _ALIASES = {"body": "message", "retry-after": "retry_after", "delay": "latency"}
@@ -39,6 +40,7 @@ class FaultSpec:
     hang: bool = False  # never answer
     reset: bool = False  # cut the connection before any byte
     drop_after: int | None = None  # streams: cut the connection after this many events
+    drop_mid_event: int | None = None  # streams: after this many events, half of the next one, then cut
     malformed: bool = False  # a 200 whose body (or an event) is not valid JSON
     rate: float = 1.0  # probability that the fault applies to a request
     message: str | None = None  # custom error message
@@ -52,7 +54,8 @@ class FaultSpec:
         """True when the spec only shapes timing and never fails a request."""
         if self.hang or self.reset or self.malformed or self.blocked or self.blocked_output or self.error_200:
             return False
-        return self.status is None and self.drop_after is None and self.stream_error_after is None
+        broken = self.drop_after is not None or self.drop_mid_event is not None or self.stream_error_after is not None
+        return self.status is None and not broken
 
     def describe(self) -> str:
         parts = []

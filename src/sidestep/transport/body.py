@@ -9,13 +9,20 @@ from __future__ import annotations
 
 from sidestep.transport.types import UpstreamResponse, is_buffered
 
-__all__ = ["Chunks", "chunks", "read_all"]
+__all__ = ["Chunks", "chunks", "in_hand", "read_all"]
+
+
+def in_hand(response: UpstreamResponse) -> bytes | None:
+    """The whole body when it is already here (a `Buffered` response whose small JSON answer came with its
+    head), taken without an await; else None, and `read_all` reads it. Not a coroutine: the non-stream answer's
+    hot path creates none."""
+    return response.buffered() if is_buffered(response) else None
 
 
 async def read_all(response: UpstreamResponse) -> bytes:
     """The whole body (the connection is released at its end). A body that came in one piece, as a small JSON
     answer does, is returned as it is: no join; taken in one call when the response is `Buffered`."""
-    if is_buffered(response) and (whole := response.buffered()) is not None:
+    if (whole := in_hand(response)) is not None:
         return whole
     first = await response.next_chunk()
     if first is None:

@@ -24,7 +24,7 @@ from sidestep.formats.anthropic_messages.convert import (
 )
 from sidestep.formats.anthropic_messages.stream import StreamReader, StreamWriter, error_event
 from sidestep.formats.base import ModelCard
-from sidestep.formats.body import decode_body, field, is_nonempty_array
+from sidestep.formats.body import decode_body, field, is_nonempty_array, output_limit
 from sidestep.formats.request import ParsedRequest, models_of
 
 __all__ = ["ANTHROPIC_MESSAGES", "AnthropicMessages", "error_payload"]
@@ -78,6 +78,9 @@ class AnthropicMessages:
         metadata = field(body, "metadata") if "metadata" in body else None
         user = metadata.get("user_id") if isinstance(metadata, dict) else None
         return user if isinstance(user, str) and user else None
+
+    def output_limit(self, body: dict[str, Any]) -> int | None:
+        return output_limit(body, "max_tokens")  # required, and checked by `parse_body`
 
     # -- the canonical model -----------------------------------------------------------------------------
 

@@ -1,12 +1,13 @@
 """The Bedrock Converse format as one object, `BEDROCK_CONVERSE`: a provider format (the Bedrock adapter speaks
-it) and a client format (boto3's `bedrock-runtime` client pointed at the gateway: `/model/{modelId}/converse`,
-`/converse-stream` and, passed through to Bedrock targets only, `/invoke`).
+it) and a client format (boto3's `bedrock-runtime` client pointed at the gateway: `/model/{modelId}/converse` and
+`/converse-stream`; InvokeModel's `/invoke` and `/invoke-with-response-stream` are `invoke.BEDROCK_INVOKE`'s).
 
 What a client sent is checked by Converse's own rules before routing (`check_request`); errors are Bedrock's:
 a `{"message": …}` body and an `x-amzn-errortype` header naming the exception botocore raises
 (`ValidationException` for a 400, `ThrottlingException` for a 429 …: `error_headers`). Streams are AWS
 event-stream frames (`eventstream`), not SSE: the format is `FramedStreams`, so its streams carry no comments
-and are always re-framed event by event.
+and are always re-framed event by event. What Converse shares with InvokeModel as a client format (the frames'
+media type, errors, the output limit) is `BedrockClient`; `BedrockConverse` adds the canonical model.
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ from typing import Any
 
 import msgspec
 
+from sidestep.core.format import Reader
 from sidestep.core.model import ChatRequest, ChatResponse, Usage
 from sidestep.errors import BadRequest, NotFound, SidestepError, UpstreamError
 from sidestep.formats.bedrock_converse import convert
 from sidestep.formats.bedrock_converse.eventstream import EXCEPTIONS, StreamReader, StreamWriter, exception_frame
-from sidestep.formats.body import decode_body, field
+from sidestep.formats.body import decode_body, field, limit_of, output_limit
 from sidestep.formats.request import ParsedRequest
 
-__all__ = ["BEDROCK_CONVERSE", "ERROR_TYPES", "BedrockConverse", "check_request", "error_payload"]
+__all__ = ["BEDROCK_CONVERSE", "ERROR_TYPES", "BedrockClient", "BedrockConverse", "check_request", "error_payload"]
 
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
@@ -44,65 +46,28 @@ ERROR_TYPES = {
     503: "ServiceUnavailableException",
     504: "ModelTimeoutException",
 }
-_OPERATIONS = ("converse", "converse-stream", "invoke")
+_OPERATIONS = ("converse", "converse-stream", "invoke", "invoke-with-response-stream")
 _ROLES = ("user", "assistant")
 
 
-class BedrockConverse:
-    """`/model/{modelId}/converse` and `/converse-stream` (AWS event-stream frames), and `/invoke` (the model's
-    own body, passed through): a client format and a provider format."""
+class BedrockClient:
+    """What boto3's `bedrock-runtime` APIs share as client formats (Converse's and InvokeModel's): AWS
+    event-stream frames (`FramedStreams`), Bedrock's errors and in-stream exceptions, the output limit. A
+    `formats.base.ClientFormat` without the canonical model: `BedrockConverse` adds it, `invoke.BedrockInvoke`
+    (the model's own bodies, relayed) has none."""
 
-    name = "bedrock"
     stream_media_type = "application/vnd.amazon.eventstream"  # `FramedStreams`
-
-    # -- what a client sent ------------------------------------------------------------------------------
-
-    def parse_body(self, raw: bytes, operation: str) -> ParsedRequest:
-        """The model is the path's (the gateway sets it), and so is whether it streams."""
-        body = decode_body(raw)
-        if operation != "invoke":  # InvokeModel's body is the model's own: passed through unread
-            check_request(body)
-        return ParsedRequest(body, [], False)
-
-    def include_usage(self, body: dict[str, Any]) -> bool:
-        return True  # ConverseStream always ends with its usage (`metadata`)
-
-    def asking_usage(self, body: dict[str, Any]) -> dict[str, Any] | None:
-        return None
 
     def end_user(self, body: dict[str, Any]) -> str | None:
         return None
 
-    # -- the canonical model -----------------------------------------------------------------------------
-
-    def read_request(self, body: dict[str, Any]) -> ChatRequest:
-        return convert.read_request(body)
-
-    def write_request(self, request: ChatRequest) -> dict[str, Any]:
-        return convert.write_request(request)
-
-    def read_response(self, raw: bytes) -> ChatResponse:
-        return convert.read_response(raw)
-
-    def write_response(self, response: ChatResponse) -> bytes:
-        return convert.write_response(response)
-
-    # -- streams -----------------------------------------------------------------------------------------
-
-    def stream_reader(self) -> StreamReader:
-        return StreamReader()
-
-    def stream_writer(self, model: str, include_usage: bool) -> StreamWriter:
-        return StreamWriter()
-
-    def stream_complete(self, tail: bytes) -> bool:
-        """A Bedrock stream is never relayed as bytes (`FramedStreams`: the reader's `metadata` ends it); were
-        it, its last frame is `metadata`, whose payload ends with its metrics."""
-        return b"latencyMs" in tail
-
-    def stream_usage(self, data: dict[str, Any]) -> tuple[Usage | None, bool]:
-        usage = data.get("usage")
-        return (convert.read_usage(usage) if isinstance(usage, dict) else None), False
+    def output_limit(self, body: dict[str, Any]) -> int | None:
+        """Converse's `inferenceConfig.maxTokens`; an InvokeModel body (the model's own, which has no
+        `inferenceConfig`) is read for `max_tokens`, as Anthropic's and Mistral's models on Bedrock name it."""
+        if "inferenceConfig" not in body:
+            return output_limit(body, "max_tokens")
+        config = field(body, "inferenceConfig")
+        return limit_of(config.get("maxTokens")) if isinstance(config, dict) else None
 
     def stream_error(self, message: str, code: str = "stream_interrupted") -> bytes:
         return exception_frame(EXCEPTIONS.get(code, "modelStreamErrorException"), message)
@@ -134,13 +99,59 @@ class BedrockConverse:
         """`RefusesPaths`: an operation under `/model/{modelId}/` that is not served, named as such."""
         operation = path.rpartition("/")[2][:64]
         served = ", ".join(_OPERATIONS)
-        if operation == "invoke-with-response-stream":
-            return BadRequest(
-                "InvokeModelWithResponseStream is not served by this gateway: use ConverseStream "
-                f"(`converse_stream`), which every target of a route can serve. Served here: {served}.",
-                code="unsupported_operation",
-            )
         return NotFound(f"Unknown operation {operation!r} under /model/{{modelId}}/; served: {served}.")
+
+
+class BedrockConverse(BedrockClient):
+    """`/model/{modelId}/converse` and `/converse-stream` (AWS event-stream frames): a client format and a
+    provider format."""
+
+    name = "bedrock"
+
+    # -- what a client sent ------------------------------------------------------------------------------
+
+    def parse_body(self, raw: bytes, operation: str) -> ParsedRequest:
+        """The model is the path's (the gateway sets it), and so is whether it streams."""
+        body = decode_body(raw)
+        check_request(body)
+        return ParsedRequest(body, [], False)
+
+    def include_usage(self, body: dict[str, Any]) -> bool:
+        return True  # ConverseStream always ends with its usage (`metadata`)
+
+    def asking_usage(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        return None
+
+    # -- the canonical model -----------------------------------------------------------------------------
+
+    def read_request(self, body: dict[str, Any]) -> ChatRequest:
+        return convert.read_request(body)
+
+    def write_request(self, request: ChatRequest) -> dict[str, Any]:
+        return convert.write_request(request)
+
+    def read_response(self, raw: bytes) -> ChatResponse:
+        return convert.read_response(raw)
+
+    def write_response(self, response: ChatResponse) -> bytes:
+        return convert.write_response(response)
+
+    # -- streams -----------------------------------------------------------------------------------------
+
+    def stream_reader(self) -> Reader:
+        return StreamReader()
+
+    def stream_writer(self, model: str, include_usage: bool) -> StreamWriter:
+        return StreamWriter()
+
+    def stream_complete(self, tail: bytes) -> bool:
+        """A Bedrock stream is never relayed as bytes (`FramedStreams`: the reader's `metadata` ends it); were
+        it, its last frame is `metadata`, whose payload ends with its metrics."""
+        return b"latencyMs" in tail
+
+    def stream_usage(self, data: dict[str, Any]) -> tuple[Usage | None, bool]:
+        usage = data.get("usage")
+        return (convert.read_usage(usage) if isinstance(usage, dict) else None), False
 
 
 def error_payload(message: str) -> bytes:

@@ -16,7 +16,7 @@ import msgspec
 
 from sidestep.core.model import ChatRequest, ChatResponse, Usage
 from sidestep.errors import BadRequest, SidestepError, UpstreamError
-from sidestep.formats.body import decode_body, field, materialize
+from sidestep.formats.body import decode_body, field, limit_of, materialize
 from sidestep.formats.gemini.client import read_request, write_response
 from sidestep.formats.gemini.convert import read_response, read_usage, write_request
 from sidestep.formats.gemini.errors import error_object, is_google_error
@@ -35,7 +35,8 @@ _CONFIG_NUMBERS = ("temperature", "topP", "presencePenalty", "frequencyPenalty")
 
 
 class Gemini:
-    """`generateContent`, `streamGenerateContent?alt=sse`, `countTokens`, `embedContent`, `batchEmbedContents`."""
+    """`generateContent`, `streamGenerateContent?alt=sse`, `countTokens`, `embedContent`, `batchEmbedContents`
+    (a stream asked without `alt=sse` is `GEMINI_ARRAY`'s: `formats.gemini.array`)."""
 
     name = "gemini"
     usage_marker = b'"usageMetadata"'  # in every event of a stream: the tap reads the last
@@ -71,6 +72,11 @@ class Gemini:
 
     def end_user(self, body: dict[str, Any]) -> str | None:
         return None  # Gemini requests name no end user
+
+    def output_limit(self, body: dict[str, Any]) -> int | None:
+        """`generationConfig.maxOutputTokens` (a `countTokens` body's wrapped request asks for no answer)."""
+        config = field(body, "generationConfig")
+        return limit_of(config.get("maxOutputTokens")) if isinstance(config, dict) else None
 
     def request_needs(self, body: dict[str, Any], stream: bool) -> frozenset[str]:
         """Read from the request as the canonical model has it; a part only Gemini takes needs nothing more

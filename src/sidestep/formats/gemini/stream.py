@@ -16,7 +16,7 @@ from sidestep.formats.gemini.convert import FINISH, blocked_reason, read_usage
 from sidestep.formats.gemini.errors import error_object
 from sidestep.formats.sse import SSESplitter
 
-__all__ = ["StreamReader", "StreamWriter", "error_event"]
+__all__ = ["StreamReader", "StreamWriter", "error_event", "error_payload"]
 
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
@@ -24,7 +24,12 @@ _END = b"\r\n\r\n"  # as Google frames its events
 
 
 def error_event(status: int, message: str) -> bytes:
-    return b"data: " + _encode(error_object(status, message)) + _END
+    return b"data: " + error_payload(status, message) + _END
+
+
+def error_payload(status: int, message: str) -> bytes:
+    """The error element itself, `{"error": …}`, however the stream frames its events."""
+    return _encode(error_object(status, message))
 
 
 class StreamReader:
@@ -41,10 +46,12 @@ class StreamReader:
         for data in self._splitter.feed(piece):
             item = _decode(data)
             if isinstance(item, dict):
-                self._item(item, events)
+                self.item(item, events)
         return events
 
-    def _item(self, item: dict[str, Any], events: list[Event]) -> None:
+    def item(self, item: dict[str, Any], events: list[Event]) -> None:
+        """One decoded GenerateContentResponse's events, appended to `events` (a re-framed stream reads its
+        items one by one: `formats.gemini.array`)."""
         if "error" in item:
             error = item["error"] if isinstance(item["error"], dict) else {"message": str(item["error"])}
             events.append(Event(kind="error", text=str(error.get("message", "")), error_type=error.get("status")))
@@ -115,7 +122,8 @@ class StreamWriter:
         elif kind == "usage" and event.usage is not None:
             self._usage = event.usage
         elif kind == "error":
-            return error_event(503 if event.error_type in (None, "overloaded_error") else 500, event.text)
+            status = 503 if event.error_type in (None, "overloaded_error") else 500
+            return self._frame(error_payload(status, event.text))
         elif kind == "end" and not self._ended:
             self._ended = True
             return self._last()
@@ -143,4 +151,9 @@ class StreamWriter:
             data["usageMetadata"] = usage
         data["modelVersion"] = self._model
         data["responseId"] = self._id or "sidestep"
-        return b"data: " + _encode(data) + _END
+        return self._frame(_encode(data))
+
+    def _frame(self, payload: bytes) -> bytes:
+        """One GenerateContentResponse (or error) as the stream carries it: an SSE event here; an element of
+        the JSON array in `formats.gemini.array.ArrayWriter`."""
+        return b"data: " + payload + _END

@@ -18,7 +18,7 @@ import msgspec
 from sidestep.core.model import ChatRequest, ChatResponse, Usage
 from sidestep.errors import AllAttemptsFailed, BadRequest, SidestepError, UpstreamError
 from sidestep.formats.base import ModelCard
-from sidestep.formats.body import decode_body, field, is_nonempty_array
+from sidestep.formats.body import decode_body, field, is_nonempty_array, output_limit
 from sidestep.formats.openai_chat.convert import read_request, read_response, read_usage, write_request, write_response
 from sidestep.formats.openai_chat.stream import Seam, StreamReader, StreamWriter, error_event
 from sidestep.formats.request import ParsedRequest, models_of
@@ -75,6 +75,12 @@ class OpenAIChat:
     def end_user(self, body: dict[str, Any]) -> str | None:
         user = field(body, "user") if "user" in body else None
         return user if isinstance(user, str) and user else None
+
+    def output_limit(self, body: dict[str, Any]) -> int | None:
+        """`max_completion_tokens`, else the older `max_tokens` (what the legacy completions name it too)."""
+        if "max_completion_tokens" in body:  # the rarer name: one dict probe on the usual request
+            return output_limit(body, "max_completion_tokens") or output_limit(body, "max_tokens")
+        return output_limit(body, "max_tokens")
 
     # -- the canonical model -----------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ import msgspec
 from sidestep.core.model import ChatRequest, ChatResponse, Usage
 from sidestep.errors import BadRequest, SidestepError, UpstreamError
 from sidestep.formats.base import CONTINUE_PROMPT
-from sidestep.formats.body import decode_body, field, materialize
+from sidestep.formats.body import decode_body, field, materialize, output_limit
 from sidestep.formats.openai_chat.format import error_payload
 from sidestep.formats.openai_responses.convert import (
     needs_of,
@@ -79,6 +79,9 @@ class OpenAIResponses:
             if isinstance(user, str) and user:
                 return user
         return None
+
+    def output_limit(self, body: dict[str, Any]) -> int | None:
+        return output_limit(body, "max_output_tokens")
 
     # -- the canonical model -----------------------------------------------------------------------------
 

@@ -8,9 +8,11 @@ the events it relayed in the client's format, reassembled, when the stream was n
 Each request's answer says what happened: `x-sidestep-cache: hit | miss | bypass`, and so does its outcome
 record (`Exchange.cache`), which the request log keeps.
 
+What is cached at all, and how it is keyed, is one table (`cacheable`: (operation, client format) → `Cacheable`).
 A request is not cached (`bypass`) when it says `Cache-Control: no-store`, when its model is not one the
-config lists, or when its answer is not a function of the request (`temperature` above 0 or unset without a
-`seed`, or `n` > 1) unless `cache.nondeterministic` allows it. `Cache-Control: no-cache` skips the lookup
+config lists, when it refers to state kept at the provider (a stored Responses response), or when its answer is
+not a function of the request (`temperature` above 0 or unset without a `seed`, or `n` > 1) unless
+`cache.nondeterministic` allows it. `Cache-Control: no-cache` skips the lookup
 but stores the fresh answer (a forced refresh); `x-sidestep-cache-ttl: <seconds>` sets the entry's life.
 
 With `cache.serve_stale`, entries are kept `stale_grace` seconds past their TTL; when every target of a
@@ -34,16 +36,15 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from sidestep.config.model import CacheConfig
-from sidestep.core.model import ChatRequest
 from sidestep.errors import BadRequest, NotFound
-from sidestep.formats.base import Converses
-from sidestep.formats.body import field
+from sidestep.formats.base import translatable
 from sidestep.formats.named import client_format_named
 from sidestep.observers.metrics import labels
 from sidestep.outcome import Exchange
 from sidestep.plugins.cache.admin import purge_response
-from sidestep.plugins.cache.key import Keyed, chat_key, embeddings_key, semantic_parts, tenant_of
-from sidestep.plugins.cache.replay import replayed, rewritten
+from sidestep.plugins.cache.cacheable import CACHED, Cacheable
+from sidestep.plugins.cache.key import Keyed, request_key, semantic_parts, tenant_of
+from sidestep.plugins.cache.replay import replayed, replayed_type, rewritten
 from sidestep.plugins.cache.store import Entry, MemoryStore, Store
 from sidestep.plugins.capabilities import SideRequest
 from sidestep.server.types import Endpoint, Request, Response
@@ -53,14 +54,7 @@ if TYPE_CHECKING:  # numpy is imported only when a semantic cache is configured
 
 __all__ = ["Cache", "build_cache"]
 
-_KINDS = {
-    "chat": "chat",
-    "messages": "chat",
-    "responses": "chat",
-    "embeddings": "embeddings",
-}  # operation → what it caches
 _JSON = ("content-type", "application/json")
-_SSE = ("content-type", "text/event-stream")
 _TTL_HEADER = "x-sidestep-cache-ttl"
 _UNSERVABLE = (msgspec.MsgspecError, ValueError, TypeError, KeyError, AttributeError, IndexError)
 
@@ -99,16 +93,15 @@ class Cache:
         return None
 
     async def pre_async(self, exchange: Exchange) -> Response | None:
-        kind = _KINDS.get(exchange.operation)
-        client = exchange.converses
-        if kind is None or client is None:
+        rule = CACHED.get((exchange.operation, exchange.format))
+        if rule is None:  # not an answer the cache keeps (`cacheable.NOT_CACHED`)
             return None
-        keyed, lookup = self._keyed(exchange, client, kind)
+        keyed, lookup = self._keyed(exchange, rule)
         if keyed is None:
             self._mark(exchange, "bypass")
             return None
         tenant = tenant_of(exchange.principal, self._config.scope)
-        key = f"{kind}:{tenant}:{keyed.digest}"
+        key = f"{rule.kind}:{tenant}:{keyed.digest}"
         ttl = self._ttl(exchange)  # a bad one is refused, hit or not
         near: tuple[str, Vector] | None = None
         if lookup:
@@ -116,7 +109,7 @@ class Cache:
             if entry is not None and self._fresh(entry) and (answer := self._served(entry, exchange)) is not None:
                 return answer
             if self._index is not None and keyed.request is not None and self._opted_in(exchange):
-                answer, near = await self._semantic(exchange, keyed.request, tenant)
+                answer, near = await self._semantic(exchange, keyed, tenant)
                 if answer is not None:
                     return answer
         notes = exchange.notes
@@ -127,14 +120,14 @@ class Cache:
         return None
 
     async def _semantic(
-        self, exchange: Exchange, request: ChatRequest, tenant: str
+        self, exchange: Exchange, keyed: Keyed, tenant: str
     ) -> tuple[Response | None, tuple[str, Vector] | None]:
         """A semantic hit, or None and (the bucket, the vector) to file the fresh answer under."""
-        parts = semantic_parts(request)
+        parts = semantic_parts(keyed.request) if keyed.request is not None else None
         if parts is None or self._index is None or self._embedder is None:
             return None, None
         bucket, text = parts
-        bucket = f"{tenant}:{bucket}"
+        bucket = f"{tenant}:{bucket}" if keyed.rest is None else f"{tenant}:{bucket}:{keyed.rest}"
         vector = await self._embedder.embed(text)
         if vector is None:
             return None, None
@@ -171,7 +164,7 @@ class Cache:
             if self._feed is not None:
                 self._feed.publish(near[0], key, near[1], now + ttl)
 
-    def _keyed(self, exchange: Exchange, client: Converses, kind: str) -> tuple[Keyed | None, bool]:
+    def _keyed(self, exchange: Exchange, rule: Cacheable) -> tuple[Keyed | None, bool]:
         """The request's key (None: not cached) and whether to look it up (not on a forced refresh)."""
         control = exchange.request.header("cache-control")
         control = control.lower() if control is not None else ""
@@ -181,7 +174,7 @@ class Cache:
         if models is not None and not any(fnmatch.fnmatchcase(exchange.models[0], glob) for glob in models):
             return None, False
         model = exchange.models[0]
-        keyed = chat_key(client, exchange.body, model) if kind == "chat" else embeddings_key(exchange.body, model)
+        keyed = request_key(rule, exchange.format, exchange.converses, exchange.body, model)
         if keyed is None or not (keyed.deterministic or self._config.nondeterministic):
             return None, False
         return keyed, "no-cache" not in control
@@ -223,12 +216,17 @@ class Cache:
         self, entry: Entry, exchange: Exchange, similarity: float | None = None, result: str = "hit"
     ) -> Response | None:
         source, client = client_format_named(entry.dialect), exchange.converses
-        if source is None or client is None:  # written by a version that knew a format this one does not
+        if source is None:  # written by a version that knew a format this one does not
             self.unservable += 1
             return None
         try:
-            if exchange.stream:
-                body, kind = replayed(entry, source, client, _include_usage(exchange.body)), _SSE
+            if source is exchange.format and not exchange.stream:  # as stored (a relayed-only API's answer too)
+                body, kind = entry.body, _JSON
+            elif client is None or not translatable(source):  # never: only a conversing format's entries are
+                raise TypeError(f"{source.name} answers are not rewritten")  # rewritten or replayed
+            elif exchange.stream:
+                body = replayed(entry, source, client, client.include_usage(exchange.body))
+                kind = replayed_type(client)
             else:
                 body, kind = rewritten(entry, source, client), _JSON
         except _UNSERVABLE:
@@ -330,11 +328,6 @@ class Cache:
                 if self._feed is not None and previous._feed is not None:  # it follows into the kept index
                     self._feed.close()
                     self._feed, previous._feed = previous._feed, None
-
-
-def _include_usage(body: dict[str, Any]) -> bool:
-    options = field(body, "stream_options")
-    return isinstance(options, dict) and bool(options.get("include_usage"))
 
 
 def _same_store(old: CacheConfig, new: CacheConfig) -> bool:

@@ -14,7 +14,8 @@ the server, takes over the counters of the instance a reload replaces, and expor
 `/metrics` (the capabilities of `sidestep.plugins.capabilities`).
 
 A request admitted against a budget reserves its estimated cost (prompt bytes / 4 tokens in, its
-`max_tokens` or `reserve_output_tokens` out, at the dearest price among its targets) until `post`
+declared output limit — wherever the client's format names it: `ClientFormat.output_limit` — or
+`reserve_output_tokens` out, at the dearest price among its targets) until `post`
 settles the real cost: admission checks spent + reserved, so a burst overshoots a budget by at most one
 request's estimate plus what answers cost beyond their estimates, not by what every request in flight costs.
 """
@@ -32,7 +33,6 @@ import msgspec
 
 from sidestep.config.model import GovernanceConfig, RouteNode, VirtualKey
 from sidestep.errors import ConfigError, Forbidden, LimitExceeded, SidestepError, Unauthorized
-from sidestep.formats.body import field
 from sidestep.observers.metrics import labels
 from sidestep.plugins.base import Exchange
 from sidestep.plugins.estimate import tokens_of
@@ -144,10 +144,7 @@ class Governance:
         price = self.pricing.ceiling(exchange.models)
         if price is None:
             return 0.0
-        body = exchange.body
-        limit = field(body, "max_completion_tokens") if "max_completion_tokens" in body else None  # the rarer name
-        limit = limit or field(body, "max_tokens")
-        output = limit if isinstance(limit, int) and limit > 0 else self._reserve_output
+        output = exchange.format.output_limit(exchange.body) or self._reserve_output  # where the client's API names it
         return (tokens_of(len(exchange.request.body)) * price.input + output * price.output) / 1_000_000
 
     def post(self, exchange: Exchange) -> None:

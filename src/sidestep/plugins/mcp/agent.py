@@ -32,7 +32,7 @@ from sidestep.formats.base import Converses
 from sidestep.formats.body import materialize
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.outcome import Exchange
-from sidestep.plugins.cache.replay import answer_events
+from sidestep.plugins.cache.replay import replayed_type, written_stream
 from sidestep.plugins.capabilities import SideRequest
 from sidestep.plugins.mcp.front import Front
 from sidestep.server.types import Response
@@ -40,7 +40,6 @@ from sidestep.server.types import Response
 __all__ = ["AgentStopped", "add_usage", "run_agent", "run_tool", "served_by"]
 
 _JSON = ("content-type", "application/json")
-_SSE = ("content-type", "text/event-stream")
 
 
 class AgentStopped(SidestepError):
@@ -120,13 +119,13 @@ async def run_tool(
 
 
 def _final(exchange: Exchange, client: Converses, answer: ChatResponse, steps: int) -> Response:
-    """The final answer in the client's format: whole, or for a stream request as its whole SSE stream."""
+    """The final answer in the client's format: whole, or for a stream request as its whole stream (SSE, or the
+    format's own framing: Gemini's JSON array)."""
     counted = ("x-sidestep-mcp-steps", str(steps))
     if not exchange.stream:
         return Response(200, client.write_response(answer), [_JSON, counted])
-    writer = client.stream_writer(answer.model, client.include_usage(exchange.body))
-    body = b"".join(writer.write(event) for event in answer_events(answer))
-    return Response(200, body, [_SSE, ("cache-control", "no-cache"), counted])
+    body = written_stream(client, answer, client.include_usage(exchange.body))
+    return Response(200, body, [replayed_type(client), ("cache-control", "no-cache"), counted])
 
 
 def served_by(front: Front, call: ToolCall) -> bool:
