@@ -17,14 +17,15 @@ from sidestep.core.model import Usage
 from sidestep.errors import AllAttemptsFailed, Attempt, NotFound, SidestepError, UpstreamError, UpstreamRejected
 from sidestep.formats.base import (
     ClientFormat,
+    Converses,
     CountsTokens,
     ListsModels,
     ModelCard,
     ReadsEmbeddings,
     WritesEmbeddings,
     capability,
+    translatable,
 )
-from sidestep.formats.passthrough import relays_bytes
 from sidestep.formats.translate import collected_response, translate_embeddings, translate_response
 from sidestep.relay.job import stream_headers
 from sidestep.routing.served import Served
@@ -40,6 +41,7 @@ __all__ = [
     "model_cards",
     "models_answer",
     "models_body",
+    "relayed",
     "served_headers",
     "stream_head",
     "translated",
@@ -48,19 +50,22 @@ __all__ = [
 JSON = ("content-type", "application/json")
 
 
+def relayed(served: Served, request_id: str) -> Response:
+    """A relayed-only API's answer (`formats.passthrough`: `Endpoint.opaque`) as the upstream sent it, content type
+    included."""
+    return Response(served.response.status, served.body, [_upstream_type(served), *served_headers(request_id, served)])
+
+
 def translated(
     served: Served,
-    client: ClientFormat,
+    client: Converses,
     request_id: str,
     operation: str = "chat",
     request: dict[str, Any] | None = None,
 ) -> Response:
     """A non-stream answer in the provider's format, rewritten in the client's: a chat answer, embeddings (in
-    the shape `request`, the client's body, asked for) or a token count; a relayed-only API's answer
-    (`formats.passthrough`) as the upstream sent it, content type included."""
+    the shape `request`, the client's body, asked for) or a token count."""
     headers = served_headers(request_id, served)
-    if relays_bytes(client):
-        return Response(served.response.status, served.body, [_upstream_type(served), *headers])
     source = served.format
     try:
         if operation == "embeddings":
@@ -71,15 +76,17 @@ def translated(
             if not isinstance(source, CountsTokens) or not isinstance(client, CountsTokens):
                 raise TypeError(f"no token count translation from {source.name} to {client.name}")
             body = client.write_token_count(source.read_token_count(served.body))
-        else:
+        elif translatable(source):
             body = translate_response(served.body, source, client)
+        else:  # a relayed-only API's format serves only its own operations, never a conversing client's
+            raise TypeError(f"{source.name} answers are relayed as they are, never translated")
     except (msgspec.DecodeError, TypeError, ValueError, AttributeError, KeyError) as exc:
         error = UpstreamError(f"{served.target.label} returned an answer that could not be translated: {exc}")
         return error_response(client, error, headers)
     return Response(200, body, [JSON, *headers])
 
 
-def collected(client: ClientFormat, pieces: list[bytes] | None, usage: Usage | None) -> bytes | None:
+def collected(client: Converses, pieces: list[bytes] | None, usage: Usage | None) -> bytes | None:
     """A relayed stream's events as the non-stream answer they amount to (what `KeepsAnswers` plugins get)."""
     if pieces is None:  # more than the relay keeps
         return None

@@ -31,6 +31,7 @@ from sidestep.answers import (
     failure_headers,
     models_answer,
     models_body,
+    relayed,
     served_headers,
     stream_head,
     translated,
@@ -44,7 +45,7 @@ from sidestep.errors import (
     SidestepError,
     UpstreamRejected,
 )
-from sidestep.formats.base import ClientFormat, Comments, ReadsEmbeddings, stream_opening
+from sidestep.formats.base import Comments, Converses, ReadsEmbeddings, stream_opening
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.passthrough import request_usage
 from sidestep.formats.request import ParsedRequest, model_named
@@ -289,7 +290,7 @@ class Gateway:
                 parsed.stream = parsed.body["stream"] = proxied.stream
         if exchange is not None:
             exchange.models, exchange.stream, exchange.body = parsed.models, parsed.stream, parsed.body
-            exchange.principal, exchange.proxied = principal, True
+            exchange.principal, exchange.proxied, exchange.converses = principal, True, proxied.converses
             if self._plugged:  # a refusal raises: handle() renders it, post hooks ran
                 answer = await self._pipeline.pre_async(exchange) if self._awaits else self._pipeline.pre(exchange)
                 if answer is not None:
@@ -309,7 +310,7 @@ class Gateway:
                 needs = found | needs if needs else found
             if parsed.stream:
                 return await self._stream(parsed, proxied, plan, timeout, needs, request_id, exchange)
-            work = self._executor.run(operation, parsed.body, plan, deadline, False, needs, source=client)
+            work = self._executor.run(operation, parsed.body, plan, deadline, False, needs, source=proxied.converses)
             try:
                 served = await work  # awaited here, not in a helper: each await level costs per resume
             except (UpstreamRejected, AllAttemptsFailed) as exc:
@@ -320,7 +321,13 @@ class Gateway:
                 return self._over(exchange, failure(client, exc, request_id), failed=exc)
             await served.aclose()
             if served.format is not client or proxied.opaque:  # relayed bytes keep the upstream's content type
-                return self._over(exchange, translated(served, client, request_id, operation, parsed.body), served)
+                converses = proxied.converses  # None: a relayed-only API, whose answers are never translated
+                answer = (
+                    relayed(served, request_id)
+                    if converses is None
+                    else translated(served, converses, request_id, operation, parsed.body)
+                )
+                return self._over(exchange, answer, served)
             # Every API answer here is JSON; not asking the upstream's headers spares decoding them at all.
             response = Response(served.response.status, served.body, [JSON, *served_headers(request_id, served)])
             return response if exchange is None else self._over(exchange, response, served)
@@ -340,17 +347,21 @@ class Gateway:
         exchange: Exchange | None,
     ) -> Response | StreamingResponse:
         # The stream's shape is the route's: opaque bytes relayed as they come (speech audio: no usage tap,
-        # comment or continuation), or a framed stream (Bedrock's event stream: no comments, no byte relay).
+        # comment or continuation), or a framed stream (Bedrock's event stream: no comments, no byte relay); the
+        # client's conversing side translates and taps it (None: a relayed-only API's, never translated).
         operation, client, opaque, media = proxied.operation, proxied.client, proxied.opaque, proxied.media
+        converses = proxied.converses
         policy = plan[0].policy
-        include_usage = client.include_usage(parsed.body)
         body = parsed.body
         tap = not opaque and exchange is not None and (self._wants_usage or self._keeps_answers)
-        if tap and not include_usage:  # have the usage reported (then removed) where the format must ask for it
-            body = client.asking_usage(body) or body
+        include_usage = False
+        if converses is not None:  # a relayed-only API's stream (InvokeModel's frames) is not read for its usage here
+            include_usage = converses.include_usage(body)
+            if tap and not include_usage:  # have the usage reported (then removed) where the format must ask for it
+                body = converses.asking_usage(body) or body
         mid_stream = "fail" if opaque else policy.mid_stream or "fail"
         resume = (
-            partial(_resume, self._executor, operation, timeout, client, needs) if mid_stream == "continue" else None
+            partial(_resume, self._executor, operation, timeout, converses, needs) if mid_stream == "continue" else None
         )
         job = StreamJob(
             self._executor.stream_ended,
@@ -358,11 +369,12 @@ class Gateway:
             plan,
             mid_stream,
             client,
+            converses,
             include_usage,
-            resume=resume,
-            tap_usage=tap,
-            drop_usage=tap and not include_usage,
-            media=media,
+            resume,
+            tap,
+            tap and not include_usage,
+            media,
         )
         # Seconds between keep-alive comments while the first token is awaited. A framed stream has them only in
         # a form of its own (`Comments`: the JSON array's whitespace), and sends its opening bytes with the head.
@@ -375,7 +387,7 @@ class Gateway:
         if opaque:  # what the answer costs is in the request (speech: characters), not in its bytes
             keepalive, job.outcome.usage = 0.0, request_usage(client, body)
         deadline = self._executor.clock() + timeout
-        task = asyncio.ensure_future(self._executor.run(operation, body, plan, deadline, True, needs, source=client))
+        task = asyncio.ensure_future(self._executor.run(operation, body, plan, deadline, True, needs, source=converses))
         try:
             done = await done_within(task, keepalive or None)
         except asyncio.CancelledError:
@@ -474,8 +486,9 @@ class Gateway:
             exchange.estimated = True
         exchange.ended = self._wall_clock()
         if self._plugged:
-            if self._keeps_answers and exchange.error is None and outcome.kept is not None:
-                exchange.answer = collected(exchange.format, outcome.kept(), outcome.usage)
+            kept, client = outcome.kept, job.converses  # events are kept only of a tapped stream: one that converses
+            if self._keeps_answers and exchange.error is None and kept is not None and client is not None:
+                exchange.answer = collected(client, kept(), outcome.usage)
             self._pipeline.post(exchange)
         tell(self._observers, exchange)
 
@@ -584,11 +597,11 @@ async def _resume(
     executor: Executor,
     operation: str,
     timeout: float,
-    client: ClientFormat,
+    source: Converses | None,
     needs: frozenset[str],
     body: dict[str, Any],
     plan: Sequence[Planned],
 ) -> Served:
     """A continuation's next target (`sidestep.relay.Resume`): the request run again as a stream on `plan`,
     skipping the targets that lack what it needs, as the first run did."""
-    return await executor.run(operation, body, plan, executor.clock() + timeout, True, needs, source=client)
+    return await executor.run(operation, body, plan, executor.clock() + timeout, True, needs, source=source)

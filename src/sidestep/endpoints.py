@@ -5,8 +5,11 @@ errors it raises itself (413, 431, malformed HTTP …) in the format of the path
 upstream (POST) is named by what it asks of a provider (`chat`, `messages`, `responses`, `completions`, `converse`,
 `invoke`, `embeddings`, `count_tokens`, and the relayed-only `rerank`, `moderations`, `images`, `transcriptions`,
 `speech`); a local one (GET) by its handler. Adding a client-facing API is one format module (`sidestep.formats`)
-and a row here. Plugins and observers serve paths of their own (`ServesEndpoints`); their errors take the format
-`client_format` finds for the path.
+and a row here. A row also holds its format's conversing side (`Endpoint.converses`, typed
+`formats.base.Converses`: the same object, or None for a relayed-only API), given once where the row is written
+(`_api`, `_relayed`), so that what translates, taps or caches gets it with the route, typed, and never asks.
+Plugins and observers serve paths of their own (`ServesEndpoints`); their errors take the format `client_format`
+finds for the path.
 
 Some APIs name the model in the path rather than the body (Gemini's `/v1beta/models/{model}:generateContent`,
 Bedrock's `/model/{modelId}/converse`): those are rows of `MODEL_PATHS`, a prefix and a suffix around the model,
@@ -26,7 +29,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from sidestep.formats.anthropic_messages import ANTHROPIC_MESSAGES
-from sidestep.formats.base import ClientFormat, ListsModels, ReadsNeeds, stream_media_type
+from sidestep.formats.base import ClientFormat, Converses, ListsModels, ReadsNeeds, capability, stream_media_type
 from sidestep.formats.bedrock_converse import BEDROCK_CONVERSE, BEDROCK_INVOKE
 from sidestep.formats.gemini import GEMINI, stream_format
 from sidestep.formats.openai_chat import OPENAI_CHAT
@@ -38,7 +41,6 @@ from sidestep.formats.passthrough import (
     OPENAI_SPEECH,
     OPENAI_TRANSCRIPTIONS,
     RERANK,
-    relays_bytes,
 )
 
 __all__ = ["ENDPOINTS", "MODEL_PATHS", "Endpoint", "ModelPath", "client_format", "model_path", "models_client"]
@@ -48,13 +50,17 @@ __all__ = ["ENDPOINTS", "MODEL_PATHS", "Endpoint", "ModelPath", "client_format",
 class Endpoint:
     operation: str
     format: ClientFormat  # what the client speaks here: its body's rules, its answers' and errors' shape
+    # The same format as it converses through the canonical model (translated answers and streams, the usage tap,
+    # the cache, the MCP agent); None for a relayed-only API, whose answers go back as the upstream sent them.
+    converses: Converses | None
     method: str = "POST"  # POST: proxied upstream; GET: answered by the gateway itself
     stream: bool | None = None  # the path says whether the answer streams (Gemini, Bedrock); None: the body does
     # The client format the query string picks, once per request, in place of `format` (Gemini's `alt`: SSE or one
     # JSON array); it raises the request's 400 for a query it refuses. None: `format`, whatever the query.
-    by_query: Callable[[str], ClientFormat] | None = None
+    # A conversing format only (the pick is its own conversing side too).
+    by_query: Callable[[str], Converses] | None = None
     # Read off the format once, when the row is made, for every request to it: bytes relayed as they come, with
-    # the upstream's content type (`relays_bytes`: speech); the stream's media type when it is not SSE
+    # the upstream's content type (`PassThrough.relays_bytes`: speech); the stream's media type when it is not SSE
     # (`stream_media_type`: Bedrock's frames); the format's own reading of what a request needs of a model
     # (`ReadsNeeds`), else None (the common rule, `formats.translate.request_needs`).
     opaque: bool = dc_field(init=False)
@@ -63,9 +69,27 @@ class Endpoint:
 
     def __post_init__(self) -> None:
         fmt = self.format
-        object.__setattr__(self, "opaque", relays_bytes(fmt))
+        object.__setattr__(self, "opaque", capability(fmt, "relays_bytes", False))
         object.__setattr__(self, "media", stream_media_type(fmt))
         object.__setattr__(self, "needs", fmt.request_needs if isinstance(fmt, ReadsNeeds) else None)
+
+
+def _api(
+    operation: str,
+    format: Converses,
+    method: str = "POST",
+    stream: bool | None = None,
+    by_query: Callable[[str], Converses] | None = None,
+) -> Endpoint:
+    """A row of a client API that converses through the canonical model (mypy checks that `format` does)."""
+    return Endpoint(operation, format, format, method, stream, by_query)
+
+
+def _relayed(operation: str, format: ClientFormat, stream: bool | None = None) -> Endpoint:
+    """A row of a relayed-only API (`formats.passthrough`, Bedrock's InvokeModel): served only by targets that
+    speak it, its answers as they came, never translated (the import-time check below holds that `format` has no
+    conversing side)."""
+    return Endpoint(operation, format, None, "POST", stream)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,35 +101,36 @@ class ModelPath:
     endpoint: Endpoint
 
 
-_CHAT = Endpoint("chat", OPENAI_CHAT)
-_EMBEDDINGS = Endpoint("embeddings", OPENAI_CHAT)
-_MESSAGES = Endpoint("messages", ANTHROPIC_MESSAGES)
-_COUNT_TOKENS = Endpoint("count_tokens", ANTHROPIC_MESSAGES)
-_MODELS = Endpoint("models", OPENAI_CHAT, "GET")
-_RESPONSES = Endpoint("responses", OPENAI_RESPONSES)  # passed through to targets that serve it, else translated
-_COMPLETIONS = Endpoint("completions", OPENAI_COMPLETIONS)  # never translated: only targets that serve it
+_CHAT = _api("chat", OPENAI_CHAT)
+_EMBEDDINGS = _api("embeddings", OPENAI_CHAT)
+_MESSAGES = _api("messages", ANTHROPIC_MESSAGES)
+_COUNT_TOKENS = _api("count_tokens", ANTHROPIC_MESSAGES)
+_MODELS = _api("models", OPENAI_CHAT, "GET")
+_RESPONSES = _api("responses", OPENAI_RESPONSES)  # passed through to targets that serve it, else translated
+_COMPLETIONS = _api("completions", OPENAI_COMPLETIONS)  # never translated: only targets that serve it
 # boto3's bedrock-runtime: Converse on any target (translated, or passed through to Bedrock); InvokeModel and
-# InvokeModelWithResponseStream, the model's own body, on Bedrock targets only (no other adapter serves `invoke`).
+# InvokeModelWithResponseStream, the model's own body, on Bedrock targets only (no other adapter serves `invoke`):
+# relayed-only, as they came.
 _BEDROCK_PATHS = (
-    ModelPath("/model/", "/converse", Endpoint("converse", BEDROCK_CONVERSE, stream=False)),
-    ModelPath("/model/", "/converse-stream", Endpoint("converse", BEDROCK_CONVERSE, stream=True)),
-    ModelPath("/model/", "/invoke", Endpoint("invoke", BEDROCK_INVOKE, stream=False)),
-    ModelPath("/model/", "/invoke-with-response-stream", Endpoint("invoke", BEDROCK_INVOKE, stream=True)),
+    ModelPath("/model/", "/converse", _api("converse", BEDROCK_CONVERSE, stream=False)),
+    ModelPath("/model/", "/converse-stream", _api("converse", BEDROCK_CONVERSE, stream=True)),
+    ModelPath("/model/", "/invoke", _relayed("invoke", BEDROCK_INVOKE, stream=False)),
+    ModelPath("/model/", "/invoke-with-response-stream", _relayed("invoke", BEDROCK_INVOKE, stream=True)),
 )
 # Relayed same-format only (`formats.passthrough`): served by the targets whose API has the operation.
-_RERANK = Endpoint("rerank", RERANK)
-_MODERATIONS = Endpoint("moderations", OPENAI_MODERATIONS)
-_IMAGES = Endpoint("images", OPENAI_IMAGES)
-_TRANSCRIPTIONS = Endpoint("transcriptions", OPENAI_TRANSCRIPTIONS)
-_SPEECH = Endpoint("speech", OPENAI_SPEECH)
+_RERANK = _relayed("rerank", RERANK)
+_MODERATIONS = _relayed("moderations", OPENAI_MODERATIONS)
+_IMAGES = _relayed("images", OPENAI_IMAGES)
+_TRANSCRIPTIONS = _relayed("transcriptions", OPENAI_TRANSCRIPTIONS)
+_SPEECH = _relayed("speech", OPENAI_SPEECH)
 # google-genai: `{api_version}/models/{model}:{method}`, v1 by default, v1beta when asked (both are served).
 _GEMINI_METHODS = {
-    ":generateContent": Endpoint("chat", GEMINI, stream=False),
+    ":generateContent": _api("chat", GEMINI, stream=False),
     # `?alt=sse`: Server-Sent Events; no `alt` or `alt=json`: one JSON array, as Google's REST API answers.
-    ":streamGenerateContent": Endpoint("chat", GEMINI, stream=True, by_query=stream_format),
-    ":countTokens": Endpoint("count_tokens", GEMINI),
-    ":embedContent": Endpoint("embeddings", GEMINI),
-    ":batchEmbedContents": Endpoint("embeddings", GEMINI),
+    ":streamGenerateContent": _api("chat", GEMINI, stream=True, by_query=stream_format),
+    ":countTokens": _api("count_tokens", GEMINI),
+    ":embedContent": _api("embeddings", GEMINI),
+    ":batchEmbedContents": _api("embeddings", GEMINI),
 }
 
 ENDPOINTS: dict[str, Endpoint] = {
@@ -134,8 +159,8 @@ ENDPOINTS: dict[str, Endpoint] = {
     "/audio/speech": _SPEECH,
     "/v1/models": _MODELS,
     "/models": _MODELS,
-    "/health": Endpoint("health", OPENAI_CHAT, "GET"),
-    "/ready": Endpoint("ready", OPENAI_CHAT, "GET"),
+    "/health": _api("health", OPENAI_CHAT, "GET"),
+    "/ready": _api("ready", OPENAI_CHAT, "GET"),
 }
 
 # Longest suffix first: `/v1/models/{m}:generateContent` must not be read as `/v1/models/{id}`.
@@ -159,8 +184,10 @@ for _path, _endpoint in [
     *ENDPOINTS.items(),
     *((row.prefix + "{model}" + row.suffix, row.endpoint) for row in MODEL_PATHS),
 ]:
-    if not isinstance(_endpoint.format, ClientFormat):  # checked once, at import: clients must speak it
-        raise TypeError(f"{_path}: {_endpoint.format.name} is not a client format")
+    # Checked once, at import: a row's conversing side is its format, or None only for one that does not converse.
+    _side = _endpoint.converses
+    if _side is not _endpoint.format if _side is not None else isinstance(_endpoint.format, Converses):
+        raise TypeError(f"{_path}: the row's conversing side does not match {_endpoint.format.name}")
 
 
 def model_path(path: str) -> tuple[Endpoint, str] | None:

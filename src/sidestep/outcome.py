@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from sidestep.core.model import Usage
 from sidestep.errors import Attempt
-from sidestep.formats.base import ClientFormat
+from sidestep.formats.base import ClientFormat, Converses
 from sidestep.server.types import Request, StreamingResponse
 
 __all__ = ["Exchange", "Observer", "TokenUsage", "tell", "tell_at_end", "units_of"]
@@ -80,6 +80,9 @@ class Exchange:
     answer: bytes | None = None  # a non-stream answer's body as the client got it (for a `KeepsAnswers` plugin)
     notes: dict[str, Any] | None = None  # what a plugin keeps from its `pre` for its `post`, under its name
     arguments: str | None = None  # an MCP tool call's arguments as JSON, when `mcp.log_arguments` is on
+    # `format` as it converses through the canonical model, for the plugins that read or write the request or the
+    # answer (the cache, the MCP agent); set with the route for a proxied request, None for a relayed-only API.
+    converses: Converses | None = None
 
 
 class Observer(Protocol):

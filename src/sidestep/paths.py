@@ -17,7 +17,7 @@ from typing import Any
 from sidestep import endpoints
 from sidestep.endpoints import ENDPOINTS, client_format, model_path
 from sidestep.errors import NotFound, SidestepError
-from sidestep.formats.base import ClientFormat, RefusesPaths
+from sidestep.formats.base import ClientFormat, Converses, RefusesPaths
 from sidestep.outcome import Exchange
 from sidestep.plugins.registry import off_paths
 from sidestep.server.types import Endpoint, Request, Response, StreamingResponse
@@ -33,10 +33,14 @@ Guarded = Callable[..., Awaitable[Response | StreamingResponse]]  # a plugin end
 @dataclass(frozen=True, slots=True)
 class Proxied:
     """What a proxied path asks of routing, decided once per route rather than on every request: the operation,
-    the client's format and the shape of its streams (`endpoints.Endpoint` read them off the format)."""
+    the client's format, its conversing side and the shape of its streams (`endpoints.Endpoint` read them off
+    the format)."""
 
     operation: str
     client: ClientFormat
+    # `client` as it converses through the canonical model (translated answers and streams, the usage tap, the
+    # cache, the MCP agent); None for a relayed-only API, whose answers are the upstream's (`Endpoint.converses`).
+    converses: Converses | None
     opaque: bool  # bytes relayed as they come, with the upstream's content type (speech)
     media: str | None  # the stream's media type when it is not SSE (Bedrock's frames)
     needs: Callable[[dict[str, Any], bool], frozenset[str]] | None  # the format's own reading of a request's needs
@@ -44,11 +48,12 @@ class Proxied:
     stream: bool | None = None  # whether the path asks for a stream, when it says
 
     @classmethod
-    def of(cls, e: endpoints.Endpoint, model: str | None = None, client: ClientFormat | None = None) -> Proxied:
-        """`e`'s, or with `client` in place of its format (the query's pick: `Endpoint.by_query`)."""
+    def of(cls, e: endpoints.Endpoint, model: str | None = None, client: Converses | None = None) -> Proxied:
+        """`e`'s, or with `client` in place of its format (the query's pick: `Endpoint.by_query`, a conversing
+        format, which is its own conversing side)."""
         if client is not None and client is not e.format:
-            e = endpoints.Endpoint(e.operation, client, e.method, e.stream)  # the shape read off `client`
-        return cls(e.operation, e.format, e.opaque, e.media, e.needs, model, e.stream)
+            e = endpoints.Endpoint(e.operation, client, client, e.method, e.stream)  # the shape read off `client`
+        return cls(e.operation, e.format, e.converses, e.opaque, e.media, e.needs, model, e.stream)
 
 
 @dataclass(frozen=True, slots=True)

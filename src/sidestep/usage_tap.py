@@ -3,7 +3,7 @@
 Only events that carry usage are decoded: OpenAI's last chunk (sent when `stream_options.include_usage` is on,
 which the gateway turns on when a plugin needs usage) and Anthropic's `message_start` and `message_delta`, and
 Gemini's every event (`usageMetadata`, cumulative: the tap keeps the most): where a format's usage is, and which
-event is nothing but usage, the format says (`ClientFormat.stream_usage`, and `MarksUsage` for a name other than
+event is nothing but usage, the format says (`Converses.stream_usage`, and `MarksUsage` for a name other than
 `"usage"`). The tap passes every complete event on at once and holds back only an incomplete trailing one — a
 client could not use half an event anyway — so nothing is buffered. When the client did not ask for usage
 itself, the usage-only chunk the gateway asked for is removed, as the client expects.
@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from sidestep.core.model import Usage, merge_usage
-from sidestep.formats.base import ClientFormat, Format
+from sidestep.formats.base import Converses, Wire
 from sidestep.formats.sse import data_of
 
 __all__ = ["KEEP", "UsageTap", "relayed_text"]
@@ -33,7 +33,7 @@ _ANSWER = frozenset({"text", "thinking", "tool_start", "tool_args"})  # event ki
 class UsageTap:
     __slots__ = ("_drop", "_format", "_kept", "_marker", "_partial", "_relayed", "usage")
 
-    def __init__(self, format: ClientFormat, drop_usage_chunk: bool = False) -> None:
+    def __init__(self, format: Converses, drop_usage_chunk: bool = False) -> None:
         self._format = format
         # What events name it (`formats.base.MarksUsage`), read as an attribute: a runtime-protocol isinstance
         # costs ~7 µs, on every tapped stream.
@@ -116,7 +116,7 @@ class UsageTap:
         return self._drop and only_usage
 
 
-def relayed_text(format: Format, pieces: list[bytes]) -> int:
+def relayed_text(format: Wire, pieces: list[bytes]) -> int:
     """Characters of answer in stream bytes of `format`."""
     reader = format.stream_reader()
     chars = 0

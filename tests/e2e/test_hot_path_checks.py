@@ -1,8 +1,9 @@
 """The request path makes no runtime-protocol `isinstance` check: on Python 3.11 one costs ~7 µs (as much as a
 fifth of a whole proxied request), and one slipped in per request once (`ReadsNeeds`, +90k instructions per
 realistic request). Optional format abilities on the usual path are read as attributes or found once, when a
-route or a relay is built. Counted here for a plain chat and a stream, in every client format a gateway with
-governance, capability limits and both logs serves, over real HTTP."""
+route or a relay is built (a client format's conversing side, `Converses`, comes with its endpoint row). Counted
+here for a plain chat and a stream, in every client format a gateway with governance, capability limits and both
+logs serves, and for a relayed-only API's request, over real HTTP."""
 
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ REQUESTS = {
     "/v1/messages": {"max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]},
     "/v1/responses": {"input": "hi"},
 }
+# Relayed-only APIs (`formats.passthrough`): their routes know they do not converse, nobody asks per request.
+RELAYED = {"/v1/rerank": {"query": "q", "documents": ["a", "b"]}}
 
 
 async def test_plain_requests_and_streams_make_no_runtime_protocol_check(
@@ -61,6 +64,9 @@ async def test_plain_requests_and_streams_make_no_runtime_protocol_check(
                         gw.url + path, json={**body, "model": "chat", "stream": stream}, headers=headers
                     )
                     assert answer.status_code == 200, answer.text
+            for path, body in RELAYED.items():
+                answer = await http.post(gw.url + path, json={**body, "model": "chat"}, headers=headers)
+                assert answer.status_code == 200, answer.text
             protocol_checks.clear()
             for path, body in REQUESTS.items():
                 for stream in (False, True):
@@ -68,4 +74,8 @@ async def test_plain_requests_and_streams_make_no_runtime_protocol_check(
                         gw.url + path, json={**body, "model": "chat", "stream": stream}, headers=headers
                     )
                     assert answer.status_code == 200, answer.text
+            for path, body in RELAYED.items():
+                answer = await http.post(gw.url + path, json={**body, "model": "chat"}, headers=headers)
+                assert answer.status_code == 200, answer.text
+                assert "results" in answer.json()  # the upstream's answer, relayed as it came
     assert protocol_checks == []

@@ -368,3 +368,33 @@ async def test_lacks_takes_a_target_out_of_an_operation(sims: Sims, co: Any) -> 
         raw = await co(gw.url).with_raw_response.rerank(model="media", query="q", documents=["q"])
     assert raw.headers["x-sidestep-provider"] == "co" and raw.headers["x-sidestep-attempts"] == "2"
     assert [r.path for r in sims["third"].sim.received] == ["/v2/rerank"]
+
+
+async def test_with_the_cache_on_relayed_answers_are_kept_as_they_came_and_never_read(
+    sdk: Sdk, sims: Sims, co: Any
+) -> None:
+    """A relayed-only API has no conversing side (`Endpoint.converses` None): with the cache on (a plugin that
+    reads requests and keeps answers through the canonical model) a rerank is keyed on its body and its answer is
+    given again byte for byte, never rewritten; speech's stream goes out as the upstream's bytes, never cached."""
+    extra = {"cache": {"nondeterministic": True}}
+    async with running_gateway(config(sims, ["co/rerank-v3.5"], **extra)) as gw:
+        client = sdk(gw.base_url)
+        answers = []
+        async with httpx.AsyncClient(base_url=gw.url, headers={"authorization": "Bearer client-key"}) as http:
+            for _ in range(2):
+                raw = await http.post("/v2/rerank", json={"model": "media", "query": "q", "documents": ["a", "b"]})
+                answers.append((raw.headers["x-sidestep-cache"], raw.headers["content-type"], raw.content))
+        ranked = await co(gw.url).rerank(model="media", query="q", documents=["a", "b"])  # the SDK reads the hit
+        assert len(ranked.results) == 2
+        for _ in range(2):
+            async with client.audio.speech.with_streaming_response.create(
+                model="up/tts-1", voice="alloy", input="not cached"
+            ) as response:
+                assert response.headers["content-type"] == "audio/mpeg"
+                assert "x-sidestep-cache" not in response.headers
+                audio = b"".join([piece async for piece in response.iter_bytes()])
+            assert audio.startswith(b"ID3")
+    (first, kind, body), (second, kind_again, body_again) = answers
+    assert (first, second) == ("miss", "hit") and body_again == body and kind == kind_again == "application/json"
+    assert len([r for r in sims["third"].sim.received if r.path == "/v2/rerank"]) == 1  # the hit went nowhere
+    assert len([r for r in sims["backup"].sim.received if r.path == "/v1/audio/speech"]) == 2

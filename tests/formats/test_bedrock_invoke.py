@@ -12,9 +12,9 @@ import msgspec
 import pytest
 from botocore.eventstream import EventStreamBuffer
 
-from sidestep.core.model import ChatRequest, Usage
+from sidestep.core.model import Usage
 from sidestep.errors import BadRequest
-from sidestep.formats.base import ClientFormat, frame_reader, stream_media_type
+from sidestep.formats.base import ClientFormat, Converses, frame_reader, stream_media_type
 from sidestep.formats.bedrock_converse import BEDROCK_CONVERSE, BEDROCK_INVOKE, InvokeFrames
 from sidestep.formats.bedrock_converse.eventstream import event_frame, exception_frame
 from sidestep.sim import anthropic as claude
@@ -34,19 +34,16 @@ def claude_stream(text: str = "hello there friend") -> bytes:
     return b"".join(frames)
 
 
-def test_it_is_a_client_format_whose_bodies_pass_unchecked_and_are_never_translated() -> None:
+def test_it_is_a_relayed_only_client_format_whose_bodies_pass_unchecked() -> None:
     assert isinstance(BEDROCK_INVOKE, ClientFormat) and BEDROCK_INVOKE is not BEDROCK_CONVERSE
     parsed = BEDROCK_INVOKE.parse_body(b'{"prompt": "hi", "max_gen_len": 5}', "invoke")  # Llama's, not Converse's
     assert set(parsed.body) == {"prompt", "max_gen_len"} and parsed.models == [] and not parsed.stream
     for bad in (b"[]", b"", b'{"prompt": '):
         with pytest.raises(BadRequest):
             BEDROCK_INVOKE.parse_body(bad, "invoke")
-    with pytest.raises(TypeError):
-        BEDROCK_INVOKE.read_request({})
-    with pytest.raises(TypeError):
-        BEDROCK_INVOKE.write_request(ChatRequest(model="m", messages=[]))
-    with pytest.raises(TypeError):
-        BEDROCK_INVOKE.stream_writer("m", True)
+    # Relayed-only: no canonical-model method at all (not stubs raising TypeError), and not `Converses`.
+    assert not isinstance(BEDROCK_INVOKE, Converses) and isinstance(BEDROCK_CONVERSE, Converses)
+    assert not any(hasattr(BEDROCK_INVOKE, name) for name in ("read_request", "write_request", "stream_writer"))
     assert stream_media_type(BEDROCK_INVOKE) == "application/vnd.amazon.eventstream"
     assert BEDROCK_INVOKE.error_headers(429)[0][1].startswith("ThrottlingException")
 

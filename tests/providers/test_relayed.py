@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sidestep.config.load import parse_config
-from sidestep.errors import UpstreamError
+from sidestep.errors import BadRequest, UpstreamError
 from sidestep.formats.passthrough import OPENAI_SPEECH, OPENAI_TRANSCRIPTIONS, RERANK
 from sidestep.providers.catalog import CATALOG
 from sidestep.providers.registry import build_providers
@@ -66,7 +66,7 @@ def test_multipart_goes_up_byte_for_byte_but_the_model_value() -> None:
     assert parsed.models == ["route-name"] and parsed.stream is False
     key = parse_config({"providers": {"openai": {"api_key": "k"}}}).providers["openai"].keys[0]
     for name, url in (("openai", "https://api.openai.com/v1/audio/transcriptions"),):
-        request = _providers()[name].build("transcriptions", "whisper-1", parsed.body, key, OPENAI_TRANSCRIPTIONS)  # type: ignore[attr-defined]
+        request = _providers()[name].build("transcriptions", "whisper-1", parsed.body, key, None)  # type: ignore[attr-defined]
         assert request.url == url
         assert request.body == FORM.replace(b"\r\n\r\nroute-name\r\n", b"\r\n\r\nwhisper-1\r\n")
         assert ("content-type", "multipart/form-data; boundary=B0undary") in request.headers
@@ -76,10 +76,10 @@ def test_azure_puts_the_deployment_in_the_path_and_cohere_reranks_at_v2() -> Non
     providers = _providers()
     key = parse_config({"providers": {"openai": {"api_key": "k"}}}).providers["openai"].keys[0]
     speech = OPENAI_SPEECH.parse_body(b'{"model": "tts", "input": "hi", "voice": "alloy"}', "speech")
-    request = providers["azure"].build("speech", "my tts/1", speech.body, key, OPENAI_SPEECH)  # type: ignore[attr-defined]
+    request = providers["azure"].build("speech", "my tts/1", speech.body, key, None)  # type: ignore[attr-defined]
     assert request.url.startswith("https://az.example/openai/deployments/my%20tts%2F1/audio/speech?api-version=")
     rerank = RERANK.parse_body(b'{"model": "r", "query": "q", "documents": ["a"], "fallbacks": ["x"]}', "rerank")
-    request = providers["cohere"].build("rerank", "rerank-v3.5", rerank.body, key, RERANK)  # type: ignore[attr-defined]
+    request = providers["cohere"].build("rerank", "rerank-v3.5", rerank.body, key, None)  # type: ignore[attr-defined]
     assert request.url == "https://api.cohere.com/v2/rerank"
     assert request.body == b'{"model":"rerank-v3.5","query":"q","documents":["a"]}'  # gateway fields removed
 
@@ -126,3 +126,24 @@ def test_serves_in_the_config_replaces_the_types_list() -> None:
     config = parse_config({"providers": {"tei": {"type": "vllm", "base_url": "http://tei/v1", "serves": ["images"]}}})
     tei = build_providers(config.providers)["tei"]
     assert [op for op in OPERATIONS if tei.supports(op)] == ["images"]  # not its type's rerank
+
+
+@pytest.mark.parametrize("name", ["anthropic", "gemini", "cohere", "bedrock"])
+def test_an_adapter_that_does_not_relay_an_api_refuses_its_request_rather_than_read_it(name: str) -> None:
+    """A relayed-only API's request reaches an adapter with no conversing side (`source` None). Routing sends it
+    only to adapters whose `supports` has the operation; one that has not refuses with a 400, never a translation."""
+    config = parse_config(
+        {
+            "providers": {
+                "anthropic": {"api_key": "k"},
+                "gemini": {"api_key": "k"},
+                "cohere": {"api_key": "k"},
+                "bedrock": {"api_key": "k", "region": "us-east-1"},
+            }
+        }
+    )
+    provider = build_providers(config.providers)[name]
+    assert not provider.supports("images")
+    with pytest.raises(BadRequest, match="'images' requests cannot be served by") as refused:
+        provider.build("images", "m", {"model": "m", "prompt": "a cat"}, config.providers[name].keys[0], None)
+    assert refused.value.status == 400

@@ -41,7 +41,7 @@ async def _relay(chunks: list[bytes], error: Exception | None = None) -> tuple[b
     response = FakeResponse(chunks=chunks[1:], body_error=error)
     served = Served(TargetNode("p", "m"), KeyConfig(None), response, [], NO_POLICY, OPENAI_RESPONSES)  # type: ignore[arg-type]
     served.held, served.unread = [chunks[0]], True
-    job = StreamJob(judge, {}, [], "fail", OPENAI_RESPONSES, True)
+    job = StreamJob(judge, {}, [], "fail", OPENAI_RESPONSES, OPENAI_RESPONSES, True)
     out = b"".join([piece async for piece in Forward(served, job)])
     return out, verdicts
 

@@ -1,6 +1,9 @@
-"""What a wire format is, seen from the canonical model: it writes requests, reads answers, and reads and
-writes streams as canonical events. The format objects live in `sidestep.formats`; these Protocols sit here,
-in the lowest layer, so that routing can hold what was served by its format without knowing any format.
+"""What a wire format is, seen from routing and from the canonical model. Every format an answer may be served in
+(`Wire`) has a name and reads its streams into canonical events (routing reads a stream up to its first content);
+a format a provider adapter speaks (`Format`) also writes requests and reads answers through the canonical model.
+A relayed-only API's format (`sidestep.formats.passthrough`) is a `Wire` and nothing more. The format objects live
+in `sidestep.formats`; these Protocols sit here, in the lowest layer, so that routing can hold what was served by
+its format without knowing any format.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from sidestep.core.model import ChatRequest, ChatResponse, Event, Usage
 
-__all__ = ["Format", "Reader", "Translator", "Writer"]
+__all__ = ["Format", "Reader", "Translator", "Wire", "Writer"]
 
 
 class Reader(Protocol):
@@ -40,13 +43,20 @@ class Translator(Protocol):
 
 
 @runtime_checkable
-class Format(Protocol):
-    """A wire API a provider speaks. Code compares format objects by identity, never by `name`."""
+class Wire(Protocol):
+    """Any wire API an answer may be served in, relayed-only ones included (what `Served.format` holds). Code
+    compares format objects by identity, never by `name`."""
 
     name: str  # for messages and logs only
+
+    def stream_reader(self) -> Reader: ...
+
+
+@runtime_checkable
+class Format(Wire, Protocol):
+    """A wire API a provider speaks through the canonical model: a request in another format is translated to it,
+    its answers and streams are read into the canonical model."""
 
     def write_request(self, request: ChatRequest) -> dict[str, Any]: ...
 
     def read_response(self, raw: bytes) -> ChatResponse: ...
-
-    def stream_reader(self) -> Reader: ...

@@ -1,25 +1,30 @@
 """What a format is: the Protocols a format object satisfies, one per capability.
 
-Every format (`Format`, drawn in `sidestep.core.format` so that routing can name it) writes requests and reads
-answers and streams, so a provider can speak it. A format that clients speak (`ClientFormat`) also parses their
-bodies, reads their requests, writes answers and streams back, renders errors (as body bytes: formats do not know
-the HTTP server) and in-stream errors in its own shape, says when a relayed stream is complete and where a stream's
-usage is. Smaller abilities are protocols of their own (`Seams`, `ReadsEmbeddings`, `WritesEmbeddings`,
+Every format (`Wire`, drawn in `sidestep.core.format` so that routing can name it) has a name and reads its streams
+into canonical events; a format a provider speaks (`Format`) also writes requests and reads answers through the
+canonical model. A format that clients speak (`ClientFormat`) parses their bodies, renders errors (as body bytes:
+formats do not know the HTTP server) and in-stream errors in its own shape, says when a relayed stream is complete
+and who the end user is: what every client API does, the relayed-only ones (`formats.passthrough`) included. A
+client format that converses through the canonical model (`Converses`: every one but the relayed-only APIs) also
+reads its clients' requests and writes answers and streams back, and reads its streams' usage. The route holds
+that side as its own typed value, found once per endpoint row (`sidestep.endpoints.Endpoint.converses`), so a
+relayed-only format has no canonical method at all — not a stub raising "unsupported" — and mypy sees that none is
+called on it. Smaller abilities are protocols of their own (`Seams`, `ReadsEmbeddings`, `WritesEmbeddings`,
 `FramedStreams`, `NamesErrors`, `ListsModels`, `Continues`, `ReadsEmbeddingInputs`, `CountsTokens`, `Comments`,
 `ReadsNeeds`, `MarksUsage`, `EndMarks`, `ReopensStreams`, `RelaysFrames`, `TranslatesStreams`); a format
-without one simply does not have the method — no stub raising "unsupported". They are checked with
-`isinstance` where a format is chosen (the endpoint table) or on the rare paths that need them (a continued
-stream, a broken one, embeddings and token counts across formats, a stream's notes, a framed stream), never
-on the usual one (a forward relay reads `end_marks` as an attribute, once per stream).
+without one simply does not have the method. They are checked with `isinstance` where a format is chosen (the
+endpoint table) or on the rare paths that need them (a continued stream, a broken one, embeddings and token counts
+across formats, a stream's notes, a framed stream), never on the usual one (a forward relay reads `end_marks` as an
+attribute, once per stream).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeGuard, runtime_checkable
 
-from sidestep.core.format import Format, Reader, Translator, Writer
+from sidestep.core.format import Format, Reader, Translator, Wire, Writer
 from sidestep.core.model import ChatRequest, ChatResponse, Usage
 from sidestep.errors import SidestepError, UpstreamError
 from sidestep.formats.request import ParsedRequest
@@ -29,6 +34,7 @@ __all__ = [
     "ClientFormat",
     "Comments",
     "Continues",
+    "Converses",
     "CountsTokens",
     "EndMarks",
     "Format",
@@ -49,12 +55,14 @@ __all__ = [
     "Seams",
     "TranslatesStreams",
     "Translator",
+    "Wire",
     "Writer",
     "WritesEmbeddings",
     "capability",
     "frame_reader",
     "stream_media_type",
     "stream_opening",
+    "translatable",
 ]
 
 
@@ -67,25 +75,20 @@ class Seam(Protocol):
 
 
 @runtime_checkable
-class ClientFormat(Format, Protocol):
-    """A wire API clients speak to the gateway."""
+class ClientFormat(Wire, Protocol):
+    """A wire API clients speak to the gateway: what every one does, relayed-only APIs included."""
 
     def parse_body(self, raw: bytes, operation: str) -> ParsedRequest:
         """What routing needs, validated by the API's own rules; every other field stays undecoded."""
         ...
-
-    def read_request(self, body: dict[str, Any]) -> ChatRequest: ...
-
-    def write_response(self, response: ChatResponse) -> bytes: ...
-
-    def stream_writer(self, model: str, include_usage: bool) -> Writer: ...
 
     def stream_complete(self, tail: bytes) -> bool:
         """The end-of-stream rule of a stream relayed as bytes: whether its last bytes (24 are kept) end it."""
         ...
 
     def stream_error(self, message: str, code: str = "stream_interrupted") -> bytes:
-        """The event that ends a stream whose upstream failed after content was sent (the SDK raises on it)."""
+        """The event that ends a stream whose upstream failed after content was sent (the SDK raises on it);
+        empty when the API has none (opaque audio: the relay cuts the connection instead)."""
         ...
 
     def error_body(self, exc: SidestepError) -> bytes:
@@ -101,6 +104,31 @@ class ClientFormat(Format, Protocol):
         """Errors the HTTP layer raises itself (413, 431, malformed HTTP …)."""
         ...
 
+    def end_user(self, body: dict[str, Any]) -> str | None:
+        """The end user the request names, if any (the request log records it)."""
+        ...
+
+    def output_limit(self, body: dict[str, Any]) -> int | None:
+        """How many tokens the request lets its answer have, where the API names that limit (`max_tokens`,
+        `max_output_tokens`, `generationConfig.maxOutputTokens` …); None when it declares none or a value that
+        is no limit (`formats.body.output_limit`). Never raises: governance reserves budget by it."""
+        ...
+
+
+@runtime_checkable
+class Converses(ClientFormat, Format, Protocol):
+    """A client format that converses through the canonical model: its requests are read into it (and written,
+    as a provider format), its answers and streams written from it, and its streams' usage read — everything the
+    translated path, the usage tap, the cache and the MCP agent call. Every client format but the relayed-only
+    APIs' (`formats.passthrough`, bytes relayed as they came). Found once per endpoint row
+    (`sidestep.endpoints.Endpoint.converses`), never asked per request."""
+
+    def read_request(self, body: dict[str, Any]) -> ChatRequest: ...
+
+    def write_response(self, response: ChatResponse) -> bytes: ...
+
+    def stream_writer(self, model: str, include_usage: bool) -> Writer: ...
+
     def include_usage(self, body: dict[str, Any]) -> bool:
         """Whether the client asked for usage in its stream."""
         ...
@@ -111,16 +139,6 @@ class ClientFormat(Format, Protocol):
 
     def stream_usage(self, data: dict[str, Any]) -> tuple[Usage | None, bool]:
         """The usage one stream event carries, and whether the event is nothing but usage (droppable)."""
-        ...
-
-    def end_user(self, body: dict[str, Any]) -> str | None:
-        """The end user the request names, if any (the request log records it)."""
-        ...
-
-    def output_limit(self, body: dict[str, Any]) -> int | None:
-        """How many tokens the request lets its answer have, where the API names that limit (`max_tokens`,
-        `max_output_tokens`, `generationConfig.maxOutputTokens` …); None when it declares none or a value that
-        is no limit (`formats.body.output_limit`). Never raises: governance reserves budget by it."""
         ...
 
 
@@ -188,6 +206,14 @@ def capability(client: object, name: str, default: Any) -> Any:
     return getattr(client, name) if hasattr(client, name) else default
 
 
+def translatable(served: Wire) -> TypeGuard[Format]:
+    """Whether an answer served in `served` is read through the canonical model (a `Format`): every format but a
+    relayed-only API's (`formats.passthrough`, Bedrock's InvokeModel), which has no `read_response`. One
+    attribute look, for the served side of a translation (what routing hands back is typed `Wire`): a
+    runtime-protocol isinstance costs ~7 µs, and `hasattr` spares the compiled build a formatted AttributeError."""
+    return hasattr(served, "read_response")
+
+
 def stream_media_type(client: ClientFormat) -> str | None:
     """A `FramedStreams` format's stream media type; None for SSE (read once per endpoint row)."""
     media: str | None = capability(client, "stream_media_type", None)
@@ -238,7 +264,7 @@ class TranslatesStreams(Protocol):
     events as they came, instead of rebuilding them from the canonical model (which keeps no safety ratings,
     grounding or thought signatures). Asked once per framed stream (`relay.job.StreamJob.translator`)."""
 
-    def stream_translator(self, source: Format, writer: Writer) -> Translator | None: ...
+    def stream_translator(self, source: Wire, writer: Writer) -> Translator | None: ...
 
 
 @runtime_checkable

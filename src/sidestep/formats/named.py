@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from sidestep.core.format import Format
 from sidestep.formats.anthropic_messages import ANTHROPIC_MESSAGES
-from sidestep.formats.base import ClientFormat
+from sidestep.formats.base import ClientFormat, Converses
 from sidestep.formats.bedrock_converse import BEDROCK_CONVERSE
 from sidestep.formats.cohere_v2 import COHERE_V2
 from sidestep.formats.gemini import GEMINI
@@ -18,20 +18,13 @@ from sidestep.formats.passthrough import OPENAI_MODERATIONS, RERANK
 
 __all__ = ["client_format_named", "format_named"]
 
-_FORMATS: dict[str, Format] = {
+_CONVERSING: dict[str, Converses] = {
     each.name: each
-    for each in (
-        OPENAI_CHAT,
-        ANTHROPIC_MESSAGES,
-        OPENAI_RESPONSES,
-        GEMINI,
-        BEDROCK_CONVERSE,
-        COHERE_V2,
-        OPENAI_COMPLETIONS,
-        RERANK,
-        OPENAI_MODERATIONS,
-    )
+    for each in (OPENAI_CHAT, ANTHROPIC_MESSAGES, OPENAI_RESPONSES, GEMINI, BEDROCK_CONVERSE, OPENAI_COMPLETIONS)
 }
+# Relayed-only APIs whose answers the cache keeps too (served only as they were stored, in the same format).
+_CLIENTS: dict[str, ClientFormat] = {**_CONVERSING, RERANK.name: RERANK, OPENAI_MODERATIONS.name: OPENAI_MODERATIONS}
+_FORMATS: dict[str, Format] = {**_CONVERSING, COHERE_V2.name: COHERE_V2}
 
 
 def format_named(name: str) -> Format | None:
@@ -39,6 +32,6 @@ def format_named(name: str) -> Format | None:
 
 
 def client_format_named(name: str) -> ClientFormat | None:
-    """The client format called `name`; None when there is none (an entry from another version)."""
-    found = _FORMATS.get(name)
-    return found if isinstance(found, ClientFormat) else None
+    """The client format called `name` (what the cache stores answers in); None when there is none (an entry
+    from another version)."""
+    return _CLIENTS.get(name)

@@ -17,8 +17,9 @@ answer — checked here so that a bad request is a 400 in the client's error sha
   and the transport's framing, not a marker, says whether the upstream body was complete.
 
 Errors come in OpenAI's shape, except rerank's, which come in Cohere's (`{"message": …}`): rerank's request and
-answer are Cohere's, and the Cohere SDK is its client. The canonical-model methods a `ClientFormat` has raise
-`TypeError`: no adapter translates these APIs, so they are never called.
+answer are Cohere's, and the Cohere SDK is its client. A `PassThrough` is a `formats.base.ClientFormat` and not a
+`Converses`: it has no canonical-model method (reading or writing requests, answers, streams, a stream's usage),
+and its endpoint rows say so (`Endpoint.converses` is None), so mypy sees that nothing translates these APIs.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 
 import msgspec
 
-from sidestep.core.model import ChatRequest, ChatResponse, Event, Usage
+from sidestep.core.model import Event, Usage
 from sidestep.errors import BadRequest, SidestepError, UpstreamError
 from sidestep.formats.body import decode_body, field
 from sidestep.formats.openai_chat.format import error_payload
@@ -44,7 +45,6 @@ __all__ = [
     "RERANK",
     "Multipart",
     "PassThrough",
-    "relays_bytes",
     "request_usage",
 ]
 
@@ -86,7 +86,8 @@ class _Opaque:
 class PassThrough:
     """A client API served only by targets that speak it (see the module docstring)."""
 
-    relays_bytes = True  # answers keep the upstream's content type; streams are opaque bytes
+    # Answers keep the upstream's content type and streams are opaque bytes; what `endpoints.Endpoint.opaque` reads.
+    relays_bytes = True
 
     def __init__(
         self,
@@ -131,9 +132,6 @@ class PassThrough:
             stream = asked
         return ParsedRequest(body, models, stream)
 
-    def include_usage(self, body: dict[str, Any]) -> bool:
-        return False
-
     def request_usage(self, body: dict[str, Any]) -> Usage | None:
         """What a request costs when its answer reports nothing (speech audio): characters of `units_from`."""
         if self._units_from is None:
@@ -141,35 +139,12 @@ class PassThrough:
         text = field(body, self._units_from)
         return Usage(units=float(len(text))) if isinstance(text, str) else None
 
-    def asking_usage(self, body: dict[str, Any]) -> dict[str, Any] | None:
-        return None
-
-    def stream_usage(self, data: dict[str, Any]) -> tuple[Usage | None, bool]:
-        return None, False
-
     def end_user(self, body: dict[str, Any]) -> str | None:
         user = field(body, "user") if "user" in body else None
         return user if isinstance(user, str) and user else None
 
     def output_limit(self, body: dict[str, Any]) -> int | None:
         return None  # these APIs answer with no tokens to limit (images, audio, scores …)
-
-    # -- the canonical model: never used (nothing translates these APIs) ---------------------------------
-
-    def read_request(self, body: dict[str, Any]) -> ChatRequest:
-        raise TypeError(f"{self.name} requests are relayed as they are, never translated")
-
-    def write_request(self, request: ChatRequest) -> dict[str, Any]:
-        raise TypeError(f"{self.name} requests are relayed as they are, never translated")
-
-    def read_response(self, raw: bytes) -> ChatResponse:
-        raise TypeError(f"{self.name} answers are relayed as they are, never translated")
-
-    def write_response(self, response: ChatResponse) -> bytes:
-        raise TypeError(f"{self.name} answers are relayed as they are, never translated")
-
-    def stream_writer(self, model: str, include_usage: bool) -> Any:
-        raise TypeError(f"{self.name} streams are relayed as they are, never translated")
 
     # -- streams: opaque bytes -----------------------------------------------------------------------------
 
@@ -211,11 +186,6 @@ class PassThrough:
 
 def request_usage(client: object, body: dict[str, Any]) -> Usage | None:
     return client.request_usage(body) if isinstance(client, PassThrough) else None
-
-
-def relays_bytes(client: object) -> bool:
-    """Whether `client`'s answers are relayed as opaque bytes with the upstream's content type."""
-    return isinstance(client, PassThrough)  # a type check: on every stream's path
 
 
 def _check(body: dict[str, Any], name: str, kind: str) -> None:

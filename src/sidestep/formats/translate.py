@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 
 from sidestep.core.model import ChatRequest, ChatResponse, TextPart, ToolCall, Usage, merge_usage
-from sidestep.formats.base import ClientFormat, Format, ReadsEmbeddings, Writer, WritesEmbeddings
+from sidestep.formats.base import Converses, Format, ReadsEmbeddings, Wire, Writer, WritesEmbeddings
 from sidestep.formats.body import field, materialize
 
 __all__ = [
@@ -96,15 +96,15 @@ _COMPLETIONS = frozenset({"completions"})
 _COMPLETIONS_STREAM = frozenset({"completions", "streaming"})
 
 
-def to_canonical(source: ClientFormat, body: dict[str, Any]) -> ChatRequest:
+def to_canonical(source: Converses, body: dict[str, Any]) -> ChatRequest:
     return source.read_request(materialize(body))
 
 
-def translate_request(body: dict[str, Any], source: ClientFormat, target: Format) -> dict[str, Any]:
+def translate_request(body: dict[str, Any], source: Converses, target: Format) -> dict[str, Any]:
     return target.write_request(source.read_request(materialize(body)))
 
 
-def translate_response(raw: bytes, source: Format, target: ClientFormat) -> bytes:
+def translate_response(raw: bytes, source: Format, target: Converses) -> bytes:
     return target.write_response(source.read_response(raw))
 
 
@@ -115,7 +115,7 @@ def translate_embeddings(
     return target.write_embeddings(vectors, tokens, model, request)
 
 
-def collected_response(format: ClientFormat, pieces: list[bytes], usage: Usage | None) -> bytes | None:
+def collected_response(format: Converses, pieces: list[bytes], usage: Usage | None) -> bytes | None:
     """A complete stream of `format` (its event bytes) as the non-stream answer it amounts to, in the same
     format; None when it is not a complete answer (an error event, no end). `usage`: what the provider
     reported, when the stream's own usage event was not relayed."""
@@ -157,7 +157,7 @@ def collected_response(format: ClientFormat, pieces: list[bytes], usage: Usage |
 class StreamTranslator:
     """Provider stream bytes in, client-format stream bytes out, event by event (no buffering)."""
 
-    def __init__(self, source: Format, writer: Writer) -> None:
+    def __init__(self, source: Wire, writer: Writer) -> None:
         self.reader = source.stream_reader()
         self.writer = writer
         self.ended = False

@@ -15,9 +15,9 @@ import msgspec
 from sidestep.config.model import KeyConfig, ProviderConfig
 from sidestep.errors import UpstreamError
 from sidestep.formats.anthropic_messages import ANTHROPIC_MESSAGES
-from sidestep.formats.base import ClientFormat
+from sidestep.formats.base import Converses
 from sidestep.formats.translate import translate_request
-from sidestep.providers.base import classify_http_error, no_answer
+from sidestep.providers.base import classify_http_error, no_answer, not_relayed
 from sidestep.providers.catalog import ProviderSpec
 from sidestep.transport.types import Timeouts, UpstreamRequest
 
@@ -78,8 +78,10 @@ class AnthropicProvider:
         return operation in _PATHS
 
     def build(
-        self, operation: str, model: str, body: dict[str, Any], key: KeyConfig, source: ClientFormat
+        self, operation: str, model: str, body: dict[str, Any], key: KeyConfig, source: Converses | None
     ) -> UpstreamRequest:
+        if source is None:
+            raise not_relayed(self.name, operation)
         if source is ANTHROPIC_MESSAGES:
             payload = {k: v for k, v in body.items() if k not in GATEWAY_FIELDS}
         else:

@@ -17,7 +17,7 @@ import msgspec
 
 from sidestep.config.model import KeyConfig, ProviderConfig
 from sidestep.errors import ConfigError, UpstreamError
-from sidestep.formats.base import ClientFormat
+from sidestep.formats.base import Converses
 from sidestep.providers.catalog import ProviderSpec
 from sidestep.providers.openai_compat import OpenAICompatProvider
 from sidestep.providers.tokens import TokenCache
@@ -68,7 +68,7 @@ class AzureEntraProvider(OpenAICompatProvider):
             await self.tokens.get()
 
     def build(
-        self, operation: str, model: str, body: dict[str, Any], key: KeyConfig, source: ClientFormat
+        self, operation: str, model: str, body: dict[str, Any], key: KeyConfig, source: Converses | None
     ) -> UpstreamRequest:
         request = super().build(operation, model, body, _NO_KEY, source)  # no api-key header
         request.headers.append(("authorization", f"Bearer {self._static or self.tokens.token}"))

@@ -15,14 +15,28 @@ from typing import Any
 import msgspec
 
 from sidestep.config.model import ProviderConfig
-from sidestep.errors import UpstreamError
+from sidestep.errors import BadRequest, UpstreamError
 from sidestep.providers.catalog import ProviderSpec
 from sidestep.transport.types import Timeouts
 
-__all__ = ["RETRYABLE_STATUSES", "NativeAdapter", "classify_http_error", "no_answer", "parse_retry_after"]
+__all__ = [
+    "RETRYABLE_STATUSES",
+    "NativeAdapter",
+    "classify_http_error",
+    "no_answer",
+    "not_relayed",
+    "parse_retry_after",
+]
 
 # 408 timeout, 409 conflict (OpenAI uses it for transient lock errors), 429 rate limit, 5xx, 529 overloaded.
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 520, 522, 524, 529})
+
+
+def not_relayed(provider: str, operation: str) -> BadRequest:
+    """A relayed-only API's request (its client has no conversing side: `source` None) at an adapter that does not
+    serve the operation. Routing sends one only to adapters whose `supports` has it, so this is never reached; the
+    type says it may be, and the answer is a 400 rather than a translation of what cannot be read."""
+    return BadRequest(f"'{operation}' requests cannot be served by {provider}: it does not relay them.")
 
 
 class NativeAdapter:

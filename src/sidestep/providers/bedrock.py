@@ -20,14 +20,14 @@ from typing import Any
 from urllib.parse import quote
 
 from sidestep.config.model import KeyConfig, ProviderConfig
-from sidestep.core.format import Format
+from sidestep.core.format import Wire
 from sidestep.core.model import Usage
 from sidestep.errors import ConfigError, UpstreamError
-from sidestep.formats.base import ClientFormat
+from sidestep.formats.base import Converses
 from sidestep.formats.bedrock_converse import BEDROCK_CONVERSE, BEDROCK_INVOKE
 from sidestep.formats.bedrock_converse import convert as wire
 from sidestep.formats.translate import to_canonical
-from sidestep.providers.base import NativeAdapter, classify_http_error
+from sidestep.providers.base import NativeAdapter, classify_http_error, not_relayed
 from sidestep.providers.catalog import ProviderSpec
 from sidestep.transport.types import UpstreamRequest
 
@@ -41,7 +41,7 @@ _CONTEXT_PHRASES = (b"input is too long", b"too many input tokens", b"prompt is 
 class BedrockProvider(NativeAdapter):
     format = BEDROCK_CONVERSE
     operations = frozenset({*NativeAdapter.operations, "invoke"})  # InvokeModel: Bedrock clients, passed through
-    formats: Mapping[str, Format] = MappingProxyType({"invoke": BEDROCK_INVOKE})  # the model's own answers
+    formats: Mapping[str, Wire] = MappingProxyType({"invoke": BEDROCK_INVOKE})  # the model's own answers
 
     def __init__(self, config: ProviderConfig, spec: ProviderSpec) -> None:
         super().__init__(config, spec)
@@ -60,10 +60,14 @@ class BedrockProvider(NativeAdapter):
                 raise ConfigError(reason, path=f"providers.{config.name}.type") from None
 
     def build(
-        self, operation: str, model: str, body: dict[str, Any], key: KeyConfig, source: ClientFormat
+        self, operation: str, model: str, body: dict[str, Any], key: KeyConfig, source: Converses | None
     ) -> UpstreamRequest:
-        if source is BEDROCK_CONVERSE or source is BEDROCK_INVOKE:  # a boto3 client: its body goes as it came,
-            stream = body.get("stream") is True  # the gateway's fields taken out
+        if source is None and operation != "invoke":
+            raise not_relayed(self.name, operation)
+        # A boto3 client: its body goes as it came, the gateway's fields taken out — Converse's, or InvokeModel's,
+        # the model's own (relayed-only, `BEDROCK_INVOKE`: no conversing side, `source` None).
+        if source is None or source is BEDROCK_CONVERSE:
+            stream = body.get("stream") is True
             payload = self._encode({k: v for k, v in body.items() if k not in wire.GATEWAY_FIELDS})
         else:
             request = to_canonical(source, body)

@@ -11,13 +11,13 @@ from sidestep.config.model import KeyConfig, ProviderConfig
 from sidestep.core.model import Usage
 from sidestep.errors import BadRequest
 from sidestep.formats import cohere_v2 as wire
-from sidestep.formats.base import ClientFormat, Format, ReadsEmbeddingInputs
+from sidestep.formats.base import Converses, ReadsEmbeddingInputs, Wire
 from sidestep.formats.body import materialize
 from sidestep.formats.cohere_v2 import COHERE_V2
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.passthrough import RERANK
 from sidestep.formats.translate import to_canonical
-from sidestep.providers.base import NativeAdapter
+from sidestep.providers.base import NativeAdapter, not_relayed
 from sidestep.providers.catalog import ProviderSpec
 from sidestep.providers.openai_compat import GATEWAY_FIELDS
 from sidestep.providers.relayed import relayed_usage
@@ -29,7 +29,7 @@ __all__ = ["CohereProvider"]
 class CohereProvider(NativeAdapter):
     format = COHERE_V2
     operations = frozenset({"chat", "messages", "responses", "converse", "embeddings", "rerank"})
-    formats: Mapping[str, Format] = MappingProxyType({"rerank": RERANK})  # relayed in its own (Cohere's) shape
+    formats: Mapping[str, Wire] = MappingProxyType({"rerank": RERANK})  # relayed in its own (Cohere's) shape
 
     def __init__(self, config: ProviderConfig, spec: ProviderSpec) -> None:
         super().__init__(config, spec)
@@ -41,14 +41,16 @@ class CohereProvider(NativeAdapter):
         self._input_type = config.setting("input_type") or "search_document"
 
     def build(
-        self, operation: str, model: str, body: dict[str, Any], key: KeyConfig, source: ClientFormat
+        self, operation: str, model: str, body: dict[str, Any], key: KeyConfig, source: Converses | None
     ) -> UpstreamRequest:
-        if operation == "embeddings":
-            if source is not OPENAI_CHAT and isinstance(source, ReadsEmbeddingInputs):  # another format's texts
+        if operation == "embeddings":  # another format's texts to embed, or OpenAI's body as it came
+            if source is not None and source is not OPENAI_CHAT and isinstance(source, ReadsEmbeddingInputs):
                 texts, dims = source.embedding_request(body)
                 body = {"input": texts, "dimensions": dims}
             return self._embed(materialize(body), model, key)
-        if operation == "rerank":  # relayed: the client's body (Cohere's own shape), the model rewritten
+        if source is None:  # a relayed-only API: rerank, the one Cohere serves (its own shape), the model rewritten
+            if operation != "rerank":
+                raise not_relayed(self.name, operation)
             fields = {name: value for name, value in body.items() if name not in GATEWAY_FIELDS}
             fields["model"] = model
             return UpstreamRequest("POST", self._rerank_url, self._keyed(key), self._encode(fields), self._timeouts)

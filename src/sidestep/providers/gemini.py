@@ -14,11 +14,11 @@ from sidestep.config.model import KeyConfig, ProviderConfig
 from sidestep.core.model import Usage
 from sidestep.errors import BadRequest, UpstreamError
 from sidestep.formats import gemini as wire
-from sidestep.formats.base import ClientFormat, ReadsEmbeddingInputs
+from sidestep.formats.base import Converses, ReadsEmbeddingInputs
 from sidestep.formats.body import field
 from sidestep.formats.gemini import GEMINI, GEMINI_BODIES
 from sidestep.formats.translate import to_canonical
-from sidestep.providers.base import NativeAdapter, no_answer
+from sidestep.providers.base import NativeAdapter, no_answer, not_relayed
 from sidestep.providers.catalog import ProviderSpec
 from sidestep.transport.types import UpstreamRequest
 
@@ -39,8 +39,10 @@ class GeminiProvider(NativeAdapter):
         self._root = base if base.endswith(("/v1beta", "/v1")) else base + "/v1beta"
 
     def build(
-        self, operation: str, model: str, body: dict[str, Any], key: KeyConfig, source: ClientFormat
+        self, operation: str, model: str, body: dict[str, Any], key: KeyConfig, source: Converses | None
     ) -> UpstreamRequest:
+        if source is None:
+            raise not_relayed(self.name, operation)
         stream = False
         if operation == "embeddings":
             payload, method = _embeddings(body, model, source)
@@ -89,7 +91,7 @@ class GeminiProvider(NativeAdapter):
         return self.format.read_response(body).usage
 
 
-def _embeddings(body: dict[str, Any], model: str, source: ClientFormat) -> tuple[dict[str, Any], str]:
+def _embeddings(body: dict[str, Any], model: str, source: Converses) -> tuple[dict[str, Any], str]:
     """An embeddings request as Gemini's: a Gemini client's own (each batch request naming the target's
     model), or another format's texts as one `batchEmbedContents`."""
     name = f"models/{model}"

@@ -21,7 +21,7 @@ import msgspec
 from sidestep.config.model import KeyConfig, ProviderConfig
 from sidestep.core.model import Usage as CanonicalUsage
 from sidestep.errors import BadRequest, UpstreamError
-from sidestep.formats.base import ClientFormat, Format, ReadsEmbeddingInputs
+from sidestep.formats.base import Converses, Format, ReadsEmbeddingInputs, Wire
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.openai_chat.wire import Envelope, Usage
 from sidestep.formats.openai_completions import OPENAI_COMPLETIONS
@@ -65,12 +65,15 @@ _LISTED = _RELAYED | {"completions"}  # operations only the APIs whose catalog r
 _NATIVE_RESPONSES = "/responses"  # the rows that serve `responses` speak the Responses API upstream
 # A Responses answer that may have no output yet: cut short, or a `background` one still running at the provider.
 _UNFINISHED = ("incomplete", "queued", "in_progress")
-# Operations served in a format other than chat's: the legacy completions, and the relayed-only APIs in their own
-# shape (so what they serve is the client's format: the byte relay, never a translation); the Responses API too
-# where the row speaks it.
-_FORMATS: Mapping[str, Format] = MappingProxyType(
+# Operations served in a format other than chat's (`formats`, what the executor labels an answer with): the legacy
+# completions, and the relayed-only APIs in their own shape (so what they serve is the client's format: the byte
+# relay, never a translation); the Responses API too where the row speaks it. `_OWN`: those a request is written
+# in (`build`; a relayed-only API's body goes as it came, and its format is a `Wire`, never a `Format`).
+_OWN: Mapping[str, Format] = MappingProxyType({"completions": OPENAI_COMPLETIONS})
+_OWN_WITH_RESPONSES: Mapping[str, Format] = MappingProxyType({**_OWN, "responses": OPENAI_RESPONSES})
+_FORMATS: Mapping[str, Wire] = MappingProxyType(
     {
-        "completions": OPENAI_COMPLETIONS,
+        **_OWN,
         "rerank": RERANK,
         "moderations": OPENAI_MODERATIONS,
         "images": OPENAI_IMAGES,
@@ -78,7 +81,7 @@ _FORMATS: Mapping[str, Format] = MappingProxyType(
         "speech": OPENAI_SPEECH,
     }
 )
-_WITH_RESPONSES: Mapping[str, Format] = MappingProxyType({**_FORMATS, "responses": OPENAI_RESPONSES})
+_WITH_RESPONSES: Mapping[str, Wire] = MappingProxyType({**_FORMATS, "responses": OPENAI_RESPONSES})
 # Fields only sidestep understands: they never travel upstream.
 GATEWAY_FIELDS = ("fallbacks", "models", "route")
 
@@ -99,6 +102,7 @@ class OpenAICompatProvider:
         # where the row (or the config's `serves`) says the API speaks it.
         self._responses = "responses" in (spec.serves if config.serves is None else config.serves)
         self.formats = _WITH_RESPONSES if self._responses else _FORMATS
+        self._own = _OWN_WITH_RESPONSES if self._responses else _OWN
         self._decode_responses = msgspec.json.Decoder(ResponsesEnvelope).decode
         self._encode = msgspec.json.Encoder().encode
         self._envelope = msgspec.json.Decoder(Envelope).decode
@@ -120,12 +124,12 @@ class OpenAICompatProvider:
         return operation in _PATHS and (operation != "embeddings" or self.spec.embeddings)
 
     def build(
-        self, operation: str, model: str, body: dict[str, Any], key: KeyConfig, source: ClientFormat
+        self, operation: str, model: str, body: dict[str, Any], key: KeyConfig, source: Converses | None
     ) -> UpstreamRequest:
-        if operation in self.formats:  # an API of its own here (chat and embeddings have none: no call at all)
-            if operation in _RELAYED:
-                return self._relayed(operation, model, body, key)
-            wire = speaks(self, self.formats, operation, model)
+        if source is None:  # a relayed-only API (`formats.passthrough`): its body goes as it came
+            return self._relayed(operation, model, body, key)
+        if operation in self._own:  # an API of its own here (chat and embeddings have none: no call at all)
+            wire = speaks(self, self._own, operation, model)
             # A model lacking its operation's own API (`lacks: [responses]`) is sent Chat Completions.
             url = self._urls["chat"] if wire is OPENAI_CHAT else self._urls[operation]
         else:
@@ -231,7 +235,7 @@ class OpenAICompatProvider:
         return base + _PATHS[operation]
 
 
-def _embeddings(body: dict[str, Any], source: ClientFormat) -> dict[str, Any]:
+def _embeddings(body: dict[str, Any], source: Converses) -> dict[str, Any]:
     if not isinstance(source, ReadsEmbeddingInputs):
         raise BadRequest(f"{source.name} embeddings cannot be served by an OpenAI-compatible target.")
     texts, dims = source.embedding_request(body)

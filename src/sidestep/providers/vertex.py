@@ -15,7 +15,7 @@ from typing import Any
 
 from sidestep.config.model import KeyConfig, ProviderConfig
 from sidestep.errors import ConfigError
-from sidestep.formats.base import ClientFormat
+from sidestep.formats.base import Converses
 from sidestep.providers.catalog import ProviderSpec
 from sidestep.providers.gemini import GeminiProvider
 from sidestep.providers.tokens import TokenCache
@@ -57,7 +57,7 @@ class VertexProvider(GeminiProvider):
         await self.tokens.get()
 
     def build(
-        self, operation: str, model: str, body: dict[str, Any], key: KeyConfig, source: ClientFormat
+        self, operation: str, model: str, body: dict[str, Any], key: KeyConfig, source: Converses | None
     ) -> UpstreamRequest:
         request = super().build(operation, model, body, KeyConfig(None), source)
         request.headers.append(("authorization", f"Bearer {self.tokens.token}"))

@@ -20,7 +20,7 @@ from functools import partial
 from typing import Any
 
 from sidestep.config.model import KeyConfig
-from sidestep.core.format import Format
+from sidestep.core.format import Wire
 from sidestep.errors import AllAttemptsFailed, Attempt, UpstreamError, UpstreamRejected, UpstreamTimeout
 from sidestep.log import event
 from sidestep.routing.breaker import Breaker, BreakerPolicy, Breakers
@@ -55,7 +55,7 @@ class RouteState:
 @dataclass(slots=True)
 class _Run:
     operation: str
-    source: Any  # the client's format (`formats.base.ClientFormat`), what `body` is written in
+    source: Any  # the client's format as it converses (`formats.base.Converses`; None: a relayed-only API)
     body: dict[str, Any]
     deadline: float
     stream: bool
@@ -91,7 +91,7 @@ class Executor:
             name: hook for name, provider in providers.items() if (hook := getattr(provider, "authorize", None))
         }
         # Adapters that serve some operations in a format of their own (`formats`, see `Provider`).
-        self._formats: dict[str, Mapping[str, Format]] = {
+        self._formats: dict[str, Mapping[str, Wire]] = {
             name: formats for name, provider in providers.items() if (formats := getattr(provider, "formats", None))
         }
         self._replan = replan  # names (targets or routes) → a plan, for classified fallbacks

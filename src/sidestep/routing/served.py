@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 
 from sidestep.config.model import KeyConfig, NodePolicy, TargetNode
-from sidestep.core.format import Format, Reader
+from sidestep.core.format import Reader, Wire
 from sidestep.errors import Attempt, UpstreamConnectionError, UpstreamError
 from sidestep.routing.breaker import Breaker
 from sidestep.transport.types import UpstreamResponse
@@ -25,7 +25,7 @@ class Served:
     response: UpstreamResponse
     attempts: list[Attempt]
     policy: NodePolicy
-    format: Format  # the provider's wire format: the same object as the client's when no translation is needed
+    format: Wire  # the provider's wire format: the same object as the client's when no translation is needed
     fallback_index: int = 0  # position of the serving target in the plan
     retries: int = 0  # tries of the serving target before the one that served
     body: bytes = b""

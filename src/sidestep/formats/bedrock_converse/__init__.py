@@ -12,13 +12,14 @@ provider format (the Bedrock adapter).
 
 from sidestep.formats.bedrock_converse.convert import POLICY_STOPS, read_response, write_request
 from sidestep.formats.bedrock_converse.eventstream import StreamReader, StreamWriter, frame
-from sidestep.formats.bedrock_converse.format import BEDROCK_CONVERSE, BedrockConverse
+from sidestep.formats.bedrock_converse.format import BEDROCK_CONVERSE, BedrockClient, BedrockConverse
 from sidestep.formats.bedrock_converse.invoke import BEDROCK_INVOKE, BedrockInvoke, InvokeFrames
 
 __all__ = [
     "BEDROCK_CONVERSE",
     "BEDROCK_INVOKE",
     "POLICY_STOPS",
+    "BedrockClient",
     "BedrockConverse",
     "BedrockInvoke",
     "InvokeFrames",

@@ -6,7 +6,8 @@ What a client sent is checked by Converse's own rules before routing (`check_req
 a `{"message": …}` body and an `x-amzn-errortype` header naming the exception botocore raises
 (`ValidationException` for a 400, `ThrottlingException` for a 429 …: `error_headers`). Streams are AWS
 event-stream frames (`eventstream`), not SSE: the format is `FramedStreams`, so its streams carry no comments
-and are always re-framed event by event.
+and are always re-framed event by event. What Converse shares with InvokeModel as a client format (the frames'
+media type, errors, the output limit) is `BedrockClient`; `BedrockConverse` adds the canonical model.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from sidestep.formats.bedrock_converse.eventstream import EXCEPTIONS, StreamRead
 from sidestep.formats.body import decode_body, field, limit_of, output_limit
 from sidestep.formats.request import ParsedRequest
 
-__all__ = ["BEDROCK_CONVERSE", "ERROR_TYPES", "BedrockConverse", "check_request", "error_payload"]
+__all__ = ["BEDROCK_CONVERSE", "ERROR_TYPES", "BedrockClient", "BedrockConverse", "check_request", "error_payload"]
 
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
@@ -49,26 +50,13 @@ _OPERATIONS = ("converse", "converse-stream", "invoke", "invoke-with-response-st
 _ROLES = ("user", "assistant")
 
 
-class BedrockConverse:
-    """`/model/{modelId}/converse` and `/converse-stream` (AWS event-stream frames): a client format and a
-    provider format."""
+class BedrockClient:
+    """What boto3's `bedrock-runtime` APIs share as client formats (Converse's and InvokeModel's): AWS
+    event-stream frames (`FramedStreams`), Bedrock's errors and in-stream exceptions, the output limit. A
+    `formats.base.ClientFormat` without the canonical model: `BedrockConverse` adds it, `invoke.BedrockInvoke`
+    (the model's own bodies, relayed) has none."""
 
-    name = "bedrock"
     stream_media_type = "application/vnd.amazon.eventstream"  # `FramedStreams`
-
-    # -- what a client sent ------------------------------------------------------------------------------
-
-    def parse_body(self, raw: bytes, operation: str) -> ParsedRequest:
-        """The model is the path's (the gateway sets it), and so is whether it streams."""
-        body = decode_body(raw)
-        check_request(body)
-        return ParsedRequest(body, [], False)
-
-    def include_usage(self, body: dict[str, Any]) -> bool:
-        return True  # ConverseStream always ends with its usage (`metadata`)
-
-    def asking_usage(self, body: dict[str, Any]) -> dict[str, Any] | None:
-        return None
 
     def end_user(self, body: dict[str, Any]) -> str | None:
         return None
@@ -80,37 +68,6 @@ class BedrockConverse:
             return output_limit(body, "max_tokens")
         config = field(body, "inferenceConfig")
         return limit_of(config.get("maxTokens")) if isinstance(config, dict) else None
-
-    # -- the canonical model -----------------------------------------------------------------------------
-
-    def read_request(self, body: dict[str, Any]) -> ChatRequest:
-        return convert.read_request(body)
-
-    def write_request(self, request: ChatRequest) -> dict[str, Any]:
-        return convert.write_request(request)
-
-    def read_response(self, raw: bytes) -> ChatResponse:
-        return convert.read_response(raw)
-
-    def write_response(self, response: ChatResponse) -> bytes:
-        return convert.write_response(response)
-
-    # -- streams -----------------------------------------------------------------------------------------
-
-    def stream_reader(self) -> Reader:
-        return StreamReader()
-
-    def stream_writer(self, model: str, include_usage: bool) -> StreamWriter:
-        return StreamWriter()
-
-    def stream_complete(self, tail: bytes) -> bool:
-        """A Bedrock stream is never relayed as bytes (`FramedStreams`: the reader's `metadata` ends it); were
-        it, its last frame is `metadata`, whose payload ends with its metrics."""
-        return b"latencyMs" in tail
-
-    def stream_usage(self, data: dict[str, Any]) -> tuple[Usage | None, bool]:
-        usage = data.get("usage")
-        return (convert.read_usage(usage) if isinstance(usage, dict) else None), False
 
     def stream_error(self, message: str, code: str = "stream_interrupted") -> bytes:
         return exception_frame(EXCEPTIONS.get(code, "modelStreamErrorException"), message)
@@ -143,6 +100,58 @@ class BedrockConverse:
         operation = path.rpartition("/")[2][:64]
         served = ", ".join(_OPERATIONS)
         return NotFound(f"Unknown operation {operation!r} under /model/{{modelId}}/; served: {served}.")
+
+
+class BedrockConverse(BedrockClient):
+    """`/model/{modelId}/converse` and `/converse-stream` (AWS event-stream frames): a client format and a
+    provider format."""
+
+    name = "bedrock"
+
+    # -- what a client sent ------------------------------------------------------------------------------
+
+    def parse_body(self, raw: bytes, operation: str) -> ParsedRequest:
+        """The model is the path's (the gateway sets it), and so is whether it streams."""
+        body = decode_body(raw)
+        check_request(body)
+        return ParsedRequest(body, [], False)
+
+    def include_usage(self, body: dict[str, Any]) -> bool:
+        return True  # ConverseStream always ends with its usage (`metadata`)
+
+    def asking_usage(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        return None
+
+    # -- the canonical model -----------------------------------------------------------------------------
+
+    def read_request(self, body: dict[str, Any]) -> ChatRequest:
+        return convert.read_request(body)
+
+    def write_request(self, request: ChatRequest) -> dict[str, Any]:
+        return convert.write_request(request)
+
+    def read_response(self, raw: bytes) -> ChatResponse:
+        return convert.read_response(raw)
+
+    def write_response(self, response: ChatResponse) -> bytes:
+        return convert.write_response(response)
+
+    # -- streams -----------------------------------------------------------------------------------------
+
+    def stream_reader(self) -> Reader:
+        return StreamReader()
+
+    def stream_writer(self, model: str, include_usage: bool) -> StreamWriter:
+        return StreamWriter()
+
+    def stream_complete(self, tail: bytes) -> bool:
+        """A Bedrock stream is never relayed as bytes (`FramedStreams`: the reader's `metadata` ends it); were
+        it, its last frame is `metadata`, whose payload ends with its metrics."""
+        return b"latencyMs" in tail
+
+    def stream_usage(self, data: dict[str, Any]) -> tuple[Usage | None, bool]:
+        usage = data.get("usage")
+        return (convert.read_usage(usage) if isinstance(usage, dict) else None), False
 
 
 def error_payload(message: str) -> bytes:

@@ -4,8 +4,9 @@ the `invoke` operation), and its answers relayed as they came.
 
 A client format (boto3's `invoke_model` / `invoke_model_with_response_stream`) and the format the Bedrock adapter
 serves the operation in (`BedrockProvider.formats`), so an answer always reaches the client untranslated. Errors
-are Bedrock's, as for Converse (the class extends `BedrockConverse`); nothing is translated: the canonical-model
-methods raise `TypeError`.
+are Bedrock's, as for Converse (both extend `format.BedrockClient`). Relayed-only: a `formats.base.ClientFormat`
+and not a `Converses` — it has no canonical-model method at all, and its endpoint rows say so
+(`Endpoint.converses` is None), so mypy sees that nothing translates it.
 
 A stream is AWS event-stream frames, each `chunk` event carrying base64 `bytes` of one of the model's own events
 (Claude's `message_start` … `message_stop`), the last one with `amazon-bedrock-invocationMetrics` appended by
@@ -25,10 +26,10 @@ from typing import Any
 
 import msgspec
 
-from sidestep.core.model import ChatRequest, ChatResponse, Event, Finish, Usage, merge_usage
+from sidestep.core.model import Event, Finish, Usage, merge_usage
 from sidestep.formats.anthropic_messages.convert import FINISH_IN
 from sidestep.formats.anthropic_messages.convert import read_usage as claude_usage
-from sidestep.formats.bedrock_converse.format import BedrockConverse
+from sidestep.formats.bedrock_converse.format import BedrockClient
 from sidestep.formats.body import decode_body
 from sidestep.formats.request import ParsedRequest
 
@@ -41,7 +42,7 @@ _METRICS = "amazon-bedrock-invocationMetrics"
 _TEXT_FIELDS = ("outputText", "generation", "completion", "text")  # Titan, Llama, Claude's text completions …
 
 
-class BedrockInvoke(BedrockConverse):
+class BedrockInvoke(BedrockClient):
     """`/model/{modelId}/invoke` and `/invoke-with-response-stream`: the model's own body, passed through."""
 
     name = "bedrock-invoke"
@@ -49,23 +50,6 @@ class BedrockInvoke(BedrockConverse):
     def parse_body(self, raw: bytes, operation: str) -> ParsedRequest:
         """Only checked to be a JSON object: the body is the model's, and the model checks it."""
         return ParsedRequest(decode_body(raw), [], False)
-
-    # -- never translated: only Bedrock targets serve `invoke`, in this format --------------------------------
-
-    def read_request(self, body: dict[str, Any]) -> ChatRequest:
-        raise TypeError("InvokeModel bodies are the model's own: passed through, never translated")
-
-    def write_request(self, request: ChatRequest) -> dict[str, Any]:
-        raise TypeError("InvokeModel bodies are the model's own: passed through, never translated")
-
-    def read_response(self, raw: bytes) -> ChatResponse:
-        raise TypeError("InvokeModel answers are the model's own: relayed, never translated")
-
-    def write_response(self, response: ChatResponse) -> bytes:
-        raise TypeError("InvokeModel answers are the model's own: relayed, never translated")
-
-    def stream_writer(self, model: str, include_usage: bool) -> Any:
-        raise TypeError("InvokeModel streams are relayed frame by frame, never translated")
 
     # -- streams: frames relayed as they came ------------------------------------------------------------------
 
@@ -78,9 +62,6 @@ class BedrockInvoke(BedrockConverse):
 
     def stream_complete(self, tail: bytes) -> bool:
         return False  # never judged by its last bytes: `InvokeFrames.ended` says (a frame stream is not forwarded)
-
-    def stream_usage(self, data: dict[str, Any]) -> tuple[Usage | None, bool]:
-        return None, False  # read from the frames (`InvokeFrames.usage`), not from SSE events
 
 
 class InvokeFrames:

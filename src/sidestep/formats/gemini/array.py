@@ -24,10 +24,10 @@ from urllib.parse import unquote_plus
 
 import msgspec
 
-from sidestep.core.format import Format, Translator, Writer
+from sidestep.core.format import Translator, Wire, Writer
 from sidestep.core.model import Event, Usage, merge_usage
 from sidestep.errors import BadRequest
-from sidestep.formats.base import ClientFormat
+from sidestep.formats.base import Converses
 from sidestep.formats.gemini.format import GEMINI, Gemini
 from sidestep.formats.gemini.stream import StreamReader, StreamWriter, error_payload
 from sidestep.formats.sse import SSESplitter
@@ -127,7 +127,7 @@ class GeminiArray(Gemini):
         """The array's only element, when no target answered after the head went out (with the `[`)."""
         return error_payload(400 if code == "upstream_rejected" else 503, message) + b"]"
 
-    def stream_translator(self, source: Format, writer: Writer) -> Translator | None:
+    def stream_translator(self, source: Wire, writer: Writer) -> Translator | None:
         """A Gemini target's events re-framed as they came; None: translated through the canonical model."""
         return Reframed(writer) if source is GEMINI and isinstance(writer, ArrayWriter) else None
 
@@ -135,7 +135,7 @@ class GeminiArray(Gemini):
 GEMINI_ARRAY = GeminiArray()
 
 
-def stream_format(query: str) -> ClientFormat:
+def stream_format(query: str) -> Converses:
     """The client format of a `streamGenerateContent` request, from its query string: `alt=sse` → `GEMINI` (SSE);
     no `alt`, or `alt=json` → `GEMINI_ARRAY`, as Google's default. Parameters after `;` (`json;enum-encoding=int`)
     are accepted and not acted on: enums go out as names, which proto JSON parsers read either way. Any other

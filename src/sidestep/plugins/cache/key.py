@@ -19,7 +19,7 @@ import msgspec
 from sidestep.config.model import VirtualKey
 from sidestep.core.model import ChatRequest, ToolResultPart
 from sidestep.errors import SidestepError
-from sidestep.formats.base import ClientFormat
+from sidestep.formats.base import ClientFormat, Converses
 from sidestep.formats.body import materialize
 from sidestep.plugins.cache.cacheable import Cacheable, Sampling
 
@@ -70,22 +70,28 @@ def tenant_of(principal: Any, scope: str) -> str:
     return "key:" + principal.name
 
 
-def request_key(rule: Cacheable, source: ClientFormat, body: dict[str, Any], model: str) -> Keyed | None:
+def request_key(
+    rule: Cacheable, source: ClientFormat, converses: Converses | None, body: dict[str, Any], model: str
+) -> Keyed | None:
     """The key of a request `rule` says is cacheable; None when it is not cached after all: it refers to state at
-    the provider (`rule.stateful`), or cannot be read (the provider says why). `model`: the model asked for,
-    which a format naming it in the path (Gemini, Bedrock) has not in its body."""
+    the provider (`rule.stateful`), or cannot be read (the provider says why). `converses`: `source` as it reads
+    requests into the canonical model (the route's `Endpoint.converses`; None for a relayed-only API, which the
+    table keys on its body only). `model`: the model asked for, which a format naming it in the path (Gemini,
+    Bedrock) has not in its body."""
     try:
         fields = materialize(body)
         if any(fields.get(name) is not None and fields.get(name) is not False for name in rule.stateful):
             return None
         if rule.canonical:
-            return _canonical_key(rule, source, fields, model)
-        return _body_key(rule, source, fields, model)
+            if converses is None:  # never: the table keys only conversing formats canonically (its test says)
+                return None
+            return _canonical_key(rule, converses, fields, model)
+        return _body_key(rule, source, converses, fields, model)
     except _UNREADABLE:
         return None  # a BadRequest from a format's reading: the provider may well take it, uncached
 
 
-def _canonical_key(rule: Cacheable, source: ClientFormat, fields: dict[str, Any], model: str) -> Keyed:
+def _canonical_key(rule: Cacheable, source: Converses, fields: dict[str, Any], model: str) -> Keyed:
     """Keyed on the canonical request (any format reading into the same request shares the entry)."""
     request = source.read_request(fields)
     request.model = request.model or model
@@ -101,12 +107,16 @@ def _canonical_key(rule: Cacheable, source: ClientFormat, fields: dict[str, Any]
     return Keyed(_digest(b"chat", encoded), deterministic, request)
 
 
-def _body_key(rule: Cacheable, source: ClientFormat, fields: dict[str, Any], model: str) -> Keyed:
+def _body_key(
+    rule: Cacheable, source: ClientFormat, converses: Converses | None, fields: dict[str, Any], model: str
+) -> Keyed:
     """Keyed on the body as sent, within its format; a chat's canonical request kept for the semantic index."""
     request = None
     if rule.readable or rule.conversation:
         try:
-            request = source.read_request(fields)
+            if converses is None:  # never: the table reads only conversing formats' requests (its test says)
+                raise TypeError(f"{source.name} requests are not read into the canonical model")
+            request = converses.read_request(fields)
         except _UNREADABLE:
             if rule.readable:
                 raise

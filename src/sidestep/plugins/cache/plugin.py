@@ -37,6 +37,7 @@ import msgspec
 
 from sidestep.config.model import CacheConfig
 from sidestep.errors import BadRequest, NotFound
+from sidestep.formats.base import translatable
 from sidestep.formats.named import client_format_named
 from sidestep.observers.metrics import labels
 from sidestep.outcome import Exchange
@@ -173,7 +174,7 @@ class Cache:
         if models is not None and not any(fnmatch.fnmatchcase(exchange.models[0], glob) for glob in models):
             return None, False
         model = exchange.models[0]
-        keyed = request_key(rule, exchange.format, exchange.body, model)
+        keyed = request_key(rule, exchange.format, exchange.converses, exchange.body, model)
         if keyed is None or not (keyed.deterministic or self._config.nondeterministic):
             return None, False
         return keyed, "no-cache" not in control
@@ -214,17 +215,20 @@ class Cache:
     def _served(
         self, entry: Entry, exchange: Exchange, similarity: float | None = None, result: str = "hit"
     ) -> Response | None:
-        source = client_format_named(entry.dialect)
+        source, client = client_format_named(entry.dialect), exchange.converses
         if source is None:  # written by a version that knew a format this one does not
             self.unservable += 1
             return None
         try:
-            if exchange.stream:
-                client = exchange.format
+            if source is exchange.format and not exchange.stream:  # as stored (a relayed-only API's answer too)
+                body, kind = entry.body, _JSON
+            elif client is None or not translatable(source):  # never: only a conversing format's entries are
+                raise TypeError(f"{source.name} answers are not rewritten")  # rewritten or replayed
+            elif exchange.stream:
                 body = replayed(entry, source, client, client.include_usage(exchange.body))
                 kind = replayed_type(client)
             else:
-                body, kind = rewritten(entry, source, exchange.format), _JSON
+                body, kind = rewritten(entry, source, client), _JSON
         except _UNSERVABLE:
             self.unservable += 1
             return None

@@ -9,27 +9,27 @@ streams are (`formats.base.FramedStreams`: Gemini's JSON array opens with its `[
 from __future__ import annotations
 
 from sidestep.core.model import ChatResponse, Event, ThinkingPart
-from sidestep.formats.base import ClientFormat, stream_media_type, stream_opening
+from sidestep.formats.base import ClientFormat, Converses, Format, stream_media_type, stream_opening
 from sidestep.formats.translate import translate_response
 from sidestep.plugins.cache.store import Entry
 
 __all__ = ["answer_events", "replayed", "replayed_type", "rewritten", "written_stream"]
 
 
-def rewritten(entry: Entry, source: ClientFormat, client: ClientFormat) -> bytes:
+def rewritten(entry: Entry, source: Format, client: Converses) -> bytes:
     """The stored answer (written in `source`) as a non-stream body in the `client`'s format."""
     if source is client:
         return entry.body
     return translate_response(entry.body, source, client)
 
 
-def replayed(entry: Entry, source: ClientFormat, client: ClientFormat, include_usage: bool) -> bytes:
+def replayed(entry: Entry, source: Format, client: Converses, include_usage: bool) -> bytes:
     """The stored answer (written in `source`) as the whole SSE stream a `client` expects."""
     answer = source.read_response(entry.body)
     return written_stream(client, answer, include_usage)
 
 
-def written_stream(client: ClientFormat, answer: ChatResponse, include_usage: bool) -> bytes:
+def written_stream(client: Converses, answer: ChatResponse, include_usage: bool) -> bytes:
     """A whole answer as the whole stream a `client` reads (the MCP agent's final answer too)."""
     writer = client.stream_writer(answer.model, include_usage)
     opening = stream_opening(client) if stream_media_type(client) is not None else b""

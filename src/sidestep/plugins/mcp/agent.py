@@ -28,6 +28,7 @@ from mcp.shared.exceptions import MCPError
 
 from sidestep.core.model import ChatRequest, ChatResponse, Message, TextPart, ToolCall, ToolResultPart, Usage
 from sidestep.errors import Attempt, SidestepError
+from sidestep.formats.base import Converses
 from sidestep.formats.body import materialize
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.outcome import Exchange
@@ -51,13 +52,14 @@ class AgentStopped(SidestepError):
 
 async def run_agent(
     exchange: Exchange,
+    client: Converses,
     front: Front,
     send: SideRequest,
     max_steps: int,
     timeout: float,
     clock: Callable[[], float] = time.monotonic,
 ) -> Response:
-    request = exchange.format.read_request(materialize(exchange.body))
+    request = client.read_request(materialize(exchange.body))
     request.stream = False
     steps: list[Attempt] = []
     usage = Usage()
@@ -68,7 +70,7 @@ async def run_agent(
                 usage = add_usage(usage, answer.usage)
                 if not answer.tool_calls or not all(served_by(front, call) for call in answer.tool_calls):
                     exchange.model = answer.model
-                    return _final(exchange, answer, len(steps))
+                    return _final(exchange, client, answer, len(steps))
                 request.messages.append(
                     Message(role="assistant", parts=list(_texts(answer)), tool_calls=answer.tool_calls)
                 )
@@ -116,11 +118,10 @@ async def run_tool(
     )
 
 
-def _final(exchange: Exchange, answer: ChatResponse, steps: int) -> Response:
+def _final(exchange: Exchange, client: Converses, answer: ChatResponse, steps: int) -> Response:
     """The final answer in the client's format: whole, or for a stream request as its whole stream (SSE, or the
     format's own framing: Gemini's JSON array)."""
     counted = ("x-sidestep-mcp-steps", str(steps))
-    client = exchange.format
     if not exchange.stream:
         return Response(200, client.write_response(answer), [_JSON, counted])
     body = written_stream(client, answer, client.include_usage(exchange.body))

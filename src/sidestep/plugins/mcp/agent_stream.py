@@ -31,6 +31,7 @@ from collections.abc import AsyncIterator, Callable
 from sidestep.core.format import Writer
 from sidestep.core.model import ChatRequest, Event, Message, TextPart, ToolCall, Usage
 from sidestep.errors import Attempt, SidestepError, UpstreamError
+from sidestep.formats.base import Converses
 from sidestep.formats.body import materialize
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.sse import sse_comment
@@ -53,6 +54,7 @@ _SSE = [("content-type", "text/event-stream"), ("cache-control", "no-cache")]
 
 async def stream_agent(
     exchange: Exchange,
+    client: Converses,
     front: Front,
     stream: SideStream,
     max_steps: int,
@@ -61,7 +63,7 @@ async def stream_agent(
     clock: Callable[[], float] = time.monotonic,
 ) -> StreamingResponse:
     """Start the loop; answer once it has said something (or failed, or `keepalive` passed)."""
-    run = _Run(exchange, front, stream, clock)
+    run = _Run(exchange, client, front, stream, clock)
     task = asyncio.get_running_loop().create_task(run.loop(max_steps, timeout))
     said = asyncio.ensure_future(run.said.wait())
     try:
@@ -77,9 +79,11 @@ async def stream_agent(
 
 
 class _Run:
-    def __init__(self, exchange: Exchange, front: Front, stream: SideStream, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, exchange: Exchange, client: Converses, front: Front, stream: SideStream, clock: Callable[[], float]
+    ) -> None:
         self.exchange, self.front, self.stream, self.clock = exchange, front, stream, clock
-        self.client = exchange.format
+        self.client = client
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(_QUEUED)
         self.said = asyncio.Event()  # a first piece is queued
         self.failure: SidestepError | None = None
@@ -89,7 +93,7 @@ class _Run:
         exchange.provider, exchange.attempts, exchange.usage = "agent", self.steps, self.usage
 
     async def loop(self, max_steps: int, timeout: float) -> None:
-        request = self.exchange.format.read_request(materialize(self.exchange.body))
+        request = self.client.read_request(materialize(self.exchange.body))
         request.stream = True
         try:
             async with asyncio.timeout(timeout):

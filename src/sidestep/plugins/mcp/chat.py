@@ -20,6 +20,7 @@ from typing import Any
 from sidestep.config.model import McpConfig
 from sidestep.core.model import ChatRequest, Tool
 from sidestep.errors import BadRequest
+from sidestep.formats.base import Converses
 from sidestep.formats.body import field
 from sidestep.outcome import Exchange
 from sidestep.plugins.mcp.front import Front
@@ -60,11 +61,11 @@ def chat_tools(front: Front, caller: Any, servers: Iterable[str]) -> list[Tool]:
     ]
 
 
-def add_tools(exchange: Exchange, tools: list[Tool]) -> None:
-    """Append `tools` to the request's body, written by its client format; the client's own tools first."""
+def add_tools(exchange: Exchange, client: Converses, tools: list[Tool]) -> None:
+    """Append `tools` to the request's body, written by its client format (`client`); the client's own first."""
     if not tools:
         return
-    written = exchange.format.write_request(ChatRequest(model="", messages=[], tools=tools)).get("tools") or []
+    written = client.write_request(ChatRequest(model="", messages=[], tools=tools)).get("tools") or []
     existing = field(exchange.body, "tools") or []
     if not isinstance(existing, list):
         raise BadRequest("`tools` must be an array.", param="tools")

@@ -91,10 +91,11 @@ class McpPlugin:
 
     def pre(self, exchange: Exchange) -> Response | None:
         """Tools in chat (`sidestep.plugins.mcp.chat`): the MCP tools a chat request asks for join its own."""
-        if exchange.operation in CHAT_OPERATIONS:
+        client = exchange.converses
+        if client is not None and exchange.operation in CHAT_OPERATIONS:
             servers = wanted_servers(exchange, self.config)
             if servers:
-                add_tools(exchange, chat_tools(self.front, exchange.principal, servers))
+                add_tools(exchange, client, chat_tools(self.front, exchange.principal, servers))
         return None
 
     def post(self, exchange: Exchange) -> None:
@@ -211,7 +212,8 @@ class McpAgent(McpPlugin):
         self._stream = stream
 
     async def pre_async(self, exchange: Exchange) -> Response | StreamingResponse | None:
-        if self._send is None or exchange.operation not in CHAT_OPERATIONS:
+        client = exchange.converses
+        if self._send is None or client is None or exchange.operation not in CHAT_OPERATIONS:
             return None
         config = self.config
         route = exchange.models[0] if exchange.models else ""
@@ -219,8 +221,8 @@ class McpAgent(McpPlugin):
             return None
         steps, timeout = config.agent_max_steps, config.agent_timeout
         if exchange.stream and self._stream is not None:
-            return await stream_agent(exchange, self.front, self._stream, steps, timeout, self._keepalive)
-        return await run_agent(exchange, self.front, self._send, steps, timeout)
+            return await stream_agent(exchange, client, self.front, self._stream, steps, timeout, self._keepalive)
+        return await run_agent(exchange, client, self.front, self._send, steps, timeout)
 
 
 class _ToolCall(msgspec.Struct, forbid_unknown_fields=True):
