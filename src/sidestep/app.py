@@ -40,8 +40,6 @@ from sidestep.config.model import Config
 from sidestep.endpoints import models_client
 from sidestep.errors import (
     AllAttemptsFailed,
-    MethodNotAllowed,
-    NotFound,
     SidestepError,
     UpstreamRejected,
 )
@@ -51,8 +49,7 @@ from sidestep.formats.passthrough import request_usage
 from sidestep.formats.request import ParsedRequest, model_named
 from sidestep.formats.translate import request_needs, translate_embeddings
 from sidestep.outcome import Exchange, Observer, tell, tell_at_end
-from sidestep.paths import Proxied, Route, model_route, route_table
-from sidestep.paths import refusal as refusal_for
+from sidestep.paths import Proxied, model_route, route_table, unrouted
 from sidestep.plugins.base import Pipeline, Plugin
 from sidestep.plugins.capabilities import Authenticates, Capabilities, HasLifecycle, SurvivesReload, discover
 from sidestep.plugins.estimate import relayed_usage
@@ -237,7 +234,7 @@ class Gateway:
             else:
                 handler = route.methods.get(request.method)
                 if handler is None:
-                    raise self._unrouted(route, request)
+                    raise unrouted(route, request)
                 response = await handler(request, request_id, exchange)
         except SidestepError as exc:
             headers = [("x-sidestep-request-id", request_id), *exc.response_headers]
@@ -259,15 +256,6 @@ class Gateway:
                 exchange.ended = now
                 tell(self._observers, exchange)
         return response
-
-    @staticmethod
-    def _unrouted(route: Route, request: Request) -> SidestepError:
-        """Why `request` has no handler: a path nothing serves (404, or the format's own refusal) or a method the
-        path does not take (405)."""
-        if not route.methods:
-            return refusal_for(route.format, request) or NotFound(f"Unknown path '{request.path}'.", code="not_found")
-        allowed = ", ".join(route.methods)
-        return MethodNotAllowed(f"Method {request.method} is not allowed on {request.path}; use {allowed}.")
 
     async def _proxy(
         self, request: Request, request_id: str, exchange: Exchange | None, proxied: Proxied

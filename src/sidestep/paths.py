@@ -16,13 +16,13 @@ from typing import Any
 
 from sidestep import endpoints
 from sidestep.endpoints import ENDPOINTS, client_format, model_path
-from sidestep.errors import NotFound, SidestepError
+from sidestep.errors import MethodNotAllowed, NotFound, SidestepError
 from sidestep.formats.base import ClientFormat, Converses, RefusesPaths
 from sidestep.outcome import Exchange
 from sidestep.plugins.registry import off_paths
 from sidestep.server.types import Endpoint, Request, Response, StreamingResponse
 
-__all__ = ["Handler", "Proxied", "Route", "model_route", "refusal", "route_table"]
+__all__ = ["Handler", "Proxied", "Route", "model_route", "refusal", "route_table", "unrouted"]
 
 # A route's handler: (request, request id, its outcome record when one is kept).
 Handler = Callable[[Request, str, Exchange | None], Awaitable[Response | StreamingResponse]]
@@ -106,6 +106,15 @@ def model_route(path: str, proxy: Proxy, local: Mapping[str, Callable[..., Await
 def _proxied_route(proxy: Proxy, proxied: Proxied) -> Route:
     handler = partial(proxy, proxied=proxied)  # for callers other than the app's own fast path
     return Route(proxied.operation, proxied.client, {"POST": handler}, proxied=proxied)
+
+
+def unrouted(route: Route, request: Request) -> SidestepError:
+    """Why `request` has no handler: a path nothing serves (404, or the format's own refusal) or a method the path
+    does not take (405)."""
+    if not route.methods:
+        return refusal(route.format, request) or NotFound(f"Unknown path '{request.path}'.", code="not_found")
+    allowed = ", ".join(route.methods)
+    return MethodNotAllowed(f"Method {request.method} is not allowed on {request.path}; use {allowed}.")
 
 
 def refusal(client: ClientFormat, request: Request) -> SidestepError | None:
