@@ -28,6 +28,7 @@ from sidestep.core.format import Format, Reader, Translator, Wire, Writer
 from sidestep.core.model import ChatRequest, ChatResponse, Usage
 from sidestep.errors import SidestepError, UpstreamError
 from sidestep.formats.request import ParsedRequest
+from sidestep.formats.sse import sse_comment
 
 __all__ = [
     "CONTINUE_PROMPT",
@@ -60,6 +61,8 @@ __all__ = [
     "WritesEmbeddings",
     "capability",
     "frame_reader",
+    "stream_comment",
+    "stream_headers",
     "stream_media_type",
     "stream_opening",
     "translatable",
@@ -198,6 +201,10 @@ class FramedStreams(Protocol):
     stream_media_type: str
 
 
+_NO_BUFFERING = [("cache-control", "no-cache"), ("x-accel-buffering", "no")]
+_SSE_HEADERS = [("content-type", "text/event-stream"), *_NO_BUFFERING]
+
+
 def capability(client: object, name: str, default: Any) -> Any:
     """An optional capability's attribute (`EndMarks.end_marks`, `MarksUsage.usage_marker` …), or `default` when
     the format lacks it: an attribute look-up rather than `isinstance` on a runtime-checkable protocol (which
@@ -248,6 +255,21 @@ def frame_reader(client: ClientFormat) -> FrameReader | None:
     make = capability(client, "frame_reader", None)
     reader: FrameReader | None = make() if make is not None else None
     return reader
+
+
+def stream_headers(media: str | None) -> list[tuple[str, str]]:
+    """A stream's head: Server-Sent Events, or `media`, the type of a format that frames its streams otherwise
+    (`stream_media_type`, asked once per stream: `relay.job.StreamJob.media`)."""
+    return [*_SSE_HEADERS] if media is None else [("content-type", media), *_NO_BUFFERING]
+
+
+def stream_comment(client: ClientFormat, media: str | None, text: str) -> bytes:
+    """A note to the client between a stream's events (a keep-alive, who serves it, a mid-stream switch, an MCP
+    agent's tool step): what the client's format sends in place of an SSE comment (`Comments`: also in a framed
+    stream, Gemini's JSON array), nothing in any other framed stream (`media`: Bedrock's), else `: text`."""
+    if isinstance(client, Comments):
+        return client.comment(text)
+    return b"" if media is not None else sse_comment(text)
 
 
 def stream_opening(client: ClientFormat) -> bytes:

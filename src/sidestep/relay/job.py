@@ -16,15 +16,15 @@ from sidestep.core.model import Usage
 from sidestep.errors import Attempt
 from sidestep.formats.base import (
     ClientFormat,
-    Comments,
     Converses,
     ReopensStreams,
     Seams,
     TranslatesStreams,
     Translator,
     Writer,
+    stream_comment,
+    stream_headers,
 )
-from sidestep.formats.sse import sse_comment
 from sidestep.formats.translate import StreamTranslator
 from sidestep.routing.plan import Planned
 from sidestep.routing.served import Served
@@ -45,14 +45,6 @@ __all__ = [
 Judge = Callable[[Served, str | None], Attempt | None]
 # Run the request `body` again on `plan` (the targets not yet used), as a stream: a continuation's target.
 Resume = Callable[[dict[str, Any], Sequence[Planned]], Awaitable[Served]]
-_NO_BUFFERING = [("cache-control", "no-cache"), ("x-accel-buffering", "no")]
-_SSE_HEADERS = [("content-type", "text/event-stream"), *_NO_BUFFERING]
-
-
-def stream_headers(media: str | None) -> list[tuple[str, str]]:
-    """A stream's head: Server-Sent Events, or `media`, the type of a format that frames its streams otherwise
-    (`formats.base.stream_media_type`, asked once per stream: `StreamJob.media`)."""
-    return [*_SSE_HEADERS] if media is None else [("content-type", media), *_NO_BUFFERING]
 
 
 @dataclass(slots=True)
@@ -103,12 +95,10 @@ class StreamJob:
             self.outcome.attempts = (*self.outcome.attempts, attempt)
 
     def comment(self, text: str) -> bytes:
-        """A note to the client between events (a keep-alive, who serves it, a mid-stream switch): an SSE
-        comment, what the client's format sends in its place (`Comments`: also in a framed stream, Gemini's JSON array),
+        """A note to the client between events (a keep-alive, who serves it, a mid-stream switch): the one rule,
+        `formats.base.stream_comment` — an SSE comment, what the client's format sends in its place (`Comments`),
         or nothing in a framed stream (Bedrock's)."""
-        if isinstance(self.client, Comments):
-            return self.client.comment(text)
-        return b"" if self.media is not None else sse_comment(text)
+        return stream_comment(self.client, self.media, text)
 
     def stream_error(self, message: str, head: bytes = b"") -> bytes:
         """The event that ends the client's stream after a failure: the translating writer's when there is one

@@ -37,7 +37,7 @@ from sidestep.plugins.capabilities import SideRequest
 from sidestep.plugins.mcp.front import Front
 from sidestep.server.types import Response
 
-__all__ = ["AgentStopped", "add_usage", "run_agent", "run_tool", "served_by"]
+__all__ = ["AgentStopped", "add_usage", "agent_request", "run_agent", "run_tool", "served_by"]
 
 _JSON = ("content-type", "application/json")
 
@@ -59,8 +59,7 @@ async def run_agent(
     timeout: float,
     clock: Callable[[], float] = time.monotonic,
 ) -> Response:
-    request = client.read_request(materialize(exchange.body))
-    request.stream = False
+    request = agent_request(exchange, client, False)
     steps: list[Attempt] = []
     usage = Usage()
     try:
@@ -81,6 +80,16 @@ async def run_agent(
         raise AgentStopped(f"agent mode: no final answer within {timeout:g} s") from None
     finally:
         exchange.attempts, exchange.provider, exchange.usage = steps, "agent", usage
+
+
+def agent_request(exchange: Exchange, client: Converses, stream: bool) -> ChatRequest:
+    """The request as the canonical model has it, with its route as the model when its body names none (Gemini
+    and Bedrock name the model in the path)."""
+    request = client.read_request(materialize(exchange.body))
+    request.stream = stream
+    if not request.model and exchange.models:
+        request.model = exchange.models[0]
+    return request
 
 
 async def _turn(request: ChatRequest, send: SideRequest, steps: list[Attempt], clock: Callable[[], float]) -> Any:

@@ -7,18 +7,23 @@ its first content), read into canonical events whatever the provider speaks, and
   is part of its answer, as in any agent UI; the final turn's words stream token by token;
 - the model's calls of MCP tools are run by the gateway (`agent._run`: the caller's allow-list, rate limits,
   fallbacks, breakers) and never written as tool calls: a client SDK would take them for calls it must run.
-  Each step is shown as an SSE comment instead — `: sidestep-mcp calling files__add` before the call and
-  `: sidestep-mcp files__add ok 3.2 ms` (or `tool error`) after it. Every SSE client and SDK skips comments, so
-  nothing mistakes a step for content or a call to act on, while anyone reading the raw stream (curl, a proxy
-  log, a UI that parses the SSE itself) sees the agent work; the request log has every step as an attempt.
-  Names only: the arguments the model chose stay out of the stream (and of logs unless `mcp.log_arguments`).
+  Each step is shown as a note between events instead, by the rule every relay follows
+  (`formats.base.stream_comment`): an SSE comment — `: sidestep-mcp calling files__add` before the call and
+  `: sidestep-mcp files__add ok 3.2 ms` (or `tool error`) after it — for OpenAI and Anthropic clients, which
+  skip comments, so nothing mistakes a step for content or a call to act on, while anyone reading the raw stream
+  (curl, a proxy log) sees the agent work; what the format sends in its place for the clients that choke on
+  comments (`Comments`: a blank line for google-genai on `alt=sse`, whitespace in Gemini's JSON array); nothing
+  in Bedrock's event-stream frames. The request log has every step as an attempt. Names only: the arguments the
+  model chose stay out of the stream (and of logs unless `mcp.log_arguments`).
 - a turn that asks for a tool of the client's own ends the stream with that call, for the client to run;
 - then the finish, the usage summed over every turn (when the client's format reports it) and the end.
 
-The response head waits for the first piece (or `keepalive` seconds, then `: keep-alive` comments every
-`keepalive` until there is one), so a request that fails before anything was said — no target for the first
-turn, the step limit — is an ordinary error status in the client's format; a failure after that ends the stream
-with the format's in-stream error event.
+The stream's head is the client's (`formats.base.stream_headers`: SSE, or a framed format's media type) and a
+framed stream's opening bytes go out with it (`stream_opening`: the array's `[`). The head waits for the first
+piece (or `keepalive` seconds, then keep-alives in the same form as the step notes every `keepalive` until there
+is one; Bedrock's frames have none, so their head waits for the first piece), so a request that fails before
+anything was said — no target for the first turn, the step limit — is an ordinary error status in the client's
+format; a failure after that ends the stream with the format's in-stream error event.
 """
 
 from __future__ import annotations
@@ -31,13 +36,11 @@ from collections.abc import AsyncIterator, Callable
 from sidestep.core.format import Writer
 from sidestep.core.model import ChatRequest, Event, Message, TextPart, ToolCall, Usage
 from sidestep.errors import Attempt, SidestepError, UpstreamError
-from sidestep.formats.base import Converses
-from sidestep.formats.body import materialize
+from sidestep.formats.base import Comments, Converses, stream_comment, stream_headers, stream_media_type, stream_opening
 from sidestep.formats.openai_chat import OPENAI_CHAT
-from sidestep.formats.sse import sse_comment
 from sidestep.outcome import Exchange
 from sidestep.plugins.capabilities import SideStream
-from sidestep.plugins.mcp.agent import AgentStopped, add_usage, run_tool, served_by
+from sidestep.plugins.mcp.agent import AgentStopped, add_usage, agent_request, run_tool, served_by
 from sidestep.plugins.mcp.front import Front
 from sidestep.routing.served import Served
 from sidestep.server.types import StreamingResponse
@@ -47,9 +50,7 @@ __all__ = ["stream_agent"]
 
 log = logging.getLogger("sidestep.mcp")
 
-KEEPALIVE = b": keep-alive\n\n"
 _QUEUED = 64  # pieces written ahead of a slow client before the loop waits for it
-_SSE = [("content-type", "text/event-stream"), ("cache-control", "no-cache")]
 
 
 async def stream_agent(
@@ -63,7 +64,10 @@ async def stream_agent(
     clock: Callable[[], float] = time.monotonic,
 ) -> StreamingResponse:
     """Start the loop; answer once it has said something (or failed, or `keepalive` passed)."""
-    run = _Run(exchange, client, front, stream, clock)
+    media = stream_media_type(client)  # None: SSE; else a framed stream (Gemini's JSON array, Bedrock's frames)
+    if media is not None and not isinstance(client, Comments):
+        keepalive = 0.0  # nothing a framed stream could carry: the head waits for the first piece
+    run = _Run(exchange, client, front, stream, media, clock)
     task = asyncio.get_running_loop().create_task(run.loop(max_steps, timeout))
     said = asyncio.ensure_future(run.said.wait())
     try:
@@ -75,15 +79,22 @@ async def stream_agent(
         said.cancel()
     if task.done() and not run.said.is_set() and run.failure is not None:
         raise run.failure  # nothing went out yet: the error status, as without a stream
-    return StreamingResponse(200, run.body(task, keepalive), list(_SSE))
+    opening = stream_opening(client) if media is not None else b""  # the array's `[`, with the head
+    return StreamingResponse(200, run.body(task, keepalive), stream_headers(media), opening)
 
 
 class _Run:
     def __init__(
-        self, exchange: Exchange, client: Converses, front: Front, stream: SideStream, clock: Callable[[], float]
+        self,
+        exchange: Exchange,
+        client: Converses,
+        front: Front,
+        stream: SideStream,
+        media: str | None,
+        clock: Callable[[], float],
     ) -> None:
         self.exchange, self.front, self.stream, self.clock = exchange, front, stream, clock
-        self.client = client
+        self.client, self.media = client, media
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(_QUEUED)
         self.said = asyncio.Event()  # a first piece is queued
         self.failure: SidestepError | None = None
@@ -93,8 +104,7 @@ class _Run:
         exchange.provider, exchange.attempts, exchange.usage = "agent", self.steps, self.usage
 
     async def loop(self, max_steps: int, timeout: float) -> None:
-        request = self.client.read_request(materialize(self.exchange.body))
-        request.stream = True
+        request = agent_request(self.exchange, self.client, True)
         try:
             async with asyncio.timeout(timeout):
                 for _ in range(max_steps):
@@ -102,11 +112,11 @@ class _Run:
                     if calls is None:
                         return
                     for call in calls:
-                        await self._put(sse_comment(f"sidestep-mcp calling {call.name}"))
+                        await self._put(self._note(f"sidestep-mcp calling {call.name}"))
                         request.messages.append(await run_tool(self.front, self.exchange.principal, call, self.steps))
                         step = self.steps[-1]
                         shown = f"sidestep-mcp {call.name} {step.reason} {step.duration_ms:.1f} ms"
-                        await self._put(sse_comment(shown))
+                        await self._put(self._note(shown))
             raise AgentStopped(f"agent mode: no final answer after {max_steps} model turns")
         except TimeoutError:
             self._fail(AgentStopped(f"agent mode: no final answer within {timeout:g} s"))
@@ -118,6 +128,10 @@ class _Run:
         finally:
             self.exchange.usage = self.usage
             await self.queue.put(None)
+
+    def _note(self, text: str) -> bytes:
+        """A step or a keep-alive as the client's stream carries notes (`formats.base.stream_comment`)."""
+        return stream_comment(self.client, self.media, text)
 
     def _fail(self, exc: SidestepError) -> None:
         self.failure = exc
@@ -206,7 +220,7 @@ class _Run:
                 try:
                     piece = await asyncio.wait_for(self.queue.get(), keepalive or None)
                 except TimeoutError:
-                    yield KEEPALIVE
+                    yield self._note("keep-alive")
                     continue
                 if piece is None:
                     break

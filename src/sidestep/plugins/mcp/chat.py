@@ -1,8 +1,8 @@
 """Tools in chat: the MCP tools a chat request asks for, added to it in the client's own format.
 
-A chat request (OpenAI chat completions or Anthropic messages) gets the tools of the MCP servers it names in
-the `x-sidestep-mcp` header (`github,search`), of those `mcp.chat.routes` gives its route and of those
-`mcp.chat.keys` gives its virtual key — only the tools the caller's allow-list (`mcp.keys`) lets it use,
+A chat request (OpenAI chat completions, Anthropic messages, Gemini, Bedrock Converse) gets the tools of the MCP
+servers it names in the `x-sidestep-mcp` header (`github,search`), of those `mcp.chat.routes` gives its route and
+of those `mcp.chat.keys` gives its virtual key — only the tools the caller's allow-list (`mcp.keys`) lets it use,
 named as in the `/mcp` catalogue (`server__tool`). The tools are built as the canonical model's `Tool`s and
 written by the client's format object, so they travel on to any provider exactly like tools the client sent
 itself (translated through the canonical model when the target speaks another format). A tool the client
@@ -28,7 +28,7 @@ from sidestep.plugins.mcp.front import Front
 __all__ = ["CHAT_OPERATIONS", "HEADER", "add_tools", "chat_tools", "wanted_servers"]
 
 HEADER = "x-sidestep-mcp"
-CHAT_OPERATIONS = frozenset({"chat", "messages"})
+CHAT_OPERATIONS = frozenset({"chat", "messages", "converse"})  # converse: Bedrock's Converse(Stream)
 
 
 def wanted_servers(exchange: Exchange, config: McpConfig) -> list[str]:
@@ -65,17 +65,28 @@ def add_tools(exchange: Exchange, client: Converses, tools: list[Tool]) -> None:
     """Append `tools` to the request's body, written by its client format (`client`); the client's own first."""
     if not tools:
         return
-    written = client.write_request(ChatRequest(model="", messages=[], tools=tools)).get("tools") or []
-    existing = field(exchange.body, "tools") or []
+    written = client.write_request(ChatRequest(model="", messages=[], tools=tools))
+    if "toolConfig" in written:  # Bedrock's Converse holds its tools in `toolConfig.tools`
+        config = field(exchange.body, "toolConfig") or {}
+        if not isinstance(config, dict):
+            raise BadRequest("toolConfig: must be an object.", param="toolConfig")
+        exchange.body["toolConfig"] = {**config, "tools": _joined(config.get("tools"), written["toolConfig"]["tools"])}
+        return
+    exchange.body["tools"] = _joined(field(exchange.body, "tools"), written.get("tools") or [])
+
+
+def _joined(existing: Any, written: list[Any]) -> list[Any]:
+    """The client's own tools, then those of `written` it did not send itself."""
+    existing = existing or []
     if not isinstance(existing, list):
         raise BadRequest("`tools` must be an array.", param="tools")
     taken = {_name(tool) for tool in existing}
-    exchange.body["tools"] = [*existing, *(tool for tool in written if _name(tool) not in taken)]
+    return [*existing, *(tool for tool in written if _name(tool) not in taken)]
 
 
 def _name(tool: Any) -> Any:
-    """A tool's name in either client format (OpenAI nests it under `function`)."""
+    """A tool's name in any client format (OpenAI nests it under `function`, Bedrock under `toolSpec`)."""
     if not isinstance(tool, dict):
         return None
-    function = tool.get("function")
-    return function.get("name") if isinstance(function, dict) else tool.get("name")
+    nested = tool.get("function") or tool.get("toolSpec")
+    return nested.get("name") if isinstance(nested, dict) else tool.get("name")
