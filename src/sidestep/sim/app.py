@@ -38,6 +38,7 @@ from sidestep.sim import cohere as coral
 from sidestep.sim import openai as wire
 from sidestep.sim import responses as responses_api
 from sidestep.sim.faults import FaultSpec, Scenario, parse_fault
+from sidestep.sim.paths import bearer, gemini_target, operation_of
 
 __all__ = ["RECEIVED_LIMIT", "Received", "Simulator", "start_simulator"]
 
@@ -199,14 +200,14 @@ class Simulator:
         path = request.path[3:] if request.path.startswith("/v1/") else request.path
         if path in _MEDIA or request.path == "/v2/rerank":
             return await self._media(request, body, _MEDIA.get(path, "rerank"))
-        operation, deployment = _operation(path)
+        operation, deployment = operation_of(path)
         if path in ("/health", "/v1/health") and request.method == "GET":
             return Response(200, b'{"status":"ok"}', list(_JSON))
         if path in ("/models", "/v1/models") and request.method == "GET":
             return Response(200, _encode({"object": "list", "data": []}), list(_JSON))
         if operation is None or request.method != "POST":
             return _error(404, f"Unknown request URL: {request.method} {request.path}.")
-        if not self._authorised(_bearer(request.headers) or request.headers.get("api-key", "")):
+        if not self._authorised(bearer(request.headers) or request.headers.get("api-key", "")):
             return _error(401)
         if body is None:
             return _error(400, "We could not parse the JSON body of your request.")
@@ -276,7 +277,7 @@ class Simulator:
         self, request: Request, body: dict[str, Any] | None, *, counting: bool
     ) -> Response | StreamingResponse:
         headers = request.headers
-        if not self._authorised(headers.get("x-api-key") or _bearer(headers)):
+        if not self._authorised(headers.get("x-api-key") or bearer(headers)):
             return _ANTHROPIC.error(401)
         if not headers.get("anthropic-version"):
             return _ANTHROPIC.error(400, "anthropic-version: header is required")
@@ -301,12 +302,12 @@ class Simulator:
         return self._complete(claude.message(model, reply, ident), fault, _ANTHROPIC)
 
     async def _gemini(self, request: Request, body: dict[str, Any] | None) -> Response | StreamingResponse:
-        raw_model, method = _gemini_target(request.path)
+        raw_model, method = gemini_target(request.path)
         if request.method != "POST" or method not in gemini.METHODS:
             return _GEMINI.error(404, f"Method not found: {request.method} {request.path}")
         query = urllib.parse.parse_qs(request.query)
         if request.path.startswith("/v1/projects/"):  # Vertex AI: an OAuth token, not a key
-            if not _bearer(request.headers).startswith("ya29."):
+            if not bearer(request.headers).startswith("ya29."):
                 return _GEMINI.error(401, "Request had invalid authentication credentials.")
         else:
             key = request.headers.get("x-goog-api-key") or next(iter(query.get("key", [])), "")
@@ -380,7 +381,7 @@ class Simulator:
     async def _cohere(self, request: Request, body: dict[str, Any] | None) -> Response | StreamingResponse:
         if request.method != "POST":
             return _COHERE.error(404, f"Unknown operation {request.method} {request.path}")
-        if not self._authorised(_bearer(request.headers)):
+        if not self._authorised(bearer(request.headers)):
             return _COHERE.error(401)
         if body is None:
             return _COHERE.error(400, "invalid request: the body is not valid JSON")
@@ -409,7 +410,7 @@ class Simulator:
         dialect = _COHERE if cohere else _OPENAI
         if request.method != "POST":
             return dialect.error(404, f"Unknown request URL: {request.method} {request.path}.")
-        if not self._authorised(_bearer(request.headers)):
+        if not self._authorised(bearer(request.headers)):
             return dialect.error(401)
         fields = None
         if operation == "transcriptions":
@@ -535,34 +536,6 @@ class Simulator:
             items = [{"method": r.method, "path": r.path, "body": r.body, "at": r.at} for r in self.received]
             return Response(200, _encode(items), list(_JSON))
         return _error(404, f"Unknown control path {request.path}.")
-
-
-def _operation(path: str) -> tuple[str | None, str | None]:
-    if path in ("/chat/completions", "/v1/chat/completions"):
-        return "chat", None
-    if path in ("/embeddings", "/v1/embeddings"):
-        return "embeddings", None
-    if path in ("/completions", "/v1/completions"):
-        return "completions", None
-    if path in ("/responses", "/v1/responses", "/openai/v1/responses"):
-        return "responses", None
-    if path.startswith("/openai/deployments/"):
-        deployment, _, rest = path[len("/openai/deployments/") :].partition("/")
-        operations = {"chat/completions": "chat", "embeddings": "embeddings", "completions": "completions"}
-        return operations.get(rest), deployment or None
-    return None, None
-
-
-def _gemini_target(path: str) -> tuple[str, str]:
-    """`/v1beta/models/{model}:{method}` -> (model, method); the model may carry an `@fault` suffix."""
-    tail = path.split("/models/", 1)[1]
-    model, _, method = urllib.parse.unquote(tail).rpartition(":")
-    return model, method
-
-
-def _bearer(headers: dict[str, str]) -> str:
-    value = headers.get("authorization", "")
-    return value[7:] if value.lower().startswith("bearer ") else ""
 
 
 def _safety(fault: FaultSpec) -> Literal["prompt", "output"] | None:
