@@ -43,7 +43,7 @@ from sidestep.errors import (
     SidestepError,
     UpstreamRejected,
 )
-from sidestep.formats.base import Comments, Converses, ReadsEmbeddings, stream_opening
+from sidestep.formats.base import Converses, ReadsEmbeddings, stream_opening
 from sidestep.formats.openai_chat import OPENAI_CHAT
 from sidestep.formats.passthrough import request_usage
 from sidestep.formats.request import ParsedRequest, model_named
@@ -370,7 +370,7 @@ class Gateway:
         opening = b""
         if media is not None:
             opening = stream_opening(client)
-            if not isinstance(client, Comments):
+            if not hasattr(client, "comment"):  # `Comments`, read as an attribute (once per framed stream)
                 keepalive = 0.0
         if opaque:  # what the answer costs is in the request (speech: characters), not in its bytes
             keepalive, job.outcome.usage = 0.0, request_usage(client, body)

@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from sidestep.formats.anthropic_messages import ANTHROPIC_MESSAGES
-from sidestep.formats.base import ClientFormat, Converses, ListsModels, ReadsNeeds, capability, stream_media_type
+from sidestep.formats.base import ClientFormat, Converses, ListsModels, capability, stream_media_type
 from sidestep.formats.bedrock_converse import BEDROCK_CONVERSE, BEDROCK_INVOKE
 from sidestep.formats.gemini import GEMINI, stream_format
 from sidestep.formats.openai_chat import OPENAI_CHAT
@@ -71,7 +71,9 @@ class Endpoint:
         fmt = self.format
         object.__setattr__(self, "opaque", capability(fmt, "relays_bytes", False))
         object.__setattr__(self, "media", stream_media_type(fmt))
-        object.__setattr__(self, "needs", fmt.request_needs if isinstance(fmt, ReadsNeeds) else None)
+        # `ReadsNeeds`, read as an attribute: a row is also made per request for a format the query picks
+        # (`paths.Proxied.of`), where a runtime-protocol isinstance would cost microseconds.
+        object.__setattr__(self, "needs", capability(fmt, "request_needs", None))
 
 
 def _api(

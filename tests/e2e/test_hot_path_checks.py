@@ -37,6 +37,13 @@ REQUESTS = {
 }
 # Relayed-only APIs (`formats.passthrough`): their routes know they do not converse, nobody asks per request.
 RELAYED = {"/v1/rerank": {"query": "q", "documents": ["a", "b"]}}
+# Paths that name their model: their route is built per request, the client format picked by the query (`alt`).
+GEMINI = [
+    "/v1beta/models/chat:generateContent",
+    "/v1beta/models/chat:streamGenerateContent?alt=sse",
+    "/v1beta/models/chat:streamGenerateContent",  # Google's streamed JSON array
+]
+GEMINI_BODY = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
 
 
 async def test_plain_requests_and_streams_make_no_runtime_protocol_check(
@@ -67,6 +74,9 @@ async def test_plain_requests_and_streams_make_no_runtime_protocol_check(
             for path, body in RELAYED.items():
                 answer = await http.post(gw.url + path, json={**body, "model": "chat"}, headers=headers)
                 assert answer.status_code == 200, answer.text
+            for path in GEMINI:
+                answer = await http.post(gw.url + path, json=GEMINI_BODY, headers=headers)
+                assert answer.status_code == 200, answer.text
             protocol_checks.clear()
             for path, body in REQUESTS.items():
                 for stream in (False, True):
@@ -78,4 +88,7 @@ async def test_plain_requests_and_streams_make_no_runtime_protocol_check(
                 answer = await http.post(gw.url + path, json={**body, "model": "chat"}, headers=headers)
                 assert answer.status_code == 200, answer.text
                 assert "results" in answer.json()  # the upstream's answer, relayed as it came
+            for path in GEMINI:
+                answer = await http.post(gw.url + path, json=GEMINI_BODY, headers=headers)
+                assert answer.status_code == 200, answer.text
     assert protocol_checks == []

@@ -267,8 +267,9 @@ def stream_comment(client: ClientFormat, media: str | None, text: str) -> bytes:
     """A note to the client between a stream's events (a keep-alive, who serves it, a mid-stream switch, an MCP
     agent's tool step): what the client's format sends in place of an SSE comment (`Comments`: also in a framed
     stream, Gemini's JSON array), nothing in any other framed stream (`media`: Bedrock's), else `: text`."""
-    if isinstance(client, Comments):
-        return client.comment(text)
+    own = capability(client, "comment", None)  # `Comments`: an attribute read, not a runtime-protocol isinstance
+    if own is not None:
+        return bytes(own(text))
     return b"" if media is not None else sse_comment(text)
 
 

@@ -19,9 +19,9 @@ from sidestep.formats.base import (
     Converses,
     ReopensStreams,
     Seams,
-    TranslatesStreams,
     Translator,
     Writer,
+    capability,
     stream_comment,
     stream_headers,
 )
@@ -134,11 +134,9 @@ class StreamJob:
             self.writer = converses.stream_writer(served.target.model, self.include_usage)
         if self.writer is None:
             return None
-        own = (
-            self.client.stream_translator(served.format, self.writer)
-            if self.media is not None and isinstance(self.client, TranslatesStreams)
-            else None
-        )
+        # `TranslatesStreams`, read as an attribute: a runtime-protocol isinstance would cost microseconds a stream.
+        make = capability(self.client, "stream_translator", None) if self.media is not None else None
+        own: Translator | None = make(served.format, self.writer) if make is not None else None
         translator = own if own is not None else StreamTranslator(served.format, self.writer)
         self.outcome.kept = None  # a translated stream's events are not kept
         if self.tap_usage:
